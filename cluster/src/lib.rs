@@ -1,0 +1,8 @@
+//! callgrid-cluster: a replicated state machine over Raft (tikv raft-rs), QUIC and RocksDB.
+//!
+//! Generic over the state machine: it knows nothing of calls or orders.
+//!
+//! Modules (owners in parentheses while the crate is being built):
+//! - [`transport`] — the `Transport` trait, QUIC with mutual TLS, and an in-memory hub.
+
+pub mod transport;

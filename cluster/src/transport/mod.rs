@@ -1,0 +1,96 @@
+//! Transport: how Raft peers reach each other.
+//!
+//! The contract between the Raft driver (which only knows [`Transport`] and [`Inbound`]) and
+//! the implementations: QUIC with mutual TLS for production ([`quic`]), and an in-memory hub
+//! for tests ([`memory`]).
+//!
+//! ```text
+//!   driver thread ── Transport::send(to, PeerMessage) ──► bounded per-peer queue ──► wire
+//!   driver thread ◄── crossbeam Receiver<Inbound> ◄── decode (only after mTLS) ◄── wire
+//! ```
+//!
+//! `send` never blocks and never does IO on the caller's thread: a full queue or an unknown
+//! peer is reported as an error and the message is dropped (Raft retries on its own).
+
+use raft::eraftpb::Message as RaftMessage;
+
+/// A node's identity in the cluster (raft-rs peer id). Never 0.
+pub type NodeId = u64;
+
+/// What peers say to each other.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeerMessage {
+    /// A raft-rs message. `MsgSnapshot` included: the transport splits a large one into
+    /// chunks on the wire and reassembles it before delivery.
+    Raft(Box<RaftMessage>),
+    /// A proposal made on a follower, forwarded to the node it believes is the leader.
+    Forward {
+        /// Chosen by the forwarding node; echoed in the reply.
+        request_id: u64,
+        /// The application command, opaque to the cluster.
+        payload: Vec<u8>,
+    },
+    /// The leader's answer to a [`PeerMessage::Forward`].
+    ForwardReply {
+        /// The `request_id` of the forwarded proposal.
+        request_id: u64,
+        /// The state machine's response, or why the proposal did not commit.
+        result: Result<Vec<u8>, RemoteError>,
+    },
+}
+
+/// Why a forwarded proposal failed on the remote side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteError {
+    /// The receiver is not the leader; it names the leader it knows of, if any.
+    NotLeader {
+        /// The leader the receiver knows of.
+        leader_hint: Option<NodeId>,
+    },
+    /// The leader lost leadership before the entry committed; the entry may or may not commit.
+    Dropped,
+    /// The proposal was refused (too large, malformed, shutting down).
+    Rejected(String),
+}
+
+/// A message received from an authenticated peer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inbound {
+    /// The peer's id, taken from its certificate (QUIC) or the hub (memory) — never from the
+    /// message itself.
+    pub from: NodeId,
+    /// What it said.
+    pub message: PeerMessage,
+}
+
+/// Why a message could not be queued.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TransportError {
+    /// No address is known for the peer.
+    #[error("unknown peer {0}")]
+    UnknownPeer(NodeId),
+    /// The peer's outbound queue is full (slow or dead peer); the message was dropped.
+    #[error("queue to peer {0} is full")]
+    QueueFull(NodeId),
+    /// The message encodes to more than the frame limit.
+    #[error("message of {size} bytes exceeds the {limit}-byte limit")]
+    TooLarge {
+        /// Encoded size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The transport is shut down.
+    #[error("transport is closed")]
+    Closed,
+}
+
+/// Sends messages to peers. Implementations are cheap to share (`Arc` inside).
+pub trait Transport: Send + Sync + 'static {
+    /// Queue `message` for `to`. Never blocks, never does IO on the caller's thread.
+    fn send(&self, to: NodeId, message: PeerMessage) -> Result<(), TransportError>;
+    /// Learn or change a peer's address (`host:port` for QUIC, ignored by the memory hub).
+    fn set_peer(&self, id: NodeId, address: String);
+    /// Forget a peer: close its connection and drop its queue.
+    fn remove_peer(&self, id: NodeId);
+}
