@@ -16,5 +16,7 @@
 //! simulates is what a site node does in production.
 
 pub mod erlang;
+pub mod report;
 pub mod sample;
 pub mod scenario;
+pub mod stats;
