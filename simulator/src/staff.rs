@@ -11,6 +11,7 @@
 //!    misses a target, repeat until nothing misses.
 //! 3. Lower: remove one agent from every cell with slack, simulate, put it back where a target
 //!    is then missed and freeze that cell; repeat until nothing can be removed.
+//! 4. Raise again, since a lowered interval can hand a backlog to the next one.
 //!
 //! Each step is bounded by [`ROUNDS_MAX`]. A group's queue is its first listed skill (voice and
 //! chat queues pooled); other groups at the site that share the skill are left as they are.
@@ -32,6 +33,8 @@ use callgrid_domain::{Counters, ServiceLevelPolicy, SiteId, SkillId};
 pub const REPLICATIONS_DEFAULT: u32 = 8;
 /// Bound on raise and lower rounds each.
 pub const ROUNDS_MAX: usize = 40;
+/// A cell is raised to at most twice its closed-form figure plus this.
+pub const RAISE_SLACK: u32 = 3;
 /// Bound on agents in one cell.
 pub const AGENTS_MAX: u32 = 10_000;
 
@@ -152,6 +155,13 @@ pub fn search(scenario: &Scenario, replications: u32) -> Result<StaffPlan, Staff
             ServiceLevelPolicy::OfferedExcludingShortAbandons
         }
     };
+    // Only intervals with arrivals are searched; the rest keep their staffing (late callbacks
+    // after closing are not a reason to open the site).
+    let open: Vec<bool> = scenario
+        .interval_shares()
+        .iter()
+        .map(|share| *share > 0.0)
+        .collect();
     let target_service_level = scenario.service_level.target;
     let target_abandonment = scenario.service_level.abandonment_target;
     let meets = |counters: &Counters| {
@@ -240,8 +250,18 @@ pub fn search(scenario: &Scenario, replications: u32) -> Result<StaffPlan, Staff
         let mut raised = false;
         for (cell_index, cell) in cells.iter().enumerate() {
             for interval in 0..intervals {
-                if !meets(&evaluation.counters[cell_index][interval]) {
-                    let agents = agents_of(&plan, cell, interval);
+                let agents = agents_of(&plan, cell, interval);
+                // A cell whose misses more agents do not fix (contacts stranded when the
+                // site closes, a starved downstream queue) stops at a bound instead of growing
+                // for every round.
+                let bound = erlang_figures[cell_index][interval]
+                    .unwrap_or(agents)
+                    .saturating_mul(2)
+                    + RAISE_SLACK;
+                if open[interval]
+                    && agents < bound
+                    && !meets(&evaluation.counters[cell_index][interval])
+                {
                     set_agents(&mut plan, cell, interval, agents + 1);
                     raised = true;
                 }
@@ -289,6 +309,34 @@ pub fn search(scenario: &Scenario, replications: u32) -> Result<StaffPlan, Staff
         evaluation = if restored { evaluate(&plan)? } else { trial };
     }
 
+    // 4. Lowering one interval can push a backlog into the next: raise once more.
+    for _ in 0..ROUNDS_MAX {
+        let mut raised = false;
+        for (cell_index, cell) in cells.iter().enumerate() {
+            for interval in 0..intervals {
+                let agents = agents_of(&plan, cell, interval);
+                // A cell whose misses more agents do not fix (contacts stranded when the
+                // site closes, a starved downstream queue) stops at a bound instead of growing
+                // for every round.
+                let bound = erlang_figures[cell_index][interval]
+                    .unwrap_or(agents)
+                    .saturating_mul(2)
+                    + RAISE_SLACK;
+                if open[interval]
+                    && agents < bound
+                    && !meets(&evaluation.counters[cell_index][interval])
+                {
+                    set_agents(&mut plan, cell, interval, agents + 1);
+                    raised = true;
+                }
+            }
+        }
+        if !raised {
+            break;
+        }
+        evaluation = evaluate(&plan)?;
+    }
+
     let all_targets_met = evaluation
         .counters
         .iter()
@@ -301,7 +349,7 @@ pub fn search(scenario: &Scenario, replications: u32) -> Result<StaffPlan, Staff
             let agents = agents_of(&plan, cell, interval);
             agent_intervals += u64::from(agents);
             let counters = &evaluation.counters[cell_index][interval];
-            if counters.offered == 0 {
+            if !open[interval] || counters.offered == 0 {
                 continue;
             }
             agent_intervals_erlang += u64::from(erlang_figures[cell_index][interval].unwrap_or(0));
