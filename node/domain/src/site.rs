@@ -268,6 +268,10 @@ pub struct Site {
     outage_targets: Vec<Option<SiteId>>,
     /// Scratch for one overflow pass: contacts sent to each peer (reused, no allocation).
     scratch_sent: Vec<u32>,
+    /// The latest `now` seen: certificates are expired up to here.
+    last_now: TimeMs,
+    /// Scratch effects for queries that must expire certificates first.
+    scratch_effects: Vec<Effect>,
 }
 
 impl Site {
@@ -311,6 +315,8 @@ impl Site {
             waiting_total: 0,
             outage_targets: vec![None; skill_count],
             scratch_sent: Vec::new(),
+            scratch_effects: Vec::new(),
+            last_now: TimeMs::ZERO,
         })
     }
 
@@ -530,6 +536,17 @@ impl Site {
     ) -> Result<(), DomainError> {
         self.check_new_contact(&contact)?;
         self.advance(now, out);
+        if self.blocks(&contact) {
+            self.emit(
+                now,
+                EventKind::Blocked {
+                    contact: contact.id,
+                    skill: contact.skill,
+                },
+                out,
+            );
+            return Ok(());
+        }
         self.share_window.record_offered(now);
         self.emit(
             now,
@@ -556,6 +573,17 @@ impl Site {
     ) -> Result<(), DomainError> {
         self.check_new_contact(&contact)?;
         self.advance(now, out);
+        if self.blocks(&contact) {
+            self.emit(
+                now,
+                EventKind::Blocked {
+                    contact: contact.id,
+                    skill: contact.skill,
+                },
+                out,
+            );
+            return Ok(());
+        }
         self.share_window.record_offered(now);
         self.emit(
             now,
@@ -1006,6 +1034,12 @@ impl Site {
 
     /// Writes this site's availability into `summary` (reusing its allocation).
     pub fn fill_summary(&mut self, now: TimeMs, summary: &mut SiteSummary) {
+        let mut scratch = std::mem::take(&mut self.scratch_effects);
+        self.advance(now, &mut scratch);
+        // Expiring a grant never changes an agent's shown state, so nothing is lost here.
+        debug_assert!(scratch.is_empty());
+        scratch.clear();
+        self.scratch_effects = scratch;
         summary.site = self.id;
         summary.up = self.up;
         summary.at = now;
@@ -1143,9 +1177,11 @@ impl Site {
         self.agents.iter().map(|agent| agent.id)
     }
 
-    /// Checks the internal invariants (slots, counters, routing) and describes the first
-    /// violation. O(agents + contacts): for tests and debug assertions, not the hot path.
-    pub fn check_invariants(&self, now: TimeMs) -> Result<(), String> {
+    /// Checks the internal invariants (slots, counters, routing, no skill kept past its
+    /// certificate as of the last handled `now`) and describes the first violation.
+    /// O(agents + contacts): for tests and debug assertions, not the hot path.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let now = self.last_now;
         let mut waiting_per_skill = vec![0u32; self.skills.len()];
         for (slot, entry) in self.contacts.iter().enumerate() {
             if !entry.live {
@@ -1303,6 +1339,7 @@ impl Site {
 
     /// Expires certificates whose validity ended by `now`. O(1) when none is due.
     fn advance(&mut self, now: TimeMs, out: &mut Vec<Effect>) {
+        self.last_now = self.last_now.max(now);
         while let Some(&Reverse((until, index, skill))) = self.expiries.peek() {
             if until > now.0 {
                 break;
@@ -1460,6 +1497,25 @@ impl Site {
         })
     }
 
+    /// Whether a new contact gets a busy tone: the site is down with nowhere to send it, or
+    /// the waiting limit is reached and no agent could take it at once.
+    fn blocks(&mut self, contact: &Contact) -> bool {
+        if !self.up {
+            return self.outage_targets[contact.skill.index()].is_none();
+        }
+        if self.waiting_total < self.config.waiting_max {
+            return false;
+        }
+        let agents = &self.agents;
+        let skill = contact.skill;
+        let state = &mut self.skills[skill.index()];
+        let channel = state.channel;
+        state
+            .idle
+            .peek_live(|entry| idle_entry_live(agents, entry, skill, channel))
+            .is_none()
+    }
+
     /// Admits a contact that is new to this site (arrival or overflow-in).
     fn admit(
         &mut self,
@@ -1473,6 +1529,18 @@ impl Site {
                 Some(target) => {
                     let mut moved = contact;
                     moved.overflow_count = moved.overflow_count.saturating_add(1);
+                    // A zero-length stay in the queue keeps the event stream's rule that
+                    // every OverflowOut leaves a queue (metrics track lengths from it).
+                    let waiting = self.skills[contact.skill.index()].queue.waiting + 1;
+                    self.emit(
+                        now,
+                        EventKind::Queued {
+                            contact: contact.id,
+                            skill: contact.skill,
+                            waiting,
+                        },
+                        out,
+                    );
                     self.emit(
                         now,
                         EventKind::OverflowOut {
@@ -1501,19 +1569,6 @@ impl Site {
                     out,
                 ),
             }
-            return Ok(());
-        }
-        if self.waiting_total >= self.config.waiting_max
-            && self.skills[contact.skill.index()].idle_agents == 0
-        {
-            self.emit(
-                now,
-                EventKind::Blocked {
-                    contact: contact.id,
-                    skill: contact.skill,
-                },
-                out,
-            );
             return Ok(());
         }
         let entry = ContactEntry {
