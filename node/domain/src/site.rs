@@ -24,37 +24,13 @@ use crate::overflow::{
 use crate::queue::{IdleEntry, LazyHeap, QueueEntry};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
 /// How many times the overflow rule may move one contact between sites; beyond it the contact
 /// stays where it is, so contacts cannot bounce between sites forever.
 pub const OVERFLOW_HOPS_MAX: u8 = 2;
 
-/// A multiplicative hasher for integer ids: ids are not attacker-chosen inside the domain and
-/// SipHash would cost more than the routing decision. Maps are only looked up, never iterated,
-/// so hashing never influences results.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 =
-                (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_u64(&mut self, value: u64) {
-        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_u32(&mut self, value: u32) {
-        self.write_u64(u64::from(value));
-    }
-}
-
-type IdMap<K> = HashMap<K, u32, BuildHasherDefault<IdHasher>>;
+type IdMap<K> = HashMap<K, u32, BuildHasherDefault<crate::ids::IdHasher>>;
 
 /// Where a contact is in its life at this site.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1395,22 +1371,9 @@ impl Site {
             }
         }
         let after = self.contribution(index);
-        let chat_slots = u32::from(self.agents[index as usize].chat_slots);
-        for skill in before.idle_skills.iter() {
-            self.skills[skill.index()].idle_agents -= 1;
-        }
-        for skill in after.idle_skills.iter() {
-            self.skills[skill.index()].idle_agents += 1;
-        }
-        for skill in before.serving_skills.iter() {
-            let state = &mut self.skills[skill.index()];
-            state.serving_agents -= 1;
-            state.serving_capacity -= capacity_for(state.channel, chat_slots);
-        }
-        for skill in after.serving_skills.iter() {
-            let state = &mut self.skills[skill.index()];
-            state.serving_agents += 1;
-            state.serving_capacity += capacity_for(state.channel, chat_slots);
+        if before.idle_skills != after.idle_skills || before.serving_skills != after.serving_skills
+        {
+            self.update_skill_counters(index, before, after);
         }
         let agent = &mut self.agents[index as usize];
         let state = agent.derive_state();
@@ -1430,6 +1393,7 @@ impl Site {
         }
         let agent = &mut self.agents[index as usize];
         agent.generation = agent.generation.wrapping_add(1);
+        let agent = &self.agents[index as usize];
         if !self.up || agent.presence != Presence::Ready {
             return;
         }
@@ -1440,20 +1404,42 @@ impl Site {
             index,
             generation: agent.generation,
         };
+        let agents = &self.agents;
+        let agent_count = agents.len();
         for skill in agent.skills.iter() {
             let state = &mut self.skills[skill.index()];
-            if agent.has_room_for(state.channel) {
+            let channel = state.channel;
+            if agent.has_room_for(channel) {
                 state.idle.push(entry);
+                state.idle.compact_if_needed(agent_count, |entry| {
+                    idle_entry_live(agents, entry, skill, channel)
+                });
             }
         }
-        let agent_count = self.agents.len();
-        for skill in self.agents[index as usize].skills.iter() {
-            let agents = &self.agents;
+    }
+
+    fn update_skill_counters(
+        &mut self,
+        index: u32,
+        before: AgentContribution,
+        after: AgentContribution,
+    ) {
+        let chat_slots = u32::from(self.agents[index as usize].chat_slots);
+        for skill in before.idle_skills.iter() {
+            self.skills[skill.index()].idle_agents -= 1;
+        }
+        for skill in after.idle_skills.iter() {
+            self.skills[skill.index()].idle_agents += 1;
+        }
+        for skill in before.serving_skills.iter() {
             let state = &mut self.skills[skill.index()];
-            let channel = state.channel;
-            state.idle.compact_if_needed(agent_count, |entry| {
-                idle_entry_live(agents, entry, skill, channel)
-            });
+            state.serving_agents -= 1;
+            state.serving_capacity -= capacity_for(state.channel, chat_slots);
+        }
+        for skill in after.serving_skills.iter() {
+            let state = &mut self.skills[skill.index()];
+            state.serving_agents += 1;
+            state.serving_capacity += capacity_for(state.channel, chat_slots);
         }
     }
 
