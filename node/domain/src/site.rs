@@ -24,37 +24,13 @@ use crate::overflow::{
 use crate::queue::{IdleEntry, LazyHeap, QueueEntry};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
 /// How many times the overflow rule may move one contact between sites; beyond it the contact
 /// stays where it is, so contacts cannot bounce between sites forever.
 pub const OVERFLOW_HOPS_MAX: u8 = 2;
 
-/// A multiplicative hasher for integer ids: ids are not attacker-chosen inside the domain and
-/// SipHash would cost more than the routing decision. Maps are only looked up, never iterated,
-/// so hashing never influences results.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 =
-                (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_u64(&mut self, value: u64) {
-        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_u32(&mut self, value: u32) {
-        self.write_u64(u64::from(value));
-    }
-}
-
-type IdMap<K> = HashMap<K, u32, BuildHasherDefault<IdHasher>>;
+type IdMap<K> = HashMap<K, u32, BuildHasherDefault<crate::ids::IdHasher>>;
 
 /// Where a contact is in its life at this site.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,6 +244,10 @@ pub struct Site {
     outage_targets: Vec<Option<SiteId>>,
     /// Scratch for one overflow pass: contacts sent to each peer (reused, no allocation).
     scratch_sent: Vec<u32>,
+    /// The latest `now` seen: certificates are expired up to here.
+    last_now: TimeMs,
+    /// Scratch effects for queries that must expire certificates first.
+    scratch_effects: Vec<Effect>,
 }
 
 impl Site {
@@ -311,6 +291,8 @@ impl Site {
             waiting_total: 0,
             outage_targets: vec![None; skill_count],
             scratch_sent: Vec::new(),
+            scratch_effects: Vec::new(),
+            last_now: TimeMs::ZERO,
         })
     }
 
@@ -530,6 +512,17 @@ impl Site {
     ) -> Result<(), DomainError> {
         self.check_new_contact(&contact)?;
         self.advance(now, out);
+        if self.blocks(&contact) {
+            self.emit(
+                now,
+                EventKind::Blocked {
+                    contact: contact.id,
+                    skill: contact.skill,
+                },
+                out,
+            );
+            return Ok(());
+        }
         self.share_window.record_offered(now);
         self.emit(
             now,
@@ -556,6 +549,17 @@ impl Site {
     ) -> Result<(), DomainError> {
         self.check_new_contact(&contact)?;
         self.advance(now, out);
+        if self.blocks(&contact) {
+            self.emit(
+                now,
+                EventKind::Blocked {
+                    contact: contact.id,
+                    skill: contact.skill,
+                },
+                out,
+            );
+            return Ok(());
+        }
         self.share_window.record_offered(now);
         self.emit(
             now,
@@ -1006,6 +1010,12 @@ impl Site {
 
     /// Writes this site's availability into `summary` (reusing its allocation).
     pub fn fill_summary(&mut self, now: TimeMs, summary: &mut SiteSummary) {
+        let mut scratch = std::mem::take(&mut self.scratch_effects);
+        self.advance(now, &mut scratch);
+        // Expiring a grant never changes an agent's shown state, so nothing is lost here.
+        debug_assert!(scratch.is_empty());
+        scratch.clear();
+        self.scratch_effects = scratch;
         summary.site = self.id;
         summary.up = self.up;
         summary.at = now;
@@ -1143,9 +1153,11 @@ impl Site {
         self.agents.iter().map(|agent| agent.id)
     }
 
-    /// Checks the internal invariants (slots, counters, routing) and describes the first
-    /// violation. O(agents + contacts): for tests and debug assertions, not the hot path.
-    pub fn check_invariants(&self, now: TimeMs) -> Result<(), String> {
+    /// Checks the internal invariants (slots, counters, routing, no skill kept past its
+    /// certificate as of the last handled `now`) and describes the first violation.
+    /// O(agents + contacts): for tests and debug assertions, not the hot path.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let now = self.last_now;
         let mut waiting_per_skill = vec![0u32; self.skills.len()];
         for (slot, entry) in self.contacts.iter().enumerate() {
             if !entry.live {
@@ -1303,6 +1315,7 @@ impl Site {
 
     /// Expires certificates whose validity ended by `now`. O(1) when none is due.
     fn advance(&mut self, now: TimeMs, out: &mut Vec<Effect>) {
+        self.last_now = self.last_now.max(now);
         while let Some(&Reverse((until, index, skill))) = self.expiries.peek() {
             if until > now.0 {
                 break;
@@ -1358,22 +1371,9 @@ impl Site {
             }
         }
         let after = self.contribution(index);
-        let chat_slots = u32::from(self.agents[index as usize].chat_slots);
-        for skill in before.idle_skills.iter() {
-            self.skills[skill.index()].idle_agents -= 1;
-        }
-        for skill in after.idle_skills.iter() {
-            self.skills[skill.index()].idle_agents += 1;
-        }
-        for skill in before.serving_skills.iter() {
-            let state = &mut self.skills[skill.index()];
-            state.serving_agents -= 1;
-            state.serving_capacity -= capacity_for(state.channel, chat_slots);
-        }
-        for skill in after.serving_skills.iter() {
-            let state = &mut self.skills[skill.index()];
-            state.serving_agents += 1;
-            state.serving_capacity += capacity_for(state.channel, chat_slots);
+        if before.idle_skills != after.idle_skills || before.serving_skills != after.serving_skills
+        {
+            self.update_skill_counters(index, before, after);
         }
         let agent = &mut self.agents[index as usize];
         let state = agent.derive_state();
@@ -1393,6 +1393,7 @@ impl Site {
         }
         let agent = &mut self.agents[index as usize];
         agent.generation = agent.generation.wrapping_add(1);
+        let agent = &self.agents[index as usize];
         if !self.up || agent.presence != Presence::Ready {
             return;
         }
@@ -1403,20 +1404,42 @@ impl Site {
             index,
             generation: agent.generation,
         };
+        let agents = &self.agents;
+        let agent_count = agents.len();
         for skill in agent.skills.iter() {
             let state = &mut self.skills[skill.index()];
-            if agent.has_room_for(state.channel) {
+            let channel = state.channel;
+            if agent.has_room_for(channel) {
                 state.idle.push(entry);
+                state.idle.compact_if_needed(agent_count, |entry| {
+                    idle_entry_live(agents, entry, skill, channel)
+                });
             }
         }
-        let agent_count = self.agents.len();
-        for skill in self.agents[index as usize].skills.iter() {
-            let agents = &self.agents;
+    }
+
+    fn update_skill_counters(
+        &mut self,
+        index: u32,
+        before: AgentContribution,
+        after: AgentContribution,
+    ) {
+        let chat_slots = u32::from(self.agents[index as usize].chat_slots);
+        for skill in before.idle_skills.iter() {
+            self.skills[skill.index()].idle_agents -= 1;
+        }
+        for skill in after.idle_skills.iter() {
+            self.skills[skill.index()].idle_agents += 1;
+        }
+        for skill in before.serving_skills.iter() {
             let state = &mut self.skills[skill.index()];
-            let channel = state.channel;
-            state.idle.compact_if_needed(agent_count, |entry| {
-                idle_entry_live(agents, entry, skill, channel)
-            });
+            state.serving_agents -= 1;
+            state.serving_capacity -= capacity_for(state.channel, chat_slots);
+        }
+        for skill in after.serving_skills.iter() {
+            let state = &mut self.skills[skill.index()];
+            state.serving_agents += 1;
+            state.serving_capacity += capacity_for(state.channel, chat_slots);
         }
     }
 
@@ -1460,6 +1483,25 @@ impl Site {
         })
     }
 
+    /// Whether a new contact gets a busy tone: the site is down with nowhere to send it, or
+    /// the waiting limit is reached and no agent could take it at once.
+    fn blocks(&mut self, contact: &Contact) -> bool {
+        if !self.up {
+            return self.outage_targets[contact.skill.index()].is_none();
+        }
+        if self.waiting_total < self.config.waiting_max {
+            return false;
+        }
+        let agents = &self.agents;
+        let skill = contact.skill;
+        let state = &mut self.skills[skill.index()];
+        let channel = state.channel;
+        state
+            .idle
+            .peek_live(|entry| idle_entry_live(agents, entry, skill, channel))
+            .is_none()
+    }
+
     /// Admits a contact that is new to this site (arrival or overflow-in).
     fn admit(
         &mut self,
@@ -1473,6 +1515,18 @@ impl Site {
                 Some(target) => {
                     let mut moved = contact;
                     moved.overflow_count = moved.overflow_count.saturating_add(1);
+                    // A zero-length stay in the queue keeps the event stream's rule that
+                    // every OverflowOut leaves a queue (metrics track lengths from it).
+                    let waiting = self.skills[contact.skill.index()].queue.waiting + 1;
+                    self.emit(
+                        now,
+                        EventKind::Queued {
+                            contact: contact.id,
+                            skill: contact.skill,
+                            waiting,
+                        },
+                        out,
+                    );
                     self.emit(
                         now,
                         EventKind::OverflowOut {
@@ -1501,19 +1555,6 @@ impl Site {
                     out,
                 ),
             }
-            return Ok(());
-        }
-        if self.waiting_total >= self.config.waiting_max
-            && self.skills[contact.skill.index()].idle_agents == 0
-        {
-            self.emit(
-                now,
-                EventKind::Blocked {
-                    contact: contact.id,
-                    skill: contact.skill,
-                },
-                out,
-            );
             return Ok(());
         }
         let entry = ContactEntry {
