@@ -125,6 +125,8 @@ pub const TIME_MS_MAX: u64 = (1 << (64 - SEQUENCE_BITS)) - 1;
 #[derive(Debug)]
 struct ActionQueue {
     buckets: Vec<Vec<(u64, u32)>>,
+    /// Bit i set when bucket i is not empty (65 buckets).
+    occupied: u128,
     last: u64,
     len: usize,
     actions: Vec<Action>,
@@ -136,6 +138,7 @@ impl Default for ActionQueue {
     fn default() -> Self {
         ActionQueue {
             buckets: (0..=64).map(|_| Vec::new()).collect(),
+            occupied: 0,
             last: 0,
             len: 0,
             actions: Vec::new(),
@@ -171,6 +174,7 @@ impl ActionQueue {
             .max(self.last);
         let bucket = self.bucket_of(key);
         self.buckets[bucket].push((key, slot));
+        self.occupied |= 1 << bucket;
         self.len += 1;
     }
 
@@ -178,13 +182,15 @@ impl ActionQueue {
         if self.len == 0 {
             return None;
         }
-        if self.buckets[0].is_empty() {
-            let index = self.buckets.iter().position(|bucket| !bucket.is_empty())?;
+        if self.occupied & 1 == 0 {
+            let index = self.occupied.trailing_zeros() as usize;
             let mut bucket = std::mem::take(&mut self.buckets[index]);
+            self.occupied &= !(1 << index);
             self.last = bucket.iter().map(|(key, _)| *key).min()?;
             for (key, slot) in bucket.drain(..) {
                 let target = self.bucket_of(key);
                 self.buckets[target].push((key, slot));
+                self.occupied |= 1 << target;
             }
             // Give the emptied bucket its allocation back for reuse.
             self.buckets[index] = bucket;
@@ -192,6 +198,9 @@ impl ActionQueue {
         // Bucket 0 holds entries equal to `last`; among equal keys (only after a clamp) the
         // first pushed is taken first.
         let (key, slot) = self.buckets[0].remove(0);
+        if self.buckets[0].is_empty() {
+            self.occupied &= !1;
+        }
         self.len -= 1;
         self.free.push(slot);
         Some((key >> SEQUENCE_BITS, self.actions[slot as usize]))
