@@ -240,8 +240,9 @@ pub struct Site {
     next_sequence: u64,
     waiting_total: u32,
     share_window: ShareWindow,
-    /// Per skill, where arrivals go while the site is down.
-    outage_targets: Vec<Option<SiteId>>,
+    /// While down: the other sites' summaries as given to `handle_site_down`, updated as
+    /// contacts are sent to them, so an outage spreads its contacts instead of flooding one site.
+    outage_peers: Vec<SiteSummary>,
     /// Scratch for one overflow pass: contacts sent to each peer (reused, no allocation).
     scratch_sent: Vec<u32>,
     /// The latest `now` seen: certificates are expired up to here.
@@ -273,7 +274,6 @@ impl Site {
                 overflowing: false,
             })
             .collect::<Vec<_>>();
-        let skill_count = skills.len();
         Ok(Site {
             id,
             share_window: ShareWindow::new(overflow.window_s, overflow.share_out_max),
@@ -289,7 +289,7 @@ impl Site {
             expiries: BinaryHeap::new(),
             next_sequence: 0,
             waiting_total: 0,
-            outage_targets: vec![None; skill_count],
+            outage_peers: Vec::new(),
             scratch_sent: Vec::new(),
             scratch_effects: Vec::new(),
             last_now: TimeMs::ZERO,
@@ -964,18 +964,17 @@ impl Site {
         deadline
     }
 
-    /// Marks the site down. Ringing offers are withdrawn; every waiting contact is sent to the
-    /// other site that is up and serves its skill with the most idle agents (then fewest
-    /// waiting, then lowest id) — or stays queued if there is none. While down, arrivals go
-    /// the same way (or are blocked), and nothing is routed here. Calling it again with fresh
-    /// summaries re-targets.
+    /// Marks the site down. Ringing offers are withdrawn; each waiting contact (and, while
+    /// down, each new arrival) goes to the other site that is up and serves its skill with the
+    /// most idle agents, then fewest waiting, then lowest id — counting the contacts already
+    /// sent there, so the load spreads. A contact stays queued if no site serves its skill
+    /// (an arrival is then blocked). Nothing is routed here while down. Calling it again with
+    /// fresh summaries re-targets.
     pub fn handle_site_down(&mut self, now: TimeMs, peers: &[SiteSummary], out: &mut Vec<Effect>) {
         self.advance(now, out);
         self.up = false;
-        for skill_index in 0..self.skills.len() {
-            self.outage_targets[skill_index] =
-                choose_outage_target(self.id, SkillId(skill_index as u16), peers);
-        }
+        self.outage_peers.clear();
+        self.outage_peers.extend_from_slice(peers);
         for index in 0..self.agents.len() as u32 {
             let before = self.contribution(index);
             self.withdraw_offers(now, index, out);
@@ -983,13 +982,32 @@ impl Site {
         }
         for skill_index in 0..self.skills.len() {
             let skill = SkillId(skill_index as u16);
-            let Some(target) = self.outage_targets[skill_index] else {
-                continue;
-            };
             while let Some(head) = self.queue_head(skill) {
+                let Some(target) = self.take_outage_target(skill) else {
+                    break;
+                };
                 self.send_away(now, head.slot, target, OverflowReason::Outage, out);
             }
         }
+    }
+
+    /// The outage target for one more contact of `skill`, booked against the peer's summary.
+    fn take_outage_target(&mut self, skill: SkillId) -> Option<SiteId> {
+        let target = choose_outage_target(self.id, skill, &self.outage_peers)?;
+        if let Some(peer) = self
+            .outage_peers
+            .iter_mut()
+            .find(|peer| peer.site == target)
+        {
+            if let Some(cell) = peer.skills.get_mut(skill.index()) {
+                if cell.idle_agents > 0 {
+                    cell.idle_agents -= 1;
+                } else {
+                    cell.waiting = cell.waiting.saturating_add(1);
+                }
+            }
+        }
+        Some(target)
     }
 
     /// Marks the site up again: routing resumes (idle agents take waiting contacts).
@@ -1487,7 +1505,7 @@ impl Site {
     /// the waiting limit is reached and no agent could take it at once.
     fn blocks(&mut self, contact: &Contact) -> bool {
         if !self.up {
-            return self.outage_targets[contact.skill.index()].is_none();
+            return choose_outage_target(self.id, contact.skill, &self.outage_peers).is_none();
         }
         if self.waiting_total < self.config.waiting_max {
             return false;
@@ -1511,7 +1529,7 @@ impl Site {
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
         if !self.up {
-            match self.outage_targets[contact.skill.index()] {
+            match self.take_outage_target(contact.skill) {
                 Some(target) => {
                     let mut moved = contact;
                     moved.overflow_count = moved.overflow_count.saturating_add(1);
