@@ -665,16 +665,20 @@ impl Metrics {
         self.site_count + site * self.skill_count + skill
     }
 
-    #[inline]
+    #[inline(always)]
     fn cells(&mut self, interval: usize) -> &mut Vec<Counters> {
-        if interval < self.intervals.len() {
-            return &mut self.intervals[interval];
+        if interval >= self.intervals.len() {
+            self.grow_intervals(interval);
         }
+        &mut self.intervals[interval]
+    }
+
+    #[cold]
+    fn grow_intervals(&mut self, interval: usize) {
         let width = self.site_count * (1 + self.skill_count);
         while self.intervals.len() <= interval {
             self.intervals.push(vec![Counters::default(); width]);
         }
-        &mut self.intervals[interval]
     }
 
     fn site_cell(&mut self, at: TimeMs, site: usize) -> &mut Counters {
@@ -750,16 +754,19 @@ impl Metrics {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn agent_slot(&mut self, agent: AgentId, site: SiteId, at: TimeMs) -> usize {
-        let dense = agent.index() < AGENT_DENSE_IDS_MAX;
-        if dense {
-            if let Some(&index) = self.agent_dense.get(agent.index()) {
-                if index != u32::MAX {
-                    return index as usize;
-                }
+        if let Some(&index) = self.agent_dense.get(agent.index()) {
+            if index != u32::MAX {
+                return index as usize;
             }
-        } else if let Some(&index) = self.agent_index.get(&agent) {
+        }
+        self.agent_slot_slow(agent, site, at)
+    }
+
+    #[cold]
+    fn agent_slot_slow(&mut self, agent: AgentId, site: SiteId, at: TimeMs) -> usize {
+        if let Some(&index) = self.agent_index.get(&agent) {
             return index;
         }
         let index = self.agents.len();
@@ -770,7 +777,7 @@ impl Metrics {
             since: at,
             counters: AgentCounters::default(),
         });
-        if dense {
+        if agent.index() < AGENT_DENSE_IDS_MAX {
             if self.agent_dense.len() <= agent.index() {
                 self.agent_dense.resize(agent.index() + 1, u32::MAX);
             }
@@ -804,6 +811,18 @@ impl Metrics {
             AgentState::NotReady(_) => counters.not_ready_ms += span_total,
         }
         counters.staffed_ms += span_total;
+        let (cached_start, cached_end, cached_index) = self.interval_cache.get();
+        if since.0 >= cached_start && at.0 <= cached_end {
+            // The whole span lies in the current interval: the common case.
+            let cell = &mut self.cells(cached_index)[site];
+            cell.staffed_ms += span_total;
+            match state {
+                AgentState::Busy => cell.busy_ms += span_total,
+                AgentState::WrapUp => cell.wrap_up_state_ms += span_total,
+                _ => {}
+            }
+            return;
+        }
         let mut start = since;
         while start < at {
             let interval = self.interval_of(start);

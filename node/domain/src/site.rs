@@ -131,7 +131,7 @@ impl AgentEntry {
 
     /// Whether the agent may be offered a contact of `channel` now.
     fn has_room_for(&self, channel: Channel) -> bool {
-        if self.presence != Presence::Ready {
+        if !matches!(self.presence, Presence::Ready) {
             return false;
         }
         match channel {
@@ -141,27 +141,31 @@ impl AgentEntry {
     }
 
     fn fully_idle_ready(&self) -> bool {
-        self.presence == Presence::Ready && self.item_count == 0
+        matches!(self.presence, Presence::Ready) && self.item_count == 0
     }
 
     fn derive_state(&self) -> AgentState {
-        let phases = self.items();
-        match self.presence {
-            Presence::LoggedOut => AgentState::LoggedOut,
-            presence => {
-                if phases.iter().any(|item| item.phase == ItemPhase::Talking) {
-                    AgentState::Busy
-                } else if phases.iter().any(|item| item.phase == ItemPhase::Offered) {
-                    AgentState::Reserved
-                } else if !phases.is_empty() {
-                    AgentState::WrapUp
-                } else {
-                    match presence {
-                        Presence::Ready => AgentState::Available,
-                        Presence::NotReady(reason) => AgentState::NotReady(reason),
-                        Presence::LoggingOut | Presence::LoggedOut => AgentState::LoggedOut,
-                    }
-                }
+        if matches!(self.presence, Presence::LoggedOut) {
+            return AgentState::LoggedOut;
+        }
+        // One pass over at most CHAT_SLOTS_MAX items: this runs on every agent change.
+        let mut offered = false;
+        for item in self.items() {
+            match item.phase {
+                ItemPhase::Talking => return AgentState::Busy,
+                ItemPhase::Offered => offered = true,
+                ItemPhase::WrapUp => {}
+            }
+        }
+        if offered {
+            AgentState::Reserved
+        } else if self.item_count > 0 {
+            AgentState::WrapUp
+        } else {
+            match self.presence {
+                Presence::Ready => AgentState::Available,
+                Presence::NotReady(reason) => AgentState::NotReady(reason),
+                Presence::LoggingOut | Presence::LoggedOut => AgentState::LoggedOut,
             }
         }
     }
@@ -431,7 +435,7 @@ impl Site {
     ) -> Result<(), DomainError> {
         let index = self.agent(agent)?;
         self.advance(now, out);
-        if self.agents[index as usize].presence == Presence::LoggedOut {
+        if matches!(self.agents[index as usize].presence, Presence::LoggedOut) {
             return Err(DomainError::AgentState {
                 agent,
                 state: AgentState::LoggedOut,
@@ -1257,7 +1261,7 @@ impl Site {
                     ));
                 }
             }
-            if agent.presence == Presence::Ready {
+            if matches!(agent.presence, Presence::Ready) {
                 for skill in agent.skills.iter() {
                     serving[skill.index()] += 1;
                     if agent.item_count == 0 {
@@ -1356,7 +1360,7 @@ impl Site {
 
     fn contribution(&self, index: u32) -> AgentContribution {
         let agent = &self.agents[index as usize];
-        let serving_skills = if agent.presence == Presence::Ready {
+        let serving_skills = if matches!(agent.presence, Presence::Ready) {
             agent.skills
         } else {
             SkillSet::EMPTY
@@ -1384,7 +1388,7 @@ impl Site {
     ) {
         {
             let agent = &mut self.agents[index as usize];
-            if agent.presence == Presence::LoggingOut && agent.item_count == 0 {
+            if matches!(agent.presence, Presence::LoggingOut) && agent.item_count == 0 {
                 agent.presence = Presence::LoggedOut;
             }
         }
@@ -1412,7 +1416,7 @@ impl Site {
         let agent = &mut self.agents[index as usize];
         agent.generation = agent.generation.wrapping_add(1);
         let agent = &self.agents[index as usize];
-        if !self.up || agent.presence != Presence::Ready {
+        if !self.up || !matches!(agent.presence, Presence::Ready) {
             return;
         }
         let entry = IdleEntry {
@@ -1422,12 +1426,21 @@ impl Site {
             index,
             generation: agent.generation,
         };
+        let room_voice = agent.has_room_for(Channel::Voice);
+        let room_chat = agent.has_room_for(Channel::Chat);
+        if !room_voice && !room_chat {
+            return;
+        }
         let agents = &self.agents;
         let agent_count = agents.len();
         for skill in agent.skills.iter() {
             let state = &mut self.skills[skill.index()];
             let channel = state.channel;
-            if agent.has_room_for(channel) {
+            let room = match channel {
+                Channel::Voice => room_voice,
+                Channel::Chat => room_chat,
+            };
+            if room {
                 state.idle.push(entry);
                 state.idle.compact_if_needed(agent_count, |entry| {
                     idle_entry_live(agents, entry, skill, channel)
@@ -1717,7 +1730,7 @@ impl Site {
         }
         loop {
             let agent = &self.agents[index as usize];
-            if agent.presence != Presence::Ready {
+            if !matches!(agent.presence, Presence::Ready) {
                 return;
             }
             let skills = agent.skills;
@@ -1773,7 +1786,7 @@ impl Site {
         if let Some(position) = agent.find_item(contact.id, ItemPhase::Offered) {
             agent.remove_item(position);
         }
-        if agent.presence == Presence::Ready {
+        if matches!(agent.presence, Presence::Ready) {
             agent.presence = Presence::NotReady(reason);
         }
         let agent_id = agent.id;
