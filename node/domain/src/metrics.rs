@@ -40,8 +40,14 @@ pub struct Counters {
     pub abandoned_after_target: u64,
     /// Got a busy tone because the site's waiting limit was reached (not offered).
     pub blocked: u64,
-    /// Sent to another site.
+    /// Sent to another site (by the rule or an outage). Across the cluster the sum of
+    /// `overflowed_out` equals the sum of `overflowed_in` once every delivery has arrived
+    /// (a delivery refused at a target with a busy tone shows there as `blocked`).
     pub overflowed_out: u64,
+    /// Of `overflowed_out`, contacts already answered at this site (a transferred contact
+    /// waiting for line 2). They are outside the site's balance
+    /// `offered = answered + abandoned + (overflowed_out − overflowed_out_after_answer) + waiting`.
+    pub overflowed_out_after_answer: u64,
     /// Received from another site.
     pub overflowed_in: u64,
     /// Transferred out (line 1 → line 2).
@@ -85,6 +91,7 @@ impl Counters {
         self.abandoned_after_target += other.abandoned_after_target;
         self.blocked += other.blocked;
         self.overflowed_out += other.overflowed_out;
+        self.overflowed_out_after_answer += other.overflowed_out_after_answer;
         self.overflowed_in += other.overflowed_in;
         self.transferred_out += other.transferred_out;
         self.transferred_in += other.transferred_in;
@@ -421,8 +428,10 @@ impl Metrics {
                 self.change_queue(at, site, skill, -1);
                 self.queue_cell(entered_queue_at, site, skill)
                     .overflowed_out += 1;
-                if !answered_before {
-                    self.site_cell(entered_site_at, site).overflowed_out += 1;
+                let cell = self.site_cell(entered_site_at, site);
+                cell.overflowed_out += 1;
+                if answered_before {
+                    cell.overflowed_out_after_answer += 1;
                 }
             }
             EventKind::Ended {
