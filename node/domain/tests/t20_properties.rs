@@ -581,6 +581,8 @@ impl World {
                         .or_default()
                         .remove(&contact)
                 );
+                // Should it come back, it is a new contact for this site.
+                self.answered_at_site.remove(&(site, contact));
             }
             EventKind::Ended { contact, agent, .. } => {
                 self.talking.remove(&contact);
@@ -665,8 +667,22 @@ fn run(site_count: usize, plans: Vec<AgentPlan>, ops: Vec<Op>, overflow: Overflo
     assert!(totals.answered <= totals.offered);
 }
 
+/// Fixed seed so the suite is deterministic; set `CALLGRID_PROPTEST_SEED` to explore others.
+fn config() -> ProptestConfig {
+    let seed = std::env::var("CALLGRID_PROPTEST_SEED")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(20_261_124);
+    eprintln!("proptest seed {seed} (CALLGRID_PROPTEST_SEED to change)");
+    ProptestConfig {
+        cases: 256,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(seed),
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     #[test]
     fn single_site_invariants(
