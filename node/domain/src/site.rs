@@ -32,6 +32,72 @@ pub const OVERFLOW_HOPS_MAX: u8 = 2;
 
 type IdMap<K> = HashMap<K, u32, BuildHasherDefault<crate::ids::IdHasher>>;
 
+/// Contact ids below this are looked up in a direct table (4 bytes per id, at most 256 KiB
+/// per site); larger ids use a hash map. Drivers that number contacts from a slab, like the
+/// simulator, skip hashing entirely.
+pub const CONTACT_DENSE_IDS_MAX: u64 = 1 << 16;
+
+/// ContactId → slot, with a direct table for small ids.
+#[derive(Debug, Default)]
+struct ContactIndex {
+    dense: Vec<u32>,
+    sparse: IdMap<ContactId>,
+    len: usize,
+}
+
+impl ContactIndex {
+    const ABSENT: u32 = u32::MAX;
+
+    #[inline]
+    fn get(&self, contact: &ContactId) -> Option<&u32> {
+        if contact.0 < CONTACT_DENSE_IDS_MAX {
+            self.dense
+                .get(contact.0 as usize)
+                .filter(|slot| **slot != Self::ABSENT)
+        } else {
+            self.sparse.get(contact)
+        }
+    }
+
+    #[inline]
+    fn contains_key(&self, contact: &ContactId) -> bool {
+        self.get(contact).is_some()
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn insert(&mut self, contact: ContactId, slot: u32) {
+        let fresh = if contact.0 < CONTACT_DENSE_IDS_MAX {
+            let index = contact.0 as usize;
+            if self.dense.len() <= index {
+                self.dense.resize(index + 1, Self::ABSENT);
+            }
+            std::mem::replace(&mut self.dense[index], slot) == Self::ABSENT
+        } else {
+            self.sparse.insert(contact, slot).is_none()
+        };
+        if fresh {
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, contact: &ContactId) {
+        let removed = if contact.0 < CONTACT_DENSE_IDS_MAX {
+            self.dense
+                .get_mut(contact.0 as usize)
+                .is_some_and(|slot| std::mem::replace(slot, Self::ABSENT) != Self::ABSENT)
+        } else {
+            self.sparse.remove(contact).is_some()
+        };
+        if removed {
+            self.len -= 1;
+        }
+    }
+}
+
 /// Where a contact is in its life at this site.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContactPhase {
@@ -236,7 +302,7 @@ pub struct Site {
     skills: Vec<SkillState>,
     contacts: Vec<ContactEntry>,
     free_slots: Vec<u32>,
-    contact_index: IdMap<ContactId>,
+    contact_index: ContactIndex,
     agents: Vec<AgentEntry>,
     agent_index: IdMap<AgentId>,
     /// Certificate expiries, earliest first: (valid_until, agent index, skill).
@@ -287,7 +353,7 @@ impl Site {
             skills,
             contacts: Vec::new(),
             free_slots: Vec::new(),
-            contact_index: IdMap::default(),
+            contact_index: ContactIndex::default(),
             agents: Vec::new(),
             agent_index: IdMap::default(),
             expiries: BinaryHeap::new(),
@@ -1044,9 +1110,13 @@ impl Site {
         summary.skills.clear();
         for skill_index in 0..self.skills.len() {
             let skill = SkillId(skill_index as u16);
-            let oldest_wait_ms = self.queue_head(skill).map_or(0, |head| {
-                now.since(self.contacts[head.slot as usize].entered_queue_at)
-            });
+            let oldest_wait_ms = if self.skills[skill_index].queue.waiting == 0 {
+                0
+            } else {
+                self.queue_head(skill).map_or(0, |head| {
+                    now.since(self.contacts[head.slot as usize].entered_queue_at)
+                })
+            };
             let state = &self.skills[skill_index];
             let (idle_agents, serving_agents) = if self.up {
                 (state.idle_agents, state.serving_agents)
