@@ -24,6 +24,13 @@ use std::hash::BuildHasherDefault;
 pub const AGENT_DENSE_IDS_MAX: usize = 1 << 20;
 
 /// Counts and sums for one cell (interval × site, interval × queue, or totals).
+///
+/// Balances (property-tested): for a site,
+/// `offered = answered + abandoned + overflowed_out_unanswered() + still waiting or ringing`
+/// — a transferred contact is answered once for the site, and if it is later sent away it
+/// counts in `overflowed_out` and in `overflowed_out_after_answer`; for a queue,
+/// `offered = answered + abandoned + overflowed_out + still waiting or ringing`; across the
+/// cluster, `Σ overflowed_out = Σ overflowed_in + deliveries blocked at the target`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     /// Contacts offered (arrivals + overflow-ins; for queues also transfers in).
@@ -107,6 +114,13 @@ impl Counters {
         self.busy_ms += other.busy_ms;
         self.wrap_up_state_ms += other.wrap_up_state_ms;
         self.staffed_ms += other.staffed_ms;
+    }
+
+    /// Contacts sent away before being answered here: the overflow term of the site balance
+    /// `offered = answered + abandoned + overflowed_out_unanswered() + still waiting or ringing`
+    /// (for queue cells `overflowed_out_after_answer` is 0, so it equals `overflowed_out`).
+    pub fn overflowed_out_unanswered(&self) -> u64 {
+        self.overflowed_out - self.overflowed_out_after_answer
     }
 
     /// Service level under `policy`, 0.0..=1.0; `None` when the denominator is zero.

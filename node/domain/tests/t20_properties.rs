@@ -640,7 +640,7 @@ impl World {
                 cell.offered,
                 cell.answered
                     + cell.abandoned
-                    + (cell.overflowed_out - cell.overflowed_out_after_answer)
+                    + cell.overflowed_out_unanswered()
                     + site_in_progress,
                 "site conservation at site {site_index}: {cell:?}"
             );
