@@ -1190,6 +1190,20 @@ impl Site {
         self.waiting_total
     }
 
+    /// Contacts waiting or ringing here that have not been answered at this site yet — the
+    /// in-progress term of the site balance (see [`crate::Counters`]); a transferred contact
+    /// waiting for line 2 is not counted. O(contacts): for end-of-run checks.
+    pub fn unanswered_in_progress(&self) -> usize {
+        self.contacts
+            .iter()
+            .filter(|entry| {
+                entry.live
+                    && !entry.answered_before
+                    && !matches!(entry.phase, InternalPhase::Talking(_))
+            })
+            .count()
+    }
+
     /// Contacts at this site (waiting, ringing or talking).
     pub fn contact_count(&self) -> usize {
         self.contact_index.len()

@@ -635,6 +635,7 @@ impl World {
                     "queue conservation at site {site_index} skill {skill}: {cell:?}"
                 );
             }
+            assert_eq!(site.unanswered_in_progress() as u64, site_in_progress);
             let cell = self.metrics.site_totals(site_id);
             assert_eq!(
                 cell.offered,
