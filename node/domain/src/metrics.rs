@@ -309,7 +309,6 @@ impl Metrics {
             EventKind::Arrived { skill, .. } => {
                 self.cell_pair(
                     at,
-                    at,
                     site,
                     skill,
                     |cell| cell.offered += 1,
@@ -317,7 +316,6 @@ impl Metrics {
                 );
             }
             EventKind::OverflowIn { skill, .. } => self.cell_pair(
-                at,
                 at,
                 site,
                 skill,
@@ -332,7 +330,6 @@ impl Metrics {
             ),
             EventKind::Blocked { skill, .. } => {
                 self.cell_pair(
-                    at,
                     at,
                     site,
                     skill,
@@ -418,7 +415,6 @@ impl Metrics {
             } => {
                 self.cell_pair(
                     at,
-                    at,
                     site,
                     from_skill,
                     |cell| cell.transferred_out += 1,
@@ -460,7 +456,7 @@ impl Metrics {
                     cell.talk_ms_sum += talk_ms;
                     cell.hold_ms_sum += hold_ms;
                 };
-                self.cell_pair(at, at, site, skill, apply, apply);
+                self.cell_pair(at, site, skill, apply, apply);
                 let counters = &mut self.agent(agent, event.site, at).counters;
                 counters.handled += 1;
                 counters.talk_ms_sum += talk_ms;
@@ -473,7 +469,7 @@ impl Metrics {
                 ..
             } => {
                 let apply = |cell: &mut Counters| cell.wrap_up_ms_sum += wrap_up_ms;
-                self.cell_pair(at, at, site, skill, apply, apply);
+                self.cell_pair(at, site, skill, apply, apply);
                 self.agent(agent, event.site, at).counters.wrap_up_ms_sum += wrap_up_ms;
             }
             EventKind::AgentStateChanged { agent, to, .. } => {
@@ -482,7 +478,6 @@ impl Metrics {
                 self.agents[index].state = to;
             }
             EventKind::CallbackCreated { skill, .. } => self.cell_pair(
-                at,
                 at,
                 site,
                 skill,
@@ -704,11 +699,13 @@ impl Metrics {
         }
     }
 
+    #[inline]
     fn site_cell(&mut self, at: TimeMs, site: usize) -> &mut Counters {
         let interval = self.interval_of(at);
         &mut self.cells(interval)[site]
     }
 
+    #[inline]
     fn queue_cell(&mut self, at: TimeMs, site: usize, skill: SkillId) -> &mut Counters {
         let interval = self.interval_of(at);
         let offset = if skill.index() < self.skill_count {
@@ -720,18 +717,23 @@ impl Metrics {
         &mut self.cells(interval)[offset]
     }
 
+    /// Updates a site cell and its queue cell of the same interval (one interval lookup).
+    #[inline]
     fn cell_pair(
         &mut self,
-        site_at: TimeMs,
-        queue_at: TimeMs,
+        at: TimeMs,
         site: usize,
         skill: SkillId,
         site_update: impl Fn(&mut Counters),
         queue_update: impl Fn(&mut Counters),
     ) {
-        site_update(self.site_cell(site_at, site));
-        if skill.index() < self.skill_count {
-            queue_update(self.queue_cell(queue_at, site, skill));
+        let interval = self.interval_of(at);
+        let queue =
+            (skill.index() < self.skill_count).then(|| self.queue_offset(site, skill.index()));
+        let row = self.cells(interval);
+        site_update(&mut row[site]);
+        if let Some(queue) = queue {
+            queue_update(&mut row[queue]);
         }
     }
 
