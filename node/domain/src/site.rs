@@ -593,7 +593,9 @@ impl Site {
             );
             return Ok(());
         }
-        self.share_window.record_offered(now);
+        if self.overflow.enabled {
+            self.share_window.record_offered(now);
+        }
         self.emit(
             now,
             EventKind::Arrived {
@@ -605,7 +607,7 @@ impl Site {
             },
             out,
         );
-        self.admit(now, contact, false, out)
+        self.admit(now, contact, out)
     }
 
     /// A contact overflowed from site `from` arrives; it keeps its ordering time, so it is
@@ -630,7 +632,9 @@ impl Site {
             );
             return Ok(());
         }
-        self.share_window.record_offered(now);
+        if self.overflow.enabled {
+            self.share_window.record_offered(now);
+        }
         self.emit(
             now,
             EventKind::OverflowIn {
@@ -640,7 +644,7 @@ impl Site {
             },
             out,
         );
-        self.admit(now, contact, false, out)
+        self.admit(now, contact, out)
     }
 
     /// The agent accepted the offer: talking starts.
@@ -1622,9 +1626,10 @@ impl Site {
         &mut self,
         now: TimeMs,
         contact: Contact,
-        answered_before: bool,
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
+        // A contact new to this site has not been answered here, whatever happened elsewhere.
+        let answered_before = false;
         if !self.up {
             match self.take_outage_target(contact.skill) {
                 Some(target) => {
