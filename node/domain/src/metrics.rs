@@ -672,7 +672,7 @@ impl Metrics {
             return index;
         }
         let raw = at.0 / self.interval_ms;
-        let index = (raw as usize).min(self.config.intervals_max as usize - 1);
+        let index = (raw as usize).min(self.config.intervals_max.max(1) as usize - 1);
         let start = raw * self.interval_ms;
         self.interval_cache
             .set((start, start.saturating_add(self.interval_ms), index));
@@ -750,7 +750,7 @@ impl Metrics {
             while start < at {
                 let interval = self.interval_of(start);
                 let boundary = TimeMs((interval as u64 + 1) * self.interval_ms);
-                let end = if interval + 1 >= self.config.intervals_max as usize {
+                let end = if interval + 1 >= self.config.intervals_max.max(1) as usize {
                     at
                 } else {
                     boundary.min(at)
@@ -851,7 +851,7 @@ impl Metrics {
         let mut start = since;
         while start < at {
             let interval = self.interval_of(start);
-            let end = if interval + 1 >= self.config.intervals_max as usize {
+            let end = if interval + 1 >= self.config.intervals_max.max(1) as usize {
                 at
             } else {
                 TimeMs((interval as u64 + 1) * self.interval_ms).min(at)

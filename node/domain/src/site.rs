@@ -986,6 +986,13 @@ impl Site {
         self.advance(now, out);
         for skill_index in 0..self.skills.len() {
             let skill = SkillId(skill_index as u16);
+            if self.skills[skill_index].queue.waiting == 0 {
+                // Measured wait 0: below any positive off-threshold, never above on.
+                if self.overflow.threshold_off_ms > 0 {
+                    self.skills[skill_index].overflowing = false;
+                }
+                continue;
+            }
             let measured = self.measured_wait_ms(now, skill);
             let state = &mut self.skills[skill_index];
             if !state.overflowing && measured > self.overflow.threshold_on_ms {
