@@ -1256,7 +1256,7 @@ impl Engine {
                     None,
                     observed_ms,
                 );
-                site_row.still_waiting_at_end = u64::from(self.sites[index].waiting_total());
+                site_row.still_waiting_at_end = self.sites[index].unanswered_in_progress() as u64;
                 site_row
             })
             .collect::<Vec<Row>>();
@@ -1362,6 +1362,7 @@ fn to_row(
         abandoned: counters.abandoned,
         short_abandoned: counters.abandoned_short,
         overflowed_out: counters.overflowed_out,
+        overflowed_out_unanswered: counters.overflowed_out_unanswered(),
         overflowed_in: counters.overflowed_in,
         transferred: counters.transferred_out,
         callbacks_created: counters.callbacks_created,
@@ -1372,7 +1373,7 @@ fn to_row(
         abandon_wait_s_mean: counters.abandon_wait_ms_average().unwrap_or(0.0) / 1000.0,
         queue_length_mean: counters.queue_length_average(span_ms).unwrap_or(0.0),
         queue_length_max: counters.queue_length_max,
-        occupancy: counters.occupancy().unwrap_or(0.0),
+        occupancy: counters.occupancy(),
         still_waiting_at_end: 0,
     }
 }
