@@ -421,6 +421,7 @@ pub struct Engine {
     queued: u64,
     events: u64,
     current_interval: usize,
+    naive_swap: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -626,6 +627,7 @@ impl Engine {
             queued: 0,
             events: 0,
             current_interval: 0,
+            naive_swap: false,
         })
     }
 
@@ -642,6 +644,13 @@ impl Engine {
             at_ms: self.now,
             message: error.to_string(),
         }
+    }
+
+    /// Replaces the staffing rule with the naive one — at every boundary every agent logs out
+    /// and fresh agents log in — to demonstrate how it inflates the service level. Never use
+    /// it for planning.
+    pub fn use_naive_staffing_swap(&mut self) {
+        self.naive_swap = true;
     }
 
     /// Runs to the end of the last interval plus the drain.
@@ -798,6 +807,18 @@ impl Engine {
     fn staff(&mut self, group_index: usize, target: usize) -> Result<(), EngineError> {
         let now = TimeMs(self.now);
         let site = self.groups[group_index].site;
+        if self.naive_swap {
+            // Everybody leaves (finishing the contact in hand) and a fresh crew starts.
+            let leaving: Vec<AgentId> = self.groups[group_index].roster.drain(..).collect();
+            for agent in leaving.into_iter().take(self.groups[group_index].active) {
+                self.effects.clear();
+                self.sites[site as usize]
+                    .handle_logout(now, agent, &mut self.effects)
+                    .map_err(|error| self.domain_error(error))?;
+                self.drain_effects(site)?;
+            }
+            self.groups[group_index].active = 0;
+        }
         let active = self.groups[group_index].active;
         if target > active {
             for position in active..target {
