@@ -17,7 +17,7 @@
 //! - [`contact`]: the [`Contact`] value (channel, topic, skill, caller, priority, ordering time).
 //! - [`agent`]: [`AgentSpec`], skill grants with certificate validity, [`AgentState`].
 //! - [`site`]: [`Site`], one site's routing state machine.
-//! - [`queue`] (private): priority-then-FIFO contact heaps and longest-idle agent heaps.
+//! - `queue` (private): priority-then-FIFO contact heaps and longest-idle agent heaps.
 //! - [`overflow`]: [`SiteSummary`] snapshots, target choice, the share cap window.
 //! - [`callback`]: [`CallbackBook`], callback tasks for abandoned callers.
 //! - [`event`]: [`Effect`], [`Event`], [`EventKind`].
