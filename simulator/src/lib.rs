@@ -15,8 +15,13 @@
 //! actions into `callgrid-domain` and acts on the effects it returns, so what a planner
 //! simulates is what a site node does in production.
 
+pub mod bench;
+pub mod engine;
 pub mod erlang;
+pub mod replicate;
 pub mod report;
 pub mod sample;
 pub mod scenario;
+pub mod staff;
 pub mod stats;
+pub mod validate;

@@ -83,6 +83,8 @@ pub struct Row {
     pub queue_length_max: u64,
     /// Busy + wrap-up time / staffed time.
     pub occupancy: f64,
+    /// Contacts still waiting or ringing when the run ended (whole-run site rows only).
+    pub still_waiting_at_end: u64,
 }
 
 /// A whole run.
@@ -106,6 +108,8 @@ pub struct RunReport {
     pub bot_handled: u64,
     /// Events processed by the engine.
     pub events: u64,
+    /// Share of offered contacts that had to wait in a queue (found no free qualified agent).
+    pub wait_probability: f64,
     /// The whole run over all sites and queues.
     pub total: Row,
     /// Per site, whole run.
@@ -134,7 +138,7 @@ pub fn render_table(report: &RunReport) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<16} {:<11} {:>8} {:>8} {:>7} {:>6} {:>7} {:>6} {:>6} {:>7} {:>7} {:>6} {:>6}",
+        "{:<16} {:<16} {:>8} {:>8} {:>7} {:>6} {:>7} {:>6} {:>6} {:>7} {:>7} {:>6} {:>6}",
         "site",
         "queue",
         "offered",
@@ -152,9 +156,9 @@ pub fn render_table(report: &RunReport) -> String {
     let mut row = |row: &Row| {
         let _ = writeln!(
             out,
-            "{:<16} {:<11} {:>8} {:>8} {:>7.1} {:>6.1} {:>7.1} {:>6.0} {:>6.1} {:>7.2} {:>7} {:>6} {:>6}",
+            "{:<16} {:<16} {:>8} {:>8} {:>7.1} {:>6.1} {:>7.1} {:>6.0} {:>6.1} {:>7.2} {:>7} {:>6} {:>6}",
             truncate(&row.site, 16),
-            truncate(&row.queue, 11),
+            truncate(&row.queue, 16),
             row.offered,
             row.answered,
             row.service_level * 100.0,

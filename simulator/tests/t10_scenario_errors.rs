@@ -70,14 +70,7 @@ fn profile_not_summing_to_one_is_named() {
 
 #[test]
 fn zero_agents_with_demand_is_named() {
-    let (text, line) = default_with("per_interval = [18, 22,", "per_interval = [0, 22,");
-    // The line-1 group is gone at 08:00 but the complaints group also serves line 1, so drop
-    // that too for Moscow.
-    let text = text.replacen(
-        "skills = [\"complaints\", \"line1\"]",
-        "skills = [\"complaints\"]",
-        1,
-    );
+    let (text, line) = default_with("per_interval = [17, 22,", "per_interval = [0, 22,");
     let (field, at, message) = invalid(&text);
     assert_eq!(field, "sites[0].staffing");
     assert!(

@@ -15,7 +15,13 @@ use crate::config::{MetricsConfig, ServiceLevelPolicy};
 use crate::event::{Event, EventKind};
 use crate::ids::{AgentId, SiteId, SkillId, TimeMs};
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+/// Agent ids below this are indexed through a dense table (4 bytes per id at most 4 MiB);
+/// larger ids use a hash map.
+pub const AGENT_DENSE_IDS_MAX: usize = 1 << 20;
 
 /// Counts and sums for one cell (interval × site, interval × queue, or totals).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,7 +238,11 @@ pub struct Metrics {
     intervals: Vec<Vec<Counters>>,
     queues: Vec<QueueTrack>,
     agents: Vec<AgentTrack>,
-    agent_index: HashMap<AgentId, usize>,
+    agent_index: HashMap<AgentId, usize, BuildHasherDefault<crate::ids::IdHasher>>,
+    /// Agent id → index for small ids (the common case): a Vec lookup instead of a hash.
+    agent_dense: Vec<u32>,
+    /// (start ms, end ms, index) of the interval of the latest event.
+    interval_cache: Cell<(u64, u64, usize)>,
     first_at: Option<TimeMs>,
     last_at: TimeMs,
 }
@@ -249,7 +259,9 @@ impl Metrics {
             intervals: Vec::new(),
             queues: vec![QueueTrack::default(); site_count * skill_count],
             agents: Vec::new(),
-            agent_index: HashMap::new(),
+            agent_index: HashMap::default(),
+            agent_dense: Vec::new(),
+            interval_cache: Cell::new((0, 0, 0)),
             first_at: None,
             last_at: TimeMs::ZERO,
         }
@@ -633,16 +645,31 @@ impl Metrics {
         rows
     }
 
+    /// The interval index of `at`. Events arrive in time order, so the last answer is cached
+    /// to skip a 64-bit division on nearly every event.
+    #[inline]
     fn interval_of(&self, at: TimeMs) -> usize {
-        let index = (at.0 / self.interval_ms) as usize;
-        index.min(self.config.intervals_max as usize - 1)
+        let (start, end, index) = self.interval_cache.get();
+        if at.0 >= start && at.0 < end {
+            return index;
+        }
+        let raw = at.0 / self.interval_ms;
+        let index = (raw as usize).min(self.config.intervals_max as usize - 1);
+        let start = raw * self.interval_ms;
+        self.interval_cache
+            .set((start, start.saturating_add(self.interval_ms), index));
+        index
     }
 
     fn queue_offset(&self, site: usize, skill: usize) -> usize {
         self.site_count + site * self.skill_count + skill
     }
 
+    #[inline]
     fn cells(&mut self, interval: usize) -> &mut Vec<Counters> {
+        if interval < self.intervals.len() {
+            return &mut self.intervals[interval];
+        }
         let width = self.site_count * (1 + self.skill_count);
         while self.intervals.len() <= interval {
             self.intervals.push(vec![Counters::default(); width]);
@@ -723,8 +750,16 @@ impl Metrics {
         }
     }
 
+    #[inline]
     fn agent_slot(&mut self, agent: AgentId, site: SiteId, at: TimeMs) -> usize {
-        if let Some(&index) = self.agent_index.get(&agent) {
+        let dense = agent.index() < AGENT_DENSE_IDS_MAX;
+        if dense {
+            if let Some(&index) = self.agent_dense.get(agent.index()) {
+                if index != u32::MAX {
+                    return index as usize;
+                }
+            }
+        } else if let Some(&index) = self.agent_index.get(&agent) {
             return index;
         }
         let index = self.agents.len();
@@ -735,6 +770,12 @@ impl Metrics {
             since: at,
             counters: AgentCounters::default(),
         });
+        if dense {
+            if self.agent_dense.len() <= agent.index() {
+                self.agent_dense.resize(agent.index() + 1, u32::MAX);
+            }
+            self.agent_dense[agent.index()] = index as u32;
+        }
         self.agent_index.insert(agent, index);
         index
     }
@@ -746,14 +787,15 @@ impl Metrics {
 
     /// Adds the time the agent spent in its current state up to `at`, split by interval.
     fn close_agent_span(&mut self, index: usize, at: TimeMs) {
-        let track = self.agents[index].clone();
-        let span_total = at.since(track.since);
-        self.agents[index].since = at.max(track.since);
+        let track = &self.agents[index];
+        let (state, since, site) = (track.state, track.since, track.site.index());
+        let span_total = at.since(since);
+        self.agents[index].since = at.max(since);
         if span_total == 0 {
             return;
         }
         let counters = &mut self.agents[index].counters;
-        match track.state {
+        match state {
             AgentState::LoggedOut => return,
             AgentState::Available => counters.available_ms += span_total,
             AgentState::Reserved => counters.reserved_ms += span_total,
@@ -762,8 +804,7 @@ impl Metrics {
             AgentState::NotReady(_) => counters.not_ready_ms += span_total,
         }
         counters.staffed_ms += span_total;
-        let site = track.site.index();
-        let mut start = track.since;
+        let mut start = since;
         while start < at {
             let interval = self.interval_of(start);
             let end = if interval + 1 >= self.config.intervals_max as usize {
@@ -774,7 +815,7 @@ impl Metrics {
             let span = end.since(start);
             let cell = &mut self.cells(interval)[site];
             cell.staffed_ms += span;
-            match track.state {
+            match state {
                 AgentState::Busy => cell.busy_ms += span,
                 AgentState::WrapUp => cell.wrap_up_state_ms += span,
                 _ => {}

@@ -24,37 +24,13 @@ use crate::overflow::{
 use crate::queue::{IdleEntry, LazyHeap, QueueEntry};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
 /// How many times the overflow rule may move one contact between sites; beyond it the contact
 /// stays where it is, so contacts cannot bounce between sites forever.
 pub const OVERFLOW_HOPS_MAX: u8 = 2;
 
-/// A multiplicative hasher for integer ids: ids are not attacker-chosen inside the domain and
-/// SipHash would cost more than the routing decision. Maps are only looked up, never iterated,
-/// so hashing never influences results.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 =
-                (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_u64(&mut self, value: u64) {
-        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_u32(&mut self, value: u32) {
-        self.write_u64(u64::from(value));
-    }
-}
-
-type IdMap<K> = HashMap<K, u32, BuildHasherDefault<IdHasher>>;
+type IdMap<K> = HashMap<K, u32, BuildHasherDefault<crate::ids::IdHasher>>;
 
 /// Where a contact is in its life at this site.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -264,8 +240,9 @@ pub struct Site {
     next_sequence: u64,
     waiting_total: u32,
     share_window: ShareWindow,
-    /// Per skill, where arrivals go while the site is down.
-    outage_targets: Vec<Option<SiteId>>,
+    /// While down: the other sites' summaries as given to `handle_site_down`, updated as
+    /// contacts are sent to them, so an outage spreads its contacts instead of flooding one site.
+    outage_peers: Vec<SiteSummary>,
     /// Scratch for one overflow pass: contacts sent to each peer (reused, no allocation).
     scratch_sent: Vec<u32>,
     /// The latest `now` seen: certificates are expired up to here.
@@ -297,7 +274,6 @@ impl Site {
                 overflowing: false,
             })
             .collect::<Vec<_>>();
-        let skill_count = skills.len();
         Ok(Site {
             id,
             share_window: ShareWindow::new(overflow.window_s, overflow.share_out_max),
@@ -313,7 +289,7 @@ impl Site {
             expiries: BinaryHeap::new(),
             next_sequence: 0,
             waiting_total: 0,
-            outage_targets: vec![None; skill_count],
+            outage_peers: Vec::new(),
             scratch_sent: Vec::new(),
             scratch_effects: Vec::new(),
             last_now: TimeMs::ZERO,
@@ -988,18 +964,17 @@ impl Site {
         deadline
     }
 
-    /// Marks the site down. Ringing offers are withdrawn; every waiting contact is sent to the
-    /// other site that is up and serves its skill with the most idle agents (then fewest
-    /// waiting, then lowest id) — or stays queued if there is none. While down, arrivals go
-    /// the same way (or are blocked), and nothing is routed here. Calling it again with fresh
-    /// summaries re-targets.
+    /// Marks the site down. Ringing offers are withdrawn; each waiting contact (and, while
+    /// down, each new arrival) goes to the other site that is up and serves its skill with the
+    /// most idle agents, then fewest waiting, then lowest id — counting the contacts already
+    /// sent there, so the load spreads. A contact stays queued if no site serves its skill
+    /// (an arrival is then blocked). Nothing is routed here while down. Calling it again with
+    /// fresh summaries re-targets.
     pub fn handle_site_down(&mut self, now: TimeMs, peers: &[SiteSummary], out: &mut Vec<Effect>) {
         self.advance(now, out);
         self.up = false;
-        for skill_index in 0..self.skills.len() {
-            self.outage_targets[skill_index] =
-                choose_outage_target(self.id, SkillId(skill_index as u16), peers);
-        }
+        self.outage_peers.clear();
+        self.outage_peers.extend_from_slice(peers);
         for index in 0..self.agents.len() as u32 {
             let before = self.contribution(index);
             self.withdraw_offers(now, index, out);
@@ -1007,13 +982,32 @@ impl Site {
         }
         for skill_index in 0..self.skills.len() {
             let skill = SkillId(skill_index as u16);
-            let Some(target) = self.outage_targets[skill_index] else {
-                continue;
-            };
             while let Some(head) = self.queue_head(skill) {
+                let Some(target) = self.take_outage_target(skill) else {
+                    break;
+                };
                 self.send_away(now, head.slot, target, OverflowReason::Outage, out);
             }
         }
+    }
+
+    /// The outage target for one more contact of `skill`, booked against the peer's summary.
+    fn take_outage_target(&mut self, skill: SkillId) -> Option<SiteId> {
+        let target = choose_outage_target(self.id, skill, &self.outage_peers)?;
+        if let Some(peer) = self
+            .outage_peers
+            .iter_mut()
+            .find(|peer| peer.site == target)
+        {
+            if let Some(cell) = peer.skills.get_mut(skill.index()) {
+                if cell.idle_agents > 0 {
+                    cell.idle_agents -= 1;
+                } else {
+                    cell.waiting = cell.waiting.saturating_add(1);
+                }
+            }
+        }
+        Some(target)
     }
 
     /// Marks the site up again: routing resumes (idle agents take waiting contacts).
@@ -1395,22 +1389,9 @@ impl Site {
             }
         }
         let after = self.contribution(index);
-        let chat_slots = u32::from(self.agents[index as usize].chat_slots);
-        for skill in before.idle_skills.iter() {
-            self.skills[skill.index()].idle_agents -= 1;
-        }
-        for skill in after.idle_skills.iter() {
-            self.skills[skill.index()].idle_agents += 1;
-        }
-        for skill in before.serving_skills.iter() {
-            let state = &mut self.skills[skill.index()];
-            state.serving_agents -= 1;
-            state.serving_capacity -= capacity_for(state.channel, chat_slots);
-        }
-        for skill in after.serving_skills.iter() {
-            let state = &mut self.skills[skill.index()];
-            state.serving_agents += 1;
-            state.serving_capacity += capacity_for(state.channel, chat_slots);
+        if before.idle_skills != after.idle_skills || before.serving_skills != after.serving_skills
+        {
+            self.update_skill_counters(index, before, after);
         }
         let agent = &mut self.agents[index as usize];
         let state = agent.derive_state();
@@ -1430,6 +1411,7 @@ impl Site {
         }
         let agent = &mut self.agents[index as usize];
         agent.generation = agent.generation.wrapping_add(1);
+        let agent = &self.agents[index as usize];
         if !self.up || agent.presence != Presence::Ready {
             return;
         }
@@ -1440,20 +1422,42 @@ impl Site {
             index,
             generation: agent.generation,
         };
+        let agents = &self.agents;
+        let agent_count = agents.len();
         for skill in agent.skills.iter() {
             let state = &mut self.skills[skill.index()];
-            if agent.has_room_for(state.channel) {
+            let channel = state.channel;
+            if agent.has_room_for(channel) {
                 state.idle.push(entry);
+                state.idle.compact_if_needed(agent_count, |entry| {
+                    idle_entry_live(agents, entry, skill, channel)
+                });
             }
         }
-        let agent_count = self.agents.len();
-        for skill in self.agents[index as usize].skills.iter() {
-            let agents = &self.agents;
+    }
+
+    fn update_skill_counters(
+        &mut self,
+        index: u32,
+        before: AgentContribution,
+        after: AgentContribution,
+    ) {
+        let chat_slots = u32::from(self.agents[index as usize].chat_slots);
+        for skill in before.idle_skills.iter() {
+            self.skills[skill.index()].idle_agents -= 1;
+        }
+        for skill in after.idle_skills.iter() {
+            self.skills[skill.index()].idle_agents += 1;
+        }
+        for skill in before.serving_skills.iter() {
             let state = &mut self.skills[skill.index()];
-            let channel = state.channel;
-            state.idle.compact_if_needed(agent_count, |entry| {
-                idle_entry_live(agents, entry, skill, channel)
-            });
+            state.serving_agents -= 1;
+            state.serving_capacity -= capacity_for(state.channel, chat_slots);
+        }
+        for skill in after.serving_skills.iter() {
+            let state = &mut self.skills[skill.index()];
+            state.serving_agents += 1;
+            state.serving_capacity += capacity_for(state.channel, chat_slots);
         }
     }
 
@@ -1501,7 +1505,7 @@ impl Site {
     /// the waiting limit is reached and no agent could take it at once.
     fn blocks(&mut self, contact: &Contact) -> bool {
         if !self.up {
-            return self.outage_targets[contact.skill.index()].is_none();
+            return choose_outage_target(self.id, contact.skill, &self.outage_peers).is_none();
         }
         if self.waiting_total < self.config.waiting_max {
             return false;
@@ -1525,7 +1529,7 @@ impl Site {
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
         if !self.up {
-            match self.outage_targets[contact.skill.index()] {
+            match self.take_outage_target(contact.skill) {
                 Some(target) => {
                     let mut moved = contact;
                     moved.overflow_count = moved.overflow_count.saturating_add(1);
