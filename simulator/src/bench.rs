@@ -46,6 +46,10 @@ pub struct CaseFigures {
     pub wall_ms_median: f64,
     /// Fastest wall time, milliseconds.
     pub wall_ms_min: f64,
+    /// Median CPU time of the simulating thread, milliseconds (from
+    /// /proc/thread-self/schedstat; unlike wall time it excludes waiting for a core on a
+    /// shared machine). `None` where unavailable.
+    pub cpu_ms_median: Option<f64>,
     /// Events per second at the median.
     pub events_per_s: f64,
     /// Microseconds per contact at the median.
@@ -117,12 +121,18 @@ fn time_case(name: &str, scenario: &Scenario, repetitions: u32) -> Result<CaseFi
     // One untimed run warms caches and the allocator.
     let warm = engine::simulate(scenario, scenario.seed, None)?;
     let mut walls = Vec::new();
+    let mut cpus = Vec::new();
     for _ in 0..repetitions.max(1) {
+        let cpu_start = thread_cpu_ns();
         let start = Instant::now();
         let report = engine::simulate(scenario, scenario.seed, None)?;
         walls.push(start.elapsed().as_secs_f64() * 1000.0);
+        if let (Some(before), Some(after)) = (cpu_start, thread_cpu_ns()) {
+            cpus.push(after.saturating_sub(before) as f64 / 1e6);
+        }
         std::hint::black_box(report);
     }
+    cpus.sort_by(f64::total_cmp);
     walls.sort_by(f64::total_cmp);
     let median = walls[walls.len() / 2];
     let contacts = warm.total.offered - warm.total.overflowed_in;
@@ -132,9 +142,16 @@ fn time_case(name: &str, scenario: &Scenario, repetitions: u32) -> Result<CaseFi
         events: warm.events,
         wall_ms_median: median,
         wall_ms_min: walls[0],
+        cpu_ms_median: cpus.get(cpus.len() / 2).copied(),
         events_per_s: warm.events as f64 / (median / 1000.0),
         contact_us_mean: median * 1000.0 / contacts.max(1) as f64,
     })
+}
+
+/// CPU time consumed by the calling thread, nanoseconds (Linux schedstat).
+pub fn thread_cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
 }
 
 /// Peak resident set size of this process (VmHWM), kB; Linux only.
@@ -208,18 +225,20 @@ pub fn render(figures: &BenchFigures) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<40} {:>9} {:>9} {:>11} {:>9} {:>12} {:>9}",
-        "case", "contacts", "events", "median ms", "min ms", "events/s", "µs/contact"
+        "{:<40} {:>9} {:>9} {:>11} {:>9} {:>9} {:>12} {:>9}",
+        "case", "contacts", "events", "median ms", "min ms", "CPU ms", "events/s", "µs/contact"
     );
     for case in &figures.cases {
         let _ = writeln!(
             out,
-            "{:<40} {:>9} {:>9} {:>11.2} {:>9.2} {:>12.0} {:>9.3}",
+            "{:<40} {:>9} {:>9} {:>11.2} {:>9.2} {:>9} {:>12.0} {:>9.3}",
             case.name,
             case.contacts,
             case.events,
             case.wall_ms_median,
             case.wall_ms_min,
+            case.cpu_ms_median
+                .map_or_else(|| "-".to_owned(), |cpu| format!("{cpu:.2}")),
             case.events_per_s,
             case.contact_us_mean
         );

@@ -26,15 +26,13 @@
 //! holds only pending actions, and the metrics hold per-interval counters — nothing grows with
 //! the number of contacts, and only the (small) interval table grows with the number of days.
 
-use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::collections::VecDeque;
 
 use callgrid_domain::{
     AgentId, AgentSpec, AgentState, CallbackBook, CallbackId, CallbackOutcome, CallbackPolicy,
-    CallerNumber, Channel, Contact, ContactId, ContactPhase, Effect, EventKind, Line, Metrics,
-    MetricsConfig, OverflowConfig, Priority, RoutingConfig, ServiceLevelPolicy, Site, SiteId,
-    SiteSummary, SkillConfig, SkillGrant, SkillId, TimeMs, Topic,
+    CallerNumber, Channel, Contact, ContactId, Effect, EventKind, Line, Metrics, MetricsConfig,
+    OverflowConfig, Priority, RoutingConfig, ServiceLevelPolicy, Site, SiteId, SiteSummary,
+    SkillConfig, SkillGrant, SkillId, TimeMs, Topic,
 };
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
@@ -52,6 +50,8 @@ pub const DRAIN_MS_MAX: u64 = 4 * 3_600_000;
 pub const SUMMARY_REFRESH_MS: u64 = 1_000;
 /// An unanswered callback attempt occupies the agent this long (dialling, ringing out).
 pub const CALLBACK_NO_ANSWER_MS: u64 = 30_000;
+/// Bound on how deep effects may cause further handler calls (overflow hops, callbacks).
+pub const EFFECT_DEPTH_MAX: usize = 16;
 /// Bound on heap entries; a scenario needing more is rejected rather than exhausting memory.
 pub const PENDING_ACTIONS_MAX: usize = 50_000_000;
 
@@ -110,31 +110,49 @@ enum Action {
     Outage { site: u16, down: bool },
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Pending {
-    at: u64,
+/// Bits of a heap key holding the scheduling sequence (below the time in ms).
+const SEQUENCE_BITS: u32 = 24;
+/// Latest schedulable time: 2^40 ms, about 34 years.
+pub const TIME_MS_MAX: u64 = (1 << (64 - SEQUENCE_BITS)) - 1;
+
+/// Pending actions ordered by (time, scheduling order). The heap holds 16-byte
+/// (key, slot) pairs and the actions sit in a slab, because moving small entries is most of
+/// a binary heap's cost. The key is `time << 24 | sequence mod 2^24`: among equal times the
+/// earlier scheduled comes first (deterministically, even when the sequence wraps).
+#[derive(Debug, Default)]
+struct ActionQueue {
+    heap: BinaryHeap<std::cmp::Reverse<(u64, u32)>>,
+    actions: Vec<Action>,
+    free: Vec<u32>,
     sequence: u64,
-    action: Action,
 }
 
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        self.at == other.at && self.sequence == other.sequence
+impl ActionQueue {
+    fn len(&self) -> usize {
+        self.heap.len()
     }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+
+    fn push(&mut self, at: u64, action: Action) {
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.actions[slot as usize] = action;
+                slot
+            }
+            None => {
+                self.actions.push(action);
+                (self.actions.len() - 1) as u32
+            }
+        };
+        self.sequence = self.sequence.wrapping_add(1);
+        let key =
+            (at.min(TIME_MS_MAX) << SEQUENCE_BITS) | (self.sequence & ((1 << SEQUENCE_BITS) - 1));
+        self.heap.push(std::cmp::Reverse((key, slot)));
     }
-}
-impl Ord for Pending {
-    // Reversed: BinaryHeap is a max-heap and we want the earliest (then first scheduled).
-    fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .at
-            .cmp(&self.at)
-            .then_with(|| other.sequence.cmp(&self.sequence))
+
+    fn pop(&mut self) -> Option<(u64, Action)> {
+        let std::cmp::Reverse((key, slot)) = self.heap.pop()?;
+        self.free.push(slot);
+        Some((key >> SEQUENCE_BITS, self.actions[slot as usize]))
     }
 }
 
@@ -149,6 +167,18 @@ struct ContactSlot {
     callback: Option<CallbackId>,
     /// A callback attempt that did not reach the customer (drawn when the agent picks it up).
     unreached: bool,
+    /// When the caller hangs up if still waiting (`u64::MAX`: never).
+    patience_at: u64,
+    /// The agent it is ringing at (from the last Offer not yet cancelled or answered).
+    offered_to: Option<AgentId>,
+    /// The agent talking with it.
+    agent: AgentId,
+    /// Its medium.
+    channel: Channel,
+    /// The queue it is in now (changes on transfer).
+    skill: SkillId,
+    /// Transfers so far.
+    transfers: u8,
 }
 
 /// A staffing group at a site: identical agents whose logged-in count follows a target.
@@ -322,8 +352,7 @@ pub struct Engine {
     book: CallbackBook,
     metrics: Metrics,
     groups: Vec<Group>,
-    heap: BinaryHeap<Pending>,
-    sequence: u64,
+    queue: ActionQueue,
     random: Pcg64,
     now: u64,
     end_ms: u64,
@@ -331,7 +360,8 @@ pub struct Engine {
     free_contacts: Vec<u32>,
     next_agent: u32,
     effects: Vec<Effect>,
-    work: VecDeque<(u16, Effect)>,
+    /// Reusable buffers for effects of nested handler calls.
+    spare_effects: Vec<Vec<Effect>>,
     summaries: Vec<SiteSummary>,
     summaries_at: Option<u64>,
     overflow_poll_at: Vec<u64>,
@@ -528,8 +558,7 @@ impl Engine {
             book,
             metrics,
             groups,
-            heap: BinaryHeap::with_capacity(1024),
-            sequence: 0,
+            queue: ActionQueue::default(),
             random: Pcg64::seed_from_u64(seed),
             now: 0,
             end_ms,
@@ -537,7 +566,7 @@ impl Engine {
             free_contacts: Vec::new(),
             next_agent: 0,
             effects: Vec::with_capacity(64),
-            work: VecDeque::with_capacity(64),
+            spare_effects: Vec::new(),
             summaries: vec![SiteSummary::default(); site_count],
             summaries_at: None,
             overflow_poll_at: vec![u64::MAX; site_count],
@@ -550,15 +579,10 @@ impl Engine {
     }
 
     fn schedule(&mut self, at: u64, action: Action) -> Result<(), EngineError> {
-        if self.heap.len() >= PENDING_ACTIONS_MAX {
+        if self.queue.len() >= PENDING_ACTIONS_MAX {
             return Err(EngineError::TooManyPendingActions);
         }
-        self.sequence += 1;
-        self.heap.push(Pending {
-            at,
-            sequence: self.sequence,
-            action,
-        });
+        self.queue.push(at, action);
         Ok(())
     }
 
@@ -594,11 +618,11 @@ impl Engine {
         let stop = self.end_ms + DRAIN_MS_MAX;
         let progress_every = (self.end_ms / PROGRESS_STEPS).max(1);
         let mut progress_next = 0;
-        while let Some(pending) = self.heap.pop() {
-            if pending.at > stop {
+        while let Some((at, action)) = self.queue.pop() {
+            if at > stop {
                 break;
             }
-            self.now = pending.at;
+            self.now = at;
             self.events += 1;
             if let Some(report) = progress {
                 if self.now >= progress_next {
@@ -606,7 +630,7 @@ impl Engine {
                     progress_next = self.now + progress_every;
                 }
             }
-            self.dispatch(pending.action)?;
+            self.dispatch(action)?;
         }
         self.metrics.finish(TimeMs(self.now));
         if let Some(report) = progress {
@@ -625,10 +649,17 @@ impl Engine {
                 contact,
                 agent,
             } => {
-                let site_ref = &self.sites[site as usize];
-                if site_ref.contact_phase(contact) != Some(ContactPhase::Offered(agent)) {
-                    return Ok(()); // withdrawn: the caller hung up or the site went down
+                // The engine tracks offers from Offer / CancelOffer effects itself, so a stale
+                // ring (the caller hung up, the offer was withdrawn or moved to another agent)
+                // is recognised without asking the site.
+                let Some(slot) = self.slot_of(contact) else {
+                    return Ok(());
+                };
+                if self.contacts[slot].offered_to != Some(agent) {
+                    return Ok(());
                 }
+                self.contacts[slot].offered_to = None;
+                self.contacts[slot].agent = agent;
                 self.effects.clear();
                 self.sites[site as usize]
                     .handle_accept(now, contact, &mut self.effects)
@@ -784,6 +815,10 @@ impl Engine {
             _ => (Channel::Voice, topic.voice_skill),
         };
         let id = self.allocate(site);
+        if let Some(slot) = self.slot_of(id) {
+            self.contacts[slot].channel = channel;
+            self.contacts[slot].skill = skill;
+        }
         let now = TimeMs(self.now);
         let contact = Contact::inbound(
             id,
@@ -795,7 +830,7 @@ impl Engine {
             now,
         )
         .with_priority(Priority(topic.priority));
-        self.arm_patience(id)?;
+        self.arm_patience(id);
         self.effects.clear();
         self.sites[site as usize]
             .handle_arrival(now, contact, &mut self.effects)
@@ -807,68 +842,84 @@ impl Engine {
         Ok(())
     }
 
-    fn arm_patience(&mut self, contact: ContactId) -> Result<(), EngineError> {
+    /// Draws the caller's patience for a (new or transferred) wait. The abandon timer is only
+    /// scheduled when the contact actually queues (`Queued`), so the many contacts answered at
+    /// once never put a timer in the heap.
+    fn arm_patience(&mut self, contact: ContactId) {
         let Some(slot) = self.slot_of(contact) else {
-            return Ok(());
+            return;
         };
         self.contacts[slot].patience_token = self.contacts[slot].patience_token.wrapping_add(1);
+        self.contacts[slot].patience_at = u64::MAX;
         if self.contacts[slot].callback.is_some() {
-            return Ok(()); // the agent calls the customer: nobody waits on the line
+            return; // the agent calls the customer: nobody waits on the line
         }
         let patience = self.model.patience.sample(&mut self.random);
         if patience.is_finite() {
-            let token = self.contacts[slot].patience_token;
-            self.schedule(self.now + ms(patience), Action::Patience { contact, token })?;
+            self.contacts[slot].patience_at = self.now.saturating_add(ms(patience));
         }
-        Ok(())
+    }
+
+    fn schedule_patience(&mut self, contact: ContactId) -> Result<(), EngineError> {
+        let Some(slot) = self.slot_of(contact) else {
+            return Ok(());
+        };
+        let entry = self.contacts[slot];
+        if entry.patience_at == u64::MAX {
+            return Ok(());
+        }
+        self.schedule(
+            entry.patience_at.max(self.now),
+            Action::Patience {
+                contact,
+                token: entry.patience_token,
+            },
+        )
     }
 
     fn start_talking(&mut self, site: u16, contact: ContactId) -> Result<(), EngineError> {
         let Some(slot) = self.slot_of(contact) else {
             return Ok(());
         };
-        let info = self.sites[site as usize].contact_info(contact);
-        let talk_ms = match (self.contacts[slot].callback, info) {
-            (Some(_), _) if !chance(&mut self.random, self.model.callback_reach) => {
+        let entry = self.contacts[slot];
+        let talk_ms =
+            if entry.callback.is_some() && !chance(&mut self.random, self.model.callback_reach) {
                 self.contacts[slot].unreached = true;
                 CALLBACK_NO_ANSWER_MS
-            }
-            (_, Some(info)) if info.channel == Channel::Chat => {
+            } else if entry.channel == Channel::Chat {
                 ms(self.model.chat_handle.sample(&mut self.random))
-            }
-            (_, Some(info)) if info.skill == self.model.transfer_to => {
+            } else if entry.skill == self.model.transfer_to {
                 ms(self.model.line2_handle.sample(&mut self.random))
-            }
-            _ => ms(self.model.voice_handle.sample(&mut self.random)),
-        };
+            } else {
+                ms(self.model.voice_handle.sample(&mut self.random))
+            };
         self.schedule(self.now + talk_ms, Action::TalkEnd { site, contact })
     }
 
     fn talk_end(&mut self, site: u16, contact: ContactId) -> Result<(), EngineError> {
         let now = TimeMs(self.now);
-        let Some(ContactPhase::Talking(agent)) = self.sites[site as usize].contact_phase(contact)
-        else {
-            return Ok(());
-        };
+        // Conversations are never cut short (an outage leaves talking contacts to finish), so
+        // a talk end always finds its contact talking with the agent that answered.
         let Some(slot) = self.slot_of(contact) else {
             return Ok(());
         };
-        let info = self.sites[site as usize].contact_info(contact);
-        let callback = self.contacts[slot].callback;
+        let entry = self.contacts[slot];
+        let agent = entry.agent;
+        let callback = entry.callback;
         let transfer = callback.is_none()
-            && info.is_some_and(|info| {
-                info.channel == Channel::Voice
-                    && info.skill == self.model.transfer_from
-                    && info.transfer_count == 0
-            })
+            && entry.channel == Channel::Voice
+            && entry.skill == self.model.transfer_from
+            && entry.transfers == 0
             && chance(&mut self.random, self.model.transfer_share);
         self.effects.clear();
         if transfer {
+            self.arm_patience(contact);
+            self.contacts[slot].skill = self.model.transfer_to;
+            self.contacts[slot].transfers += 1;
             self.sites[site as usize]
                 .handle_transfer(now, contact, self.model.transfer_to, &mut self.effects)
                 .map_err(|error| self.domain_error(error))?;
             self.drain_effects(site)?;
-            self.arm_patience(contact)?;
         } else {
             self.sites[site as usize]
                 .handle_end(now, contact, &mut self.effects)
@@ -906,6 +957,8 @@ impl Engine {
             let id = self.allocate(site);
             let slot = self.slot_of(id).unwrap_or_default();
             self.contacts[slot].callback = Some(task.id);
+            self.contacts[slot].channel = task.channel;
+            self.contacts[slot].skill = task.skill;
             let contact = task.to_contact(id, now);
             self.effects.clear();
             self.sites[site as usize]
@@ -966,21 +1019,37 @@ impl Engine {
 
     /// Acts on the effects in `self.effects` (produced by `site`) and everything they cause.
     fn drain_effects(&mut self, site: u16) -> Result<(), EngineError> {
-        for effect in self.effects.drain(..) {
-            self.work.push_back((site, effect));
+        let mut effects = std::mem::take(&mut self.effects);
+        let result = self.act(site, &effects, 0);
+        effects.clear();
+        self.effects = effects;
+        result
+    }
+
+    /// Acts on `effects` in order; effects of the handlers this calls (overflow delivery,
+    /// callback requests) are acted on at once, depth first, with buffers from a pool.
+    fn act(&mut self, site: u16, effects: &[Effect], depth: usize) -> Result<(), EngineError> {
+        if depth > EFFECT_DEPTH_MAX {
+            return Err(self.domain_error("effects caused effects more than EFFECT_DEPTH_MAX deep"));
         }
-        while let Some((site, effect)) = self.work.pop_front() {
+        for effect in effects.iter().copied() {
             match effect {
                 Effect::Event(event) => {
                     self.metrics.record(&event);
                     match event.kind {
-                        EventKind::Blocked { contact, .. } => self.release(contact),
-                        EventKind::Abandoned { contact, .. } => self.release(contact),
-                        EventKind::Queued { .. } => self.queued += 1,
+                        EventKind::Blocked { contact, .. }
+                        | EventKind::Abandoned { contact, .. } => self.release(contact),
+                        EventKind::Queued { contact, .. } => {
+                            self.queued += 1;
+                            self.schedule_patience(contact)?;
+                        }
                         _ => {}
                     }
                 }
                 Effect::Offer { contact, agent, .. } => {
+                    if let Some(slot) = self.slot_of(contact) {
+                        self.contacts[slot].offered_to = Some(agent);
+                    }
                     self.schedule(
                         self.now + self.model.ring_ms,
                         Action::Ring {
@@ -990,34 +1059,38 @@ impl Engine {
                         },
                     )?;
                 }
-                Effect::CancelOffer { .. } => {}
+                Effect::CancelOffer { contact, .. } => {
+                    if let Some(slot) = self.slot_of(contact) {
+                        self.contacts[slot].offered_to = None;
+                    }
+                }
                 Effect::Overflow { contact, target } => {
                     if let Some(slot) = self.slot_of(contact.id) {
                         self.contacts[slot].site = target.0;
                     }
-                    let mut effects = std::mem::take(&mut self.effects);
-                    effects.clear();
+                    let mut nested = self.spare_effects.pop().unwrap_or_default();
                     let result = self.sites[target.index()].handle_overflow_in(
                         TimeMs(self.now),
                         contact,
                         SiteId(site),
-                        &mut effects,
+                        &mut nested,
                     );
-                    for effect in effects.drain(..) {
-                        self.work.push_back((target.0, effect));
-                    }
-                    self.effects = effects;
-                    result.map_err(|error| self.domain_error(error))?;
+                    let acted = match result {
+                        Ok(()) => self.act(target.0, &nested, depth + 1),
+                        Err(error) => Err(self.domain_error(error)),
+                    };
+                    nested.clear();
+                    self.spare_effects.push(nested);
+                    acted?;
                 }
                 Effect::RequestCallback(request) => {
-                    let mut effects = std::mem::take(&mut self.effects);
-                    effects.clear();
+                    let mut nested = self.spare_effects.pop().unwrap_or_default();
                     self.book
-                        .handle_request(TimeMs(self.now), &request, &mut effects);
-                    for effect in effects.drain(..) {
-                        self.work.push_back((request.site.0, effect));
-                    }
-                    self.effects = effects;
+                        .handle_request(TimeMs(self.now), &request, &mut nested);
+                    let acted = self.act(request.site.0, &nested, depth + 1);
+                    nested.clear();
+                    self.spare_effects.push(nested);
+                    acted?;
                     self.arm_callback_timer()?;
                 }
             }
@@ -1036,6 +1109,12 @@ impl Engine {
                     patience_token: 0,
                     callback: None,
                     unreached: false,
+                    patience_at: u64::MAX,
+                    offered_to: None,
+                    agent: AgentId(0),
+                    channel: Channel::Voice,
+                    skill: SkillId(0),
+                    transfers: 0,
                 });
                 (self.contacts.len() - 1) as u32
             }
@@ -1048,6 +1127,9 @@ impl Engine {
         entry.live = true;
         entry.callback = None;
         entry.unreached = false;
+        entry.patience_at = u64::MAX;
+        entry.offered_to = None;
+        entry.transfers = 0;
         entry.id
     }
 
