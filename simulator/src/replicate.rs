@@ -71,7 +71,7 @@ pub fn replicate(
             abandonment: values(&|row| row.abandonment),
             answer_speed_s_mean: values(&|row| row.answer_speed_s_mean),
             handle_time_s_mean: values(&|row| row.handle_time_s_mean),
-            occupancy: values(&|row| row.occupancy),
+            occupancy: values(&|row| row.occupancy.unwrap_or(f64::NAN)),
         }
     };
     let total = slice("all", &|report| &report.total);

@@ -61,6 +61,9 @@ pub struct Row {
     pub short_abandoned: u64,
     /// Contacts sent to another site.
     pub overflowed_out: u64,
+    /// Of those, contacts not yet answered here (the site's conservation term; the rest are
+    /// transferred contacts moved while waiting for line 2).
+    pub overflowed_out_unanswered: u64,
     /// Contacts received from another site.
     pub overflowed_in: u64,
     /// Line-1 → line-2 transfers.
@@ -81,8 +84,8 @@ pub struct Row {
     pub queue_length_mean: f64,
     /// Most contacts waiting at once.
     pub queue_length_max: u64,
-    /// Busy + wrap-up time / staffed time.
-    pub occupancy: f64,
+    /// Busy + wrap-up time / staffed time (`None` for queue rows: agents are not per queue).
+    pub occupancy: Option<f64>,
     /// Contacts still waiting or ringing when the run ended (whole-run site rows only).
     pub still_waiting_at_end: u64,
 }
@@ -156,7 +159,7 @@ pub fn render_table(report: &RunReport) -> String {
     let mut row = |row: &Row| {
         let _ = writeln!(
             out,
-            "{:<16} {:<16} {:>8} {:>8} {:>7.1} {:>6.1} {:>7.1} {:>6.0} {:>6.1} {:>7.2} {:>7} {:>6} {:>6}",
+            "{:<16} {:<16} {:>8} {:>8} {:>7.1} {:>6.1} {:>7.1} {:>6.0} {:>6} {:>7.2} {:>7} {:>6} {:>6}",
             truncate(&row.site, 16),
             truncate(&row.queue, 16),
             row.offered,
@@ -165,7 +168,10 @@ pub fn render_table(report: &RunReport) -> String {
             row.abandonment * 100.0,
             row.answer_speed_s_mean,
             row.handle_time_s_mean,
-            row.occupancy * 100.0,
+            row.occupancy.map_or_else(
+                || "-".to_owned(),
+                |occupancy| format!("{:.1}", occupancy * 100.0)
+            ),
             row.queue_length_mean,
             row.queue_length_max,
             row.overflowed_out,
@@ -219,7 +225,7 @@ pub fn write_files(report: &RunReport, directory: &Path) -> Result<(), ReportErr
     Ok(())
 }
 
-const CSV_HEADER: &str = "day,interval_start,site,queue,offered,answered,answered_within_threshold,abandoned,short_abandoned,overflowed_out,overflowed_in,transferred,callbacks_created,service_level,abandonment,answer_speed_s_mean,handle_time_s_mean,abandon_wait_s_mean,queue_length_mean,queue_length_max,occupancy";
+const CSV_HEADER: &str = "day,interval_start,site,queue,offered,answered,answered_within_threshold,abandoned,short_abandoned,overflowed_out,overflowed_out_unanswered,overflowed_in,transferred,callbacks_created,service_level,abandonment,answer_speed_s_mean,handle_time_s_mean,abandon_wait_s_mean,queue_length_mean,queue_length_max,occupancy";
 
 /// Rows as CSV with a header line.
 pub fn csv(rows: &[Row]) -> String {
@@ -229,7 +235,7 @@ pub fn csv(rows: &[Row]) -> String {
     for row in rows {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{:.6},{:.6},{:.3},{:.3},{:.3},{:.4},{},{:.6}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.6},{:.6},{:.3},{:.3},{:.3},{:.4},{},{}",
             row.day.map(|day| day.to_string()).unwrap_or_default(),
             row.interval_start.as_deref().unwrap_or(""),
             csv_field(&row.site),
@@ -240,6 +246,7 @@ pub fn csv(rows: &[Row]) -> String {
             row.abandoned,
             row.short_abandoned,
             row.overflowed_out,
+            row.overflowed_out_unanswered,
             row.overflowed_in,
             row.transferred,
             row.callbacks_created,
@@ -251,6 +258,7 @@ pub fn csv(rows: &[Row]) -> String {
             row.queue_length_mean,
             row.queue_length_max,
             row.occupancy
+                .map_or_else(String::new, |occupancy| format!("{occupancy:.6}"))
         );
     }
     out
@@ -560,7 +568,8 @@ mod tests {
         let text = csv(&report.intervals);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4);
-        assert_eq!(lines[0].split(',').count(), 21);
+        assert_eq!(lines[0].split(',').count(), 22);
+        assert_eq!(lines[2].split(',').count(), 22);
         assert!(
             lines[1].starts_with("0,08:00,\"a,b\",all,10,9,"),
             "{}",

@@ -235,7 +235,7 @@ pub fn compare(case: &Case, contacts: u64) -> Result<Comparison, ValidateError> 
         service_level: total.service_level,
         answer_speed_s_mean: total.answer_speed_s_mean,
         abandonment: total.abandonment,
-        occupancy: total.occupancy,
+        occupancy: total.occupancy.unwrap_or(f64::NAN),
     };
     let service_level_difference_pp =
         (simulated.service_level - closed_form.service_level).abs() * 100.0;

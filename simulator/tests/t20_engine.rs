@@ -35,11 +35,15 @@ fn default_day_is_realistic_and_conserves_contacts() {
         report.bot_handled
     );
     for site in &report.sites {
-        // Every contact offered to a site was answered, abandoned, overflowed, or is a
-        // callback still queued after the last shift ended.
+        // The domain's site identity (API.md "Counting"): every contact offered to a site was
+        // answered, abandoned, sent away unanswered, or is still waiting unanswered (callbacks
+        // queued after the last shift ended).
         assert_eq!(
             site.offered,
-            site.answered + site.abandoned + site.overflowed_out + site.still_waiting_at_end,
+            site.answered
+                + site.abandoned
+                + site.overflowed_out_unanswered
+                + site.still_waiting_at_end,
             "{site:?}"
         );
         assert!(site.still_waiting_at_end < 20);

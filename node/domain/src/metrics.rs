@@ -24,6 +24,13 @@ use std::hash::BuildHasherDefault;
 pub const AGENT_DENSE_IDS_MAX: usize = 1 << 20;
 
 /// Counts and sums for one cell (interval × site, interval × queue, or totals).
+///
+/// Balances (property-tested): for a site,
+/// `offered = answered + abandoned + overflowed_out_unanswered() + still waiting or ringing`
+/// — a transferred contact is answered once for the site, and if it is later sent away it
+/// counts in `overflowed_out` and in `overflowed_out_after_answer`; for a queue,
+/// `offered = answered + abandoned + overflowed_out + still waiting or ringing`; across the
+/// cluster, `Σ overflowed_out = Σ overflowed_in + deliveries blocked at the target`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     /// Contacts offered (arrivals + overflow-ins; for queues also transfers in).
@@ -40,8 +47,14 @@ pub struct Counters {
     pub abandoned_after_target: u64,
     /// Got a busy tone because the site's waiting limit was reached (not offered).
     pub blocked: u64,
-    /// Sent to another site.
+    /// Sent to another site (by the rule or an outage). Across the cluster the sum of
+    /// `overflowed_out` equals the sum of `overflowed_in` once every delivery has arrived
+    /// (a delivery refused at a target with a busy tone shows there as `blocked`).
     pub overflowed_out: u64,
+    /// Of `overflowed_out`, contacts already answered at this site (a transferred contact
+    /// waiting for line 2). They are outside the site's balance
+    /// `offered = answered + abandoned + (overflowed_out − overflowed_out_after_answer) + waiting`.
+    pub overflowed_out_after_answer: u64,
     /// Received from another site.
     pub overflowed_in: u64,
     /// Transferred out (line 1 → line 2).
@@ -85,6 +98,7 @@ impl Counters {
         self.abandoned_after_target += other.abandoned_after_target;
         self.blocked += other.blocked;
         self.overflowed_out += other.overflowed_out;
+        self.overflowed_out_after_answer += other.overflowed_out_after_answer;
         self.overflowed_in += other.overflowed_in;
         self.transferred_out += other.transferred_out;
         self.transferred_in += other.transferred_in;
@@ -100,6 +114,13 @@ impl Counters {
         self.busy_ms += other.busy_ms;
         self.wrap_up_state_ms += other.wrap_up_state_ms;
         self.staffed_ms += other.staffed_ms;
+    }
+
+    /// Contacts sent away before being answered here: the overflow term of the site balance
+    /// `offered = answered + abandoned + overflowed_out_unanswered() + still waiting or ringing`
+    /// (for queue cells `overflowed_out_after_answer` is 0, so it equals `overflowed_out`).
+    pub fn overflowed_out_unanswered(&self) -> u64 {
+        self.overflowed_out - self.overflowed_out_after_answer
     }
 
     /// Service level under `policy`, 0.0..=1.0; `None` when the denominator is zero.
@@ -288,7 +309,6 @@ impl Metrics {
             EventKind::Arrived { skill, .. } => {
                 self.cell_pair(
                     at,
-                    at,
                     site,
                     skill,
                     |cell| cell.offered += 1,
@@ -296,7 +316,6 @@ impl Metrics {
                 );
             }
             EventKind::OverflowIn { skill, .. } => self.cell_pair(
-                at,
                 at,
                 site,
                 skill,
@@ -311,7 +330,6 @@ impl Metrics {
             ),
             EventKind::Blocked { skill, .. } => {
                 self.cell_pair(
-                    at,
                     at,
                     site,
                     skill,
@@ -397,7 +415,6 @@ impl Metrics {
             } => {
                 self.cell_pair(
                     at,
-                    at,
                     site,
                     from_skill,
                     |cell| cell.transferred_out += 1,
@@ -421,8 +438,10 @@ impl Metrics {
                 self.change_queue(at, site, skill, -1);
                 self.queue_cell(entered_queue_at, site, skill)
                     .overflowed_out += 1;
-                if !answered_before {
-                    self.site_cell(entered_site_at, site).overflowed_out += 1;
+                let cell = self.site_cell(entered_site_at, site);
+                cell.overflowed_out += 1;
+                if answered_before {
+                    cell.overflowed_out_after_answer += 1;
                 }
             }
             EventKind::Ended {
@@ -437,7 +456,7 @@ impl Metrics {
                     cell.talk_ms_sum += talk_ms;
                     cell.hold_ms_sum += hold_ms;
                 };
-                self.cell_pair(at, at, site, skill, apply, apply);
+                self.cell_pair(at, site, skill, apply, apply);
                 let counters = &mut self.agent(agent, event.site, at).counters;
                 counters.handled += 1;
                 counters.talk_ms_sum += talk_ms;
@@ -450,7 +469,7 @@ impl Metrics {
                 ..
             } => {
                 let apply = |cell: &mut Counters| cell.wrap_up_ms_sum += wrap_up_ms;
-                self.cell_pair(at, at, site, skill, apply, apply);
+                self.cell_pair(at, site, skill, apply, apply);
                 self.agent(agent, event.site, at).counters.wrap_up_ms_sum += wrap_up_ms;
             }
             EventKind::AgentStateChanged { agent, to, .. } => {
@@ -459,7 +478,6 @@ impl Metrics {
                 self.agents[index].state = to;
             }
             EventKind::CallbackCreated { skill, .. } => self.cell_pair(
-                at,
                 at,
                 site,
                 skill,
@@ -654,7 +672,7 @@ impl Metrics {
             return index;
         }
         let raw = at.0 / self.interval_ms;
-        let index = (raw as usize).min(self.config.intervals_max as usize - 1);
+        let index = (raw as usize).min(self.config.intervals_max.max(1) as usize - 1);
         let start = raw * self.interval_ms;
         self.interval_cache
             .set((start, start.saturating_add(self.interval_ms), index));
@@ -665,23 +683,29 @@ impl Metrics {
         self.site_count + site * self.skill_count + skill
     }
 
-    #[inline]
+    #[inline(always)]
     fn cells(&mut self, interval: usize) -> &mut Vec<Counters> {
-        if interval < self.intervals.len() {
-            return &mut self.intervals[interval];
-        }
-        let width = self.site_count * (1 + self.skill_count);
-        while self.intervals.len() <= interval {
-            self.intervals.push(vec![Counters::default(); width]);
+        if interval >= self.intervals.len() {
+            self.grow_intervals(interval);
         }
         &mut self.intervals[interval]
     }
 
+    #[cold]
+    fn grow_intervals(&mut self, interval: usize) {
+        let width = self.site_count * (1 + self.skill_count);
+        while self.intervals.len() <= interval {
+            self.intervals.push(vec![Counters::default(); width]);
+        }
+    }
+
+    #[inline]
     fn site_cell(&mut self, at: TimeMs, site: usize) -> &mut Counters {
         let interval = self.interval_of(at);
         &mut self.cells(interval)[site]
     }
 
+    #[inline]
     fn queue_cell(&mut self, at: TimeMs, site: usize, skill: SkillId) -> &mut Counters {
         let interval = self.interval_of(at);
         let offset = if skill.index() < self.skill_count {
@@ -693,18 +717,23 @@ impl Metrics {
         &mut self.cells(interval)[offset]
     }
 
+    /// Updates a site cell and its queue cell of the same interval (one interval lookup).
+    #[inline]
     fn cell_pair(
         &mut self,
-        site_at: TimeMs,
-        queue_at: TimeMs,
+        at: TimeMs,
         site: usize,
         skill: SkillId,
         site_update: impl Fn(&mut Counters),
         queue_update: impl Fn(&mut Counters),
     ) {
-        site_update(self.site_cell(site_at, site));
-        if skill.index() < self.skill_count {
-            queue_update(self.queue_cell(queue_at, site, skill));
+        let interval = self.interval_of(at);
+        let queue =
+            (skill.index() < self.skill_count).then(|| self.queue_offset(site, skill.index()));
+        let row = self.cells(interval);
+        site_update(&mut row[site]);
+        if let Some(queue) = queue {
+            queue_update(&mut row[queue]);
         }
     }
 
@@ -721,7 +750,7 @@ impl Metrics {
             while start < at {
                 let interval = self.interval_of(start);
                 let boundary = TimeMs((interval as u64 + 1) * self.interval_ms);
-                let end = if interval + 1 >= self.config.intervals_max as usize {
+                let end = if interval + 1 >= self.config.intervals_max.max(1) as usize {
                     at
                 } else {
                     boundary.min(at)
@@ -750,16 +779,19 @@ impl Metrics {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn agent_slot(&mut self, agent: AgentId, site: SiteId, at: TimeMs) -> usize {
-        let dense = agent.index() < AGENT_DENSE_IDS_MAX;
-        if dense {
-            if let Some(&index) = self.agent_dense.get(agent.index()) {
-                if index != u32::MAX {
-                    return index as usize;
-                }
+        if let Some(&index) = self.agent_dense.get(agent.index()) {
+            if index != u32::MAX {
+                return index as usize;
             }
-        } else if let Some(&index) = self.agent_index.get(&agent) {
+        }
+        self.agent_slot_slow(agent, site, at)
+    }
+
+    #[cold]
+    fn agent_slot_slow(&mut self, agent: AgentId, site: SiteId, at: TimeMs) -> usize {
+        if let Some(&index) = self.agent_index.get(&agent) {
             return index;
         }
         let index = self.agents.len();
@@ -770,7 +802,7 @@ impl Metrics {
             since: at,
             counters: AgentCounters::default(),
         });
-        if dense {
+        if agent.index() < AGENT_DENSE_IDS_MAX {
             if self.agent_dense.len() <= agent.index() {
                 self.agent_dense.resize(agent.index() + 1, u32::MAX);
             }
@@ -804,10 +836,22 @@ impl Metrics {
             AgentState::NotReady(_) => counters.not_ready_ms += span_total,
         }
         counters.staffed_ms += span_total;
+        let (cached_start, cached_end, cached_index) = self.interval_cache.get();
+        if since.0 >= cached_start && at.0 <= cached_end {
+            // The whole span lies in the current interval: the common case.
+            let cell = &mut self.cells(cached_index)[site];
+            cell.staffed_ms += span_total;
+            match state {
+                AgentState::Busy => cell.busy_ms += span_total,
+                AgentState::WrapUp => cell.wrap_up_state_ms += span_total,
+                _ => {}
+            }
+            return;
+        }
         let mut start = since;
         while start < at {
             let interval = self.interval_of(start);
-            let end = if interval + 1 >= self.config.intervals_max as usize {
+            let end = if interval + 1 >= self.config.intervals_max.max(1) as usize {
                 at
             } else {
                 TimeMs((interval as u64 + 1) * self.interval_ms).min(at)

@@ -32,6 +32,72 @@ pub const OVERFLOW_HOPS_MAX: u8 = 2;
 
 type IdMap<K> = HashMap<K, u32, BuildHasherDefault<crate::ids::IdHasher>>;
 
+/// Contact ids below this are looked up in a direct table (4 bytes per id, at most 256 KiB
+/// per site); larger ids use a hash map. Drivers that number contacts from a slab, like the
+/// simulator, skip hashing entirely.
+pub const CONTACT_DENSE_IDS_MAX: u64 = 1 << 16;
+
+/// ContactId → slot, with a direct table for small ids.
+#[derive(Debug, Default)]
+struct ContactIndex {
+    dense: Vec<u32>,
+    sparse: IdMap<ContactId>,
+    len: usize,
+}
+
+impl ContactIndex {
+    const ABSENT: u32 = u32::MAX;
+
+    #[inline]
+    fn get(&self, contact: &ContactId) -> Option<&u32> {
+        if contact.0 < CONTACT_DENSE_IDS_MAX {
+            self.dense
+                .get(contact.0 as usize)
+                .filter(|slot| **slot != Self::ABSENT)
+        } else {
+            self.sparse.get(contact)
+        }
+    }
+
+    #[inline]
+    fn contains_key(&self, contact: &ContactId) -> bool {
+        self.get(contact).is_some()
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn insert(&mut self, contact: ContactId, slot: u32) {
+        let fresh = if contact.0 < CONTACT_DENSE_IDS_MAX {
+            let index = contact.0 as usize;
+            if self.dense.len() <= index {
+                self.dense.resize(index + 1, Self::ABSENT);
+            }
+            std::mem::replace(&mut self.dense[index], slot) == Self::ABSENT
+        } else {
+            self.sparse.insert(contact, slot).is_none()
+        };
+        if fresh {
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, contact: &ContactId) {
+        let removed = if contact.0 < CONTACT_DENSE_IDS_MAX {
+            self.dense
+                .get_mut(contact.0 as usize)
+                .is_some_and(|slot| std::mem::replace(slot, Self::ABSENT) != Self::ABSENT)
+        } else {
+            self.sparse.remove(contact).is_some()
+        };
+        if removed {
+            self.len -= 1;
+        }
+    }
+}
+
 /// Where a contact is in its life at this site.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContactPhase {
@@ -131,7 +197,7 @@ impl AgentEntry {
 
     /// Whether the agent may be offered a contact of `channel` now.
     fn has_room_for(&self, channel: Channel) -> bool {
-        if self.presence != Presence::Ready {
+        if !matches!(self.presence, Presence::Ready) {
             return false;
         }
         match channel {
@@ -141,27 +207,31 @@ impl AgentEntry {
     }
 
     fn fully_idle_ready(&self) -> bool {
-        self.presence == Presence::Ready && self.item_count == 0
+        matches!(self.presence, Presence::Ready) && self.item_count == 0
     }
 
     fn derive_state(&self) -> AgentState {
-        let phases = self.items();
-        match self.presence {
-            Presence::LoggedOut => AgentState::LoggedOut,
-            presence => {
-                if phases.iter().any(|item| item.phase == ItemPhase::Talking) {
-                    AgentState::Busy
-                } else if phases.iter().any(|item| item.phase == ItemPhase::Offered) {
-                    AgentState::Reserved
-                } else if !phases.is_empty() {
-                    AgentState::WrapUp
-                } else {
-                    match presence {
-                        Presence::Ready => AgentState::Available,
-                        Presence::NotReady(reason) => AgentState::NotReady(reason),
-                        Presence::LoggingOut | Presence::LoggedOut => AgentState::LoggedOut,
-                    }
-                }
+        if matches!(self.presence, Presence::LoggedOut) {
+            return AgentState::LoggedOut;
+        }
+        // One pass over at most CHAT_SLOTS_MAX items: this runs on every agent change.
+        let mut offered = false;
+        for item in self.items() {
+            match item.phase {
+                ItemPhase::Talking => return AgentState::Busy,
+                ItemPhase::Offered => offered = true,
+                ItemPhase::WrapUp => {}
+            }
+        }
+        if offered {
+            AgentState::Reserved
+        } else if self.item_count > 0 {
+            AgentState::WrapUp
+        } else {
+            match self.presence {
+                Presence::Ready => AgentState::Available,
+                Presence::NotReady(reason) => AgentState::NotReady(reason),
+                Presence::LoggingOut | Presence::LoggedOut => AgentState::LoggedOut,
             }
         }
     }
@@ -232,7 +302,7 @@ pub struct Site {
     skills: Vec<SkillState>,
     contacts: Vec<ContactEntry>,
     free_slots: Vec<u32>,
-    contact_index: IdMap<ContactId>,
+    contact_index: ContactIndex,
     agents: Vec<AgentEntry>,
     agent_index: IdMap<AgentId>,
     /// Certificate expiries, earliest first: (valid_until, agent index, skill).
@@ -283,7 +353,7 @@ impl Site {
             skills,
             contacts: Vec::new(),
             free_slots: Vec::new(),
-            contact_index: IdMap::default(),
+            contact_index: ContactIndex::default(),
             agents: Vec::new(),
             agent_index: IdMap::default(),
             expiries: BinaryHeap::new(),
@@ -431,7 +501,7 @@ impl Site {
     ) -> Result<(), DomainError> {
         let index = self.agent(agent)?;
         self.advance(now, out);
-        if self.agents[index as usize].presence == Presence::LoggedOut {
+        if matches!(self.agents[index as usize].presence, Presence::LoggedOut) {
             return Err(DomainError::AgentState {
                 agent,
                 state: AgentState::LoggedOut,
@@ -523,7 +593,9 @@ impl Site {
             );
             return Ok(());
         }
-        self.share_window.record_offered(now);
+        if self.overflow.enabled {
+            self.share_window.record_offered(now);
+        }
         self.emit(
             now,
             EventKind::Arrived {
@@ -535,7 +607,7 @@ impl Site {
             },
             out,
         );
-        self.admit(now, contact, false, out)
+        self.admit(now, contact, out)
     }
 
     /// A contact overflowed from site `from` arrives; it keeps its ordering time, so it is
@@ -560,7 +632,9 @@ impl Site {
             );
             return Ok(());
         }
-        self.share_window.record_offered(now);
+        if self.overflow.enabled {
+            self.share_window.record_offered(now);
+        }
         self.emit(
             now,
             EventKind::OverflowIn {
@@ -570,7 +644,7 @@ impl Site {
             },
             out,
         );
-        self.admit(now, contact, false, out)
+        self.admit(now, contact, out)
     }
 
     /// The agent accepted the offer: talking starts.
@@ -912,6 +986,13 @@ impl Site {
         self.advance(now, out);
         for skill_index in 0..self.skills.len() {
             let skill = SkillId(skill_index as u16);
+            if self.skills[skill_index].queue.waiting == 0 {
+                // Measured wait 0: below any positive off-threshold, never above on.
+                if self.overflow.threshold_off_ms > 0 {
+                    self.skills[skill_index].overflowing = false;
+                }
+                continue;
+            }
             let measured = self.measured_wait_ms(now, skill);
             let state = &mut self.skills[skill_index];
             if !state.overflowing && measured > self.overflow.threshold_on_ms {
@@ -1040,9 +1121,13 @@ impl Site {
         summary.skills.clear();
         for skill_index in 0..self.skills.len() {
             let skill = SkillId(skill_index as u16);
-            let oldest_wait_ms = self.queue_head(skill).map_or(0, |head| {
-                now.since(self.contacts[head.slot as usize].entered_queue_at)
-            });
+            let oldest_wait_ms = if self.skills[skill_index].queue.waiting == 0 {
+                0
+            } else {
+                self.queue_head(skill).map_or(0, |head| {
+                    now.since(self.contacts[head.slot as usize].entered_queue_at)
+                })
+            };
             let state = &self.skills[skill_index];
             let (idle_agents, serving_agents) = if self.up {
                 (state.idle_agents, state.serving_agents)
@@ -1114,6 +1199,20 @@ impl Site {
     /// Contacts waiting in all queues.
     pub fn waiting_total(&self) -> u32 {
         self.waiting_total
+    }
+
+    /// Contacts waiting or ringing here that have not been answered at this site yet — the
+    /// in-progress term of the site balance (see [`crate::Counters`]); a transferred contact
+    /// waiting for line 2 is not counted. O(contacts): for end-of-run checks.
+    pub fn unanswered_in_progress(&self) -> usize {
+        self.contacts
+            .iter()
+            .filter(|entry| {
+                entry.live
+                    && !entry.answered_before
+                    && !matches!(entry.phase, InternalPhase::Talking(_))
+            })
+            .count()
     }
 
     /// Contacts at this site (waiting, ringing or talking).
@@ -1257,7 +1356,7 @@ impl Site {
                     ));
                 }
             }
-            if agent.presence == Presence::Ready {
+            if matches!(agent.presence, Presence::Ready) {
                 for skill in agent.skills.iter() {
                     serving[skill.index()] += 1;
                     if agent.item_count == 0 {
@@ -1356,7 +1455,7 @@ impl Site {
 
     fn contribution(&self, index: u32) -> AgentContribution {
         let agent = &self.agents[index as usize];
-        let serving_skills = if agent.presence == Presence::Ready {
+        let serving_skills = if matches!(agent.presence, Presence::Ready) {
             agent.skills
         } else {
             SkillSet::EMPTY
@@ -1384,7 +1483,7 @@ impl Site {
     ) {
         {
             let agent = &mut self.agents[index as usize];
-            if agent.presence == Presence::LoggingOut && agent.item_count == 0 {
+            if matches!(agent.presence, Presence::LoggingOut) && agent.item_count == 0 {
                 agent.presence = Presence::LoggedOut;
             }
         }
@@ -1412,7 +1511,7 @@ impl Site {
         let agent = &mut self.agents[index as usize];
         agent.generation = agent.generation.wrapping_add(1);
         let agent = &self.agents[index as usize];
-        if !self.up || agent.presence != Presence::Ready {
+        if !self.up || !matches!(agent.presence, Presence::Ready) {
             return;
         }
         let entry = IdleEntry {
@@ -1422,12 +1521,21 @@ impl Site {
             index,
             generation: agent.generation,
         };
+        let room_voice = agent.has_room_for(Channel::Voice);
+        let room_chat = agent.has_room_for(Channel::Chat);
+        if !room_voice && !room_chat {
+            return;
+        }
         let agents = &self.agents;
         let agent_count = agents.len();
         for skill in agent.skills.iter() {
             let state = &mut self.skills[skill.index()];
             let channel = state.channel;
-            if agent.has_room_for(channel) {
+            let room = match channel {
+                Channel::Voice => room_voice,
+                Channel::Chat => room_chat,
+            };
+            if room {
                 state.idle.push(entry);
                 state.idle.compact_if_needed(agent_count, |entry| {
                     idle_entry_live(agents, entry, skill, channel)
@@ -1525,9 +1633,10 @@ impl Site {
         &mut self,
         now: TimeMs,
         contact: Contact,
-        answered_before: bool,
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
+        // A contact new to this site has not been answered here, whatever happened elsewhere.
+        let answered_before = false;
         if !self.up {
             match self.take_outage_target(contact.skill) {
                 Some(target) => {
@@ -1717,7 +1826,7 @@ impl Site {
         }
         loop {
             let agent = &self.agents[index as usize];
-            if agent.presence != Presence::Ready {
+            if !matches!(agent.presence, Presence::Ready) {
                 return;
             }
             let skills = agent.skills;
@@ -1773,7 +1882,7 @@ impl Site {
         if let Some(position) = agent.find_item(contact.id, ItemPhase::Offered) {
             agent.remove_item(position);
         }
-        if agent.presence == Presence::Ready {
+        if matches!(agent.presence, Presence::Ready) {
             agent.presence = Presence::NotReady(reason);
         }
         let agent_id = agent.id;

@@ -134,6 +134,8 @@ struct World {
     answered_at_site: BTreeSet<(usize, ContactId)>,
     next_contact: u64,
     next_entry: u64,
+    /// Overflow deliveries the target refused (busy tone).
+    overflow_deliveries_blocked: u64,
     effects: Vec<Effect>,
     summaries: Vec<SiteSummary>,
 }
@@ -182,6 +184,7 @@ impl World {
             answered_at_site: BTreeSet::new(),
             next_contact: 1,
             next_entry: 0,
+            overflow_deliveries_blocked: 0,
             effects: Vec::new(),
             summaries: vec![SiteSummary::default(); site_count],
         }
@@ -455,6 +458,18 @@ impl World {
                     self.sites[target.index()]
                         .handle_overflow_in(self.now, contact, SiteId(from as u16), &mut more)
                         .unwrap();
+                    let refused = more.iter().any(|effect| {
+                        matches!(
+                            effect,
+                            Effect::Event(Event {
+                                kind: EventKind::Blocked { contact: blocked, .. },
+                                ..
+                            }) if *blocked == contact.id
+                        )
+                    });
+                    if refused {
+                        self.overflow_deliveries_blocked += 1;
+                    }
                     effects.extend(more);
                 }
                 Effect::RequestCallback(request) => {
@@ -566,6 +581,8 @@ impl World {
                         .or_default()
                         .remove(&contact)
                 );
+                // Should it come back, it is a new contact for this site.
+                self.answered_at_site.remove(&(site, contact));
             }
             EventKind::Ended { contact, agent, .. } => {
                 self.talking.remove(&contact);
@@ -618,13 +635,25 @@ impl World {
                     "queue conservation at site {site_index} skill {skill}: {cell:?}"
                 );
             }
+            assert_eq!(site.unanswered_in_progress() as u64, site_in_progress);
             let cell = self.metrics.site_totals(site_id);
             assert_eq!(
                 cell.offered,
-                cell.answered + cell.abandoned + cell.overflowed_out + site_in_progress,
+                cell.answered
+                    + cell.abandoned
+                    + cell.overflowed_out_unanswered()
+                    + site_in_progress,
                 "site conservation at site {site_index}: {cell:?}"
             );
         }
+        // Every contact sent out arrives somewhere (deliveries are immediate here) or is
+        // refused there with a busy tone.
+        let totals = self.metrics.totals();
+        assert_eq!(
+            totals.overflowed_out,
+            totals.overflowed_in + self.overflow_deliveries_blocked,
+            "cluster overflow balance: {totals:?}"
+        );
     }
 }
 
@@ -639,8 +668,22 @@ fn run(site_count: usize, plans: Vec<AgentPlan>, ops: Vec<Op>, overflow: Overflo
     assert!(totals.answered <= totals.offered);
 }
 
+/// Fixed seed so the suite is deterministic; set `CALLGRID_PROPTEST_SEED` to explore others.
+fn config() -> ProptestConfig {
+    let seed = std::env::var("CALLGRID_PROPTEST_SEED")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(20_261_124);
+    eprintln!("proptest seed {seed} (CALLGRID_PROPTEST_SEED to change)");
+    ProptestConfig {
+        cases: 256,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(seed),
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     #[test]
     fn single_site_invariants(

@@ -301,3 +301,27 @@ fn transfer_counts_once_at_the_site_and_once_per_queue() {
     assert_eq!(line2.answer_wait_ms_sum, 30_000);
     assert_eq!(line2.answered_within_target, 0);
 }
+
+#[test]
+fn a_zero_interval_horizon_folds_everything_into_one_interval() {
+    let config = MetricsConfig {
+        intervals_max: 0,
+        ..MetricsConfig::default()
+    };
+    let mut metrics = Metrics::new(config, 1, 1);
+    for at in [0, 5_000_000, 90_000_000] {
+        metrics.record(&Event {
+            at: TimeMs(at),
+            site: SiteId(0),
+            kind: EventKind::Arrived {
+                contact: ContactId(at),
+                skill: SkillId(0),
+                channel: Channel::Voice,
+                topic: Topic::Order,
+                direction: Direction::Inbound,
+            },
+        });
+    }
+    assert_eq!(metrics.interval_count(), 1);
+    assert_eq!(metrics.site_interval(0, SiteId(0)).offered, 3);
+}
