@@ -1295,6 +1295,7 @@ impl Engine {
         }
         let mut intervals = Vec::new();
         let mut site_intervals = Vec::new();
+        let mut queue_intervals = Vec::new();
         let interval_count = self
             .metrics
             .interval_count()
@@ -1315,6 +1316,22 @@ impl Engine {
                     Some(interval),
                     interval_ms,
                 ));
+                for skill in 0..self.skills.configs.len() {
+                    let counters = self.metrics.queue_interval(
+                        interval,
+                        SiteId(index as u16),
+                        SkillId(skill as u16),
+                    );
+                    if counters.offered > 0 {
+                        queue_intervals.push(row(
+                            &counters,
+                            name,
+                            queue_name(skill),
+                            Some(interval),
+                            interval_ms,
+                        ));
+                    }
+                }
             }
         }
         RunReport {
@@ -1349,6 +1366,7 @@ impl Engine {
             queues,
             intervals,
             site_intervals,
+            queue_intervals,
         }
     }
 

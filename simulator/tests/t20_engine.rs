@@ -100,3 +100,27 @@ fn naive_staffing_swap_inflates_service_level_and_the_engine_rule_does_not() {
     );
     assert!(naive > rule + 0.10, "naive {naive} vs rule {rule}");
 }
+
+#[test]
+fn per_interval_queue_rows_add_up_to_the_queue_totals() {
+    let scenario = Scenario::built_in().unwrap();
+    let report = engine::simulate(&scenario, scenario.seed, None).unwrap();
+    assert!(!report.queue_intervals.is_empty());
+    for queue in &report.queues {
+        let by_interval: u64 = report
+            .queue_intervals
+            .iter()
+            .filter(|row| row.site == queue.site && row.queue == queue.queue)
+            .map(|row| row.offered)
+            .sum();
+        // Contacts entering after closing (late callbacks) fall after the reported day.
+        assert!(
+            by_interval <= queue.offered && by_interval + 20 >= queue.offered,
+            "{queue:?}: {by_interval}"
+        );
+    }
+    let site_by_interval: u64 = report.site_intervals.iter().map(|row| row.offered).sum();
+    assert!(
+        site_by_interval <= report.total.offered && site_by_interval + 20 >= report.total.offered
+    );
+}
