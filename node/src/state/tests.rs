@@ -627,7 +627,7 @@ fn lookup_by_caller_normalizes_and_filters_open() {
 
 #[test]
 fn same_log_same_state_and_snapshot_round_trip() {
-    let commands = vec![
+    let commands = [
         pickup_order(),
         delivery_order(),
         status(1, OrderStatus::Confirmed),
