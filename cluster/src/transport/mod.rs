@@ -14,6 +14,9 @@
 
 use raft::eraftpb::Message as RaftMessage;
 
+pub mod memory;
+pub mod quic;
+
 /// A node's identity in the cluster (raft-rs peer id). Never 0.
 pub type NodeId = u64;
 
@@ -83,6 +86,9 @@ pub enum TransportError {
     /// The transport is shut down.
     #[error("transport is closed")]
     Closed,
+    /// The message could not be encoded (a bug in the message or the codec).
+    #[error("message could not be encoded: {0}")]
+    Encoding(String),
 }
 
 /// Sends messages to peers. Implementations are cheap to share (`Arc` inside).
@@ -93,4 +99,37 @@ pub trait Transport: Send + Sync + 'static {
     fn set_peer(&self, id: NodeId, address: String);
     /// Forget a peer: close its connection and drop its queue.
     fn remove_peer(&self, id: NodeId);
+    /// Counters for status and metrics. Implementations without counters return zeros.
+    fn stats(&self) -> TransportStats {
+        TransportStats::default()
+    }
+}
+
+/// Counters of a transport since it started, for status and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TransportStats {
+    /// Frames written to peers (a chunked message counts one frame per chunk).
+    pub frames_sent: u64,
+    /// Frames read from authenticated peers.
+    pub frames_received: u64,
+    /// Bytes written to peers, length prefixes included.
+    pub bytes_sent: u64,
+    /// Bytes read from authenticated peers.
+    pub bytes_received: u64,
+    /// Messages refused by `send` because the peer's queue was full.
+    pub messages_dropped_queue_full: u64,
+    /// Messages lost because a connection failed while they were being written.
+    pub messages_dropped_connection_lost: u64,
+    /// Frames from authenticated peers that failed to decode (the stream was dropped).
+    pub frames_malformed: u64,
+    /// Connections to peers established after the first one (reconnections).
+    pub reconnects: u64,
+    /// Connection attempts to peers that failed (refused, timed out, TLS error).
+    pub connect_failures: u64,
+    /// Incoming connections refused during the handshake (no or wrong certificate).
+    pub handshakes_refused: u64,
+    /// Messages waiting in all per-peer outbound queues right now.
+    pub queued_messages: u64,
+    /// Bytes waiting in all per-peer outbound queues right now.
+    pub queued_bytes: u64,
 }

@@ -384,3 +384,76 @@ impl MetricsConfig {
         u64::from(self.interval_minutes) * 60_000
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn field_of(error: ConfigError) -> String {
+        match error {
+            ConfigError::Invalid { field, .. } => field,
+        }
+    }
+
+    fn skill(name: &str) -> SkillConfig {
+        SkillConfig {
+            name: name.into(),
+            channel: Channel::Voice,
+            line: Line::Line1,
+            handle_time_s_initial: 60,
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        assert_eq!(
+            field_of(RoutingConfig::with_skills(vec![]).validate().unwrap_err()),
+            "skills"
+        );
+        let duplicate = RoutingConfig::with_skills(vec![skill("a"), skill("a")]);
+        assert_eq!(
+            field_of(duplicate.validate().unwrap_err()),
+            "skills[1].name"
+        );
+        let overflow = OverflowConfig {
+            threshold_on_ms: 10,
+            threshold_off_ms: 20,
+            ..OverflowConfig::default()
+        };
+        assert_eq!(
+            field_of(overflow.validate().unwrap_err()),
+            "overflow.threshold_off_ms"
+        );
+        let share = OverflowConfig {
+            share_out_max: f64::NAN,
+            ..OverflowConfig::default()
+        };
+        assert_eq!(
+            field_of(share.validate().unwrap_err()),
+            "overflow.share_out_max"
+        );
+        let metrics = MetricsConfig {
+            interval_minutes: 20,
+            ..MetricsConfig::default()
+        };
+        assert_eq!(
+            field_of(metrics.validate().unwrap_err()),
+            "metrics.interval_minutes"
+        );
+        assert!(
+            RoutingConfig::with_skills(vec![skill("a")])
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn toml_style_input_rejects_unknown_fields() {
+        let error = serde_json::from_str::<OverflowConfig>(r#"{"enabled": true, "treshold": 1}"#)
+            .unwrap_err();
+        assert!(error.to_string().contains("treshold"));
+        let parsed: OverflowConfig = serde_json::from_str(r#"{"enabled": true}"#).unwrap();
+        assert_eq!(parsed.threshold_on_ms, 30_000);
+    }
+}

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::hash::Hasher;
 
 /// A point in time in milliseconds since an epoch chosen by the driver (the simulator uses the
 /// start of the simulated day, the node uses the Unix epoch). The domain never reads a clock.
@@ -165,6 +166,30 @@ impl Iterator for SkillSetIter {
         let bit = self.0.trailing_zeros();
         self.0 &= self.0 - 1;
         Some(SkillId(bit as u16))
+    }
+}
+
+/// A multiplicative hasher for integer ids: ids are not attacker-chosen inside the domain and
+/// SipHash would cost more than the routing decision. Maps are only looked up, never iterated,
+/// so hashing never influences results.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, value: u32) {
+        self.write_u64(u64::from(value));
     }
 }
 

@@ -15,9 +15,22 @@ use crate::config::{MetricsConfig, ServiceLevelPolicy};
 use crate::event::{Event, EventKind};
 use crate::ids::{AgentId, SiteId, SkillId, TimeMs};
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+/// Agent ids below this are indexed through a dense table (4 bytes per id at most 4 MiB);
+/// larger ids use a hash map.
+pub const AGENT_DENSE_IDS_MAX: usize = 1 << 20;
 
 /// Counts and sums for one cell (interval × site, interval × queue, or totals).
+///
+/// Balances (property-tested): for a site,
+/// `offered = answered + abandoned + overflowed_out_unanswered() + still waiting or ringing`
+/// — a transferred contact is answered once for the site, and if it is later sent away it
+/// counts in `overflowed_out` and in `overflowed_out_after_answer`; for a queue,
+/// `offered = answered + abandoned + overflowed_out + still waiting or ringing`; across the
+/// cluster, `Σ overflowed_out = Σ overflowed_in + deliveries blocked at the target`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     /// Contacts offered (arrivals + overflow-ins; for queues also transfers in).
@@ -34,8 +47,14 @@ pub struct Counters {
     pub abandoned_after_target: u64,
     /// Got a busy tone because the site's waiting limit was reached (not offered).
     pub blocked: u64,
-    /// Sent to another site.
+    /// Sent to another site (by the rule or an outage). Across the cluster the sum of
+    /// `overflowed_out` equals the sum of `overflowed_in` once every delivery has arrived
+    /// (a delivery refused at a target with a busy tone shows there as `blocked`).
     pub overflowed_out: u64,
+    /// Of `overflowed_out`, contacts already answered at this site (a transferred contact
+    /// waiting for line 2). They are outside the site's balance
+    /// `offered = answered + abandoned + (overflowed_out − overflowed_out_after_answer) + waiting`.
+    pub overflowed_out_after_answer: u64,
     /// Received from another site.
     pub overflowed_in: u64,
     /// Transferred out (line 1 → line 2).
@@ -79,6 +98,7 @@ impl Counters {
         self.abandoned_after_target += other.abandoned_after_target;
         self.blocked += other.blocked;
         self.overflowed_out += other.overflowed_out;
+        self.overflowed_out_after_answer += other.overflowed_out_after_answer;
         self.overflowed_in += other.overflowed_in;
         self.transferred_out += other.transferred_out;
         self.transferred_in += other.transferred_in;
@@ -94,6 +114,13 @@ impl Counters {
         self.busy_ms += other.busy_ms;
         self.wrap_up_state_ms += other.wrap_up_state_ms;
         self.staffed_ms += other.staffed_ms;
+    }
+
+    /// Contacts sent away before being answered here: the overflow term of the site balance
+    /// `offered = answered + abandoned + overflowed_out_unanswered() + still waiting or ringing`
+    /// (for queue cells `overflowed_out_after_answer` is 0, so it equals `overflowed_out`).
+    pub fn overflowed_out_unanswered(&self) -> u64 {
+        self.overflowed_out - self.overflowed_out_after_answer
     }
 
     /// Service level under `policy`, 0.0..=1.0; `None` when the denominator is zero.
@@ -232,7 +259,11 @@ pub struct Metrics {
     intervals: Vec<Vec<Counters>>,
     queues: Vec<QueueTrack>,
     agents: Vec<AgentTrack>,
-    agent_index: HashMap<AgentId, usize>,
+    agent_index: HashMap<AgentId, usize, BuildHasherDefault<crate::ids::IdHasher>>,
+    /// Agent id → index for small ids (the common case): a Vec lookup instead of a hash.
+    agent_dense: Vec<u32>,
+    /// (start ms, end ms, index) of the interval of the latest event.
+    interval_cache: Cell<(u64, u64, usize)>,
     first_at: Option<TimeMs>,
     last_at: TimeMs,
 }
@@ -249,7 +280,9 @@ impl Metrics {
             intervals: Vec::new(),
             queues: vec![QueueTrack::default(); site_count * skill_count],
             agents: Vec::new(),
-            agent_index: HashMap::new(),
+            agent_index: HashMap::default(),
+            agent_dense: Vec::new(),
+            interval_cache: Cell::new((0, 0, 0)),
             first_at: None,
             last_at: TimeMs::ZERO,
         }
@@ -276,7 +309,6 @@ impl Metrics {
             EventKind::Arrived { skill, .. } => {
                 self.cell_pair(
                     at,
-                    at,
                     site,
                     skill,
                     |cell| cell.offered += 1,
@@ -284,7 +316,6 @@ impl Metrics {
                 );
             }
             EventKind::OverflowIn { skill, .. } => self.cell_pair(
-                at,
                 at,
                 site,
                 skill,
@@ -299,7 +330,6 @@ impl Metrics {
             ),
             EventKind::Blocked { skill, .. } => {
                 self.cell_pair(
-                    at,
                     at,
                     site,
                     skill,
@@ -385,7 +415,6 @@ impl Metrics {
             } => {
                 self.cell_pair(
                     at,
-                    at,
                     site,
                     from_skill,
                     |cell| cell.transferred_out += 1,
@@ -409,8 +438,10 @@ impl Metrics {
                 self.change_queue(at, site, skill, -1);
                 self.queue_cell(entered_queue_at, site, skill)
                     .overflowed_out += 1;
-                if !answered_before {
-                    self.site_cell(entered_site_at, site).overflowed_out += 1;
+                let cell = self.site_cell(entered_site_at, site);
+                cell.overflowed_out += 1;
+                if answered_before {
+                    cell.overflowed_out_after_answer += 1;
                 }
             }
             EventKind::Ended {
@@ -425,7 +456,7 @@ impl Metrics {
                     cell.talk_ms_sum += talk_ms;
                     cell.hold_ms_sum += hold_ms;
                 };
-                self.cell_pair(at, at, site, skill, apply, apply);
+                self.cell_pair(at, site, skill, apply, apply);
                 let counters = &mut self.agent(agent, event.site, at).counters;
                 counters.handled += 1;
                 counters.talk_ms_sum += talk_ms;
@@ -438,7 +469,7 @@ impl Metrics {
                 ..
             } => {
                 let apply = |cell: &mut Counters| cell.wrap_up_ms_sum += wrap_up_ms;
-                self.cell_pair(at, at, site, skill, apply, apply);
+                self.cell_pair(at, site, skill, apply, apply);
                 self.agent(agent, event.site, at).counters.wrap_up_ms_sum += wrap_up_ms;
             }
             EventKind::AgentStateChanged { agent, to, .. } => {
@@ -447,7 +478,6 @@ impl Metrics {
                 self.agents[index].state = to;
             }
             EventKind::CallbackCreated { skill, .. } => self.cell_pair(
-                at,
                 at,
                 site,
                 skill,
@@ -633,28 +663,49 @@ impl Metrics {
         rows
     }
 
+    /// The interval index of `at`. Events arrive in time order, so the last answer is cached
+    /// to skip a 64-bit division on nearly every event.
+    #[inline]
     fn interval_of(&self, at: TimeMs) -> usize {
-        let index = (at.0 / self.interval_ms) as usize;
-        index.min(self.config.intervals_max as usize - 1)
+        let (start, end, index) = self.interval_cache.get();
+        if at.0 >= start && at.0 < end {
+            return index;
+        }
+        let raw = at.0 / self.interval_ms;
+        let index = (raw as usize).min(self.config.intervals_max.max(1) as usize - 1);
+        let start = raw * self.interval_ms;
+        self.interval_cache
+            .set((start, start.saturating_add(self.interval_ms), index));
+        index
     }
 
     fn queue_offset(&self, site: usize, skill: usize) -> usize {
         self.site_count + site * self.skill_count + skill
     }
 
+    #[inline(always)]
     fn cells(&mut self, interval: usize) -> &mut Vec<Counters> {
-        let width = self.site_count * (1 + self.skill_count);
-        while self.intervals.len() <= interval {
-            self.intervals.push(vec![Counters::default(); width]);
+        if interval >= self.intervals.len() {
+            self.grow_intervals(interval);
         }
         &mut self.intervals[interval]
     }
 
+    #[cold]
+    fn grow_intervals(&mut self, interval: usize) {
+        let width = self.site_count * (1 + self.skill_count);
+        while self.intervals.len() <= interval {
+            self.intervals.push(vec![Counters::default(); width]);
+        }
+    }
+
+    #[inline]
     fn site_cell(&mut self, at: TimeMs, site: usize) -> &mut Counters {
         let interval = self.interval_of(at);
         &mut self.cells(interval)[site]
     }
 
+    #[inline]
     fn queue_cell(&mut self, at: TimeMs, site: usize, skill: SkillId) -> &mut Counters {
         let interval = self.interval_of(at);
         let offset = if skill.index() < self.skill_count {
@@ -666,18 +717,23 @@ impl Metrics {
         &mut self.cells(interval)[offset]
     }
 
+    /// Updates a site cell and its queue cell of the same interval (one interval lookup).
+    #[inline]
     fn cell_pair(
         &mut self,
-        site_at: TimeMs,
-        queue_at: TimeMs,
+        at: TimeMs,
         site: usize,
         skill: SkillId,
         site_update: impl Fn(&mut Counters),
         queue_update: impl Fn(&mut Counters),
     ) {
-        site_update(self.site_cell(site_at, site));
-        if skill.index() < self.skill_count {
-            queue_update(self.queue_cell(queue_at, site, skill));
+        let interval = self.interval_of(at);
+        let queue =
+            (skill.index() < self.skill_count).then(|| self.queue_offset(site, skill.index()));
+        let row = self.cells(interval);
+        site_update(&mut row[site]);
+        if let Some(queue) = queue {
+            queue_update(&mut row[queue]);
         }
     }
 
@@ -694,7 +750,7 @@ impl Metrics {
             while start < at {
                 let interval = self.interval_of(start);
                 let boundary = TimeMs((interval as u64 + 1) * self.interval_ms);
-                let end = if interval + 1 >= self.config.intervals_max as usize {
+                let end = if interval + 1 >= self.config.intervals_max.max(1) as usize {
                     at
                 } else {
                     boundary.min(at)
@@ -723,7 +779,18 @@ impl Metrics {
         }
     }
 
+    #[inline(always)]
     fn agent_slot(&mut self, agent: AgentId, site: SiteId, at: TimeMs) -> usize {
+        if let Some(&index) = self.agent_dense.get(agent.index()) {
+            if index != u32::MAX {
+                return index as usize;
+            }
+        }
+        self.agent_slot_slow(agent, site, at)
+    }
+
+    #[cold]
+    fn agent_slot_slow(&mut self, agent: AgentId, site: SiteId, at: TimeMs) -> usize {
         if let Some(&index) = self.agent_index.get(&agent) {
             return index;
         }
@@ -735,6 +802,12 @@ impl Metrics {
             since: at,
             counters: AgentCounters::default(),
         });
+        if agent.index() < AGENT_DENSE_IDS_MAX {
+            if self.agent_dense.len() <= agent.index() {
+                self.agent_dense.resize(agent.index() + 1, u32::MAX);
+            }
+            self.agent_dense[agent.index()] = index as u32;
+        }
         self.agent_index.insert(agent, index);
         index
     }
@@ -746,14 +819,15 @@ impl Metrics {
 
     /// Adds the time the agent spent in its current state up to `at`, split by interval.
     fn close_agent_span(&mut self, index: usize, at: TimeMs) {
-        let track = self.agents[index].clone();
-        let span_total = at.since(track.since);
-        self.agents[index].since = at.max(track.since);
+        let track = &self.agents[index];
+        let (state, since, site) = (track.state, track.since, track.site.index());
+        let span_total = at.since(since);
+        self.agents[index].since = at.max(since);
         if span_total == 0 {
             return;
         }
         let counters = &mut self.agents[index].counters;
-        match track.state {
+        match state {
             AgentState::LoggedOut => return,
             AgentState::Available => counters.available_ms += span_total,
             AgentState::Reserved => counters.reserved_ms += span_total,
@@ -762,11 +836,22 @@ impl Metrics {
             AgentState::NotReady(_) => counters.not_ready_ms += span_total,
         }
         counters.staffed_ms += span_total;
-        let site = track.site.index();
-        let mut start = track.since;
+        let (cached_start, cached_end, cached_index) = self.interval_cache.get();
+        if since.0 >= cached_start && at.0 <= cached_end {
+            // The whole span lies in the current interval: the common case.
+            let cell = &mut self.cells(cached_index)[site];
+            cell.staffed_ms += span_total;
+            match state {
+                AgentState::Busy => cell.busy_ms += span_total,
+                AgentState::WrapUp => cell.wrap_up_state_ms += span_total,
+                _ => {}
+            }
+            return;
+        }
+        let mut start = since;
         while start < at {
             let interval = self.interval_of(start);
-            let end = if interval + 1 >= self.config.intervals_max as usize {
+            let end = if interval + 1 >= self.config.intervals_max.max(1) as usize {
                 at
             } else {
                 TimeMs((interval as u64 + 1) * self.interval_ms).min(at)
@@ -774,7 +859,7 @@ impl Metrics {
             let span = end.since(start);
             let cell = &mut self.cells(interval)[site];
             cell.staffed_ms += span;
-            match track.state {
+            match state {
                 AgentState::Busy => cell.busy_ms += span,
                 AgentState::WrapUp => cell.wrap_up_state_ms += span,
                 _ => {}

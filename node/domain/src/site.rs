@@ -24,37 +24,79 @@ use crate::overflow::{
 use crate::queue::{IdleEntry, LazyHeap, QueueEntry};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
 /// How many times the overflow rule may move one contact between sites; beyond it the contact
 /// stays where it is, so contacts cannot bounce between sites forever.
 pub const OVERFLOW_HOPS_MAX: u8 = 2;
 
-/// A multiplicative hasher for integer ids: ids are not attacker-chosen inside the domain and
-/// SipHash would cost more than the routing decision. Maps are only looked up, never iterated,
-/// so hashing never influences results.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
+type IdMap<K> = HashMap<K, u32, BuildHasherDefault<crate::ids::IdHasher>>;
 
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 =
-                (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_u64(&mut self, value: u64) {
-        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_u32(&mut self, value: u32) {
-        self.write_u64(u64::from(value));
-    }
+/// Contact ids below this are looked up in a direct table (4 bytes per id, at most 256 KiB
+/// per site); larger ids use a hash map. Drivers that number contacts from a slab, like the
+/// simulator, skip hashing entirely.
+pub const CONTACT_DENSE_IDS_MAX: u64 = 1 << 16;
+
+/// ContactId → slot, with a direct table for small ids.
+#[derive(Debug, Default)]
+struct ContactIndex {
+    dense: Vec<u32>,
+    sparse: IdMap<ContactId>,
+    len: usize,
 }
 
-type IdMap<K> = HashMap<K, u32, BuildHasherDefault<IdHasher>>;
+impl ContactIndex {
+    const ABSENT: u32 = u32::MAX;
+
+    #[inline]
+    fn get(&self, contact: &ContactId) -> Option<&u32> {
+        if contact.0 < CONTACT_DENSE_IDS_MAX {
+            self.dense
+                .get(contact.0 as usize)
+                .filter(|slot| **slot != Self::ABSENT)
+        } else {
+            self.sparse.get(contact)
+        }
+    }
+
+    #[inline]
+    fn contains_key(&self, contact: &ContactId) -> bool {
+        self.get(contact).is_some()
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn insert(&mut self, contact: ContactId, slot: u32) {
+        let fresh = if contact.0 < CONTACT_DENSE_IDS_MAX {
+            let index = contact.0 as usize;
+            if self.dense.len() <= index {
+                self.dense.resize(index + 1, Self::ABSENT);
+            }
+            std::mem::replace(&mut self.dense[index], slot) == Self::ABSENT
+        } else {
+            self.sparse.insert(contact, slot).is_none()
+        };
+        if fresh {
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, contact: &ContactId) {
+        let removed = if contact.0 < CONTACT_DENSE_IDS_MAX {
+            self.dense
+                .get_mut(contact.0 as usize)
+                .is_some_and(|slot| std::mem::replace(slot, Self::ABSENT) != Self::ABSENT)
+        } else {
+            self.sparse.remove(contact).is_some()
+        };
+        if removed {
+            self.len -= 1;
+        }
+    }
+}
 
 /// Where a contact is in its life at this site.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,7 +197,7 @@ impl AgentEntry {
 
     /// Whether the agent may be offered a contact of `channel` now.
     fn has_room_for(&self, channel: Channel) -> bool {
-        if self.presence != Presence::Ready {
+        if !matches!(self.presence, Presence::Ready) {
             return false;
         }
         match channel {
@@ -165,27 +207,31 @@ impl AgentEntry {
     }
 
     fn fully_idle_ready(&self) -> bool {
-        self.presence == Presence::Ready && self.item_count == 0
+        matches!(self.presence, Presence::Ready) && self.item_count == 0
     }
 
     fn derive_state(&self) -> AgentState {
-        let phases = self.items();
-        match self.presence {
-            Presence::LoggedOut => AgentState::LoggedOut,
-            presence => {
-                if phases.iter().any(|item| item.phase == ItemPhase::Talking) {
-                    AgentState::Busy
-                } else if phases.iter().any(|item| item.phase == ItemPhase::Offered) {
-                    AgentState::Reserved
-                } else if !phases.is_empty() {
-                    AgentState::WrapUp
-                } else {
-                    match presence {
-                        Presence::Ready => AgentState::Available,
-                        Presence::NotReady(reason) => AgentState::NotReady(reason),
-                        Presence::LoggingOut | Presence::LoggedOut => AgentState::LoggedOut,
-                    }
-                }
+        if matches!(self.presence, Presence::LoggedOut) {
+            return AgentState::LoggedOut;
+        }
+        // One pass over at most CHAT_SLOTS_MAX items: this runs on every agent change.
+        let mut offered = false;
+        for item in self.items() {
+            match item.phase {
+                ItemPhase::Talking => return AgentState::Busy,
+                ItemPhase::Offered => offered = true,
+                ItemPhase::WrapUp => {}
+            }
+        }
+        if offered {
+            AgentState::Reserved
+        } else if self.item_count > 0 {
+            AgentState::WrapUp
+        } else {
+            match self.presence {
+                Presence::Ready => AgentState::Available,
+                Presence::NotReady(reason) => AgentState::NotReady(reason),
+                Presence::LoggingOut | Presence::LoggedOut => AgentState::LoggedOut,
             }
         }
     }
@@ -256,7 +302,7 @@ pub struct Site {
     skills: Vec<SkillState>,
     contacts: Vec<ContactEntry>,
     free_slots: Vec<u32>,
-    contact_index: IdMap<ContactId>,
+    contact_index: ContactIndex,
     agents: Vec<AgentEntry>,
     agent_index: IdMap<AgentId>,
     /// Certificate expiries, earliest first: (valid_until, agent index, skill).
@@ -264,10 +310,15 @@ pub struct Site {
     next_sequence: u64,
     waiting_total: u32,
     share_window: ShareWindow,
-    /// Per skill, where arrivals go while the site is down.
-    outage_targets: Vec<Option<SiteId>>,
+    /// While down: the other sites' summaries as given to `handle_site_down`, updated as
+    /// contacts are sent to them, so an outage spreads its contacts instead of flooding one site.
+    outage_peers: Vec<SiteSummary>,
     /// Scratch for one overflow pass: contacts sent to each peer (reused, no allocation).
     scratch_sent: Vec<u32>,
+    /// The latest `now` seen: certificates are expired up to here.
+    last_now: TimeMs,
+    /// Scratch effects for queries that must expire certificates first.
+    scratch_effects: Vec<Effect>,
 }
 
 impl Site {
@@ -293,7 +344,6 @@ impl Site {
                 overflowing: false,
             })
             .collect::<Vec<_>>();
-        let skill_count = skills.len();
         Ok(Site {
             id,
             share_window: ShareWindow::new(overflow.window_s, overflow.share_out_max),
@@ -303,14 +353,16 @@ impl Site {
             skills,
             contacts: Vec::new(),
             free_slots: Vec::new(),
-            contact_index: IdMap::default(),
+            contact_index: ContactIndex::default(),
             agents: Vec::new(),
             agent_index: IdMap::default(),
             expiries: BinaryHeap::new(),
             next_sequence: 0,
             waiting_total: 0,
-            outage_targets: vec![None; skill_count],
+            outage_peers: Vec::new(),
             scratch_sent: Vec::new(),
+            scratch_effects: Vec::new(),
+            last_now: TimeMs::ZERO,
         })
     }
 
@@ -449,7 +501,7 @@ impl Site {
     ) -> Result<(), DomainError> {
         let index = self.agent(agent)?;
         self.advance(now, out);
-        if self.agents[index as usize].presence == Presence::LoggedOut {
+        if matches!(self.agents[index as usize].presence, Presence::LoggedOut) {
             return Err(DomainError::AgentState {
                 agent,
                 state: AgentState::LoggedOut,
@@ -530,7 +582,20 @@ impl Site {
     ) -> Result<(), DomainError> {
         self.check_new_contact(&contact)?;
         self.advance(now, out);
-        self.share_window.record_offered(now);
+        if self.blocks(&contact) {
+            self.emit(
+                now,
+                EventKind::Blocked {
+                    contact: contact.id,
+                    skill: contact.skill,
+                },
+                out,
+            );
+            return Ok(());
+        }
+        if self.overflow.enabled {
+            self.share_window.record_offered(now);
+        }
         self.emit(
             now,
             EventKind::Arrived {
@@ -542,7 +607,7 @@ impl Site {
             },
             out,
         );
-        self.admit(now, contact, false, out)
+        self.admit(now, contact, out)
     }
 
     /// A contact overflowed from site `from` arrives; it keeps its ordering time, so it is
@@ -556,7 +621,20 @@ impl Site {
     ) -> Result<(), DomainError> {
         self.check_new_contact(&contact)?;
         self.advance(now, out);
-        self.share_window.record_offered(now);
+        if self.blocks(&contact) {
+            self.emit(
+                now,
+                EventKind::Blocked {
+                    contact: contact.id,
+                    skill: contact.skill,
+                },
+                out,
+            );
+            return Ok(());
+        }
+        if self.overflow.enabled {
+            self.share_window.record_offered(now);
+        }
         self.emit(
             now,
             EventKind::OverflowIn {
@@ -566,7 +644,7 @@ impl Site {
             },
             out,
         );
-        self.admit(now, contact, false, out)
+        self.admit(now, contact, out)
     }
 
     /// The agent accepted the offer: talking starts.
@@ -908,6 +986,13 @@ impl Site {
         self.advance(now, out);
         for skill_index in 0..self.skills.len() {
             let skill = SkillId(skill_index as u16);
+            if self.skills[skill_index].queue.waiting == 0 {
+                // Measured wait 0: below any positive off-threshold, never above on.
+                if self.overflow.threshold_off_ms > 0 {
+                    self.skills[skill_index].overflowing = false;
+                }
+                continue;
+            }
             let measured = self.measured_wait_ms(now, skill);
             let state = &mut self.skills[skill_index];
             if !state.overflowing && measured > self.overflow.threshold_on_ms {
@@ -960,18 +1045,17 @@ impl Site {
         deadline
     }
 
-    /// Marks the site down. Ringing offers are withdrawn; every waiting contact is sent to the
-    /// other site that is up and serves its skill with the most idle agents (then fewest
-    /// waiting, then lowest id) — or stays queued if there is none. While down, arrivals go
-    /// the same way (or are blocked), and nothing is routed here. Calling it again with fresh
-    /// summaries re-targets.
+    /// Marks the site down. Ringing offers are withdrawn; each waiting contact (and, while
+    /// down, each new arrival) goes to the other site that is up and serves its skill with the
+    /// most idle agents, then fewest waiting, then lowest id — counting the contacts already
+    /// sent there, so the load spreads. A contact stays queued if no site serves its skill
+    /// (an arrival is then blocked). Nothing is routed here while down. Calling it again with
+    /// fresh summaries re-targets.
     pub fn handle_site_down(&mut self, now: TimeMs, peers: &[SiteSummary], out: &mut Vec<Effect>) {
         self.advance(now, out);
         self.up = false;
-        for skill_index in 0..self.skills.len() {
-            self.outage_targets[skill_index] =
-                choose_outage_target(self.id, SkillId(skill_index as u16), peers);
-        }
+        self.outage_peers.clear();
+        self.outage_peers.extend_from_slice(peers);
         for index in 0..self.agents.len() as u32 {
             let before = self.contribution(index);
             self.withdraw_offers(now, index, out);
@@ -979,13 +1063,32 @@ impl Site {
         }
         for skill_index in 0..self.skills.len() {
             let skill = SkillId(skill_index as u16);
-            let Some(target) = self.outage_targets[skill_index] else {
-                continue;
-            };
             while let Some(head) = self.queue_head(skill) {
+                let Some(target) = self.take_outage_target(skill) else {
+                    break;
+                };
                 self.send_away(now, head.slot, target, OverflowReason::Outage, out);
             }
         }
+    }
+
+    /// The outage target for one more contact of `skill`, booked against the peer's summary.
+    fn take_outage_target(&mut self, skill: SkillId) -> Option<SiteId> {
+        let target = choose_outage_target(self.id, skill, &self.outage_peers)?;
+        if let Some(peer) = self
+            .outage_peers
+            .iter_mut()
+            .find(|peer| peer.site == target)
+        {
+            if let Some(cell) = peer.skills.get_mut(skill.index()) {
+                if cell.idle_agents > 0 {
+                    cell.idle_agents -= 1;
+                } else {
+                    cell.waiting = cell.waiting.saturating_add(1);
+                }
+            }
+        }
+        Some(target)
     }
 
     /// Marks the site up again: routing resumes (idle agents take waiting contacts).
@@ -1006,15 +1109,25 @@ impl Site {
 
     /// Writes this site's availability into `summary` (reusing its allocation).
     pub fn fill_summary(&mut self, now: TimeMs, summary: &mut SiteSummary) {
+        let mut scratch = std::mem::take(&mut self.scratch_effects);
+        self.advance(now, &mut scratch);
+        // Expiring a grant never changes an agent's shown state, so nothing is lost here.
+        debug_assert!(scratch.is_empty());
+        scratch.clear();
+        self.scratch_effects = scratch;
         summary.site = self.id;
         summary.up = self.up;
         summary.at = now;
         summary.skills.clear();
         for skill_index in 0..self.skills.len() {
             let skill = SkillId(skill_index as u16);
-            let oldest_wait_ms = self.queue_head(skill).map_or(0, |head| {
-                now.since(self.contacts[head.slot as usize].entered_queue_at)
-            });
+            let oldest_wait_ms = if self.skills[skill_index].queue.waiting == 0 {
+                0
+            } else {
+                self.queue_head(skill).map_or(0, |head| {
+                    now.since(self.contacts[head.slot as usize].entered_queue_at)
+                })
+            };
             let state = &self.skills[skill_index];
             let (idle_agents, serving_agents) = if self.up {
                 (state.idle_agents, state.serving_agents)
@@ -1088,6 +1201,20 @@ impl Site {
         self.waiting_total
     }
 
+    /// Contacts waiting or ringing here that have not been answered at this site yet — the
+    /// in-progress term of the site balance (see [`crate::Counters`]); a transferred contact
+    /// waiting for line 2 is not counted. O(contacts): for end-of-run checks.
+    pub fn unanswered_in_progress(&self) -> usize {
+        self.contacts
+            .iter()
+            .filter(|entry| {
+                entry.live
+                    && !entry.answered_before
+                    && !matches!(entry.phase, InternalPhase::Talking(_))
+            })
+            .count()
+    }
+
     /// Contacts at this site (waiting, ringing or talking).
     pub fn contact_count(&self) -> usize {
         self.contact_index.len()
@@ -1143,9 +1270,11 @@ impl Site {
         self.agents.iter().map(|agent| agent.id)
     }
 
-    /// Checks the internal invariants (slots, counters, routing) and describes the first
-    /// violation. O(agents + contacts): for tests and debug assertions, not the hot path.
-    pub fn check_invariants(&self, now: TimeMs) -> Result<(), String> {
+    /// Checks the internal invariants (slots, counters, routing, no skill kept past its
+    /// certificate as of the last handled `now`) and describes the first violation.
+    /// O(agents + contacts): for tests and debug assertions, not the hot path.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let now = self.last_now;
         let mut waiting_per_skill = vec![0u32; self.skills.len()];
         for (slot, entry) in self.contacts.iter().enumerate() {
             if !entry.live {
@@ -1227,7 +1356,7 @@ impl Site {
                     ));
                 }
             }
-            if agent.presence == Presence::Ready {
+            if matches!(agent.presence, Presence::Ready) {
                 for skill in agent.skills.iter() {
                     serving[skill.index()] += 1;
                     if agent.item_count == 0 {
@@ -1303,6 +1432,7 @@ impl Site {
 
     /// Expires certificates whose validity ended by `now`. O(1) when none is due.
     fn advance(&mut self, now: TimeMs, out: &mut Vec<Effect>) {
+        self.last_now = self.last_now.max(now);
         while let Some(&Reverse((until, index, skill))) = self.expiries.peek() {
             if until > now.0 {
                 break;
@@ -1325,7 +1455,7 @@ impl Site {
 
     fn contribution(&self, index: u32) -> AgentContribution {
         let agent = &self.agents[index as usize];
-        let serving_skills = if agent.presence == Presence::Ready {
+        let serving_skills = if matches!(agent.presence, Presence::Ready) {
             agent.skills
         } else {
             SkillSet::EMPTY
@@ -1353,27 +1483,14 @@ impl Site {
     ) {
         {
             let agent = &mut self.agents[index as usize];
-            if agent.presence == Presence::LoggingOut && agent.item_count == 0 {
+            if matches!(agent.presence, Presence::LoggingOut) && agent.item_count == 0 {
                 agent.presence = Presence::LoggedOut;
             }
         }
         let after = self.contribution(index);
-        let chat_slots = u32::from(self.agents[index as usize].chat_slots);
-        for skill in before.idle_skills.iter() {
-            self.skills[skill.index()].idle_agents -= 1;
-        }
-        for skill in after.idle_skills.iter() {
-            self.skills[skill.index()].idle_agents += 1;
-        }
-        for skill in before.serving_skills.iter() {
-            let state = &mut self.skills[skill.index()];
-            state.serving_agents -= 1;
-            state.serving_capacity -= capacity_for(state.channel, chat_slots);
-        }
-        for skill in after.serving_skills.iter() {
-            let state = &mut self.skills[skill.index()];
-            state.serving_agents += 1;
-            state.serving_capacity += capacity_for(state.channel, chat_slots);
+        if before.idle_skills != after.idle_skills || before.serving_skills != after.serving_skills
+        {
+            self.update_skill_counters(index, before, after);
         }
         let agent = &mut self.agents[index as usize];
         let state = agent.derive_state();
@@ -1393,7 +1510,8 @@ impl Site {
         }
         let agent = &mut self.agents[index as usize];
         agent.generation = agent.generation.wrapping_add(1);
-        if !self.up || agent.presence != Presence::Ready {
+        let agent = &self.agents[index as usize];
+        if !self.up || !matches!(agent.presence, Presence::Ready) {
             return;
         }
         let entry = IdleEntry {
@@ -1403,20 +1521,51 @@ impl Site {
             index,
             generation: agent.generation,
         };
+        let room_voice = agent.has_room_for(Channel::Voice);
+        let room_chat = agent.has_room_for(Channel::Chat);
+        if !room_voice && !room_chat {
+            return;
+        }
+        let agents = &self.agents;
+        let agent_count = agents.len();
         for skill in agent.skills.iter() {
             let state = &mut self.skills[skill.index()];
-            if agent.has_room_for(state.channel) {
+            let channel = state.channel;
+            let room = match channel {
+                Channel::Voice => room_voice,
+                Channel::Chat => room_chat,
+            };
+            if room {
                 state.idle.push(entry);
+                state.idle.compact_if_needed(agent_count, |entry| {
+                    idle_entry_live(agents, entry, skill, channel)
+                });
             }
         }
-        let agent_count = self.agents.len();
-        for skill in self.agents[index as usize].skills.iter() {
-            let agents = &self.agents;
+    }
+
+    fn update_skill_counters(
+        &mut self,
+        index: u32,
+        before: AgentContribution,
+        after: AgentContribution,
+    ) {
+        let chat_slots = u32::from(self.agents[index as usize].chat_slots);
+        for skill in before.idle_skills.iter() {
+            self.skills[skill.index()].idle_agents -= 1;
+        }
+        for skill in after.idle_skills.iter() {
+            self.skills[skill.index()].idle_agents += 1;
+        }
+        for skill in before.serving_skills.iter() {
             let state = &mut self.skills[skill.index()];
-            let channel = state.channel;
-            state.idle.compact_if_needed(agent_count, |entry| {
-                idle_entry_live(agents, entry, skill, channel)
-            });
+            state.serving_agents -= 1;
+            state.serving_capacity -= capacity_for(state.channel, chat_slots);
+        }
+        for skill in after.serving_skills.iter() {
+            let state = &mut self.skills[skill.index()];
+            state.serving_agents += 1;
+            state.serving_capacity += capacity_for(state.channel, chat_slots);
         }
     }
 
@@ -1460,19 +1609,51 @@ impl Site {
         })
     }
 
+    /// Whether a new contact gets a busy tone: the site is down with nowhere to send it, or
+    /// the waiting limit is reached and no agent could take it at once.
+    fn blocks(&mut self, contact: &Contact) -> bool {
+        if !self.up {
+            return choose_outage_target(self.id, contact.skill, &self.outage_peers).is_none();
+        }
+        if self.waiting_total < self.config.waiting_max {
+            return false;
+        }
+        let agents = &self.agents;
+        let skill = contact.skill;
+        let state = &mut self.skills[skill.index()];
+        let channel = state.channel;
+        state
+            .idle
+            .peek_live(|entry| idle_entry_live(agents, entry, skill, channel))
+            .is_none()
+    }
+
     /// Admits a contact that is new to this site (arrival or overflow-in).
     fn admit(
         &mut self,
         now: TimeMs,
         contact: Contact,
-        answered_before: bool,
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
+        // A contact new to this site has not been answered here, whatever happened elsewhere.
+        let answered_before = false;
         if !self.up {
-            match self.outage_targets[contact.skill.index()] {
+            match self.take_outage_target(contact.skill) {
                 Some(target) => {
                     let mut moved = contact;
                     moved.overflow_count = moved.overflow_count.saturating_add(1);
+                    // A zero-length stay in the queue keeps the event stream's rule that
+                    // every OverflowOut leaves a queue (metrics track lengths from it).
+                    let waiting = self.skills[contact.skill.index()].queue.waiting + 1;
+                    self.emit(
+                        now,
+                        EventKind::Queued {
+                            contact: contact.id,
+                            skill: contact.skill,
+                            waiting,
+                        },
+                        out,
+                    );
                     self.emit(
                         now,
                         EventKind::OverflowOut {
@@ -1501,19 +1682,6 @@ impl Site {
                     out,
                 ),
             }
-            return Ok(());
-        }
-        if self.waiting_total >= self.config.waiting_max
-            && self.skills[contact.skill.index()].idle_agents == 0
-        {
-            self.emit(
-                now,
-                EventKind::Blocked {
-                    contact: contact.id,
-                    skill: contact.skill,
-                },
-                out,
-            );
             return Ok(());
         }
         let entry = ContactEntry {
@@ -1658,7 +1826,7 @@ impl Site {
         }
         loop {
             let agent = &self.agents[index as usize];
-            if agent.presence != Presence::Ready {
+            if !matches!(agent.presence, Presence::Ready) {
                 return;
             }
             let skills = agent.skills;
@@ -1714,7 +1882,7 @@ impl Site {
         if let Some(position) = agent.find_item(contact.id, ItemPhase::Offered) {
             agent.remove_item(position);
         }
-        if agent.presence == Presence::Ready {
+        if matches!(agent.presence, Presence::Ready) {
             agent.presence = Presence::NotReady(reason);
         }
         let agent_id = agent.id;
