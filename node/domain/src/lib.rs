@@ -91,4 +91,4 @@ pub use ids::{
 };
 pub use metrics::{AgentCounters, AgentRow, Counters, IntervalReport, Metrics, MetricsReport, Row};
 pub use overflow::{SHARE_WINDOW_BUCKETS, SiteSummary, SkillSummary};
-pub use site::{CONTACT_DENSE_IDS_MAX, ContactPhase, OVERFLOW_HOPS_MAX, QueuePosition, Site};
+pub use site::{ContactPhase, DIRECT_TABLE_ENTRIES, OVERFLOW_HOPS_MAX, QueuePosition, Site};

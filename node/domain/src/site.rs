@@ -32,36 +32,75 @@ pub const OVERFLOW_HOPS_MAX: u8 = 2;
 
 type IdMap<K> = HashMap<K, u32, BuildHasherDefault<crate::ids::IdHasher>>;
 
-/// Contact ids below this are looked up in a direct table (4 bytes per id, at most 256 KiB
-/// per site); larger ids use a hash map. Drivers that number contacts from a slab, like the
-/// simulator, skip hashing entirely.
-pub const CONTACT_DENSE_IDS_MAX: u64 = 1 << 16;
+/// Entries of each site's direct-mapped id tables (contacts and agents): an id is looked up at
+/// `id mod DIRECT_TABLE_ENTRIES` first (one cache line, no hashing) and in a hash map only when
+/// two live ids share that position. Ids numbered from a slab (`generation << 32 | slot` or
+/// consecutive integers) almost never collide.
+pub const DIRECT_TABLE_ENTRIES: usize = 1 << 12;
 
-/// ContactId → slot, with a direct table for small ids.
-#[derive(Debug, Default)]
-struct ContactIndex {
-    dense: Vec<u32>,
-    sparse: IdMap<ContactId>,
+/// Ids usable as keys of a [`DirectIndex`].
+trait RawId: Copy + Eq + std::hash::Hash {
+    fn raw(self) -> u64;
+}
+
+impl RawId for ContactId {
+    #[inline]
+    fn raw(self) -> u64 {
+        self.0
+    }
+}
+
+impl RawId for AgentId {
+    #[inline]
+    fn raw(self) -> u64 {
+        u64::from(self.0)
+    }
+}
+
+/// Id → dense index: a direct-mapped table with a hash-map fallback for collisions.
+#[derive(Debug)]
+struct DirectIndex<K> {
+    /// (raw id, value); `ABSENT` marks an empty position.
+    direct: Vec<(u64, u32)>,
+    sparse: IdMap<K>,
     len: usize,
 }
 
-impl ContactIndex {
+impl<K> Default for DirectIndex<K> {
+    fn default() -> Self {
+        DirectIndex {
+            direct: Vec::new(),
+            sparse: IdMap::default(),
+            len: 0,
+        }
+    }
+}
+
+impl<K: RawId> DirectIndex<K> {
     const ABSENT: u32 = u32::MAX;
 
     #[inline]
-    fn get(&self, contact: &ContactId) -> Option<&u32> {
-        if contact.0 < CONTACT_DENSE_IDS_MAX {
-            self.dense
-                .get(contact.0 as usize)
-                .filter(|slot| **slot != Self::ABSENT)
-        } else {
-            self.sparse.get(contact)
-        }
+    fn position(raw: u64) -> usize {
+        (raw as usize) & (DIRECT_TABLE_ENTRIES - 1)
     }
 
     #[inline]
-    fn contains_key(&self, contact: &ContactId) -> bool {
-        self.get(contact).is_some()
+    fn get(&self, key: &K) -> Option<&u32> {
+        let raw = key.raw();
+        if let Some(entry) = self.direct.get(Self::position(raw)) {
+            if entry.1 != Self::ABSENT && entry.0 == raw {
+                return Some(&entry.1);
+            }
+        }
+        if self.sparse.is_empty() {
+            return None;
+        }
+        self.sparse.get(key)
+    }
+
+    #[inline]
+    fn contains_key(&self, key: &K) -> bool {
+        self.get(key).is_some()
     }
 
     #[inline]
@@ -69,30 +108,33 @@ impl ContactIndex {
         self.len
     }
 
-    fn insert(&mut self, contact: ContactId, slot: u32) {
-        let fresh = if contact.0 < CONTACT_DENSE_IDS_MAX {
-            let index = contact.0 as usize;
-            if self.dense.len() <= index {
-                self.dense.resize(index + 1, Self::ABSENT);
-            }
-            std::mem::replace(&mut self.dense[index], slot) == Self::ABSENT
-        } else {
-            self.sparse.insert(contact, slot).is_none()
-        };
-        if fresh {
+    fn insert(&mut self, key: K, value: u32) {
+        let raw = key.raw();
+        let position = Self::position(raw);
+        if self.direct.len() <= position {
+            self.direct.resize(position + 1, (0, Self::ABSENT));
+        }
+        let entry = &mut self.direct[position];
+        if entry.1 == Self::ABSENT && !self.sparse.contains_key(&key) {
+            *entry = (raw, value);
+            self.len += 1;
+        } else if entry.1 != Self::ABSENT && entry.0 == raw {
+            entry.1 = value;
+        } else if self.sparse.insert(key, value).is_none() {
             self.len += 1;
         }
     }
 
-    fn remove(&mut self, contact: &ContactId) {
-        let removed = if contact.0 < CONTACT_DENSE_IDS_MAX {
-            self.dense
-                .get_mut(contact.0 as usize)
-                .is_some_and(|slot| std::mem::replace(slot, Self::ABSENT) != Self::ABSENT)
-        } else {
-            self.sparse.remove(contact).is_some()
-        };
-        if removed {
+    fn remove(&mut self, key: &K) {
+        let raw = key.raw();
+        if let Some(entry) = self.direct.get_mut(Self::position(raw)) {
+            if entry.1 != Self::ABSENT && entry.0 == raw {
+                entry.1 = Self::ABSENT;
+                self.len -= 1;
+                return;
+            }
+        }
+        if self.sparse.remove(key).is_some() {
             self.len -= 1;
         }
     }
@@ -147,8 +189,9 @@ struct Item {
     channel: Channel,
     phase: ItemPhase,
     since: TimeMs,
-    /// Talk + hold of the finished conversation, for the handle-time average.
-    handled_ms: u64,
+    /// Talk + hold of the finished conversation, for the handle-time average (saturates at
+    /// 49 days, far beyond any conversation; keeps an item at 24 bytes).
+    handled_ms: u32,
 }
 
 const EMPTY_ITEM: Item = Item {
@@ -169,19 +212,22 @@ enum Presence {
     LoggingOut,
 }
 
+/// `repr(C)` keeps the fields every routing step reads in the first cache line, followed by
+/// the first items; grants (read only on expiry and renewal) come last.
 #[derive(Clone, Debug)]
+#[repr(C)]
 struct AgentEntry {
-    id: AgentId,
-    grants: Vec<SkillGrant>,
     /// Skills whose grant is valid now (expired certificates removed by `advance`).
     skills: SkillSet,
-    chat_slots: u8,
-    presence: Presence,
-    items: [Item; CHAT_SLOTS_MAX as usize],
-    item_count: u8,
-    state: AgentState,
     idle_since: TimeMs,
+    id: AgentId,
     generation: u32,
+    presence: Presence,
+    state: AgentState,
+    item_count: u8,
+    chat_slots: u8,
+    items: [Item; CHAT_SLOTS_MAX as usize],
+    grants: Vec<SkillGrant>,
 }
 
 impl AgentEntry {
@@ -302,9 +348,9 @@ pub struct Site {
     skills: Vec<SkillState>,
     contacts: Vec<ContactEntry>,
     free_slots: Vec<u32>,
-    contact_index: ContactIndex,
+    contact_index: DirectIndex<ContactId>,
     agents: Vec<AgentEntry>,
-    agent_index: IdMap<AgentId>,
+    agent_index: DirectIndex<AgentId>,
     /// Certificate expiries, earliest first: (valid_until, agent index, skill).
     expiries: BinaryHeap<Reverse<(u64, u32, u16)>>,
     next_sequence: u64,
@@ -353,9 +399,9 @@ impl Site {
             skills,
             contacts: Vec::new(),
             free_slots: Vec::new(),
-            contact_index: ContactIndex::default(),
+            contact_index: DirectIndex::default(),
             agents: Vec::new(),
-            agent_index: IdMap::default(),
+            agent_index: DirectIndex::default(),
             expiries: BinaryHeap::new(),
             next_sequence: 0,
             waiting_total: 0,
@@ -893,7 +939,10 @@ impl Site {
         let item = entry.remove_item(position);
         entry.idle_since = now;
         let wrap_up_ms = now.since(item.since);
-        self.record_handle_time(item.skill, item.handled_ms.saturating_add(wrap_up_ms));
+        self.record_handle_time(
+            item.skill,
+            u64::from(item.handled_ms).saturating_add(wrap_up_ms),
+        );
         self.emit(
             now,
             EventKind::WrapUpEnded {
@@ -1334,7 +1383,9 @@ impl Site {
                         ItemPhase::Offered => InternalPhase::Offered,
                         _ => InternalPhase::Talking,
                     };
-                    let index = self.agent_index[&agent.id];
+                    let Some(&index) = self.agent_index.get(&agent.id) else {
+                        return Err(format!("agent {} missing from the index", agent.id));
+                    };
                     if self.contacts[slot as usize].phase != expected(index) {
                         return Err(format!("agent {} and contact disagree", agent.id));
                     }
@@ -1954,7 +2005,7 @@ impl Site {
             let item = &mut agent.items[position];
             item.phase = ItemPhase::WrapUp;
             item.since = now;
-            item.handled_ms = total_ms;
+            item.handled_ms = u32::try_from(total_ms).unwrap_or(u32::MAX);
         }
         let agent_id = agent.id;
         self.emit(
@@ -2059,4 +2110,37 @@ fn idle_entry_live(
     agent.generation == entry.generation
         && agent.skills.contains(skill)
         && agent.has_room_for(channel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_index_falls_back_on_collisions_and_keeps_count() {
+        let mut index: DirectIndex<ContactId> = DirectIndex::default();
+        let step = DIRECT_TABLE_ENTRIES as u64;
+        let (first, second, third) = (ContactId(5), ContactId(5 + step), ContactId(5 + 2 * step));
+        index.insert(first, 1);
+        index.insert(second, 2);
+        index.insert(third, 3);
+        assert_eq!(index.len(), 3);
+        assert_eq!(index.get(&first), Some(&1));
+        assert_eq!(index.get(&second), Some(&2));
+        assert_eq!(index.get(&third), Some(&3));
+        index.remove(&first);
+        assert_eq!(index.get(&first), None);
+        assert_eq!(index.len(), 2);
+        // The freed position is not reused by a key that already lives in the fallback map.
+        index.insert(second, 7);
+        assert_eq!(index.get(&second), Some(&7));
+        assert_eq!(index.len(), 2);
+        index.remove(&second);
+        index.remove(&third);
+        index.remove(&third);
+        assert_eq!(index.len(), 0);
+        assert!(!index.contains_key(&third));
+        index.insert(ContactId(u64::MAX), 9);
+        assert_eq!(index.get(&ContactId(u64::MAX)), Some(&9));
+    }
 }

@@ -217,7 +217,10 @@ impl World {
                 older_ms,
             } => {
                 let site = usize::from(site) % self.sites.len();
-                let id = ContactId(self.next_contact);
+                // Spread ids so that many share a direct-table position (exercises fallbacks).
+                let id = ContactId(
+                    self.next_contact * (DIRECT_TABLE_ENTRIES as u64 / 2) + self.next_contact % 3,
+                );
                 self.next_contact += 1;
                 let skill = SkillId(u16::from(skill));
                 let mut contact = Contact::inbound(
