@@ -1,1 +1,24 @@
-//! callgrid-node
+//! callgrid-node: the site node a city runs.
+//!
+//! ```text
+//!   gateways, desktops, wallboards ──HTTP/WebSocket──► api ──► actors::site (domain routing)
+//!                                                        │            │ callbacks, orders
+//!                                                        └──► replicate::Proposer ──► Raft
+//!                                                                     (callgrid-cluster)
+//!                                      state::SharedState ◄── apply committed commands ◄─┘
+//! ```
+//!
+//! - [`config`] — the site TOML, CLI overrides, the embedded single-site default.
+//! - [`state`] — the replicated state machine (orders, pre-orders, reservations, complaints,
+//!   callbacks) applied from the Raft log.
+//! - [`replicate`] — the boundary to Raft: the `Replicator` trait, the proposer.
+//! - [`actors`] — the actix actors around the routing core.
+//! - [`api`] — HTTP JSON API, WebSocket streams, metrics and health.
+//! - [`node`] — wiring it all together into a running node.
+
+pub mod actors;
+pub mod api;
+pub mod config;
+pub mod node;
+pub mod replicate;
+pub mod state;

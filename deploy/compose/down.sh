@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Stops the compose cluster (SIGTERM: each node drains). `down.sh -v` also drops the data volumes.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+docker compose -f "$here/docker-compose.yml" down "$@"

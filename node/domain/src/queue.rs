@@ -1,0 +1,193 @@
+//! The two ordered structures routing needs per skill: the contact queue (priority, then FIFO
+//! by ordering time, then arrival sequence) and the idle-agent set (least loaded, then longest
+//! idle, then lowest id).
+//!
+//! Both are binary heaps with lazy deletion: an entry carries the generation of the slot it
+//! points to, and an entry whose generation no longer matches is skipped when it surfaces.
+//! That keeps insert and removal O(log n) with no allocation once the heaps have grown, and
+//! makes abandonment O(1). Heaps are compacted when stale entries outnumber live ones.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// A waiting contact's place. Heap order: the best (next to serve) is the greatest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct QueueEntry {
+    pub(crate) priority: u8,
+    pub(crate) ordering_time_ms: u64,
+    pub(crate) sequence: u64,
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
+}
+
+impl QueueEntry {
+    /// The routing order key: higher priority, then older ordering time, then lower sequence.
+    /// Greater means served first.
+    #[inline]
+    pub(crate) fn serves_before(&self, other: &QueueEntry) -> bool {
+        self.cmp(other) == Ordering::Greater
+    }
+}
+
+impl Ord for QueueEntry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.priority
+            .cmp(&other.priority)
+            .then_with(|| other.ordering_time_ms.cmp(&self.ordering_time_ms))
+            .then_with(|| other.sequence.cmp(&self.sequence))
+            .then_with(|| other.slot.cmp(&self.slot))
+            .then_with(|| other.generation.cmp(&self.generation))
+    }
+}
+
+impl PartialOrd for QueueEntry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// An available agent's place in a skill's idle set. Greatest = chosen first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IdleEntry {
+    pub(crate) load: u8,
+    pub(crate) idle_since_ms: u64,
+    pub(crate) agent_id: u32,
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+impl Ord for IdleEntry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .load
+            .cmp(&self.load)
+            .then_with(|| other.idle_since_ms.cmp(&self.idle_since_ms))
+            .then_with(|| other.agent_id.cmp(&self.agent_id))
+            .then_with(|| other.generation.cmp(&self.generation))
+    }
+}
+
+impl PartialOrd for IdleEntry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Slack before a heap is compacted: stale entries may reach twice the live ones plus this.
+const COMPACTION_SLACK: usize = 16;
+
+/// A max-heap with lazy deletion: `is_live` decides whether an entry still counts.
+#[derive(Debug)]
+pub(crate) struct LazyHeap<T: Ord + Copy> {
+    heap: BinaryHeap<T>,
+}
+
+impl<T: Ord + Copy> Default for LazyHeap<T> {
+    fn default() -> Self {
+        LazyHeap {
+            heap: BinaryHeap::new(),
+        }
+    }
+}
+
+impl<T: Ord + Copy> LazyHeap<T> {
+    #[inline]
+    pub(crate) fn push(&mut self, entry: T) {
+        self.heap.push(entry);
+    }
+
+    /// The best live entry, discarding stale ones on the way.
+    #[inline]
+    pub(crate) fn peek_live(&mut self, is_live: impl Fn(&T) -> bool) -> Option<T> {
+        while let Some(top) = self.heap.peek() {
+            if is_live(top) {
+                return Some(*top);
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
+    /// Removes the top entry (after `peek_live` returned it).
+    #[inline]
+    pub(crate) fn pop(&mut self) {
+        self.heap.pop();
+    }
+
+    /// Drops stale entries when they dominate, so memory stays proportional to live entries.
+    #[inline]
+    pub(crate) fn compact_if_needed(&mut self, live_count: usize, is_live: impl Fn(&T) -> bool) {
+        if self.heap.len() > 2 * live_count + COMPACTION_SLACK {
+            self.heap.retain(|entry| is_live(entry));
+        }
+    }
+
+    /// Every entry, live or stale, in no particular order (for counting positions).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.heap.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(priority: u8, ordering_time_ms: u64, sequence: u64) -> QueueEntry {
+        QueueEntry {
+            priority,
+            ordering_time_ms,
+            sequence,
+            slot: sequence as u32,
+            generation: 0,
+        }
+    }
+
+    #[test]
+    fn queue_order_is_priority_then_ordering_time_then_sequence() {
+        let mut heap = LazyHeap::default();
+        heap.push(entry(0, 100, 1));
+        heap.push(entry(0, 50, 2));
+        heap.push(entry(1, 200, 3));
+        heap.push(entry(0, 50, 0));
+        let mut order = Vec::new();
+        while let Some(top) = heap.peek_live(|_| true) {
+            order.push(top.sequence);
+            heap.pop();
+        }
+        assert_eq!(order, vec![3, 0, 2, 1]);
+    }
+
+    #[test]
+    fn idle_order_is_load_then_longest_idle_then_id() {
+        let idle = |load, idle_since_ms, agent_id| IdleEntry {
+            load,
+            idle_since_ms,
+            agent_id,
+            index: agent_id,
+            generation: 0,
+        };
+        let mut heap = LazyHeap::default();
+        heap.push(idle(1, 0, 1));
+        heap.push(idle(0, 30, 2));
+        heap.push(idle(0, 10, 4));
+        heap.push(idle(0, 10, 3));
+        let mut order = Vec::new();
+        while let Some(top) = heap.peek_live(|_| true) {
+            order.push(top.agent_id);
+            heap.pop();
+        }
+        assert_eq!(order, vec![3, 4, 2, 1]);
+    }
+
+    #[test]
+    fn stale_entries_are_skipped_and_compacted() {
+        let mut heap = LazyHeap::default();
+        for sequence in 0..200 {
+            heap.push(entry(0, sequence, sequence));
+        }
+        let live = |entry: &QueueEntry| entry.sequence % 100 == 7;
+        assert_eq!(heap.peek_live(live).map(|e| e.sequence), Some(7));
+        heap.compact_if_needed(2, live);
+        assert_eq!(heap.iter().count(), 2);
+    }
+}

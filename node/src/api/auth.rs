@@ -1,0 +1,188 @@
+//! Bearer tokens → principals with roles, and the admin token of the embedded default.
+//!
+//! Tokens are kept as SHA-256 hashes only; a request's token is hashed and looked up, so the
+//! node never holds the secrets of configured tokens. The generated admin token is printed
+//! once and its hash persisted in the data directory.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use actix_web::HttpRequest;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::problem::ApiError;
+use crate::config::TokenEntry;
+use crate::state::model::{Actor, Role};
+
+/// File in the data directory holding the admin token's hash.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token.sha256";
+/// Bytes of randomness in a generated token.
+pub const TOKEN_BYTES: usize = 24;
+
+/// Why tokens could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The admin token file could not be read or written.
+    #[error("admin token file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The admin token file does not hold a hex SHA-256.
+    #[error("admin token file {0} is corrupted")]
+    Corrupted(String),
+}
+
+/// Token hash → principal.
+#[derive(Debug, Clone, Default)]
+pub struct TokenTable {
+    by_hash: HashMap<[u8; 32], Actor>,
+}
+
+/// Hashes a token.
+pub fn hash_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl TokenTable {
+    /// A table from configured entries (already validated).
+    pub fn from_config(entries: &[TokenEntry]) -> Self {
+        let mut table = Self::default();
+        for entry in entries {
+            let hash = match (&entry.sha256, &entry.token) {
+                (Some(hex_hash), _) => {
+                    let mut hash = [0_u8; 32];
+                    if hex::decode_to_slice(hex_hash, &mut hash).is_err() {
+                        continue;
+                    }
+                    hash
+                }
+                (None, Some(token)) => hash_token(token),
+                (None, None) => continue,
+            };
+            table.insert(hash, entry.name.clone(), entry.role);
+        }
+        table
+    }
+
+    /// Adds a principal.
+    pub fn insert(&mut self, hash: [u8; 32], name: String, role: Role) {
+        self.by_hash.insert(hash, Actor { name, role });
+    }
+
+    /// The principal of a request, from `Authorization: Bearer <token>`.
+    pub fn authenticate(&self, request: &HttpRequest) -> Result<Actor, ApiError> {
+        let header = request
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .ok_or(ApiError::Unauthorized)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .ok_or(ApiError::Unauthorized)?
+            .trim();
+        self.by_hash
+            .get(&hash_token(token))
+            .cloned()
+            .ok_or(ApiError::Unauthorized)
+    }
+}
+
+/// Requires one of `roles` (admin always passes).
+pub fn require(actor: &Actor, roles: &[Role]) -> Result<(), ApiError> {
+    if actor.role == Role::Admin || roles.contains(&actor.role) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "role {:?} may not use this endpoint",
+            actor.role
+        )))
+    }
+}
+
+/// Requires that `actor` may act for agent `login`: the agent itself, or a supervisor/admin.
+pub fn require_agent(actor: &Actor, login: &str) -> Result<(), ApiError> {
+    match actor.role {
+        Role::Admin | Role::Supervisor => Ok(()),
+        Role::Agent if actor.name == login => Ok(()),
+        Role::Agent => Err(ApiError::Forbidden(
+            "an agent sees only its own desktop".to_string(),
+        )),
+        Role::Gateway => Err(ApiError::Forbidden(
+            "gateways may not use agent endpoints".to_string(),
+        )),
+    }
+}
+
+/// Loads the admin token hash from the data directory, or generates a token, persists its
+/// hash and returns the token (to be printed once).
+pub fn ensure_admin_token(data_dir: &Path) -> Result<([u8; 32], Option<String>), AuthError> {
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    let display = path.display().to_string();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let mut hash = [0_u8; 32];
+            hex::decode_to_slice(text.trim(), &mut hash)
+                .map_err(|_| AuthError::Corrupted(display))?;
+            Ok((hash, None))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0_u8; TOKEN_BYTES];
+            rand::thread_rng().fill_bytes(&mut bytes);
+            let token = format!("cg_{}", hex::encode(bytes));
+            let hash = hash_token(&token);
+            std::fs::create_dir_all(data_dir).map_err(|source| AuthError::Io {
+                path: display.clone(),
+                source,
+            })?;
+            std::fs::write(&path, hex::encode(hash)).map_err(|source| AuthError::Io {
+                path: display,
+                source,
+            })?;
+            Ok((hash, Some(token)))
+        }
+        Err(source) => Err(AuthError::Io {
+            path: display,
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn admin_token_is_generated_once_and_persisted_hashed() {
+        let directory = tempfile::tempdir().unwrap();
+        let (hash, token) = ensure_admin_token(directory.path()).unwrap();
+        let token = token.unwrap();
+        assert_eq!(hash, hash_token(&token));
+        let stored = std::fs::read_to_string(directory.path().join(ADMIN_TOKEN_FILE)).unwrap();
+        assert!(!stored.contains(&token));
+        let (again, printed) = ensure_admin_token(directory.path()).unwrap();
+        assert_eq!(again, hash);
+        assert!(printed.is_none());
+    }
+
+    #[test]
+    fn roles_are_checked() {
+        let agent = Actor {
+            name: "anna".into(),
+            role: Role::Agent,
+        };
+        assert!(require(&agent, &[Role::Agent]).is_ok());
+        assert!(require(&agent, &[Role::Supervisor]).is_err());
+        assert!(require_agent(&agent, "anna").is_ok());
+        assert!(require_agent(&agent, "boris").is_err());
+        let admin = Actor {
+            name: "root".into(),
+            role: Role::Admin,
+        };
+        assert!(require(&admin, &[Role::Gateway]).is_ok());
+    }
+}

@@ -1,0 +1,433 @@
+//! The OpenAPI 3.1 document served at `/api/v1/openapi.json`, written by hand from one table
+//! of endpoints so it cannot drift from itself (a test checks every route is in it).
+
+use serde_json::{Map, Value, json};
+
+/// (method, path, summary, roles allowed besides admin, request body schema name).
+pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
+    (
+        "post",
+        "/contacts",
+        "Gateway: a contact arrived (IVR topic chosen)",
+        "gateway",
+        Some("ContactArrived"),
+    ),
+    (
+        "get",
+        "/contacts/{contact}",
+        "A contact (agents: only their own)",
+        "gateway, supervisor, agent",
+        None,
+    ),
+    (
+        "post",
+        "/contacts/{contact}/answered",
+        "Gateway: the agent's leg was answered",
+        "gateway",
+        None,
+    ),
+    (
+        "post",
+        "/contacts/{contact}/ended",
+        "Gateway: the conversation ended",
+        "gateway",
+        None,
+    ),
+    (
+        "post",
+        "/contacts/{contact}/abandoned",
+        "Gateway: the caller hung up while waiting",
+        "gateway",
+        None,
+    ),
+    (
+        "post",
+        "/contacts/{contact}/messages",
+        "Gateway: a chat message from the customer",
+        "gateway",
+        Some("ChatMessage"),
+    ),
+    (
+        "get",
+        "/gateway/stream",
+        "WebSocket: dial requests for callbacks, monitoring requests",
+        "gateway",
+        None,
+    ),
+    (
+        "get",
+        "/self-service/order-status",
+        "Open orders of a caller number (bot)",
+        "gateway, agent, supervisor",
+        None,
+    ),
+    (
+        "get",
+        "/agents/{login}",
+        "Agent desktop: state and contacts",
+        "agent (self), supervisor",
+        None,
+    ),
+    (
+        "post",
+        "/agents/{login}/login",
+        "Agent logs in",
+        "agent (self), supervisor",
+        None,
+    ),
+    (
+        "post",
+        "/agents/{login}/logout",
+        "Agent logs out",
+        "agent (self), supervisor",
+        None,
+    ),
+    (
+        "post",
+        "/agents/{login}/state",
+        "Ready / not ready with a reason code",
+        "agent (self), supervisor",
+        Some("AgentState"),
+    ),
+    (
+        "get",
+        "/agents/{login}/contacts/{contact}",
+        "One of the agent's contacts",
+        "agent (self), supervisor",
+        None,
+    ),
+    (
+        "post",
+        "/agents/{login}/contacts/{contact}/accept",
+        "Accept an offer",
+        "agent (self), supervisor",
+        None,
+    ),
+    (
+        "post",
+        "/agents/{login}/contacts/{contact}/reject",
+        "Reject an offer",
+        "agent (self), supervisor",
+        None,
+    ),
+    (
+        "post",
+        "/agents/{login}/contacts/{contact}/end",
+        "End the conversation from the desktop",
+        "agent (self), supervisor",
+        None,
+    ),
+    (
+        "post",
+        "/agents/{login}/contacts/{contact}/wrap-up",
+        "Finish wrap-up with a code",
+        "agent (self), supervisor",
+        Some("WrapUp"),
+    ),
+    (
+        "post",
+        "/agents/{login}/contacts/{contact}/transfer",
+        "Transfer to line 2",
+        "agent (self), supervisor",
+        Some("Transfer"),
+    ),
+    (
+        "get",
+        "/agents/{login}/stream",
+        "WebSocket: offers and contact events",
+        "agent (self), supervisor",
+        None,
+    ),
+    (
+        "get",
+        "/supervisor/queues",
+        "Real time per queue",
+        "supervisor",
+        None,
+    ),
+    (
+        "get",
+        "/supervisor/agents",
+        "Real time per agent",
+        "supervisor",
+        None,
+    ),
+    (
+        "post",
+        "/supervisor/monitor",
+        "Listen / whisper / barge request for the gateway",
+        "supervisor",
+        Some("Monitor"),
+    ),
+    (
+        "get",
+        "/supervisor/stream",
+        "WebSocket: every routing event",
+        "supervisor",
+        None,
+    ),
+    (
+        "get",
+        "/reports/intervals",
+        "Per-interval statistics (?format=json|csv)",
+        "supervisor",
+        None,
+    ),
+    (
+        "post",
+        "/orders",
+        "Create an order",
+        "agent, supervisor, gateway",
+        Some("OrderCreate"),
+    ),
+    (
+        "get",
+        "/orders",
+        "Recent orders or a caller's (?caller=&limit=)",
+        "agent, supervisor, gateway",
+        None,
+    ),
+    (
+        "get",
+        "/orders/{order}",
+        "An order with its audit trail",
+        "agent, supervisor, gateway",
+        None,
+    ),
+    (
+        "patch",
+        "/orders/{order}",
+        "Change items, fulfilment, payment or note (before assembly)",
+        "agent, supervisor",
+        Some("OrderUpdate"),
+    ),
+    (
+        "post",
+        "/orders/{order}/status",
+        "Move an order to another status",
+        "agent, supervisor",
+        Some("OrderStatus"),
+    ),
+    (
+        "post",
+        "/pre-orders",
+        "Put a customer on the defectura list",
+        "agent, supervisor, gateway",
+        Some("PreOrder"),
+    ),
+    (
+        "get",
+        "/pre-orders",
+        "Recent pre-orders",
+        "agent, supervisor",
+        None,
+    ),
+    (
+        "get",
+        "/pre-orders/{id}",
+        "A pre-order",
+        "agent, supervisor, gateway",
+        None,
+    ),
+    (
+        "post",
+        "/pre-orders/{id}/cancel",
+        "Cancel a pre-order",
+        "agent, supervisor",
+        None,
+    ),
+    (
+        "post",
+        "/stock-arrivals",
+        "An item arrived: callbacks for waiting pre-orders",
+        "agent, supervisor",
+        Some("StockArrival"),
+    ),
+    (
+        "post",
+        "/reservations",
+        "Reserve items at a pharmacy until an expiry",
+        "agent, supervisor, gateway",
+        Some("Reservation"),
+    ),
+    (
+        "get",
+        "/reservations",
+        "Recent reservations",
+        "agent, supervisor",
+        None,
+    ),
+    (
+        "get",
+        "/reservations/{id}",
+        "A reservation",
+        "agent, supervisor, gateway",
+        None,
+    ),
+    (
+        "post",
+        "/reservations/{id}/collect",
+        "Reservation collected",
+        "agent, supervisor",
+        None,
+    ),
+    (
+        "post",
+        "/reservations/{id}/cancel",
+        "Cancel a reservation",
+        "agent, supervisor",
+        None,
+    ),
+    (
+        "post",
+        "/complaints",
+        "File a complaint (repeats are escalated)",
+        "agent, supervisor",
+        Some("Complaint"),
+    ),
+    (
+        "get",
+        "/complaints",
+        "Recent complaints",
+        "supervisor",
+        None,
+    ),
+    (
+        "get",
+        "/complaints/{id}",
+        "A complaint",
+        "agent, supervisor",
+        None,
+    ),
+    (
+        "post",
+        "/complaints/{id}/resolve",
+        "Resolve a complaint",
+        "supervisor",
+        Some("Resolve"),
+    ),
+    (
+        "get",
+        "/callbacks",
+        "Recent callbacks",
+        "supervisor, gateway",
+        None,
+    ),
+    (
+        "get",
+        "/callbacks/{id}",
+        "A callback",
+        "supervisor, gateway, agent",
+        None,
+    ),
+    (
+        "post",
+        "/callbacks/{id}/outcome",
+        "Record a dial attempt's outcome",
+        "gateway, supervisor",
+        Some("CallbackOutcome"),
+    ),
+    ("get", "/cluster/status", "Raft status", "supervisor", None),
+    ("get", "/openapi.json", "This document", "anyone", None),
+];
+
+fn schemas() -> Value {
+    let item = json!({"type": "object", "additionalProperties": false, "required": ["sku", "name", "quantity", "unit_price_minor"],
+        "properties": {"sku": {"type": "string"}, "name": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1, "maximum": 10000},
+                       "unit_price_minor": {"type": "integer", "minimum": 0, "description": "price of one unit in kopecks"}}});
+    let fulfilment = json!({"oneOf": [
+        {"type": "object", "additionalProperties": false, "required": ["pickup"], "properties": {"pickup": {"type": "object", "required": ["pharmacy"], "properties": {"pharmacy": {"type": "string"}}}}},
+        {"type": "object", "additionalProperties": false, "required": ["delivery"], "properties": {"delivery": {"type": "object", "required": ["address"], "properties": {"address": {"type": "string"}}}}}
+    ]});
+    let status = json!({"type": "string", "enum": ["created", "confirmed", "assembled", "ready", "collected", "delivered", "cancelled", "returned"]});
+    let payment = json!({"type": "string", "enum": ["cash", "card", "online"]});
+    let object = |required: Value, properties: Value| json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties});
+    json!({
+        "Problem": {"type": "object", "description": "RFC 9457 problem details", "properties": {
+            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"}}},
+        "OrderItem": item,
+        "Fulfilment": fulfilment,
+        "ContactArrived": object(json!(["caller", "topic"]), json!({
+            "caller": {"type": "string"}, "channel": {"type": "string", "enum": ["voice", "chat"]},
+            "topic": {"type": "string", "enum": ["price_availability", "order", "pre_order", "order_status", "complaint", "consultation", "other"]},
+            "skill": {"type": "string"}, "priority": {"type": "integer", "minimum": 0, "maximum": 255}})),
+        "ChatMessage": object(json!(["text"]), json!({"text": {"type": "string"}})),
+        "AgentState": object(json!(["state"]), json!({"state": {"type": "string", "enum": ["ready", "not_ready"]}, "reason": {"type": "integer"}})),
+        "WrapUp": object(json!(["code"]), json!({"code": {"type": "string"}, "callback_outcome": {"type": "string", "enum": ["reached", "no_answer", "busy", "cancelled"]}})),
+        "Transfer": object(json!([]), json!({"skill": {"type": "string", "default": "line2"}})),
+        "Monitor": object(json!(["agent", "mode"]), json!({"agent": {"type": "string"}, "mode": {"type": "string", "enum": ["listen", "whisper", "barge"]}})),
+        "OrderCreate": object(json!(["caller", "items", "fulfilment", "payment"]), json!({
+            "caller": {"type": "string"}, "items": {"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}, "maxItems": 100},
+            "fulfilment": {"$ref": "#/components/schemas/Fulfilment"}, "payment": payment, "delivery_note": {"type": "string"}})),
+        "OrderUpdate": object(json!([]), json!({
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}},
+            "fulfilment": {"$ref": "#/components/schemas/Fulfilment"}, "payment": payment, "delivery_note": {"type": "string"}})),
+        "OrderStatus": object(json!(["status"]), json!({"status": status})),
+        "PreOrder": object(json!(["caller", "sku", "name", "quantity", "pharmacy"]), json!({
+            "caller": {"type": "string"}, "sku": {"type": "string"}, "name": {"type": "string"}, "quantity": {"type": "integer"}, "pharmacy": {"type": "string"}})),
+        "StockArrival": object(json!(["sku"]), json!({"sku": {"type": "string"}, "pharmacy": {"type": "string"}})),
+        "Reservation": object(json!(["caller", "pharmacy", "items", "expires_at_ms"]), json!({
+            "caller": {"type": "string"}, "pharmacy": {"type": "string"},
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}}, "expires_at_ms": {"type": "integer"}})),
+        "Complaint": object(json!(["caller", "text"]), json!({"caller": {"type": "string"}, "order": {"type": "integer"}, "text": {"type": "string"}})),
+        "Resolve": object(json!(["resolution"]), json!({"resolution": {"type": "string"}})),
+        "CallbackOutcome": object(json!(["outcome"]), json!({"outcome": {"type": "string", "enum": ["reached", "no_answer", "busy", "cancelled"]}})),
+    })
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for (method, path, summary, roles, body) in ENDPOINTS {
+        let mut operation = json!({
+            "summary": summary,
+            "description": format!("Roles: {roles} (admin always)."),
+            "responses": {
+                "200": {"description": "OK"},
+                "400": {"description": "Malformed body, unknown field or invalid path parameter", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
+                "401": {"description": "No or unknown bearer token"},
+                "403": {"description": "Role not allowed"},
+                "404": {"description": "Not found"},
+                "409": {"description": "State does not allow it"},
+                "413": {"description": "Body too large"},
+                "503": {"description": "No quorum; retry"}
+            }
+        });
+        if let Some(schema) = body {
+            operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+        }
+        let parameters: Vec<Value> = path
+            .split('/')
+            .filter_map(|segment| {
+                segment
+                    .strip_prefix('{')
+                    .and_then(|rest| rest.strip_suffix('}'))
+            })
+            .map(|name| {
+                let schema = if name == "login" {
+                    json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"})
+                } else {
+                    json!({"type": "integer", "minimum": 0})
+                };
+                json!({"name": name, "in": "path", "required": true, "schema": schema})
+            })
+            .collect();
+        if !parameters.is_empty() {
+            operation["parameters"] = Value::Array(parameters);
+        }
+        let entry = paths
+            .entry(format!("/api/v1{path}"))
+            .or_insert_with(|| json!({}));
+        entry[*method] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "callgrid site node", "version": env!("CARGO_PKG_VERSION")},
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+    })
+}

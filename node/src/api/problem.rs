@@ -1,0 +1,168 @@
+//! Errors of the HTTP API as RFC 9457 problem details (`application/problem+json`), and the
+//! extractor configurations that turn malformed input into them.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::ContentType;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, error, web};
+use serde_json::json;
+
+use crate::actors::site::SiteError;
+use crate::replicate::{ProposeFailure, ReplicateError};
+use crate::state::ApplyError;
+
+/// An API error; every variant maps to one status code and a problem document.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed: bad JSON, unknown field, invalid value or path parameter.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No or unknown bearer token.
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    /// The token's role may not use this endpoint, or the record belongs to someone else.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The record does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The record's state does not allow the change.
+    #[error("{0}")]
+    Conflict(String),
+    /// The body is larger than the limit.
+    #[error("request body larger than {0} bytes")]
+    TooLarge(usize),
+    /// The cluster cannot commit now (no quorum, shutting down); retry later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something failed inside the node.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn slug(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad-request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not-found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::TooLarge(_) => "too-large",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let body = json!({
+            "type": format!("https://callgrid.invalid/problems/{}", self.slug()),
+            "title": status.canonical_reason().unwrap_or("error"),
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+        });
+        let mut response = HttpResponse::build(status);
+        response.insert_header(ContentType(mime_problem()));
+        if matches!(self, ApiError::Unauthorized) {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response.body(body.to_string())
+    }
+}
+
+fn mime_problem() -> actix_web::mime::Mime {
+    "application/problem+json"
+        .parse()
+        .unwrap_or(actix_web::mime::APPLICATION_JSON)
+}
+
+impl From<SiteError> for ApiError {
+    fn from(error: SiteError) -> Self {
+        match error {
+            SiteError::NotFound(message) => ApiError::NotFound(message),
+            SiteError::Conflict(message) => ApiError::Conflict(message),
+            SiteError::Forbidden(message) => ApiError::Forbidden(message),
+            SiteError::Invalid(message) => ApiError::BadRequest(message),
+        }
+    }
+}
+
+impl From<ProposeFailure> for ApiError {
+    fn from(failure: ProposeFailure) -> Self {
+        match failure {
+            ProposeFailure::Invalid(invalid) => ApiError::BadRequest(invalid.to_string()),
+            ProposeFailure::Refused(ApplyError::NotFound { kind, id }) => {
+                ApiError::NotFound(format!("{kind} {id} not found"))
+            }
+            ProposeFailure::Refused(ApplyError::Invalid(invalid)) => {
+                ApiError::BadRequest(invalid.to_string())
+            }
+            ProposeFailure::Refused(other) => ApiError::Conflict(other.to_string()),
+            ProposeFailure::Replication(ReplicateError::Refused(message)) => {
+                ApiError::BadRequest(message)
+            }
+            ProposeFailure::Replication(other) => ApiError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<actix::MailboxError> for ApiError {
+    fn from(error: actix::MailboxError) -> Self {
+        ApiError::Unavailable(format!("site actor unavailable: {error}"))
+    }
+}
+
+/// JSON bodies: size limit, and every parse error as a 400 (413 when too large) problem.
+pub fn json_config(body_bytes_max: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(body_bytes_max)
+        .error_handler(move |error, _request: &HttpRequest| {
+            let api_error = match &error {
+                error::JsonPayloadError::Overflow { .. }
+                | error::JsonPayloadError::OverflowKnownLength { .. } => {
+                    ApiError::TooLarge(body_bytes_max)
+                }
+                error::JsonPayloadError::ContentType => {
+                    ApiError::BadRequest("Content-Type must be application/json".to_string())
+                }
+                other => ApiError::BadRequest(format!("invalid JSON body: {other}")),
+            };
+            error::InternalError::from_response(error, api_error.error_response()).into()
+        })
+}
+
+/// Raw payloads (WebSocket upgrade bodies and the like): size limit.
+pub fn payload_config(body_bytes_max: usize) -> web::PayloadConfig {
+    web::PayloadConfig::new(body_bytes_max)
+}
+
+/// Path parameters that do not parse are a 400 problem, not a 404.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|error, _request| {
+        let api_error = ApiError::BadRequest(format!("invalid path parameter: {error}"));
+        error::InternalError::from_response(error, api_error.error_response()).into()
+    })
+}
+
+/// Query strings that do not parse are a 400 problem.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|error, _request| {
+        let api_error = ApiError::BadRequest(format!("invalid query: {error}"));
+        error::InternalError::from_response(error, api_error.error_response()).into()
+    })
+}

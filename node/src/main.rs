@@ -1,0 +1,132 @@
+//! The `callgrid` binary: `callgrid node [--config site.toml]` runs a site node.
+//!
+//! Without a config it runs the embedded single-site default: data in `./callgrid-data`, API
+//! on 127.0.0.1:8080 (or `--http`), a generated admin token printed once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use callgrid_node::api::auth::{TokenTable, ensure_admin_token};
+use callgrid_node::config::NodeConfig;
+use callgrid_node::replicate::Replicator;
+use callgrid_node::state::SharedState;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "callgrid",
+    version,
+    about = "callgrid contact-center site node"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Commands>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Commands {
+    /// Run a site node (the default).
+    Node(NodeArguments),
+}
+
+#[derive(Debug, Default, clap::Args)]
+struct NodeArguments {
+    /// Site configuration (TOML). Without it: the embedded single-site default.
+    #[arg(long, env = "CALLGRID_CONFIG")]
+    config: Option<PathBuf>,
+    /// HTTP listen address (overrides `http.listen`).
+    #[arg(long)]
+    http: Option<SocketAddr>,
+    /// Cluster (QUIC) listen address (overrides `cluster.listen`).
+    #[arg(long)]
+    cluster_listen: Option<SocketAddr>,
+    /// Data directory (overrides `site.data_dir`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Log as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let arguments = match cli.command {
+        Some(Commands::Node(arguments)) => arguments,
+        None => NodeArguments::default(),
+    };
+    init_logging(arguments.log_json);
+    let mut config = match &arguments.config {
+        Some(path) => NodeConfig::load(path)?,
+        None => NodeConfig::embedded_default(),
+    };
+    if let Some(http) = arguments.http {
+        config.http.listen = http;
+    }
+    if let Some(listen) = arguments.cluster_listen {
+        config.cluster.listen = listen;
+    }
+    if let Some(data_dir) = &arguments.data_dir {
+        config.site.data_dir = data_dir.clone();
+    }
+    config.validate()?;
+    std::fs::create_dir_all(&config.site.data_dir)
+        .with_context(|| format!("creating data directory {}", config.site.data_dir.display()))?;
+    let config = Arc::new(config);
+
+    let mut tokens = TokenTable::from_config(&config.tokens);
+    let (admin_hash, generated) = ensure_admin_token(&config.site.data_dir)?;
+    tokens.insert(
+        admin_hash,
+        "admin".to_string(),
+        callgrid_node::state::model::Role::Admin,
+    );
+    if let Some(token) = generated {
+        // Printed once: only its hash is kept.
+        println!("admin token (shown once, keep it): {token}");
+    }
+
+    actix_web::rt::System::new().block_on(run(config, tokens))
+}
+
+async fn run(config: Arc<NodeConfig>, tokens: TokenTable) -> anyhow::Result<()> {
+    let shared = SharedState::new();
+    let replicator: Arc<dyn Replicator> =
+        callgrid_node::node::cluster_replicator(&config, shared.clone())
+            .context("starting the cluster")?;
+    let running = callgrid_node::node::start(config.clone(), tokens, replicator.clone(), shared)?;
+    println!(
+        "callgrid site `{}` ({}) listening on http://{} (API /api/v1, data in {})",
+        config.site.id,
+        config.site.city,
+        running.http_address,
+        config.site.data_dir.display()
+    );
+    tracing::info!(http = %running.http_address, cluster = %config.cluster.listen, "node started");
+    let site = running.site.clone();
+    // actix-web stops on SIGTERM/SIGINT: it stops accepting, lets requests in flight finish
+    // (`http.drain_s`), and then this future resolves.
+    running.server.await?;
+    site.do_send(callgrid_node::actors::site::Drain);
+    replicator.shutdown();
+    tracing::info!("node stopped");
+    Ok(())
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if json {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .json()
+            .with_writer(std::io::stderr)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+}

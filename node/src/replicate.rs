@@ -1,0 +1,205 @@
+//! Replication boundary: how the node gets a command committed and applied.
+//!
+//! ```text
+//!   API handler / actor ── Proposer::propose(actor, command) ──► Replicator::propose(bytes)
+//!                                                                 │  ClusterReplicator: Raft
+//!   Outcome / ProposeFailure ◄── decode_response ◄────────────────┘  LocalReplicator: in-memory
+//! ```
+//!
+//! The caller is answered only after the command committed and was applied, with the state
+//! machine's own response: an acknowledged order is in the log of a quorum.
+//! [`LocalReplicator`] is the in-memory implementation for unit tests of the API and actors;
+//! the `callgrid` binary always runs the Raft one.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::state::model::Actor;
+use crate::state::{
+    ApplyError, Command, Envelope, InvalidCommand, Outcome, SharedState, decode_response,
+    encode_envelope,
+};
+
+/// A boxed future, so the trait stays object-safe.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Why replication failed. The command may be retried; nothing was acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicateError {
+    /// No leader is known or no quorum answers (site cut off from the others).
+    #[error("no quorum: {0}")]
+    Unavailable(String),
+    /// The entry may or may not have committed (leader changed, timeout).
+    #[error("outcome unknown: {0}")]
+    Indeterminate(String),
+    /// The node is shutting down.
+    #[error("shutting down")]
+    ShuttingDown,
+    /// The command was refused before entering the log (too large).
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
+/// Replication health for `/readyz` and `/metrics`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplicaHealth {
+    /// This node's id.
+    pub node_id: u64,
+    /// The leader this node knows of.
+    pub leader: Option<u64>,
+    /// Current term.
+    pub term: u64,
+    /// Highest committed index known.
+    pub commit_index: u64,
+    /// Highest applied index.
+    pub applied_index: u64,
+    /// Voters.
+    pub voters: Vec<u64>,
+    /// Learners.
+    pub learners: Vec<u64>,
+    /// Free-form details from the cluster crate (JSON).
+    pub details: serde_json::Value,
+}
+
+/// Gets commands committed and applied.
+pub trait Replicator: Send + Sync + 'static {
+    /// Proposes an encoded envelope; resolves with the state machine's encoded response after
+    /// the entry committed and was applied on this node.
+    fn propose(&self, command: Vec<u8>) -> BoxFuture<Result<Vec<u8>, ReplicateError>>;
+    /// Resolves when this node has applied everything committed before the call
+    /// (linearizable reads).
+    fn read_barrier(&self) -> BoxFuture<Result<(), ReplicateError>>;
+    /// Current health.
+    fn health(&self) -> ReplicaHealth;
+    /// Stops replication (idempotent).
+    fn shutdown(&self);
+}
+
+/// Applies commands directly to the shared state, in call order: a single-process stand-in
+/// for Raft in unit tests.
+#[derive(Debug, Clone)]
+pub struct LocalReplicator {
+    state: SharedState,
+    index: Arc<Mutex<u64>>,
+}
+
+impl LocalReplicator {
+    /// A replicator over `state`.
+    pub fn new(state: SharedState) -> Self {
+        Self {
+            state,
+            index: Arc::new(Mutex::new(0)),
+        }
+    }
+}
+
+impl Replicator for LocalReplicator {
+    fn propose(&self, command: Vec<u8>) -> BoxFuture<Result<Vec<u8>, ReplicateError>> {
+        // The lock serialises index allocation and apply, as the Raft log would.
+        let mut index = self.index.lock();
+        *index += 1;
+        let response = self.state.apply_entry(*index, &command);
+        Box::pin(async move { Ok(response) })
+    }
+
+    fn read_barrier(&self) -> BoxFuture<Result<(), ReplicateError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn health(&self) -> ReplicaHealth {
+        let index = *self.index.lock();
+        ReplicaHealth {
+            node_id: 1,
+            leader: Some(1),
+            term: 1,
+            commit_index: index,
+            applied_index: index,
+            voters: vec![1],
+            learners: Vec::new(),
+            details: serde_json::Value::Null,
+        }
+    }
+
+    fn shutdown(&self) {}
+}
+
+/// Why a proposal did not produce an outcome.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProposeFailure {
+    /// The command is invalid; it was not proposed.
+    #[error("{0}")]
+    Invalid(InvalidCommand),
+    /// The state machine refused it (not found, conflict); the state is unchanged.
+    #[error("{0}")]
+    Refused(ApplyError),
+    /// Replication failed.
+    #[error("{0}")]
+    Replication(ReplicateError),
+}
+
+/// Stamps, validates, encodes and proposes commands for one site.
+#[derive(Clone)]
+pub struct Proposer {
+    replicator: Arc<dyn Replicator>,
+    site: String,
+}
+
+impl std::fmt::Debug for Proposer {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Proposer")
+            .field("site", &self.site)
+            .finish()
+    }
+}
+
+impl Proposer {
+    /// A proposer for `site` over `replicator`.
+    pub fn new(replicator: Arc<dyn Replicator>, site: String) -> Self {
+        Self { replicator, site }
+    }
+
+    /// The replicator.
+    pub fn replicator(&self) -> &Arc<dyn Replicator> {
+        &self.replicator
+    }
+
+    /// Validates `command`, stamps it with the wall clock, and waits for its outcome.
+    pub async fn propose(&self, actor: Actor, command: Command) -> Result<Outcome, ProposeFailure> {
+        command.validate().map_err(ProposeFailure::Invalid)?;
+        let envelope = Envelope {
+            at_ms: now_ms(),
+            actor,
+            site: self.site.clone(),
+            command,
+        };
+        let bytes = encode_envelope(&envelope).map_err(|error| {
+            ProposeFailure::Replication(ReplicateError::Refused(error.to_string()))
+        })?;
+        let response = self
+            .replicator
+            .propose(bytes)
+            .await
+            .map_err(ProposeFailure::Replication)?;
+        match decode_response(&response) {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(error)) => Err(ProposeFailure::Refused(error)),
+            Err(error) => Err(ProposeFailure::Replication(ReplicateError::Indeterminate(
+                error.to_string(),
+            ))),
+        }
+    }
+}
+
+/// Wall clock in Unix milliseconds. Read by proposers only, never while applying.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

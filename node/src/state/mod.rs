@@ -1,0 +1,199 @@
+//! The replicated state of the cluster: what goes through Raft.
+//!
+//! ```text
+//!   API / actors ── Command::validate ── Envelope{at_ms, actor, site} ── encode ──► Raft log
+//!                                                                                    │ commit
+//!   readers ◄── SharedState (RwLock) ◄── ReplicatedState::apply ◄── decode ◄─────────┘
+//! ```
+//!
+//! - [`model`] — the records (orders, pre-orders, reservations, complaints, callbacks).
+//! - [`command`] — commands, their validation, outcomes and errors.
+//! - [`machine`] — the deterministic state machine that applies committed commands.
+//!
+//! Encoding is bincode 2 with a version byte, through the cluster crate's codec, so an old log
+//! replays on a new binary (see `callgrid_cluster::codec`).
+
+pub mod command;
+pub mod machine;
+pub mod model;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+pub use command::{ApplyError, Command, Envelope, InvalidCommand, Outcome, Response};
+pub use machine::{ReplicatedState, StateCounts};
+
+/// Version byte of the envelope and snapshot encodings this binary writes.
+pub const STATE_FORMAT_VERSION: u8 = 1;
+
+/// Why bytes could not be turned into state types.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodingError {
+    /// The bytes are not a valid encoding (corrupted, truncated, or an unknown version).
+    #[error("cannot decode: {0}")]
+    Decode(String),
+    /// The value could not be encoded (too large).
+    #[error("cannot encode: {0}")]
+    Encode(String),
+}
+
+/// The snapshot form of the state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Snapshot {
+    state: ReplicatedState,
+}
+
+/// Stand-in for `callgrid_cluster::codec` until that module lands on `main`: the same wire
+/// format (`[version][bincode 2 standard, size-limited]`).
+mod codec {
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    const ENTRY_BYTES_MAX: usize = 16 * 1024 * 1024;
+    const SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
+
+    pub trait Versioned: Serialize + DeserializeOwned {
+        const VERSION: u8;
+    }
+
+    fn encode<T: Versioned, const LIMIT: usize>(value: &T) -> Result<Vec<u8>, String> {
+        let mut bytes = vec![T::VERSION];
+        let config = bincode::config::standard().with_limit::<LIMIT>();
+        bincode::serde::encode_into_std_write(value, &mut bytes, config)
+            .map_err(|error| error.to_string())?;
+        Ok(bytes)
+    }
+
+    fn decode<T: Versioned, const LIMIT: usize>(bytes: &[u8]) -> Result<T, String> {
+        let (&version, body) = bytes.split_first().ok_or("empty")?;
+        if version != T::VERSION {
+            return Err(format!("unknown version {version}"));
+        }
+        let config = bincode::config::standard().with_limit::<LIMIT>();
+        let (value, read) = bincode::serde::decode_from_slice::<T, _>(body, config)
+            .map_err(|error| error.to_string())?;
+        if read != body.len() {
+            return Err("trailing bytes".to_string());
+        }
+        Ok(value)
+    }
+
+    pub fn encode_versioned<T: Versioned>(value: &T) -> Result<Vec<u8>, String> {
+        encode::<T, ENTRY_BYTES_MAX>(value)
+    }
+    pub fn decode_versioned<T: Versioned>(bytes: &[u8]) -> Result<T, String> {
+        decode::<T, ENTRY_BYTES_MAX>(bytes)
+    }
+    pub fn encode_snapshot<T: Versioned>(value: &T) -> Result<Vec<u8>, String> {
+        encode::<T, SNAPSHOT_BYTES_MAX>(value)
+    }
+    pub fn decode_snapshot<T: Versioned>(bytes: &[u8]) -> Result<T, String> {
+        decode::<T, SNAPSHOT_BYTES_MAX>(bytes)
+    }
+}
+
+impl codec::Versioned for Envelope {
+    const VERSION: u8 = STATE_FORMAT_VERSION;
+}
+
+impl codec::Versioned for Snapshot {
+    const VERSION: u8 = STATE_FORMAT_VERSION;
+}
+
+/// Responses travel back to the proposer in the same versioned encoding.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ResponseRecord(Response);
+
+impl codec::Versioned for ResponseRecord {
+    const VERSION: u8 = STATE_FORMAT_VERSION;
+}
+
+/// Encodes an envelope for a Raft entry.
+pub fn encode_envelope(envelope: &Envelope) -> Result<Vec<u8>, EncodingError> {
+    codec::encode_versioned(envelope).map_err(|error| EncodingError::Encode(error.to_string()))
+}
+
+/// Decodes a Raft entry into an envelope.
+pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, EncodingError> {
+    codec::decode_versioned(bytes).map_err(|error| EncodingError::Decode(error.to_string()))
+}
+
+/// Encodes the state machine's response for the proposer.
+pub fn encode_response(response: &Response) -> Vec<u8> {
+    // A response is small and made of our own types; if it still cannot be encoded, the
+    // proposer gets an empty answer and reports it as undecodable rather than the node dying.
+    codec::encode_versioned(&ResponseRecord(response.clone())).unwrap_or_default()
+}
+
+/// Decodes the state machine's response.
+pub fn decode_response(bytes: &[u8]) -> Result<Response, EncodingError> {
+    codec::decode_versioned::<ResponseRecord>(bytes)
+        .map(|record| record.0)
+        .map_err(|error| EncodingError::Decode(error.to_string()))
+}
+
+/// The state shared between the Raft apply thread (writer) and the API and actors (readers).
+/// A `parking_lot::RwLock` rather than an actor: reads are many, short and synchronous, and
+/// the apply thread must never wait on an async executor.
+#[derive(Debug, Clone, Default)]
+pub struct SharedState {
+    inner: Arc<RwLock<ReplicatedState>>,
+}
+
+impl SharedState {
+    /// An empty shared state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `read` with the state locked for reading.
+    pub fn read<T>(&self, read: impl FnOnce(&ReplicatedState) -> T) -> T {
+        read(&self.inner.read())
+    }
+
+    /// Applies one committed Raft entry and returns the encoded response. Entries that do not
+    /// decode (empty entries Raft appends on leader change, or garbage) are skipped with an
+    /// `Undecodable` response, deterministically on every node.
+    pub fn apply_entry(&self, index: u64, bytes: &[u8]) -> Vec<u8> {
+        let mut state = self.inner.write();
+        let response = match decode_envelope(bytes) {
+            Ok(envelope) => {
+                let response = state.apply(index, &envelope);
+                if let Err(error) = &response {
+                    tracing::debug!(index, kind = envelope.command.kind(), %error, "command refused");
+                }
+                response
+            }
+            Err(error) => {
+                state.skip(index);
+                Err(ApplyError::Undecodable(error.to_string()))
+            }
+        };
+        encode_response(&response)
+    }
+
+    /// Encodes the whole state for a Raft snapshot.
+    pub fn snapshot(&self) -> Result<Vec<u8>, EncodingError> {
+        let state = self.inner.read().clone();
+        codec::encode_snapshot(&Snapshot { state })
+            .map_err(|error| EncodingError::Encode(error.to_string()))
+    }
+
+    /// Replaces the state with a snapshot.
+    pub fn restore(&self, bytes: &[u8]) -> Result<(), EncodingError> {
+        let snapshot: Snapshot = codec::decode_snapshot(bytes)
+            .map_err(|error| EncodingError::Decode(error.to_string()))?;
+        *self.inner.write() = snapshot.state;
+        Ok(())
+    }
+
+    /// Index of the last applied entry.
+    pub fn applied_index(&self) -> u64 {
+        self.inner.read().applied_index
+    }
+}

@@ -1,0 +1,128 @@
+//! Bad input against a real `callgrid` process: auth, roles, malformed and oversized bodies,
+//! unknown fields, bad path parameters — each a problem document, none changing anything.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+fn order_count(node: &Node) -> usize {
+    let (status, body) = node.call("GET", "/api/v1/orders", Some(SUPERVISOR), None);
+    assert_eq!(status, 200, "{body}");
+    body["orders"].as_array().unwrap().len()
+}
+
+#[test]
+fn tokens_and_roles_are_enforced() {
+    let (_directory, node) = single_site();
+    let (status, problem) = node.call("GET", "/api/v1/orders", None, None);
+    assert_eq!(status, 401);
+    assert_eq!(problem["status"], 401);
+    let (status, _) = node.call(
+        "GET",
+        "/api/v1/orders",
+        Some("not-a-token-at-all-0000"),
+        None,
+    );
+    assert_eq!(status, 401);
+    let (status, problem) = node.call("GET", "/api/v1/supervisor/queues", Some(ANNA), None);
+    assert_eq!(status, 403, "{problem}");
+    assert!(problem["type"].as_str().unwrap().ends_with("forbidden"));
+    let (status, _) = node.call(
+        "POST",
+        "/api/v1/contacts",
+        Some(ANNA),
+        Some(json!({"caller": "+79160000001", "topic": "order"})),
+    );
+    assert_eq!(status, 403, "agents do not report contacts");
+    let (status, _) = node.call("POST", "/api/v1/agents/anna/login", Some(GATEWAY), None);
+    assert_eq!(status, 403);
+    let (status, _) = node.call("POST", "/api/v1/agents/boris/login", Some(ANNA), None);
+    assert_eq!(status, 403, "an agent acts only for itself");
+    let (status, _) = node.call("GET", "/api/v1/supervisor/queues", Some(ADMIN), None);
+    assert_eq!(status, 200);
+    let (status, document) = node.call("GET", "/api/v1/openapi.json", None, None);
+    assert_eq!(status, 200);
+    assert!(document["paths"]["/api/v1/orders"]["post"].is_object());
+}
+
+#[test]
+fn malformed_oversized_and_unknown_input_is_refused_without_change() {
+    let (_directory, node) = single_site();
+    assert_eq!(order_count(&node), 0);
+
+    let (status, problem) = node.raw(
+        "POST",
+        "/api/v1/orders",
+        ANNA,
+        "application/json",
+        "{\"caller\": ",
+    );
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["status"], 400);
+
+    let mut body = order_body("+79160000001");
+    body["discount"] = json!(50);
+    let (status, problem) = node.call("POST", "/api/v1/orders", Some(ANNA), Some(body));
+    assert_eq!(status, 400, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("discount"),
+        "{problem}"
+    );
+
+    let mut body = order_body("+79160000001");
+    body["delivery_note"] = json!("x".repeat(8_000));
+    let (status, problem) = node.call("POST", "/api/v1/orders", Some(ANNA), Some(body));
+    assert_eq!(status, 413, "{problem}");
+
+    let mut body = order_body("+79160000001");
+    body["items"][0]["quantity"] = json!(0);
+    let (status, problem) = node.call("POST", "/api/v1/orders", Some(ANNA), Some(body));
+    assert_eq!(status, 400, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("quantity"));
+
+    let (status, _) = node.call(
+        "POST",
+        "/api/v1/orders",
+        Some(ANNA),
+        Some(order_body("not a phone")),
+    );
+    assert_eq!(status, 400);
+    let (status, _) = node.raw("POST", "/api/v1/orders", ANNA, "text/plain", "hello");
+    assert_eq!(status, 400);
+    let (status, _) = node.call("GET", "/api/v1/orders/not-a-number", Some(ANNA), None);
+    assert_eq!(status, 400);
+    let (status, _) = node.call("POST", "/api/v1/agents/an%20na/login", Some(ADMIN), None);
+    assert_eq!(status, 400);
+    let (status, _) = node.call("GET", "/api/v1/orders?limit=100000", Some(ANNA), None);
+    assert_eq!(status, 400);
+    assert_eq!(order_count(&node), 0, "nothing was applied");
+
+    // A refused transition leaves the order as it was.
+    let (_, created) = node.call(
+        "POST",
+        "/api/v1/orders",
+        Some(ANNA),
+        Some(order_body("+79160000001")),
+    );
+    let order = created["order"].as_u64().unwrap();
+    let (_, before) = node.call("GET", &format!("/api/v1/orders/{order}"), Some(ANNA), None);
+    let (status, _) = node.call(
+        "POST",
+        &format!("/api/v1/orders/{order}/status"),
+        Some(ANNA),
+        Some(json!({"status": "delivered"})),
+    );
+    assert_eq!(status, 409);
+    let (status, _) = node.call(
+        "POST",
+        &format!("/api/v1/orders/{order}/status"),
+        Some(ANNA),
+        Some(json!({"status": "teleported"})),
+    );
+    assert_eq!(status, 400);
+    let (_, after) = node.call("GET", &format!("/api/v1/orders/{order}"), Some(ANNA), None);
+    assert_eq!(before, after);
+    assert_eq!(order_count(&node), 1);
+}

@@ -1,0 +1,226 @@
+//! `callgrid-sim`: run a scenario, search staffing, validate against Erlang C / A, benchmark.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use callgrid_sim::engine::{self, Progress};
+use callgrid_sim::scenario::Scenario;
+use callgrid_sim::{bench, replicate, report, staff, validate};
+use clap::{Parser, Subcommand};
+
+/// Capacity planner's simulator for callgrid contact centers.
+#[derive(Debug, Parser)]
+#[command(name = "callgrid-sim", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulate a scenario (default: the built-in 17,000-contact day) and report.
+    Run(RunArguments),
+    /// Fewest agents per interval per site reaching the scenario's SL and abandonment targets.
+    Staff(StaffArguments),
+    /// Compare long M/M/c and M/M/c+M runs with the Erlang C and Erlang A closed forms.
+    Validate(ValidateArguments),
+    /// Wall time, events/s and peak memory of the default day and a 100-site 1M-contact day.
+    Bench(BenchArguments),
+}
+
+#[derive(Debug, clap::Args, Default)]
+struct RunArguments {
+    /// Scenario TOML; without it the built-in default day.
+    scenario: Option<PathBuf>,
+    /// Directory for CSV, JSON and SVG reports.
+    #[arg(long, default_value = "sim-out")]
+    out: PathBuf,
+    /// Print the summary as JSON on stdout (no table, no progress bar).
+    #[arg(long)]
+    json: bool,
+    /// Independent replications with seeds seed, seed+1, …; reports mean and 95% CI.
+    #[arg(long, default_value_t = 1)]
+    replications: u32,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Do not write report files.
+    #[arg(long)]
+    no_files: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct StaffArguments {
+    /// Scenario TOML; without it the built-in default day.
+    scenario: Option<PathBuf>,
+    /// Replications pooled per evaluation (more: less noise, slower).
+    #[arg(long, default_value_t = staff::REPLICATIONS_DEFAULT)]
+    replications: u32,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Write the scenario with the found staffing to this file.
+    #[arg(long)]
+    write_scenario: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ValidateArguments {
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Contacts per case (more: tighter agreement, slower).
+    #[arg(long, default_value_t = validate::CONTACTS_DEFAULT)]
+    contacts: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArguments {
+    /// Timed repetitions per case (the median is reported).
+    #[arg(long, default_value_t = bench::REPETITIONS_DEFAULT)]
+    repetitions: u32,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Skip the 1,000,000-contact case.
+    #[arg(long)]
+    quick: bool,
+    /// Skip the 1- vs 7-day memory probes (child processes).
+    #[arg(long)]
+    no_memory: bool,
+    /// Internal: simulate this many default days and print peak memory (kB).
+    #[arg(long = "memory-probe-days", hide = true)]
+    memory_probe_days: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command.unwrap_or(Command::Run(RunArguments {
+        out: PathBuf::from("sim-out"),
+        replications: 1,
+        ..RunArguments::default()
+    })) {
+        Command::Run(arguments) => run(arguments),
+        Command::Staff(arguments) => run_staff(arguments),
+        Command::Validate(arguments) => run_validate(arguments),
+        Command::Bench(arguments) => run_bench(arguments),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: Option<&Path>) -> anyhow::Result<Scenario> {
+    Ok(match path {
+        Some(path) => Scenario::from_file(path)?,
+        None => Scenario::built_in()?,
+    })
+}
+
+fn run(arguments: RunArguments) -> anyhow::Result<ExitCode> {
+    let mut scenario = load(arguments.scenario.as_deref())?;
+    if let Some(seed) = arguments.seed {
+        scenario.seed = seed;
+    }
+    if arguments.replications > 1 {
+        let summary = replicate::replicate(&scenario, arguments.replications)?;
+        if arguments.json {
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        } else {
+            print!("{}", replicate::render(&summary));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let show_progress = !arguments.json && std::io::stderr().is_terminal();
+    let bar = show_progress.then(|| {
+        let bar = indicatif::ProgressBar::new(engine::PROGRESS_STEPS);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {percent}% simulated {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let progress = |done: u64| {
+        if let Some(bar) = &bar {
+            bar.set_position(done);
+        }
+    };
+    let progress: Option<&Progress<'_>> = if bar.is_some() { Some(&progress) } else { None };
+    let result = engine::simulate(&scenario, scenario.seed, progress)?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    if !arguments.no_files {
+        report::write_files(&result, &arguments.out)
+            .with_context(|| format!("writing reports to {}", arguments.out.display()))?;
+    }
+    if arguments.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&engine::summary_json(&result))?
+        );
+    } else {
+        print!("{}", report::render_table(&result));
+        if !arguments.no_files {
+            println!("reports written to {}", arguments.out.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_staff(arguments: StaffArguments) -> anyhow::Result<ExitCode> {
+    let scenario = load(arguments.scenario.as_deref())?;
+    let plan = staff::search(&scenario, arguments.replications)?;
+    if let Some(path) = &arguments.write_scenario {
+        let text = toml::to_string(&plan.scenario).context("encoding the staffed scenario")?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if arguments.json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        print!("{}", staff::render(&plan));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_validate(arguments: ValidateArguments) -> anyhow::Result<ExitCode> {
+    let comparison = validate::run(arguments.contacts)?;
+    if arguments.json {
+        println!("{}", serde_json::to_string_pretty(&comparison)?);
+    } else {
+        print!("{}", validate::render(&comparison));
+    }
+    Ok(if comparison.iter().all(|case| case.agrees) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn run_bench(arguments: BenchArguments) -> anyhow::Result<ExitCode> {
+    if let Some(days) = arguments.memory_probe_days {
+        println!("{}", bench::memory_probe(days)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let figures = bench::run(
+        arguments.repetitions,
+        !arguments.quick,
+        !arguments.no_memory,
+    )?;
+    if arguments.json {
+        println!("{}", serde_json::to_string_pretty(&figures)?);
+    } else {
+        print!("{}", bench::render(&figures));
+    }
+    Ok(ExitCode::SUCCESS)
+}
