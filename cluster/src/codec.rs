@@ -455,6 +455,9 @@ pub fn encode_chunk_frames(message_id: u64, body: &[u8]) -> Result<Vec<Vec<u8>>,
 #[derive(Debug)]
 pub struct FrameDecoder {
     buffer: Vec<u8>,
+    /// Where the unread bytes start: frames are taken by moving this index, and the
+    /// buffer is compacted once per `handle_bytes`, not once per frame.
+    start: usize,
     frame_bytes_max: usize,
 }
 
@@ -469,24 +472,30 @@ impl FrameDecoder {
     pub fn new(frame_bytes_max: usize) -> Self {
         Self {
             buffer: Vec::new(),
+            start: 0,
             frame_bytes_max,
         }
     }
 
     /// Append bytes received from the stream.
     pub fn handle_bytes(&mut self, bytes: &[u8]) {
+        if self.start > 0 {
+            self.buffer.drain(..self.start);
+            self.start = 0;
+        }
         self.buffer.extend_from_slice(bytes);
     }
 
     /// Bytes buffered but not yet returned as frames.
     pub fn buffered_bytes(&self) -> usize {
-        self.buffer.len()
+        self.buffer.len() - self.start
     }
 
     /// The next complete frame body, `None` if more bytes are needed, or an error if the
     /// stream announced a frame above the limit (the stream must then be dropped).
     pub fn poll_frame(&mut self) -> Result<Option<Vec<u8>>, CodecError> {
-        let Some(prefix) = self.buffer.get(..LENGTH_PREFIX_BYTES) else {
+        let unread = &self.buffer[self.start..];
+        let Some(prefix) = unread.get(..LENGTH_PREFIX_BYTES) else {
             return Ok(None);
         };
         let mut array = [0_u8; LENGTH_PREFIX_BYTES];
@@ -503,11 +512,15 @@ impl FrameDecoder {
             return Err(CodecError::Empty);
         }
         let end = LENGTH_PREFIX_BYTES + length;
-        if self.buffer.len() < end {
+        if unread.len() < end {
             return Ok(None);
         }
-        let body = self.buffer[LENGTH_PREFIX_BYTES..end].to_vec();
-        self.buffer.drain(..end);
+        let body = unread[LENGTH_PREFIX_BYTES..end].to_vec();
+        self.start += end;
+        if self.start == self.buffer.len() {
+            self.buffer.clear();
+            self.start = 0;
+        }
         Ok(Some(body))
     }
 }

@@ -272,7 +272,10 @@ impl Transport for MemoryTransport {
         }
     }
 
-    fn set_peer(&self, _id: NodeId, _address: String) {}
+    fn set_peer(&self, id: NodeId, _address: String) {
+        // Addresses mean nothing here; learning a peer again undoes `remove_peer`.
+        self.hub.state.lock().blocked_links.remove(&(self.id, id));
+    }
 
     fn remove_peer(&self, id: NodeId) {
         // Only this node forgets the link; the hub still knows the endpoint for others.
@@ -374,6 +377,12 @@ mod tests {
         hub.heal();
         one.send(2, forward(6)).unwrap();
         assert_eq!(drain(&r2), vec![(1, 6)]);
+        one.remove_peer(2);
+        one.send(2, forward(7)).unwrap();
+        assert!(drain(&r2).is_empty());
+        one.set_peer(2, String::new());
+        one.send(2, forward(8)).unwrap();
+        assert_eq!(drain(&r2), vec![(1, 8)]);
     }
 
     #[test]

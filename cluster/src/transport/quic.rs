@@ -77,6 +77,8 @@ pub const RECONNECT_BACKOFF_INITIAL: Duration = Duration::from_millis(50);
 pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Default bound on one connection attempt (resolution and handshake).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection that lived this long resets the reconnect backoff.
+pub const CONNECTION_HEALTHY_AFTER: Duration = Duration::from_secs(5);
 /// Default number of tokio worker threads of the transport's runtime.
 pub const WORKER_THREADS: usize = 2;
 /// Small frames gathered into one write on the main stream, at most this many bytes.
@@ -237,8 +239,6 @@ struct Counters {
     reconnects: AtomicU64,
     connect_failures: AtomicU64,
     handshakes_refused: AtomicU64,
-    queued_messages: AtomicU64,
-    queued_bytes: AtomicU64,
 }
 
 fn increment(counter: &AtomicU64) {
@@ -478,13 +478,7 @@ impl Transport for QuicTransport {
             return Err(TransportError::QueueFull(to));
         }
         match peer.queue.try_send(outbound) {
-            Ok(()) => {
-                counters.queued_messages.fetch_add(1, Ordering::Relaxed);
-                counters
-                    .queued_bytes
-                    .fetch_add(size as u64, Ordering::Relaxed);
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(error) => {
                 peer.queued_bytes.fetch_sub(size, Ordering::AcqRel);
                 match error {
@@ -540,19 +534,13 @@ impl Transport for QuicTransport {
         if let Some(peer) = self.inner.peers.lock().remove(&id) {
             // Aborting drops the connection, which closes it; queued messages are released.
             peer.task.abort();
-            let counters = &self.inner.shared.counters;
-            let bytes = peer.queued_bytes.swap(0, Ordering::AcqRel) as u64;
-            counters.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-            let messages = (self.inner.peer_queue_messages_max - peer.queue.capacity()) as u64;
-            counters
-                .queued_messages
-                .fetch_sub(messages, Ordering::Relaxed);
         }
     }
 
     fn stats(&self) -> TransportStats {
         let counters = &self.inner.shared.counters;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let peers = self.inner.peers.lock();
         TransportStats {
             frames_sent: load(&counters.frames_sent),
             frames_received: load(&counters.frames_received),
@@ -564,8 +552,15 @@ impl Transport for QuicTransport {
             reconnects: load(&counters.reconnects),
             connect_failures: load(&counters.connect_failures),
             handshakes_refused: load(&counters.handshakes_refused),
-            queued_messages: load(&counters.queued_messages),
-            queued_bytes: load(&counters.queued_bytes),
+            // Summed over the peers now known, so a removed peer's queue stops counting.
+            queued_messages: peers
+                .values()
+                .map(|peer| (self.inner.peer_queue_messages_max - peer.queue.capacity()) as u64)
+                .sum(),
+            queued_bytes: peers
+                .values()
+                .map(|peer| peer.queued_bytes.load(Ordering::Acquire) as u64)
+                .sum(),
         }
     }
 }
@@ -575,17 +570,8 @@ impl Transport for QuicTransport {
 // ---------------------------------------------------------------------------------------
 
 /// Take a message off a peer's queue, releasing its share of the bounds.
-fn dequeued(shared: &Shared, queued_bytes: &AtomicUsize, outbound: &Outbound) {
-    let size = outbound.bytes();
-    queued_bytes.fetch_sub(size, Ordering::AcqRel);
-    shared
-        .counters
-        .queued_bytes
-        .fetch_sub(size as u64, Ordering::Relaxed);
-    shared
-        .counters
-        .queued_messages
-        .fetch_sub(1, Ordering::Relaxed);
+fn dequeued(queued_bytes: &AtomicUsize, outbound: &Outbound) {
+    queued_bytes.fetch_sub(outbound.bytes(), Ordering::AcqRel);
 }
 
 fn backoff_with_jitter(backoff: Duration) -> Duration {
@@ -649,7 +635,7 @@ async fn run_peer(
             increment(&shared.counters.reconnects);
         }
         connected_before = true;
-        backoff = shared.reconnect_backoff_initial;
+        let connected_at = tokio::time::Instant::now();
         tracing::info!(node = shared.node_id, peer = peer_id, address = %target, "connected");
         match serve_connection(
             &shared,
@@ -670,6 +656,16 @@ async fn run_peer(
             ConnectionEnd::Lost(reason) => {
                 tracing::info!(node = shared.node_id, peer = peer_id, %reason, "connection lost");
             }
+        }
+        // With TLS 1.3 the client sees the handshake succeed before the server checks its
+        // certificate; a peer refusing us (expired or foreign certificate) thus looks like
+        // a connection that dies at once. Only a connection that lived resets the backoff,
+        // so such a refusal is retried at the capped rate, not in a tight loop.
+        if connected_at.elapsed() >= CONNECTION_HEALTHY_AFTER {
+            backoff = shared.reconnect_backoff_initial;
+        } else {
+            tokio::time::sleep(backoff_with_jitter(backoff)).await;
+            backoff = (backoff * 2).min(shared.reconnect_backoff_max);
         }
     }
 }
@@ -714,7 +710,7 @@ async fn serve_connection(
             }
             error = connection.closed() => return ConnectionEnd::Lost(error.to_string()),
         };
-        dequeued(shared, queued_bytes, &first);
+        dequeued(queued_bytes, &first);
         batch.clear();
         let mut frames_in_batch = 0_u64;
         let mut large = Vec::new();
@@ -731,7 +727,7 @@ async fn serve_connection(
                 break;
             }
             if let Ok(outbound) = queue.try_recv() {
-                dequeued(shared, queued_bytes, &outbound);
+                dequeued(queued_bytes, &outbound);
                 next = Some(outbound);
             }
         }
