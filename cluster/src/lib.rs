@@ -1,13 +1,40 @@
 //! callgrid-cluster: a replicated state machine over Raft (tikv raft-rs), QUIC and RocksDB.
 //!
-//! Generic over the state machine: it knows nothing of calls or orders.
+//! Generic over the state machine: it knows nothing of calls or orders. The map:
 //!
-//! Modules (owners in parentheses while the crate is being built):
-//! - [`transport`] — the `Transport` trait, QUIC with mutual TLS, and an in-memory hub.
+//! - [`state_machine`] — the [`StateMachine`] trait the application implements;
+//! - [`core`] — the sans-IO driver around raft-rs's `RawNode` (ticks, messages, proposals,
+//!   reads in; persisted state, messages, responses out); the simulation drives it directly;
+//! - [`runtime`] — [`ClusterNode`]: the core on a dedicated OS thread with a [`Storage`] and
+//!   a [`transport::Transport`], and the [`ClusterHandle`] callers use (async and blocking);
+//! - [`storage`] — the [`Storage`] trait, in-memory and RocksDB implementations;
+//! - [`transport`] — the `Transport` trait, QUIC with mutual TLS, and an in-memory hub;
+//! - [`config`], [`status`], [`error`] — settings, operator view, error enums;
+//! - [`simulation`] — the seeded deterministic cluster simulation (tests and `examples/vopr`);
+//! - [`envelope`] — the versioned byte layouts the driver puts in entries and snapshots;
 //! - [`codec`] — every byte format: frames, raft protobuf, versioned bincode for entries and
-//!   snapshots.
+//!   snapshots;
 //! - [`certs`] — the cluster CA and node certificates (rcgen), loaded into rustls configs.
 
 pub mod certs;
 pub mod codec;
+pub mod config;
+pub mod core;
+pub mod envelope;
+pub mod error;
+pub mod runtime;
+pub mod simulation;
+pub mod state_machine;
+pub mod status;
+pub mod storage;
 pub mod transport;
+
+pub use crate::config::{ClusterConfig, PeerConfig};
+pub use crate::core::MembershipChange;
+pub use crate::error::{
+    ClusterError, MembershipError, ProposeError, ReadError, StateMachineError, StorageError,
+};
+pub use crate::runtime::{ClusterHandle, ClusterNode};
+pub use crate::state_machine::StateMachine;
+pub use crate::status::ClusterStatus;
+pub use crate::storage::Storage;

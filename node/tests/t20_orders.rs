@@ -8,7 +8,6 @@ use common::*;
 use serde_json::json;
 
 #[test]
-#[ignore = "needs the Raft replicator: enabled when callgrid-cluster lands"]
 fn order_lifecycle_survives_kill_and_restart() {
     let (_directory, mut node) = single_site();
     let (status, created) = node.call(

@@ -1,0 +1,229 @@
+//! [`ClusterConfig`]: a node's Raft settings (TOML, `deny_unknown_fields`), and the derived
+//! [`CoreConfig`] in ticks that the sans-IO core uses.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ClusterError;
+use crate::transport::NodeId;
+
+/// A member of the initial configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// The peer's id (never 0).
+    pub id: NodeId,
+    /// How the transport reaches it (`host:port` for QUIC).
+    pub address: String,
+}
+
+/// A node's cluster settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's id (never 0).
+    pub node_id: NodeId,
+    /// Voters of the initial configuration. Used only to bootstrap an empty store, and only if
+    /// this node is listed (in `voters` or `learners`); otherwise the node starts empty and
+    /// waits to be added by the leader.
+    #[serde(default)]
+    pub voters: Vec<PeerConfig>,
+    /// Learners of the initial configuration (see `voters`).
+    #[serde(default)]
+    pub learners: Vec<PeerConfig>,
+    /// Duration of one Raft tick.
+    #[serde(default = "defaults::tick_interval_ms")]
+    pub tick_interval_ms: u64,
+    /// Ticks without a leader before a follower campaigns (randomised up to twice this).
+    #[serde(default = "defaults::election_ticks")]
+    pub election_ticks: usize,
+    /// Ticks between a leader's heartbeats.
+    #[serde(default = "defaults::heartbeat_ticks")]
+    pub heartbeat_ticks: usize,
+    /// Requests taken from the queue per driver iteration: they go into one Ready, one append.
+    #[serde(default = "defaults::batch_max")]
+    pub batch_max: usize,
+    /// Requests waiting for the driver before callers get `Overloaded`.
+    #[serde(default = "defaults::pending_requests_max")]
+    pub pending_requests_max: usize,
+    /// How long a proposal may wait for its response.
+    #[serde(default = "defaults::proposal_timeout_ms")]
+    pub proposal_timeout_ms: u64,
+    /// How long a linearizable read may wait for its read index.
+    #[serde(default = "defaults::read_timeout_ms")]
+    pub read_timeout_ms: u64,
+    /// Applied entries between two snapshots (then the log is compacted).
+    #[serde(default = "defaults::snapshot_threshold_entries")]
+    pub snapshot_threshold_entries: u64,
+    /// Largest command accepted.
+    #[serde(default = "defaults::command_bytes_max")]
+    pub command_bytes_max: usize,
+    /// Largest append message raft-rs builds.
+    #[serde(default = "defaults::message_bytes_max")]
+    pub message_bytes_max: u64,
+    /// Append messages in flight per follower.
+    #[serde(default = "defaults::inflight_messages_max")]
+    pub inflight_messages_max: usize,
+}
+
+mod defaults {
+    pub fn tick_interval_ms() -> u64 {
+        100
+    }
+    pub fn election_ticks() -> usize {
+        10
+    }
+    pub fn heartbeat_ticks() -> usize {
+        2
+    }
+    pub fn batch_max() -> usize {
+        1024
+    }
+    pub fn pending_requests_max() -> usize {
+        16_384
+    }
+    pub fn proposal_timeout_ms() -> u64 {
+        5_000
+    }
+    pub fn read_timeout_ms() -> u64 {
+        5_000
+    }
+    pub fn snapshot_threshold_entries() -> u64 {
+        10_000
+    }
+    pub fn command_bytes_max() -> usize {
+        1 << 20
+    }
+    pub fn message_bytes_max() -> u64 {
+        1 << 20
+    }
+    pub fn inflight_messages_max() -> usize {
+        256
+    }
+}
+
+impl ClusterConfig {
+    /// A configuration with defaults for everything but the members.
+    pub fn new(node_id: NodeId, voters: Vec<PeerConfig>) -> Self {
+        Self {
+            node_id,
+            voters,
+            learners: Vec::new(),
+            tick_interval_ms: defaults::tick_interval_ms(),
+            election_ticks: defaults::election_ticks(),
+            heartbeat_ticks: defaults::heartbeat_ticks(),
+            batch_max: defaults::batch_max(),
+            pending_requests_max: defaults::pending_requests_max(),
+            proposal_timeout_ms: defaults::proposal_timeout_ms(),
+            read_timeout_ms: defaults::read_timeout_ms(),
+            snapshot_threshold_entries: defaults::snapshot_threshold_entries(),
+            command_bytes_max: defaults::command_bytes_max(),
+            message_bytes_max: defaults::message_bytes_max(),
+            inflight_messages_max: defaults::inflight_messages_max(),
+        }
+    }
+
+    /// The tick as a duration.
+    pub fn tick_interval(&self) -> Duration {
+        Duration::from_millis(self.tick_interval_ms)
+    }
+
+    /// Check the values and derive the core's settings.
+    pub fn core_config(&self) -> Result<CoreConfig, ClusterError> {
+        let invalid = |reason: &str| Err(ClusterError::Config(reason.to_owned()));
+        if self.node_id == 0 {
+            return invalid("node_id must not be 0");
+        }
+        if self
+            .voters
+            .iter()
+            .chain(&self.learners)
+            .any(|peer| peer.id == 0)
+        {
+            return invalid("peer ids must not be 0");
+        }
+        if self.tick_interval_ms == 0 {
+            return invalid("tick_interval_ms must be positive");
+        }
+        if self.heartbeat_ticks == 0 || self.election_ticks <= self.heartbeat_ticks {
+            return invalid("need 0 < heartbeat_ticks < election_ticks");
+        }
+        if self.batch_max == 0 || self.pending_requests_max == 0 {
+            return invalid("batch_max and pending_requests_max must be positive");
+        }
+        if self.snapshot_threshold_entries == 0 {
+            return invalid("snapshot_threshold_entries must be positive");
+        }
+        let ticks = |ms: u64| ms.div_ceil(self.tick_interval_ms).max(1);
+        Ok(CoreConfig {
+            node_id: self.node_id,
+            election_ticks: self.election_ticks,
+            heartbeat_ticks: self.heartbeat_ticks,
+            election_ticks_min: 0,
+            election_ticks_max: 0,
+            proposal_timeout_ticks: ticks(self.proposal_timeout_ms),
+            read_timeout_ticks: ticks(self.read_timeout_ms),
+            read_retry_ticks: (self.heartbeat_ticks as u64).max(1),
+            snapshot_threshold_entries: self.snapshot_threshold_entries,
+            command_bytes_max: self.command_bytes_max,
+            message_bytes_max: self.message_bytes_max,
+            inflight_messages_max: self.inflight_messages_max,
+        })
+    }
+}
+
+/// The core's settings, in ticks (the core has no clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreConfig {
+    /// This node.
+    pub node_id: NodeId,
+    /// Base election timeout.
+    pub election_ticks: usize,
+    /// Heartbeat interval.
+    pub heartbeat_ticks: usize,
+    /// Lower bound of the randomised election timeout (0: `election_ticks`).
+    pub election_ticks_min: usize,
+    /// Upper bound, exclusive (0: twice `election_ticks`). The simulation sets
+    /// `max = min + 1` per node because raft-rs draws the timeout from the thread's RNG.
+    pub election_ticks_max: usize,
+    /// Ticks before a proposal fails with a timeout.
+    pub proposal_timeout_ticks: u64,
+    /// Ticks before a read fails with a timeout.
+    pub read_timeout_ticks: u64,
+    /// Ticks between two attempts of an unanswered read index.
+    pub read_retry_ticks: u64,
+    /// Applied entries between two snapshots.
+    pub snapshot_threshold_entries: u64,
+    /// Largest command accepted.
+    pub command_bytes_max: usize,
+    /// Largest append message.
+    pub message_bytes_max: u64,
+    /// Append messages in flight per follower.
+    pub inflight_messages_max: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn toml_with_defaults_parses_and_unknown_fields_are_refused() {
+        let text = r#"
+            node_id = 1
+            voters = [{ id = 1, address = "127.0.0.1:7001" }]
+        "#;
+        let config: ClusterConfig = toml_from_str(text).unwrap();
+        assert_eq!(config, ClusterConfig::new(1, config.voters.clone()));
+        let core = config.core_config().unwrap();
+        assert_eq!(core.proposal_timeout_ticks, 50);
+        assert!(toml_from_str("node_id = 1\nvoterz = []").is_err());
+        let zero = ClusterConfig::new(0, Vec::new());
+        assert!(zero.core_config().is_err());
+    }
+
+    fn toml_from_str(text: &str) -> Result<ClusterConfig, String> {
+        toml::from_str(text).map_err(|error| error.to_string())
+    }
+}

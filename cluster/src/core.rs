@@ -1,0 +1,1280 @@
+//! The sans-IO Raft driver: raft-rs's `RawNode`, the state machine, and the bookkeeping that
+//! turns client requests into responses. It has no clock, no threads and no sockets: time is
+//! ticks, inputs arrive through `handle_*` methods, and [`RaftCore::poll`] runs the Ready loop
+//! and hands back what to send and whom to answer. The runtime ([`crate::runtime`]) and the
+//! deterministic simulation (tests/t50_simulation.rs) drive the same code.
+//!
+//! ```text
+//!  handle_tick ───────┐
+//!  handle_message ────┤                 ┌─► storage.persist (before anything is sent)
+//!  handle_propose ────┼─► RawNode ─poll─┼─► CoreOutput.messages     (to the transport)
+//!  handle_read ───────┤   + pending     ├─► state_machine.apply     (committed entries)
+//!  handle_membership ─┘     requests    └─► CoreOutput.completions  (to the callers)
+//! ```
+//!
+//! Every request ends in exactly one completion — a response, or an error when a deadline (in
+//! ticks) passes, leadership changes under it, or the core shuts down — never silence.
+//! Proposals are tracked by (term, index) plus a tag in the entry's context; when a different
+//! entry is *committed* at that index the proposal failed ([`ProposeError::Dropped`]). A
+//! different entry merely appended there is not enough: the original entry may still be
+//! elected back by a later leader and commit, so the proposal waits until its index commits
+//! (or its deadline passes: [`ProposeError::TimedOut`], outcome unknown).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use protobuf::Message as _;
+use raft::eraftpb::{
+    ConfChange, ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState,
+    Entry, EntryType, Message as RaftMessage, MessageType, Snapshot,
+};
+use raft::{ProgressState, RawNode, ReadState, SnapshotStatus, StateRole};
+
+use crate::config::CoreConfig;
+use crate::envelope::{self, EntryTag, SnapshotEnvelope};
+use crate::error::{ClusterError, MembershipError, ProposeError, ReadError};
+use crate::state_machine::StateMachine;
+use crate::status::{ClusterStatus, MemberKind, MemberStatus, Role};
+use crate::storage::{PersistRequest, Storage};
+use crate::transport::{NodeId, PeerMessage, RemoteError};
+
+/// Identifies a request made to this node, chosen by the caller of the core. Ids must never
+/// repeat on a node, not even across restarts: they travel in forwarded proposals, entry tags
+/// and read contexts, where a late message from a previous incarnation could otherwise be
+/// taken for a new request's answer. The runtime starts them from the wall clock.
+pub type RequestId = u64;
+
+/// Ready rounds per poll: a Ready can produce another (commit advanced by the light ready);
+/// bounded so one poll cannot spin.
+const READY_ROUNDS_MAX: usize = 8;
+
+/// Forwarded proposals remembered by the leader to ignore a duplicate delivery of the same
+/// `Forward` (bounded: the oldest are forgotten first).
+const RECENT_FORWARDS_MAX: usize = 65_536;
+
+/// The bootstrap snapshot's index and term: a node added later has an empty log, so the
+/// leader must send it a snapshot (which carries the membership) instead of entries from 1.
+pub const BOOTSTRAP_INDEX: u64 = 1;
+
+/// A membership change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// Add a voting member.
+    AddVoter {
+        /// Its id.
+        id: NodeId,
+        /// Its transport address.
+        address: String,
+    },
+    /// Add a non-voting member.
+    AddLearner {
+        /// Its id.
+        id: NodeId,
+        /// Its transport address.
+        address: String,
+    },
+    /// Turn a learner into a voter.
+    PromoteLearner {
+        /// Its id.
+        id: NodeId,
+    },
+    /// Remove a member (voter or learner).
+    Remove {
+        /// Its id.
+        id: NodeId,
+    },
+}
+
+/// The end of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// A proposal's outcome: the state machine's response, or why there is none.
+    Propose {
+        /// The request.
+        id: RequestId,
+        /// The outcome.
+        result: Result<Vec<u8>, ProposeError>,
+    },
+    /// A read's outcome: the state machine has applied at least this index.
+    Read {
+        /// The request.
+        id: RequestId,
+        /// The outcome.
+        result: Result<u64, ReadError>,
+    },
+    /// A membership change's or leadership transfer's outcome.
+    Membership {
+        /// The request.
+        id: RequestId,
+        /// The outcome.
+        result: Result<(), MembershipError>,
+    },
+}
+
+/// A change of the transport's peer table, learned from membership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerUpdate {
+    /// A peer's address became known.
+    Set {
+        /// The peer.
+        id: NodeId,
+        /// Its address.
+        address: String,
+    },
+    /// A peer left the cluster.
+    Remove(NodeId),
+}
+
+/// What one poll produced.
+#[derive(Debug, Default)]
+pub struct CoreOutput {
+    /// Messages to send, in order, already persisted locally.
+    pub messages: Vec<(NodeId, PeerMessage)>,
+    /// Requests that ended.
+    pub completions: Vec<Completion>,
+    /// Transport peer table changes.
+    pub peer_updates: Vec<PeerUpdate>,
+}
+
+/// The initial members, for bootstrapping an empty store.
+#[derive(Debug, Clone, Default)]
+pub struct InitialMembers {
+    /// Voters and their addresses.
+    pub voters: Vec<(NodeId, String)>,
+    /// Learners and their addresses.
+    pub learners: Vec<(NodeId, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Local(RequestId),
+    Remote { from: NodeId, request_id: u64 },
+}
+
+#[derive(Debug)]
+struct WaitingProposal {
+    id: RequestId,
+    command: Vec<u8>,
+    deadline: u64,
+    not_before: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum AppendedKind {
+    Command(Origin),
+    Membership(RequestId),
+}
+
+#[derive(Debug)]
+struct Appended {
+    term: u64,
+    tag: EntryTag,
+    kind: AppendedKind,
+    deadline: u64,
+}
+
+#[derive(Debug)]
+struct ReadBatch {
+    ids: Vec<RequestId>,
+    deadline: u64,
+    next_attempt: u64,
+    index: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Transfer {
+    id: RequestId,
+    target: NodeId,
+    deadline: u64,
+}
+
+/// Counters for the status.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    snapshots_created: u64,
+    snapshots_installed: u64,
+    compactions: u64,
+    entries_compacted: u64,
+}
+
+/// The sans-IO driver; see the module documentation.
+pub struct RaftCore<S: Storage, M: StateMachine> {
+    config: CoreConfig,
+    raw: RawNode<S>,
+    state_machine: M,
+    tick: u64,
+    waiting: VecDeque<WaitingProposal>,
+    forwarded: BTreeMap<RequestId, WaitingProposal>,
+    appended: BTreeMap<u64, Appended>,
+    new_reads: Vec<RequestId>,
+    read_batches: BTreeMap<u64, ReadBatch>,
+    transfers: Vec<Transfer>,
+    snapshot_sent_at: BTreeMap<NodeId, u64>,
+    recent_forwards: BTreeSet<(NodeId, u64)>,
+    recent_forwards_order: VecDeque<(NodeId, u64)>,
+    peer_addresses: BTreeMap<NodeId, String>,
+    conf_state: ConfState,
+    applied: u64,
+    snapshot_index: u64,
+    leader_seen: u64,
+    counters: Counters,
+    output: CoreOutput,
+}
+
+impl<S: Storage, M: StateMachine> std::fmt::Debug for RaftCore<S, M> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("RaftCore")
+            .field("node_id", &self.config.node_id)
+            .field("tick", &self.tick)
+            .field("applied", &self.applied)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Storage, M: StateMachine> RaftCore<S, M> {
+    /// Open the core on `storage`: bootstrap an empty store if this node is an initial member,
+    /// restore the state machine from the latest snapshot, and let raft-rs replay the entries
+    /// after it (they come back as committed entries on the first polls).
+    pub fn new(
+        config: CoreConfig,
+        mut storage: S,
+        mut state_machine: M,
+        initial: &InitialMembers,
+    ) -> Result<Self, ClusterError> {
+        let node_id = config.node_id;
+        let mut peer_addresses: BTreeMap<NodeId, String> = initial
+            .voters
+            .iter()
+            .chain(&initial.learners)
+            .map(|(id, address)| (*id, address.clone()))
+            .collect();
+        let is_initial_member = peer_addresses.contains_key(&node_id);
+        if storage.is_empty() && is_initial_member {
+            let mut conf_state = ConfState::default();
+            conf_state.voters = initial.voters.iter().map(|(id, _)| *id).collect();
+            conf_state.learners = initial.learners.iter().map(|(id, _)| *id).collect();
+            let envelope = SnapshotEnvelope {
+                peer_addresses: peer_addresses.clone(),
+                state: state_machine.snapshot()?,
+            };
+            let mut snapshot = Snapshot::default();
+            snapshot.data = envelope.encode().into();
+            let metadata = snapshot.mut_metadata();
+            metadata.index = BOOTSTRAP_INDEX;
+            metadata.term = BOOTSTRAP_INDEX;
+            metadata.set_conf_state(conf_state);
+            storage.bootstrap(&snapshot)?;
+            tracing::info!(node_id, "bootstrapped a new cluster store");
+        }
+        let snapshot = storage.latest_snapshot();
+        let metadata = snapshot.get_metadata();
+        let snapshot_index = metadata.index;
+        let conf_state = metadata.get_conf_state().clone();
+        if snapshot_index > 0 {
+            let envelope = SnapshotEnvelope::decode(snapshot.get_data())
+                .map_err(|error| ClusterError::Envelope(error.to_string()))?;
+            state_machine.restore(&envelope.state)?;
+            peer_addresses.extend(envelope.peer_addresses);
+        }
+        let raft_config = raft::Config {
+            id: node_id,
+            election_tick: config.election_ticks,
+            heartbeat_tick: config.heartbeat_ticks,
+            min_election_tick: config.election_ticks_min,
+            max_election_tick: config.election_ticks_max,
+            applied: snapshot_index,
+            max_size_per_msg: config.message_bytes_max,
+            max_inflight_msgs: config.inflight_messages_max,
+            check_quorum: true,
+            pre_vote: true,
+            read_only_option: raft::ReadOnlyOption::Safe,
+            ..raft::Config::default()
+        };
+        raft_config.validate()?;
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let raw = RawNode::new(&raft_config, storage, &logger)?;
+        let mut output = CoreOutput::default();
+        for (id, address) in &peer_addresses {
+            if *id != node_id {
+                output.peer_updates.push(PeerUpdate::Set {
+                    id: *id,
+                    address: address.clone(),
+                });
+            }
+        }
+        Ok(Self {
+            config,
+            raw,
+            state_machine,
+            tick: 0,
+            waiting: VecDeque::new(),
+            forwarded: BTreeMap::new(),
+            appended: BTreeMap::new(),
+            new_reads: Vec::new(),
+            read_batches: BTreeMap::new(),
+            transfers: Vec::new(),
+            snapshot_sent_at: BTreeMap::new(),
+            recent_forwards: BTreeSet::new(),
+            recent_forwards_order: VecDeque::new(),
+            peer_addresses,
+            conf_state,
+            applied: snapshot_index,
+            snapshot_index,
+            leader_seen: 0,
+            counters: Counters::default(),
+            output,
+        })
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.config.node_id
+    }
+
+    /// The state machine (for checks in tests and the simulation).
+    pub fn state_machine(&self) -> &M {
+        &self.state_machine
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &S {
+        self.raw.store()
+    }
+
+    /// The leader this node knows of.
+    pub fn leader(&self) -> Option<NodeId> {
+        let leader = self.raw.raft.leader_id;
+        (leader != 0).then_some(leader)
+    }
+
+    /// True when this node is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    /// The current term.
+    pub fn term(&self) -> u64 {
+        self.raw.raft.term
+    }
+
+    /// The commit index.
+    pub fn commit_index(&self) -> u64 {
+        self.raw.raft.raft_log.committed
+    }
+
+    /// The applied index.
+    pub fn applied_index(&self) -> u64 {
+        self.applied
+    }
+
+    /// Requests still waiting for a completion (for tests: nothing may be forgotten).
+    pub fn pending_requests(&self) -> usize {
+        let appended_local = self
+            .appended
+            .values()
+            .filter(|appended| {
+                !matches!(appended.kind, AppendedKind::Command(Origin::Remote { .. }))
+            })
+            .count();
+        self.waiting.len()
+            + self.forwarded.len()
+            + appended_local
+            + self.new_reads.len()
+            + self
+                .read_batches
+                .values()
+                .map(|batch| batch.ids.len())
+                .sum::<usize>()
+            + self.transfers.len()
+    }
+
+    /// One tick of logical time: raft-rs timers, request deadlines, read retries.
+    pub fn handle_tick(&mut self) {
+        self.tick += 1;
+        self.raw.tick();
+        let now = self.tick;
+
+        let mut kept = VecDeque::with_capacity(self.waiting.len());
+        for proposal in self.waiting.drain(..) {
+            if proposal.deadline <= now {
+                self.output.completions.push(Completion::Propose {
+                    id: proposal.id,
+                    result: Err(ProposeError::NoLeader),
+                });
+            } else {
+                kept.push_back(proposal);
+            }
+        }
+        self.waiting = kept;
+
+        let expired: Vec<RequestId> = self
+            .forwarded
+            .iter()
+            .filter(|(_, proposal)| proposal.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            self.forwarded.remove(&id);
+            self.output.completions.push(Completion::Propose {
+                id,
+                result: Err(ProposeError::TimedOut),
+            });
+        }
+
+        let expired: Vec<u64> = self
+            .appended
+            .iter()
+            .filter(|(_, appended)| appended.deadline <= now)
+            .map(|(index, _)| *index)
+            .collect();
+        for index in expired {
+            if let Some(appended) = self.appended.remove(&index) {
+                self.fail_appended(appended.kind, Failure::TimedOut);
+            }
+        }
+
+        let expired: Vec<u64> = self
+            .read_batches
+            .iter()
+            .filter(|(_, batch)| batch.deadline <= now)
+            .map(|(sequence, _)| *sequence)
+            .collect();
+        for sequence in expired {
+            if let Some(batch) = self.read_batches.remove(&sequence) {
+                for id in batch.ids {
+                    self.output.completions.push(Completion::Read {
+                        id,
+                        result: Err(ReadError::TimedOut),
+                    });
+                }
+            }
+        }
+        // raft-rs drops a read index silently (no leader yet, or a leader that has not
+        // committed in its term): ask again until the deadline.
+        let node_id = self.config.node_id;
+        let retry = self.config.read_retry_ticks;
+        let mut retries = Vec::new();
+        for (sequence, batch) in &mut self.read_batches {
+            if batch.index.is_none() && batch.next_attempt <= now {
+                batch.next_attempt = now + retry;
+                retries.push(*sequence);
+            }
+        }
+        for sequence in retries {
+            self.raw.read_index(read_context(node_id, sequence));
+        }
+
+        let mut kept = Vec::with_capacity(self.transfers.len());
+        for transfer in self.transfers.drain(..) {
+            if transfer.deadline <= now {
+                self.output.completions.push(Completion::Membership {
+                    id: transfer.id,
+                    result: Err(MembershipError::TimedOut),
+                });
+            } else {
+                kept.push(transfer);
+            }
+        }
+        self.transfers = kept;
+
+        // A snapshot lost on the way leaves the follower's progress paused in the Snapshot
+        // state forever; after two election timeouts without news, report it failed so
+        // raft-rs probes again (and sends a new snapshot if needed).
+        let snapshot_timeout = 2 * self.config.election_ticks as u64;
+        let stale: Vec<NodeId> = self
+            .snapshot_sent_at
+            .iter()
+            .filter(|(_, sent)| **sent + snapshot_timeout <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            self.snapshot_sent_at.remove(&id);
+            let still_pending = self
+                .raw
+                .raft
+                .prs()
+                .get(id)
+                .is_some_and(|progress| progress.state == ProgressState::Snapshot);
+            if still_pending {
+                self.raw.report_snapshot(id, SnapshotStatus::Failure);
+            }
+        }
+    }
+
+    /// A message from an authenticated peer.
+    pub fn handle_message(&mut self, from: NodeId, message: PeerMessage) {
+        match message {
+            PeerMessage::Raft(message) => {
+                if message.from != from {
+                    tracing::warn!(
+                        from,
+                        claimed = message.from,
+                        "raft message with a forged sender dropped"
+                    );
+                    return;
+                }
+                if let Err(error) = self.raw.step(*message) {
+                    tracing::debug!(from, %error, "raft message refused");
+                }
+            }
+            PeerMessage::Forward {
+                request_id,
+                payload,
+            } => self.handle_forward(from, request_id, payload),
+            PeerMessage::ForwardReply { request_id, result } => {
+                let Some(mut proposal) = self.forwarded.remove(&request_id) else {
+                    return;
+                };
+                let result = match result {
+                    Ok(response) => Ok(response),
+                    Err(RemoteError::NotLeader { .. }) => {
+                        // Not proposed there: safe to route again once a leader is known,
+                        // but not before the next tick so two confused nodes cannot bounce
+                        // it back and forth at network speed.
+                        proposal.not_before = self.tick + 1;
+                        self.waiting.push_back(proposal);
+                        return;
+                    }
+                    Err(RemoteError::Dropped) => Err(ProposeError::Dropped),
+                    Err(RemoteError::Rejected(reason)) => Err(ProposeError::Rejected(reason)),
+                };
+                self.output.completions.push(Completion::Propose {
+                    id: request_id,
+                    result,
+                });
+            }
+        }
+    }
+
+    /// The transport could not queue a message for `to`.
+    pub fn handle_send_failure(&mut self, to: NodeId, message_type: MessageType) {
+        self.raw.report_unreachable(to);
+        if message_type == MessageType::MsgSnapshot {
+            self.snapshot_sent_at.remove(&to);
+            self.raw.report_snapshot(to, SnapshotStatus::Failure);
+        }
+    }
+
+    /// A client proposal. It is routed on the next poll: proposed here if this node leads,
+    /// forwarded to the leader otherwise, kept until a leader is known or the deadline passes.
+    pub fn handle_propose(&mut self, id: RequestId, command: Vec<u8>) {
+        if command.is_empty() {
+            self.output.completions.push(Completion::Propose {
+                id,
+                result: Err(ProposeError::Rejected("empty command".to_owned())),
+            });
+            return;
+        }
+        if command.len() > self.config.command_bytes_max {
+            self.output.completions.push(Completion::Propose {
+                id,
+                result: Err(ProposeError::Rejected(format!(
+                    "command of {} bytes exceeds the {}-byte limit",
+                    command.len(),
+                    self.config.command_bytes_max
+                ))),
+            });
+            return;
+        }
+        self.waiting.push_back(WaitingProposal {
+            id,
+            command,
+            deadline: self.tick + self.config.proposal_timeout_ticks,
+            not_before: 0,
+        });
+    }
+
+    /// A linearizable read: completes with an index once the state machine has applied it.
+    /// Reads arriving before the same poll share one ReadIndex round.
+    pub fn handle_read(&mut self, id: RequestId) {
+        self.new_reads.push(id);
+    }
+
+    /// A membership change (leader only).
+    pub fn handle_membership(&mut self, id: RequestId, change: MembershipChange) {
+        if !self.is_leader() {
+            self.output.completions.push(Completion::Membership {
+                id,
+                result: Err(MembershipError::NotLeader {
+                    leader_hint: self.leader(),
+                }),
+            });
+            return;
+        }
+        let (change_type, node, address) = match change {
+            MembershipChange::AddVoter { id, address } => {
+                (ConfChangeType::AddNode, id, Some(address))
+            }
+            MembershipChange::AddLearner { id, address } => {
+                (ConfChangeType::AddLearnerNode, id, Some(address))
+            }
+            MembershipChange::PromoteLearner { id } => (ConfChangeType::AddNode, id, None),
+            MembershipChange::Remove { id } => (ConfChangeType::RemoveNode, id, None),
+        };
+        let mut single = ConfChangeSingle::default();
+        single.set_change_type(change_type);
+        single.node_id = node;
+        let mut conf_change = ConfChangeV2::default();
+        conf_change.set_transition(ConfChangeTransition::Auto);
+        conf_change.mut_changes().push(single);
+        if let Some(address) = address {
+            conf_change.context = envelope::encode_address(&address).into();
+        }
+        let tag = EntryTag {
+            origin: self.config.node_id,
+            proposal: id,
+        };
+        match self.raw.propose_conf_change(tag.encode(), conf_change) {
+            Ok(()) => {
+                let index = self.raw.raft.raft_log.last_index();
+                self.appended.insert(
+                    index,
+                    Appended {
+                        term: self.raw.raft.term,
+                        tag,
+                        kind: AppendedKind::Membership(id),
+                        deadline: self.tick + self.config.proposal_timeout_ticks,
+                    },
+                );
+            }
+            Err(error) => self.output.completions.push(Completion::Membership {
+                id,
+                result: Err(MembershipError::Rejected(error.to_string())),
+            }),
+        }
+    }
+
+    /// Hand leadership to `target` (leader only); completes when `target` leads.
+    pub fn handle_transfer_leader(&mut self, id: RequestId, target: NodeId) {
+        if !self.is_leader() {
+            self.output.completions.push(Completion::Membership {
+                id,
+                result: Err(MembershipError::NotLeader {
+                    leader_hint: self.leader(),
+                }),
+            });
+            return;
+        }
+        if target == self.config.node_id {
+            self.output
+                .completions
+                .push(Completion::Membership { id, result: Ok(()) });
+            return;
+        }
+        self.raw.transfer_leader(target);
+        self.transfers.push(Transfer {
+            id,
+            target,
+            deadline: self.tick + 2 * self.config.election_ticks as u64,
+        });
+    }
+
+    /// Fail every pending request with `ShuttingDown` (the driver is stopping).
+    pub fn handle_shutdown(&mut self) -> CoreOutput {
+        for proposal in self
+            .waiting
+            .drain(..)
+            .chain(std::mem::take(&mut self.forwarded).into_values())
+        {
+            self.output.completions.push(Completion::Propose {
+                id: proposal.id,
+                result: Err(ProposeError::ShuttingDown),
+            });
+        }
+        for (_, appended) in std::mem::take(&mut self.appended) {
+            self.fail_appended(appended.kind, Failure::ShuttingDown);
+        }
+        let read_ids = self.new_reads.drain(..).chain(
+            std::mem::take(&mut self.read_batches)
+                .into_values()
+                .flat_map(|b| b.ids),
+        );
+        let completions: Vec<Completion> = read_ids
+            .map(|id| Completion::Read {
+                id,
+                result: Err(ReadError::ShuttingDown),
+            })
+            .collect();
+        self.output.completions.extend(completions);
+        for transfer in self.transfers.drain(..) {
+            self.output.completions.push(Completion::Membership {
+                id: transfer.id,
+                result: Err(MembershipError::ShuttingDown),
+            });
+        }
+        std::mem::take(&mut self.output)
+    }
+
+    /// Route waiting proposals, start read rounds, run the Ready loop (persist, send, apply,
+    /// advance), finish reads and transfers, snapshot if due. Returns what to send and whom to
+    /// answer. An error is fatal: storage or state machine failed.
+    pub fn poll(&mut self) -> Result<CoreOutput, ClusterError> {
+        self.route_waiting();
+        if let Some(&sequence) = self.new_reads.first() {
+            // The batch is named after its first request id: ids never repeat, not even
+            // across restarts, so a late answer to a previous incarnation's read cannot be
+            // taken for this one's.
+            self.read_batches.insert(
+                sequence,
+                ReadBatch {
+                    ids: std::mem::take(&mut self.new_reads),
+                    deadline: self.tick + self.config.read_timeout_ticks,
+                    next_attempt: self.tick + self.config.read_retry_ticks,
+                    index: None,
+                },
+            );
+            self.raw
+                .read_index(read_context(self.config.node_id, sequence));
+        }
+        let mut rounds = 0;
+        while self.raw.has_ready() && rounds < READY_ROUNDS_MAX {
+            self.handle_ready()?;
+            rounds += 1;
+        }
+        self.finish_reads();
+        self.finish_transfers();
+        self.maybe_snapshot()?;
+        let leader = self.raw.raft.leader_id;
+        if leader != self.leader_seen {
+            tracing::info!(
+                node_id = self.config.node_id,
+                leader,
+                term = self.raw.raft.term,
+                "leader changed"
+            );
+            self.leader_seen = leader;
+        }
+        Ok(std::mem::take(&mut self.output))
+    }
+
+    /// The node's status.
+    pub fn status(&self) -> ClusterStatus {
+        let raft = &self.raw.raft;
+        let role = match raft.state {
+            StateRole::Follower => Role::Follower,
+            StateRole::PreCandidate => Role::PreCandidate,
+            StateRole::Candidate => Role::Candidate,
+            StateRole::Leader => Role::Leader,
+        };
+        let last_index = raft.raft_log.last_index();
+        let is_leader = raft.state == StateRole::Leader;
+        let member = |id: NodeId, kind: MemberKind| {
+            let progress = if is_leader { raft.prs().get(id) } else { None };
+            MemberStatus {
+                id,
+                kind,
+                address: self.peer_addresses.get(&id).cloned(),
+                match_index: progress.map(|progress| progress.matched),
+                lag: progress.map(|progress| last_index.saturating_sub(progress.matched)),
+            }
+        };
+        let mut members: Vec<MemberStatus> = self
+            .conf_state
+            .voters
+            .iter()
+            .map(|id| member(*id, MemberKind::Voter))
+            .chain(
+                self.conf_state
+                    .learners
+                    .iter()
+                    .map(|id| member(*id, MemberKind::Learner)),
+            )
+            .collect();
+        members.sort_by_key(|member| member.id);
+        ClusterStatus {
+            node_id: self.config.node_id,
+            role,
+            leader: self.leader(),
+            term: raft.term,
+            commit_index: raft.raft_log.committed,
+            applied_index: self.applied,
+            first_index: self.raw.store().first_index().unwrap_or(0),
+            last_index,
+            members,
+            snapshot_index: self.snapshot_index,
+            snapshots_created: self.counters.snapshots_created,
+            snapshots_installed: self.counters.snapshots_installed,
+            compactions: self.counters.compactions,
+            entries_compacted: self.counters.entries_compacted,
+            fatal_error: None,
+        }
+    }
+
+    fn handle_forward(&mut self, from: NodeId, request_id: u64, payload: Vec<u8>) {
+        let refuse = |core: &mut Self, error: RemoteError| {
+            core.output.messages.push((
+                from,
+                PeerMessage::ForwardReply {
+                    request_id,
+                    result: Err(error),
+                },
+            ));
+        };
+        if !self.is_leader() || self.raw.raft.lead_transferee.is_some() {
+            let leader_hint = self
+                .leader()
+                .filter(|leader| *leader != self.config.node_id);
+            refuse(self, RemoteError::NotLeader { leader_hint });
+            return;
+        }
+        if payload.is_empty() || payload.len() > self.config.command_bytes_max {
+            refuse(
+                self,
+                RemoteError::Rejected(format!("command of {} bytes refused", payload.len())),
+            );
+            return;
+        }
+        // A transport that delivered the same Forward twice must not get it proposed twice.
+        // Only a bounded window is remembered, in memory: the transport contract is that a
+        // Forward is delivered at most once (QUIC streams do not duplicate).
+        if !self.recent_forwards.insert((from, request_id)) {
+            tracing::debug!(from, request_id, "duplicate forwarded proposal ignored");
+            return;
+        }
+        self.recent_forwards_order.push_back((from, request_id));
+        if self.recent_forwards_order.len() > RECENT_FORWARDS_MAX
+            && let Some(oldest) = self.recent_forwards_order.pop_front()
+        {
+            self.recent_forwards.remove(&oldest);
+        }
+        let origin = Origin::Remote { from, request_id };
+        let deadline = self.tick + self.config.proposal_timeout_ticks;
+        if let Err(error) = self.propose_on_leader(origin, payload, deadline) {
+            refuse(self, RemoteError::Rejected(error.to_string()));
+        }
+    }
+
+    fn route_waiting(&mut self) {
+        let leader = self.raw.raft.leader_id;
+        if leader == 0 || self.waiting.is_empty() {
+            return;
+        }
+        let node_id = self.config.node_id;
+        let transferring = self.raw.raft.lead_transferee.is_some();
+        let mut kept = VecDeque::new();
+        while let Some(proposal) = self.waiting.pop_front() {
+            if proposal.not_before > self.tick || (leader == node_id && transferring) {
+                kept.push_back(proposal);
+            } else if leader == node_id {
+                let id = proposal.id;
+                if let Err(error) =
+                    self.propose_on_leader(Origin::Local(id), proposal.command, proposal.deadline)
+                {
+                    self.output.completions.push(Completion::Propose {
+                        id,
+                        result: Err(ProposeError::Rejected(error.to_string())),
+                    });
+                }
+            } else {
+                self.output.messages.push((
+                    leader,
+                    PeerMessage::Forward {
+                        request_id: proposal.id,
+                        payload: proposal.command.clone(),
+                    },
+                ));
+                self.forwarded.insert(proposal.id, proposal);
+            }
+        }
+        self.waiting = kept;
+    }
+
+    fn propose_on_leader(
+        &mut self,
+        origin: Origin,
+        command: Vec<u8>,
+        deadline: u64,
+    ) -> Result<(), raft::Error> {
+        let tag = match origin {
+            Origin::Local(id) => EntryTag {
+                origin: self.config.node_id,
+                proposal: id,
+            },
+            Origin::Remote { from, request_id } => EntryTag {
+                origin: from,
+                proposal: request_id,
+            },
+        };
+        self.raw.propose(tag.encode(), command)?;
+        let index = self.raw.raft.raft_log.last_index();
+        self.appended.insert(
+            index,
+            Appended {
+                term: self.raw.raft.term,
+                tag,
+                kind: AppendedKind::Command(origin),
+                deadline,
+            },
+        );
+        Ok(())
+    }
+
+    fn handle_ready(&mut self) -> Result<(), ClusterError> {
+        let mut ready = self.raw.ready();
+
+        // 1. Persist: nothing leaves this node before its own log and vote are durable.
+        let snapshot = (!ready.snapshot().is_empty()).then(|| ready.snapshot().clone());
+        self.raw.mut_store().persist(PersistRequest {
+            snapshot: snapshot.as_ref(),
+            entries: ready.entries(),
+            hard_state: ready.hs(),
+            sync: ready.must_sync(),
+        })?;
+        if let Some(snapshot) = &snapshot {
+            self.install_snapshot(snapshot)?;
+        }
+
+        // 2. Send.
+        let messages = ready.take_messages();
+        self.queue_raft_messages(messages);
+        let messages = ready.take_persisted_messages();
+        self.queue_raft_messages(messages);
+
+        // 3. Apply.
+        let committed = ready.take_committed_entries();
+        self.apply_entries(committed)?;
+        for read_state in ready.take_read_states() {
+            self.handle_read_state(read_state);
+        }
+
+        // 4. Advance, then the light ready.
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.raw.mut_store().set_commit(commit)?;
+        }
+        let messages = light.take_messages();
+        self.queue_raft_messages(messages);
+        let committed = light.take_committed_entries();
+        self.apply_entries(committed)?;
+        self.raw.advance_apply();
+        Ok(())
+    }
+
+    fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), ClusterError> {
+        let metadata = snapshot.get_metadata();
+        let envelope = SnapshotEnvelope::decode(snapshot.get_data())
+            .map_err(|error| ClusterError::Envelope(error.to_string()))?;
+        self.state_machine.restore(&envelope.state)?;
+        for (id, address) in envelope.peer_addresses {
+            if id != self.config.node_id && self.peer_addresses.get(&id) != Some(&address) {
+                self.output.peer_updates.push(PeerUpdate::Set {
+                    id,
+                    address: address.clone(),
+                });
+            }
+            self.peer_addresses.insert(id, address);
+        }
+        self.conf_state = metadata.get_conf_state().clone();
+        self.applied = metadata.index;
+        self.snapshot_index = metadata.index;
+        self.counters.snapshots_installed += 1;
+        // Our own entries up to the snapshot may or may not be in it: the outcome is unknown.
+        let covered: Vec<u64> = self
+            .appended
+            .range(..=metadata.index)
+            .map(|(i, _)| *i)
+            .collect();
+        for index in covered {
+            if let Some(appended) = self.appended.remove(&index) {
+                self.fail_appended(appended.kind, Failure::TimedOut);
+            }
+        }
+        tracing::info!(
+            node_id = self.config.node_id,
+            index = metadata.index,
+            "installed a snapshot from the leader"
+        );
+        Ok(())
+    }
+
+    fn queue_raft_messages(&mut self, messages: Vec<RaftMessage>) {
+        for message in messages {
+            if message.get_msg_type() == MessageType::MsgSnapshot {
+                self.snapshot_sent_at.insert(message.to, self.tick);
+            }
+            self.output
+                .messages
+                .push((message.to, PeerMessage::Raft(Box::new(message))));
+        }
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), ClusterError> {
+        for entry in entries {
+            let index = entry.index;
+            if index <= self.applied {
+                continue;
+            }
+            let (ours, replaced) = match self.appended.remove(&index) {
+                Some(appended)
+                    if entry.term == appended.term
+                        && EntryTag::decode(&entry.context) == Some(appended.tag) =>
+                {
+                    (Some(appended), None)
+                }
+                other => (None, other),
+            };
+            if let Some(appended) = replaced {
+                self.fail_appended(appended.kind, Failure::Dropped);
+            }
+            match entry.get_entry_type() {
+                EntryType::EntryNormal => {
+                    let response = (!entry.data.is_empty())
+                        .then(|| self.state_machine.apply(index, &entry.data));
+                    if let Some(appended) = ours {
+                        self.complete_appended(appended.kind, response);
+                    }
+                }
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    let result = self.apply_conf_change(&entry);
+                    if let Some(appended) = ours {
+                        match (appended.kind, result) {
+                            (AppendedKind::Membership(id), result) => {
+                                self.output
+                                    .completions
+                                    .push(Completion::Membership { id, result });
+                            }
+                            (kind, _) => self.fail_appended(kind, Failure::Dropped),
+                        }
+                    }
+                }
+            }
+            self.applied = index;
+        }
+        Ok(())
+    }
+
+    fn apply_conf_change(&mut self, entry: &Entry) -> Result<(), MembershipError> {
+        let conf_change = if entry.get_entry_type() == EntryType::EntryConfChangeV2 {
+            ConfChangeV2::parse_from_bytes(&entry.data)
+        } else {
+            // Never written by this driver; understood for logs from other tools.
+            ConfChange::parse_from_bytes(&entry.data).map(|old| {
+                let mut single = ConfChangeSingle::default();
+                single.set_change_type(old.get_change_type());
+                single.node_id = old.node_id;
+                let mut conf_change = ConfChangeV2::default();
+                conf_change.mut_changes().push(single);
+                conf_change.context = old.context;
+                conf_change
+            })
+        };
+        let conf_change = match conf_change {
+            Ok(conf_change) => conf_change,
+            Err(error) => {
+                tracing::error!(index = entry.index, %error, "undecodable conf change skipped");
+                return Err(MembershipError::Rejected(error.to_string()));
+            }
+        };
+        match self.raw.apply_conf_change(&conf_change) {
+            Ok(conf_state) => self.conf_state = conf_state,
+            Err(error) => {
+                tracing::warn!(index = entry.index, %error, "conf change refused");
+                return Err(MembershipError::Rejected(error.to_string()));
+            }
+        }
+        let address = envelope::decode_address(&conf_change.context)
+            .ok()
+            .flatten();
+        for change in conf_change.get_changes() {
+            let id = change.node_id;
+            match change.get_change_type() {
+                ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                    if let Some(address) = &address {
+                        self.peer_addresses.insert(id, address.clone());
+                        if id != self.config.node_id {
+                            self.output.peer_updates.push(PeerUpdate::Set {
+                                id,
+                                address: address.clone(),
+                            });
+                        }
+                    }
+                }
+                ConfChangeType::RemoveNode => {
+                    self.peer_addresses.remove(&id);
+                    if id != self.config.node_id {
+                        self.output.peer_updates.push(PeerUpdate::Remove(id));
+                    }
+                }
+            }
+        }
+        tracing::info!(node_id = self.config.node_id, index = entry.index, voters = ?self.conf_state.voters, learners = ?self.conf_state.learners, "membership changed");
+        Ok(())
+    }
+
+    fn complete_appended(&mut self, kind: AppendedKind, response: Option<Vec<u8>>) {
+        match (kind, response) {
+            (AppendedKind::Command(Origin::Local(id)), Some(response)) => {
+                self.output.completions.push(Completion::Propose {
+                    id,
+                    result: Ok(response),
+                });
+            }
+            (AppendedKind::Command(Origin::Remote { from, request_id }), Some(response)) => {
+                self.output.messages.push((
+                    from,
+                    PeerMessage::ForwardReply {
+                        request_id,
+                        result: Ok(response),
+                    },
+                ));
+            }
+            // An empty normal entry where a conf change was expected: raft-rs replaced it
+            // because another membership change was still pending.
+            (AppendedKind::Membership(id), _) => {
+                self.output.completions.push(Completion::Membership {
+                    id,
+                    result: Err(MembershipError::Rejected(
+                        "another membership change is still in progress".to_owned(),
+                    )),
+                });
+            }
+            (kind, None) => self.fail_appended(kind, Failure::Dropped),
+        }
+    }
+
+    fn fail_appended(&mut self, kind: AppendedKind, failure: Failure) {
+        match kind {
+            AppendedKind::Command(Origin::Local(id)) => {
+                self.output.completions.push(Completion::Propose {
+                    id,
+                    result: Err(failure.propose_error()),
+                });
+            }
+            AppendedKind::Command(Origin::Remote { from, request_id }) => {
+                // The forwarder times out on its own; only a certain drop is worth a message.
+                if failure == Failure::Dropped {
+                    self.output.messages.push((
+                        from,
+                        PeerMessage::ForwardReply {
+                            request_id,
+                            result: Err(RemoteError::Dropped),
+                        },
+                    ));
+                }
+            }
+            AppendedKind::Membership(id) => {
+                self.output.completions.push(Completion::Membership {
+                    id,
+                    result: Err(failure.membership_error()),
+                });
+            }
+        }
+    }
+
+    fn handle_read_state(&mut self, read_state: ReadState) {
+        let Some((node_id, sequence)) = parse_read_context(&read_state.request_ctx) else {
+            return;
+        };
+        if node_id != self.config.node_id {
+            return;
+        }
+        if let Some(batch) = self.read_batches.get_mut(&sequence) {
+            batch.index.get_or_insert(read_state.index);
+        }
+    }
+
+    fn finish_reads(&mut self) {
+        let applied = self.applied;
+        let done: Vec<u64> = self
+            .read_batches
+            .iter()
+            .filter(|(_, batch)| batch.index.is_some_and(|index| index <= applied))
+            .map(|(sequence, _)| *sequence)
+            .collect();
+        for sequence in done {
+            if let Some(batch) = self.read_batches.remove(&sequence) {
+                let index = batch.index.unwrap_or(applied);
+                for id in batch.ids {
+                    self.output.completions.push(Completion::Read {
+                        id,
+                        result: Ok(index),
+                    });
+                }
+            }
+        }
+    }
+
+    fn finish_transfers(&mut self) {
+        let leader = self.raw.raft.leader_id;
+        let mut kept = Vec::with_capacity(self.transfers.len());
+        for transfer in self.transfers.drain(..) {
+            if transfer.target == leader {
+                self.output.completions.push(Completion::Membership {
+                    id: transfer.id,
+                    result: Ok(()),
+                });
+            } else {
+                kept.push(transfer);
+            }
+        }
+        self.transfers = kept;
+    }
+
+    fn maybe_snapshot(&mut self) -> Result<(), ClusterError> {
+        if self.applied < self.snapshot_index + self.config.snapshot_threshold_entries {
+            return Ok(());
+        }
+        let index = self.applied;
+        let term = self.raw.raft.raft_log.term(index)?;
+        let envelope = SnapshotEnvelope {
+            peer_addresses: self.peer_addresses.clone(),
+            state: self.state_machine.snapshot()?,
+        };
+        let mut snapshot = Snapshot::default();
+        snapshot.data = envelope.encode().into();
+        let metadata = snapshot.mut_metadata();
+        metadata.index = index;
+        metadata.term = term;
+        metadata.set_conf_state(self.conf_state.clone());
+        let first_index = self.raw.store().first_index()?;
+        self.raw.mut_store().save_snapshot(&snapshot)?;
+        self.snapshot_index = index;
+        self.counters.snapshots_created += 1;
+        self.counters.compactions += 1;
+        self.counters.entries_compacted += (index + 1).saturating_sub(first_index);
+        tracing::debug!(
+            node_id = self.config.node_id,
+            index,
+            "snapshot taken, log compacted"
+        );
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    TimedOut,
+    Dropped,
+    ShuttingDown,
+}
+
+impl Failure {
+    fn propose_error(self) -> ProposeError {
+        match self {
+            Failure::TimedOut => ProposeError::TimedOut,
+            Failure::Dropped => ProposeError::Dropped,
+            Failure::ShuttingDown => ProposeError::ShuttingDown,
+        }
+    }
+
+    fn membership_error(self) -> MembershipError {
+        match self {
+            Failure::TimedOut => MembershipError::TimedOut,
+            Failure::Dropped => MembershipError::Dropped,
+            Failure::ShuttingDown => MembershipError::ShuttingDown,
+        }
+    }
+}
+
+fn read_context(node_id: NodeId, sequence: u64) -> Vec<u8> {
+    let mut context = Vec::with_capacity(16);
+    context.extend_from_slice(&node_id.to_le_bytes());
+    context.extend_from_slice(&sequence.to_le_bytes());
+    context
+}
+
+fn parse_read_context(context: &[u8]) -> Option<(NodeId, u64)> {
+    let node_id = u64::from_le_bytes(context.get(..8)?.try_into().ok()?);
+    let sequence = u64::from_le_bytes(context.get(8..16)?.try_into().ok()?);
+    Some((node_id, sequence))
+}

@@ -1,0 +1,498 @@
+//! [`ClusterNode`]: the sans-IO core on its own OS thread, wired to a [`Storage`], a
+//! [`Transport`] and the inbound queue; [`ClusterHandle`]: how the application talks to it.
+//!
+//! ```text
+//!  ClusterHandle ──bounded requests──┐
+//!                                    ├─► driver thread: select (wakes on every request or
+//!  transport ──bounded Inbound───────┘    message, or at the next tick) → drain up to
+//!                                          batch_max → tick if due → core.poll (fsync here,
+//!                                          never on an async worker) → transport.send →
+//!                                          answer callers through one-shot channels
+//! ```
+//!
+//! The thread wakes on every proposal and message instead of sleeping a fixed tick: a fixed
+//! sleep would add up to a tick of latency to every commit. Requests that arrive while the
+//! thread works are drained together, so they share one append and one fsync.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::oneshot;
+
+use crate::config::ClusterConfig;
+use crate::core::{Completion, CoreOutput, InitialMembers, MembershipChange, PeerUpdate, RaftCore};
+use crate::error::{ClusterError, MembershipError, ProposeError, ReadError};
+use crate::state_machine::StateMachine;
+use crate::status::ClusterStatus;
+use crate::storage::Storage;
+use crate::transport::{Inbound, NodeId, PeerMessage, Transport};
+
+enum Request {
+    Propose {
+        command: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, ProposeError>>,
+    },
+    Read {
+        reply: oneshot::Sender<Result<u64, ReadError>>,
+    },
+    Membership {
+        change: MembershipChange,
+        reply: oneshot::Sender<Result<(), MembershipError>>,
+    },
+    TransferLeader {
+        target: NodeId,
+        reply: oneshot::Sender<Result<(), MembershipError>>,
+    },
+}
+
+enum Waiter {
+    Propose(oneshot::Sender<Result<Vec<u8>, ProposeError>>),
+    Read(oneshot::Sender<Result<u64, ReadError>>),
+    Membership(oneshot::Sender<Result<(), MembershipError>>),
+}
+
+struct Shared {
+    requests: Sender<Request>,
+    shutdown: Sender<()>,
+    status: Arc<RwLock<ClusterStatus>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Starts the driver thread.
+#[derive(Debug)]
+pub struct ClusterNode;
+
+impl ClusterNode {
+    /// Open the core on `storage` (bootstrapping it if this node is an initial member), then
+    /// run it on a new thread named `raft-<id>`. `inbound` is the receiving end the transport
+    /// feeds; the driver is its only consumer.
+    pub fn start<S, T, M>(
+        config: ClusterConfig,
+        storage: S,
+        transport: T,
+        inbound: Receiver<Inbound>,
+        state_machine: M,
+    ) -> Result<ClusterHandle, ClusterError>
+    where
+        S: Storage,
+        T: Transport,
+        M: StateMachine,
+    {
+        let core_config = config.core_config()?;
+        let members = |peers: &[crate::config::PeerConfig]| {
+            peers
+                .iter()
+                .map(|peer| (peer.id, peer.address.clone()))
+                .collect()
+        };
+        let initial = InitialMembers {
+            voters: members(&config.voters),
+            learners: members(&config.learners),
+        };
+        let core = RaftCore::new(core_config, storage, state_machine, &initial)?;
+        let (request_sender, request_receiver) =
+            crossbeam_channel::bounded(config.pending_requests_max);
+        let (shutdown_sender, shutdown_receiver) = crossbeam_channel::bounded(1);
+        let shared = Arc::new(Shared {
+            requests: request_sender,
+            shutdown: shutdown_sender,
+            status: Arc::new(RwLock::new(core.status())),
+            thread: Mutex::new(None),
+        });
+        let driver = Driver {
+            core,
+            transport,
+            inbound,
+            requests: request_receiver,
+            shutdown: shutdown_receiver,
+            status: Arc::clone(&shared.status),
+            waiters: HashMap::new(),
+            next_request_id: first_request_id(),
+            tick_interval: config.tick_interval(),
+            batch_max: config.batch_max,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("raft-{}", config.node_id))
+            .spawn(move || driver.run())?;
+        *shared.thread.lock() = Some(thread);
+        Ok(ClusterHandle {
+            shared,
+            node_id: config.node_id,
+        })
+    }
+}
+
+/// How the application talks to its node. Cheap to clone, usable from any thread.
+///
+/// The `async` methods may be awaited on any runtime (tokio, actix). The `*_blocking` variants
+/// are for plain threads; they must not be called from inside an async task.
+#[derive(Clone)]
+pub struct ClusterHandle {
+    shared: Arc<Shared>,
+    node_id: NodeId,
+}
+
+impl std::fmt::Debug for ClusterHandle {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ClusterHandle")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterHandle {
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// Replicate `command`; returns the state machine's response once it is applied here
+    /// (on the node that proposed), or why it could not be.
+    pub async fn propose(&self, command: Vec<u8>) -> Result<Vec<u8>, ProposeError> {
+        let receiver = self.submit_propose(command)?;
+        receiver.await.unwrap_or(Err(ProposeError::ShuttingDown))
+    }
+
+    /// [`Self::propose`] for plain threads.
+    pub fn propose_blocking(&self, command: Vec<u8>) -> Result<Vec<u8>, ProposeError> {
+        let receiver = self.submit_propose(command)?;
+        receiver
+            .blocking_recv()
+            .unwrap_or(Err(ProposeError::ShuttingDown))
+    }
+
+    /// A linearizable read barrier: once it returns `Ok(index)`, this node's state machine
+    /// has applied at least `index`, and reading it reflects every write committed before
+    /// the call.
+    pub async fn read_index(&self) -> Result<u64, ReadError> {
+        let receiver = self.submit_read()?;
+        receiver.await.unwrap_or(Err(ReadError::ShuttingDown))
+    }
+
+    /// [`Self::read_index`] for plain threads.
+    pub fn read_index_blocking(&self) -> Result<u64, ReadError> {
+        let receiver = self.submit_read()?;
+        receiver
+            .blocking_recv()
+            .unwrap_or(Err(ReadError::ShuttingDown))
+    }
+
+    /// Add a voter (call on the leader).
+    pub async fn add_voter(&self, id: NodeId, address: String) -> Result<(), MembershipError> {
+        self.membership(MembershipChange::AddVoter { id, address })
+            .await
+    }
+
+    /// Add a learner (call on the leader).
+    pub async fn add_learner(&self, id: NodeId, address: String) -> Result<(), MembershipError> {
+        self.membership(MembershipChange::AddLearner { id, address })
+            .await
+    }
+
+    /// Promote a learner to voter (call on the leader).
+    pub async fn promote_learner(&self, id: NodeId) -> Result<(), MembershipError> {
+        self.membership(MembershipChange::PromoteLearner { id })
+            .await
+    }
+
+    /// Remove a member (call on the leader).
+    pub async fn remove_node(&self, id: NodeId) -> Result<(), MembershipError> {
+        self.membership(MembershipChange::Remove { id }).await
+    }
+
+    /// Apply a membership change (call on the leader); completes when it is applied here.
+    pub async fn membership(&self, change: MembershipChange) -> Result<(), MembershipError> {
+        let receiver = self.submit_membership(change)?;
+        receiver.await.unwrap_or(Err(MembershipError::ShuttingDown))
+    }
+
+    /// [`Self::membership`] for plain threads.
+    pub fn membership_blocking(&self, change: MembershipChange) -> Result<(), MembershipError> {
+        let receiver = self.submit_membership(change)?;
+        receiver
+            .blocking_recv()
+            .unwrap_or(Err(MembershipError::ShuttingDown))
+    }
+
+    /// Hand leadership to `target` (call on the leader); completes when `target` leads.
+    pub async fn transfer_leader(&self, target: NodeId) -> Result<(), MembershipError> {
+        let (reply, receiver) = oneshot::channel();
+        self.submit(Request::TransferLeader { target, reply })
+            .map_err(|error| error.membership())?;
+        receiver.await.unwrap_or(Err(MembershipError::ShuttingDown))
+    }
+
+    /// The node's latest status (updated after every driver iteration).
+    pub fn status(&self) -> ClusterStatus {
+        self.shared.status.read().clone()
+    }
+
+    /// Stop the driver thread and wait for it; pending requests fail with `ShuttingDown`.
+    /// Idempotent; callable from any handle clone.
+    pub fn shutdown(&self) {
+        let _ = self.shared.shutdown.try_send(());
+        let thread = self.shared.thread.lock().take();
+        if let Some(thread) = thread
+            && thread.join().is_err()
+        {
+            tracing::error!(node_id = self.node_id, "raft driver thread panicked");
+        }
+    }
+
+    fn submit_propose(
+        &self,
+        command: Vec<u8>,
+    ) -> Result<oneshot::Receiver<Result<Vec<u8>, ProposeError>>, ProposeError> {
+        let (reply, receiver) = oneshot::channel();
+        self.submit(Request::Propose { command, reply })
+            .map_err(|error| match error {
+                SubmitError::Full => ProposeError::Overloaded,
+                SubmitError::Closed => ProposeError::ShuttingDown,
+            })?;
+        Ok(receiver)
+    }
+
+    fn submit_read(&self) -> Result<oneshot::Receiver<Result<u64, ReadError>>, ReadError> {
+        let (reply, receiver) = oneshot::channel();
+        self.submit(Request::Read { reply })
+            .map_err(|error| match error {
+                SubmitError::Full => ReadError::Overloaded,
+                SubmitError::Closed => ReadError::ShuttingDown,
+            })?;
+        Ok(receiver)
+    }
+
+    fn submit_membership(
+        &self,
+        change: MembershipChange,
+    ) -> Result<oneshot::Receiver<Result<(), MembershipError>>, MembershipError> {
+        let (reply, receiver) = oneshot::channel();
+        self.submit(Request::Membership { change, reply })
+            .map_err(|error| error.membership())?;
+        Ok(receiver)
+    }
+
+    fn submit(&self, request: Request) -> Result<(), SubmitError> {
+        self.shared
+            .requests
+            .try_send(request)
+            .map_err(|error| match error {
+                TrySendError::Full(_) => SubmitError::Full,
+                TrySendError::Disconnected(_) => SubmitError::Closed,
+            })
+    }
+}
+
+enum SubmitError {
+    Full,
+    Closed,
+}
+
+impl SubmitError {
+    fn membership(self) -> MembershipError {
+        match self {
+            SubmitError::Full => MembershipError::Overloaded,
+            SubmitError::Closed => MembershipError::ShuttingDown,
+        }
+    }
+}
+
+struct Driver<S: Storage, T: Transport, M: StateMachine> {
+    core: RaftCore<S, M>,
+    transport: T,
+    inbound: Receiver<Inbound>,
+    requests: Receiver<Request>,
+    shutdown: Receiver<()>,
+    status: Arc<RwLock<ClusterStatus>>,
+    waiters: HashMap<u64, Waiter>,
+    next_request_id: u64,
+    tick_interval: Duration,
+    batch_max: usize,
+}
+
+impl<S: Storage, T: Transport, M: StateMachine> Driver<S, T, M> {
+    fn run(mut self) {
+        let node_id = self.core.node_id();
+        let mut next_tick = Instant::now() + self.tick_interval;
+        let never = crossbeam_channel::never();
+        let mut inbound_open = true;
+        let outcome: Result<(), ClusterError> = loop {
+            let timeout = next_tick.saturating_duration_since(Instant::now());
+            let mut handled = 0;
+            crossbeam_channel::select! {
+                recv(self.shutdown) -> _ => break Ok(()),
+                recv(self.requests) -> request => match request {
+                    Ok(request) => { self.handle_request(request); handled += 1; }
+                    // Every handle is gone: nobody can ask anything any more.
+                    Err(_) => break Ok(()),
+                },
+                recv(if inbound_open { &self.inbound } else { &never }) -> message => match message {
+                    Ok(message) => { self.core.handle_message(message.from, message.message); handled += 1; }
+                    Err(_) => inbound_open = false,
+                },
+                default(timeout) => {}
+            }
+            // Drain what else is queued (bounded): these share one Ready, one fsync.
+            while handled < self.batch_max {
+                let mut progressed = false;
+                if let Ok(request) = self.requests.try_recv() {
+                    self.handle_request(request);
+                    progressed = true;
+                    handled += 1;
+                }
+                if let Ok(message) = self.inbound.try_recv() {
+                    self.core.handle_message(message.from, message.message);
+                    progressed = true;
+                    handled += 1;
+                }
+                if !progressed {
+                    break;
+                }
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.core.handle_tick();
+                next_tick += self.tick_interval;
+                // After a stall (a long fsync), skip the missed ticks instead of firing them
+                // in a burst that would trigger elections.
+                if next_tick < now {
+                    next_tick = now + self.tick_interval;
+                }
+            }
+            match self.core.poll() {
+                Ok(output) => self.dispatch(output),
+                Err(error) => break Err(error),
+            }
+            *self.status.write() = self.core.status();
+        };
+        let output = self.core.handle_shutdown();
+        self.dispatch(output);
+        for (_, waiter) in self.waiters.drain() {
+            fail_waiter(waiter);
+        }
+        if let Err(error) = outcome {
+            tracing::error!(node_id, %error, "raft driver stopped on a fatal error");
+            self.status.write().fatal_error = Some(error.to_string());
+        } else {
+            tracing::info!(node_id, "raft driver stopped");
+        }
+        // Refuse requests that were queued after the loop ended.
+        while let Ok(request) = self.requests.try_recv() {
+            fail_request(request);
+        }
+    }
+
+    fn handle_request(&mut self, request: Request) {
+        let id = self.next_request_id;
+        self.next_request_id += 1;
+        match request {
+            Request::Propose { command, reply } => {
+                self.waiters.insert(id, Waiter::Propose(reply));
+                self.core.handle_propose(id, command);
+            }
+            Request::Read { reply } => {
+                self.waiters.insert(id, Waiter::Read(reply));
+                self.core.handle_read(id);
+            }
+            Request::Membership { change, reply } => {
+                self.waiters.insert(id, Waiter::Membership(reply));
+                self.core.handle_membership(id, change);
+            }
+            Request::TransferLeader { target, reply } => {
+                self.waiters.insert(id, Waiter::Membership(reply));
+                self.core.handle_transfer_leader(id, target);
+            }
+        }
+    }
+
+    fn dispatch(&mut self, output: CoreOutput) {
+        for update in output.peer_updates {
+            match update {
+                PeerUpdate::Set { id, address } => self.transport.set_peer(id, address),
+                PeerUpdate::Remove(id) => self.transport.remove_peer(id),
+            }
+        }
+        for (to, message) in output.messages {
+            let message_type = match &message {
+                PeerMessage::Raft(raft_message) => Some(raft_message.get_msg_type()),
+                _ => None,
+            };
+            if let Err(error) = self.transport.send(to, message) {
+                tracing::debug!(to, %error, "message not sent");
+                if let Some(message_type) = message_type {
+                    self.core.handle_send_failure(to, message_type);
+                }
+            }
+        }
+        for completion in output.completions {
+            let (id, waiter) = match &completion {
+                Completion::Propose { id, .. }
+                | Completion::Read { id, .. }
+                | Completion::Membership { id, .. } => (*id, self.waiters.remove(id)),
+            };
+            let Some(waiter) = waiter else {
+                tracing::warn!(id, "completion for an unknown request");
+                continue;
+            };
+            // A caller that gave up dropped its receiver; nothing to tell it.
+            match (waiter, completion) {
+                (Waiter::Propose(reply), Completion::Propose { result, .. }) => {
+                    let _ = reply.send(result);
+                }
+                (Waiter::Read(reply), Completion::Read { result, .. }) => {
+                    let _ = reply.send(result);
+                }
+                (Waiter::Membership(reply), Completion::Membership { result, .. }) => {
+                    let _ = reply.send(result);
+                }
+                (waiter, _) => {
+                    tracing::error!(id, "completion of the wrong kind");
+                    fail_waiter(waiter);
+                }
+            }
+        }
+    }
+}
+
+fn fail_waiter(waiter: Waiter) {
+    match waiter {
+        Waiter::Propose(reply) => {
+            let _ = reply.send(Err(ProposeError::ShuttingDown));
+        }
+        Waiter::Read(reply) => {
+            let _ = reply.send(Err(ReadError::ShuttingDown));
+        }
+        Waiter::Membership(reply) => {
+            let _ = reply.send(Err(MembershipError::ShuttingDown));
+        }
+    }
+}
+
+fn fail_request(request: Request) {
+    match request {
+        Request::Propose { reply, .. } => {
+            let _ = reply.send(Err(ProposeError::ShuttingDown));
+        }
+        Request::Read { reply } => {
+            let _ = reply.send(Err(ReadError::ShuttingDown));
+        }
+        Request::Membership { reply, .. } | Request::TransferLeader { reply, .. } => {
+            let _ = reply.send(Err(MembershipError::ShuttingDown));
+        }
+    }
+}
+
+/// Request ids never repeat across restarts of a node (see [`crate::core::RequestId`]): start
+/// from the wall clock in milliseconds, shifted so a million requests per millisecond fit
+/// before the next start's range.
+fn first_request_id() -> u64 {
+    let milliseconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64);
+    milliseconds << 20
+}

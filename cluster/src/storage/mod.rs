@@ -1,0 +1,263 @@
+//! Storage: the durable half of a Raft peer — log, hard state, latest snapshot.
+//!
+//! [`Storage`] is what the driver writes through; it also implements raft-rs's read-only
+//! [`raft::Storage`], so the same object is handed to `RawNode`. Two implementations:
+//! [`memory::MemoryStorage`] (tests and the deterministic simulation; a clone shares the same
+//! data so a simulated crash can restart from "the disk") and [`rocks::RocksStorage`]
+//! (production; RocksDB with column families and checksummed records).
+//!
+//! Both keep the uncompacted tail of the log in memory ([`LogState`]): reads by raft-rs never
+//! touch the disk, and the memory is bounded by the snapshot threshold (the log is compacted
+//! after every snapshot). RocksDB is written through and read only when opening.
+//!
+//! The conf state is stored with the snapshot: the state machine lives in memory and is
+//! rebuilt on restart from the latest snapshot plus the entries after it, so membership must be
+//! the one of that snapshot, and conf changes in the replayed entries are applied again.
+
+pub mod memory;
+pub mod rocks;
+
+use raft::RaftState;
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+
+pub use crate::error::StorageError;
+
+/// One Ready's worth of durable writes, applied atomically in this order: snapshot, entries,
+/// hard state.
+#[derive(Debug, Default)]
+pub struct PersistRequest<'a> {
+    /// A snapshot received from the leader: replaces the log.
+    pub snapshot: Option<&'a Snapshot>,
+    /// Entries to append; any stored entry at or after the first one's index is replaced.
+    pub entries: &'a [Entry],
+    /// The new hard state, if it changed.
+    pub hard_state: Option<&'a HardState>,
+    /// Whether the write must reach the disk before returning (fsync).
+    pub sync: bool,
+}
+
+/// Durable Raft storage. Writes take `&mut self`: the driver owns the storage inside `RawNode`.
+pub trait Storage: raft::Storage + Send + 'static {
+    /// True when nothing was ever stored: the node must bootstrap or wait to be added.
+    fn is_empty(&self) -> bool;
+    /// Write the initial snapshot of a new cluster (membership, empty state). Fails if the
+    /// store is not empty.
+    fn bootstrap(&mut self, snapshot: &Snapshot) -> Result<(), StorageError>;
+    /// Persist one Ready's worth of state (see [`PersistRequest`]).
+    fn persist(&mut self, request: PersistRequest<'_>) -> Result<(), StorageError>;
+    /// Record the commit index learned after a Ready; not synced (Raft can recover it).
+    fn set_commit(&mut self, commit: u64) -> Result<(), StorageError>;
+    /// Store a snapshot the local state machine produced, then drop the log up to its index.
+    /// Synced: the snapshot and the compaction land together.
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError>;
+    /// The latest snapshot (bootstrap, received or produced), with its data.
+    fn latest_snapshot(&self) -> Snapshot;
+}
+
+/// The in-memory image of a store: hard state, latest snapshot and the log after it.
+#[derive(Debug, Clone, Default)]
+pub struct LogState {
+    hard_state: HardState,
+    snapshot: Snapshot,
+    /// `entries[i].index == snapshot index + 1 + i`.
+    entries: Vec<Entry>,
+}
+
+impl LogState {
+    /// Build from parts read back from disk; checks that the log is contiguous.
+    pub fn from_parts(
+        hard_state: HardState,
+        snapshot: Snapshot,
+        entries: Vec<Entry>,
+    ) -> Result<Self, StorageError> {
+        let mut expected = snapshot.get_metadata().index + 1;
+        for entry in &entries {
+            if entry.index != expected {
+                return Err(StorageError::Corrupted {
+                    column_family: rocks::COLUMN_FAMILY_LOG,
+                    key: entry.index.to_string(),
+                    reason: format!("log is not contiguous: expected index {expected}"),
+                });
+            }
+            expected += 1;
+        }
+        Ok(Self {
+            hard_state,
+            snapshot,
+            entries,
+        })
+    }
+
+    /// True when nothing was ever stored.
+    pub fn is_empty(&self) -> bool {
+        self.hard_state == HardState::default()
+            && self.snapshot.get_metadata().index == 0
+            && self.entries.is_empty()
+    }
+
+    /// The hard state.
+    pub fn hard_state(&self) -> &HardState {
+        &self.hard_state
+    }
+
+    /// The latest snapshot.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// The first index still in the log (one past the snapshot).
+    pub fn first_index(&self) -> u64 {
+        self.snapshot.get_metadata().index + 1
+    }
+
+    /// The last index in the log (the snapshot's when the log is empty).
+    pub fn last_index(&self) -> u64 {
+        self.entries
+            .last()
+            .map_or(self.snapshot.get_metadata().index, |entry| entry.index)
+    }
+
+    /// Apply a received snapshot: the log is replaced by it.
+    pub fn apply_snapshot(&mut self, snapshot: &Snapshot) {
+        let metadata = snapshot.get_metadata();
+        self.hard_state.term = self.hard_state.term.max(metadata.term);
+        self.hard_state.commit = self.hard_state.commit.max(metadata.index);
+        self.entries.clear();
+        self.snapshot = snapshot.clone();
+    }
+
+    /// Append entries, replacing any stored entry at or after the first one's index.
+    /// Returns the index from which stored entries were replaced, if any were.
+    pub fn append(&mut self, entries: &[Entry]) -> Result<Option<u64>, StorageError> {
+        let Some(first) = entries.first() else {
+            return Ok(None);
+        };
+        let first_index = self.first_index();
+        if first.index < first_index || first.index > self.last_index() + 1 {
+            return Err(StorageError::OutOfRange {
+                low: first.index,
+                high: first.index + entries.len() as u64,
+                first: first_index,
+                last: self.last_index(),
+            });
+        }
+        let keep = (first.index - first_index) as usize;
+        let truncated_from = (keep < self.entries.len()).then_some(first.index);
+        self.entries.truncate(keep);
+        self.entries.extend_from_slice(entries);
+        Ok(truncated_from)
+    }
+
+    /// Set the hard state.
+    pub fn set_hard_state(&mut self, hard_state: &HardState) {
+        self.hard_state = hard_state.clone();
+    }
+
+    /// Set the commit index.
+    pub fn set_commit(&mut self, commit: u64) {
+        self.hard_state.commit = commit;
+    }
+
+    /// Store a locally produced snapshot and drop the entries it covers.
+    pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        let index = snapshot.get_metadata().index;
+        if index < self.snapshot.get_metadata().index || index > self.last_index() {
+            return Err(StorageError::OutOfRange {
+                low: index,
+                high: index + 1,
+                first: self.first_index(),
+                last: self.last_index(),
+            });
+        }
+        let drop_count = (index + 1 - self.first_index()) as usize;
+        self.entries.drain(..drop_count);
+        self.snapshot = snapshot.clone();
+        Ok(())
+    }
+
+    fn raft_state(&self) -> RaftState {
+        RaftState {
+            hard_state: self.hard_state.clone(),
+            conf_state: self.conf_state().clone(),
+        }
+    }
+
+    fn conf_state(&self) -> &ConfState {
+        self.snapshot.get_metadata().get_conf_state()
+    }
+
+    fn entries(&self, low: u64, high: u64, max_size: Option<u64>) -> raft::Result<Vec<Entry>> {
+        if low < self.first_index() {
+            return Err(raft::Error::Store(raft::StorageError::Compacted));
+        }
+        if high > self.last_index() + 1 || low > high {
+            return Err(raft::Error::Store(raft::StorageError::Unavailable));
+        }
+        let offset = self.first_index();
+        let mut entries = self.entries[(low - offset) as usize..(high - offset) as usize].to_vec();
+        raft::util::limit_size(&mut entries, max_size);
+        Ok(entries)
+    }
+
+    fn term(&self, index: u64) -> raft::Result<u64> {
+        let metadata = self.snapshot.get_metadata();
+        if index == metadata.index {
+            return Ok(metadata.term);
+        }
+        if index < self.first_index() {
+            return Err(raft::Error::Store(raft::StorageError::Compacted));
+        }
+        if index > self.last_index() {
+            return Err(raft::Error::Store(raft::StorageError::Unavailable));
+        }
+        Ok(self.entries[(index - self.first_index()) as usize].term)
+    }
+}
+
+/// Implements raft-rs's read side for a type that can lend its [`LogState`].
+macro_rules! impl_raft_storage {
+    ($type:ty, $state:ident => $borrow:expr) => {
+        impl raft::Storage for $type {
+            fn initial_state(&self) -> raft::Result<raft::RaftState> {
+                let $state = self;
+                Ok($borrow.raft_state())
+            }
+
+            fn entries(
+                &self,
+                low: u64,
+                high: u64,
+                max_size: impl Into<Option<u64>>,
+                _context: raft::GetEntriesContext,
+            ) -> raft::Result<Vec<raft::eraftpb::Entry>> {
+                let $state = self;
+                $borrow.entries(low, high, max_size.into())
+            }
+
+            fn term(&self, index: u64) -> raft::Result<u64> {
+                let $state = self;
+                $borrow.term(index)
+            }
+
+            fn first_index(&self) -> raft::Result<u64> {
+                let $state = self;
+                Ok($borrow.first_index())
+            }
+
+            fn last_index(&self) -> raft::Result<u64> {
+                let $state = self;
+                Ok($borrow.last_index())
+            }
+
+            fn snapshot(
+                &self,
+                _request_index: u64,
+                _to: u64,
+            ) -> raft::Result<raft::eraftpb::Snapshot> {
+                let $state = self;
+                Ok($borrow.snapshot().clone())
+            }
+        }
+    };
+}
+pub(crate) use impl_raft_storage;

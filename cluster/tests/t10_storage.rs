@@ -1,0 +1,226 @@
+//! Storage: the RocksDB store keeps what Raft persisted across reopen, compacts after a
+//! snapshot, truncates conflicting suffixes, and reports a corrupted record clearly; the
+//! in-memory store behaves the same for raft-rs.
+#![allow(clippy::unwrap_used)]
+
+use callgrid_cluster::StorageError;
+use callgrid_cluster::storage::memory::MemoryStorage;
+use callgrid_cluster::storage::rocks::{self, RocksStorage};
+use callgrid_cluster::storage::{PersistRequest, Storage};
+use raft::Storage as _;
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+
+fn entry(index: u64, term: u64, data: &str) -> Entry {
+    let mut entry = Entry::default();
+    entry.index = index;
+    entry.term = term;
+    entry.data = data.as_bytes().to_vec().into();
+    entry
+}
+
+fn bootstrap_snapshot() -> Snapshot {
+    let mut snapshot = Snapshot::default();
+    snapshot.data = b"initial".to_vec().into();
+    let metadata = snapshot.mut_metadata();
+    metadata.index = 1;
+    metadata.term = 1;
+    let mut conf_state = ConfState::default();
+    conf_state.voters = vec![1, 2, 3];
+    metadata.set_conf_state(conf_state);
+    snapshot
+}
+
+fn hard_state(term: u64, vote: u64, commit: u64) -> HardState {
+    let mut hard_state = HardState::default();
+    hard_state.term = term;
+    hard_state.vote = vote;
+    hard_state.commit = commit;
+    hard_state
+}
+
+fn fill<S: Storage>(storage: &mut S) {
+    assert!(storage.is_empty());
+    storage.bootstrap(&bootstrap_snapshot()).unwrap();
+    assert!(storage.bootstrap(&bootstrap_snapshot()).is_err());
+    let entries: Vec<Entry> = (2..=6).map(|i| entry(i, 2, &format!("e{i}"))).collect();
+    storage
+        .persist(PersistRequest {
+            snapshot: None,
+            entries: &entries,
+            hard_state: Some(&hard_state(2, 1, 4)),
+            sync: true,
+        })
+        .unwrap();
+    // A new leader overwrites 5..: the old 5 and 6 go away.
+    let replacement = [entry(5, 3, "x5")];
+    storage
+        .persist(PersistRequest {
+            snapshot: None,
+            entries: &replacement,
+            hard_state: Some(&hard_state(3, 2, 4)),
+            sync: true,
+        })
+        .unwrap();
+}
+
+fn check_filled<S: Storage>(storage: &S) {
+    assert_eq!(storage.first_index().unwrap(), 2);
+    assert_eq!(storage.last_index().unwrap(), 5);
+    assert_eq!(storage.term(1).unwrap(), 1);
+    assert_eq!(storage.term(5).unwrap(), 3);
+    let entries = storage
+        .entries(2, 6, None, raft::GetEntriesContext::empty(false))
+        .unwrap();
+    let data: Vec<&[u8]> = entries.iter().map(|e| e.get_data()).collect();
+    assert_eq!(data, vec![&b"e2"[..], b"e3", b"e4", b"x5"]);
+    let state = storage.initial_state().unwrap();
+    assert_eq!(state.hard_state, hard_state(3, 2, 4));
+    assert_eq!(state.conf_state.voters, vec![1, 2, 3]);
+}
+
+#[test]
+fn memory_storage_appends_truncates_and_compacts() {
+    let mut storage = MemoryStorage::new();
+    fill(&mut storage);
+    check_filled(&storage);
+    let mut snapshot = bootstrap_snapshot();
+    snapshot.mut_metadata().index = 4;
+    snapshot.mut_metadata().term = 2;
+    storage.save_snapshot(&snapshot).unwrap();
+    assert_eq!(storage.first_index().unwrap(), 5);
+    assert!(
+        storage
+            .entries(3, 5, None, raft::GetEntriesContext::empty(false))
+            .is_err()
+    );
+    assert_eq!(storage.term(4).unwrap(), 2);
+}
+
+#[test]
+fn rocks_storage_survives_reopen_and_compaction() {
+    let directory = tempfile::tempdir().unwrap();
+    {
+        let mut storage = RocksStorage::open(directory.path()).unwrap();
+        fill(&mut storage);
+        check_filled(&storage);
+    }
+    let mut storage = RocksStorage::open(directory.path()).unwrap();
+    check_filled(&storage);
+
+    let mut snapshot = bootstrap_snapshot();
+    snapshot.data = b"state at 4".to_vec().into();
+    snapshot.mut_metadata().index = 4;
+    snapshot.mut_metadata().term = 2;
+    storage.save_snapshot(&snapshot).unwrap();
+    storage.set_commit(5).unwrap();
+    drop(storage);
+
+    let storage = RocksStorage::open(directory.path()).unwrap();
+    assert_eq!(storage.first_index().unwrap(), 5);
+    assert_eq!(storage.last_index().unwrap(), 5);
+    assert_eq!(storage.latest_snapshot().get_data(), b"state at 4");
+    assert_eq!(storage.latest_snapshot().get_metadata().index, 4);
+    assert_eq!(storage.initial_state().unwrap().hard_state.commit, 5);
+    assert_eq!(
+        rocks::read_conf_state(&storage).unwrap().unwrap().voters,
+        vec![1, 2, 3]
+    );
+}
+
+#[test]
+fn rocks_storage_installs_a_received_snapshot() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut storage = RocksStorage::open(directory.path()).unwrap();
+    fill(&mut storage);
+    let mut snapshot = bootstrap_snapshot();
+    snapshot.mut_metadata().index = 10;
+    snapshot.mut_metadata().term = 4;
+    storage
+        .persist(PersistRequest {
+            snapshot: Some(&snapshot),
+            entries: &[],
+            hard_state: None,
+            sync: true,
+        })
+        .unwrap();
+    drop(storage);
+    let storage = RocksStorage::open(directory.path()).unwrap();
+    assert_eq!(storage.first_index().unwrap(), 11);
+    assert_eq!(storage.last_index().unwrap(), 10);
+    let hard_state = storage.initial_state().unwrap().hard_state;
+    assert_eq!((hard_state.term, hard_state.commit), (4, 10));
+}
+
+#[test]
+fn corrupted_log_record_is_reported_with_its_location() {
+    let directory = tempfile::tempdir().unwrap();
+    {
+        let mut storage = RocksStorage::open(directory.path()).unwrap();
+        fill(&mut storage);
+    }
+    {
+        // Flip one byte of entry 3's stored value, behind the store's back.
+        let mut options = rocksdb::Options::default();
+        options.create_missing_column_families(true);
+        let db = rocksdb::DB::open_cf(
+            &options,
+            directory.path(),
+            [
+                rocks::COLUMN_FAMILY_LOG,
+                rocks::COLUMN_FAMILY_STATE,
+                rocks::COLUMN_FAMILY_SNAPSHOT,
+                rocks::COLUMN_FAMILY_STATE_MACHINE,
+            ],
+        )
+        .unwrap();
+        let log = db.cf_handle(rocks::COLUMN_FAMILY_LOG).unwrap();
+        let key = 3u64.to_be_bytes();
+        let mut value = db.get_cf(log, key).unwrap().unwrap();
+        let last = value.len() - 1;
+        value[last] ^= 0x40;
+        db.put_cf(log, key, value).unwrap();
+    }
+    let error = RocksStorage::open(directory.path()).unwrap_err();
+    match &error {
+        StorageError::Corrupted {
+            column_family,
+            key,
+            reason,
+        } => {
+            assert_eq!(*column_family, rocks::COLUMN_FAMILY_LOG);
+            assert_eq!(key, "index 3");
+            assert!(reason.contains("crc32"), "{reason}");
+        }
+        other => panic!("expected a corruption error, got {other}"),
+    }
+    assert!(error.to_string().contains("corrupted record"));
+}
+
+#[test]
+fn corrupted_hard_state_is_reported() {
+    let directory = tempfile::tempdir().unwrap();
+    {
+        let mut storage = RocksStorage::open(directory.path()).unwrap();
+        fill(&mut storage);
+    }
+    {
+        let db = rocksdb::DB::open_cf(
+            &rocksdb::Options::default(),
+            directory.path(),
+            [
+                rocks::COLUMN_FAMILY_LOG,
+                rocks::COLUMN_FAMILY_STATE,
+                rocks::COLUMN_FAMILY_SNAPSHOT,
+                rocks::COLUMN_FAMILY_STATE_MACHINE,
+            ],
+        )
+        .unwrap();
+        let state = db.cf_handle(rocks::COLUMN_FAMILY_STATE).unwrap();
+        db.put_cf(state, b"hard_state", [1, 2]).unwrap();
+    }
+    let error = RocksStorage::open(directory.path()).unwrap_err();
+    assert!(
+        matches!(error, StorageError::Corrupted { column_family, .. } if column_family == rocks::COLUMN_FAMILY_STATE),
+        "{error}"
+    );
+}
