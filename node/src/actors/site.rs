@@ -290,6 +290,8 @@ pub struct SiteActor {
     claiming: BTreeSet<u64>,
     queued_callbacks: BTreeMap<u64, ContactId>,
     offer_latency_us: VecDeque<u64>,
+    offer_latency_immediate_us: VecDeque<u64>,
+    arriving: Option<ContactId>,
     draining: bool,
 }
 
@@ -385,6 +387,8 @@ impl SiteActor {
             claiming: BTreeSet::new(),
             queued_callbacks: BTreeMap::new(),
             offer_latency_us: VecDeque::new(),
+            offer_latency_immediate_us: VecDeque::new(),
+            arriving: None,
             draining: false,
         })
     }
@@ -520,7 +524,9 @@ impl SiteActor {
             },
         );
         self.effects = effects;
+        self.arriving = Some(contact.id);
         self.process_effects(ctx);
+        self.arriving = None;
         if blocked {
             self.finish(contact.id);
         }
@@ -668,10 +674,11 @@ impl SiteActor {
                 record.offered_once = true;
                 let elapsed =
                     u64::try_from(record.arrived_at.elapsed().as_micros()).unwrap_or(u64::MAX);
-                if self.offer_latency_us.len() >= OFFER_LATENCY_SAMPLES_MAX {
-                    self.offer_latency_us.pop_front();
+                push_sample(&mut self.offer_latency_us, elapsed);
+                if self.arriving == Some(contact) {
+                    // Routed to a free agent while handling the arrival: pure routing time.
+                    push_sample(&mut self.offer_latency_immediate_us, elapsed);
                 }
-                self.offer_latency_us.push_back(elapsed);
             }
         }
         let delay_ms = timeout_at.0.saturating_sub(self.now().0);
@@ -1127,23 +1134,20 @@ impl SiteActor {
             };
             *states.entry(name).or_default() += 1;
         }
-        if !self.offer_latency_us.is_empty() {
-            let mut samples: Vec<u64> = self.offer_latency_us.iter().copied().collect();
-            samples.sort_unstable();
-            text.push_str("# HELP callgrid_offer_latency_us Arrival to first offer, recent contacts.\n# TYPE callgrid_offer_latency_us summary\n");
-            for quantile in [0.5, 0.9, 0.99, 1.0] {
-                let position =
-                    ((samples.len() as f64 * quantile).ceil() as usize).clamp(1, samples.len()) - 1;
-                text.push_str(&format!(
-                    "callgrid_offer_latency_us{{site=\"{site}\",quantile=\"{quantile}\"}} {}\n",
-                    samples[position]
-                ));
-            }
-            text.push_str(&format!(
-                "callgrid_offer_latency_us_count{{site=\"{site}\"}} {}\n",
-                samples.len()
-            ));
-        }
+        summary(
+            &mut text,
+            &site,
+            "callgrid_offer_latency_us",
+            "Arrival to first offer, recent contacts (queueing included).",
+            &self.offer_latency_us,
+        );
+        summary(
+            &mut text,
+            &site,
+            "callgrid_offer_latency_immediate_us",
+            "Arrival to offer for contacts that found a free agent (routing only).",
+            &self.offer_latency_immediate_us,
+        );
         gauge(&mut text, "callgrid_agents", "Agents by state.");
         for (state, count) in states {
             text.push_str(&format!(
@@ -1458,6 +1462,35 @@ impl SiteActor {
         self.finish(contact);
         Ok(self.contact_json(contact))
     }
+}
+
+fn push_sample(samples: &mut VecDeque<u64>, value: u64) {
+    if samples.len() >= OFFER_LATENCY_SAMPLES_MAX {
+        samples.pop_front();
+    }
+    samples.push_back(value);
+}
+
+/// Appends a Prometheus summary (p50, p90, p99, max) of `samples`.
+fn summary(text: &mut String, site: &str, name: &str, help: &str, samples: &VecDeque<u64>) {
+    if samples.is_empty() {
+        return;
+    }
+    let mut sorted: Vec<u64> = samples.iter().copied().collect();
+    sorted.sort_unstable();
+    text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} summary\n"));
+    for quantile in [0.5, 0.9, 0.99, 1.0] {
+        let position =
+            ((sorted.len() as f64 * quantile).ceil() as usize).clamp(1, sorted.len()) - 1;
+        text.push_str(&format!(
+            "{name}{{site=\"{site}\",quantile=\"{quantile}\"}} {}\n",
+            sorted[position]
+        ));
+    }
+    text.push_str(&format!(
+        "{name}_count{{site=\"{site}\"}} {}\n",
+        sorted.len()
+    ));
 }
 
 fn broadcast(streams: &mut Vec<mpsc::Sender<String>>, text: &str) {
