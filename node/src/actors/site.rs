@@ -39,6 +39,9 @@ pub const CHAT_MESSAGES_MAX: usize = 200;
 pub const FINISHED_CONTACTS_MAX: usize = 10_000;
 /// Due callbacks claimed per sweep.
 pub const CALLBACKS_PER_SWEEP_MAX: usize = 32;
+/// A due callback its owner site has not claimed for this long is taken by any site: the owner
+/// is presumed down (failover of callbacks by rule; the claim through Raft picks one site).
+pub const CALLBACK_ORPHAN_AFTER_MS: u64 = 120_000;
 /// How often due callbacks are looked for.
 pub const CALLBACK_SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 /// Monitoring requests kept for the gateway.
@@ -820,7 +823,10 @@ impl SiteActor {
             state
                 .callbacks_due(now, CALLBACKS_PER_SWEEP_MAX * 4)
                 .into_iter()
-                .filter(|callback| callback.site == site)
+                .filter(|callback| {
+                    callback.site == site
+                        || callback.due_at_ms.saturating_add(CALLBACK_ORPHAN_AFTER_MS) <= now
+                })
                 .map(|callback| {
                     (
                         callback.id,
