@@ -250,15 +250,19 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             .collect();
         let is_initial_member = peer_addresses.contains_key(&node_id);
         if storage.is_empty() && is_initial_member {
-            let mut conf_state = ConfState::default();
-            conf_state.voters = initial.voters.iter().map(|(id, _)| *id).collect();
-            conf_state.learners = initial.learners.iter().map(|(id, _)| *id).collect();
+            let conf_state = ConfState {
+                voters: initial.voters.iter().map(|(id, _)| *id).collect(),
+                learners: initial.learners.iter().map(|(id, _)| *id).collect(),
+                ..Default::default()
+            };
             let envelope = SnapshotEnvelope {
                 peer_addresses: peer_addresses.clone(),
                 state: state_machine.snapshot()?,
             };
-            let mut snapshot = Snapshot::default();
-            snapshot.data = envelope.encode().into();
+            let mut snapshot = Snapshot {
+                data: envelope.encode().into(),
+                ..Default::default()
+            };
             let metadata = snapshot.mut_metadata();
             metadata.index = BOOTSTRAP_INDEX;
             metadata.term = BOOTSTRAP_INDEX;
@@ -1220,8 +1224,10 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             peer_addresses: self.peer_addresses.clone(),
             state: self.state_machine.snapshot()?,
         };
-        let mut snapshot = Snapshot::default();
-        snapshot.data = envelope.encode().into();
+        let mut snapshot = Snapshot {
+            data: envelope.encode().into(),
+            ..Default::default()
+        };
         let metadata = snapshot.mut_metadata();
         metadata.index = index;
         metadata.term = term;

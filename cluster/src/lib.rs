@@ -9,6 +9,9 @@
 //!   a [`transport::Transport`], and the [`ClusterHandle`] callers use (async and blocking);
 //! - [`storage`] — the [`Storage`] trait, in-memory and RocksDB implementations;
 //! - [`transport`] — the `Transport` trait, QUIC with mutual TLS, and an in-memory hub;
+//! - [`codec`] — every byte format on the wire: frames, raft protobuf, versioned bincode for
+//!   application commands and snapshots;
+//! - [`certs`] — the cluster CA and node certificates (rcgen), loaded into rustls configs;
 //! - [`config`], [`status`], [`error`] — settings, operator view, error enums;
 //! - [`simulation`] — the seeded deterministic cluster simulation (tests and `examples/vopr`);
 //! - [`envelope`] — the versioned byte layouts the driver puts in entries and snapshots;

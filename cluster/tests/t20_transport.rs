@@ -85,12 +85,11 @@ fn raft_append() -> RaftMessage {
     message.log_term = 3;
     message.commit = 9;
     message.entries = (11..14)
-        .map(|index| {
-            let mut entry = Entry::default();
-            entry.term = 3;
-            entry.index = index;
-            entry.data = vec![index as u8; 100].into();
-            entry
+        .map(|index| Entry {
+            term: 3,
+            index,
+            data: vec![index as u8; 100].into(),
+            ..Default::default()
         })
         .collect::<Vec<_>>()
         .into();
@@ -205,7 +204,7 @@ fn large_snapshot_arrives_in_chunks_without_holding_back_small_messages() {
     let snapshot = PeerMessage::Raft(Box::new(raft_snapshot(20 * 1024 * 1024)));
     one.send(2, snapshot.clone()).unwrap();
     one.send(2, forward(1)).unwrap();
-    let mut received = vec![receive(&two_inbound), receive(&two_inbound)];
+    let mut received = [receive(&two_inbound), receive(&two_inbound)];
     // The snapshot travels on its own stream: the small message may overtake it.
     received.sort_by_key(|inbound| matches!(inbound.message, PeerMessage::Forward { .. }));
     assert_eq!(received[0].from, 1);

@@ -421,6 +421,7 @@ pub struct Engine {
     queued: u64,
     events: u64,
     current_interval: usize,
+    naive_swap: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -626,6 +627,7 @@ impl Engine {
             queued: 0,
             events: 0,
             current_interval: 0,
+            naive_swap: false,
         })
     }
 
@@ -642,6 +644,13 @@ impl Engine {
             at_ms: self.now,
             message: error.to_string(),
         }
+    }
+
+    /// Replaces the staffing rule with the naive one — at every boundary every agent logs out
+    /// and fresh agents log in — to demonstrate how it inflates the service level. Never use
+    /// it for planning.
+    pub fn use_naive_staffing_swap(&mut self) {
+        self.naive_swap = true;
     }
 
     /// Runs to the end of the last interval plus the drain.
@@ -798,6 +807,18 @@ impl Engine {
     fn staff(&mut self, group_index: usize, target: usize) -> Result<(), EngineError> {
         let now = TimeMs(self.now);
         let site = self.groups[group_index].site;
+        if self.naive_swap {
+            // Everybody leaves (finishing the contact in hand) and a fresh crew starts.
+            let leaving: Vec<AgentId> = self.groups[group_index].roster.drain(..).collect();
+            for agent in leaving.into_iter().take(self.groups[group_index].active) {
+                self.effects.clear();
+                self.sites[site as usize]
+                    .handle_logout(now, agent, &mut self.effects)
+                    .map_err(|error| self.domain_error(error))?;
+                self.drain_effects(site)?;
+            }
+            self.groups[group_index].active = 0;
+        }
         let active = self.groups[group_index].active;
         if target > active {
             for position in active..target {
@@ -1274,6 +1295,7 @@ impl Engine {
         }
         let mut intervals = Vec::new();
         let mut site_intervals = Vec::new();
+        let mut queue_intervals = Vec::new();
         let interval_count = self
             .metrics
             .interval_count()
@@ -1294,6 +1316,22 @@ impl Engine {
                     Some(interval),
                     interval_ms,
                 ));
+                for skill in 0..self.skills.configs.len() {
+                    let counters = self.metrics.queue_interval(
+                        interval,
+                        SiteId(index as u16),
+                        SkillId(skill as u16),
+                    );
+                    if counters.offered > 0 {
+                        queue_intervals.push(row(
+                            &counters,
+                            name,
+                            queue_name(skill),
+                            Some(interval),
+                            interval_ms,
+                        ));
+                    }
+                }
             }
         }
         RunReport {
@@ -1328,6 +1366,7 @@ impl Engine {
             queues,
             intervals,
             site_intervals,
+            queue_intervals,
         }
     }
 

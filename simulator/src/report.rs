@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 
 /// Files written by [`write_files`], relative to the output directory.
-pub const OUTPUT_FILES: [&str; 9] = [
+pub const OUTPUT_FILES: [&str; 10] = [
     "summary.json",
     "intervals.csv",
     "intervals.json",
@@ -18,6 +18,7 @@ pub const OUTPUT_FILES: [&str; 9] = [
     "queues.csv",
     "queues.json",
     "site_intervals.csv",
+    "queue_intervals.csv",
     "service_level.svg",
     "volume.svg",
 ];
@@ -123,6 +124,8 @@ pub struct RunReport {
     pub intervals: Vec<Row>,
     /// Per interval and site.
     pub site_intervals: Vec<Row>,
+    /// Per interval, site and queue (cells with traffic only).
+    pub queue_intervals: Vec<Row>,
 }
 
 /// Renders the terminal summary table.
@@ -220,6 +223,7 @@ pub fn write_files(report: &RunReport, directory: &Path) -> Result<(), ReportErr
     write("queues.csv", csv(&report.queues))?;
     write("queues.json", serde_json::to_string_pretty(&report.queues)?)?;
     write("site_intervals.csv", csv(&report.site_intervals))?;
+    write("queue_intervals.csv", csv(&report.queue_intervals))?;
     write("service_level.svg", service_level_svg(report))?;
     write("volume.svg", volume_svg(report))?;
     Ok(())

@@ -70,8 +70,8 @@ impl LogState {
         snapshot: Snapshot,
         entries: Vec<Entry>,
     ) -> Result<Self, StorageError> {
-        let mut expected = snapshot.get_metadata().index + 1;
-        for entry in &entries {
+        let first = snapshot.get_metadata().index + 1;
+        for (expected, entry) in (first..).zip(entries.iter()) {
             if entry.index != expected {
                 return Err(StorageError::Corrupted {
                     column_family: rocks::COLUMN_FAMILY_LOG,
@@ -79,7 +79,6 @@ impl LogState {
                     reason: format!("log is not contiguous: expected index {expected}"),
                 });
             }
-            expected += 1;
         }
         Ok(Self {
             hard_state,

@@ -17,7 +17,7 @@
 //! - [`contact`]: the [`Contact`] value (channel, topic, skill, caller, priority, ordering time).
 //! - [`agent`]: [`AgentSpec`], skill grants with certificate validity, [`AgentState`].
 //! - [`site`]: [`Site`], one site's routing state machine.
-//! - [`queue`] (private): priority-then-FIFO contact heaps and longest-idle agent heaps.
+//! - `queue` (private): priority-then-FIFO contact heaps and longest-idle agent heaps.
 //! - [`overflow`]: [`SiteSummary`] snapshots, target choice, the share cap window.
 //! - [`callback`]: [`CallbackBook`], callback tasks for abandoned callers.
 //! - [`event`]: [`Effect`], [`Event`], [`EventKind`].
@@ -25,7 +25,43 @@
 //! - [`config`]: serde configuration with validation.
 //! - [`error`]: the handlers' error type, [`DomainError`].
 //!
-//! See `API.md` beside this crate for how a driver calls it.
+//! See `API.md` beside this crate for how a driver calls it. The smallest driver:
+//!
+//! ```
+//! use callgrid_domain::*;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let skills = vec![SkillConfig {
+//!     name: "voice_line1".into(),
+//!     channel: Channel::Voice,
+//!     line: Line::Line1,
+//!     handle_time_s_initial: 180,
+//! }];
+//! let mut site = Site::new(SiteId(0), RoutingConfig::with_skills(skills), OverflowConfig::default())?;
+//! let mut metrics = Metrics::new(MetricsConfig::default(), 1, 1);
+//! let mut effects = Vec::new();
+//! site.add_agent(AgentSpec::new(AgentId(7), &[SkillId(0)]))?;
+//! site.handle_login(TimeMs(0), AgentId(7), &mut effects)?;
+//! let call = Contact::inbound(ContactId(1), Channel::Voice, Topic::Order, SkillId(0),
+//!     CallerNumber(79_990_000_000), SiteId(0), TimeMs(1_000));
+//! site.handle_arrival(TimeMs(1_000), call, &mut effects)?;
+//! site.handle_accept(TimeMs(4_000), ContactId(1), &mut effects)?;
+//! site.handle_end(TimeMs(100_000), ContactId(1), &mut effects)?;
+//! site.handle_wrap_up_end(TimeMs(110_000), AgentId(7), ContactId(1), &mut effects)?;
+//! for effect in effects.drain(..) {
+//!     match effect {
+//!         Effect::Event(event) => metrics.record(&event),
+//!         Effect::Offer { .. } => { /* ring the agent, arm the offer timeout */ }
+//!         Effect::CancelOffer { .. } | Effect::Overflow { .. } | Effect::RequestCallback(_) => {}
+//!     }
+//! }
+//! metrics.finish(TimeMs(900_000));
+//! let totals = metrics.site_totals(SiteId(0));
+//! assert_eq!((totals.offered, totals.answered, totals.answered_within_target), (1, 1, 1));
+//! assert_eq!(totals.aht_ms(), Some(106_000.0));
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 

@@ -74,7 +74,7 @@ impl PartialOrd for IdleEntry {
 }
 
 /// Slack before a heap is compacted: stale entries may reach twice the live ones plus this.
-const COMPACTION_SLACK: usize = 64;
+const COMPACTION_SLACK: usize = 16;
 
 /// A max-heap with lazy deletion: `is_live` decides whether an entry still counts.
 #[derive(Debug)]

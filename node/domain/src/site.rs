@@ -1527,7 +1527,6 @@ impl Site {
             return;
         }
         let agents = &self.agents;
-        let agent_count = agents.len();
         for skill in agent.skills.iter() {
             let state = &mut self.skills[skill.index()];
             let channel = state.channel;
@@ -1537,7 +1536,14 @@ impl Site {
             };
             if room {
                 state.idle.push(entry);
-                state.idle.compact_if_needed(agent_count, |entry| {
+                // Live entries: one per fully idle agent for voice; at most one per ready
+                // agent for chat. A tight bound keeps stale entries (agents taken through
+                // another skill) from making every pop wade through them.
+                let live_bound = match channel {
+                    Channel::Voice => state.idle_agents,
+                    Channel::Chat => state.serving_agents,
+                } as usize;
+                state.idle.compact_if_needed(live_bound, |entry| {
                     idle_entry_live(agents, entry, skill, channel)
                 });
             }
