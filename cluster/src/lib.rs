@@ -14,7 +14,10 @@
 //! - [`certs`] — the cluster CA and node certificates (rcgen), loaded into rustls configs;
 //! - [`config`], [`status`], [`error`] — settings, operator view, error enums;
 //! - [`simulation`] — the seeded deterministic cluster simulation (tests and `examples/vopr`);
-//! - [`envelope`] — the versioned byte layouts the driver puts in entries and snapshots.
+//! - [`envelope`] — the versioned byte layouts the driver puts in entries and snapshots;
+//! - [`codec`] — every byte format: frames, raft protobuf, versioned bincode for entries and
+//!   snapshots;
+//! - [`certs`] — the cluster CA and node certificates (rcgen), loaded into rustls configs.
 
 pub mod certs;
 pub mod codec;

@@ -200,11 +200,11 @@ fn run(label: &str, base: &str) {
     let drained = started.elapsed();
     let (_, metrics) = call(base, "GET", "/metrics", None);
     let metrics = metrics.as_str().unwrap_or_default().to_string();
-    let quantile = |wanted: &str| {
+    let quantile = |metric: &str, wanted: &str| {
         metrics
             .lines()
             .find(|line| {
-                line.starts_with("callgrid_offer_latency_us{")
+                line.starts_with(&format!("{metric}{{"))
                     && line.contains(&format!("quantile=\"{wanted}\""))
             })
             .and_then(|line| line.rsplit(' ').next())
@@ -218,8 +218,18 @@ fn run(label: &str, base: &str) {
     );
     println!(
         "{label}: arrival→offer in node p50 {} µs, p99 {} µs (includes queueing behind busy agents)",
-        quantile("0.5"),
-        quantile("0.99")
+        quantile("callgrid_offer_latency_us", "0.5"),
+        quantile("callgrid_offer_latency_us", "0.99")
+    );
+    println!(
+        "{label}: arrival→offer for contacts that found a free agent (routing only) p50 {} µs, p99 {} µs, count {}",
+        quantile("callgrid_offer_latency_immediate_us", "0.5"),
+        quantile("callgrid_offer_latency_immediate_us", "0.99"),
+        metrics
+            .lines()
+            .find(|line| line.starts_with("callgrid_offer_latency_immediate_us_count"))
+            .and_then(|line| line.rsplit(' ').next())
+            .unwrap_or("0")
     );
     println!(
         "{label}: POST /contacts round trip p50 {} µs, p99 {} µs, max {} µs",

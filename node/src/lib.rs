@@ -12,12 +12,14 @@
 //! - [`state`] — the replicated state machine (orders, pre-orders, reservations, complaints,
 //!   callbacks) applied from the Raft log.
 //! - [`replicate`] — the boundary to Raft: the `Replicator` trait, the proposer.
+//! - [`cluster`] — the Raft replicator: RocksDB in the data dir, QUIC with mutual TLS.
 //! - [`actors`] — the actix actors around the routing core.
 //! - [`api`] — HTTP JSON API, WebSocket streams, metrics and health.
 //! - [`node`] — wiring it all together into a running node.
 
 pub mod actors;
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod node;
 pub mod replicate;

@@ -29,6 +29,35 @@ struct Cli {
 enum Commands {
     /// Run a site node (the default).
     Node(NodeArguments),
+    /// Health probe for images without a shell: GET the URL, exit 0 on a 2xx answer.
+    Probe {
+        /// `http://host:port/path`.
+        url: String,
+    },
+    /// Cluster certificates (mutual TLS between sites).
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CertsCommand {
+    /// Create a cluster CA (`ca.pem`, `ca.key`) in a directory.
+    Init {
+        /// Directory for the files.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Issue `node-N.pem` / `node-N.key` signed by the CA in the directory.
+    Issue {
+        /// Directory holding the CA.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Node id (the `cluster.node_id` of the site).
+        #[arg(long)]
+        node: u64,
+    },
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -54,6 +83,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let arguments = match cli.command {
         Some(Commands::Node(arguments)) => arguments,
+        Some(Commands::Certs { command }) => return certs(command),
+        Some(Commands::Probe { url }) => return probe(&url),
         None => NodeArguments::default(),
     };
     init_logging(arguments.log_json);
@@ -111,6 +142,56 @@ async fn run(config: Arc<NodeConfig>, tokens: TokenTable) -> anyhow::Result<()> 
     site.do_send(callgrid_node::actors::site::Drain);
     replicator.shutdown();
     tracing::info!("node stopped");
+    Ok(())
+}
+
+fn certs(command: CertsCommand) -> anyhow::Result<()> {
+    match command {
+        CertsCommand::Init { dir } => {
+            callgrid_cluster::certs::init_directory(&dir)?;
+            println!("cluster CA created in {}", dir.display());
+        }
+        CertsCommand::Issue { dir, node } => {
+            anyhow::ensure!(node != 0, "--node must not be 0");
+            let (certificate, key) = callgrid_cluster::certs::issue_node_files(&dir, node)?;
+            println!("issued {} and {}", certificate.display(), key.display());
+        }
+    }
+    Ok(())
+}
+
+/// Seconds a probe waits for the node.
+const PROBE_TIMEOUT_S: u64 = 3;
+/// Bytes of the answer a probe reads (the status line is all it needs).
+const PROBE_RESPONSE_BYTES_MAX: u64 = 4_096;
+
+fn probe(url: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let rest = url
+        .strip_prefix("http://")
+        .context("only http:// URLs are probed")?;
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(authority, path)| {
+            (authority, format!("/{path}"))
+        });
+    let address = std::net::ToSocketAddrs::to_socket_addrs(authority)?
+        .next()
+        .context("the host did not resolve")?;
+    let timeout = std::time::Duration::from_secs(PROBE_TIMEOUT_S);
+    let mut stream = std::net::TcpStream::connect_timeout(&address, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream
+        .take(PROBE_RESPONSE_BYTES_MAX)
+        .read_to_string(&mut answer)?;
+    let status = answer.split_whitespace().nth(1).unwrap_or_default();
+    anyhow::ensure!(status.starts_with('2'), "probe failed: status {status}");
     Ok(())
 }
 

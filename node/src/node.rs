@@ -133,20 +133,10 @@ async fn sync_policy(
     tracing::warn!("could not replicate this site's policy");
 }
 
-/// Why the cluster could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum ClusterStartError {
-    /// Storage, transport or Raft failed to start.
-    #[error("{0}")]
-    Start(String),
-}
-
-/// The replicator the binary runs.
+/// The replicator the binary runs: Raft on RocksDB (and QUIC when the site has peers).
 pub fn cluster_replicator(
     config: &NodeConfig,
     shared: SharedState,
-) -> Result<Arc<dyn Replicator>, ClusterStartError> {
-    // Interim: in-process apply until the Raft runtime lands on `main`.
-    let _ = config;
-    Ok(Arc::new(crate::replicate::LocalReplicator::new(shared)))
+) -> Result<Arc<dyn Replicator>, crate::cluster::ClusterStartError> {
+    Ok(Arc::new(crate::cluster::start(config, shared)?))
 }

@@ -247,3 +247,38 @@ fn abandoned_caller_gets_a_callback_at_the_old_place() {
         (callback["status"] == "completed").then_some(())
     });
 }
+
+#[test]
+fn unanswered_offer_returns_to_the_queue_and_the_agent_goes_not_ready() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path().join("data");
+    let config = site_config("msk", 0, &data, "")
+        .replace("offer_timeout_ms = 60000", "offer_timeout_ms = 300");
+    let path = directory.path().join("site.toml");
+    std::fs::write(&path, config).unwrap();
+    let node = Node::start(&path, &data);
+    ready(&node, "anna", ANNA);
+    let (_, arrived) = node.call(
+        "POST",
+        "/api/v1/contacts",
+        Some(GATEWAY),
+        Some(json!({"caller": "+79160004040", "topic": "order"})),
+    );
+    assert_eq!(arrived["contact"]["agent"], "anna");
+    let contact = arrived["contact"]["id"].as_u64().unwrap();
+    eventually("the offer to time out", || {
+        let (_, view) = node.call("GET", "/api/v1/agents/anna", Some(ANNA), None);
+        (view["state"]["not_ready"].is_number()).then_some(())
+    });
+    let (_, view) = node.call(
+        "GET",
+        &format!("/api/v1/contacts/{contact}"),
+        Some(SUPERVISOR),
+        None,
+    );
+    assert_eq!(view["stage"], "queued");
+    assert_eq!(view["queue_position"], 1, "back at the head of the queue");
+    ready(&node, "boris", BORIS);
+    let offered = agent_contacts(&node, "boris", BORIS);
+    assert_eq!(offered[0]["id"].as_u64(), Some(contact));
+}

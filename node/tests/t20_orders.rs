@@ -8,7 +8,6 @@ use common::*;
 use serde_json::json;
 
 #[test]
-#[ignore = "needs the Raft replicator: enabled when callgrid-cluster lands"]
 fn order_lifecycle_survives_kill_and_restart() {
     let (_directory, mut node) = single_site();
     let (status, created) = node.call(
@@ -155,4 +154,22 @@ fn repeat_complaint_is_escalated() {
     );
     assert_eq!(view["status"], "escalated");
     assert_eq!(view["repeat_of"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_keeps_acknowledged_orders() {
+    let (_directory, mut node) = single_site();
+    let (status, created) = node.call(
+        "POST",
+        "/api/v1/orders",
+        Some(ANNA),
+        Some(order_body("+79160003030")),
+    );
+    assert_eq!(status, 201, "{created}");
+    let order = created["order"].as_u64().unwrap();
+    let exit = node.terminate().expect("the node stops on SIGTERM");
+    assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
+    node.restart();
+    let (status, view) = node.call("GET", &format!("/api/v1/orders/{order}"), Some(ANNA), None);
+    assert_eq!(status, 200, "{view}");
 }

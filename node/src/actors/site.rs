@@ -39,6 +39,9 @@ pub const CHAT_MESSAGES_MAX: usize = 200;
 pub const FINISHED_CONTACTS_MAX: usize = 10_000;
 /// Due callbacks claimed per sweep.
 pub const CALLBACKS_PER_SWEEP_MAX: usize = 32;
+/// A due callback its owner site has not claimed for this long is taken by any site: the owner
+/// is presumed down (failover of callbacks by rule; the claim through Raft picks one site).
+pub const CALLBACK_ORPHAN_AFTER_MS: u64 = 120_000;
 /// How often due callbacks are looked for.
 pub const CALLBACK_SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 /// Monitoring requests kept for the gateway.
@@ -290,6 +293,8 @@ pub struct SiteActor {
     claiming: BTreeSet<u64>,
     queued_callbacks: BTreeMap<u64, ContactId>,
     offer_latency_us: VecDeque<u64>,
+    offer_latency_immediate_us: VecDeque<u64>,
+    arriving: Option<ContactId>,
     draining: bool,
 }
 
@@ -385,6 +390,8 @@ impl SiteActor {
             claiming: BTreeSet::new(),
             queued_callbacks: BTreeMap::new(),
             offer_latency_us: VecDeque::new(),
+            offer_latency_immediate_us: VecDeque::new(),
+            arriving: None,
             draining: false,
         })
     }
@@ -520,7 +527,9 @@ impl SiteActor {
             },
         );
         self.effects = effects;
+        self.arriving = Some(contact.id);
         self.process_effects(ctx);
+        self.arriving = None;
         if blocked {
             self.finish(contact.id);
         }
@@ -668,10 +677,11 @@ impl SiteActor {
                 record.offered_once = true;
                 let elapsed =
                     u64::try_from(record.arrived_at.elapsed().as_micros()).unwrap_or(u64::MAX);
-                if self.offer_latency_us.len() >= OFFER_LATENCY_SAMPLES_MAX {
-                    self.offer_latency_us.pop_front();
+                push_sample(&mut self.offer_latency_us, elapsed);
+                if self.arriving == Some(contact) {
+                    // Routed to a free agent while handling the arrival: pure routing time.
+                    push_sample(&mut self.offer_latency_immediate_us, elapsed);
                 }
-                self.offer_latency_us.push_back(elapsed);
             }
         }
         let delay_ms = timeout_at.0.saturating_sub(self.now().0);
@@ -813,7 +823,10 @@ impl SiteActor {
             state
                 .callbacks_due(now, CALLBACKS_PER_SWEEP_MAX * 4)
                 .into_iter()
-                .filter(|callback| callback.site == site)
+                .filter(|callback| {
+                    callback.site == site
+                        || callback.due_at_ms.saturating_add(CALLBACK_ORPHAN_AFTER_MS) <= now
+                })
                 .map(|callback| {
                     (
                         callback.id,
@@ -1127,23 +1140,20 @@ impl SiteActor {
             };
             *states.entry(name).or_default() += 1;
         }
-        if !self.offer_latency_us.is_empty() {
-            let mut samples: Vec<u64> = self.offer_latency_us.iter().copied().collect();
-            samples.sort_unstable();
-            text.push_str("# HELP callgrid_offer_latency_us Arrival to first offer, recent contacts.\n# TYPE callgrid_offer_latency_us summary\n");
-            for quantile in [0.5, 0.9, 0.99, 1.0] {
-                let position =
-                    ((samples.len() as f64 * quantile).ceil() as usize).clamp(1, samples.len()) - 1;
-                text.push_str(&format!(
-                    "callgrid_offer_latency_us{{site=\"{site}\",quantile=\"{quantile}\"}} {}\n",
-                    samples[position]
-                ));
-            }
-            text.push_str(&format!(
-                "callgrid_offer_latency_us_count{{site=\"{site}\"}} {}\n",
-                samples.len()
-            ));
-        }
+        summary(
+            &mut text,
+            &site,
+            "callgrid_offer_latency_us",
+            "Arrival to first offer, recent contacts (queueing included).",
+            &self.offer_latency_us,
+        );
+        summary(
+            &mut text,
+            &site,
+            "callgrid_offer_latency_immediate_us",
+            "Arrival to offer for contacts that found a free agent (routing only).",
+            &self.offer_latency_immediate_us,
+        );
         gauge(&mut text, "callgrid_agents", "Agents by state.");
         for (state, count) in states {
             text.push_str(&format!(
@@ -1458,6 +1468,35 @@ impl SiteActor {
         self.finish(contact);
         Ok(self.contact_json(contact))
     }
+}
+
+fn push_sample(samples: &mut VecDeque<u64>, value: u64) {
+    if samples.len() >= OFFER_LATENCY_SAMPLES_MAX {
+        samples.pop_front();
+    }
+    samples.push_back(value);
+}
+
+/// Appends a Prometheus summary (p50, p90, p99, max) of `samples`.
+fn summary(text: &mut String, site: &str, name: &str, help: &str, samples: &VecDeque<u64>) {
+    if samples.is_empty() {
+        return;
+    }
+    let mut sorted: Vec<u64> = samples.iter().copied().collect();
+    sorted.sort_unstable();
+    text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} summary\n"));
+    for quantile in [0.5, 0.9, 0.99, 1.0] {
+        let position =
+            ((sorted.len() as f64 * quantile).ceil() as usize).clamp(1, sorted.len()) - 1;
+        text.push_str(&format!(
+            "{name}{{site=\"{site}\",quantile=\"{quantile}\"}} {}\n",
+            sorted[position]
+        ));
+    }
+    text.push_str(&format!(
+        "{name}_count{{site=\"{site}\"}} {}\n",
+        sorted.len()
+    ));
 }
 
 fn broadcast(streams: &mut Vec<mpsc::Sender<String>>, text: &str) {

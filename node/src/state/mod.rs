@@ -48,54 +48,7 @@ struct Snapshot {
     state: ReplicatedState,
 }
 
-/// Stand-in for `callgrid_cluster::codec` until that module lands on `main`: the same wire
-/// format (`[version][bincode 2 standard, size-limited]`).
-mod codec {
-    use serde::Serialize;
-    use serde::de::DeserializeOwned;
-
-    const ENTRY_BYTES_MAX: usize = 16 * 1024 * 1024;
-    const SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
-
-    pub trait Versioned: Serialize + DeserializeOwned {
-        const VERSION: u8;
-    }
-
-    fn encode<T: Versioned, const LIMIT: usize>(value: &T) -> Result<Vec<u8>, String> {
-        let mut bytes = vec![T::VERSION];
-        let config = bincode::config::standard().with_limit::<LIMIT>();
-        bincode::serde::encode_into_std_write(value, &mut bytes, config)
-            .map_err(|error| error.to_string())?;
-        Ok(bytes)
-    }
-
-    fn decode<T: Versioned, const LIMIT: usize>(bytes: &[u8]) -> Result<T, String> {
-        let (&version, body) = bytes.split_first().ok_or("empty")?;
-        if version != T::VERSION {
-            return Err(format!("unknown version {version}"));
-        }
-        let config = bincode::config::standard().with_limit::<LIMIT>();
-        let (value, read) = bincode::serde::decode_from_slice::<T, _>(body, config)
-            .map_err(|error| error.to_string())?;
-        if read != body.len() {
-            return Err("trailing bytes".to_string());
-        }
-        Ok(value)
-    }
-
-    pub fn encode_versioned<T: Versioned>(value: &T) -> Result<Vec<u8>, String> {
-        encode::<T, ENTRY_BYTES_MAX>(value)
-    }
-    pub fn decode_versioned<T: Versioned>(bytes: &[u8]) -> Result<T, String> {
-        decode::<T, ENTRY_BYTES_MAX>(bytes)
-    }
-    pub fn encode_snapshot<T: Versioned>(value: &T) -> Result<Vec<u8>, String> {
-        encode::<T, SNAPSHOT_BYTES_MAX>(value)
-    }
-    pub fn decode_snapshot<T: Versioned>(bytes: &[u8]) -> Result<T, String> {
-        decode::<T, SNAPSHOT_BYTES_MAX>(bytes)
-    }
-}
+use callgrid_cluster::codec;
 
 impl codec::Versioned for Envelope {
     const VERSION: u8 = STATE_FORMAT_VERSION;

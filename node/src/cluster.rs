@@ -1,0 +1,267 @@
+//! The Raft replicator: the replicated state machine on `callgrid-cluster` with RocksDB in the
+//! data directory and QUIC with mutual TLS between sites.
+//!
+//! ```text
+//!   Proposer ── ClusterReplicator::propose ── ClusterHandle::propose ──► raft thread
+//!                                                                         │ commit
+//!   SharedState ◄── NodeStateMachine::apply (on the raft thread) ◄────────┘
+//! ```
+//!
+//! A node without peers runs a one-voter cluster (RocksDB, no network): the embedded default.
+//! With peers it listens on `cluster.listen` with its certificate from `cluster.certificates_dir`
+//! (`ca.pem`, `node-N.pem`, `node-N.key`, see `callgrid certs`).
+
+use std::path::PathBuf;
+
+use callgrid_cluster::certs::TlsIdentity;
+use callgrid_cluster::storage::rocks::RocksStorage;
+use callgrid_cluster::transport::memory::MemoryHub;
+use callgrid_cluster::transport::quic::{QuicConfig, QuicTransport};
+use callgrid_cluster::{
+    ClusterConfig, ClusterHandle, ClusterNode, PeerConfig, ProposeError, ReadError, StateMachine,
+    StateMachineError,
+};
+use parking_lot::Mutex;
+
+use crate::config::NodeConfig;
+use crate::replicate::{BoxFuture, ReplicaHealth, ReplicateError, Replicator};
+use crate::state::SharedState;
+
+/// Directory under the data dir holding the RocksDB store.
+pub const RAFT_DIRECTORY: &str = "raft";
+/// Directory under the data dir for generated certificates of a one-node cluster.
+pub const CERTIFICATES_DIRECTORY: &str = "certs";
+
+/// Why the cluster could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterStartError {
+    /// RocksDB could not be opened.
+    #[error("storage at {path}: {message}")]
+    Storage {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// Certificates could not be loaded or created.
+    #[error("certificates in {path}: {message}")]
+    Certificates {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The QUIC transport could not start.
+    #[error("transport on {listen}: {message}")]
+    Transport {
+        /// The listen address.
+        listen: std::net::SocketAddr,
+        /// Why.
+        message: String,
+    },
+    /// Raft could not start.
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// The node's state machine as the cluster sees it: applies into the shared state.
+#[derive(Debug)]
+pub struct NodeStateMachine {
+    shared: SharedState,
+}
+
+impl StateMachine for NodeStateMachine {
+    fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8> {
+        self.shared.apply_entry(index, command)
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, StateMachineError> {
+        self.shared
+            .snapshot()
+            .map_err(|error| StateMachineError::Encode(error.to_string()))
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), StateMachineError> {
+        self.shared
+            .restore(snapshot)
+            .map_err(|error| StateMachineError::Decode(error.to_string()))
+    }
+}
+
+/// Replication through Raft.
+pub struct ClusterReplicator {
+    handle: ClusterHandle,
+    transport: Mutex<Option<QuicTransport>>,
+    shared: SharedState,
+}
+
+impl std::fmt::Debug for ClusterReplicator {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ClusterReplicator")
+            .field("handle", &self.handle)
+            .finish()
+    }
+}
+
+fn propose_error(error: ProposeError) -> ReplicateError {
+    match error {
+        ProposeError::NoLeader | ProposeError::Overloaded => {
+            ReplicateError::Unavailable(error.to_string())
+        }
+        ProposeError::TimedOut | ProposeError::Dropped => {
+            ReplicateError::Indeterminate(error.to_string())
+        }
+        ProposeError::Rejected(reason) => ReplicateError::Refused(reason),
+        ProposeError::ShuttingDown => ReplicateError::ShuttingDown,
+    }
+}
+
+fn read_error(error: ReadError) -> ReplicateError {
+    match error {
+        ReadError::TimedOut | ReadError::Overloaded => {
+            ReplicateError::Unavailable(error.to_string())
+        }
+        ReadError::ShuttingDown => ReplicateError::ShuttingDown,
+    }
+}
+
+impl Replicator for ClusterReplicator {
+    fn propose(&self, command: Vec<u8>) -> BoxFuture<Result<Vec<u8>, ReplicateError>> {
+        let handle = self.handle.clone();
+        Box::pin(async move { handle.propose(command).await.map_err(propose_error) })
+    }
+
+    fn read_barrier(&self) -> BoxFuture<Result<(), ReplicateError>> {
+        let handle = self.handle.clone();
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let index = handle.read_index().await.map_err(read_error)?;
+            // The read index is committed; wait (bounded) until this node applied it.
+            for _ in 0..READ_APPLY_POLLS_MAX {
+                if shared.applied_index() >= index {
+                    return Ok(());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(READ_APPLY_POLL_MS)).await;
+            }
+            Err(ReplicateError::Unavailable(format!(
+                "index {index} not applied in time"
+            )))
+        })
+    }
+
+    fn health(&self) -> ReplicaHealth {
+        let status = self.handle.status();
+        let kind = |kind: callgrid_cluster::status::MemberKind| {
+            status
+                .members
+                .iter()
+                .filter(|member| member.kind == kind)
+                .map(|member| member.id)
+                .collect::<Vec<_>>()
+        };
+        ReplicaHealth {
+            node_id: status.node_id,
+            leader: status.leader,
+            term: status.term,
+            commit_index: status.commit_index,
+            applied_index: status.applied_index,
+            voters: kind(callgrid_cluster::status::MemberKind::Voter),
+            learners: kind(callgrid_cluster::status::MemberKind::Learner),
+            details: serde_json::to_value(&status).unwrap_or_default(),
+        }
+    }
+
+    fn shutdown(&self) {
+        self.handle.shutdown();
+        if let Some(transport) = self.transport.lock().take() {
+            transport.shutdown();
+        }
+    }
+}
+
+/// Polls of the applied index a linearizable read waits at most.
+pub const READ_APPLY_POLLS_MAX: u32 = 500;
+/// Interval between those polls.
+pub const READ_APPLY_POLL_MS: u64 = 10;
+
+/// Opens RocksDB in the data directory, starts the transport and the Raft thread.
+pub fn start(
+    config: &NodeConfig,
+    shared: SharedState,
+) -> Result<ClusterReplicator, ClusterStartError> {
+    let raft_path = config.site.data_dir.join(RAFT_DIRECTORY);
+    let storage = RocksStorage::open(&raft_path).map_err(|error| ClusterStartError::Storage {
+        path: raft_path.clone(),
+        message: error.to_string(),
+    })?;
+    let node_id = config.cluster.node_id;
+    let mut voters = vec![PeerConfig {
+        id: node_id,
+        address: config.cluster.listen.to_string(),
+    }];
+    voters.extend(config.cluster.peers.iter().map(|peer| PeerConfig {
+        id: peer.id,
+        address: peer.address.clone(),
+    }));
+    let (learners, voters): (Vec<PeerConfig>, Vec<PeerConfig>) = voters
+        .into_iter()
+        .partition(|peer| config.cluster.learners.contains(&peer.id));
+    let mut cluster_config = ClusterConfig::new(node_id, voters);
+    cluster_config.learners = learners;
+    cluster_config.proposal_timeout_ms = config.cluster.proposal_timeout_ms;
+    cluster_config.read_timeout_ms = config.cluster.proposal_timeout_ms;
+    let state_machine = NodeStateMachine {
+        shared: shared.clone(),
+    };
+
+    if config.cluster.peers.is_empty() {
+        // One voter: nothing to talk to, so no listener and no certificates are needed.
+        let hub = MemoryHub::new();
+        let (transport, inbound) = hub.endpoint(node_id);
+        let handle = ClusterNode::start(cluster_config, storage, transport, inbound, state_machine)
+            .map_err(|error| ClusterStartError::Raft(error.to_string()))?;
+        return Ok(ClusterReplicator {
+            handle,
+            transport: Mutex::new(None),
+            shared,
+        });
+    }
+
+    let directory = config
+        .cluster
+        .certificates_dir
+        .clone()
+        .unwrap_or_else(|| config.site.data_dir.join(CERTIFICATES_DIRECTORY));
+    let certificates_error = |error: &dyn std::fmt::Display| ClusterStartError::Certificates {
+        path: directory.clone(),
+        message: error.to_string(),
+    };
+    let identity =
+        TlsIdentity::load(&directory, node_id).map_err(|error| certificates_error(&error))?;
+    let peers = config
+        .cluster
+        .peers
+        .iter()
+        .map(|peer| (peer.id, peer.address.clone()))
+        .collect();
+    let quic = QuicConfig::new(node_id, config.cluster.listen, peers, identity);
+    let (transport, inbound) =
+        QuicTransport::start(quic).map_err(|error| ClusterStartError::Transport {
+            listen: config.cluster.listen,
+            message: error.to_string(),
+        })?;
+    let handle = ClusterNode::start(
+        cluster_config,
+        storage,
+        transport.clone(),
+        inbound,
+        state_machine,
+    )
+    .map_err(|error| ClusterStartError::Raft(error.to_string()))?;
+    Ok(ClusterReplicator {
+        handle,
+        transport: Mutex::new(Some(transport)),
+        shared,
+    })
+}
