@@ -2,4 +2,4 @@
 # Stops the compose cluster (SIGTERM: each node drains). `down.sh -v` also drops the data volumes.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-docker compose -f "$here/docker-compose.yml" down "$@"
+"$here/compose.sh" down "$@"
