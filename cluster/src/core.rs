@@ -215,6 +215,11 @@ pub struct RaftCore<S: Storage, M: StateMachine> {
     conf_state: ConfState,
     applied: u64,
     snapshot_index: u64,
+    /// A member was added since the latest snapshot: take one now, whatever the threshold.
+    /// raft-rs refuses to restore a snapshot whose conf state does not list the receiving
+    /// node, so until a snapshot taken after the addition exists, a new node (empty log)
+    /// cannot be caught up at all — with a large threshold and little traffic, for hours.
+    snapshot_for_new_member: bool,
     leader_seen: u64,
     counters: Counters,
     output: CoreOutput,
@@ -323,6 +328,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             conf_state,
             applied: snapshot_index,
             snapshot_index,
+            snapshot_for_new_member: false,
             leader_seen: 0,
             counters: Counters::default(),
             output,
@@ -1077,7 +1083,20 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             }
         };
         match self.raw.apply_conf_change(&conf_change) {
-            Ok(conf_state) => self.conf_state = conf_state,
+            Ok(conf_state) => {
+                let is_member = |conf_state: &ConfState, id: NodeId| {
+                    conf_state.voters.contains(&id) || conf_state.learners.contains(&id)
+                };
+                if conf_state
+                    .voters
+                    .iter()
+                    .chain(&conf_state.learners)
+                    .any(|id| !is_member(&self.conf_state, *id))
+                {
+                    self.snapshot_for_new_member = true;
+                }
+                self.conf_state = conf_state;
+            }
             Err(error) => {
                 tracing::warn!(index = entry.index, %error, "conf change refused");
                 return Err(MembershipError::Rejected(error.to_string()));
@@ -1220,9 +1239,12 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
     }
 
     fn maybe_snapshot(&mut self) -> Result<(), ClusterError> {
-        if self.applied < self.snapshot_index + self.config.snapshot_threshold_entries {
+        let threshold_reached =
+            self.applied >= self.snapshot_index + self.config.snapshot_threshold_entries;
+        if !threshold_reached && !self.snapshot_for_new_member {
             return Ok(());
         }
+        self.snapshot_for_new_member = false;
         let index = self.applied;
         let term = self.raw.raft.raft_log.term(index)?;
         let envelope = SnapshotEnvelope {
