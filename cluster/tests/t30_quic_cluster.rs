@@ -24,7 +24,7 @@ use callgrid_cluster::codec::{self, CodecError, Versioned};
 use callgrid_cluster::status::{MemberKind, Role};
 use callgrid_cluster::storage::rocks::{self, RocksStorage};
 use callgrid_cluster::transport::quic::{QuicConfig, QuicTransport};
-use callgrid_cluster::transport::{NodeId, Transport as _};
+use callgrid_cluster::transport::{NodeId, PeerMessage, Transport as _};
 use callgrid_cluster::{
     ClusterConfig, ClusterError, ClusterHandle, ClusterNode, ClusterStatus, MembershipChange,
     MembershipError, PeerConfig, ProposeError, ReadError, StateMachine, StateMachineError,
@@ -436,7 +436,9 @@ fn read(cluster: &Cluster, id: NodeId) -> Registers {
     wait_until(&format!("read index on node {id}"), || {
         match handle.read_index_blocking() {
             Ok(index) => {
-                assert!(handle.status().applied_index >= index);
+                // The status is published before answers are sent.
+                let status = handle.status();
+                assert!(status.applied_index >= index, "read {index}: {status:#?}");
                 (true, Some(cluster.registers(id)))
             }
             Err(ReadError::TimedOut | ReadError::Overloaded) => (false, None),
@@ -526,7 +528,6 @@ fn three_nodes_commit_and_every_node_reads_back_linearizably() {
     }
     for id in [1, 2, 3] {
         let status = cluster.status(id);
-        assert_eq!(status.leader, Some(leader));
         assert_eq!(
             members_of(&status, MemberKind::Voter),
             BTreeSet::from([1, 2, 3])
@@ -534,17 +535,24 @@ fn three_nodes_commit_and_every_node_reads_back_linearizably() {
         assert!(status.applied_index >= 41, "{status:#?}");
         assert_eq!(status.fatal_error, None);
     }
-    let leader_status = cluster.status(leader);
-    assert!(
-        leader_status
-            .members
-            .iter()
-            .all(|member| member.match_index.is_some()),
-        "the leader reports every member's match index: {leader_status:#?}"
+    // (Polled: on a loaded machine an election may move leadership at any moment.)
+    wait_until(
+        "the leader reports every member's match index and lag",
+        || {
+            let leader = cluster.wait_for_leader(&[1, 2, 3]);
+            let status = cluster.status(leader);
+            let reported = status
+                .members
+                .iter()
+                .all(|member| member.match_index.is_some() && member.lag.is_some());
+            (reported, status)
+        },
     );
-    let transport = &cluster.running(leader).transport;
-    assert_eq!(transport.stats().frames_malformed, 0);
-    assert_eq!(transport.stats().handshakes_refused, 0);
+    for id in [1, 2, 3] {
+        let stats = cluster.running(id).transport.stats();
+        assert_eq!(stats.frames_malformed, 0, "{stats:?}");
+        assert_eq!(stats.handshakes_refused, 0, "{stats:?}");
+    }
 }
 
 #[test]
@@ -752,7 +760,7 @@ fn membership_change_under_load_keeps_every_acknowledged_write() {
 
     let acknowledged = acknowledged.lock().clone();
     let expected = registers_with(acknowledged.iter().copied());
-    let leader = cluster.wait_for_leader(&remaining);
+    cluster.wait_for_leader(&remaining);
     for id in &remaining {
         cluster.wait_for_registers(*id, &expected);
         let status = cluster.status(*id);
@@ -762,7 +770,6 @@ fn membership_change_under_load_keeps_every_acknowledged_write() {
             "node {id}: {status:#?}"
         );
         assert!(members_of(&status, MemberKind::Learner).is_empty());
-        assert_eq!(status.leader, Some(leader));
     }
     // The new voter counts for the quorum: with one of the old voters down, two of three
     // (node 4 among them) still commit.
@@ -797,7 +804,6 @@ fn leadership_moves_to_the_chosen_node() {
         (false, Some(result))
     });
     assert_eq!(cluster.wait_for_leader(&[1, 2, 3]), target);
-    assert_eq!(cluster.status(target).role, Role::Leader);
 
     write_keys(&cluster.handle(target), 11..=15);
     write_keys(&cluster.handle(leader), 16..=20);
@@ -900,4 +906,62 @@ fn a_corrupted_record_is_reported_with_the_record_named() {
     let leader = cluster.wait_for_leader(&others);
     write_keys(&cluster.handle(leader), 1_000..=1_005);
     assert_eq!(cluster.running_ids(), others);
+}
+
+#[test]
+fn a_peer_with_a_certificate_from_another_ca_cannot_disturb_the_cluster() {
+    let cluster = Cluster::start(3, Settings::default());
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    write_keys(&cluster.handle(leader), 1..=5);
+    let term = cluster.status(leader).term;
+
+    // The rogue claims to be a follower, trusts the real CA (so it accepts the leader as a
+    // server), but its own certificate comes from another CA.
+    let impersonated = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let foreign = CertificateAuthority::generate_named("not the cluster CA").unwrap();
+    let mut identity = foreign.issue_identity(impersonated).unwrap();
+    identity.ca_certificate = cluster.authority.certificate_der();
+    let listen = "127.0.0.1:0".parse().unwrap();
+    let mut config = QuicConfig::new(impersonated, listen, Vec::new(), identity);
+    config.worker_threads = 1;
+    let (rogue, rogue_inbound) = QuicTransport::start(config).unwrap();
+    rogue.set_peer(leader, cluster.nodes[&leader].address.to_string());
+    // A vote request for a far higher term would depose the leader if it were read, and a
+    // forwarded write would be applied.
+    let mut vote = raft::eraftpb::Message::default();
+    vote.set_msg_type(raft::eraftpb::MessageType::MsgRequestVote);
+    vote.from = impersonated;
+    vote.to = leader;
+    vote.term = term + 100;
+    vote.index = u64::MAX / 2;
+    vote.log_term = term + 100;
+    let forged_write = codec::encode_versioned(&Write {
+        key: 666,
+        value: 666,
+    })
+    .unwrap();
+    let leader_transport = &cluster.running(leader).transport;
+    wait_until("the leader refuses the rogue's handshake", || {
+        let _ = rogue.send(leader, PeerMessage::Raft(Box::new(vote.clone())));
+        let _ = rogue.send(
+            leader,
+            PeerMessage::Forward {
+                request_id: 1,
+                payload: forged_write.clone(),
+            },
+        );
+        let stats = leader_transport.stats();
+        (stats.handshakes_refused >= 1, stats)
+    });
+    rogue.shutdown();
+
+    assert!(rogue_inbound.try_recv().is_err());
+    write_keys(&cluster.handle(leader), 6..=10);
+    for id in [1, 2, 3] {
+        assert_eq!(read(&cluster, id), registers_with(1..=10), "node {id}");
+        // An ordinary election (a loaded machine) may raise the term by a few, never to
+        // the rogue's.
+        let status = cluster.status(id);
+        assert!(status.term < term + 100, "{status:#?}");
+    }
 }
