@@ -3,9 +3,11 @@
 //! a temporary directory, applying to a small register machine encoded with the codec.
 //!
 //! The cases follow what an operator lives through: commits and linearizable reads on every
-//! node, the leader dying, a follower restarting from its disk, a node coming back after the
-//! log it missed was compacted, a membership change while clients keep writing, a leadership
-//! transfer, and a corrupted record on disk.
+//! node, the leader dying, a follower (and then the whole cluster) restarting from disk, a
+//! node coming back after the log it missed was compacted, a membership change while clients
+//! keep writing, removing the leader, a leadership transfer, a corrupted record on disk, and
+//! a peer whose certificate comes from another CA. (Frames and certificates at the transport
+//! level are in t20_transport.rs.)
 //!
 //! Nothing here asserts a duration: every wait is bounded polling ([`WAIT_MAX`]) that fails a
 //! test only when the awaited thing never happens, so a loaded machine makes the tests slower,
@@ -964,4 +966,37 @@ fn a_peer_with_a_certificate_from_another_ca_cannot_disturb_the_cluster() {
         let status = cluster.status(id);
         assert!(status.term < term + 100, "{status:#?}");
     }
+}
+
+#[test]
+fn removing_the_leader_hands_the_cluster_to_the_others() {
+    let mut cluster = Cluster::start(3, Settings::default());
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    write_keys(&cluster.handle(leader), 1..=5);
+    let rest: Vec<NodeId> = [1, 2, 3].into_iter().filter(|id| *id != leader).collect();
+    change_membership(
+        &cluster,
+        &[1, 2, 3],
+        MembershipChange::Remove { id: leader },
+        |status| !members_of(status, MemberKind::Voter).contains(&leader),
+    );
+    // The removed leader steps down; the two others elect one of them and go on.
+    let new_leader = cluster.wait_for_leader(&rest);
+    wait_until("the removed leader no longer leads", || {
+        let status = cluster.status(leader);
+        (status.role != Role::Leader, status)
+    });
+    write_keys(&cluster.handle(new_leader), 6..=10);
+    for id in &rest {
+        assert_eq!(read(&cluster, *id), registers_with(1..=10), "node {id}");
+        let status = cluster.status(*id);
+        assert_eq!(
+            members_of(&status, MemberKind::Voter),
+            rest.iter().copied().collect()
+        );
+    }
+    // Stopping it changes nothing for the others.
+    cluster.stop(leader);
+    write_keys(&cluster.handle(rest[0]), 11..=12);
+    assert_eq!(read(&cluster, rest[1]), registers_with(1..=12));
 }
