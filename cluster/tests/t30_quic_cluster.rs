@@ -25,7 +25,7 @@ use callgrid_cluster::certs::CertificateAuthority;
 use callgrid_cluster::codec::{self, CodecError, Versioned};
 use callgrid_cluster::status::{MemberKind, Role};
 use callgrid_cluster::storage::rocks::{self, RocksStorage};
-use callgrid_cluster::transport::quic::{QuicConfig, QuicTransport};
+use callgrid_cluster::transport::quic::{self, QuicConfig, QuicTransport};
 use callgrid_cluster::transport::{NodeId, PeerMessage, Transport as _};
 use callgrid_cluster::{
     ClusterConfig, ClusterError, ClusterHandle, ClusterNode, ClusterStatus, MembershipChange,
@@ -999,4 +999,72 @@ fn removing_the_leader_hands_the_cluster_to_the_others() {
     cluster.stop(leader);
     write_keys(&cluster.handle(rest[0]), 11..=12);
     assert_eq!(read(&cluster, rest[1]), registers_with(1..=12));
+}
+
+/// Open a connection to `target` as `identity`, write `bytes` on a uni stream, and return
+/// the application close code the node answered with.
+async fn write_raw_frames(
+    endpoint: &quinn::Endpoint,
+    target: SocketAddr,
+    server_name: &str,
+    bytes: &[u8],
+) -> u64 {
+    let attempt = async {
+        let connection = endpoint
+            .connect(target, server_name)
+            .unwrap()
+            .await
+            .unwrap();
+        let mut stream = connection.open_uni().await.unwrap();
+        // The write may fail once the node closed the connection; the close code says why.
+        let _ = stream.write_all(bytes).await;
+        let _ = stream.finish();
+        match connection.closed().await {
+            quinn::ConnectionError::ApplicationClosed(close) => close.error_code.into_inner(),
+            other => panic!("expected an application close, got {other}"),
+        }
+    };
+    tokio::time::timeout(WAIT_MAX, attempt)
+        .await
+        .expect("the node never closed the connection")
+}
+
+#[test]
+fn malformed_frames_from_an_authenticated_peer_do_not_disturb_the_cluster() {
+    let cluster = Cluster::start(3, Settings::default());
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    write_keys(&cluster.handle(leader), 1..=5);
+    // The worst case: a member's own valid certificate (a buggy or compromised member).
+    let member = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let identity = cluster.authority.issue_identity(member).unwrap();
+    let mut unknown_kind = 5_u32.to_be_bytes().to_vec();
+    unknown_kind.extend_from_slice(&[99, 1, 2, 3, 4]);
+    let mut bad_protobuf = 4_u32.to_be_bytes().to_vec();
+    bad_protobuf.extend_from_slice(&[1, 0xff, 0xff, 0xff]);
+    let mut oversized = ((codec::FRAME_BYTES_MAX + 1) as u32).to_be_bytes().to_vec();
+    oversized.extend_from_slice(&[0; 1024]);
+    let cases = [unknown_kind, bad_protobuf, oversized];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let target = cluster.nodes[&leader].address;
+    let server_name = codec::node_server_name(leader);
+    runtime.block_on(async {
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(quic::quinn_client_config(&identity).unwrap());
+        for bytes in &cases {
+            let code = write_raw_frames(&endpoint, target, &server_name, bytes).await;
+            assert_eq!(code, u64::from(quic::CLOSE_MALFORMED));
+        }
+        endpoint.close(0_u32.into(), b"");
+    });
+    let stats = cluster.running(leader).transport.stats();
+    assert_eq!(stats.frames_malformed, cases.len() as u64, "{stats:?}");
+
+    // Only the offending connections were closed: the cluster goes on.
+    write_keys(&cluster.handle(member), 6..=10);
+    for id in [1, 2, 3] {
+        assert_eq!(read(&cluster, id), registers_with(1..=10), "node {id}");
+    }
 }
