@@ -468,6 +468,66 @@ fn write_keys(handle: &ClusterHandle, keys: impl IntoIterator<Item = u64>) {
     }
 }
 
+/// A thread writing new registers one after the other through one node, as a client would,
+/// until stopped; it remembers every write acknowledged to it.
+struct Client {
+    stop: Arc<AtomicBool>,
+    acknowledged: Arc<Mutex<Vec<u64>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Client {
+    fn start(handle: ClusterHandle, first_key: u64) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acknowledged = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            let acknowledged = Arc::clone(&acknowledged);
+            std::thread::spawn(move || {
+                let mut key = first_key;
+                while !stop.load(Ordering::Acquire) {
+                    // Retried through elections until acknowledged (first write wins).
+                    let written = write(&handle, key, value_of(key));
+                    assert_eq!(written.stored, value_of(key));
+                    acknowledged.lock().push(key);
+                    key += 1;
+                }
+            })
+        };
+        Self {
+            stop,
+            acknowledged,
+            thread: Some(thread),
+        }
+    }
+
+    /// Wait until `count` more writes than now are acknowledged.
+    fn wait_for_more(&self, count: usize) {
+        let target = self.acknowledged.lock().len() + count;
+        wait_until(&format!("{target} writes acknowledged"), || {
+            let acknowledged = self.acknowledged.lock().len();
+            (acknowledged >= target, acknowledged)
+        });
+    }
+
+    /// Stop after the write in progress; returns every acknowledged key.
+    fn stop(mut self) -> Vec<u64> {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("client thread");
+        }
+        self.acknowledged.lock().clone()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // A failing test stops here: the thread ends after its current write (or when
+        // the cluster's shutdown fails it).
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
 /// Run a membership change on whoever leads, retrying through elections and "another change
 /// in progress", until `done` holds on the leader's status.
 fn change_membership(
@@ -564,15 +624,21 @@ fn five_nodes_elect_a_new_leader_when_the_leader_stops_and_lose_nothing() {
     let old_leader = cluster.wait_for_leader(&all);
     let old_term = cluster.status(old_leader).term;
     write_keys(&cluster.handle(old_leader), 1..=30);
+    // A client keeps writing through a follower while the leader goes.
+    let survivors: Vec<NodeId> = all.into_iter().filter(|id| *id != old_leader).collect();
+    let client = Client::start(cluster.handle(survivors[0]), 1_000);
+    client.wait_for_more(10);
 
     cluster.stop(old_leader);
-    let survivors: Vec<NodeId> = all.into_iter().filter(|id| *id != old_leader).collect();
     let new_leader = cluster.wait_for_leader(&survivors);
     assert_ne!(new_leader, old_leader);
     assert!(cluster.status(new_leader).term > old_term);
+    client.wait_for_more(10);
+    let acknowledged = client.stop();
 
-    // Nothing the old leader acknowledged is lost.
-    let before = registers_with(1..=30);
+    // Nothing acknowledged, by the old leader or through the follower, is lost.
+    let mut before = registers_with(1..=30);
+    before.values.extend(registers_with(acknowledged).values);
     for id in &survivors {
         assert_eq!(read(&cluster, *id), before, "node {id}");
     }
@@ -580,7 +646,8 @@ fn five_nodes_elect_a_new_leader_when_the_leader_stops_and_lose_nothing() {
     let follower = *survivors.iter().find(|id| **id != new_leader).unwrap();
     write_keys(&cluster.handle(new_leader), 31..=40);
     write_keys(&cluster.handle(follower), 41..=50);
-    let after = registers_with(1..=50);
+    let mut after = before.clone();
+    after.values.extend(registers_with(31..=50).values);
     for id in &survivors {
         assert_eq!(read(&cluster, *id), after, "node {id}");
     }
@@ -682,29 +749,8 @@ fn membership_change_under_load_keeps_every_acknowledged_write() {
     let mut cluster = Cluster::start(3, Settings::default());
     cluster.wait_for_leader(&[1, 2, 3]);
     // Writes go through node 1, which stays a member throughout.
-    let client_handle = cluster.handle(1);
-    let stop = Arc::new(AtomicBool::new(false));
-    let acknowledged = Arc::new(Mutex::new(Vec::new()));
-    let client = {
-        let stop = Arc::clone(&stop);
-        let acknowledged = Arc::clone(&acknowledged);
-        std::thread::spawn(move || {
-            let mut key = 1_000;
-            while !stop.load(Ordering::Acquire) {
-                let written = write(&client_handle, key, value_of(key));
-                assert_eq!(written.stored, value_of(key));
-                acknowledged.lock().push(key);
-                key += 1;
-            }
-        })
-    };
-    let wait_for_writes = |count: usize| {
-        wait_until(&format!("{count} writes acknowledged"), || {
-            let acknowledged = acknowledged.lock().len();
-            (acknowledged >= count, acknowledged)
-        });
-    };
-    wait_for_writes(20);
+    let client = Client::start(cluster.handle(1), 1_000);
+    client.wait_for_more(20);
 
     // A new node with an empty store joins as a learner and catches up.
     cluster.start_new_node(4);
@@ -742,7 +788,6 @@ fn membership_change_under_load_keeps_every_acknowledged_write() {
         MembershipChange::PromoteLearner { id: 4 },
         |status| members_of(status, MemberKind::Voter).contains(&4),
     );
-    let written_before_removal = acknowledged.lock().len();
     let leader = cluster.wait_for_leader(&[1, 2, 3, 4]);
     let removed = if leader == 3 { 2 } else { 3 };
     let remaining: Vec<NodeId> = [1, 2, 3, 4]
@@ -755,13 +800,11 @@ fn membership_change_under_load_keeps_every_acknowledged_write() {
         MembershipChange::Remove { id: removed },
         |status| !members_of(status, MemberKind::Voter).contains(&removed),
     );
-    wait_for_writes(written_before_removal + 20);
-    stop.store(true, Ordering::Release);
-    client.join().unwrap();
+    client.wait_for_more(20);
+    let acknowledged = client.stop();
     cluster.stop(removed);
 
-    let acknowledged = acknowledged.lock().clone();
-    let expected = registers_with(acknowledged.iter().copied());
+    let expected = registers_with(acknowledged);
     cluster.wait_for_leader(&remaining);
     for id in &remaining {
         cluster.wait_for_registers(*id, &expected);
