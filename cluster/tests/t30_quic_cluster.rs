@@ -170,6 +170,8 @@ struct Node {
 struct Settings {
     snapshot_threshold_entries: u64,
     inflight_messages_max: usize,
+    /// Proposal and read timeout.
+    request_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -177,6 +179,7 @@ impl Default for Settings {
         Self {
             snapshot_threshold_entries: 10_000,
             inflight_messages_max: 256,
+            request_timeout_ms: 5_000,
         }
     }
 }
@@ -264,6 +267,8 @@ impl Cluster {
         config.heartbeat_ticks = 2;
         config.snapshot_threshold_entries = self.settings.snapshot_threshold_entries;
         config.inflight_messages_max = self.settings.inflight_messages_max;
+        config.proposal_timeout_ms = self.settings.request_timeout_ms;
+        config.read_timeout_ms = self.settings.request_timeout_ms;
         config
     }
 
@@ -619,7 +624,16 @@ fn three_nodes_commit_and_every_node_reads_back_linearizably() {
 
 #[test]
 fn five_nodes_elect_a_new_leader_when_the_leader_stops_and_lose_nothing() {
-    let mut cluster = Cluster::start(5, Settings::default());
+    // A write forwarded to the leader just before it stops gets no answer: it ends as
+    // TimedOut (it may still commit) and the client retries. A shorter timeout keeps the
+    // test short.
+    let mut cluster = Cluster::start(
+        5,
+        Settings {
+            request_timeout_ms: 2_000,
+            ..Settings::default()
+        },
+    );
     let all = [1, 2, 3, 4, 5];
     let old_leader = cluster.wait_for_leader(&all);
     let old_term = cluster.status(old_leader).term;
@@ -711,6 +725,7 @@ fn a_node_offline_past_log_compaction_catches_up_by_snapshot() {
         Settings {
             snapshot_threshold_entries: 16,
             inflight_messages_max: 4,
+            ..Settings::default()
         },
     );
     let leader = cluster.wait_for_leader(&[1, 2, 3]);
@@ -825,6 +840,22 @@ fn membership_change_under_load_keeps_every_acknowledged_write() {
     let mut expected = expected;
     expected.values.extend(registers_with(1..=5).values);
     assert_eq!(read(&cluster, 1), expected);
+
+    // Node 4's store began with a received snapshot, and its log after it holds the
+    // promotion and the removal: it restarts from that alone (replaying the conf changes)
+    // and is a voter again.
+    cluster.stop(4);
+    cluster.restart(4);
+    cluster.wait_for_leader(&[1, 4]);
+    write_keys(&cluster.handle(1), 6..=8);
+    expected.values.extend(registers_with(6..=8).values);
+    cluster.wait_for_registers(4, &expected);
+    let status = cluster.status(4);
+    assert_eq!(
+        members_of(&status, MemberKind::Voter),
+        remaining.iter().copied().collect(),
+        "{status:#?}"
+    );
 }
 
 #[test]
@@ -840,6 +871,10 @@ fn leadership_moves_to_the_chosen_node() {
         matches!(refused, Err(MembershipError::NotLeader { .. })),
         "{refused:?}"
     );
+    // A transfer to a node that is not a member ends, with an error.
+    let current = cluster.wait_for_leader(&[1, 2, 3]);
+    let nowhere = futures::executor::block_on(cluster.handle(current).transfer_leader(99));
+    assert!(nowhere.is_err(), "{nowhere:?}");
     wait_until(&format!("leadership transferred to {target}"), || {
         let current = cluster.wait_for_leader(&[1, 2, 3]);
         if current == target {
@@ -1110,4 +1145,54 @@ fn malformed_frames_from_an_authenticated_peer_do_not_disturb_the_cluster() {
     for id in [1, 2, 3] {
         assert_eq!(read(&cluster, id), registers_with(1..=10), "node {id}");
     }
+}
+
+#[test]
+fn without_a_quorum_requests_end_with_clear_errors_and_resume_with_it() {
+    let mut cluster = Cluster::start(
+        3,
+        Settings {
+            request_timeout_ms: 1_000,
+            ..Settings::default()
+        },
+    );
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    write_keys(&cluster.handle(leader), 1..=5);
+    let survivor = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let others: Vec<NodeId> = [1, 2, 3].into_iter().filter(|id| *id != survivor).collect();
+    for id in &others {
+        cluster.stop(*id);
+    }
+    // Alone, the survivor can neither commit nor serve a linearizable read; each request
+    // ends with an error (never silence), and the write is known not to be acknowledged.
+    let handle = cluster.handle(survivor);
+    let command = codec::encode_versioned(&Write {
+        key: 100,
+        value: value_of(100),
+    })
+    .unwrap();
+    let proposed = handle.propose_blocking(command);
+    assert!(
+        matches!(
+            proposed,
+            Err(ProposeError::NoLeader | ProposeError::TimedOut)
+        ),
+        "{proposed:?}"
+    );
+    assert_eq!(handle.read_index_blocking(), Err(ReadError::TimedOut));
+
+    // With one peer back there is a quorum again: writes and reads resume.
+    cluster.restart(others[0]);
+    let quorum = [survivor, others[0]];
+    cluster.wait_for_leader(&quorum);
+    write_keys(&handle, 101..=105);
+    let mut expected = registers_with((1..=5).chain(101..=105));
+    // The write that timed out may still have committed (it was appended): either way,
+    // first write wins, so its register holds the value proposed.
+    let survivor_registers = read(&cluster, survivor);
+    if survivor_registers.values.contains_key(&100) {
+        expected.values.insert(100, value_of(100));
+    }
+    assert_eq!(survivor_registers, expected);
+    cluster.wait_for_registers(others[0], &expected);
 }
