@@ -16,6 +16,9 @@
 //!   driver layouts ([`driver`], re-exported here): SnapshotEnvelope (peer addresses + the
 //!   application snapshot), conf change address, EntryTag (who proposed an entry),
 //!   ReadContext (who asked for a read index) — fixed little-endian fields, version byte first
+//!
+//!   store records ([`record`], re-exported here): [crc32 u32][payload] for every RocksDB
+//!   value, big-endian log keys
 //! ```
 //!
 //! Decoding is sans-IO: [`FrameDecoder`] takes bytes as they arrive and yields whole frame
@@ -45,9 +48,14 @@ use serde::de::DeserializeOwned;
 use crate::transport::{NodeId, PeerMessage, RemoteError};
 
 mod driver;
+mod record;
 
 pub use driver::{
     DRIVER_LAYOUT_VERSION, EntryTag, ReadContext, SnapshotEnvelope, decode_address, encode_address,
+};
+pub use record::{
+    RECORD_CHECKSUM_BYTES, decode_applied_index, encode_applied_index, log_index, log_key,
+    open_record, seal_record,
 };
 
 /// Largest frame body accepted on the wire (the length prefix is checked against it before
@@ -127,6 +135,9 @@ pub enum CodecError {
     /// Chunks of a large message arrived out of order or inconsistent with each other.
     #[error("inconsistent chunk: {0}")]
     InconsistentChunk(&'static str),
+    /// A stored record's crc32 does not match its key and payload.
+    #[error("crc32 mismatch")]
+    ChecksumMismatch,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -994,6 +1005,8 @@ mod tests {
                 let _ = decode_address(&bytes);
                 let _ = EntryTag::decode(&bytes);
                 let _ = ReadContext::decode(&bytes);
+                let _ = open_record(b"key", &bytes);
+                let _ = decode_applied_index(&bytes);
                 let mut decoder = FrameDecoder::new(4096);
                 let mut assembler = ChunkAssembler::new(1 << 20);
                 decoder.handle_bytes(&bytes);
