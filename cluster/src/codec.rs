@@ -1,6 +1,8 @@
-//! Codec: every byte format of the cluster, in one place.
+//! Codec: every byte format of the cluster, in one place — the application's versioned
+//! bincode, the driver's own layouts inside entries and snapshots, raft protobuf and the wire
+//! frames — so a format change is reviewed here and nowhere else.
 //!
-//! Three layers, from the inside out:
+//! Three layers, from the inside out, plus the driver's layouts beside the first:
 //!
 //! ```text
 //!   application command / snapshot ── encode_versioned ──► [version u8][bincode 2 body]
@@ -10,6 +12,13 @@
 //!   message body ── encode_frame ──► [length u32 big-endian][body]    (≤ FRAME_BYTES_MAX)
 //!   large body   ── encode_chunk_frames ──► frames of kind CHUNK (≤ CHUNK_BYTES each),
 //!                                           reassembled by ChunkAssembler (≤ ASSEMBLED_BYTES_MAX)
+//!
+//!   driver layouts ([`driver`], re-exported here): SnapshotEnvelope (peer addresses + the
+//!   application snapshot), conf change address, EntryTag (who proposed an entry),
+//!   ReadContext (who asked for a read index) — fixed little-endian fields, version byte first
+//!
+//!   store records ([`record`], re-exported here): [crc32 u32][payload] for every RocksDB
+//!   value, big-endian log keys
 //! ```
 //!
 //! Decoding is sans-IO: [`FrameDecoder`] takes bytes as they arrive and yields whole frame
@@ -37,6 +46,17 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::transport::{NodeId, PeerMessage, RemoteError};
+
+mod driver;
+mod record;
+
+pub use driver::{
+    DRIVER_LAYOUT_VERSION, EntryTag, ReadContext, SnapshotEnvelope, decode_address, encode_address,
+};
+pub use record::{
+    RECORD_CHECKSUM_BYTES, decode_applied_index, encode_applied_index, log_index, log_key,
+    open_record, seal_record,
+};
 
 /// Largest frame body accepted on the wire (the length prefix is checked against it before
 /// any byte of the body is buffered).
@@ -115,6 +135,9 @@ pub enum CodecError {
     /// Chunks of a large message arrived out of order or inconsistent with each other.
     #[error("inconsistent chunk: {0}")]
     InconsistentChunk(&'static str),
+    /// A stored record's crc32 does not match its key and payload.
+    #[error("crc32 mismatch")]
+    ChecksumMismatch,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -978,6 +1001,12 @@ mod tests {
             fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
                 let _ = decode_frame_body(&bytes);
                 let _ = decode_versioned::<OrderV2>(&bytes);
+                let _ = SnapshotEnvelope::decode(&bytes);
+                let _ = decode_address(&bytes);
+                let _ = EntryTag::decode(&bytes);
+                let _ = ReadContext::decode(&bytes);
+                let _ = open_record(b"key", &bytes);
+                let _ = decode_applied_index(&bytes);
                 let mut decoder = FrameDecoder::new(4096);
                 let mut assembler = ChunkAssembler::new(1 << 20);
                 decoder.handle_bytes(&bytes);

@@ -29,8 +29,8 @@ use raft::eraftpb::{
 };
 use raft::{ProgressState, RawNode, ReadState, SnapshotStatus, StateRole};
 
+use crate::codec::{self, EntryTag, ReadContext, SnapshotEnvelope};
 use crate::config::CoreConfig;
-use crate::envelope::{self, EntryTag, SnapshotEnvelope};
 use crate::error::{ClusterError, MembershipError, ProposeError, ReadError};
 use crate::state_machine::StateMachine;
 use crate::status::{ClusterStatus, MemberKind, MemberStatus, Role};
@@ -215,6 +215,11 @@ pub struct RaftCore<S: Storage, M: StateMachine> {
     conf_state: ConfState,
     applied: u64,
     snapshot_index: u64,
+    /// A member was added since the latest snapshot: take one now, whatever the threshold.
+    /// raft-rs refuses to restore a snapshot whose conf state does not list the receiving
+    /// node, so until a snapshot taken after the addition exists, a new node (empty log)
+    /// cannot be caught up at all — with a large threshold and little traffic, for hours.
+    snapshot_for_new_member: bool,
     leader_seen: u64,
     counters: Counters,
     output: CoreOutput,
@@ -275,8 +280,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         let snapshot_index = metadata.index;
         let conf_state = metadata.get_conf_state().clone();
         if snapshot_index > 0 {
-            let envelope = SnapshotEnvelope::decode(snapshot.get_data())
-                .map_err(|error| ClusterError::Envelope(error.to_string()))?;
+            let envelope = SnapshotEnvelope::decode(snapshot.get_data())?;
             state_machine.restore(&envelope.state)?;
             peer_addresses.extend(envelope.peer_addresses);
         }
@@ -324,6 +328,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             conf_state,
             applied: snapshot_index,
             snapshot_index,
+            snapshot_for_new_member: false,
             leader_seen: 0,
             counters: Counters::default(),
             output,
@@ -465,7 +470,13 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             }
         }
         for sequence in retries {
-            self.raw.read_index(read_context(node_id, sequence));
+            self.raw.read_index(
+                ReadContext {
+                    node: node_id,
+                    sequence,
+                }
+                .encode(),
+            );
         }
 
         let mut kept = Vec::with_capacity(self.transfers.len());
@@ -622,7 +633,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         conf_change.set_transition(ConfChangeTransition::Auto);
         conf_change.mut_changes().push(single);
         if let Some(address) = address {
-            conf_change.context = envelope::encode_address(&address).into();
+            conf_change.context = codec::encode_address(&address).into();
         }
         let tag = EntryTag {
             origin: self.config.node_id,
@@ -727,8 +738,11 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                     index: None,
                 },
             );
-            self.raw
-                .read_index(read_context(self.config.node_id, sequence));
+            let context = ReadContext {
+                node: self.config.node_id,
+                sequence,
+            };
+            self.raw.read_index(context.encode());
         }
         let mut rounds = 0;
         while self.raw.has_ready() && rounds < READY_ROUNDS_MAX {
@@ -956,8 +970,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
 
     fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), ClusterError> {
         let metadata = snapshot.get_metadata();
-        let envelope = SnapshotEnvelope::decode(snapshot.get_data())
-            .map_err(|error| ClusterError::Envelope(error.to_string()))?;
+        let envelope = SnapshotEnvelope::decode(snapshot.get_data())?;
         self.state_machine.restore(&envelope.state)?;
         for (id, address) in envelope.peer_addresses {
             if id != self.config.node_id && self.peer_addresses.get(&id) != Some(&address) {
@@ -1070,15 +1083,26 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             }
         };
         match self.raw.apply_conf_change(&conf_change) {
-            Ok(conf_state) => self.conf_state = conf_state,
+            Ok(conf_state) => {
+                let is_member = |conf_state: &ConfState, id: NodeId| {
+                    conf_state.voters.contains(&id) || conf_state.learners.contains(&id)
+                };
+                if conf_state
+                    .voters
+                    .iter()
+                    .chain(&conf_state.learners)
+                    .any(|id| !is_member(&self.conf_state, *id))
+                {
+                    self.snapshot_for_new_member = true;
+                }
+                self.conf_state = conf_state;
+            }
             Err(error) => {
                 tracing::warn!(index = entry.index, %error, "conf change refused");
                 return Err(MembershipError::Rejected(error.to_string()));
             }
         }
-        let address = envelope::decode_address(&conf_change.context)
-            .ok()
-            .flatten();
+        let address = codec::decode_address(&conf_change.context).ok().flatten();
         for change in conf_change.get_changes() {
             let id = change.node_id;
             match change.get_change_type() {
@@ -1166,13 +1190,13 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
     }
 
     fn handle_read_state(&mut self, read_state: ReadState) {
-        let Some((node_id, sequence)) = parse_read_context(&read_state.request_ctx) else {
+        let Some(context) = ReadContext::decode(&read_state.request_ctx) else {
             return;
         };
-        if node_id != self.config.node_id {
+        if context.node != self.config.node_id {
             return;
         }
-        if let Some(batch) = self.read_batches.get_mut(&sequence) {
+        if let Some(batch) = self.read_batches.get_mut(&context.sequence) {
             batch.index.get_or_insert(read_state.index);
         }
     }
@@ -1215,9 +1239,12 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
     }
 
     fn maybe_snapshot(&mut self) -> Result<(), ClusterError> {
-        if self.applied < self.snapshot_index + self.config.snapshot_threshold_entries {
+        let threshold_reached =
+            self.applied >= self.snapshot_index + self.config.snapshot_threshold_entries;
+        if !threshold_reached && !self.snapshot_for_new_member {
             return Ok(());
         }
+        self.snapshot_for_new_member = false;
         let index = self.applied;
         let term = self.raw.raft.raft_log.term(index)?;
         let envelope = SnapshotEnvelope {
@@ -1270,17 +1297,4 @@ impl Failure {
             Failure::ShuttingDown => MembershipError::ShuttingDown,
         }
     }
-}
-
-fn read_context(node_id: NodeId, sequence: u64) -> Vec<u8> {
-    let mut context = Vec::with_capacity(16);
-    context.extend_from_slice(&node_id.to_le_bytes());
-    context.extend_from_slice(&sequence.to_le_bytes());
-    context
-}
-
-fn parse_read_context(context: &[u8]) -> Option<(NodeId, u64)> {
-    let node_id = u64::from_le_bytes(context.get(..8)?.try_into().ok()?);
-    let sequence = u64::from_le_bytes(context.get(8..16)?.try_into().ok()?);
-    Some((node_id, sequence))
 }

@@ -69,9 +69,9 @@ pub enum ClusterError {
     /// raft-rs refused an operation or its state.
     #[error("raft: {0}")]
     Raft(#[from] raft::Error),
-    /// A snapshot or entry envelope could not be decoded.
-    #[error("envelope: {0}")]
-    Envelope(String),
+    /// A layout the driver wrote (snapshot envelope) could not be decoded.
+    #[error("codec: {0}")]
+    Codec(#[from] crate::codec::CodecError),
     /// The driver thread could not be spawned.
     #[error("driver thread: {0}")]
     Thread(#[from] std::io::Error),

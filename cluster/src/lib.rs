@@ -9,21 +9,17 @@
 //!   a [`transport::Transport`], and the [`ClusterHandle`] callers use (async and blocking);
 //! - [`storage`] — the [`Storage`] trait, in-memory and RocksDB implementations;
 //! - [`transport`] — the `Transport` trait, QUIC with mutual TLS, and an in-memory hub;
-//! - [`codec`] — every byte format on the wire: frames, raft protobuf, versioned bincode for
-//!   application commands and snapshots;
+//! - [`codec`] — every byte format, and only there: wire frames and chunks, raft protobuf,
+//!   versioned bincode for application commands and snapshots, and the versioned layouts the
+//!   driver puts in entries, conf changes and snapshots;
 //! - [`certs`] — the cluster CA and node certificates (rcgen), loaded into rustls configs;
 //! - [`config`], [`status`], [`error`] — settings, operator view, error enums;
-//! - [`simulation`] — the seeded deterministic cluster simulation (tests and `examples/vopr`);
-//! - [`envelope`] — the versioned byte layouts the driver puts in entries and snapshots;
-//! - [`codec`] — every byte format: frames, raft protobuf, versioned bincode for entries and
-//!   snapshots;
-//! - [`certs`] — the cluster CA and node certificates (rcgen), loaded into rustls configs.
+//! - [`simulation`] — the seeded deterministic cluster simulation (tests and `examples/vopr`).
 
 pub mod certs;
 pub mod codec;
 pub mod config;
 pub mod core;
-pub mod envelope;
 pub mod error;
 pub mod runtime;
 pub mod simulation;

@@ -365,10 +365,15 @@ impl<S: Storage, T: Transport, M: StateMachine> Driver<S, T, M> {
                 }
             }
             match self.core.poll() {
-                Ok(output) => self.dispatch(output),
+                Ok(output) => {
+                    // Status before answers: a caller woken by its answer must find the status
+                    // at least as new (after `read_index` returns `index`, `applied_index` ≥
+                    // `index`). A send failure handled in `dispatch` shows up next iteration.
+                    *self.status.write() = self.core.status();
+                    self.dispatch(output);
+                }
                 Err(error) => break Err(error),
             }
-            *self.status.write() = self.core.status();
         };
         let output = self.core.handle_shutdown();
         self.dispatch(output);

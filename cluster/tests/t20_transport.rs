@@ -458,9 +458,22 @@ fn dead_peer_fills_its_bounded_queue_and_send_returns_queue_full() {
     assert_eq!(stats.messages_dropped_queue_full, 1000 - 32);
     assert_eq!(stats.queued_messages, 32);
     assert!(stats.queued_bytes <= 32 * 1100, "{stats:?}");
+    // remove_peer is synchronous for the caller (no waiting here): the queue stops counting
+    // and sends are refused as soon as it returns, while the peer task ends in the
+    // background. (It once was asynchronous, and this saw 32 queued messages.)
     one.remove_peer(2);
+    let stats = one.stats();
+    assert_eq!(stats.queued_messages, 0, "{stats:?}");
+    assert_eq!(stats.queued_bytes, 0, "{stats:?}");
+    assert_eq!(
+        one.send(2, message.clone()),
+        Err(TransportError::UnknownPeer(2))
+    );
+    // Learning the peer again starts from an empty queue.
+    one.set_peer(2, black_hole.local_addr().unwrap().to_string());
     assert_eq!(one.stats().queued_messages, 0);
-    assert_eq!(one.stats().queued_bytes, 0);
+    one.send(2, message.clone()).unwrap();
+    assert_eq!(one.stats().queued_messages, 1);
     one.shutdown();
 
     // The byte bound holds too, whatever the message count bound.

@@ -7,8 +7,9 @@
 //! - `snapshot`: `metadata` of the latest snapshot;
 //! - `state_machine`: `snapshot_data`, the state machine's bytes of that snapshot.
 //!
-//! Every value is `[crc32 of key and payload, u32 little-endian][payload]`; a mismatch on open
-//! is reported as [`StorageError::Corrupted`] naming the record, never a panic or silent use.
+//! Every value is `[crc32 of key and payload, u32 little-endian][payload]` (the layout lives in
+//! [`crate::codec`], with every other byte format); a mismatch on open is reported as
+//! [`StorageError::Corrupted`] naming the record, never a panic or silent use.
 //! Each Ready is one `WriteBatch`, synced when raft-rs says it must be (new entries, vote or
 //! term change, snapshot). The whole uncompacted log is read and verified on open and then
 //! served from memory ([`LogState`]).
@@ -20,6 +21,7 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
 
 use super::{LogState, PersistRequest, Storage, StorageError, impl_raft_storage};
+use crate::codec::{self, log_key};
 
 /// Column family of the raft log.
 pub const COLUMN_FAMILY_LOG: &str = "raft_log";
@@ -42,7 +44,6 @@ const KEY_CONF_STATE: &[u8] = b"conf_state";
 const KEY_APPLIED_INDEX: &[u8] = b"applied_index";
 const KEY_SNAPSHOT_METADATA: &[u8] = b"metadata";
 const KEY_SNAPSHOT_DATA: &[u8] = b"snapshot_data";
-const CHECKSUM_BYTES: usize = 4;
 
 /// RocksDB storage; see the module documentation.
 pub struct RocksStorage {
@@ -87,11 +88,10 @@ impl RocksStorage {
                 })?;
             let applied = read_record(&db, COLUMN_FAMILY_STATE, KEY_APPLIED_INDEX)?
                 .ok_or_else(|| corrupted(COLUMN_FAMILY_STATE, KEY_APPLIED_INDEX, "missing"))?;
-            let applied: [u8; 8] = applied
-                .as_slice()
-                .try_into()
-                .map_err(|_| corrupted(COLUMN_FAMILY_STATE, KEY_APPLIED_INDEX, "not 8 bytes"))?;
-            if u64::from_be_bytes(applied) != metadata.index {
+            let applied = codec::decode_applied_index(&applied).map_err(|error| {
+                corrupted(COLUMN_FAMILY_STATE, KEY_APPLIED_INDEX, &error.to_string())
+            })?;
+            if applied != metadata.index {
                 return Err(corrupted(
                     COLUMN_FAMILY_STATE,
                     KEY_APPLIED_INDEX,
@@ -109,7 +109,7 @@ impl RocksStorage {
             let (key, value) = item?;
             let payload = verify(COLUMN_FAMILY_LOG, &key, &value)?;
             let entry = decode::<Entry>(COLUMN_FAMILY_LOG, &key, payload)?;
-            if key.as_ref() != index_key(entry.index) {
+            if key.as_ref() != log_key(entry.index) {
                 return Err(corrupted(
                     COLUMN_FAMILY_LOG,
                     &key,
@@ -167,7 +167,10 @@ impl RocksStorage {
         batch.put_cf(
             state,
             KEY_APPLIED_INDEX,
-            seal(KEY_APPLIED_INDEX, &metadata.index.to_be_bytes()),
+            seal(
+                KEY_APPLIED_INDEX,
+                &codec::encode_applied_index(metadata.index),
+            ),
         );
         Ok(())
     }
@@ -207,16 +210,16 @@ impl Storage for RocksStorage {
         let mut hard_state_changed = request.hard_state.is_some();
         if let Some(snapshot) = request.snapshot {
             self.state.apply_snapshot(snapshot);
-            batch.delete_range_cf(log, index_key(0), index_key(u64::MAX));
+            batch.delete_range_cf(log, log_key(0), log_key(u64::MAX));
             self.put_snapshot(&mut batch, snapshot)?;
             hard_state_changed = true;
         }
         let last_before = self.state.last_index();
         if let Some(truncated_from) = self.state.append(request.entries)? {
-            batch.delete_range_cf(log, index_key(truncated_from), index_key(last_before + 1));
+            batch.delete_range_cf(log, log_key(truncated_from), log_key(last_before + 1));
         }
         for entry in request.entries {
-            let key = index_key(entry.index);
+            let key = log_key(entry.index);
             batch.put_cf(log, key, seal(&key, &entry.write_to_bytes()?));
         }
         if let Some(hard_state) = request.hard_state {
@@ -240,11 +243,7 @@ impl Storage for RocksStorage {
         let log = column_family(&self.db, COLUMN_FAMILY_LOG)?;
         let mut batch = WriteBatch::default();
         self.put_snapshot(&mut batch, snapshot)?;
-        batch.delete_range_cf(
-            log,
-            index_key(0),
-            index_key(snapshot.get_metadata().index + 1),
-        );
+        batch.delete_range_cf(log, log_key(0), log_key(snapshot.get_metadata().index + 1));
         self.write(batch, true)
     }
 
@@ -260,10 +259,6 @@ pub fn read_conf_state(storage: &RocksStorage) -> Result<Option<ConfState>, Stor
         .transpose()
 }
 
-fn index_key(index: u64) -> [u8; 8] {
-    index.to_be_bytes()
-}
-
 fn column_family<'a>(
     db: &'a DB,
     name: &'static str,
@@ -273,13 +268,7 @@ fn column_family<'a>(
 }
 
 fn seal(key: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(key);
-    hasher.update(payload);
-    let mut value = Vec::with_capacity(CHECKSUM_BYTES + payload.len());
-    value.extend_from_slice(&hasher.finalize().to_le_bytes());
-    value.extend_from_slice(payload);
-    value
+    codec::seal_record(key, payload)
 }
 
 fn verify<'a>(
@@ -287,19 +276,8 @@ fn verify<'a>(
     key: &[u8],
     value: &'a [u8],
 ) -> Result<&'a [u8], StorageError> {
-    if value.len() < CHECKSUM_BYTES {
-        return Err(corrupted(column_family, key, "shorter than its checksum"));
-    }
-    let (checksum, payload) = value.split_at(CHECKSUM_BYTES);
-    let mut stored = [0; CHECKSUM_BYTES];
-    stored.copy_from_slice(checksum);
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(key);
-    hasher.update(payload);
-    if hasher.finalize() != u32::from_le_bytes(stored) {
-        return Err(corrupted(column_family, key, "crc32 mismatch"));
-    }
-    Ok(payload)
+    codec::open_record(key, value)
+        .map_err(|error| corrupted(column_family, key, &error.to_string()))
 }
 
 /// Read and verify one record; returns its payload.
@@ -324,10 +302,8 @@ fn decode<T: protobuf::Message>(
 }
 
 fn corrupted(column_family: &'static str, key: &[u8], reason: &str) -> StorageError {
-    let key = match <[u8; 8]>::try_from(key) {
-        Ok(index) if column_family == COLUMN_FAMILY_LOG => {
-            format!("index {}", u64::from_be_bytes(index))
-        }
+    let key = match codec::log_index(key) {
+        Some(index) if column_family == COLUMN_FAMILY_LOG => format!("index {index}"),
         _ => String::from_utf8_lossy(key).into_owned(),
     };
     StorageError::Corrupted {

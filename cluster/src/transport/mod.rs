@@ -97,7 +97,10 @@ pub trait Transport: Send + Sync + 'static {
     fn send(&self, to: NodeId, message: PeerMessage) -> Result<(), TransportError>;
     /// Learn or change a peer's address (`host:port` for QUIC, ignored by the memory hub).
     fn set_peer(&self, id: NodeId, address: String);
-    /// Forget a peer: close its connection and drop its queue.
+    /// Forget a peer: close its connection and drop its queue. Synchronous for the caller:
+    /// once it returns, `send` to the peer fails with `UnknownPeer` (until `set_peer`) and
+    /// the peer's queue no longer counts in [`Transport::stats`]; only the closing of the
+    /// connection itself may finish in the background.
     fn remove_peer(&self, id: NodeId);
     /// Counters for status and metrics. Implementations without counters return zeros.
     fn stats(&self) -> TransportStats {

@@ -531,6 +531,9 @@ impl Transport for QuicTransport {
     }
 
     fn remove_peer(&self, id: NodeId) {
+        // Taking the peer out of the table under the lock is what makes removal synchronous:
+        // `send` and `stats` look only at the table, so neither sees the peer once this
+        // returns, whenever the aborted task actually ends.
         if let Some(peer) = self.inner.peers.lock().remove(&id) {
             // Aborting drops the connection, which closes it; queued messages are released.
             peer.task.abort();

@@ -1,0 +1,302 @@
+//! Byte layouts the Raft driver itself puts inside entries, conf changes, snapshots and read
+//! requests, next to the application's bytes. The persisted ones carry a version byte
+//! ([`DRIVER_LAYOUT_VERSION`]) so a newer binary can still replay an older log (rolling
+//! upgrades); an unknown byte is a [`CodecError::UnknownVersion`], never a misparse.
+//!
+//! - snapshot data: `[version][peer count u32][(id u64, address length u32, address)…][state
+//!   machine bytes…]` — peer addresses travel with the snapshot because the conf change
+//!   entries that carried them may have been compacted away;
+//! - conf change context: `[version][address utf-8…]` — the address of an added node, applied
+//!   to the transport by every member when the change is applied;
+//! - entry context: `[version][origin node u64][proposal id u64]` — identifies a proposal so
+//!   the proposer recognises its own entry at apply time;
+//! - read request context: `[node u64][sequence u64]` — not persisted, only echoed back by the
+//!   leader to the node that asked, so it carries no version.
+//!
+//! All integers are little-endian. Decoding never panics on malformed input (a proptest in
+//! the parent module feeds arbitrary bytes to every decoder here).
+
+use std::collections::BTreeMap;
+
+use super::CodecError;
+use crate::transport::NodeId;
+
+/// The only driver layout version written today.
+pub const DRIVER_LAYOUT_VERSION: u8 = 1;
+
+/// Bytes of an encoded [`EntryTag`].
+const ENTRY_TAG_BYTES: usize = 1 + 8 + 8;
+/// Bytes of an encoded [`ReadContext`].
+const READ_CONTEXT_BYTES: usize = 8 + 8;
+
+fn check_version(version: u8) -> Result<(), CodecError> {
+    if version == DRIVER_LAYOUT_VERSION {
+        Ok(())
+    } else {
+        Err(CodecError::UnknownVersion {
+            found: version,
+            current: DRIVER_LAYOUT_VERSION,
+        })
+    }
+}
+
+/// The driver's part of a snapshot plus the state machine's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SnapshotEnvelope {
+    /// Known peer addresses at the snapshot's index.
+    pub peer_addresses: BTreeMap<NodeId, String>,
+    /// The state machine's snapshot.
+    pub state: Vec<u8>,
+}
+
+impl SnapshotEnvelope {
+    /// Encode.
+    pub fn encode(&self) -> Vec<u8> {
+        let addresses_bytes: usize = self
+            .peer_addresses
+            .values()
+            .map(|address| 8 + 4 + address.len())
+            .sum();
+        let mut bytes = Vec::with_capacity(1 + 4 + addresses_bytes + self.state.len());
+        bytes.push(DRIVER_LAYOUT_VERSION);
+        bytes.extend_from_slice(&(self.peer_addresses.len() as u32).to_le_bytes());
+        for (id, address) in &self.peer_addresses {
+            bytes.extend_from_slice(&id.to_le_bytes());
+            bytes.extend_from_slice(&(address.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(address.as_bytes());
+        }
+        bytes.extend_from_slice(&self.state);
+        bytes
+    }
+
+    /// Decode; an empty slice is an empty envelope (a node that has no snapshot yet).
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        if bytes.is_empty() {
+            return Ok(Self::default());
+        }
+        let mut reader = Reader::new(bytes);
+        check_version(reader.u8()?)?;
+        let count = reader.u32()?;
+        let mut peer_addresses = BTreeMap::new();
+        // No capacity from `count`: it is untrusted; each peer consumes at least 12 bytes,
+        // so a lying count runs into `Truncated` after at most len / 12 iterations.
+        for _ in 0..count {
+            let id = reader.u64()?;
+            let length = reader.u32()? as usize;
+            let address = std::str::from_utf8(reader.take(length)?)
+                .map_err(|_| CodecError::InvalidField("peer address is not UTF-8"))?;
+            peer_addresses.insert(id, address.to_owned());
+        }
+        Ok(Self {
+            peer_addresses,
+            state: reader.rest().to_vec(),
+        })
+    }
+}
+
+/// Encode the address carried by a conf change.
+pub fn encode_address(address: &str) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(1 + address.len());
+    bytes.push(DRIVER_LAYOUT_VERSION);
+    bytes.extend_from_slice(address.as_bytes());
+    bytes
+}
+
+/// Decode the address carried by a conf change; `None` when the change carries none.
+pub fn decode_address(bytes: &[u8]) -> Result<Option<String>, CodecError> {
+    let Some((&version, rest)) = bytes.split_first() else {
+        return Ok(None);
+    };
+    check_version(version)?;
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    let address = std::str::from_utf8(rest)
+        .map_err(|_| CodecError::InvalidField("conf change address is not UTF-8"))?;
+    Ok(Some(address.to_owned()))
+}
+
+/// Who proposed an entry: the node and its proposal id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryTag {
+    /// The node whose driver proposed the entry.
+    pub origin: NodeId,
+    /// The proposal id on that node.
+    pub proposal: u64,
+}
+
+impl EntryTag {
+    /// Encode.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(ENTRY_TAG_BYTES);
+        bytes.push(DRIVER_LAYOUT_VERSION);
+        bytes.extend_from_slice(&self.origin.to_le_bytes());
+        bytes.extend_from_slice(&self.proposal.to_le_bytes());
+        bytes
+    }
+
+    /// Decode; `None` for entries without a (known) tag: raft-rs's own empty entries, or a
+    /// tag of another version — either way not a proposal this binary is waiting for.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let mut reader = Reader::new(bytes);
+        check_version(reader.u8().ok()?).ok()?;
+        Some(Self {
+            origin: reader.u64().ok()?,
+            proposal: reader.u64().ok()?,
+        })
+    }
+}
+
+/// The context of a ReadIndex request: which node asked, and which of its read batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadContext {
+    /// The node that asked.
+    pub node: NodeId,
+    /// The batch on that node.
+    pub sequence: u64,
+}
+
+impl ReadContext {
+    /// Encode.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(READ_CONTEXT_BYTES);
+        bytes.extend_from_slice(&self.node.to_le_bytes());
+        bytes.extend_from_slice(&self.sequence.to_le_bytes());
+        bytes
+    }
+
+    /// Decode; `None` for anything that is not exactly one encoded context.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != READ_CONTEXT_BYTES {
+            return None;
+        }
+        let mut reader = Reader::new(bytes);
+        Some(Self {
+            node: reader.u64().ok()?,
+            sequence: reader.u64().ok()?,
+        })
+    }
+}
+
+/// Little-endian reader over a slice; every read is bounds-checked.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    consumed: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, consumed: 0 }
+    }
+
+    fn take(&mut self, length: usize) -> Result<&'a [u8], CodecError> {
+        if self.bytes.len() < length {
+            return Err(CodecError::Truncated {
+                needed: self.consumed.saturating_add(length),
+                available: self.consumed + self.bytes.len(),
+            });
+        }
+        let (head, tail) = self.bytes.split_at(length);
+        self.bytes = tail;
+        self.consumed += length;
+        Ok(head)
+    }
+
+    fn rest(self) -> &'a [u8] {
+        self.bytes
+    }
+
+    fn u8(&mut self) -> Result<u8, CodecError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, CodecError> {
+        let mut buffer = [0; 4];
+        buffer.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(buffer))
+    }
+
+    fn u64(&mut self) -> Result<u64, CodecError> {
+        let mut buffer = [0; 8];
+        buffer.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(buffer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_envelope_round_trips_and_rejects_garbage() {
+        let envelope = SnapshotEnvelope {
+            peer_addresses: [(1, "a:1".to_owned()), (7, "b:2".to_owned())].into(),
+            state: vec![9, 8, 7],
+        };
+        let bytes = envelope.encode();
+        assert_eq!(SnapshotEnvelope::decode(&bytes), Ok(envelope));
+        assert_eq!(
+            SnapshotEnvelope::decode(&[]),
+            Ok(SnapshotEnvelope::default())
+        );
+        // Version, count, then only 3 of the first peer's 8 id bytes.
+        assert_eq!(
+            SnapshotEnvelope::decode(&bytes[..8]),
+            Err(CodecError::Truncated {
+                needed: 13,
+                available: 8
+            })
+        );
+        assert_eq!(
+            SnapshotEnvelope::decode(&[9]),
+            Err(CodecError::UnknownVersion {
+                found: 9,
+                current: DRIVER_LAYOUT_VERSION
+            })
+        );
+        // A count of u32::MAX peers in a few bytes: an error, not an allocation.
+        let mut lying = vec![DRIVER_LAYOUT_VERSION];
+        lying.extend_from_slice(&u32::MAX.to_le_bytes());
+        lying.extend_from_slice(&[0; 20]);
+        assert!(matches!(
+            SnapshotEnvelope::decode(&lying),
+            Err(CodecError::Truncated { .. })
+        ));
+        let mut bad_address = vec![DRIVER_LAYOUT_VERSION];
+        bad_address.extend_from_slice(&1_u32.to_le_bytes());
+        bad_address.extend_from_slice(&1_u64.to_le_bytes());
+        bad_address.extend_from_slice(&2_u32.to_le_bytes());
+        bad_address.extend_from_slice(&[0xff, 0xfe]);
+        assert!(matches!(
+            SnapshotEnvelope::decode(&bad_address),
+            Err(CodecError::InvalidField(_))
+        ));
+    }
+
+    #[test]
+    fn tags_addresses_and_read_contexts_round_trip() {
+        let tag = EntryTag {
+            origin: 3,
+            proposal: 42,
+        };
+        assert_eq!(EntryTag::decode(&tag.encode()), Some(tag));
+        assert_eq!(EntryTag::decode(&[]), None);
+        let mut other_version = tag.encode();
+        other_version[0] = 2;
+        assert_eq!(EntryTag::decode(&other_version), None);
+        assert_eq!(
+            decode_address(&encode_address("h:9")),
+            Ok(Some("h:9".to_owned()))
+        );
+        assert_eq!(decode_address(&[]), Ok(None));
+        assert_eq!(decode_address(&[DRIVER_LAYOUT_VERSION]), Ok(None));
+        assert!(decode_address(&[7, b'x']).is_err());
+        let context = ReadContext {
+            node: 5,
+            sequence: u64::MAX,
+        };
+        assert_eq!(ReadContext::decode(&context.encode()), Some(context));
+        assert_eq!(ReadContext::decode(&context.encode()[..15]), None);
+        assert_eq!(ReadContext::decode(&[0; 17]), None);
+    }
+}
