@@ -1,8 +1,8 @@
-//! The discrete-event engine: a time-ordered heap of pending actions driving
+//! The discrete-event engine: a time-ordered agenda of pending actions driving
 //! `callgrid-domain`'s sites and callback book, and acting on the effects they return.
 //!
 //! ```text
-//!   heap of (time ms, sequence, Action) ──pop──▶ handler ──handle_*(now, …)──▶ domain Site
+//! agenda of (time ms, sequence, Action) ──pop──▶ handler ──handle_*(now, …)──▶ domain Site
 //!        ▲                                                                        │ effects
 //!        └──── schedule ring / talk end / wrap-up end / patience / callback ◀──────┘
 //!                                 Event effects ──▶ domain Metrics (the same code as the node)
@@ -22,7 +22,7 @@
 //! fresh agents start while the old ones still finish their calls, briefly doubling capacity at
 //! each boundary and inflating the service level.
 //!
-//! Memory: contacts live in a slab whose slots are reused when the contact leaves, the heap
+//! Memory: contacts live in a slab whose slots are reused when the contact leaves, the agenda
 //! holds only pending actions, and the metrics hold per-interval counters — nothing grows with
 //! the number of contacts, and only the (small) interval table grows with the number of days.
 
@@ -35,6 +35,7 @@ use callgrid_domain::{
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 
+use crate::agenda::Agenda;
 use crate::report::{Row, RunReport};
 use crate::sample::{Sampler, chance, gap_s};
 use crate::scenario::{self, Scenario};
@@ -50,7 +51,7 @@ pub const SUMMARY_REFRESH_MS: u64 = 1_000;
 pub const CALLBACK_NO_ANSWER_MS: u64 = 30_000;
 /// Bound on how deep effects may cause further handler calls (overflow hops, callbacks).
 pub const EFFECT_DEPTH_MAX: usize = 16;
-/// Bound on heap entries; a scenario needing more is rejected rather than exhausting memory.
+/// Bound on pending actions; a scenario needing more is rejected rather than exhausting memory.
 pub const PENDING_ACTIONS_MAX: usize = 50_000_000;
 
 /// A progress callback: receives 0..=[`PROGRESS_STEPS`].
@@ -73,7 +74,7 @@ pub enum EngineError {
         /// The domain's error.
         message: String,
     },
-    /// The pending-action heap exceeded [`PENDING_ACTIONS_MAX`].
+    /// The pending actions exceeded [`PENDING_ACTIONS_MAX`].
     #[error("more than {PENDING_ACTIONS_MAX} pending actions")]
     TooManyPendingActions,
 }
@@ -108,102 +109,29 @@ enum Action {
     Outage { site: u16, down: bool },
 }
 
-/// Bits of a heap key holding the scheduling sequence (below the time in ms).
-const SEQUENCE_BITS: u32 = 24;
-/// Latest schedulable time: 2^40 ms, about 34 years.
-pub const TIME_MS_MAX: u64 = (1 << (64 - SEQUENCE_BITS)) - 1;
-
-/// Pending actions ordered by (time, scheduling order): a radix heap over 64-bit keys
-/// `time << 24 | sequence mod 2^24`, with the actions in a slab.
-///
-/// Keys only grow (nothing is scheduled before `now`, and later scheduling gets a higher
-/// sequence), which is what a radix heap needs: an entry lives in the bucket of the highest bit
-/// in which it differs from the last key taken out, so push is O(1) and each entry moves down
-/// at most 64 times over its life — cheaper than a binary heap's comparisons and moves. Among
-/// equal times the earlier scheduled comes first; when the 24-bit sequence wraps a key is
-/// clamped to the last one taken (still deterministic).
-#[derive(Debug)]
-struct ActionQueue {
-    buckets: Vec<Vec<(u64, u32)>>,
-    /// Bit i set when bucket i is not empty (65 buckets).
-    occupied: u128,
-    last: u64,
-    len: usize,
-    actions: Vec<Action>,
-    free: Vec<u32>,
-    sequence: u64,
+/// Agenda lanes (see [`crate::agenda`]): actions scheduled in time order by construction.
+mod lane {
+    /// Interval boundaries (all scheduled up front, in order).
+    pub const BOUNDARY: usize = 0;
+    /// The next arrival (one pending at a time).
+    pub const ARRIVAL: usize = 1;
+    /// Rings: now + the constant ring time.
+    pub const RING: usize = 2;
+    /// Wrap-up ends: now + the constant wrap-up time.
+    pub const WRAP_UP: usize = 3;
 }
 
-impl Default for ActionQueue {
-    fn default() -> Self {
-        ActionQueue {
-            buckets: (0..=64).map(|_| Vec::new()).collect(),
-            occupied: 0,
-            last: 0,
-            len: 0,
-            actions: Vec::new(),
-            free: Vec::new(),
-            sequence: 0,
+impl Action {
+    /// The agenda lane whose pushes come in time order, if any.
+    #[inline]
+    fn lane(self) -> Option<usize> {
+        match self {
+            Action::Boundary { .. } => Some(lane::BOUNDARY),
+            Action::Arrival => Some(lane::ARRIVAL),
+            Action::Ring { .. } => Some(lane::RING),
+            Action::WrapUpEnd { .. } => Some(lane::WRAP_UP),
+            _ => None,
         }
-    }
-}
-
-impl ActionQueue {
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn bucket_of(&self, key: u64) -> usize {
-        (64 - (key ^ self.last).leading_zeros()) as usize
-    }
-
-    fn push(&mut self, at: u64, action: Action) {
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.actions[slot as usize] = action;
-                slot
-            }
-            None => {
-                self.actions.push(action);
-                (self.actions.len() - 1) as u32
-            }
-        };
-        self.sequence = self.sequence.wrapping_add(1);
-        let key = ((at.min(TIME_MS_MAX) << SEQUENCE_BITS)
-            | (self.sequence & ((1 << SEQUENCE_BITS) - 1)))
-            .max(self.last);
-        let bucket = self.bucket_of(key);
-        self.buckets[bucket].push((key, slot));
-        self.occupied |= 1 << bucket;
-        self.len += 1;
-    }
-
-    fn pop(&mut self) -> Option<(u64, Action)> {
-        if self.len == 0 {
-            return None;
-        }
-        if self.occupied & 1 == 0 {
-            let index = self.occupied.trailing_zeros() as usize;
-            let mut bucket = std::mem::take(&mut self.buckets[index]);
-            self.occupied &= !(1 << index);
-            self.last = bucket.iter().map(|(key, _)| *key).min()?;
-            for (key, slot) in bucket.drain(..) {
-                let target = self.bucket_of(key);
-                self.buckets[target].push((key, slot));
-                self.occupied |= 1 << target;
-            }
-            // Give the emptied bucket its allocation back for reuse.
-            self.buckets[index] = bucket;
-        }
-        // Bucket 0 holds entries equal to `last`; among equal keys (only after a clamp) the
-        // first pushed is taken first.
-        let (key, slot) = self.buckets[0].remove(0);
-        if self.buckets[0].is_empty() {
-            self.occupied &= !1;
-        }
-        self.len -= 1;
-        self.free.push(slot);
-        Some((key >> SEQUENCE_BITS, self.actions[slot as usize]))
     }
 }
 
@@ -376,9 +304,20 @@ impl SkillMap {
     }
 }
 
+/// Seconds to whole milliseconds, rounding half away from zero like `f64::round` (0 for
+/// negative, zero or non-finite input). Written out because `round` is a libm call on
+/// baseline x86-64 and this runs for every drawn duration; the fraction `scaled - whole` is
+/// exact below 2^52 and zero above, so the result equals `round` for every input.
+#[inline]
 fn ms(seconds: f64) -> u64 {
     if seconds.is_finite() && seconds > 0.0 {
-        (seconds * 1000.0).round() as u64
+        let scaled = seconds * 1000.0;
+        let whole = scaled as u64;
+        if scaled - whole as f64 >= 0.5 {
+            whole.saturating_add(1)
+        } else {
+            whole
+        }
     } else {
         0
     }
@@ -403,7 +342,7 @@ pub struct Engine {
     book: CallbackBook,
     metrics: Metrics,
     groups: Vec<Group>,
-    queue: ActionQueue,
+    queue: Agenda<Action>,
     random: Pcg64,
     now: u64,
     end_ms: u64,
@@ -610,7 +549,7 @@ impl Engine {
             book,
             metrics,
             groups,
-            queue: ActionQueue::default(),
+            queue: Agenda::default(),
             random: Pcg64::seed_from_u64(seed),
             now: 0,
             end_ms,
@@ -635,7 +574,7 @@ impl Engine {
         if self.queue.len() >= PENDING_ACTIONS_MAX {
             return Err(EngineError::TooManyPendingActions);
         }
-        self.queue.push(at, action);
+        self.queue.push(at, action.lane(), action);
         Ok(())
     }
 
@@ -916,7 +855,7 @@ impl Engine {
 
     /// Draws the caller's patience for a (new or transferred) wait. The abandon timer is only
     /// scheduled when the contact actually queues (`Queued`), so the many contacts answered at
-    /// once never put a timer in the heap.
+    /// once never put a timer in the agenda.
     fn arm_patience(&mut self, contact: ContactId) {
         let Some(slot) = self.slot_of(contact) else {
             return;
@@ -1052,6 +991,8 @@ impl Engine {
         Ok(())
     }
 
+    /// Refreshes the other sites' summaries the overflow rule reads (only the fields routing
+    /// decisions use; see `Site::fill_routing_summary`).
     fn refresh_summaries(&mut self, force: bool) {
         if !force
             && self
@@ -1062,7 +1003,7 @@ impl Engine {
         }
         let now = TimeMs(self.now);
         for (site, summary) in self.sites.iter_mut().zip(self.summaries.iter_mut()) {
-            site.fill_summary(now, summary);
+            site.fill_routing_summary(now, summary);
         }
         self.summaries_at = Some(self.now);
     }
@@ -1104,10 +1045,10 @@ impl Engine {
         if depth > EFFECT_DEPTH_MAX {
             return Err(self.domain_error("effects caused effects more than EFFECT_DEPTH_MAX deep"));
         }
-        for effect in effects.iter().copied() {
-            match effect {
-                Effect::Event(event) => {
-                    self.metrics.record(&event);
+        for effect in effects {
+            match *effect {
+                Effect::Event(ref event) => {
+                    self.metrics.record(event);
                     match event.kind {
                         EventKind::Blocked { contact, .. }
                         | EventKind::Abandoned { contact, .. } => self.release(contact),
@@ -1452,42 +1393,21 @@ pub fn summary_json(report: &RunReport) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use proptest::prelude::*;
 
     proptest! {
-        /// The radix queue pops in (time, scheduling order), like a stable sort, for any
-        /// interleaving of pushes (never before the last popped time) and pops.
+        /// `ms` rounds exactly like `f64::round` on every finite positive input.
         #[test]
-        fn action_queue_pops_in_time_then_push_order(operations in proptest::collection::vec((0u64..5_000, any::<bool>()), 1..400)) {
-            let mut queue = ActionQueue::default();
-            let mut reference: Vec<(u64, u64)> = Vec::new(); // (time, push number)
-            let mut now = 0;
-            for (number, (delay, pop)) in operations.into_iter().enumerate() {
-                if pop {
-                    let expected = reference
-                        .iter()
-                        .enumerate()
-                        .min_by_key(|(_, entry)| **entry)
-                        .map(|(index, entry)| (index, *entry));
-                    let popped = queue.pop();
-                    match expected {
-                        None => prop_assert!(popped.is_none()),
-                        Some((index, (time, pushed))) => {
-                            reference.remove(index);
-                            let (at, action) = popped.unwrap();
-                            prop_assert_eq!(at, time);
-                            prop_assert_eq!(action, Action::Boundary { index: pushed as u32 });
-                            now = at;
-                        }
-                    }
+        fn ms_rounds_like_round(bits in any::<u64>(), seconds in 0.0f64..1e7) {
+            let any = f64::from_bits(bits);
+            for value in [any, seconds, seconds.floor() + 0.0005, seconds.floor() + 0.0004999] {
+                let expected = if value.is_finite() && value > 0.0 {
+                    (value * 1000.0).round() as u64
                 } else {
-                    let at = now + delay % 3 * 1_000 + delay / 3;
-                    queue.push(at, Action::Boundary { index: number as u32 });
-                    reference.push((at, number as u64));
-                }
-                prop_assert_eq!(queue.len(), reference.len());
+                    0
+                };
+                prop_assert_eq!(ms(value), expected, "{}", value);
             }
         }
     }
