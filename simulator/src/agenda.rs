@@ -56,6 +56,9 @@ impl<T> Ord for HeapEntry<T> {
 pub struct Agenda<T> {
     lanes: [VecDeque<Entry<T>>; LANES],
     heap: BinaryHeap<HeapEntry<T>>,
+    /// Key of the first entry of each lane, then of the heap's top (`u128::MAX`: empty), so
+    /// choosing the next source reads one small array.
+    heads: [u128; LANES + 1],
     sequence: u64,
     len: usize,
 }
@@ -65,6 +68,7 @@ impl<T: Copy> Default for Agenda<T> {
         Agenda {
             lanes: std::array::from_fn(|_| VecDeque::new()),
             heap: BinaryHeap::new(),
+            heads: [u128::MAX; LANES + 1],
             sequence: 0,
             len: 0,
         }
@@ -92,11 +96,23 @@ impl<T: Copy> Agenda<T> {
             item,
         };
         self.len += 1;
-        if let Some(lane) = lane.and_then(|lane| self.lanes.get_mut(lane)) {
-            if lane.back().is_none_or(|last| last.key <= entry.key) {
-                lane.push_back(entry);
-                return;
+        if let Some(index) = lane.filter(|lane| *lane < LANES) {
+            let lane = &mut self.lanes[index];
+            match lane.back() {
+                None => {
+                    self.heads[index] = entry.key;
+                    lane.push_back(entry);
+                    return;
+                }
+                Some(last) if last.key <= entry.key => {
+                    lane.push_back(entry);
+                    return;
+                }
+                Some(_) => {}
             }
+        }
+        if entry.key < self.heads[LANES] {
+            self.heads[LANES] = entry.key;
         }
         self.heap.push(HeapEntry(entry));
     }
@@ -104,20 +120,26 @@ impl<T: Copy> Agenda<T> {
     /// Takes the earliest item (earliest scheduled among equal times).
     #[inline]
     pub fn pop(&mut self) -> Option<(u64, T)> {
-        let mut best = self.heap.peek().map_or(u128::MAX, |top| top.0.key);
-        let mut best_lane = LANES;
-        for (index, lane) in self.lanes.iter().enumerate() {
-            if let Some(front) = lane.front() {
-                if front.key < best {
-                    best = front.key;
-                    best_lane = index;
-                }
+        if self.len == 0 {
+            return None;
+        }
+        let mut source = LANES;
+        let mut best = self.heads[LANES];
+        for (index, head) in self.heads[..LANES].iter().enumerate() {
+            if *head < best {
+                best = *head;
+                source = index;
             }
         }
-        let entry = if best_lane < LANES {
-            self.lanes[best_lane].pop_front()?
+        let entry = if source < LANES {
+            let lane = &mut self.lanes[source];
+            let entry = lane.pop_front()?;
+            self.heads[source] = lane.front().map_or(u128::MAX, |next| next.key);
+            entry
         } else {
-            self.heap.pop()?.0
+            let entry = self.heap.pop()?.0;
+            self.heads[LANES] = self.heap.peek().map_or(u128::MAX, |next| next.0.key);
+            entry
         };
         self.len -= 1;
         Some(((entry.key >> 64) as u64, entry.item))

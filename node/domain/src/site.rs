@@ -1516,9 +1516,22 @@ impl Site {
         Ok(())
     }
 
-    /// Expires certificates whose validity ended by `now`. O(1) when none is due.
+    /// Expires certificates whose validity ended by `now`. O(1) when none is due (every
+    /// handler calls it, so the check is inlined and the work is out of line).
+    #[inline]
     fn advance(&mut self, now: TimeMs, out: &mut Vec<Effect>) {
         self.last_now = self.last_now.max(now);
+        if self
+            .expiries
+            .peek()
+            .is_some_and(|Reverse((until, _, _))| *until <= now.0)
+        {
+            self.expire_grants(now, out);
+        }
+    }
+
+    #[cold]
+    fn expire_grants(&mut self, now: TimeMs, out: &mut Vec<Effect>) {
         while let Some(&Reverse((until, index, skill))) = self.expiries.peek() {
             if until > now.0 {
                 break;
