@@ -495,8 +495,7 @@ impl Engine {
             ..CallbackPolicy::default()
         });
         let drain_intervals = DRAIN_MS_MAX.div_ceil(interval_ms) as usize;
-        let metrics = Metrics::new(
-            MetricsConfig {
+        let metrics_config = MetricsConfig {
                 interval_minutes: scenario.interval_minutes,
                 service_level_target_s: scenario.service_level.threshold_s.round() as u64,
                 service_level_policy: match scenario.service_level.policy {
@@ -508,10 +507,19 @@ impl Engine {
                     }
                 },
                 intervals_max: (days * intervals_per_day + drain_intervals) as u32,
-            },
-            sites.len(),
-            skills.configs.len(),
-        );
+        };
+        // Several days: interval cells repeat daily (memory independent of the number of
+        // days); the report's interval rows then sum each clock interval over all days.
+        let metrics = if days > 1 {
+            Metrics::new_cyclic(
+                metrics_config,
+                sites.len(),
+                skills.configs.len(),
+                intervals_per_day as u32,
+            )
+        } else {
+            Metrics::new(metrics_config, sites.len(), skills.configs.len())
+        };
 
         let mut groups = Vec::new();
         for (site_index, site) in scenario.sites.iter().enumerate() {
@@ -1193,7 +1201,9 @@ impl Engine {
                     let day = index / self.model.intervals_per_day.max(1);
                     let minutes =
                         (index % self.model.intervals_per_day.max(1)) as u64 * interval_ms / 60_000;
-                    (Some(day as u32), Some(scenario::clock_of(minutes as u32)))
+                    // Over several days a row sums the clock interval over all days: no day.
+                    let day = (self.model.days == 1).then_some(day as u32);
+                    (day, Some(scenario::clock_of(minutes as u32)))
                 }
                 None => (None, None),
             };
@@ -1241,13 +1251,15 @@ impl Engine {
             .metrics
             .interval_count()
             .min(self.model.days * self.model.intervals_per_day);
+        // Over several days each interval row covers that clock interval on every day.
+        let interval_span_ms = interval_ms * self.model.days as u64;
         for interval in 0..interval_count {
             intervals.push(row(
                 &self.metrics.interval_totals(interval),
                 "all",
                 "all".to_owned(),
                 Some(interval),
-                interval_ms,
+                interval_span_ms,
             ));
             for (index, name) in site_names.iter().enumerate() {
                 site_intervals.push(row(
@@ -1255,7 +1267,7 @@ impl Engine {
                     name,
                     "all".to_owned(),
                     Some(interval),
-                    interval_ms,
+                    interval_span_ms,
                 ));
                 for skill in 0..self.skills.configs.len() {
                     let counters = self.metrics.queue_interval(
@@ -1269,7 +1281,7 @@ impl Engine {
                             name,
                             queue_name(skill),
                             Some(interval),
-                            interval_ms,
+                            interval_span_ms,
                         ));
                     }
                 }
