@@ -46,28 +46,62 @@ impl PartialOrd for QueueEntry {
     }
 }
 
-/// An available agent's place in a skill's idle set. Greatest = chosen first.
+/// An available agent's place in a skill's idle set. Greatest = chosen first: least loaded,
+/// then longest idle, then lowest agent id (then lowest generation, which only ever ties an
+/// agent with itself).
+///
+/// The order is packed into two words compared as one 128-bit number, smaller first:
+/// `order_high` = load (8 bits) · idle since (56 bits, saturating — 2.2 million years of
+/// milliseconds), `order_low` = agent id (32 bits) · generation (32 bits). Heap operations on
+/// the idle sets run for every offer, so one comparison instead of four matters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct IdleEntry {
-    pub(crate) load: u8,
-    pub(crate) idle_since_ms: u64,
-    pub(crate) agent_id: u32,
+    order_high: u64,
+    order_low: u64,
     pub(crate) index: u32,
-    pub(crate) generation: u32,
+}
+
+/// Largest idle-since instant the packed order distinguishes.
+const IDLE_SINCE_MS_MAX: u64 = (1 << 56) - 1;
+
+impl IdleEntry {
+    #[inline]
+    pub(crate) fn new(
+        load: u8,
+        idle_since_ms: u64,
+        agent_id: u32,
+        index: u32,
+        generation: u32,
+    ) -> IdleEntry {
+        IdleEntry {
+            order_high: (u64::from(load) << 56) | idle_since_ms.min(IDLE_SINCE_MS_MAX),
+            order_low: (u64::from(agent_id) << 32) | u64::from(generation),
+            index,
+        }
+    }
+
+    /// The agent's generation when the entry was made (stale when it changed since).
+    #[inline]
+    pub(crate) fn generation(&self) -> u32 {
+        self.order_low as u32
+    }
+
+    /// The agent's id.
+    #[cfg(test)]
+    pub(crate) fn agent_id(&self) -> u32 {
+        (self.order_low >> 32) as u32
+    }
 }
 
 impl Ord for IdleEntry {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .load
-            .cmp(&self.load)
-            .then_with(|| other.idle_since_ms.cmp(&self.idle_since_ms))
-            .then_with(|| other.agent_id.cmp(&self.agent_id))
-            .then_with(|| other.generation.cmp(&self.generation))
+        (other.order_high, other.order_low).cmp(&(self.order_high, self.order_low))
     }
 }
 
 impl PartialOrd for IdleEntry {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
@@ -159,12 +193,8 @@ mod tests {
 
     #[test]
     fn idle_order_is_load_then_longest_idle_then_id() {
-        let idle = |load, idle_since_ms, agent_id| IdleEntry {
-            load,
-            idle_since_ms,
-            agent_id,
-            index: agent_id,
-            generation: 0,
+        let idle = |load, idle_since_ms, agent_id| {
+            IdleEntry::new(load, idle_since_ms, agent_id, agent_id, 0)
         };
         let mut heap = LazyHeap::default();
         heap.push(idle(1, 0, 1));
@@ -173,7 +203,7 @@ mod tests {
         heap.push(idle(0, 10, 3));
         let mut order = Vec::new();
         while let Some(top) = heap.peek_live(|_| true) {
-            order.push(top.agent_id);
+            order.push(top.agent_id());
             heap.pop();
         }
         assert_eq!(order, vec![3, 4, 2, 1]);

@@ -252,8 +252,18 @@ impl AgentEntry {
         }
     }
 
-    fn fully_idle_ready(&self) -> bool {
-        matches!(self.presence, Presence::Ready) && self.item_count == 0
+    /// What the agent adds to the per-skill counters now.
+    #[inline]
+    fn contribution(&self) -> AgentContribution {
+        let ready = matches!(self.presence, Presence::Ready);
+        AgentContribution {
+            idle_skills: if ready && self.item_count == 0 {
+                self.skills
+            } else {
+                SkillSet::EMPTY
+            },
+            serving_skills: if ready { self.skills } else { SkillSet::EMPTY },
+        }
     }
 
     fn derive_state(&self) -> AgentState {
@@ -1552,27 +1562,14 @@ impl Site {
         }
     }
 
+    #[inline]
     fn contribution(&self, index: u32) -> AgentContribution {
-        let agent = &self.agents[index as usize];
-        let serving_skills = if matches!(agent.presence, Presence::Ready) {
-            agent.skills
-        } else {
-            SkillSet::EMPTY
-        };
-        let idle_skills = if agent.fully_idle_ready() {
-            agent.skills
-        } else {
-            SkillSet::EMPTY
-        };
-        AgentContribution {
-            idle_skills,
-            serving_skills,
-        }
+        self.agents[index as usize].contribution()
     }
 
     /// After any change to an agent: logs out a finished logging-out agent, updates the
     /// per-skill counters, emits a state change, and (re)enters the agent into the idle sets
-    /// of the skills it has room for.
+    /// of the skills it has room for. Runs on every agent change, so it reads the agent once.
     fn refresh_agent(
         &mut self,
         now: TimeMs,
@@ -1580,23 +1577,40 @@ impl Site {
         before: AgentContribution,
         out: &mut Vec<Effect>,
     ) {
-        {
-            let agent = &mut self.agents[index as usize];
-            if matches!(agent.presence, Presence::LoggingOut) && agent.item_count == 0 {
-                agent.presence = Presence::LoggedOut;
-            }
+        let up = self.up;
+        let agent = &mut self.agents[index as usize];
+        if matches!(agent.presence, Presence::LoggingOut) && agent.item_count == 0 {
+            agent.presence = Presence::LoggedOut;
         }
-        let after = self.contribution(index);
+        let after = agent.contribution();
+        let state = agent.derive_state();
+        let from = agent.state;
+        agent.state = state;
+        agent.generation = agent.generation.wrapping_add(1);
+        let agent_id = agent.id;
+        let skills = agent.skills;
+        // Rooms only matter for a ready agent at an up site.
+        let (room_voice, room_chat) = if up && matches!(agent.presence, Presence::Ready) {
+            let holds_voice = agent.holds_voice();
+            (
+                agent.item_count == 0,
+                !holds_voice && agent.item_count < agent.chat_slots,
+            )
+        } else {
+            (false, false)
+        };
+        let entry = IdleEntry::new(
+            agent.item_count,
+            agent.idle_since.0,
+            agent_id.0,
+            index,
+            agent.generation,
+        );
         if before.idle_skills != after.idle_skills || before.serving_skills != after.serving_skills
         {
             self.update_skill_counters(index, before, after);
         }
-        let agent = &mut self.agents[index as usize];
-        let state = agent.derive_state();
-        if state != agent.state {
-            let from = agent.state;
-            agent.state = state;
-            let agent_id = agent.id;
+        if state != from {
             self.emit(
                 now,
                 EventKind::AgentStateChanged {
@@ -1607,26 +1621,11 @@ impl Site {
                 out,
             );
         }
-        let agent = &mut self.agents[index as usize];
-        agent.generation = agent.generation.wrapping_add(1);
-        let agent = &self.agents[index as usize];
-        if !self.up || !matches!(agent.presence, Presence::Ready) {
-            return;
-        }
-        let entry = IdleEntry {
-            load: agent.item_count,
-            idle_since_ms: agent.idle_since.0,
-            agent_id: agent.id.0,
-            index,
-            generation: agent.generation,
-        };
-        let room_voice = agent.has_room_for(Channel::Voice);
-        let room_chat = agent.has_room_for(Channel::Chat);
         if !room_voice && !room_chat {
             return;
         }
         let agents = &self.agents;
-        for skill in agent.skills.iter() {
+        for skill in skills.iter() {
             let state = &mut self.skills[skill.index()];
             let channel = state.channel;
             let room = match channel {
@@ -2155,7 +2154,7 @@ fn idle_entry_live(
     channel: Channel,
 ) -> bool {
     let agent = &agents[entry.index as usize];
-    agent.generation == entry.generation
+    agent.generation == entry.generation()
         && agent.skills.contains(skill)
         && agent.has_room_for(channel)
 }
