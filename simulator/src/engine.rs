@@ -24,7 +24,8 @@
 //!
 //! Memory: contacts live in a slab whose slots are reused when the contact leaves, the agenda
 //! holds only pending actions, and the metrics hold per-interval counters — nothing grows with
-//! the number of contacts, and only the (small) interval table grows with the number of days.
+//! the number of contacts. Over several days the metrics' interval cells repeat daily
+//! (`Metrics::new_cyclic`), so nothing grows with the number of days either.
 
 use callgrid_domain::{
     AgentId, AgentSpec, AgentState, CallbackBook, CallbackId, CallbackOutcome, CallbackPolicy,
@@ -51,6 +52,11 @@ pub const SUMMARY_REFRESH_MS: u64 = 1_000;
 pub const CALLBACK_NO_ANSWER_MS: u64 = 30_000;
 /// Bound on how deep effects may cause further handler calls (overflow hops, callbacks).
 pub const EFFECT_DEPTH_MAX: usize = 16;
+/// Contacts one site may hold at once (the number field of a contact id: 24 bits).
+pub const CONTACT_NUMBERS_PER_SITE: u32 = 1 << 24;
+/// Contact id layout: generation (24 bits) · entry site (16 bits) · number at the site.
+const CONTACT_SITE_SHIFT: u32 = 24;
+const CONTACT_GENERATION_SHIFT: u32 = 40;
 /// Bound on pending actions; a scenario needing more is rejected rather than exhausting memory.
 pub const PENDING_ACTIONS_MAX: usize = 50_000_000;
 
@@ -347,7 +353,12 @@ pub struct Engine {
     now: u64,
     end_ms: u64,
     contacts: Vec<ContactSlot>,
-    free_contacts: Vec<u32>,
+    /// Per site: contact number at the site → slot in `contacts`. A contact id carries its
+    /// entry site and that number, so each site's contact ids are small dense numbers and the
+    /// site's direct-mapped contact table stays compact in cache (it matters at 100 sites).
+    site_slots: Vec<Vec<u32>>,
+    /// Per site: contact numbers free for reuse.
+    free_numbers: Vec<Vec<u32>>,
     next_agent: u32,
     effects: Vec<Effect>,
     /// Reusable buffers for effects of nested handler calls.
@@ -562,7 +573,8 @@ impl Engine {
             now: 0,
             end_ms,
             contacts: Vec::new(),
-            free_contacts: Vec::new(),
+            site_slots: vec![Vec::new(); site_count],
+            free_numbers: vec![Vec::new(); site_count],
             next_agent: 0,
             effects: Vec::with_capacity(64),
             spare_effects: Vec::new(),
@@ -833,7 +845,7 @@ impl Engine {
             (true, Some(skill)) => (Channel::Chat, skill),
             _ => (Channel::Voice, topic.voice_skill),
         };
-        let id = self.allocate(site);
+        let id = self.allocate(site)?;
         if let Some(slot) = self.slot_of(id) {
             self.contacts[slot].channel = channel;
             self.contacts[slot].skill = skill;
@@ -973,7 +985,7 @@ impl Engine {
         let now = TimeMs(self.now);
         while let Some(task) = self.book.poll_due(now) {
             let site = task.site.0;
-            let id = self.allocate(site);
+            let id = self.allocate(site)?;
             let slot = self.slot_of(id).unwrap_or_default();
             self.contacts[slot].callback = Some(task.id);
             self.contacts[slot].channel = task.channel;
@@ -1119,10 +1131,20 @@ impl Engine {
         Ok(())
     }
 
-    fn allocate(&mut self, site: u16) -> ContactId {
-        let slot = match self.free_contacts.pop() {
-            Some(slot) => slot,
+    /// A fresh contact id at `site`: `generation << 40 | site << 24 | number`, the number
+    /// reused once its contact has left (the generation keeps ids unique).
+    fn allocate(&mut self, site: u16) -> Result<ContactId, EngineError> {
+        let site_index = usize::from(site);
+        let number = match self.free_numbers[site_index].pop() {
+            Some(number) => number,
             None => {
+                let number = self.site_slots[site_index].len() as u32;
+                if number >= CONTACT_NUMBERS_PER_SITE {
+                    return Err(EngineError::Unsupported(format!(
+                        "more than {CONTACT_NUMBERS_PER_SITE} contacts at once at one site"
+                    )));
+                }
+                self.site_slots[site_index].push(self.contacts.len() as u32);
                 self.contacts.push(ContactSlot {
                     id: ContactId(0),
                     site,
@@ -1137,13 +1159,17 @@ impl Engine {
                     skill: SkillId(0),
                     transfers: 0,
                 });
-                (self.contacts.len() - 1) as u32
+                number
             }
         };
-        let entry = &mut self.contacts[slot as usize];
-        // Id = generation in the high half, slot in the low half: unique while slots recycle.
-        let generation = (entry.id.0 >> 32) + 1;
-        entry.id = ContactId((generation << 32) | u64::from(slot));
+        let slot = self.site_slots[site_index][number as usize] as usize;
+        let entry = &mut self.contacts[slot];
+        let generation = (entry.id.0 >> CONTACT_GENERATION_SHIFT) + 1;
+        entry.id = ContactId(
+            (generation << CONTACT_GENERATION_SHIFT)
+                | (u64::from(site) << CONTACT_SITE_SHIFT)
+                | u64::from(number),
+        );
         entry.site = site;
         entry.live = true;
         entry.callback = None;
@@ -1151,11 +1177,15 @@ impl Engine {
         entry.patience_at = u64::MAX;
         entry.offered_to = None;
         entry.transfers = 0;
-        entry.id
+        Ok(entry.id)
     }
 
+    /// The slot of a live contact (None for a contact that has left: stale actions).
+    #[inline]
     fn slot_of(&self, contact: ContactId) -> Option<usize> {
-        let slot = (contact.0 & 0xFFFF_FFFF) as usize;
+        let site = ((contact.0 >> CONTACT_SITE_SHIFT) & 0xFFFF) as usize;
+        let number = (contact.0 & u64::from(CONTACT_NUMBERS_PER_SITE - 1)) as usize;
+        let slot = *self.site_slots.get(site)?.get(number)? as usize;
         self.contacts
             .get(slot)
             .filter(|entry| entry.live && entry.id == contact)
@@ -1166,7 +1196,9 @@ impl Engine {
         if let Some(slot) = self.slot_of(contact) {
             self.contacts[slot].live = false;
             self.contacts[slot].patience_token = self.contacts[slot].patience_token.wrapping_add(1);
-            self.free_contacts.push(slot as u32);
+            let site = ((contact.0 >> CONTACT_SITE_SHIFT) & 0xFFFF) as usize;
+            let number = (contact.0 & u64::from(CONTACT_NUMBERS_PER_SITE - 1)) as u32;
+            self.free_numbers[site].push(number);
         }
     }
 
