@@ -52,11 +52,14 @@ pub const SUMMARY_REFRESH_MS: u64 = 1_000;
 pub const CALLBACK_NO_ANSWER_MS: u64 = 30_000;
 /// Bound on how deep effects may cause further handler calls (overflow hops, callbacks).
 pub const EFFECT_DEPTH_MAX: usize = 16;
-/// Contacts one site may hold at once (the number field of a contact id: 24 bits).
-pub const CONTACT_NUMBERS_PER_SITE: u32 = 1 << 24;
-/// Contact id layout: generation (24 bits) · entry site (16 bits) · number at the site.
-const CONTACT_SITE_SHIFT: u32 = 24;
-const CONTACT_GENERATION_SHIFT: u32 = 40;
+/// Contacts one site may hold at once (the number field of a contact id: 20 bits).
+pub const CONTACT_NUMBERS_PER_SITE: u32 = 1 << 20;
+/// Contacts the engine may hold at once (the slot field of a contact id: 24 bits).
+pub const CONTACT_SLOTS_MAX: usize = 1 << 24;
+/// Contact id layout: generation (20 bits, wrapping) · slot (24 bits) · number at the site
+/// (20 bits).
+const CONTACT_SLOT_SHIFT: u32 = 20;
+const CONTACT_GENERATION_SHIFT: u32 = 44;
 /// Bound on pending actions; a scenario needing more is rejected rather than exhausting memory.
 pub const PENDING_ACTIONS_MAX: usize = 50_000_000;
 
@@ -145,6 +148,8 @@ impl Action {
 #[derive(Clone, Copy, Debug)]
 struct ContactSlot {
     id: ContactId,
+    /// The site whose numbers this slot uses (for good; `site` follows overflow).
+    home_site: u16,
     site: u16,
     live: bool,
     patience_token: u32,
@@ -353,12 +358,13 @@ pub struct Engine {
     now: u64,
     end_ms: u64,
     contacts: Vec<ContactSlot>,
-    /// Per site: contact number at the site → slot in `contacts`. A contact id carries its
-    /// entry site and that number, so each site's contact ids are small dense numbers and the
-    /// site's direct-mapped contact table stays compact in cache (it matters at 100 sites).
-    site_slots: Vec<Vec<u32>>,
-    /// Per site: contact numbers free for reuse.
-    free_numbers: Vec<Vec<u32>>,
+    /// Per site: how many slots belong to it. Each slot belongs to one site for good and has
+    /// a number there; contact ids carry that number in their low bits, so each site's ids
+    /// are small dense numbers and the site's direct-mapped contact table stays compact in
+    /// cache (it matters at 100 sites).
+    site_numbers: Vec<u32>,
+    /// Per site: its slots free for reuse.
+    free_slots: Vec<Vec<u32>>,
     next_agent: u32,
     effects: Vec<Effect>,
     /// Reusable buffers for effects of nested handler calls.
@@ -573,8 +579,8 @@ impl Engine {
             now: 0,
             end_ms,
             contacts: Vec::new(),
-            site_slots: vec![Vec::new(); site_count],
-            free_numbers: vec![Vec::new(); site_count],
+            site_numbers: vec![0; site_count],
+            free_slots: vec![Vec::new(); site_count],
             next_agent: 0,
             effects: Vec::with_capacity(64),
             spare_effects: Vec::new(),
@@ -1131,22 +1137,26 @@ impl Engine {
         Ok(())
     }
 
-    /// A fresh contact id at `site`: `generation << 40 | site << 24 | number`, the number
-    /// reused once its contact has left (the generation keeps ids unique).
+    /// A fresh contact id at `site`: `generation << 44 | slot << 20 | number at the site`; a
+    /// slot is reused once its contact has left, with the next generation.
     fn allocate(&mut self, site: u16) -> Result<ContactId, EngineError> {
         let site_index = usize::from(site);
-        let number = match self.free_numbers[site_index].pop() {
-            Some(number) => number,
+        let slot = match self.free_slots[site_index].pop() {
+            Some(slot) => slot as usize,
             None => {
-                let number = self.site_slots[site_index].len() as u32;
-                if number >= CONTACT_NUMBERS_PER_SITE {
+                let number = self.site_numbers[site_index];
+                let slot = self.contacts.len();
+                if number >= CONTACT_NUMBERS_PER_SITE || slot >= CONTACT_SLOTS_MAX {
                     return Err(EngineError::Unsupported(format!(
-                        "more than {CONTACT_NUMBERS_PER_SITE} contacts at once at one site"
+                        "more than {CONTACT_NUMBERS_PER_SITE} contacts at once at one site \
+                         or {CONTACT_SLOTS_MAX} in all"
                     )));
                 }
-                self.site_slots[site_index].push(self.contacts.len() as u32);
+                self.site_numbers[site_index] += 1;
                 self.contacts.push(ContactSlot {
-                    id: ContactId(0),
+                    // Generation 0 is never handed out.
+                    id: ContactId(((slot as u64) << CONTACT_SLOT_SHIFT) | u64::from(number)),
+                    home_site: site,
                     site,
                     live: false,
                     patience_token: 0,
@@ -1159,16 +1169,14 @@ impl Engine {
                     skill: SkillId(0),
                     transfers: 0,
                 });
-                number
+                slot
             }
         };
-        let slot = self.site_slots[site_index][number as usize] as usize;
         let entry = &mut self.contacts[slot];
-        let generation = (entry.id.0 >> CONTACT_GENERATION_SHIFT) + 1;
+        let generation = (entry.id.0 >> CONTACT_GENERATION_SHIFT).wrapping_add(1);
         entry.id = ContactId(
             (generation << CONTACT_GENERATION_SHIFT)
-                | (u64::from(site) << CONTACT_SITE_SHIFT)
-                | u64::from(number),
+                | (entry.id.0 & ((1 << CONTACT_GENERATION_SHIFT) - 1)),
         );
         entry.site = site;
         entry.live = true;
@@ -1183,9 +1191,7 @@ impl Engine {
     /// The slot of a live contact (None for a contact that has left: stale actions).
     #[inline]
     fn slot_of(&self, contact: ContactId) -> Option<usize> {
-        let site = ((contact.0 >> CONTACT_SITE_SHIFT) & 0xFFFF) as usize;
-        let number = (contact.0 & u64::from(CONTACT_NUMBERS_PER_SITE - 1)) as usize;
-        let slot = *self.site_slots.get(site)?.get(number)? as usize;
+        let slot = ((contact.0 >> CONTACT_SLOT_SHIFT) as usize) & (CONTACT_SLOTS_MAX - 1);
         self.contacts
             .get(slot)
             .filter(|entry| entry.live && entry.id == contact)
@@ -1194,11 +1200,11 @@ impl Engine {
 
     fn release(&mut self, contact: ContactId) {
         if let Some(slot) = self.slot_of(contact) {
-            self.contacts[slot].live = false;
-            self.contacts[slot].patience_token = self.contacts[slot].patience_token.wrapping_add(1);
-            let site = ((contact.0 >> CONTACT_SITE_SHIFT) & 0xFFFF) as usize;
-            let number = (contact.0 & u64::from(CONTACT_NUMBERS_PER_SITE - 1)) as u32;
-            self.free_numbers[site].push(number);
+            let entry = &mut self.contacts[slot];
+            entry.live = false;
+            entry.patience_token = entry.patience_token.wrapping_add(1);
+            let home = usize::from(entry.home_site);
+            self.free_slots[home].push(slot as u32);
         }
     }
 
