@@ -513,17 +513,17 @@ impl Engine {
         });
         let drain_intervals = DRAIN_MS_MAX.div_ceil(interval_ms) as usize;
         let metrics_config = MetricsConfig {
-                interval_minutes: scenario.interval_minutes,
-                service_level_target_s: scenario.service_level.threshold_s.round() as u64,
-                service_level_policy: match scenario.service_level.policy {
-                    scenario::ServiceLevelPolicy::AnsweredWithinOverOffered => {
-                        ServiceLevelPolicy::Offered
-                    }
-                    scenario::ServiceLevelPolicy::AnsweredWithinOverOfferedMinusShortAbandons => {
-                        ServiceLevelPolicy::OfferedExcludingShortAbandons
-                    }
-                },
-                intervals_max: (days * intervals_per_day + drain_intervals) as u32,
+            interval_minutes: scenario.interval_minutes,
+            service_level_target_s: scenario.service_level.threshold_s.round() as u64,
+            service_level_policy: match scenario.service_level.policy {
+                scenario::ServiceLevelPolicy::AnsweredWithinOverOffered => {
+                    ServiceLevelPolicy::Offered
+                }
+                scenario::ServiceLevelPolicy::AnsweredWithinOverOfferedMinusShortAbandons => {
+                    ServiceLevelPolicy::OfferedExcludingShortAbandons
+                }
+            },
+            intervals_max: (days * intervals_per_day + drain_intervals) as u32,
         };
         // Several days: interval cells repeat daily (memory independent of the number of
         // days); the report's interval rows then sum each clock interval over all days.

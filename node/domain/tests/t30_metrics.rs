@@ -416,11 +416,22 @@ fn cyclic_cells_sum_the_same_clock_interval_over_all_cycles() {
             site.merge(&plain.site_interval(interval, SiteId(0)));
             queue.merge(&plain.queue_interval(interval, SiteId(0), SKILL));
         }
-        assert_eq!(cyclic.site_interval(cell, SiteId(0)), site, "site cell {cell}");
-        assert_eq!(cyclic.queue_interval(cell, SiteId(0), SKILL), queue, "queue cell {cell}");
+        assert_eq!(
+            cyclic.site_interval(cell, SiteId(0)),
+            site,
+            "site cell {cell}"
+        );
+        assert_eq!(
+            cyclic.queue_interval(cell, SiteId(0), SKILL),
+            queue,
+            "queue cell {cell}"
+        );
         some_queue |= queue.queue_length_ms_sum > 0 && queue.answered > 0;
     }
-    assert!(some_queue, "the stream never queued: the test would prove nothing");
+    assert!(
+        some_queue,
+        "the stream never queued: the test would prove nothing"
+    );
     assert_eq!(cyclic.totals(), plain.totals());
     assert_eq!(cyclic.agent_totals(AGENT), plain.agent_totals(AGENT));
 }
