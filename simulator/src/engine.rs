@@ -596,6 +596,7 @@ impl Engine {
         })
     }
 
+    #[inline]
     fn schedule(&mut self, at: u64, action: Action) -> Result<(), EngineError> {
         if self.queue.len() >= PENDING_ACTIONS_MAX {
             return Err(EngineError::TooManyPendingActions);
