@@ -1,8 +1,8 @@
-//! The discrete-event engine: a time-ordered heap of pending actions driving
+//! The discrete-event engine: a time-ordered agenda of pending actions driving
 //! `callgrid-domain`'s sites and callback book, and acting on the effects they return.
 //!
 //! ```text
-//!   heap of (time ms, sequence, Action) ──pop──▶ handler ──handle_*(now, …)──▶ domain Site
+//! agenda of (time ms, sequence, Action) ──pop──▶ handler ──handle_*(now, …)──▶ domain Site
 //!        ▲                                                                        │ effects
 //!        └──── schedule ring / talk end / wrap-up end / patience / callback ◀──────┘
 //!                                 Event effects ──▶ domain Metrics (the same code as the node)
@@ -22,9 +22,10 @@
 //! fresh agents start while the old ones still finish their calls, briefly doubling capacity at
 //! each boundary and inflating the service level.
 //!
-//! Memory: contacts live in a slab whose slots are reused when the contact leaves, the heap
+//! Memory: contacts live in a slab whose slots are reused when the contact leaves, the agenda
 //! holds only pending actions, and the metrics hold per-interval counters — nothing grows with
-//! the number of contacts, and only the (small) interval table grows with the number of days.
+//! the number of contacts. Over several days the metrics' interval cells repeat daily
+//! (`Metrics::new_cyclic`), so nothing grows with the number of days either.
 
 use callgrid_domain::{
     AgentId, AgentSpec, AgentState, CallbackBook, CallbackId, CallbackOutcome, CallbackPolicy,
@@ -35,6 +36,7 @@ use callgrid_domain::{
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 
+use crate::agenda::Agenda;
 use crate::report::{Row, RunReport};
 use crate::sample::{Sampler, chance, gap_s};
 use crate::scenario::{self, Scenario};
@@ -50,7 +52,15 @@ pub const SUMMARY_REFRESH_MS: u64 = 1_000;
 pub const CALLBACK_NO_ANSWER_MS: u64 = 30_000;
 /// Bound on how deep effects may cause further handler calls (overflow hops, callbacks).
 pub const EFFECT_DEPTH_MAX: usize = 16;
-/// Bound on heap entries; a scenario needing more is rejected rather than exhausting memory.
+/// Contacts one site may hold at once (the number field of a contact id: 20 bits).
+pub const CONTACT_NUMBERS_PER_SITE: u32 = 1 << 20;
+/// Contacts the engine may hold at once (the slot field of a contact id: 24 bits).
+pub const CONTACT_SLOTS_MAX: usize = 1 << 24;
+/// Contact id layout: generation (20 bits, wrapping) · slot (24 bits) · number at the site
+/// (20 bits).
+const CONTACT_SLOT_SHIFT: u32 = 20;
+const CONTACT_GENERATION_SHIFT: u32 = 44;
+/// Bound on pending actions; a scenario needing more is rejected rather than exhausting memory.
 pub const PENDING_ACTIONS_MAX: usize = 50_000_000;
 
 /// A progress callback: receives 0..=[`PROGRESS_STEPS`].
@@ -73,7 +83,7 @@ pub enum EngineError {
         /// The domain's error.
         message: String,
     },
-    /// The pending-action heap exceeded [`PENDING_ACTIONS_MAX`].
+    /// The pending actions exceeded [`PENDING_ACTIONS_MAX`].
     #[error("more than {PENDING_ACTIONS_MAX} pending actions")]
     TooManyPendingActions,
 }
@@ -108,102 +118,29 @@ enum Action {
     Outage { site: u16, down: bool },
 }
 
-/// Bits of a heap key holding the scheduling sequence (below the time in ms).
-const SEQUENCE_BITS: u32 = 24;
-/// Latest schedulable time: 2^40 ms, about 34 years.
-pub const TIME_MS_MAX: u64 = (1 << (64 - SEQUENCE_BITS)) - 1;
-
-/// Pending actions ordered by (time, scheduling order): a radix heap over 64-bit keys
-/// `time << 24 | sequence mod 2^24`, with the actions in a slab.
-///
-/// Keys only grow (nothing is scheduled before `now`, and later scheduling gets a higher
-/// sequence), which is what a radix heap needs: an entry lives in the bucket of the highest bit
-/// in which it differs from the last key taken out, so push is O(1) and each entry moves down
-/// at most 64 times over its life — cheaper than a binary heap's comparisons and moves. Among
-/// equal times the earlier scheduled comes first; when the 24-bit sequence wraps a key is
-/// clamped to the last one taken (still deterministic).
-#[derive(Debug)]
-struct ActionQueue {
-    buckets: Vec<Vec<(u64, u32)>>,
-    /// Bit i set when bucket i is not empty (65 buckets).
-    occupied: u128,
-    last: u64,
-    len: usize,
-    actions: Vec<Action>,
-    free: Vec<u32>,
-    sequence: u64,
+/// Agenda lanes (see [`crate::agenda`]): actions scheduled in time order by construction.
+mod lane {
+    /// Interval boundaries (all scheduled up front, in order).
+    pub const BOUNDARY: usize = 0;
+    /// The next arrival (one pending at a time).
+    pub const ARRIVAL: usize = 1;
+    /// Rings: now + the constant ring time.
+    pub const RING: usize = 2;
+    /// Wrap-up ends: now + the constant wrap-up time.
+    pub const WRAP_UP: usize = 3;
 }
 
-impl Default for ActionQueue {
-    fn default() -> Self {
-        ActionQueue {
-            buckets: (0..=64).map(|_| Vec::new()).collect(),
-            occupied: 0,
-            last: 0,
-            len: 0,
-            actions: Vec::new(),
-            free: Vec::new(),
-            sequence: 0,
+impl Action {
+    /// The agenda lane whose pushes come in time order, if any.
+    #[inline]
+    fn lane(self) -> Option<usize> {
+        match self {
+            Action::Boundary { .. } => Some(lane::BOUNDARY),
+            Action::Arrival => Some(lane::ARRIVAL),
+            Action::Ring { .. } => Some(lane::RING),
+            Action::WrapUpEnd { .. } => Some(lane::WRAP_UP),
+            _ => None,
         }
-    }
-}
-
-impl ActionQueue {
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn bucket_of(&self, key: u64) -> usize {
-        (64 - (key ^ self.last).leading_zeros()) as usize
-    }
-
-    fn push(&mut self, at: u64, action: Action) {
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.actions[slot as usize] = action;
-                slot
-            }
-            None => {
-                self.actions.push(action);
-                (self.actions.len() - 1) as u32
-            }
-        };
-        self.sequence = self.sequence.wrapping_add(1);
-        let key = ((at.min(TIME_MS_MAX) << SEQUENCE_BITS)
-            | (self.sequence & ((1 << SEQUENCE_BITS) - 1)))
-            .max(self.last);
-        let bucket = self.bucket_of(key);
-        self.buckets[bucket].push((key, slot));
-        self.occupied |= 1 << bucket;
-        self.len += 1;
-    }
-
-    fn pop(&mut self) -> Option<(u64, Action)> {
-        if self.len == 0 {
-            return None;
-        }
-        if self.occupied & 1 == 0 {
-            let index = self.occupied.trailing_zeros() as usize;
-            let mut bucket = std::mem::take(&mut self.buckets[index]);
-            self.occupied &= !(1 << index);
-            self.last = bucket.iter().map(|(key, _)| *key).min()?;
-            for (key, slot) in bucket.drain(..) {
-                let target = self.bucket_of(key);
-                self.buckets[target].push((key, slot));
-                self.occupied |= 1 << target;
-            }
-            // Give the emptied bucket its allocation back for reuse.
-            self.buckets[index] = bucket;
-        }
-        // Bucket 0 holds entries equal to `last`; among equal keys (only after a clamp) the
-        // first pushed is taken first.
-        let (key, slot) = self.buckets[0].remove(0);
-        if self.buckets[0].is_empty() {
-            self.occupied &= !1;
-        }
-        self.len -= 1;
-        self.free.push(slot);
-        Some((key >> SEQUENCE_BITS, self.actions[slot as usize]))
     }
 }
 
@@ -211,6 +148,8 @@ impl ActionQueue {
 #[derive(Clone, Copy, Debug)]
 struct ContactSlot {
     id: ContactId,
+    /// The site whose numbers this slot uses (for good; `site` follows overflow).
+    home_site: u16,
     site: u16,
     live: bool,
     patience_token: u32,
@@ -376,9 +315,20 @@ impl SkillMap {
     }
 }
 
+/// Seconds to whole milliseconds, rounding half away from zero like `f64::round` (0 for
+/// negative, zero or non-finite input). Written out because `round` is a libm call on
+/// baseline x86-64 and this runs for every drawn duration; the fraction `scaled - whole` is
+/// exact below 2^52 and zero above, so the result equals `round` for every input.
+#[inline]
 fn ms(seconds: f64) -> u64 {
     if seconds.is_finite() && seconds > 0.0 {
-        (seconds * 1000.0).round() as u64
+        let scaled = seconds * 1000.0;
+        let whole = scaled as u64;
+        if scaled - whole as f64 >= 0.5 {
+            whole.saturating_add(1)
+        } else {
+            whole
+        }
     } else {
         0
     }
@@ -403,12 +353,18 @@ pub struct Engine {
     book: CallbackBook,
     metrics: Metrics,
     groups: Vec<Group>,
-    queue: ActionQueue,
+    queue: Agenda<Action>,
     random: Pcg64,
     now: u64,
     end_ms: u64,
     contacts: Vec<ContactSlot>,
-    free_contacts: Vec<u32>,
+    /// Per site: how many slots belong to it. Each slot belongs to one site for good and has
+    /// a number there; contact ids carry that number in their low bits, so each site's ids
+    /// are small dense numbers and the site's direct-mapped contact table stays compact in
+    /// cache (it matters at 100 sites).
+    site_numbers: Vec<u32>,
+    /// Per site: its slots free for reuse.
+    free_slots: Vec<Vec<u32>>,
     next_agent: u32,
     effects: Vec<Effect>,
     /// Reusable buffers for effects of nested handler calls.
@@ -556,23 +512,31 @@ impl Engine {
             ..CallbackPolicy::default()
         });
         let drain_intervals = DRAIN_MS_MAX.div_ceil(interval_ms) as usize;
-        let metrics = Metrics::new(
-            MetricsConfig {
-                interval_minutes: scenario.interval_minutes,
-                service_level_target_s: scenario.service_level.threshold_s.round() as u64,
-                service_level_policy: match scenario.service_level.policy {
-                    scenario::ServiceLevelPolicy::AnsweredWithinOverOffered => {
-                        ServiceLevelPolicy::Offered
-                    }
-                    scenario::ServiceLevelPolicy::AnsweredWithinOverOfferedMinusShortAbandons => {
-                        ServiceLevelPolicy::OfferedExcludingShortAbandons
-                    }
-                },
-                intervals_max: (days * intervals_per_day + drain_intervals) as u32,
+        let metrics_config = MetricsConfig {
+            interval_minutes: scenario.interval_minutes,
+            service_level_target_s: scenario.service_level.threshold_s.round() as u64,
+            service_level_policy: match scenario.service_level.policy {
+                scenario::ServiceLevelPolicy::AnsweredWithinOverOffered => {
+                    ServiceLevelPolicy::Offered
+                }
+                scenario::ServiceLevelPolicy::AnsweredWithinOverOfferedMinusShortAbandons => {
+                    ServiceLevelPolicy::OfferedExcludingShortAbandons
+                }
             },
-            sites.len(),
-            skills.configs.len(),
-        );
+            intervals_max: (days * intervals_per_day + drain_intervals) as u32,
+        };
+        // Several days: interval cells repeat daily (memory independent of the number of
+        // days); the report's interval rows then sum each clock interval over all days.
+        let metrics = if days > 1 {
+            Metrics::new_cyclic(
+                metrics_config,
+                sites.len(),
+                skills.configs.len(),
+                intervals_per_day as u32,
+            )
+        } else {
+            Metrics::new(metrics_config, sites.len(), skills.configs.len())
+        };
 
         let mut groups = Vec::new();
         for (site_index, site) in scenario.sites.iter().enumerate() {
@@ -610,12 +574,13 @@ impl Engine {
             book,
             metrics,
             groups,
-            queue: ActionQueue::default(),
+            queue: Agenda::default(),
             random: Pcg64::seed_from_u64(seed),
             now: 0,
             end_ms,
             contacts: Vec::new(),
-            free_contacts: Vec::new(),
+            site_numbers: vec![0; site_count],
+            free_slots: vec![Vec::new(); site_count],
             next_agent: 0,
             effects: Vec::with_capacity(64),
             spare_effects: Vec::new(),
@@ -631,11 +596,12 @@ impl Engine {
         })
     }
 
+    #[inline]
     fn schedule(&mut self, at: u64, action: Action) -> Result<(), EngineError> {
         if self.queue.len() >= PENDING_ACTIONS_MAX {
             return Err(EngineError::TooManyPendingActions);
         }
-        self.queue.push(at, action);
+        self.queue.push(at, action.lane(), action);
         Ok(())
     }
 
@@ -886,7 +852,7 @@ impl Engine {
             (true, Some(skill)) => (Channel::Chat, skill),
             _ => (Channel::Voice, topic.voice_skill),
         };
-        let id = self.allocate(site);
+        let id = self.allocate(site)?;
         if let Some(slot) = self.slot_of(id) {
             self.contacts[slot].channel = channel;
             self.contacts[slot].skill = skill;
@@ -916,7 +882,7 @@ impl Engine {
 
     /// Draws the caller's patience for a (new or transferred) wait. The abandon timer is only
     /// scheduled when the contact actually queues (`Queued`), so the many contacts answered at
-    /// once never put a timer in the heap.
+    /// once never put a timer in the agenda.
     fn arm_patience(&mut self, contact: ContactId) {
         let Some(slot) = self.slot_of(contact) else {
             return;
@@ -1026,7 +992,7 @@ impl Engine {
         let now = TimeMs(self.now);
         while let Some(task) = self.book.poll_due(now) {
             let site = task.site.0;
-            let id = self.allocate(site);
+            let id = self.allocate(site)?;
             let slot = self.slot_of(id).unwrap_or_default();
             self.contacts[slot].callback = Some(task.id);
             self.contacts[slot].channel = task.channel;
@@ -1052,6 +1018,8 @@ impl Engine {
         Ok(())
     }
 
+    /// Refreshes the other sites' summaries the overflow rule reads (only the fields routing
+    /// decisions use; see `Site::fill_routing_summary`).
     fn refresh_summaries(&mut self, force: bool) {
         if !force
             && self
@@ -1062,7 +1030,7 @@ impl Engine {
         }
         let now = TimeMs(self.now);
         for (site, summary) in self.sites.iter_mut().zip(self.summaries.iter_mut()) {
-            site.fill_summary(now, summary);
+            site.fill_routing_summary(now, summary);
         }
         self.summaries_at = Some(self.now);
     }
@@ -1104,10 +1072,10 @@ impl Engine {
         if depth > EFFECT_DEPTH_MAX {
             return Err(self.domain_error("effects caused effects more than EFFECT_DEPTH_MAX deep"));
         }
-        for effect in effects.iter().copied() {
-            match effect {
-                Effect::Event(event) => {
-                    self.metrics.record(&event);
+        for effect in effects {
+            match *effect {
+                Effect::Event(ref event) => {
+                    self.metrics.record(event);
                     match event.kind {
                         EventKind::Blocked { contact, .. }
                         | EventKind::Abandoned { contact, .. } => self.release(contact),
@@ -1170,12 +1138,26 @@ impl Engine {
         Ok(())
     }
 
-    fn allocate(&mut self, site: u16) -> ContactId {
-        let slot = match self.free_contacts.pop() {
-            Some(slot) => slot,
+    /// A fresh contact id at `site`: `generation << 44 | slot << 20 | number at the site`; a
+    /// slot is reused once its contact has left, with the next generation.
+    fn allocate(&mut self, site: u16) -> Result<ContactId, EngineError> {
+        let site_index = usize::from(site);
+        let slot = match self.free_slots[site_index].pop() {
+            Some(slot) => slot as usize,
             None => {
+                let number = self.site_numbers[site_index];
+                let slot = self.contacts.len();
+                if number >= CONTACT_NUMBERS_PER_SITE || slot >= CONTACT_SLOTS_MAX {
+                    return Err(EngineError::Unsupported(format!(
+                        "more than {CONTACT_NUMBERS_PER_SITE} contacts at once at one site \
+                         or {CONTACT_SLOTS_MAX} in all"
+                    )));
+                }
+                self.site_numbers[site_index] += 1;
                 self.contacts.push(ContactSlot {
-                    id: ContactId(0),
+                    // Generation 0 is never handed out.
+                    id: ContactId(((slot as u64) << CONTACT_SLOT_SHIFT) | u64::from(number)),
+                    home_site: site,
                     site,
                     live: false,
                     patience_token: 0,
@@ -1188,13 +1170,15 @@ impl Engine {
                     skill: SkillId(0),
                     transfers: 0,
                 });
-                (self.contacts.len() - 1) as u32
+                slot
             }
         };
-        let entry = &mut self.contacts[slot as usize];
-        // Id = generation in the high half, slot in the low half: unique while slots recycle.
-        let generation = (entry.id.0 >> 32) + 1;
-        entry.id = ContactId((generation << 32) | u64::from(slot));
+        let entry = &mut self.contacts[slot];
+        let generation = (entry.id.0 >> CONTACT_GENERATION_SHIFT).wrapping_add(1);
+        entry.id = ContactId(
+            (generation << CONTACT_GENERATION_SHIFT)
+                | (entry.id.0 & ((1 << CONTACT_GENERATION_SHIFT) - 1)),
+        );
         entry.site = site;
         entry.live = true;
         entry.callback = None;
@@ -1202,11 +1186,13 @@ impl Engine {
         entry.patience_at = u64::MAX;
         entry.offered_to = None;
         entry.transfers = 0;
-        entry.id
+        Ok(entry.id)
     }
 
+    /// The slot of a live contact (None for a contact that has left: stale actions).
+    #[inline]
     fn slot_of(&self, contact: ContactId) -> Option<usize> {
-        let slot = (contact.0 & 0xFFFF_FFFF) as usize;
+        let slot = ((contact.0 >> CONTACT_SLOT_SHIFT) as usize) & (CONTACT_SLOTS_MAX - 1);
         self.contacts
             .get(slot)
             .filter(|entry| entry.live && entry.id == contact)
@@ -1215,9 +1201,11 @@ impl Engine {
 
     fn release(&mut self, contact: ContactId) {
         if let Some(slot) = self.slot_of(contact) {
-            self.contacts[slot].live = false;
-            self.contacts[slot].patience_token = self.contacts[slot].patience_token.wrapping_add(1);
-            self.free_contacts.push(slot as u32);
+            let entry = &mut self.contacts[slot];
+            entry.live = false;
+            entry.patience_token = entry.patience_token.wrapping_add(1);
+            let home = usize::from(entry.home_site);
+            self.free_slots[home].push(slot as u32);
         }
     }
 
@@ -1252,7 +1240,9 @@ impl Engine {
                     let day = index / self.model.intervals_per_day.max(1);
                     let minutes =
                         (index % self.model.intervals_per_day.max(1)) as u64 * interval_ms / 60_000;
-                    (Some(day as u32), Some(scenario::clock_of(minutes as u32)))
+                    // Over several days a row sums the clock interval over all days: no day.
+                    let day = (self.model.days == 1).then_some(day as u32);
+                    (day, Some(scenario::clock_of(minutes as u32)))
                 }
                 None => (None, None),
             };
@@ -1300,13 +1290,15 @@ impl Engine {
             .metrics
             .interval_count()
             .min(self.model.days * self.model.intervals_per_day);
+        // Over several days each interval row covers that clock interval on every day.
+        let interval_span_ms = interval_ms * self.model.days as u64;
         for interval in 0..interval_count {
             intervals.push(row(
                 &self.metrics.interval_totals(interval),
                 "all",
                 "all".to_owned(),
                 Some(interval),
-                interval_ms,
+                interval_span_ms,
             ));
             for (index, name) in site_names.iter().enumerate() {
                 site_intervals.push(row(
@@ -1314,7 +1306,7 @@ impl Engine {
                     name,
                     "all".to_owned(),
                     Some(interval),
-                    interval_ms,
+                    interval_span_ms,
                 ));
                 for skill in 0..self.skills.configs.len() {
                     let counters = self.metrics.queue_interval(
@@ -1328,7 +1320,7 @@ impl Engine {
                             name,
                             queue_name(skill),
                             Some(interval),
-                            interval_ms,
+                            interval_span_ms,
                         ));
                     }
                 }
@@ -1452,42 +1444,21 @@ pub fn summary_json(report: &RunReport) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use proptest::prelude::*;
 
     proptest! {
-        /// The radix queue pops in (time, scheduling order), like a stable sort, for any
-        /// interleaving of pushes (never before the last popped time) and pops.
+        /// `ms` rounds exactly like `f64::round` on every finite positive input.
         #[test]
-        fn action_queue_pops_in_time_then_push_order(operations in proptest::collection::vec((0u64..5_000, any::<bool>()), 1..400)) {
-            let mut queue = ActionQueue::default();
-            let mut reference: Vec<(u64, u64)> = Vec::new(); // (time, push number)
-            let mut now = 0;
-            for (number, (delay, pop)) in operations.into_iter().enumerate() {
-                if pop {
-                    let expected = reference
-                        .iter()
-                        .enumerate()
-                        .min_by_key(|(_, entry)| **entry)
-                        .map(|(index, entry)| (index, *entry));
-                    let popped = queue.pop();
-                    match expected {
-                        None => prop_assert!(popped.is_none()),
-                        Some((index, (time, pushed))) => {
-                            reference.remove(index);
-                            let (at, action) = popped.unwrap();
-                            prop_assert_eq!(at, time);
-                            prop_assert_eq!(action, Action::Boundary { index: pushed as u32 });
-                            now = at;
-                        }
-                    }
+        fn ms_rounds_like_round(bits in any::<u64>(), seconds in 0.0f64..1e7) {
+            let any = f64::from_bits(bits);
+            for value in [any, seconds, seconds.floor() + 0.0005, seconds.floor() + 0.0004999] {
+                let expected = if value.is_finite() && value > 0.0 {
+                    (value * 1000.0).round() as u64
                 } else {
-                    let at = now + delay % 3 * 1_000 + delay / 3;
-                    queue.push(at, Action::Boundary { index: number as u32 });
-                    reference.push((at, number as u64));
-                }
-                prop_assert_eq!(queue.len(), reference.len());
+                    0
+                };
+                prop_assert_eq!(ms(value), expected, "{}", value);
             }
         }
     }

@@ -15,6 +15,7 @@
 //! actions into `callgrid-domain` and acts on the effects it returns, so what a planner
 //! simulates is what a site node does in production.
 
+pub mod agenda;
 pub mod bench;
 pub mod engine;
 pub mod erlang;

@@ -264,6 +264,8 @@ pub struct Metrics {
     agent_dense: Vec<u32>,
     /// (start ms, end ms, index) of the interval of the latest event.
     interval_cache: Cell<(u64, u64, usize)>,
+    /// Cells repeat every this many intervals (0: they do not; see [`Metrics::new_cyclic`]).
+    cycle_intervals: usize,
     first_at: Option<TimeMs>,
     last_at: TimeMs,
 }
@@ -283,8 +285,26 @@ impl Metrics {
             agent_index: HashMap::default(),
             agent_dense: Vec::new(),
             interval_cache: Cell::new((0, 0, 0)),
+            cycle_intervals: 0,
             first_at: None,
             last_at: TimeMs::ZERO,
+        }
+    }
+
+    /// An accumulator whose interval cells repeat every `cycle_intervals` intervals (e.g. one
+    /// day): interval `i` counts into cell `i mod cycle_intervals`, so every cell holds the
+    /// sum over all cycles of the same clock interval and memory stays bounded however long
+    /// the run (`intervals_max` is not used). Spans (agent states, queue lengths) are still
+    /// split at every interval boundary. For runs over many days, such as the simulator's.
+    pub fn new_cyclic(
+        config: MetricsConfig,
+        site_count: usize,
+        skill_count: usize,
+        cycle_intervals: u32,
+    ) -> Metrics {
+        Metrics {
+            cycle_intervals: cycle_intervals.max(1) as usize,
+            ..Metrics::new(config, site_count, skill_count)
         }
     }
 
@@ -663,20 +683,39 @@ impl Metrics {
         rows
     }
 
-    /// The interval index of `at`. Events arrive in time order, so the last answer is cached
-    /// to skip a 64-bit division on nearly every event.
+    /// The interval (cell) index of `at`. Events arrive in time order, so the last answer is
+    /// cached to skip a 64-bit division on nearly every event.
     #[inline]
     fn interval_of(&self, at: TimeMs) -> usize {
+        self.interval_and_end(at).0
+    }
+
+    /// The interval (cell) index of `at` and where the span of `at` in that cell ends: the
+    /// next interval boundary, or `u64::MAX` in the last kept interval of a non-cyclic
+    /// accumulator (everything later folds into it).
+    #[inline]
+    fn interval_and_end(&self, at: TimeMs) -> (usize, TimeMs) {
         let (start, end, index) = self.interval_cache.get();
         if at.0 >= start && at.0 < end {
-            return index;
+            return (index, TimeMs(end));
         }
         let raw = at.0 / self.interval_ms;
-        let index = (raw as usize).min(self.config.intervals_max.max(1) as usize - 1);
         let start = raw * self.interval_ms;
-        self.interval_cache
-            .set((start, start.saturating_add(self.interval_ms), index));
-        index
+        let (index, end) = if self.cycle_intervals > 0 {
+            (
+                (raw % self.cycle_intervals as u64) as usize,
+                start.saturating_add(self.interval_ms),
+            )
+        } else {
+            let last = self.config.intervals_max.max(1) as usize - 1;
+            if raw as usize >= last {
+                (last, u64::MAX)
+            } else {
+                (raw as usize, start.saturating_add(self.interval_ms))
+            }
+        };
+        self.interval_cache.set((start, end, index));
+        (index, TimeMs(end))
     }
 
     fn queue_offset(&self, site: usize, skill: usize) -> usize {
@@ -748,13 +787,8 @@ impl Metrics {
         if track.length > 0 {
             let mut start = track.since;
             while start < at {
-                let interval = self.interval_of(start);
-                let boundary = TimeMs((interval as u64 + 1) * self.interval_ms);
-                let end = if interval + 1 >= self.config.intervals_max.max(1) as usize {
-                    at
-                } else {
-                    boundary.min(at)
-                };
+                let (interval, boundary) = self.interval_and_end(start);
+                let end = boundary.min(at);
                 let span = end.since(start);
                 let length = track.length;
                 let cells = self.cells(interval);
@@ -850,12 +884,8 @@ impl Metrics {
         }
         let mut start = since;
         while start < at {
-            let interval = self.interval_of(start);
-            let end = if interval + 1 >= self.config.intervals_max.max(1) as usize {
-                at
-            } else {
-                TimeMs((interval as u64 + 1) * self.interval_ms).min(at)
-            };
+            let (interval, boundary) = self.interval_and_end(start);
+            let end = boundary.min(at);
             let span = end.since(start);
             let cell = &mut self.cells(interval)[site];
             cell.staffed_ms += span;

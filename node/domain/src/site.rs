@@ -252,8 +252,18 @@ impl AgentEntry {
         }
     }
 
-    fn fully_idle_ready(&self) -> bool {
-        matches!(self.presence, Presence::Ready) && self.item_count == 0
+    /// What the agent adds to the per-skill counters now.
+    #[inline]
+    fn contribution(&self) -> AgentContribution {
+        let ready = matches!(self.presence, Presence::Ready);
+        AgentContribution {
+            idle_skills: if ready && self.item_count == 0 {
+                self.skills
+            } else {
+                SkillSet::EMPTY
+            },
+            serving_skills: if ready { self.skills } else { SkillSet::EMPTY },
+        }
     }
 
     fn derive_state(&self) -> AgentState {
@@ -1193,6 +1203,41 @@ impl Site {
         }
     }
 
+    /// Writes into `summary` only what other sites' routing decisions read from it: `up` and,
+    /// per skill, idle agents, serving agents and waiting contacts; `oldest_wait_ms` and
+    /// `estimated_wait_ms` are left 0. [`Site::poll_overflow`] and [`Site::handle_site_down`]
+    /// decide exactly as with [`Site::fill_summary`], at a fraction of its cost (no queue
+    /// heads, no division) — for drivers that refresh summaries often and show them to nobody,
+    /// like the simulator. Reuses the allocation.
+    pub fn fill_routing_summary(&mut self, now: TimeMs, summary: &mut SiteSummary) {
+        let mut scratch = std::mem::take(&mut self.scratch_effects);
+        self.advance(now, &mut scratch);
+        // Expiring a grant never changes an agent's shown state, so nothing is lost here.
+        debug_assert!(scratch.is_empty());
+        scratch.clear();
+        self.scratch_effects = scratch;
+        summary.site = self.id;
+        summary.up = self.up;
+        summary.at = now;
+        summary
+            .skills
+            .resize(self.skills.len(), SkillSummary::default());
+        for (state, cell) in self.skills.iter().zip(summary.skills.iter_mut()) {
+            let (idle_agents, serving_agents) = if self.up {
+                (state.idle_agents, state.serving_agents)
+            } else {
+                (0, 0)
+            };
+            *cell = SkillSummary {
+                idle_agents,
+                serving_agents,
+                waiting: state.queue.waiting,
+                oldest_wait_ms: 0,
+                estimated_wait_ms: 0,
+            };
+        }
+    }
+
     /// A fresh summary (allocates; prefer [`Site::fill_summary`] in loops).
     pub fn summary(&mut self, now: TimeMs) -> SiteSummary {
         let mut summary = SiteSummary::default();
@@ -1481,9 +1526,22 @@ impl Site {
         Ok(())
     }
 
-    /// Expires certificates whose validity ended by `now`. O(1) when none is due.
+    /// Expires certificates whose validity ended by `now`. O(1) when none is due (every
+    /// handler calls it, so the check is inlined and the work is out of line).
+    #[inline]
     fn advance(&mut self, now: TimeMs, out: &mut Vec<Effect>) {
         self.last_now = self.last_now.max(now);
+        if self
+            .expiries
+            .peek()
+            .is_some_and(|Reverse((until, _, _))| *until <= now.0)
+        {
+            self.expire_grants(now, out);
+        }
+    }
+
+    #[cold]
+    fn expire_grants(&mut self, now: TimeMs, out: &mut Vec<Effect>) {
         while let Some(&Reverse((until, index, skill))) = self.expiries.peek() {
             if until > now.0 {
                 break;
@@ -1504,27 +1562,14 @@ impl Site {
         }
     }
 
+    #[inline]
     fn contribution(&self, index: u32) -> AgentContribution {
-        let agent = &self.agents[index as usize];
-        let serving_skills = if matches!(agent.presence, Presence::Ready) {
-            agent.skills
-        } else {
-            SkillSet::EMPTY
-        };
-        let idle_skills = if agent.fully_idle_ready() {
-            agent.skills
-        } else {
-            SkillSet::EMPTY
-        };
-        AgentContribution {
-            idle_skills,
-            serving_skills,
-        }
+        self.agents[index as usize].contribution()
     }
 
     /// After any change to an agent: logs out a finished logging-out agent, updates the
     /// per-skill counters, emits a state change, and (re)enters the agent into the idle sets
-    /// of the skills it has room for.
+    /// of the skills it has room for. Runs on every agent change, so it reads the agent once.
     fn refresh_agent(
         &mut self,
         now: TimeMs,
@@ -1532,23 +1577,40 @@ impl Site {
         before: AgentContribution,
         out: &mut Vec<Effect>,
     ) {
-        {
-            let agent = &mut self.agents[index as usize];
-            if matches!(agent.presence, Presence::LoggingOut) && agent.item_count == 0 {
-                agent.presence = Presence::LoggedOut;
-            }
+        let up = self.up;
+        let agent = &mut self.agents[index as usize];
+        if matches!(agent.presence, Presence::LoggingOut) && agent.item_count == 0 {
+            agent.presence = Presence::LoggedOut;
         }
-        let after = self.contribution(index);
+        let after = agent.contribution();
+        let state = agent.derive_state();
+        let from = agent.state;
+        agent.state = state;
+        agent.generation = agent.generation.wrapping_add(1);
+        let agent_id = agent.id;
+        let skills = agent.skills;
+        // Rooms only matter for a ready agent at an up site.
+        let (room_voice, room_chat) = if up && matches!(agent.presence, Presence::Ready) {
+            let holds_voice = agent.holds_voice();
+            (
+                agent.item_count == 0,
+                !holds_voice && agent.item_count < agent.chat_slots,
+            )
+        } else {
+            (false, false)
+        };
+        let entry = IdleEntry::new(
+            agent.item_count,
+            agent.idle_since.0,
+            agent_id.0,
+            index,
+            agent.generation,
+        );
         if before.idle_skills != after.idle_skills || before.serving_skills != after.serving_skills
         {
             self.update_skill_counters(index, before, after);
         }
-        let agent = &mut self.agents[index as usize];
-        let state = agent.derive_state();
-        if state != agent.state {
-            let from = agent.state;
-            agent.state = state;
-            let agent_id = agent.id;
+        if state != from {
             self.emit(
                 now,
                 EventKind::AgentStateChanged {
@@ -1559,26 +1621,11 @@ impl Site {
                 out,
             );
         }
-        let agent = &mut self.agents[index as usize];
-        agent.generation = agent.generation.wrapping_add(1);
-        let agent = &self.agents[index as usize];
-        if !self.up || !matches!(agent.presence, Presence::Ready) {
-            return;
-        }
-        let entry = IdleEntry {
-            load: agent.item_count,
-            idle_since_ms: agent.idle_since.0,
-            agent_id: agent.id.0,
-            index,
-            generation: agent.generation,
-        };
-        let room_voice = agent.has_room_for(Channel::Voice);
-        let room_chat = agent.has_room_for(Channel::Chat);
         if !room_voice && !room_chat {
             return;
         }
         let agents = &self.agents;
-        for skill in agent.skills.iter() {
+        for skill in skills.iter() {
             let state = &mut self.skills[skill.index()];
             let channel = state.channel;
             let room = match channel {
@@ -2107,7 +2154,7 @@ fn idle_entry_live(
     channel: Channel,
 ) -> bool {
     let agent = &agents[entry.index as usize];
-    agent.generation == entry.generation
+    agent.generation == entry.generation()
         && agent.skills.contains(skill)
         && agent.has_room_for(channel)
 }

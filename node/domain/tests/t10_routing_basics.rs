@@ -229,6 +229,16 @@ fn position_and_estimated_wait_follow_the_documented_estimator() {
     assert_eq!(summary.skill(LINE1).oldest_wait_ms, 7);
     // Nobody ready for line 2: unknown.
     assert_eq!(site.estimate_wait_ms(LINE2, 1), u64::MAX);
+    // The routing summary carries the same availability, without the wait figures.
+    let mut routing = SiteSummary::default();
+    site.fill_routing_summary(TimeMs(10), &mut routing);
+    let mut expected = summary.clone();
+    for skill in &mut expected.skills {
+        skill.oldest_wait_ms = 0;
+        skill.estimated_wait_ms = 0;
+    }
+    assert_eq!(routing, expected);
+    assert_eq!(routing.skill(LINE1).waiting, 2);
 }
 
 #[test]
