@@ -410,11 +410,19 @@ async fn login_starts_an_agent_actor_and_logout_stops_it_keeping_the_desktop_str
             .contains_key("anna")
     );
     eventually("the agent actor to stop", || counts.snapshot().0 == 0).await;
-    // The stream outlived the actor: logging in again, the desktop sees the new state.
-    ask(&site, SiteInput::Login("anna".to_string())).await;
     loop {
         let event: Value = serde_json::from_str(&next(&mut desktop).await).unwrap();
-        if event["type"] == "state" && event["state"]["not_ready"].is_number() {
+        if event["type"] == "state" && event["state"] == "logged_out" {
+            break;
+        }
+    }
+    // The stream outlived the actor: logging in again, the desktop sees the new state.
+    ask(&site, SiteInput::Login("anna".to_string())).await;
+    assert_eq!(counts.snapshot().0, 1);
+    loop {
+        let event: Value = serde_json::from_str(&next(&mut desktop).await).unwrap();
+        assert_ne!(event["type"], "offer", "no offer after the logout");
+        if event["type"] == "state" && event["state"] == "available" {
             break;
         }
     }
