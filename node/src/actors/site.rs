@@ -81,6 +81,9 @@ pub enum SiteError {
     /// The input is malformed.
     #[error("{0}")]
     Invalid(String),
+    /// The contact is finished: only its Call actor (lookups) knows it still.
+    #[error("contact {0} is finished")]
+    Finished(ContactId),
 }
 
 /// Result of a Site actor request.
@@ -1433,6 +1436,10 @@ impl SiteActor {
                 Ok(self.contact_json(contact))
             }
             SiteInput::ContactEnded(contact) => {
+                if !self.contacts.contains_key(&contact) && self.call_actors.contains_key(&contact)
+                {
+                    return Err(SiteError::Finished(contact));
+                }
                 let record = self
                     .contacts
                     .get(&contact)
@@ -1450,6 +1457,10 @@ impl SiteActor {
             }
             SiteInput::ContactAbandoned(contact) => self.abandon(ctx, contact),
             SiteInput::ChatMessage { contact, text } => {
+                if !self.contacts.contains_key(&contact) && self.call_actors.contains_key(&contact)
+                {
+                    return Err(SiteError::Finished(contact));
+                }
                 let record = self
                     .contacts
                     .get_mut(&contact)

@@ -15,7 +15,7 @@ use super::AppState;
 use super::auth::{require, require_agent};
 use super::problem::ApiError;
 use crate::actors::STREAM_BUFFER_EVENTS;
-use crate::actors::site::{Audience, LookupContact, SiteInput, Subscribe, outcome_json};
+use crate::actors::site::{Audience, LookupContact, SiteError, SiteInput, Subscribe, outcome_json};
 use crate::state::Command;
 use crate::state::command::normalize_phone;
 use crate::state::model::{
@@ -334,11 +334,13 @@ async fn contact_answered(state: Data, request: HttpRequest, path: web::Path<u64
 
 async fn contact_ended(state: Data, request: HttpRequest, path: web::Path<u64>) -> ApiResult {
     authenticate(&state, &request, &[Role::Gateway])?;
-    ask(
-        &state,
-        SiteInput::ContactEnded(ContactId(path.into_inner())),
-    )
-    .await
+    let contact = ContactId(path.into_inner());
+    match state.site.send(SiteInput::ContactEnded(contact)).await? {
+        Ok(value) => Ok(HttpResponse::Ok().json(value)),
+        // The agent already ended and wrapped it up: the hang-up changes nothing.
+        Err(SiteError::Finished(_)) => lookup_contact(&state, contact, None).await,
+        Err(error) => Err(error.into()),
+    }
 }
 
 async fn contact_abandoned(state: Data, request: HttpRequest, path: web::Path<u64>) -> ApiResult {
