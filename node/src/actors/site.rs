@@ -331,6 +331,8 @@ pub struct SiteActor {
     offer_latency_immediate_us: VecDeque<u64>,
     arriving: Option<ContactId>,
     draining: bool,
+    /// Offers the Site had to time out itself because no Agent actor reported them.
+    offer_timers_lost: u64,
 }
 
 impl std::fmt::Debug for SiteActor {
@@ -441,6 +443,7 @@ impl SiteActor {
             offer_latency_immediate_us: VecDeque::new(),
             arriving: None,
             draining: false,
+            offer_timers_lost: 0,
         })
     }
 
@@ -639,11 +642,19 @@ impl SiteActor {
         }
     }
 
-    /// Offer of `contact` ended without a withdrawal notice (accepted, rejected, timed out).
-    fn settle_offer(&mut self, contact: ContactId) {
-        if let Some((agent, _)) = self.offers.remove(&contact) {
-            self.tell_agent(agent, SiteToAgent::OfferSettled(contact));
+    /// The offer of `contact` to `agent` ended without a withdrawal notice (accepted,
+    /// rejected): that agent's timer stops. The domain may already have offered the contact to
+    /// someone else in the same step (a rejected contact goes on to the next agent); that
+    /// offer is left alone.
+    fn settle_offer(&mut self, contact: ContactId, agent: AgentId) {
+        if self
+            .offers
+            .get(&contact)
+            .is_some_and(|(holder, _)| *holder == agent)
+        {
+            self.offers.remove(&contact);
         }
+        self.tell_agent(agent, SiteToAgent::OfferSettled(contact));
     }
 
     /// Sends what changed to the children: contact views to Call actors now, queue views to
@@ -895,6 +906,7 @@ impl SiteActor {
                     agent = agent.0,
                     "offer timer lost; timing out"
                 );
+                self.offer_timers_lost += 1;
                 self.offer_expired(ctx, contact, agent);
             } else {
                 self.offers.remove(&contact);
@@ -1366,6 +1378,11 @@ impl SiteActor {
         text.push_str(&format!(
             "# TYPE callgrid_actor_restarts_total counter\ncallgrid_actor_restarts_total{{site=\"{site}\"}} {restarts}\n"
         ));
+        text.push_str(&format!(
+            "# HELP callgrid_offer_timers_lost_total Offers timed out by the Site's sweep because no Agent actor reported them.\n\
+             # TYPE callgrid_offer_timers_lost_total counter\ncallgrid_offer_timers_lost_total{{site=\"{site}\"}} {}\n",
+            self.offer_timers_lost
+        ));
         gauge(&mut text, "callgrid_agents", "Agents by state.");
         for (state, count) in states {
             text.push_str(&format!(
@@ -1423,9 +1440,9 @@ impl SiteActor {
             SiteInput::ContactAnswered(contact) => {
                 match self.site.contact_phase(contact) {
                     Some(ContactPhase::Talking(_)) => {}
-                    Some(ContactPhase::Offered(_)) => {
+                    Some(ContactPhase::Offered(agent)) => {
                         self.domain(ctx, |site, now, out| site.handle_accept(now, contact, out))?;
-                        self.settle_offer(contact);
+                        self.settle_offer(contact, agent);
                     }
                     _ => {
                         return Err(SiteError::Conflict(format!(
@@ -1523,7 +1540,7 @@ impl SiteActor {
                     )));
                 }
                 self.domain(ctx, |site, now, out| site.handle_accept(now, contact, out))?;
-                self.settle_offer(contact);
+                self.settle_offer(contact, agent);
                 Ok(self.contact_json(contact))
             }
             SiteInput::Reject { login, contact } => {
@@ -1534,7 +1551,7 @@ impl SiteActor {
                     )));
                 }
                 self.domain(ctx, |site, now, out| site.handle_reject(now, contact, out))?;
-                self.settle_offer(contact);
+                self.settle_offer(contact, agent);
                 Ok(self.contact_json(contact))
             }
             SiteInput::End { login, contact } => {
@@ -1664,7 +1681,7 @@ impl SiteActor {
                 "contact {contact} is not waiting or ringing"
             )));
         }
-        self.settle_offer(contact);
+        // A ringing offer is withdrawn by the domain's `CancelOffer` effect.
         if let Some(record) = self.contacts.get_mut(&contact) {
             record.stage = ContactStage::Abandoned;
             record.agent = None;

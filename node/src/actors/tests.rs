@@ -523,6 +523,48 @@ async fn a_restarted_agent_actor_still_times_out_its_offer() {
 }
 
 #[actix_rt::test]
+async fn a_rejected_contact_offered_on_keeps_the_next_agents_timer() {
+    let site = start_site(300);
+    ask(&site, SiteInput::Login("anna".to_string())).await;
+    ask(&site, SiteInput::Ready("anna".to_string())).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    ask(&site, SiteInput::Login("boris".to_string())).await;
+    ask(&site, SiteInput::Ready("boris".to_string())).await;
+    let arrived = arrive(&site, Channel::Voice).await;
+    assert_eq!(arrived["agent"], "anna", "the longest idle agent");
+    let contact = ContactId(arrived["id"].as_u64().unwrap());
+    let rejected = ask(
+        &site,
+        SiteInput::Reject {
+            login: "anna".to_string(),
+            contact,
+        },
+    )
+    .await;
+    assert_eq!(rejected["agent"], "boris", "offered on at once: {rejected}");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let view = ask(&site, SiteInput::AgentView("boris".to_string())).await;
+        if view["state"]["not_ready"].is_number() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "boris's offer never timed out"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = ask(&site, SiteInput::MetricsText).await;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("callgrid_offer_timers_lost_total{site=\"msk\"} 0"),
+        "boris's Agent actor timed the offer, not the Site's sweep"
+    );
+}
+
+#[actix_rt::test]
 async fn supervisor_stream_gets_queue_updates_from_the_queue_actors() {
     let site = start_site(60_000);
     let (stream, mut wallboard) = mpsc::channel(PROBE_BUFFER);
