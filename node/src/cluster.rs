@@ -92,7 +92,6 @@ impl StateMachine for NodeStateMachine {
 pub struct ClusterReplicator {
     handle: ClusterHandle,
     transport: Mutex<Option<QuicTransport>>,
-    shared: SharedState,
 }
 
 impl std::fmt::Debug for ClusterReplicator {
@@ -134,19 +133,13 @@ impl Replicator for ClusterReplicator {
 
     fn read_barrier(&self) -> BoxFuture<Result<(), ReplicateError>> {
         let handle = self.handle.clone();
-        let shared = self.shared.clone();
+        // `read_index` returns once this node's state machine applied the read index. Do not
+        // compare that index with the commands applied into the shared state: the log also
+        // holds entries without a command (a new leader's empty entry, membership changes),
+        // so after a leader change the read index can lie past the last command forever.
         Box::pin(async move {
-            let index = handle.read_index().await.map_err(read_error)?;
-            // The read index is committed; wait (bounded) until this node applied it.
-            for _ in 0..READ_APPLY_POLLS_MAX {
-                if shared.applied_index() >= index {
-                    return Ok(());
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(READ_APPLY_POLL_MS)).await;
-            }
-            Err(ReplicateError::Unavailable(format!(
-                "index {index} not applied in time"
-            )))
+            handle.read_index().await.map_err(read_error)?;
+            Ok(())
         })
     }
 
@@ -180,11 +173,6 @@ impl Replicator for ClusterReplicator {
     }
 }
 
-/// Polls of the applied index a linearizable read waits at most.
-pub const READ_APPLY_POLLS_MAX: u32 = 500;
-/// Interval between those polls.
-pub const READ_APPLY_POLL_MS: u64 = 10;
-
 /// Opens RocksDB in the data directory, starts the transport and the Raft thread.
 pub fn start(
     config: &NodeConfig,
@@ -211,9 +199,7 @@ pub fn start(
     cluster_config.learners = learners;
     cluster_config.proposal_timeout_ms = config.cluster.proposal_timeout_ms;
     cluster_config.read_timeout_ms = config.cluster.proposal_timeout_ms;
-    let state_machine = NodeStateMachine {
-        shared: shared.clone(),
-    };
+    let state_machine = NodeStateMachine { shared };
 
     if config.cluster.peers.is_empty() {
         // One voter: nothing to talk to, so no listener and no certificates are needed.
@@ -224,7 +210,6 @@ pub fn start(
         return Ok(ClusterReplicator {
             handle,
             transport: Mutex::new(None),
-            shared,
         });
     }
 
@@ -262,6 +247,5 @@ pub fn start(
     Ok(ClusterReplicator {
         handle,
         transport: Mutex::new(Some(transport)),
-        shared,
     })
 }

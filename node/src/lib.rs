@@ -13,7 +13,8 @@
 //!   callbacks) applied from the Raft log.
 //! - [`replicate`] — the boundary to Raft: the `Replicator` trait, the proposer.
 //! - [`cluster`] — the Raft replicator: RocksDB in the data dir, QUIC with mutual TLS.
-//! - [`actors`] — the actix actors around the routing core.
+//! - [`actors`] — the actix actors around the routing core: the Site (routing, supervisor) and
+//!   its Agent, Call and Queue children (streams, offer timers, transcripts, live views).
 //! - [`api`] — HTTP JSON API, WebSocket streams, metrics and health.
 //! - [`node`] — wiring it all together into a running node.
 

@@ -84,14 +84,20 @@ pub fn start(
         shared,
     };
     let address = config.http.listen;
-    let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
-        .workers(HTTP_WORKERS)
-        .backlog(HTTP_BACKLOG)
-        .max_connections(HTTP_CONNECTIONS_MAX)
-        .shutdown_timeout(config.http.drain_s)
-        .client_request_timeout(Duration::from_secs(10))
-        .bind(address)
-        .map_err(|source| NodeError::Bind { address, source })?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::from_fn(
+                crate::api::refuse_oversized_bodies,
+            ))
+            .configure(configure(state.clone()))
+    })
+    .workers(HTTP_WORKERS)
+    .backlog(HTTP_BACKLOG)
+    .max_connections(HTTP_CONNECTIONS_MAX)
+    .shutdown_timeout(config.http.drain_s)
+    .client_request_timeout(Duration::from_secs(10))
+    .bind(address)
+    .map_err(|source| NodeError::Bind { address, source })?;
     let http_address = server.addrs().first().copied().unwrap_or(address);
     let server = server.run();
     let handle = server.handle();

@@ -77,6 +77,16 @@ fn call_from_arrival_to_wrap_up() {
     assert_eq!(status, 200, "{wrapped}");
     assert_eq!(wrapped["stage"], "finished");
     assert_eq!(wrapped["wrap_up_code"], "price-given");
+    // A late hang-up from the gateway changes nothing and gets the final view.
+    let (status, late) = node.call(
+        "POST",
+        &format!("/api/v1/contacts/{contact}/ended"),
+        Some(GATEWAY),
+        None,
+    );
+    assert_eq!(status, 200, "{late}");
+    assert_eq!(late["stage"], "finished");
+    assert_eq!(late["wrap_up_code"], "price-given");
     let (_, view) = node.call("GET", "/api/v1/agents/anna", Some(ANNA), None);
     assert_eq!(view["state"], "available");
 

@@ -1,13 +1,24 @@
-//! The Site actor: one per node, the thin shell around `callgrid_domain::Site`.
+//! The Site actor: one per node, the supervisor of the Agent, Call and Queue actors, and the
+//! thin shell around `callgrid_domain::Site`.
 //!
-//! It owns the domain state machine (queues per skill, agents, contacts — routing is decided
-//! only there), turns API inputs into `handle_*` calls, and turns the domain's effects into
-//! IO: offers pushed to the agent's stream with a timeout timer, events into metrics and the
-//! supervisor stream, callback requests into Raft proposals. It also works due callbacks:
-//! claims them through Raft and queues them as outbound contacts.
+//! It owns the domain state machine (queues per skill, agents, contacts). Routing is decided
+//! only here, because one decision spans queues and agents atomically (see [`super`]). It
+//! turns API inputs into `handle_*` calls and the domain's effects into messages to its
+//! children: offers to the Agent actor (which rings the desktop and times the offer), contact
+//! views to the Call actor (transcript, gateway events, lookups), queue views to the Queue
+//! actor (wallboards). It turns events into metrics and the supervisor event stream, and
+//! callback requests into Raft proposals. It also works due callbacks: claims them through
+//! Raft and queues them as outbound contacts.
 //!
-//! Its mailbox is bounded ([`SITE_MAILBOX_CAPACITY`]); senders wait when it is full. Streams to
-//! desktops are bounded channels; a desktop that does not read loses events, never the node.
+//! Children are started with `actix::Supervisor`; the Site holds their addresses and drops an
+//! address to stop a child for good (logout; a finished contact after its linger). A child
+//! restarted after a panic asks the Site for what it holds and rebuilds from it.
+//!
+//! Its mailbox is bounded ([`SITE_MAILBOX_CAPACITY`]); API senders wait when it is full. Its
+//! sends to children use `try_send` on their bounded mailboxes; a child that cannot keep up
+//! loses views (the next one replaces them), and an offer whose timer was lost is timed out by
+//! the Site's own sweep [`OFFER_TIMER_GRACE_MS`] after its deadline. Streams are bounded
+//! channels; a desktop that does not read loses events, never the node.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -22,6 +33,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::agent::{AgentActor, AgentToSite, SiteToAgent, SubscribeAgentStream};
+use super::call::{CallActor, CallLookupError, CallToSite, LookupCall, SiteToCall};
+use super::queue::{
+    QUEUE_VIEW_PUBLISH_INTERVAL, QueueActor, QueueToSite, SiteToQueue, SubscribeQueueStream,
+};
+use super::{ChildCounts, GatewayStreams, Subscribers};
+pub use super::{STREAM_BUFFER_EVENTS, SUBSCRIBERS_MAX};
 use crate::config::{NodeConfig, parse_date_end_ms};
 use crate::replicate::{Proposer, now_ms};
 use crate::state::model::{Actor as Principal, CallbackOutcome, CallbackReason, DAY_MS};
@@ -29,14 +47,13 @@ use crate::state::{Command, Outcome, SharedState};
 
 /// Messages the Site actor may hold before senders wait.
 pub const SITE_MAILBOX_CAPACITY: usize = 4_096;
-/// Events buffered per stream subscriber before events to it are dropped.
-pub const STREAM_BUFFER_EVENTS: usize = 256;
-/// Stream subscribers per agent, and supervisor/gateway subscribers in total.
-pub const SUBSCRIBERS_MAX: usize = 64;
-/// Chat messages kept per contact.
-pub const CHAT_MESSAGES_MAX: usize = 200;
-/// Finished contacts remembered for lookups.
+/// Finished contacts whose Call actors linger for lookups, at most (the oldest stop first).
 pub const FINISHED_CONTACTS_MAX: usize = 10_000;
+/// How long a finished contact's Call actor lingers for lookups.
+pub const CALL_LINGER_AFTER_FINISH_MS: u64 = 15 * 60 * 1_000;
+/// An offer still ringing this long after its deadline is timed out by the Site itself (its
+/// Agent actor's timer was lost: mailbox full, actor restarting).
+pub const OFFER_TIMER_GRACE_MS: u64 = 2_000;
 /// Due callbacks claimed per sweep.
 pub const CALLBACKS_PER_SWEEP_MAX: usize = 32;
 /// A due callback its owner site has not claimed for this long is taken by any site: the owner
@@ -64,6 +81,9 @@ pub enum SiteError {
     /// The input is malformed.
     #[error("{0}")]
     Invalid(String),
+    /// The contact is finished: only its Call actor (lookups) knows it still.
+    #[error("contact {0} is finished")]
+    Finished(ContactId),
 }
 
 /// Result of a Site actor request.
@@ -105,7 +125,6 @@ struct ContactRecord {
     offered_once: bool,
     wrap_up_code: Option<String>,
     transferred_from: Option<SkillId>,
-    messages: VecDeque<Value>,
 }
 
 /// An input from the API.
@@ -136,13 +155,6 @@ pub enum SiteInput {
         contact: ContactId,
         /// Text.
         text: String,
-    },
-    /// A contact's details; `agent` restricts to that agent's own contacts.
-    ContactView {
-        /// Contact.
-        contact: ContactId,
-        /// Requesting agent, if the caller is an agent.
-        agent: Option<String>,
     },
     /// Agent logs in.
     Login(String),
@@ -223,6 +235,17 @@ impl Message for SiteInput {
     type Result = SiteResult;
 }
 
+/// A contact's details (the Call actor answers, with the transcript); `agent` restricts to
+/// that agent's own contacts.
+#[derive(Debug, Message)]
+#[rtype(result = "SiteResult")]
+pub struct LookupContact {
+    /// Contact.
+    pub contact: ContactId,
+    /// Requesting agent, if the caller is an agent.
+    pub agent: Option<String>,
+}
+
 /// Subscribe a stream: an agent's desktop, a supervisor wallboard, or a gateway.
 #[derive(Debug)]
 pub struct Subscribe {
@@ -280,15 +303,27 @@ pub struct SiteActor {
     shared: SharedState,
     node_id: u64,
     next_contact: u64,
+    /// Live contacts (arrived, not finished); finished ones live on in their Call actors.
     contacts: HashMap<ContactId, ContactRecord>,
-    finished: VecDeque<ContactId>,
     agents_by_login: BTreeMap<String, AgentId>,
     logins: HashMap<AgentId, String>,
+    agent_skills: HashMap<AgentId, Vec<SkillId>>,
     state_since_ms: HashMap<AgentId, u64>,
-    offer_timers: HashMap<ContactId, SpawnHandle>,
-    agent_streams: HashMap<String, Vec<mpsc::Sender<String>>>,
-    supervisor_streams: Vec<mpsc::Sender<String>>,
-    gateway_streams: Vec<mpsc::Sender<String>>,
+    /// Offers ringing: contact → (agent, deadline in ms since the epoch).
+    offers: HashMap<ContactId, (AgentId, u64)>,
+    agent_actors: HashMap<AgentId, Addr<AgentActor>>,
+    call_actors: HashMap<ContactId, Addr<CallActor>>,
+    queue_actors: Vec<Addr<QueueActor>>,
+    /// Finished contacts whose Call actors linger: (contact, finished at ms).
+    lingering: VecDeque<(ContactId, u64)>,
+    counts: ChildCounts,
+    /// Desktop streams of agents that are logged out (an Agent actor holds them otherwise).
+    parked_agent_streams: HashMap<AgentId, Subscribers>,
+    supervisor_streams: Subscribers,
+    gateway_streams: GatewayStreams,
+    dirty_contacts: Vec<ContactId>,
+    dirty_queues: BTreeSet<SkillId>,
+    queue_publish_scheduled: bool,
     monitor_requests: VecDeque<Value>,
     claiming: BTreeSet<u64>,
     queued_callbacks: BTreeMap<u64, ContactId>,
@@ -296,6 +331,8 @@ pub struct SiteActor {
     offer_latency_immediate_us: VecDeque<u64>,
     arriving: Option<ContactId>,
     draining: bool,
+    /// Offers the Site had to time out itself because no Agent actor reported them.
+    offer_timers_lost: u64,
 }
 
 impl std::fmt::Debug for SiteActor {
@@ -324,13 +361,14 @@ impl SiteActor {
                 .map_err(|error| SiteError::Invalid(error.to_string()))?;
         let mut agents_by_login = BTreeMap::new();
         let mut logins = HashMap::new();
+        let mut agent_skills = HashMap::new();
         for agent in &config.agents {
             let valid_until = agent
                 .certificate_valid_until
                 .as_deref()
                 .and_then(parse_date_end_ms)
                 .map(|end| TimeMs(end.saturating_sub(epoch_ms)));
-            let skills = agent
+            let skills: Vec<SkillGrant> = agent
                 .skills
                 .iter()
                 .filter_map(|name| {
@@ -349,6 +387,10 @@ impl SiteActor {
                     })
                 })
                 .collect();
+            agent_skills.insert(
+                AgentId(agent.id),
+                skills.iter().map(|grant| grant.skill).collect::<Vec<_>>(),
+            );
             let spec = AgentSpec {
                 id: AgentId(agent.id),
                 skills,
@@ -378,14 +420,22 @@ impl SiteActor {
             node_id,
             next_contact: 0,
             contacts: HashMap::new(),
-            finished: VecDeque::new(),
             agents_by_login,
             logins,
+            agent_skills,
             state_since_ms: HashMap::new(),
-            offer_timers: HashMap::new(),
-            agent_streams: HashMap::new(),
-            supervisor_streams: Vec::new(),
-            gateway_streams: Vec::new(),
+            offers: HashMap::new(),
+            agent_actors: HashMap::new(),
+            call_actors: HashMap::new(),
+            queue_actors: Vec::new(),
+            lingering: VecDeque::new(),
+            counts: ChildCounts::default(),
+            parked_agent_streams: HashMap::new(),
+            supervisor_streams: Subscribers::default(),
+            gateway_streams: GatewayStreams::default(),
+            dirty_contacts: Vec::new(),
+            dirty_queues: BTreeSet::new(),
+            queue_publish_scheduled: false,
             monitor_requests: VecDeque::new(),
             claiming: BTreeSet::new(),
             queued_callbacks: BTreeMap::new(),
@@ -393,6 +443,7 @@ impl SiteActor {
             offer_latency_immediate_us: VecDeque::new(),
             arriving: None,
             draining: false,
+            offer_timers_lost: 0,
         })
     }
 
@@ -523,17 +574,128 @@ impl SiteActor {
                 offered_once: false,
                 wrap_up_code: None,
                 transferred_from: None,
-                messages: VecDeque::new(),
             },
         );
         self.effects = effects;
         self.arriving = Some(contact.id);
         self.process_effects(ctx);
         self.arriving = None;
+        self.start_call(ctx, contact.id);
+        self.dirty_contacts.push(contact.id);
         if blocked {
-            self.finish(contact.id);
+            return Ok(self.finish(contact.id));
         }
         Ok(self.contact_json(contact.id))
+    }
+
+    fn start_call(&mut self, ctx: &mut Context<Self>, contact: ContactId) {
+        let actor = CallActor::new(
+            contact,
+            ctx.address().recipient(),
+            self.gateway_streams.clone(),
+            self.counts.clone(),
+        );
+        let address = Supervisor::start(move |_| actor);
+        self.call_actors.insert(contact, address);
+    }
+
+    fn start_agent(&mut self, ctx: &mut Context<Self>, agent: AgentId) {
+        if self.agent_actors.contains_key(&agent) {
+            return;
+        }
+        let login = self.logins.get(&agent).cloned().unwrap_or_default();
+        let streams = self
+            .parked_agent_streams
+            .remove(&agent)
+            .map(|mut streams| streams.take())
+            .unwrap_or_default();
+        let actor = AgentActor::new(
+            agent,
+            login,
+            ctx.address().recipient(),
+            self.counts.clone(),
+            streams,
+        );
+        let address = Supervisor::start(move |_| actor);
+        self.agent_actors.insert(agent, address);
+    }
+
+    /// Stops the agent's actor for good: the Site drops its only address. The actor hands its
+    /// desktop streams back (`AgentToSite::Released`) as it stops.
+    fn stop_agent(&mut self, agent: AgentId) {
+        self.agent_actors.remove(&agent);
+    }
+
+    fn tell_agent(&mut self, agent: AgentId, message: SiteToAgent) {
+        if let Some(address) = self.agent_actors.get(&agent)
+            && let Err(error) = address.try_send(message)
+        {
+            tracing::warn!(agent = agent.0, %error, "agent actor did not take a message");
+        }
+    }
+
+    fn tell_call(&self, contact: ContactId, message: SiteToCall) {
+        if let Some(address) = self.call_actors.get(&contact)
+            && let Err(error) = address.try_send(message)
+        {
+            tracing::debug!(contact = contact.0, %error, "call actor did not take a message");
+        }
+    }
+
+    /// The offer of `contact` to `agent` ended without a withdrawal notice (accepted,
+    /// rejected): that agent's timer stops. The domain may already have offered the contact to
+    /// someone else in the same step (a rejected contact goes on to the next agent); that
+    /// offer is left alone.
+    fn settle_offer(&mut self, contact: ContactId, agent: AgentId) {
+        if self
+            .offers
+            .get(&contact)
+            .is_some_and(|(holder, _)| *holder == agent)
+        {
+            self.offers.remove(&contact);
+        }
+        self.tell_agent(agent, SiteToAgent::OfferSettled(contact));
+    }
+
+    /// Sends what changed to the children: contact views to Call actors now, queue views to
+    /// Queue actors at most once per [`QUEUE_VIEW_PUBLISH_INTERVAL`].
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        let mut dirty = std::mem::take(&mut self.dirty_contacts);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for contact in dirty.drain(..) {
+            if self.contacts.contains_key(&contact) {
+                let view = self.contact_json(contact);
+                self.tell_call(contact, SiteToCall::ViewChanged(view));
+            }
+        }
+        self.dirty_contacts = dirty;
+        if !self.dirty_queues.is_empty() && !self.queue_publish_scheduled {
+            self.queue_publish_scheduled = true;
+            ctx.run_later(QUEUE_VIEW_PUBLISH_INTERVAL, |actor, _ctx| {
+                actor.queue_publish_scheduled = false;
+                let skills = std::mem::take(&mut actor.dirty_queues);
+                for skill in skills {
+                    actor.publish_queue(skill);
+                }
+            });
+        }
+    }
+
+    fn publish_queue(&mut self, skill: SkillId) {
+        let Some(address) = self.queue_actors.get(skill.index()) else {
+            return;
+        };
+        let view = self.queue_json(skill);
+        if let Err(error) = address.try_send(SiteToQueue::ViewChanged(view)) {
+            tracing::debug!(skill = skill.0, %error, "queue actor did not take its view");
+        }
+    }
+
+    fn mark_queues_of_agent(&mut self, agent: AgentId) {
+        if let Some(skills) = self.agent_skills.get(&agent) {
+            self.dirty_queues.extend(skills.iter().copied());
+        }
     }
 
     fn process_effects(&mut self, ctx: &mut Context<Self>) {
@@ -543,25 +705,20 @@ impl SiteActor {
                 Effect::Event(event) => {
                     self.metrics.record(&event);
                     self.on_event(&event.kind, event.at);
-                    if let Ok(text) =
-                        serde_json::to_string(&json!({"type": "event", "event": event}))
-                    {
-                        broadcast(&mut self.supervisor_streams, &text);
+                    if !self.supervisor_streams.is_empty() {
+                        self.supervisor_streams
+                            .publish(&json!({"type": "event", "event": event}));
                     }
                 }
                 Effect::Offer {
                     contact,
                     agent,
                     timeout_at,
-                } => self.on_offer(ctx, contact, agent, timeout_at),
+                } => self.on_offer(contact, agent, timeout_at),
                 Effect::CancelOffer { contact, agent } => {
-                    if let Some(handle) = self.offer_timers.remove(&contact) {
-                        ctx.cancel_future(handle);
-                    }
-                    self.notify_agent(
-                        agent,
-                        json!({"type": "offer_cancelled", "contact": contact.0}),
-                    );
+                    self.offers.remove(&contact);
+                    self.dirty_contacts.push(contact);
+                    self.tell_agent(agent, SiteToAgent::OfferCancelled(contact));
                 }
                 Effect::Overflow { contact, target } => {
                     // Cross-site delivery of live contacts is not wired yet; overflow is off
@@ -623,11 +780,26 @@ impl SiteActor {
     }
 
     fn on_event(&mut self, kind: &EventKind, at: TimeMs) {
+        if let Some((contact, skill)) = event_contact(kind) {
+            self.dirty_contacts.push(contact);
+            self.dirty_queues.insert(skill);
+        }
         match *kind {
             EventKind::AgentStateChanged { agent, to, .. } => {
-                self.state_since_ms
-                    .insert(agent, self.epoch_ms.saturating_add(at.0));
-                self.notify_agent(agent, json!({"type": "state", "state": to}));
+                let since_ms = self.epoch_ms.saturating_add(at.0);
+                self.state_since_ms.insert(agent, since_ms);
+                self.mark_queues_of_agent(agent);
+                if self.agent_actors.contains_key(&agent) {
+                    self.tell_agent(
+                        agent,
+                        SiteToAgent::StateChanged {
+                            state: to,
+                            since_ms,
+                        },
+                    );
+                } else if let Some(streams) = self.parked_agent_streams.get_mut(&agent) {
+                    streams.publish(&json!({"type": "state", "state": to, "since_ms": since_ms}));
+                }
             }
             EventKind::Answered { contact, agent, .. } => {
                 if let Some(record) = self.contacts.get_mut(&contact) {
@@ -654,7 +826,10 @@ impl SiteActor {
                     record.agent = None;
                 }
             }
-            EventKind::TransferredOut { contact, .. } => {
+            EventKind::TransferredOut {
+                contact, to_skill, ..
+            } => {
+                self.dirty_queues.insert(to_skill);
                 if let Some(record) = self.contacts.get_mut(&contact) {
                     record.stage = ContactStage::Queued;
                 }
@@ -663,13 +838,7 @@ impl SiteActor {
         }
     }
 
-    fn on_offer(
-        &mut self,
-        ctx: &mut Context<Self>,
-        contact: ContactId,
-        agent: AgentId,
-        timeout_at: TimeMs,
-    ) {
+    fn on_offer(&mut self, contact: ContactId, agent: AgentId, timeout_at: TimeMs) {
         if let Some(record) = self.contacts.get_mut(&contact) {
             record.stage = ContactStage::Offered;
             record.agent = Some(agent);
@@ -684,62 +853,107 @@ impl SiteActor {
                 }
             }
         }
-        let delay_ms = timeout_at.0.saturating_sub(self.now().0);
-        let handle = ctx.run_later(Duration::from_millis(delay_ms), move |actor, ctx| {
-            actor.offer_timers.remove(&contact);
-            let now = actor.now();
-            let mut effects = std::mem::take(&mut actor.effects);
-            if actor
-                .site
-                .handle_offer_timeout(now, contact, agent, &mut effects)
-            {
-                tracing::info!(
+        self.dirty_contacts.push(contact);
+        // The Agent actor rings the desktop and times the offer (the dial request of a
+        // callback goes to the gateway from the Call actor, which sees the view change).
+        let deadline_ms = self.epoch_ms.saturating_add(timeout_at.0);
+        self.offers.insert(contact, (agent, deadline_ms));
+        let view = self.contact_json(contact);
+        self.tell_agent(
+            agent,
+            SiteToAgent::Offer {
+                contact,
+                view,
+                deadline_ms,
+            },
+        );
+    }
+
+    /// An offer rang out: the domain decides (it ignores a stale timeout — accepted, rejected,
+    /// re-offered since).
+    fn offer_expired(&mut self, ctx: &mut Context<Self>, contact: ContactId, agent: AgentId) {
+        let now = self.now();
+        let mut effects = std::mem::take(&mut self.effects);
+        let timed_out = self
+            .site
+            .handle_offer_timeout(now, contact, agent, &mut effects);
+        self.effects = effects;
+        if timed_out {
+            self.offers.remove(&contact);
+            tracing::info!(
+                contact = contact.0,
+                agent = agent.0,
+                "offer timed out; contact back at its place"
+            );
+        }
+        self.process_effects(ctx);
+    }
+
+    /// Times out offers whose Agent actor did not report in time (its timer was lost), and
+    /// forgets offers that ended without the Site noticing.
+    fn sweep_offers(&mut self, ctx: &mut Context<Self>) {
+        let now = now_ms();
+        let overdue: Vec<(ContactId, AgentId)> = self
+            .offers
+            .iter()
+            .filter(|(_, (_, deadline_ms))| deadline_ms.saturating_add(OFFER_TIMER_GRACE_MS) <= now)
+            .map(|(contact, (agent, _))| (*contact, *agent))
+            .collect();
+        for (contact, agent) in overdue {
+            if self.site.contact_phase(contact) == Some(ContactPhase::Offered(agent)) {
+                tracing::warn!(
                     contact = contact.0,
                     agent = agent.0,
-                    "offer timed out; contact back at its place"
+                    "offer timer lost; timing out"
                 );
-            }
-            actor.effects = effects;
-            actor.process_effects(ctx);
-        });
-        if let Some(previous) = self.offer_timers.insert(contact, handle) {
-            ctx.cancel_future(previous);
-        }
-        let offer = self.contact_json(contact);
-        self.notify_agent(agent, json!({"type": "offer", "contact": offer, "timeout_at_ms": self.epoch_ms + timeout_at.0}));
-        if let Some(record) = self.contacts.get(&contact)
-            && record.direction == Direction::OutboundCallback
-        {
-            let login = self.logins.get(&agent).cloned().unwrap_or_default();
-            let dial = json!({"type": "dial", "contact": contact.0, "callback": record.callback, "number": record.caller, "agent": login});
-            if let Ok(text) = serde_json::to_string(&dial) {
-                broadcast(&mut self.gateway_streams, &text);
+                self.offer_timers_lost += 1;
+                self.offer_expired(ctx, contact, agent);
+            } else {
+                self.offers.remove(&contact);
             }
         }
     }
 
     fn notify_agent(&mut self, agent: AgentId, message: Value) {
-        let Some(login) = self.logins.get(&agent) else {
-            return;
-        };
-        if let Some(streams) = self.agent_streams.get_mut(login)
-            && let Ok(text) = serde_json::to_string(&message)
-        {
-            broadcast(streams, &text);
+        if self.agent_actors.contains_key(&agent) {
+            self.tell_agent(agent, SiteToAgent::Notify(message));
+        } else if let Some(streams) = self.parked_agent_streams.get_mut(&agent) {
+            streams.publish(&message);
         }
     }
 
-    fn finish(&mut self, contact: ContactId) {
-        if let Some(record) = self.contacts.get_mut(&contact) {
-            if matches!(record.stage, ContactStage::WrapUp | ContactStage::Talking) {
-                record.stage = ContactStage::Finished;
-            }
-            self.finished.push_back(contact);
+    /// The contact is done: its final view goes to its Call actor, which lingers for lookups;
+    /// the Site forgets it. Returns the final view.
+    fn finish(&mut self, contact: ContactId) -> Value {
+        if let Some(record) = self.contacts.get_mut(&contact)
+            && matches!(record.stage, ContactStage::WrapUp | ContactStage::Talking)
+        {
+            record.stage = ContactStage::Finished;
         }
-        while self.finished.len() > FINISHED_CONTACTS_MAX {
-            if let Some(old) = self.finished.pop_front() {
-                self.contacts.remove(&old);
+        let view = self.contact_json(contact);
+        if let Some(record) = self.contacts.remove(&contact) {
+            self.dirty_queues.insert(record.skill);
+            self.offers.remove(&contact);
+            self.tell_call(contact, SiteToCall::ViewChanged(view.clone()));
+            self.lingering.push_back((contact, now_ms()));
+        }
+        while self.lingering.len() > FINISHED_CONTACTS_MAX {
+            if let Some((old, _)) = self.lingering.pop_front() {
+                self.call_actors.remove(&old);
             }
+        }
+        view
+    }
+
+    /// Drops the addresses of Call actors whose linger is over: they stop.
+    fn sweep_lingering(&mut self) {
+        let now = now_ms();
+        while let Some((contact, finished_at_ms)) = self.lingering.front().copied() {
+            if finished_at_ms.saturating_add(CALL_LINGER_AFTER_FINISH_MS) > now {
+                break;
+            }
+            self.lingering.pop_front();
+            self.call_actors.remove(&contact);
         }
     }
 
@@ -763,7 +977,6 @@ impl SiteActor {
             "wait_ms_estimated": position.map(|position| position.estimated_wait_ms).filter(|wait| *wait != u64::MAX),
             "wrap_up_code": record.wrap_up_code,
             "transferred_from": record.transferred_from.map(|skill| self.skill_name(skill)),
-            "messages": record.messages,
         })
     }
 
@@ -962,68 +1175,65 @@ impl SiteActor {
         );
     }
 
-    fn queues_json(&mut self) -> Value {
-        let now = self.now();
-        let mut rows = Vec::new();
-        for (index, skill) in self.config.routing.skills.iter().enumerate() {
-            let Ok(index16) = u16::try_from(index) else {
-                continue;
-            };
-            let skill_id = SkillId(index16);
-            let waiting: Vec<&ContactRecord> = self
-                .contacts
-                .values()
-                .filter(|record| record.skill == skill_id && record.stage == ContactStage::Queued)
-                .collect();
-            let oldest_ms = waiting
-                .iter()
-                .map(|record| record.arrived_at_ms)
-                .min()
-                .map(|oldest| now_ms().saturating_sub(oldest));
-            let newest_ms = waiting
-                .iter()
-                .map(|record| record.arrived_at_ms)
-                .max()
-                .map(|newest| now_ms().saturating_sub(newest));
-            let (mut staffed, mut available, mut on_contact, mut wrap_up, mut not_ready) =
-                (0, 0, 0, 0, 0);
-            for agent in &self.config.agents {
-                if !agent.skills.iter().any(|name| name == &skill.name) {
-                    continue;
-                }
-                match self
-                    .site
-                    .agent_state(AgentId(agent.id))
-                    .unwrap_or(AgentState::LoggedOut)
-                {
-                    AgentState::LoggedOut => continue,
-                    AgentState::Available => available += 1,
-                    AgentState::Reserved | AgentState::Busy => on_contact += 1,
-                    AgentState::WrapUp => wrap_up += 1,
-                    AgentState::NotReady(_) => not_ready += 1,
-                }
-                staffed += 1;
-            }
-            let estimated = self
-                .site
-                .estimate_wait_ms(skill_id, self.site.waiting(skill_id).saturating_add(1));
-            rows.push(json!({
-                "skill": skill.name,
-                "channel": skill.channel,
-                "line": skill.line,
-                "in_queue": self.site.waiting(skill_id),
-                "oldest_age_ms": oldest_ms,
-                "newest_age_ms": newest_ms,
-                "wait_ms_estimated": (estimated != u64::MAX).then_some(estimated),
-                "agents_staffed": staffed,
-                "agents_available": available,
-                "agents_on_contact": on_contact,
-                "agents_wrap_up": wrap_up,
-                "agents_not_ready": not_ready,
-            }));
-        }
-        let _ = now;
+    fn queues_json(&self) -> Value {
+        let rows: Vec<Value> = (0..self.config.routing.skills.len())
+            .filter_map(|index| u16::try_from(index).ok())
+            .map(|index| self.queue_json(SkillId(index)))
+            .collect();
         json!({ "site": self.config.site.id, "queues": rows })
+    }
+
+    /// One queue's live view (the Queue actor's, and a row of `GET /supervisor/queues`).
+    fn queue_json(&self, skill_id: SkillId) -> Value {
+        let Some(skill) = self.config.routing.skills.get(skill_id.index()) else {
+            return Value::Null;
+        };
+        let now = now_ms();
+        let (mut oldest, mut newest): (Option<u64>, Option<u64>) = (None, None);
+        for record in self.contacts.values() {
+            if record.skill == skill_id && record.stage == ContactStage::Queued {
+                oldest =
+                    Some(oldest.map_or(record.arrived_at_ms, |at| at.min(record.arrived_at_ms)));
+                newest =
+                    Some(newest.map_or(record.arrived_at_ms, |at| at.max(record.arrived_at_ms)));
+            }
+        }
+        let (mut staffed, mut available, mut on_contact, mut wrap_up, mut not_ready) =
+            (0, 0, 0, 0, 0);
+        for (agent, skills) in &self.agent_skills {
+            if !skills.contains(&skill_id) {
+                continue;
+            }
+            match self
+                .site
+                .agent_state(*agent)
+                .unwrap_or(AgentState::LoggedOut)
+            {
+                AgentState::LoggedOut => continue,
+                AgentState::Available => available += 1,
+                AgentState::Reserved | AgentState::Busy => on_contact += 1,
+                AgentState::WrapUp => wrap_up += 1,
+                AgentState::NotReady(_) => not_ready += 1,
+            }
+            staffed += 1;
+        }
+        let estimated = self
+            .site
+            .estimate_wait_ms(skill_id, self.site.waiting(skill_id).saturating_add(1));
+        json!({
+            "skill": skill.name,
+            "channel": skill.channel,
+            "line": skill.line,
+            "in_queue": self.site.waiting(skill_id),
+            "oldest_age_ms": oldest.map(|oldest| now.saturating_sub(oldest)),
+            "newest_age_ms": newest.map(|newest| now.saturating_sub(newest)),
+            "wait_ms_estimated": (estimated != u64::MAX).then_some(estimated),
+            "agents_staffed": staffed,
+            "agents_available": available,
+            "agents_on_contact": on_contact,
+            "agents_wrap_up": wrap_up,
+            "agents_not_ready": not_ready,
+        })
     }
 
     fn metrics_text(&mut self) -> String {
@@ -1154,6 +1364,25 @@ impl SiteActor {
             "Arrival to offer for contacts that found a free agent (routing only).",
             &self.offer_latency_immediate_us,
         );
+        let (agents, calls, queues, restarts) = self.counts.snapshot();
+        gauge(
+            &mut text,
+            "callgrid_actors_running",
+            "Child actors running, by kind (calls include finished ones lingering for lookups).",
+        );
+        for (kind, count) in [("agent", agents), ("call", calls), ("queue", queues)] {
+            text.push_str(&format!(
+                "callgrid_actors_running{{site=\"{site}\",kind=\"{kind}\"}} {count}\n"
+            ));
+        }
+        text.push_str(&format!(
+            "# TYPE callgrid_actor_restarts_total counter\ncallgrid_actor_restarts_total{{site=\"{site}\"}} {restarts}\n"
+        ));
+        text.push_str(&format!(
+            "# HELP callgrid_offer_timers_lost_total Offers timed out by the Site's sweep because no Agent actor reported them.\n\
+             # TYPE callgrid_offer_timers_lost_total counter\ncallgrid_offer_timers_lost_total{{site=\"{site}\"}} {}\n",
+            self.offer_timers_lost
+        ));
         gauge(&mut text, "callgrid_agents", "Agents by state.");
         for (state, count) in states {
             text.push_str(&format!(
@@ -1211,11 +1440,9 @@ impl SiteActor {
             SiteInput::ContactAnswered(contact) => {
                 match self.site.contact_phase(contact) {
                     Some(ContactPhase::Talking(_)) => {}
-                    Some(ContactPhase::Offered(_)) => {
+                    Some(ContactPhase::Offered(agent)) => {
                         self.domain(ctx, |site, now, out| site.handle_accept(now, contact, out))?;
-                        if let Some(handle) = self.offer_timers.remove(&contact) {
-                            ctx.cancel_future(handle);
-                        }
+                        self.settle_offer(contact, agent);
                     }
                     _ => {
                         return Err(SiteError::Conflict(format!(
@@ -1226,6 +1453,10 @@ impl SiteActor {
                 Ok(self.contact_json(contact))
             }
             SiteInput::ContactEnded(contact) => {
+                if !self.contacts.contains_key(&contact) && self.call_actors.contains_key(&contact)
+                {
+                    return Err(SiteError::Finished(contact));
+                }
                 let record = self
                     .contacts
                     .get(&contact)
@@ -1243,6 +1474,10 @@ impl SiteActor {
             }
             SiteInput::ContactAbandoned(contact) => self.abandon(ctx, contact),
             SiteInput::ChatMessage { contact, text } => {
+                if !self.contacts.contains_key(&contact) && self.call_actors.contains_key(&contact)
+                {
+                    return Err(SiteError::Finished(contact));
+                }
                 let record = self
                     .contacts
                     .get_mut(&contact)
@@ -1253,11 +1488,9 @@ impl SiteActor {
                     )));
                 }
                 let message = json!({"from": "customer", "text": text, "at_ms": now_ms()});
-                if record.messages.len() >= CHAT_MESSAGES_MAX {
-                    record.messages.pop_front();
-                }
-                record.messages.push_back(message.clone());
-                if let Some(agent) = record.agent {
+                let agent = record.agent;
+                self.tell_call(contact, SiteToCall::ChatMessage(message.clone()));
+                if let Some(agent) = agent {
                     self.notify_agent(
                         agent,
                         json!({"type": "chat_message", "contact": contact.0, "message": message}),
@@ -1265,23 +1498,26 @@ impl SiteActor {
                 }
                 Ok(json!({"accepted": true}))
             }
-            SiteInput::ContactView { contact, agent } => {
-                if let Some(login) = agent {
-                    self.contact_for_agent(&login, contact)?;
-                }
-                if !self.contacts.contains_key(&contact) {
-                    return Err(SiteError::NotFound(format!("contact {contact} not found")));
-                }
-                Ok(self.contact_json(contact))
-            }
             SiteInput::Login(login) => {
                 let agent = self.agent_id(&login)?;
-                self.domain(ctx, |site, now, out| site.handle_login(now, agent, out))?;
+                // The Agent actor exists before the domain's events about the login.
+                let started = !self.agent_actors.contains_key(&agent);
+                self.start_agent(ctx, agent);
+                let result = self.domain(ctx, |site, now, out| site.handle_login(now, agent, out));
+                if result.is_err()
+                    && started
+                    && self.site.agent_state(agent) == Some(AgentState::LoggedOut)
+                {
+                    self.stop_agent(agent);
+                }
+                result?;
                 Ok(self.agent_json(&login, agent))
             }
             SiteInput::Logout(login) => {
                 let agent = self.agent_id(&login)?;
                 self.domain(ctx, |site, now, out| site.handle_logout(now, agent, out))?;
+                // After the logged-out state went to the desktop: the actor stops.
+                self.stop_agent(agent);
                 Ok(self.agent_json(&login, agent))
             }
             SiteInput::Ready(login) => {
@@ -1304,9 +1540,7 @@ impl SiteActor {
                     )));
                 }
                 self.domain(ctx, |site, now, out| site.handle_accept(now, contact, out))?;
-                if let Some(handle) = self.offer_timers.remove(&contact) {
-                    ctx.cancel_future(handle);
-                }
+                self.settle_offer(contact, agent);
                 Ok(self.contact_json(contact))
             }
             SiteInput::Reject { login, contact } => {
@@ -1317,9 +1551,7 @@ impl SiteActor {
                     )));
                 }
                 self.domain(ctx, |site, now, out| site.handle_reject(now, contact, out))?;
-                if let Some(handle) = self.offer_timers.remove(&contact) {
-                    ctx.cancel_future(handle);
-                }
+                self.settle_offer(contact, agent);
                 Ok(self.contact_json(contact))
             }
             SiteInput::End { login, contact } => {
@@ -1353,8 +1585,7 @@ impl SiteActor {
                         callback_outcome.unwrap_or(CallbackOutcome::Reached),
                     );
                 }
-                self.finish(contact);
-                Ok(self.contact_json(contact))
+                Ok(self.finish(contact))
             }
             SiteInput::Transfer {
                 login,
@@ -1387,6 +1618,7 @@ impl SiteActor {
                         record.agent = None;
                     }
                 }
+                self.dirty_contacts.push(contact);
                 Ok(self.contact_json(contact))
             }
             SiteInput::AgentView(login) => {
@@ -1421,9 +1653,7 @@ impl SiteActor {
                     "type": "monitor", "mode": mode, "supervisor": supervisor, "agent": agent,
                     "contact": contact.0, "at_ms": now_ms(),
                 });
-                if let Ok(text) = serde_json::to_string(&request) {
-                    broadcast(&mut self.gateway_streams, &text);
-                }
+                self.gateway_streams.publish(&request);
                 if self.monitor_requests.len() >= MONITOR_REQUESTS_MAX {
                     self.monitor_requests.pop_front();
                 }
@@ -1451,9 +1681,7 @@ impl SiteActor {
                 "contact {contact} is not waiting or ringing"
             )));
         }
-        if let Some(handle) = self.offer_timers.remove(&contact) {
-            ctx.cancel_future(handle);
-        }
+        // A ringing offer is withdrawn by the domain's `CancelOffer` effect.
         if let Some(record) = self.contacts.get_mut(&contact) {
             record.stage = ContactStage::Abandoned;
             record.agent = None;
@@ -1465,8 +1693,34 @@ impl SiteActor {
             self.record_callback_outcome(ctx, contact, CallbackOutcome::NoAnswer);
         }
         self.process_effects(ctx);
-        self.finish(contact);
-        Ok(self.contact_json(contact))
+        Ok(self.finish(contact))
+    }
+}
+
+/// The contact and queue an event is about, if any.
+fn event_contact(kind: &EventKind) -> Option<(ContactId, SkillId)> {
+    match *kind {
+        EventKind::Arrived { contact, skill, .. }
+        | EventKind::Blocked { contact, skill }
+        | EventKind::Queued { contact, skill, .. }
+        | EventKind::Offered { contact, skill, .. }
+        | EventKind::OfferRejected { contact, skill, .. }
+        | EventKind::OfferTimedOut { contact, skill, .. }
+        | EventKind::Answered { contact, skill, .. }
+        | EventKind::Abandoned { contact, skill, .. }
+        | EventKind::TransferredIn { contact, skill }
+        | EventKind::OverflowOut { contact, skill, .. }
+        | EventKind::OverflowIn { contact, skill, .. }
+        | EventKind::Ended { contact, skill, .. }
+        | EventKind::WrapUpEnded { contact, skill, .. } => Some((contact, skill)),
+        EventKind::TransferredOut {
+            contact,
+            from_skill,
+            ..
+        } => Some((contact, from_skill)),
+        EventKind::AgentStateChanged { .. }
+        | EventKind::CallbackCreated { .. }
+        | EventKind::CallbackClosed { .. } => None,
     }
 }
 
@@ -1499,15 +1753,6 @@ fn summary(text: &mut String, site: &str, name: &str, help: &str, samples: &VecD
     ));
 }
 
-fn broadcast(streams: &mut Vec<mpsc::Sender<String>>, text: &str) {
-    streams.retain(|stream| match stream.try_send(text.to_string()) {
-        Ok(()) => true,
-        // A slow reader loses this event but keeps its stream.
-        Err(mpsc::error::TrySendError::Full(_)) => true,
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
-    });
-}
-
 /// Packs a normalized phone number into the domain's integer form (digits only).
 pub fn caller_number(caller: &str) -> callgrid_domain::CallerNumber {
     let digits: String = caller.chars().filter(char::is_ascii_digit).collect();
@@ -1519,6 +1764,27 @@ impl Actor for SiteActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(SITE_MAILBOX_CAPACITY);
+        // One Queue actor per skill; wallboards that were watching get the new ones.
+        self.queue_actors.clear();
+        for index in 0..self.config.routing.skills.len() {
+            let Ok(index) = u16::try_from(index) else {
+                continue;
+            };
+            let skill = SkillId(index);
+            let actor = QueueActor::new(
+                skill,
+                self.queue_json(skill),
+                ctx.address().recipient(),
+                self.counts.clone(),
+            );
+            self.queue_actors.push(Supervisor::start(move |_| actor));
+        }
+        for stream in self.supervisor_streams.take() {
+            let _ = self.supervisor_streams.add(stream.clone());
+            for queue in &self.queue_actors {
+                queue.do_send(SubscribeQueueStream(stream.clone()));
+            }
+        }
         // Callbacks this site had queued before a restart go back into its queue.
         let site = self.config.site.id.clone();
         let claimed: Vec<(u64, String, CallbackReason)> = self.shared.read(|state| {
@@ -1537,8 +1803,12 @@ impl Actor for SiteActor {
         for (callback, caller, reason) in claimed {
             self.queue_callback(ctx, callback, caller, &reason);
         }
+        self.flush(ctx);
         ctx.run_interval(CALLBACK_SWEEP_INTERVAL, |actor, ctx| {
-            actor.sweep_callbacks(ctx)
+            actor.sweep_callbacks(ctx);
+            actor.sweep_offers(ctx);
+            actor.sweep_lingering();
+            actor.flush(ctx);
         });
         tracing::info!(site = %self.config.site.id, agents = self.agents_by_login.len(), "site actor started");
     }
@@ -1548,20 +1818,23 @@ impl actix::Supervised for SiteActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         // Rebuilt from the configuration and the replicated state (the last acknowledged
         // state): live calls are lost with the actor, durable work (callbacks) is re-queued
-        // by `started`.
+        // by `started`. The children's addresses go with the old state, so they stop; Agent
+        // actors hand their desktop streams back as they do.
         tracing::warn!(site = %self.config.site.id, "site actor restarting");
         if let Ok(fresh) = SiteActor::new(
             self.config.clone(),
             self.proposer.clone(),
             self.shared.clone(),
         ) {
-            let streams = std::mem::take(&mut self.agent_streams);
+            let parked = std::mem::take(&mut self.parked_agent_streams);
             let supervisors = std::mem::take(&mut self.supervisor_streams);
-            let gateways = std::mem::take(&mut self.gateway_streams);
+            let gateways = self.gateway_streams.clone();
+            let counts = self.counts.clone();
             *self = fresh;
-            self.agent_streams = streams;
+            self.parked_agent_streams = parked;
             self.supervisor_streams = supervisors;
             self.gateway_streams = gateways;
+            self.counts = counts;
         }
     }
 }
@@ -1570,28 +1843,218 @@ impl Handler<SiteInput> for SiteActor {
     type Result = SiteResult;
 
     fn handle(&mut self, input: SiteInput, ctx: &mut Self::Context) -> Self::Result {
-        self.handle_input(input, ctx)
+        let result = self.handle_input(input, ctx);
+        self.flush(ctx);
+        result
+    }
+}
+
+impl Handler<LookupContact> for SiteActor {
+    type Result = ResponseFuture<SiteResult>;
+
+    fn handle(&mut self, lookup: LookupContact, _ctx: &mut Self::Context) -> Self::Result {
+        let contact = lookup.contact;
+        // A live contact: the Site checks the agent and gives the current view (queue
+        // positions move); a finished one: its Call actor holds the final view.
+        let fresh = if self.contacts.contains_key(&contact) {
+            if let Some(login) = &lookup.agent
+                && let Err(error) = self.contact_for_agent(login, contact)
+            {
+                return Box::pin(async move { Err(error) });
+            }
+            Some(self.contact_json(contact))
+        } else {
+            None
+        };
+        let Some(address) = self.call_actors.get(&contact).cloned() else {
+            return Box::pin(async move {
+                Err(SiteError::NotFound(format!("contact {contact} not found")))
+            });
+        };
+        let agent = lookup.agent;
+        Box::pin(async move {
+            match address.send(LookupCall { fresh, agent }).await {
+                Ok(Ok(view)) => Ok(view),
+                Ok(Err(error @ CallLookupError::NotYours(..))) => {
+                    Err(SiteError::Forbidden(error.to_string()))
+                }
+                Ok(Err(error @ CallLookupError::NotReady(..))) => {
+                    Err(SiteError::Conflict(error.to_string()))
+                }
+                Err(_) => Err(SiteError::NotFound(format!("contact {contact} not found"))),
+            }
+        })
     }
 }
 
 impl Handler<Subscribe> for SiteActor {
-    type Result = Result<(), SiteError>;
+    type Result = ResponseFuture<Result<(), SiteError>>;
 
     fn handle(&mut self, subscribe: Subscribe, _ctx: &mut Self::Context) -> Self::Result {
-        let streams = match &subscribe.audience {
+        let full = |_| SiteError::Conflict("too many streams".to_string());
+        let result = match subscribe.audience {
             Audience::Agent(login) => {
-                self.agent_id(login)?;
-                self.agent_streams.entry(login.clone()).or_default()
+                let agent = match self.agent_id(&login) {
+                    Ok(agent) => agent,
+                    Err(error) => return Box::pin(async move { Err(error) }),
+                };
+                if let Some(address) = self.agent_actors.get(&agent).cloned() {
+                    return Box::pin(async move {
+                        match address.send(SubscribeAgentStream(subscribe.sender)).await {
+                            Ok(result) => result.map_err(full),
+                            Err(_) => Err(SiteError::Conflict(
+                                "the agent's desktop is restarting; retry".to_string(),
+                            )),
+                        }
+                    });
+                }
+                self.parked_agent_streams
+                    .entry(agent)
+                    .or_default()
+                    .add(subscribe.sender)
+                    .map_err(full)
             }
-            Audience::Supervisor => &mut self.supervisor_streams,
-            Audience::Gateway => &mut self.gateway_streams,
+            Audience::Supervisor => {
+                let result = self
+                    .supervisor_streams
+                    .add(subscribe.sender.clone())
+                    .map_err(full);
+                if result.is_ok() {
+                    for queue in &self.queue_actors {
+                        queue.do_send(SubscribeQueueStream(subscribe.sender.clone()));
+                    }
+                }
+                result
+            }
+            Audience::Gateway => self.gateway_streams.add(subscribe.sender).map_err(full),
         };
-        streams.retain(|stream| !stream.is_closed());
-        if streams.len() >= SUBSCRIBERS_MAX {
-            return Err(SiteError::Conflict("too many streams".to_string()));
+        Box::pin(async move { result })
+    }
+}
+
+impl Handler<AgentToSite> for SiteActor {
+    type Result = ();
+
+    fn handle(&mut self, message: AgentToSite, ctx: &mut Self::Context) {
+        match message {
+            AgentToSite::OfferExpired { agent, contact } => {
+                self.offer_expired(ctx, contact, agent);
+            }
+            AgentToSite::Restarted(agent) => {
+                // A restarted actor of a logged-out agent gets nothing: it stops when the
+                // last address to it goes.
+                if self.agent_actors.contains_key(&agent) {
+                    let state = self
+                        .site
+                        .agent_state(agent)
+                        .unwrap_or(AgentState::LoggedOut);
+                    let since_ms = self
+                        .state_since_ms
+                        .get(&agent)
+                        .copied()
+                        .unwrap_or_else(now_ms);
+                    let offers = self
+                        .offers
+                        .iter()
+                        .filter(|(_, (holder, _))| *holder == agent)
+                        .map(|(contact, (_, deadline_ms))| {
+                            (*contact, self.contact_json(*contact), *deadline_ms)
+                        })
+                        .collect();
+                    self.tell_agent(
+                        agent,
+                        SiteToAgent::Restore {
+                            state,
+                            since_ms,
+                            offers,
+                        },
+                    );
+                }
+            }
+            AgentToSite::Released { agent, streams } => {
+                if let Some(address) = self.agent_actors.get(&agent) {
+                    // Logged in again (or restarted) meanwhile: the streams go to the actor.
+                    for stream in streams {
+                        address.do_send(SubscribeAgentStream(stream));
+                    }
+                } else {
+                    let parked = self.parked_agent_streams.entry(agent).or_default();
+                    for stream in streams {
+                        let _ = parked.add(stream);
+                    }
+                }
+            }
         }
-        streams.push(subscribe.sender);
-        Ok(())
+        self.flush(ctx);
+    }
+}
+
+impl Handler<CallToSite> for SiteActor {
+    type Result = ();
+
+    fn handle(&mut self, message: CallToSite, _ctx: &mut Self::Context) {
+        match message {
+            CallToSite::Restarted(contact) => {
+                if self.contacts.contains_key(&contact) {
+                    let view = self.contact_json(contact);
+                    self.tell_call(contact, SiteToCall::ViewChanged(view));
+                }
+            }
+        }
+    }
+}
+
+impl Handler<QueueToSite> for SiteActor {
+    type Result = ();
+
+    fn handle(&mut self, message: QueueToSite, _ctx: &mut Self::Context) {
+        match message {
+            QueueToSite::Restarted(skill) => self.publish_queue(skill),
+        }
+    }
+}
+
+/// The Site's children, for tests and diagnostics.
+#[derive(Debug, Message)]
+#[rtype(result = "SiteChildren")]
+pub struct LookupChildren;
+
+/// Addresses of the Site's children.
+#[derive(Debug, Default, MessageResponse)]
+pub struct SiteChildren {
+    /// Agent actors by login.
+    pub agents: BTreeMap<String, Addr<AgentActor>>,
+    /// Call actors by contact (lingering ones included).
+    pub calls: BTreeMap<u64, Addr<CallActor>>,
+    /// Queue actors by skill index.
+    pub queues: Vec<Addr<QueueActor>>,
+    /// Running counts.
+    pub counts: ChildCounts,
+}
+
+impl Handler<LookupChildren> for SiteActor {
+    type Result = SiteChildren;
+
+    fn handle(&mut self, _lookup: LookupChildren, _ctx: &mut Self::Context) -> Self::Result {
+        SiteChildren {
+            agents: self
+                .agent_actors
+                .iter()
+                .map(|(agent, address)| {
+                    (
+                        self.logins.get(agent).cloned().unwrap_or_default(),
+                        address.clone(),
+                    )
+                })
+                .collect(),
+            calls: self
+                .call_actors
+                .iter()
+                .map(|(contact, address)| (contact.0, address.clone()))
+                .collect(),
+            queues: self.queue_actors.clone(),
+            counts: self.counts.clone(),
+        }
     }
 }
 
@@ -1601,6 +2064,7 @@ impl Handler<CallbackClaimed> for SiteActor {
     fn handle(&mut self, claimed: CallbackClaimed, ctx: &mut Self::Context) {
         self.claiming.remove(&claimed.callback);
         self.queue_callback(ctx, claimed.callback, claimed.caller, &claimed.reason);
+        self.flush(ctx);
     }
 }
 

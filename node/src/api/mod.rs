@@ -18,9 +18,14 @@ pub mod problem;
 pub mod routes;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Addr;
-use actix_web::web;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, ResponseError, web};
+use futures::StreamExt;
 
 use crate::actors::site::SiteActor;
 use crate::config::NodeConfig;
@@ -50,6 +55,49 @@ impl std::fmt::Debug for AppState {
             .field("site", &self.config.site.id)
             .finish()
     }
+}
+
+/// A body declared larger than the limit is still read, up to this many bytes, and dropped
+/// before the 413 goes out: closing a connection with unread request bytes makes the kernel
+/// reset it, and the client may then lose the 413 itself.
+pub const OVERSIZED_BODY_DRAIN_BYTES_MAX: usize = 1024 * 1024;
+/// Longest time spent reading an oversized body before answering anyway.
+pub const OVERSIZED_BODY_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Middleware: a request whose `Content-Length` exceeds `http.body_bytes_max` is answered 413
+/// (problem details) without reaching a handler; its body is drained first (see
+/// [`OVERSIZED_BODY_DRAIN_BYTES_MAX`]). Bodies without a length are limited by the extractors.
+pub async fn refuse_oversized_bodies(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let limit = request
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.config.http.body_bytes_max);
+    let declared = request
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    let (Some(limit), Some(declared)) = (limit, declared) else {
+        return Ok(next.call(request).await?.map_into_left_body());
+    };
+    if declared <= limit {
+        return Ok(next.call(request).await?.map_into_left_body());
+    }
+    if declared <= OVERSIZED_BODY_DRAIN_BYTES_MAX {
+        let mut payload = request.take_payload();
+        let drain = async {
+            while let Some(chunk) = payload.next().await {
+                if chunk.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(OVERSIZED_BODY_DRAIN_TIMEOUT, drain).await;
+    }
+    let response = problem::ApiError::TooLarge(limit).error_response();
+    Ok(request.into_response(response).map_into_right_body())
 }
 
 /// Registers every route and extractor config on an actix `App`.

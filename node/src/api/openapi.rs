@@ -50,7 +50,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     (
         "get",
         "/gateway/stream",
-        "WebSocket: dial requests for callbacks, monitoring requests",
+        "WebSocket: dial requests for callbacks, monitoring requests, contact stage changes (type contact: stage, queue position, estimated wait)",
         "gateway",
         None,
     ),
@@ -134,7 +134,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     (
         "get",
         "/agents/{login}/stream",
-        "WebSocket: offers and contact events",
+        "WebSocket: the agent's state (on connect and on change), offers, withdrawn offers, chat messages",
         "agent (self), supervisor",
         None,
     ),
@@ -162,7 +162,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     (
         "get",
         "/supervisor/stream",
-        "WebSocket: every routing event",
+        "WebSocket: every routing event (type event) and each queue's live view on connect and on change (type queue)",
         "supervisor",
         None,
     ),

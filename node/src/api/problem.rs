@@ -98,6 +98,7 @@ impl From<SiteError> for ApiError {
             SiteError::Conflict(message) => ApiError::Conflict(message),
             SiteError::Forbidden(message) => ApiError::Forbidden(message),
             SiteError::Invalid(message) => ApiError::BadRequest(message),
+            error @ SiteError::Finished(_) => ApiError::Conflict(error.to_string()),
         }
     }
 }

@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 use super::AppState;
 use super::auth::{require, require_agent};
 use super::problem::ApiError;
-use crate::actors::site::{Audience, STREAM_BUFFER_EVENTS, SiteInput, Subscribe, outcome_json};
+use crate::actors::STREAM_BUFFER_EVENTS;
+use crate::actors::site::{Audience, LookupContact, SiteError, SiteInput, Subscribe, outcome_json};
 use crate::state::Command;
 use crate::state::command::normalize_phone;
 use crate::state::model::{
@@ -158,6 +159,12 @@ fn validate_login(login: &str) -> Result<(), ApiError> {
 
 async fn ask(state: &Data, input: SiteInput) -> ApiResult {
     let value = state.site.send(input).await??;
+    Ok(HttpResponse::Ok().json(value))
+}
+
+/// A contact's view with its chat transcript (answered by its Call actor).
+async fn lookup_contact(state: &Data, contact: ContactId, agent: Option<String>) -> ApiResult {
+    let value = state.site.send(LookupContact { contact, agent }).await??;
     Ok(HttpResponse::Ok().json(value))
 }
 
@@ -313,14 +320,7 @@ async fn contact_view(state: Data, request: HttpRequest, path: web::Path<u64>) -
         &[Role::Gateway, Role::Supervisor, Role::Agent],
     )?;
     let agent = (actor.role == Role::Agent).then(|| actor.name.clone());
-    ask(
-        &state,
-        SiteInput::ContactView {
-            contact: ContactId(path.into_inner()),
-            agent,
-        },
-    )
-    .await
+    lookup_contact(&state, ContactId(path.into_inner()), agent).await
 }
 
 async fn contact_answered(state: Data, request: HttpRequest, path: web::Path<u64>) -> ApiResult {
@@ -334,11 +334,13 @@ async fn contact_answered(state: Data, request: HttpRequest, path: web::Path<u64
 
 async fn contact_ended(state: Data, request: HttpRequest, path: web::Path<u64>) -> ApiResult {
     authenticate(&state, &request, &[Role::Gateway])?;
-    ask(
-        &state,
-        SiteInput::ContactEnded(ContactId(path.into_inner())),
-    )
-    .await
+    let contact = ContactId(path.into_inner());
+    match state.site.send(SiteInput::ContactEnded(contact)).await? {
+        Ok(value) => Ok(HttpResponse::Ok().json(value)),
+        // The agent already ended and wrapped it up: the hang-up changes nothing.
+        Err(SiteError::Finished(_)) => lookup_contact(&state, contact, None).await,
+        Err(error) => Err(error.into()),
+    }
 }
 
 async fn contact_abandoned(state: Data, request: HttpRequest, path: web::Path<u64>) -> ApiResult {
@@ -491,14 +493,7 @@ async fn agent_contact_view(
 ) -> ApiResult {
     let (login, contact) = path.into_inner();
     agent_path(&state, &request, &login)?;
-    ask(
-        &state,
-        SiteInput::ContactView {
-            contact: ContactId(contact),
-            agent: Some(login),
-        },
-    )
-    .await
+    lookup_contact(&state, ContactId(contact), Some(login)).await
 }
 
 async fn agent_accept(
