@@ -302,7 +302,8 @@ fn site_with_one_waiting(trigger: OverflowTrigger) -> Site {
     let mut site = Site::new(SiteId(0), config(), overflow).unwrap();
     let mut out = Vec::new();
     for id in 1..=2 {
-        site.add_agent(AgentSpec::new(AgentId(id), &[LINE1])).unwrap();
+        site.add_agent(AgentSpec::new(AgentId(id), &[LINE1]))
+            .unwrap();
         site.handle_login(TimeMs(0), AgentId(id), &mut out).unwrap();
     }
     for id in 1..=3 {
