@@ -1098,7 +1098,9 @@ impl Site {
         }
         let mut deadline: Option<TimeMs> = None;
         for skill_index in 0..self.skills.len() {
-            if self.skills[skill_index].overflowing {
+            let state = &self.skills[skill_index];
+            // An empty queue has no head (skip the lazy heap's clean-up walk; it runs later).
+            if state.overflowing || state.queue.waiting == 0 {
                 continue;
             }
             if let Some(head) = self.queue_head(SkillId(skill_index as u16)) {
