@@ -3,7 +3,7 @@
 
 use callgrid_sim::engine;
 use callgrid_sim::report::render_table;
-use callgrid_sim::scenario::Scenario;
+use callgrid_sim::scenario::{OverflowTrigger, Scenario};
 
 #[test]
 fn same_seed_gives_identical_json_and_another_seed_differs() {
@@ -123,4 +123,25 @@ fn per_interval_queue_rows_add_up_to_the_queue_totals() {
     assert!(
         site_by_interval <= report.total.offered && site_by_interval + 20 >= report.total.offered
     );
+}
+
+#[test]
+fn predicted_wait_overflow_on_a_busy_day_keeps_events_per_contact_bounded() {
+    // A busy day with the predicted-wait trigger. Its overflow deadline used to be the head's
+    // wait deadline: once past, the engine re-polled overflow every simulated millisecond
+    // (8.4 M events here, 108 per contact; about 2.6 per contact once fixed).
+    let mut scenario = Scenario::built_in().unwrap();
+    scenario.volume.contacts_per_day = 40_000.0;
+    scenario.overflow.enabled = true;
+    scenario.overflow.trigger = OverflowTrigger::PredictedWait;
+    let report = engine::simulate(&scenario, scenario.seed, None).unwrap();
+    let offered = report.total.offered - report.total.overflowed_in;
+    let per_contact = report.events as f64 / offered as f64;
+    println!(
+        "{} events for {offered} contacts ({} offered, {} overflowed in): {per_contact:.2} per contact",
+        report.events, report.total.offered, report.total.overflowed_in
+    );
+    assert!(per_contact < 30.0, "{per_contact:.2} events per contact");
+    // The rule still sends contacts away, now evaluated on arrivals.
+    assert!(report.total.overflowed_in > 0);
 }

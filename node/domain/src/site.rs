@@ -1085,14 +1085,22 @@ impl Site {
 
     /// The earliest time at which the oldest-wait trigger could start overflowing a queue
     /// that is not overflowing yet; `None` if no queue could (nothing waits, or the rule is
-    /// off). With the predicted-wait trigger, poll on arrivals instead.
+    /// off, or the trigger is the predicted wait). The predicted wait does not grow with the
+    /// clock, only with arrivals and agent states, so a driver polls on arrivals instead;
+    /// a deadline for it would lie in the past as soon as the head waited `threshold_on_ms`
+    /// and make a driver re-poll at every tick.
     pub fn overflow_deadline(&mut self) -> Option<TimeMs> {
-        if !self.overflow.enabled || !self.up {
+        if !self.overflow.enabled
+            || !self.up
+            || self.overflow.trigger != OverflowTrigger::OldestWait
+        {
             return None;
         }
         let mut deadline: Option<TimeMs> = None;
         for skill_index in 0..self.skills.len() {
-            if self.skills[skill_index].overflowing {
+            let state = &self.skills[skill_index];
+            // An empty queue has no head (skip the lazy heap's clean-up walk; it runs later).
+            if state.overflowing || state.queue.waiting == 0 {
                 continue;
             }
             if let Some(head) = self.queue_head(SkillId(skill_index as u16)) {

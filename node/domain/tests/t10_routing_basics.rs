@@ -287,3 +287,46 @@ fn inputs_that_do_not_fit_are_refused_without_effects() {
     assert!(out.is_empty());
     site.check_invariants().unwrap();
 }
+
+/// A site whose queue holds one contact behind two busy agents, with the overflow rule on.
+fn site_with_one_waiting(trigger: OverflowTrigger) -> Site {
+    let overflow = OverflowConfig {
+        enabled: true,
+        trigger,
+        // Above the predicted wait (120 s for a second waiting contact), so the predicted-wait
+        // rule does not overflow this queue.
+        threshold_on_ms: 200_000,
+        threshold_off_ms: 100_000,
+        ..OverflowConfig::default()
+    };
+    let mut site = Site::new(SiteId(0), config(), overflow).unwrap();
+    let mut out = Vec::new();
+    for id in 1..=2 {
+        site.add_agent(AgentSpec::new(AgentId(id), &[LINE1]))
+            .unwrap();
+        site.handle_login(TimeMs(0), AgentId(id), &mut out).unwrap();
+    }
+    for id in 1..=3 {
+        site.handle_arrival(TimeMs(id), call(id, LINE1, id), &mut out)
+            .unwrap();
+    }
+    assert_eq!(site.waiting_total(), 1);
+    site
+}
+
+#[test]
+fn overflow_deadline_is_armed_only_for_the_oldest_wait_trigger() {
+    // Oldest wait: the queue could start overflowing 1 ms after the head waited threshold_on.
+    let mut site = site_with_one_waiting(OverflowTrigger::OldestWait);
+    assert_eq!(site.overflow_deadline(), Some(TimeMs(3 + 200_001)));
+    // Predicted wait depends on arrivals and agent states, not on the clock: no deadline to
+    // poll at. Before the fix the head's deadline was returned and, once past, re-armed every
+    // millisecond by the simulator.
+    let mut site = site_with_one_waiting(OverflowTrigger::PredictedWait);
+    assert_eq!(site.overflow_deadline(), None);
+    // Past the head's threshold the predicted wait still keeps the queue from overflowing.
+    let mut out = Vec::new();
+    site.poll_overflow(TimeMs(400_000), &[], &mut out);
+    assert_eq!(site.waiting_total(), 1);
+    assert_eq!(site.overflow_deadline(), None);
+}
