@@ -48,6 +48,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(1);
 /// Synced writes of the disk probe.
 const DISK_PROBE_WRITES: usize = 200;
 
+/// Environment variable that asks for a short run, like `--quick` (any value but "" or "0").
+const QUICK_VARIABLE: &str = "CALLGRID_BENCH_QUICK";
+
 /// Targets of issue 3, item 9.
 const TARGET_ONE_CLIENT_P50_MS: f64 = 1.0;
 const TARGET_ONE_CLIENT_P99_MS: f64 = 3.0;
@@ -58,7 +61,7 @@ const TARGET_FAILOVER_MS: f64 = 2_000.0;
 #[command(about = "3-node QUIC + RocksDB commit benchmark")]
 struct Arguments {
     /// A short run (also `CALLGRID_BENCH_QUICK=1`).
-    #[arg(long, env = "CALLGRID_BENCH_QUICK")]
+    #[arg(long)]
     quick: bool,
     /// Sequential proposals of the 1-client phase (after warm-up).
     #[arg(long)]
@@ -97,7 +100,9 @@ struct Plan {
 
 impl Arguments {
     fn plan(&self) -> Plan {
-        let quick = self.quick || !self.bench;
+        let quick_from_environment =
+            std::env::var_os(QUICK_VARIABLE).is_some_and(|value| !value.is_empty() && value != "0");
+        let quick = self.quick || quick_from_environment || !self.bench;
         Plan {
             requests: self.requests.unwrap_or(if quick { 300 } else { 2_000 }),
             client_requests: self.client_requests.unwrap_or(if quick { 20 } else { 200 }),
