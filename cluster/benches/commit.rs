@@ -401,26 +401,38 @@ fn many_clients(handle: &ClusterHandle, clients: u64, requests: u64) -> anyhow::
     Ok(())
 }
 
-/// Stop the leader; return the time until a survivor leads (in a newer term) and has
-/// committed a proposal, and the new leader.
-fn failover_once(cluster: &mut Cluster, leader: NodeId) -> anyhow::Result<(Duration, NodeId)> {
-    let term = cluster
+/// One measured failover.
+struct Failover {
+    /// Leader stopped → a proposal committed by the new leader.
+    elapsed: Duration,
+    /// How long stopping the old leader took (driver joined, transport closed); included in
+    /// `elapsed`, but the old leader stopped heartbeating at its start.
+    stopping: Duration,
+    new_leader: NodeId,
+    old_term: u64,
+    new_term: u64,
+}
+
+/// Stop the leader; measure the time until a survivor leads (in a newer term) and has
+/// committed a proposal.
+fn failover_once(cluster: &mut Cluster, leader: NodeId) -> anyhow::Result<Failover> {
+    let old_term = cluster
         .handle(leader)
         .context("leader not running")?
         .status()
         .term;
     let start = Instant::now();
     cluster.stop(leader)?;
-    let stopped = start.elapsed();
-    let new_leader = loop {
+    let stopping = start.elapsed();
+    let (new_leader, new_term) = loop {
         if start.elapsed() > WAIT_MAX {
             bail!("no new leader within {WAIT_MAX:?}");
         }
         let found = cluster.running().map(ClusterHandle::status).find(|status| {
-            status.role == Role::Leader && status.term > term && status.node_id != leader
+            status.role == Role::Leader && status.term > old_term && status.node_id != leader
         });
         if let Some(status) = found {
-            break status.node_id;
+            break (status.node_id, status.term);
         }
         std::thread::sleep(POLL_INTERVAL);
     };
@@ -428,21 +440,15 @@ fn failover_once(cluster: &mut Cluster, leader: NodeId) -> anyhow::Result<(Durat
         .handle(new_leader)
         .context("new leader not running")?;
     handle
-        .propose_blocking(command(u64::MAX, term))
+        .propose_blocking(command(u64::MAX, old_term))
         .context("first proposal to the new leader")?;
-    let elapsed = start.elapsed();
-    note_stop_time(stopped);
-    Ok((elapsed, new_leader))
-}
-
-/// Stopping a node joins its threads; say so if that took long enough to matter.
-fn note_stop_time(stopped: Duration) {
-    if stopped > Duration::from_millis(100) {
-        println!(
-            "  (stopping the leader itself took {:.0} ms, included)",
-            stopped.as_secs_f64() * 1_000.0
-        );
-    }
+    Ok(Failover {
+        elapsed: start.elapsed(),
+        stopping,
+        new_leader,
+        old_term,
+        new_term,
+    })
 }
 
 fn failovers(cluster: &mut Cluster, rounds: u64) -> anyhow::Result<()> {
@@ -452,13 +458,18 @@ fn failovers(cluster: &mut Cluster, rounds: u64) -> anyhow::Result<()> {
         cluster.wait_caught_up(leader)?;
         // Let a few heartbeats pass so the stop lands at a random point of the cycle.
         std::thread::sleep(Duration::from_millis(300 + 37 * round));
-        let (elapsed, new_leader) = failover_once(cluster, leader)?;
+        let failover = failover_once(cluster, leader)?;
         println!(
-            "  failover {}: leader {leader} stopped → node {new_leader} committed after {:.0} ms",
+            "  failover {}: leader {leader} (term {}) stopped → node {} leads in term {}, \
+             committed after {:.0} ms (stopping took {:.0} ms)",
             round + 1,
-            elapsed.as_secs_f64() * 1_000.0
+            failover.old_term,
+            failover.new_leader,
+            failover.new_term,
+            failover.elapsed.as_secs_f64() * 1_000.0,
+            failover.stopping.as_secs_f64() * 1_000.0,
         );
-        times.push(elapsed);
+        times.push(failover.elapsed);
         cluster.restart(leader)?;
         cluster.wait_for_leader()?;
     }
