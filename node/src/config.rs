@@ -85,6 +85,10 @@ pub struct NodeConfig {
     /// Overflow to other sites.
     #[serde(default)]
     pub overflow: OverflowConfig,
+    /// The other sites this one may overflow to or take overflow from: their dense numbers
+    /// (routing names sites by number, the replicated summaries by id) and API addresses.
+    #[serde(default)]
+    pub peer_sites: Vec<PeerSite>,
     /// Callbacks for abandoned callers (the domain crate's policy).
     #[serde(default)]
     pub callbacks: CallbackPolicy,
@@ -190,6 +194,20 @@ pub struct PeerEntry {
     pub id: u64,
     /// `host:port` of its QUIC listener.
     pub address: String,
+}
+
+/// `[[peer_sites]]`: another site of the cluster, for overflow.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSite {
+    /// Its `site.id`.
+    pub id: String,
+    /// Its `site.number`.
+    pub number: u16,
+    /// Base URL of its API (`http://host:port`), told to the gateway with an overflowed
+    /// contact so the telephony side knows where to re-present it.
+    #[serde(default)]
+    pub api_url: Option<String>,
 }
 
 /// `[[topics]]`
@@ -354,6 +372,7 @@ impl NodeConfig {
             routing: default_routing(),
             topics: Vec::new(),
             overflow: OverflowConfig::default(),
+            peer_sites: Vec::new(),
             callbacks: CallbackPolicy::default(),
             orders: OrdersSection::default(),
             metrics: MetricsConfig::default(),
@@ -412,6 +431,31 @@ impl NodeConfig {
         self.overflow
             .validate()
             .map_err(|error| invalid("overflow", error.to_string()))?;
+        let mut peer_ids = BTreeSet::from([self.site.id.clone()]);
+        let mut peer_numbers = BTreeSet::from([self.site.number]);
+        for (position, peer) in self.peer_sites.iter().enumerate() {
+            if peer.id.trim().is_empty() || peer.id.len() > 64 || !peer_ids.insert(peer.id.clone())
+            {
+                return Err(invalid(
+                    format!("peer_sites[{position}].id"),
+                    "must be 1 to 64 characters, unique and not this site's",
+                ));
+            }
+            if !peer_numbers.insert(peer.number) {
+                return Err(invalid(
+                    format!("peer_sites[{position}].number"),
+                    "must be unique and not this site's",
+                ));
+            }
+            if peer.api_url.as_ref().is_some_and(|url| {
+                !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 256
+            }) {
+                return Err(invalid(
+                    format!("peer_sites[{position}].api_url"),
+                    "must be an http(s) URL of at most 256 characters",
+                ));
+            }
+        }
         self.callbacks
             .validate()
             .map_err(|error| invalid("callbacks", error.to_string()))?;
@@ -524,6 +568,16 @@ impl NodeConfig {
     /// A skill's config by name.
     pub fn skill_by_name(&self, name: &str) -> Option<&SkillConfig> {
         self.routing.skills.iter().find(|skill| skill.name == name)
+    }
+
+    /// The peer site with this id.
+    pub fn peer_site(&self, id: &str) -> Option<&PeerSite> {
+        self.peer_sites.iter().find(|peer| peer.id == id)
+    }
+
+    /// The peer site with this routing number.
+    pub fn peer_site_by_number(&self, number: u16) -> Option<&PeerSite> {
+        self.peer_sites.iter().find(|peer| peer.number == number)
     }
 
     /// A skill's index by name.

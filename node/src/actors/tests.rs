@@ -350,6 +350,7 @@ async fn arrive(site: &Addr<SiteActor>, channel: Channel) -> Value {
             topic: Topic::Order,
             skill: None,
             priority: 0,
+            overflowed_from: None,
         },
     )
     .await
