@@ -2,7 +2,8 @@
 //! whose line-1 queue has nobody ready sends a waiting call to the peer site once that site's
 //! published summary shows an idle agent, and never before; the gateway re-presents the call
 //! at the target with `overflowed_from`, where it is offered to the idle agent; both sites
-//! count it (out at the source, in at the target). Invalid `overflowed_from` fields are 400.
+//! count it (out at the source, in at the target), and the source's gateway stream tells
+//! where it went. Invalid `overflowed_from` fields are 400.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -105,6 +106,7 @@ fn a_waiting_call_overflows_only_to_a_site_with_an_idle_agent_and_is_taken_there
         "callgrid_overflow_peer_agents_idle{site=\"msk\",peer=\"spb\",skill=\"line1\"}";
     eventually("spb's summary at msk", || metric(msk, idle_at_spb));
     assert_eq!(metric(msk, idle_at_spb), Some(0.0));
+    let mut gateway = connect(msk, "/api/v1/gateway/stream", Some(GATEWAY)).unwrap();
     let polls_before = metric(msk, "callgrid_overflow_polls_total{site=\"msk\"}").unwrap();
     let (status, created) = msk.call(
         "POST",
@@ -143,6 +145,18 @@ fn a_waiting_call_overflows_only_to_a_site_with_an_idle_agent_and_is_taken_there
     assert_eq!(view["overflowed_to"]["site"], "spb", "{view}");
     assert_eq!(view["overflowed_to"]["api_url"], SPB_API_URL, "{view}");
     let arrived_at_ms = view["arrived_at_ms"].as_u64().unwrap();
+    // The gateway's stream says the same, so the telephony side can move the call.
+    let event = loop {
+        let event = next_event(&mut gateway);
+        if event["type"] == "contact" && event["contact"] == contact {
+            assert_ne!(event["stage"], "offered", "{event}");
+            if event["stage"] == "overflowed" {
+                break event;
+            }
+        }
+    };
+    assert_eq!(event["overflowed_to"]["site"], "spb", "{event}");
+    assert_eq!(event["overflowed_to"]["api_url"], SPB_API_URL, "{event}");
     assert_eq!(
         metric(msk, "callgrid_contacts_overflowed_out_total{site=\"msk\"}"),
         Some(1.0)
