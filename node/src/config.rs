@@ -714,6 +714,55 @@ token = "anna-secret-token-123"
     }
 
     #[test]
+    fn peer_sites_are_checked() {
+        let peers = |entries: &str| format!("{FULL}\n{entries}");
+        let config = parse(&peers(
+            "[[peer_sites]]\nid = \"spb\"\nnumber = 1\napi_url = \"http://spb:8080\"\n",
+        ))
+        .unwrap();
+        assert_eq!(config.peer_site("spb").map(|peer| peer.number), Some(1));
+        assert_eq!(
+            config.peer_site_by_number(1).map(|peer| peer.id.as_str()),
+            Some("spb")
+        );
+        let cases = [
+            (
+                "[[peer_sites]]\nid = \"msk\"\nnumber = 1\n",
+                "peer_sites[0].id",
+            ),
+            (
+                "[[peer_sites]]\nid = \"spb\"\nnumber = 0\n",
+                "peer_sites[0].number",
+            ),
+            (
+                "[[peer_sites]]\nid = \"spb\"\nnumber = 1\n[[peer_sites]]\nid = \"spb\"\nnumber = 2\n",
+                "peer_sites[1].id",
+            ),
+            (
+                "[[peer_sites]]\nid = \"spb\"\nnumber = 1\napi_url = \"spb:8080\"\n",
+                "peer_sites[0].api_url",
+            ),
+        ];
+        for (entries, key) in cases {
+            let error = parse(&peers(entries)).unwrap_err().to_string();
+            assert!(error.contains(key), "expected `{key}` in: {error}");
+        }
+    }
+
+    #[test]
+    fn shipped_compose_site_configs_are_valid() {
+        for text in [
+            include_str!("../../deploy/compose/sites/msk.toml"),
+            include_str!("../../deploy/compose/sites/ekb.toml"),
+            include_str!("../../deploy/compose/sites/nsk.toml"),
+        ] {
+            let config = parse(text).unwrap();
+            assert!(config.overflow.enabled);
+            assert_eq!(config.peer_sites.len(), 2);
+        }
+    }
+
+    #[test]
     fn embedded_default_is_valid() {
         let config = NodeConfig::embedded_default();
         config.validate().unwrap();
