@@ -1257,7 +1257,11 @@ impl SiteActor {
             ordering_time: ordering_time.min(now),
             direction: Direction::OutboundCallback,
             callback: Some(callgrid_domain::CallbackId(callback)),
-            overflow_count: 0,
+            // The callback is this site's claim and is dialled from here; a gateway cannot
+            // re-present an outbound call elsewhere, so the overflow rule never moves it (it
+            // counts as having used its hops; while it heads a queue, that queue does not
+            // overflow).
+            overflow_count: callgrid_domain::OVERFLOW_HOPS_MAX,
             transfer_count: 0,
         };
         match self.arrive(ctx, contact, caller, Some(callback), None) {
