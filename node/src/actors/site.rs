@@ -814,7 +814,7 @@ impl SiteActor {
                 }
             }
         }
-        // Effects pushed while handling effects (re-queued overflow) are handled next round.
+        // Effects pushed while handling effects are handled next round.
         let pending = std::mem::take(&mut self.effects);
         self.effects = effects;
         if !pending.is_empty() {
