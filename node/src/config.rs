@@ -85,6 +85,10 @@ pub struct NodeConfig {
     /// Overflow to other sites.
     #[serde(default)]
     pub overflow: OverflowConfig,
+    /// The other sites this one may overflow to or take overflow from: their dense numbers
+    /// (routing names sites by number, the replicated summaries by id) and API addresses.
+    #[serde(default)]
+    pub peer_sites: Vec<PeerSite>,
     /// Callbacks for abandoned callers (the domain crate's policy).
     #[serde(default)]
     pub callbacks: CallbackPolicy,
@@ -190,6 +194,20 @@ pub struct PeerEntry {
     pub id: u64,
     /// `host:port` of its QUIC listener.
     pub address: String,
+}
+
+/// `[[peer_sites]]`: another site of the cluster, for overflow.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSite {
+    /// Its `site.id`.
+    pub id: String,
+    /// Its `site.number`.
+    pub number: u16,
+    /// Base URL of its API (`http://host:port`), told to the gateway with an overflowed
+    /// contact so the telephony side knows where to re-present it.
+    #[serde(default)]
+    pub api_url: Option<String>,
 }
 
 /// `[[topics]]`
@@ -354,6 +372,7 @@ impl NodeConfig {
             routing: default_routing(),
             topics: Vec::new(),
             overflow: OverflowConfig::default(),
+            peer_sites: Vec::new(),
             callbacks: CallbackPolicy::default(),
             orders: OrdersSection::default(),
             metrics: MetricsConfig::default(),
@@ -412,6 +431,31 @@ impl NodeConfig {
         self.overflow
             .validate()
             .map_err(|error| invalid("overflow", error.to_string()))?;
+        let mut peer_ids = BTreeSet::from([self.site.id.clone()]);
+        let mut peer_numbers = BTreeSet::from([self.site.number]);
+        for (position, peer) in self.peer_sites.iter().enumerate() {
+            if peer.id.trim().is_empty() || peer.id.len() > 64 || !peer_ids.insert(peer.id.clone())
+            {
+                return Err(invalid(
+                    format!("peer_sites[{position}].id"),
+                    "must be 1 to 64 characters, unique and not this site's",
+                ));
+            }
+            if !peer_numbers.insert(peer.number) {
+                return Err(invalid(
+                    format!("peer_sites[{position}].number"),
+                    "must be unique and not this site's",
+                ));
+            }
+            if peer.api_url.as_ref().is_some_and(|url| {
+                !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 256
+            }) {
+                return Err(invalid(
+                    format!("peer_sites[{position}].api_url"),
+                    "must be an http(s) URL of at most 256 characters",
+                ));
+            }
+        }
         self.callbacks
             .validate()
             .map_err(|error| invalid("callbacks", error.to_string()))?;
@@ -524,6 +568,16 @@ impl NodeConfig {
     /// A skill's config by name.
     pub fn skill_by_name(&self, name: &str) -> Option<&SkillConfig> {
         self.routing.skills.iter().find(|skill| skill.name == name)
+    }
+
+    /// The peer site with this id.
+    pub fn peer_site(&self, id: &str) -> Option<&PeerSite> {
+        self.peer_sites.iter().find(|peer| peer.id == id)
+    }
+
+    /// The peer site with this routing number.
+    pub fn peer_site_by_number(&self, number: u16) -> Option<&PeerSite> {
+        self.peer_sites.iter().find(|peer| peer.number == number)
     }
 
     /// A skill's index by name.
@@ -656,6 +710,55 @@ token = "anna-secret-token-123"
         for (text, key) in cases {
             let error = parse(&text).unwrap_err().to_string();
             assert!(error.contains(key), "expected `{key}` in: {error}");
+        }
+    }
+
+    #[test]
+    fn peer_sites_are_checked() {
+        let peers = |entries: &str| format!("{FULL}\n{entries}");
+        let config = parse(&peers(
+            "[[peer_sites]]\nid = \"spb\"\nnumber = 1\napi_url = \"http://spb:8080\"\n",
+        ))
+        .unwrap();
+        assert_eq!(config.peer_site("spb").map(|peer| peer.number), Some(1));
+        assert_eq!(
+            config.peer_site_by_number(1).map(|peer| peer.id.as_str()),
+            Some("spb")
+        );
+        let cases = [
+            (
+                "[[peer_sites]]\nid = \"msk\"\nnumber = 1\n",
+                "peer_sites[0].id",
+            ),
+            (
+                "[[peer_sites]]\nid = \"spb\"\nnumber = 0\n",
+                "peer_sites[0].number",
+            ),
+            (
+                "[[peer_sites]]\nid = \"spb\"\nnumber = 1\n[[peer_sites]]\nid = \"spb\"\nnumber = 2\n",
+                "peer_sites[1].id",
+            ),
+            (
+                "[[peer_sites]]\nid = \"spb\"\nnumber = 1\napi_url = \"spb:8080\"\n",
+                "peer_sites[0].api_url",
+            ),
+        ];
+        for (entries, key) in cases {
+            let error = parse(&peers(entries)).unwrap_err().to_string();
+            assert!(error.contains(key), "expected `{key}` in: {error}");
+        }
+    }
+
+    #[test]
+    fn shipped_compose_site_configs_are_valid() {
+        for text in [
+            include_str!("../../deploy/compose/sites/msk.toml"),
+            include_str!("../../deploy/compose/sites/ekb.toml"),
+            include_str!("../../deploy/compose/sites/nsk.toml"),
+        ] {
+            let config = parse(text).unwrap();
+            assert!(config.overflow.enabled);
+            assert_eq!(config.peer_sites.len(), 2);
         }
     }
 

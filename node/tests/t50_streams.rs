@@ -5,48 +5,9 @@
 
 mod common;
 
-use std::net::TcpStream;
-
 use common::*;
 use serde_json::{Value, json};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::handshake::HandshakeError;
-use tungstenite::{Message, WebSocket};
-
-type Socket = WebSocket<TcpStream>;
-
-/// Opens a stream; `Err(status)` when the upgrade is refused with an HTTP status.
-fn connect(node: &Node, path: &str, token: Option<&str>) -> Result<Socket, u16> {
-    let url = format!("{}{path}", node.base.replacen("http://", "ws://", 1));
-    let mut request = url.as_str().into_client_request().unwrap();
-    if let Some(token) = token {
-        request
-            .headers_mut()
-            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
-    }
-    let address = node.base.trim_start_matches("http://").to_string();
-    let stream = TcpStream::connect(address).unwrap();
-    // Reads fail instead of hanging when an expected event never comes.
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    match tungstenite::client(request, stream) {
-        Ok((socket, _)) => Ok(socket),
-        Err(HandshakeError::Failure(tungstenite::Error::Http(response))) => {
-            Err(response.status().as_u16())
-        }
-        Err(error) => panic!("websocket handshake: {error}"),
-    }
-}
-
-/// The next JSON event on the stream (control frames skipped).
-fn next_event(socket: &mut Socket) -> Value {
-    loop {
-        match socket.read().expect("the stream ended or timed out") {
-            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
-            Message::Close(frame) => panic!("stream closed: {frame:?}"),
-            _ => continue,
-        }
-    }
-}
+use tungstenite::Message;
 
 /// Reads events until `found` matches one; returns the events before it and the match.
 fn read_until(socket: &mut Socket, mut found: impl FnMut(&Value) -> bool) -> (Vec<Value>, Value) {

@@ -127,6 +127,8 @@ impl CallActor {
                 "skill": view["skill"],
                 "queue_position": view["queue_position"],
                 "wait_ms_estimated": view["wait_ms_estimated"],
+                // Set when the contact left for another site: re-present the call there.
+                "overflowed_to": view["overflowed_to"],
             }));
         }
         // A callback ringing at an agent: the gateway dials the customer for that agent.

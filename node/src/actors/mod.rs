@@ -30,9 +30,11 @@
 //! - [`agent`] — one per logged-in agent.
 //! - [`call`] — one per contact.
 //! - [`queue`] — one per skill.
+//! - [`overflow`] — the node's part of cross-site overflow (summaries, delivery).
 
 pub mod agent;
 pub mod call;
+pub mod overflow;
 pub mod queue;
 pub mod site;
 

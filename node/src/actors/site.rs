@@ -8,7 +8,10 @@
 //! views to the Call actor (transcript, gateway events, lookups), queue views to the Queue
 //! actor (wallboards). It turns events into metrics and the supervisor event stream, and
 //! callback requests into Raft proposals. It also works due callbacks: claims them through
-//! Raft and queues them as outbound contacts.
+//! Raft and queues them as outbound contacts. It publishes the site's availability summary
+//! through Raft and applies the overflow rule with the peers' summaries; an overflowed
+//! contact leaves with stage `overflowed` for the gateway to re-present at the target site
+//! (see [`super::overflow`]).
 //!
 //! Children are started with `actix::Supervisor`; the Site holds their addresses and drops an
 //! address to stop a child for good (logout; a finished contact after its linger). A child
@@ -35,6 +38,10 @@ use tokio::sync::mpsc;
 
 use super::agent::{AgentActor, AgentToSite, SiteToAgent, SubscribeAgentStream};
 use super::call::{CallActor, CallLookupError, CallToSite, LookupCall, SiteToCall};
+use super::overflow::{
+    self, ARRIVAL_CLOCK_SKEW_MS_MAX, OverflowedFrom, SUMMARY_PUBLISH_INTERVAL,
+    SUMMARY_REFRESH_AFTER_MS,
+};
 use super::queue::{
     QUEUE_VIEW_PUBLISH_INTERVAL, QueueActor, QueueToSite, SiteToQueue, SubscribeQueueStream,
 };
@@ -107,6 +114,8 @@ pub enum ContactStage {
     Abandoned,
     /// Refused at arrival (site full).
     Blocked,
+    /// Sent to another site by the overflow rule: the gateway re-presents it there.
+    Overflowed,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +134,10 @@ struct ContactRecord {
     offered_once: bool,
     wrap_up_code: Option<String>,
     transferred_from: Option<SkillId>,
+    /// The site it came from, if it was overflowed here.
+    overflowed_from: Option<OverflowedFrom>,
+    /// The site it was overflowed to: (site id, its API URL if configured).
+    overflowed_to: Option<(String, Option<String>)>,
 }
 
 /// An input from the API.
@@ -142,6 +155,8 @@ pub enum SiteInput {
         skill: Option<String>,
         /// Routing priority.
         priority: u8,
+        /// Set when the call was overflowed here from another site.
+        overflowed_from: Option<OverflowedFrom>,
     },
     /// Gateway: the agent's leg was answered (same as accept on the desktop).
     ContactAnswered(ContactId),
@@ -333,6 +348,18 @@ pub struct SiteActor {
     draining: bool,
     /// Offers the Site had to time out itself because no Agent actor reported them.
     offer_timers_lost: u64,
+    /// The peers' summaries as last read from the replicated state (domain form).
+    peers: Vec<callgrid_domain::SiteSummary>,
+    /// The last summary this site had committed, and when it was published (ms).
+    published: Option<(crate::state::model::SiteSummary, u64)>,
+    /// A summary proposal is in flight (at most one).
+    publishing: bool,
+    /// The scheduled overflow poll at `overflow_deadline()`.
+    overflow_timer: Option<(TimeMs, SpawnHandle)>,
+    /// Overflow rule applications (`/metrics`; tests wait on it).
+    overflow_polls: u64,
+    /// The final view of the contact last sent away, for the arrival that triggered it.
+    last_overflowed: Option<(ContactId, Value)>,
 }
 
 impl std::fmt::Debug for SiteActor {
@@ -444,6 +471,12 @@ impl SiteActor {
             arriving: None,
             draining: false,
             offer_timers_lost: 0,
+            peers: Vec::new(),
+            published: None,
+            publishing: false,
+            overflow_timer: None,
+            overflow_polls: 0,
+            last_overflowed: None,
         })
     }
 
@@ -541,10 +574,16 @@ impl SiteActor {
         contact: Contact,
         caller: String,
         callback: Option<u64>,
+        overflowed_from: Option<(SiteId, OverflowedFrom)>,
     ) -> SiteResult {
         let now = self.now();
         let mut effects = std::mem::take(&mut self.effects);
-        let result = self.site.handle_arrival(now, contact, &mut effects);
+        let result = match &overflowed_from {
+            Some((source, _)) => self
+                .site
+                .handle_overflow_in(now, contact, *source, &mut effects),
+            None => self.site.handle_arrival(now, contact, &mut effects),
+        };
         let blocked = effects.iter().any(|effect| {
             matches!(effect, Effect::Event(event) if matches!(event.kind, EventKind::Blocked { .. }))
         });
@@ -574,6 +613,8 @@ impl SiteActor {
                 offered_once: false,
                 wrap_up_code: None,
                 transferred_from: None,
+                overflowed_from: overflowed_from.map(|(_, from)| from),
+                overflowed_to: None,
             },
         );
         self.effects = effects;
@@ -721,22 +762,25 @@ impl SiteActor {
                     self.tell_agent(agent, SiteToAgent::OfferCancelled(contact));
                 }
                 Effect::Overflow { contact, target } => {
-                    // Cross-site delivery of live contacts is not wired yet; overflow is off
-                    // in the shipped configs. Keep the caller: put the contact back locally.
-                    tracing::warn!(
+                    // The domain has taken it out of the queue and counted it overflowed
+                    // out; the gateway re-presents the call at the target (stage
+                    // `overflowed` on its stream and in the final view).
+                    let peer = self.config.peer_site_by_number(target.0);
+                    let site = peer.map_or_else(|| target.0.to_string(), |peer| peer.id.clone());
+                    let api_url = peer.and_then(|peer| peer.api_url.clone());
+                    tracing::info!(
                         contact = contact.id.0,
-                        target = target.0,
-                        "overflow not delivered; re-queued locally"
+                        target = %site,
+                        "contact overflowed to another site"
                     );
-                    let now = self.now();
-                    let mut nested = Vec::new();
-                    if let Err(error) =
-                        self.site
-                            .handle_overflow_in(now, contact, self.site_id, &mut nested)
-                    {
-                        tracing::error!(%error, contact = contact.id.0, "could not re-queue overflowed contact");
+                    if let Some(record) = self.contacts.get_mut(&contact.id) {
+                        record.stage = ContactStage::Overflowed;
+                        record.agent = None;
+                        record.overflowed_to = Some((site, api_url));
                     }
-                    self.effects.extend(nested);
+                    self.offers.remove(&contact.id);
+                    let view = self.finish(contact.id);
+                    self.last_overflowed = Some((contact.id, view));
                 }
                 Effect::RequestCallback(request) => {
                     if !self.config.callbacks.enabled
@@ -770,7 +814,7 @@ impl SiteActor {
                 }
             }
         }
-        // Effects pushed while handling effects (re-queued overflow) are handled next round.
+        // Effects pushed while handling effects are handled next round.
         let pending = std::mem::take(&mut self.effects);
         self.effects = effects;
         if !pending.is_empty() {
@@ -977,7 +1021,88 @@ impl SiteActor {
             "wait_ms_estimated": position.map(|position| position.estimated_wait_ms).filter(|wait| *wait != u64::MAX),
             "wrap_up_code": record.wrap_up_code,
             "transferred_from": record.transferred_from.map(|skill| self.skill_name(skill)),
+            "overflowed_from": record.overflowed_from,
+            "overflowed_to": record.overflowed_to.as_ref().map(|(site, api_url)| json!({"site": site, "api_url": api_url})),
         })
+    }
+
+    /// Applies the overflow rule with the peers' last summaries, then re-arms its timer.
+    fn poll_overflow(&mut self, ctx: &mut Context<Self>) {
+        if !self.config.overflow.enabled {
+            return;
+        }
+        self.overflow_polls += 1;
+        let now = self.now();
+        let mut effects = std::mem::take(&mut self.effects);
+        self.site.poll_overflow(now, &self.peers, &mut effects);
+        self.effects = effects;
+        self.process_effects(ctx);
+        self.arm_overflow_timer(ctx);
+    }
+
+    /// Schedules one poll at `overflow_deadline()` (the oldest-wait trigger), replacing a
+    /// poll scheduled for another time.
+    fn arm_overflow_timer(&mut self, ctx: &mut Context<Self>) {
+        if !self.config.overflow.enabled {
+            return;
+        }
+        let deadline = self.site.overflow_deadline();
+        if self.overflow_timer.as_ref().map(|(at, _)| *at) == deadline {
+            return;
+        }
+        if let Some((_, handle)) = self.overflow_timer.take() {
+            ctx.cancel_future(handle);
+        }
+        if let Some(at) = deadline {
+            let delay = Duration::from_millis(at.0.saturating_sub(self.now().0));
+            let handle = ctx.run_later(delay, |actor, ctx| {
+                actor.overflow_timer = None;
+                actor.poll_overflow(ctx);
+                actor.flush(ctx);
+            });
+            self.overflow_timer = Some((at, handle));
+        }
+    }
+
+    /// The summary tick: proposes this site's summary when it changed (or is getting old),
+    /// reads the peers' summaries and polls the rule when they changed.
+    fn overflow_tick(&mut self, ctx: &mut Context<Self>) {
+        let wall_ms = now_ms();
+        let mut summary = callgrid_domain::SiteSummary::default();
+        let now = self.now();
+        self.site.fill_summary(now, &mut summary);
+        let publication = overflow::publishable(&self.config, wall_ms, &summary);
+        let due = self.published.as_ref().is_none_or(|(last, at_ms)| {
+            !overflow::same_availability(last, &publication)
+                || wall_ms.saturating_sub(*at_ms) >= SUMMARY_REFRESH_AFTER_MS
+        });
+        if due && !self.publishing {
+            self.publishing = true;
+            let proposer = self.proposer.clone();
+            let command = Command::PublishSiteSummary(publication.clone());
+            ctx.spawn(
+                async move { proposer.propose(Principal::system(), command).await }
+                    .into_actor(self)
+                    .map(move |result, actor, _ctx| {
+                        actor.publishing = false;
+                        match result {
+                            Ok(_) => actor.published = Some((publication, wall_ms)),
+                            Err(error) => {
+                                tracing::warn!(%error, "site summary not published; retrying next tick");
+                            }
+                        }
+                    }),
+            );
+        }
+        if self.config.overflow.enabled {
+            let peers = self.shared.read(|state| {
+                overflow::peer_summaries(&self.config, wall_ms, state.site_summaries())
+            });
+            if peers != self.peers {
+                self.peers = peers;
+                self.poll_overflow(ctx);
+            }
+        }
     }
 
     fn agent_json(&self, login: &str, agent: AgentId) -> Value {
@@ -1132,10 +1257,14 @@ impl SiteActor {
             ordering_time: ordering_time.min(now),
             direction: Direction::OutboundCallback,
             callback: Some(callgrid_domain::CallbackId(callback)),
-            overflow_count: 0,
+            // The callback is this site's claim and is dialled from here; a gateway cannot
+            // re-present an outbound call elsewhere, so the overflow rule never moves it (it
+            // counts as having used its hops; while it heads a queue, that queue does not
+            // overflow).
+            overflow_count: callgrid_domain::OVERFLOW_HOPS_MAX,
             transfer_count: 0,
         };
-        match self.arrive(ctx, contact, caller, Some(callback)) {
+        match self.arrive(ctx, contact, caller, Some(callback), None) {
             Ok(_) => {
                 self.queued_callbacks.insert(callback, id);
                 tracing::info!(
@@ -1313,6 +1442,11 @@ impl SiteActor {
                 "callgrid_contacts_overflowed_out_total",
                 totals.overflowed_out,
             ),
+            (
+                "callgrid_contacts_overflowed_in_total",
+                totals.overflowed_in,
+            ),
+            ("callgrid_overflow_polls_total", self.overflow_polls),
             ("callgrid_contacts_blocked_total", totals.blocked),
         ];
         for (name, value) in counters {
@@ -1389,6 +1523,24 @@ impl SiteActor {
                 "callgrid_agents{{site=\"{site}\",state=\"{state}\"}} {count}\n"
             ));
         }
+        gauge(
+            &mut text,
+            "callgrid_overflow_peer_agents_idle",
+            "Idle agents per skill at a peer site, from its last summary (stale: absent).",
+        );
+        for peer in &self.peers {
+            let name = self
+                .config
+                .peer_site_by_number(peer.site.0)
+                .map_or("", |peer| peer.id.as_str());
+            for (index, cell) in peer.skills.iter().enumerate() {
+                let skill = self.skill_name(SkillId(index as u16));
+                text.push_str(&format!(
+                    "callgrid_overflow_peer_agents_idle{{site=\"{site}\",peer=\"{name}\",skill=\"{skill}\"}} {}\n",
+                    cell.idle_agents
+                ));
+            }
+        }
         text
     }
 
@@ -1404,6 +1556,7 @@ impl SiteActor {
                 topic,
                 skill,
                 priority,
+                overflowed_from,
             } => {
                 if self.draining {
                     return Err(SiteError::Conflict("site is draining".to_string()));
@@ -1423,9 +1576,13 @@ impl SiteActor {
                         "the skill serves another channel".to_string(),
                     ));
                 }
+                let source = match overflowed_from {
+                    Some(from) => Some(self.overflow_source(from)?),
+                    None => None,
+                };
                 let id = self.allocate_contact_id();
                 let now = self.now();
-                let contact = Contact::inbound(
+                let mut contact = Contact::inbound(
                     id,
                     channel,
                     topic,
@@ -1435,7 +1592,23 @@ impl SiteActor {
                     now,
                 )
                 .with_priority(Priority(priority));
-                self.arrive(ctx, contact, caller, None)
+                if let Some((site, from)) = &source {
+                    // The caller keeps the place earned by the original arrival.
+                    let arrived = TimeMs(from.arrived_at_ms.saturating_sub(self.epoch_ms)).min(now);
+                    contact.entry_site = *site;
+                    contact.arrived_at = arrived;
+                    contact.ordering_time = arrived;
+                    contact.overflow_count = 1;
+                }
+                self.last_overflowed = None;
+                let view = self.arrive(ctx, contact, caller, None, source)?;
+                // A new arrival may start (predicted-wait trigger) or feed the rule.
+                self.poll_overflow(ctx);
+                match self.last_overflowed.take() {
+                    Some((overflowed, final_view)) if overflowed == id => Ok(final_view),
+                    _ if self.contacts.contains_key(&id) => Ok(self.contact_json(id)),
+                    _ => Ok(view),
+                }
             }
             SiteInput::ContactAnswered(contact) => {
                 match self.site.contact_phase(contact) {
@@ -1665,6 +1838,30 @@ impl SiteActor {
         }
     }
 
+    /// Checks an `overflowed_from` field: a configured peer site, a plausible arrival time.
+    fn overflow_source(&self, from: OverflowedFrom) -> Result<(SiteId, OverflowedFrom), SiteError> {
+        let peer = self.config.peer_site(&from.site).ok_or_else(|| {
+            SiteError::Invalid(format!(
+                "overflowed_from.site: `{}` is not one of this site's peer sites",
+                from.site.chars().take(64).collect::<String>()
+            ))
+        })?;
+        if from.contact == 0 {
+            return Err(SiteError::Invalid(
+                "overflowed_from.contact: must be positive".to_string(),
+            ));
+        }
+        if from.arrived_at_ms == 0
+            || from.arrived_at_ms > now_ms().saturating_add(ARRIVAL_CLOCK_SKEW_MS_MAX)
+        {
+            return Err(SiteError::Invalid(
+                "overflowed_from.arrived_at_ms: must be a past time in ms since the Unix epoch"
+                    .to_string(),
+            ));
+        }
+        Ok((SiteId(peer.number), from))
+    }
+
     fn abandon(&mut self, ctx: &mut Context<Self>, contact: ContactId) -> SiteResult {
         let record = self
             .contacts
@@ -1808,8 +2005,15 @@ impl Actor for SiteActor {
             actor.sweep_callbacks(ctx);
             actor.sweep_offers(ctx);
             actor.sweep_lingering();
+            actor.arm_overflow_timer(ctx);
             actor.flush(ctx);
         });
+        if self.config.overflow.enabled || !self.config.peer_sites.is_empty() {
+            ctx.run_interval(SUMMARY_PUBLISH_INTERVAL, |actor, ctx| {
+                actor.overflow_tick(ctx);
+                actor.flush(ctx);
+            });
+        }
         tracing::info!(site = %self.config.site.id, agents = self.agents_by_login.len(), "site actor started");
     }
 }
@@ -1844,6 +2048,7 @@ impl Handler<SiteInput> for SiteActor {
 
     fn handle(&mut self, input: SiteInput, ctx: &mut Self::Context) -> Self::Result {
         let result = self.handle_input(input, ctx);
+        self.arm_overflow_timer(ctx);
         self.flush(ctx);
         result
     }

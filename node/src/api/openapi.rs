@@ -50,7 +50,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     (
         "get",
         "/gateway/stream",
-        "WebSocket: dial requests for callbacks, monitoring requests, contact stage changes (type contact: stage, queue position, estimated wait)",
+        "WebSocket: dial requests for callbacks, monitoring requests, contact stage changes (type contact: stage, queue position, estimated wait; stage overflowed with overflowed_to {site, api_url}: re-present the call there with overflowed_from)",
         "gateway",
         None,
     ),
@@ -350,7 +350,12 @@ fn schemas() -> Value {
         "ContactArrived": object(json!(["caller", "topic"]), json!({
             "caller": {"type": "string"}, "channel": {"type": "string", "enum": ["voice", "chat"]},
             "topic": {"type": "string", "enum": ["price_availability", "order", "pre_order", "order_status", "complaint", "consultation", "other"]},
-            "skill": {"type": "string"}, "priority": {"type": "integer", "minimum": 0, "maximum": 255}})),
+            "skill": {"type": "string"}, "priority": {"type": "integer", "minimum": 0, "maximum": 255},
+            "overflowed_from": {"$ref": "#/components/schemas/OverflowedFrom"}})),
+        "OverflowedFrom": {"type": "object", "additionalProperties": false, "required": ["site", "contact", "arrived_at_ms"],
+            "description": "Cross-site overflow: a site whose queue waits too long sends a contact to a peer site with idle agents (its view and the gateway stream show stage `overflowed` and `overflowed_to` {site, api_url}); the gateway re-presents the call at that site's POST /contacts with this field. The target counts it overflowed in and queues it at the caller's original place (arrived_at_ms). 400 if the site is not a configured peer or the time is implausible.",
+            "properties": {"site": {"type": "string", "description": "source site id"}, "contact": {"type": "integer", "minimum": 1, "description": "contact id at the source"},
+                "arrived_at_ms": {"type": "integer", "minimum": 1, "description": "first arrival, ms since the Unix epoch"}}},
         "ChatMessage": object(json!(["text"]), json!({"text": {"type": "string"}})),
         "AgentState": object(json!(["state"]), json!({"state": {"type": "string", "enum": ["ready", "not_ready"]}, "reason": {"type": "integer"}})),
         "WrapUp": object(json!(["code"]), json!({"code": {"type": "string"}, "callback_outcome": {"type": "string", "enum": ["reached", "no_answer", "busy", "cancelled"]}})),

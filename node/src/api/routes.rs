@@ -277,6 +277,9 @@ struct ContactArrivedBody {
     skill: Option<String>,
     #[serde(default)]
     priority: u8,
+    /// Set by the gateway when it re-presents a call another site overflowed here.
+    #[serde(default)]
+    overflowed_from: Option<crate::actors::overflow::OverflowedFrom>,
 }
 
 fn voice() -> Channel {
@@ -308,6 +311,7 @@ async fn contact_arrived(
             topic: body.topic,
             skill: body.skill,
             priority: body.priority,
+            overflowed_from: body.overflowed_from,
         })
         .await??;
     Ok(HttpResponse::Created().json(json!({"contact": value, "open_orders": open_orders})))

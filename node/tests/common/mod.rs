@@ -2,12 +2,16 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::HandshakeError;
+use tungstenite::{Message, WebSocket};
 
 pub const ADMIN: &str = "admin-token-for-tests-0001";
 pub const GATEWAY: &str = "gateway-token-for-tests-01";
@@ -317,4 +321,40 @@ pub fn agent_contacts(node: &Node, login: &str, token: &str) -> Vec<Value> {
     let (status, body) = node.call("GET", &format!("/api/v1/agents/{login}"), Some(token), None);
     assert_eq!(status, 200, "{body}");
     body["contacts"].as_array().cloned().unwrap_or_default()
+}
+
+/// A WebSocket stream of a node (agent desktop, supervisor, gateway).
+pub type Socket = WebSocket<TcpStream>;
+
+/// Opens a stream; `Err(status)` when the upgrade is refused with an HTTP status.
+pub fn connect(node: &Node, path: &str, token: Option<&str>) -> Result<Socket, u16> {
+    let url = format!("{}{path}", node.base.replacen("http://", "ws://", 1));
+    let mut request = url.as_str().into_client_request().unwrap();
+    if let Some(token) = token {
+        request
+            .headers_mut()
+            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    let address = node.base.trim_start_matches("http://").to_string();
+    let stream = TcpStream::connect(address).unwrap();
+    // Reads fail instead of hanging when an expected event never comes.
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    match tungstenite::client(request, stream) {
+        Ok((socket, _)) => Ok(socket),
+        Err(HandshakeError::Failure(tungstenite::Error::Http(response))) => {
+            Err(response.status().as_u16())
+        }
+        Err(error) => panic!("websocket handshake: {error}"),
+    }
+}
+
+/// The next JSON event on the stream (control frames skipped).
+pub fn next_event(socket: &mut Socket) -> Value {
+    loop {
+        match socket.read().expect("the stream ended or timed out") {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Message::Close(frame) => panic!("stream closed: {frame:?}"),
+            _ => continue,
+        }
+    }
 }

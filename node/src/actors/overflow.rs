@@ -1,0 +1,195 @@
+//! Cross-site overflow, the node's part: what a site publishes about itself, how it reads the
+//! other sites' publications, and what an overflowed contact carries to its target.
+//!
+//! The rule itself (thresholds with hysteresis, the cap on the share sent out, only to sites
+//! with idle qualified agents) is the domain's `Site::poll_overflow`; the Site actor drives it:
+//!
+//! 1. Publish: every [`SUMMARY_PUBLISH_INTERVAL`] the site proposes its per-skill availability
+//!    (`Command::PublishSiteSummary`) through Raft when it changed, or when the last one is
+//!    [`SUMMARY_REFRESH_AFTER_MS`] old (so peers can tell a live site from a silent one).
+//!    A failed proposal is logged; the next tick tries again.
+//! 2. Decide: after arrivals, at `Site::overflow_deadline()`, and when the peers' summaries
+//!    (read from the replicated state on the same tick) changed, the actor calls
+//!    `poll_overflow` with them mapped by [`peer_summaries`]: sites by `[[peer_sites]]`
+//!    number, skills by name; a summary older than [`SUMMARY_STALE_AFTER_MS`] counts as a
+//!    site that is down (it receives nothing).
+//! 3. Deliver: an `Effect::Overflow` takes the contact out of the local queue (the domain
+//!    counted it overflowed out); its view's stage becomes `overflowed` with `overflowed_to`
+//!    (target site id and API URL if configured), which the gateway sees on its stream. The
+//!    telephony side re-presents the call at the target with `POST /api/v1/contacts` and an
+//!    [`OverflowedFrom`] field; the target calls `handle_overflow_in`, keeping the caller's
+//!    original arrival time as its ordering time.
+//!
+//! Summaries are state, not a log: only the latest per site is kept (one entry per site).
+
+use std::time::Duration;
+
+use callgrid_domain::{SiteId, SiteSummary as DomainSummary, SkillSummary as DomainSkill};
+use serde::{Deserialize, Serialize};
+
+use crate::config::NodeConfig;
+use crate::state::model::{SiteSummary, SkillSummary};
+
+/// How often a site considers publishing its summary and re-reads its peers' summaries.
+pub const SUMMARY_PUBLISH_INTERVAL: Duration = Duration::from_secs(2);
+/// An unchanged summary is published again after this long, so it never looks stale.
+pub const SUMMARY_REFRESH_AFTER_MS: u64 = 5_000;
+/// A peer summary older than this counts as a site that is down: no overflow to it.
+pub const SUMMARY_STALE_AFTER_MS: u64 = 10_000;
+/// How far in the future an `overflowed_from.arrived_at_ms` may lie (clock skew between
+/// sites) before it is refused.
+pub const ARRIVAL_CLOCK_SKEW_MS_MAX: u64 = 60_000;
+
+/// Where an overflowed contact comes from: the optional `overflowed_from` field of
+/// `POST /api/v1/contacts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverflowedFrom {
+    /// The source site's id (one of `[[peer_sites]]`).
+    pub site: String,
+    /// The contact's id at the source site.
+    pub contact: u64,
+    /// When the caller first arrived (ms since the Unix epoch): kept as its queue place.
+    pub arrived_at_ms: u64,
+}
+
+/// The replicated form of this site's domain summary (skills by name).
+pub fn publishable(config: &NodeConfig, at_ms: u64, summary: &DomainSummary) -> SiteSummary {
+    SiteSummary {
+        site: config.site.id.clone(),
+        at_ms,
+        skills: config
+            .routing
+            .skills
+            .iter()
+            .zip(&summary.skills)
+            .map(|(skill, cell)| SkillSummary {
+                skill: skill.name.clone(),
+                agents_idle: cell.idle_agents,
+                contacts_waiting: cell.waiting,
+                wait_ms_estimated: cell.estimated_wait_ms,
+            })
+            .collect(),
+    }
+}
+
+/// Whether two publications say the same (the time aside).
+pub fn same_availability(left: &SiteSummary, right: &SiteSummary) -> bool {
+    left.site == right.site && left.skills == right.skills
+}
+
+/// The peers' replicated summaries as the domain reads them: one per configured peer site
+/// that published, indexed skills as this site's routing config has them (a skill the peer
+/// did not publish has nobody idle), down when stale. The time field is left at zero so that
+/// a refresh of an unchanged summary compares equal.
+pub fn peer_summaries<'a>(
+    config: &NodeConfig,
+    now_ms: u64,
+    published: impl Iterator<Item = &'a SiteSummary>,
+) -> Vec<DomainSummary> {
+    let mut peers: Vec<DomainSummary> = published
+        .filter_map(|summary| {
+            let peer = config.peer_site(&summary.site)?;
+            let fresh = now_ms.saturating_sub(summary.at_ms) <= SUMMARY_STALE_AFTER_MS;
+            let skills = if fresh {
+                config
+                    .routing
+                    .skills
+                    .iter()
+                    .map(|skill| {
+                        summary
+                            .skills
+                            .iter()
+                            .find(|cell| cell.skill == skill.name)
+                            .map_or_else(DomainSkill::default, |cell| DomainSkill {
+                                idle_agents: cell.agents_idle,
+                                serving_agents: cell.agents_idle,
+                                waiting: cell.contacts_waiting,
+                                oldest_wait_ms: 0,
+                                estimated_wait_ms: cell.wait_ms_estimated,
+                            })
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Some(DomainSummary {
+                site: SiteId(peer.number),
+                up: fresh,
+                at: callgrid_domain::TimeMs::ZERO,
+                skills,
+            })
+        })
+        .collect();
+    peers.sort_by_key(|summary| summary.site);
+    peers
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use std::path::Path;
+
+    fn config() -> NodeConfig {
+        NodeConfig::parse(
+            r#"
+[site]
+id = "msk"
+number = 0
+[[peer_sites]]
+id = "spb"
+number = 1
+api_url = "http://127.0.0.1:9"
+"#,
+            Path::new("test.toml"),
+        )
+        .unwrap()
+    }
+
+    fn published(site: &str, at_ms: u64, idle: u32) -> SiteSummary {
+        SiteSummary {
+            site: site.to_string(),
+            at_ms,
+            skills: vec![SkillSummary {
+                skill: "line1".to_string(),
+                agents_idle: idle,
+                contacts_waiting: 0,
+                wait_ms_estimated: 0,
+            }],
+        }
+    }
+
+    #[test]
+    fn peers_are_mapped_by_number_and_skill_name_and_stale_ones_are_down() {
+        let config = config();
+        let summaries = [
+            published("spb", 1_000, 2),
+            published("msk", 1_000, 5),
+            published("unknown", 1_000, 5),
+        ];
+        let peers = peer_summaries(&config, 1_000 + SUMMARY_STALE_AFTER_MS, summaries.iter());
+        assert_eq!(peers.len(), 1);
+        assert_eq!(peers[0].site, SiteId(1));
+        assert!(peers[0].up);
+        assert_eq!(peers[0].skills.len(), config.routing.skills.len());
+        assert_eq!(peers[0].skills[0].idle_agents, 2);
+        assert_eq!(peers[0].skills[1].idle_agents, 0);
+        let stale = peer_summaries(&config, 1_001 + SUMMARY_STALE_AFTER_MS, summaries.iter());
+        assert!(!stale[0].up);
+        assert!(stale[0].skills.is_empty());
+    }
+
+    #[test]
+    fn unchanged_availability_compares_equal_whatever_the_time() {
+        assert!(same_availability(
+            &published("spb", 1, 2),
+            &published("spb", 9, 2)
+        ));
+        assert!(!same_availability(
+            &published("spb", 1, 2),
+            &published("spb", 1, 3)
+        ));
+    }
+}

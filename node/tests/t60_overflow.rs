@@ -1,0 +1,222 @@
+//! Cross-site overflow between two real `callgrid node` processes in one Raft cluster: a site
+//! whose line-1 queue has nobody ready sends a waiting call to the peer site once that site's
+//! published summary shows an idle agent, and never before; the gateway re-presents the call
+//! at the target with `overflowed_from`, where it is offered to the idle agent; both sites
+//! count it (out at the source, in at the target), and the source's gateway stream tells
+//! where it went. Invalid `overflowed_from` fields are 400.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use serde_json::{Value, json};
+
+const SPB_API_URL: &str = "http://spb.callgrid.test:8080";
+
+fn certs(directory: &Path, nodes: &[u64]) {
+    let status = Command::new(env!("CARGO_BIN_EXE_callgrid"))
+        .args(["certs", "init", "--dir"])
+        .arg(directory)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for node in nodes {
+        let status = Command::new(env!("CARGO_BIN_EXE_callgrid"))
+            .args(["certs", "issue", "--node", &node.to_string(), "--dir"])
+            .arg(directory)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+/// The value of a `/metrics` sample whose line starts with `prefix` (name and labels).
+fn metric(node: &Node, prefix: &str) -> Option<f64> {
+    let (status, body) = node.call("GET", "/metrics", None, None);
+    assert_eq!(status, 200);
+    body.as_str()?
+        .lines()
+        .find(|line| line.starts_with(prefix))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+fn arrival(caller: &str, overflowed_from: Option<Value>) -> Value {
+    let mut body = json!({"caller": caller, "topic": "order"});
+    if let Some(from) = overflowed_from {
+        body["overflowed_from"] = from;
+    }
+    body
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn a_waiting_call_overflows_only_to_a_site_with_an_idle_agent_and_is_taken_there() {
+    let directory = tempfile::tempdir().unwrap();
+    let certificates = directory.path().join("certs");
+    certs(&certificates, &[1, 2]);
+    let ports = [free_udp_port(), free_udp_port()];
+    let sites = ["msk", "spb"];
+    let mut nodes = Vec::new();
+    for (index, site) in sites.iter().enumerate() {
+        let other = 1 - index;
+        let api_url = if sites[other] == "spb" {
+            format!("api_url = \"{SPB_API_URL}\"")
+        } else {
+            String::new()
+        };
+        // The predicted-wait trigger is above the threshold as soon as nobody is ready for
+        // the queue, so the rule is on from the first arrival at msk: whether a call leaves
+        // depends only on the peer's idle agents.
+        let extra = format!(
+            "[cluster]\nnode_id = {}\nlisten = \"127.0.0.1:{}\"\ncertificates_dir = \"{}\"\npeers = [{{ id = {}, address = \"127.0.0.1:{}\" }}]\n\n\
+             [overflow]\nenabled = true\ntrigger = \"predicted_wait\"\nthreshold_on_ms = 1000\nthreshold_off_ms = 500\nshare_out_max = 1.0\nwindow_s = 600\n\n\
+             [[peer_sites]]\nid = \"{}\"\nnumber = {other}\n{api_url}\n",
+            index + 1,
+            ports[index],
+            certificates.display(),
+            other + 1,
+            ports[other],
+            sites[other],
+        );
+        let data = directory.path().join(site);
+        let path = directory.path().join(format!("{site}.toml"));
+        std::fs::write(&path, site_config(site, index as u16, &data, &extra)).unwrap();
+        nodes.push(Node::start(&path, &data));
+    }
+    let (msk, spb) = (&nodes[0], &nodes[1]);
+    for node in &nodes {
+        eventually("a leader", || {
+            let (status, _) = node.call("GET", "/readyz", None, None);
+            (status == 200).then_some(())
+        });
+    }
+
+    // spb has nobody ready: msk reads spb's summary with no idle line-1 agent.
+    let idle_at_spb =
+        "callgrid_overflow_peer_agents_idle{site=\"msk\",peer=\"spb\",skill=\"line1\"}";
+    eventually("spb's summary at msk", || metric(msk, idle_at_spb));
+    assert_eq!(metric(msk, idle_at_spb), Some(0.0));
+    let mut gateway = connect(msk, "/api/v1/gateway/stream", Some(GATEWAY)).unwrap();
+    let polls_before = metric(msk, "callgrid_overflow_polls_total{site=\"msk\"}").unwrap();
+    let (status, created) = msk.call(
+        "POST",
+        "/api/v1/contacts",
+        Some(GATEWAY),
+        Some(arrival("+79160003030", None)),
+    );
+    assert_eq!(status, 201, "{created}");
+    let contact = created["contact"]["id"].as_u64().unwrap();
+    // The arrival applied the rule (the poll counter moved) and the call stayed: no peer
+    // had an idle agent.
+    let polls_after = metric(msk, "callgrid_overflow_polls_total{site=\"msk\"}").unwrap();
+    assert!(
+        polls_after > polls_before,
+        "{polls_before} -> {polls_after}"
+    );
+    assert_eq!(created["contact"]["stage"], "queued", "{created}");
+    assert_eq!(
+        metric(msk, "callgrid_contacts_overflowed_out_total{site=\"msk\"}"),
+        Some(0.0)
+    );
+
+    // boris becomes ready at spb: its next summary shows an idle agent, msk's rule sends the
+    // waiting call there and tells the gateway where.
+    ready(spb, "boris", BORIS);
+    let view = eventually("the call to be overflowed", || {
+        let (status, view) = msk.call(
+            "GET",
+            &format!("/api/v1/contacts/{contact}"),
+            Some(GATEWAY),
+            None,
+        );
+        assert_eq!(status, 200, "{view}");
+        (view["stage"] == "overflowed").then_some(view)
+    });
+    assert_eq!(view["overflowed_to"]["site"], "spb", "{view}");
+    assert_eq!(view["overflowed_to"]["api_url"], SPB_API_URL, "{view}");
+    let arrived_at_ms = view["arrived_at_ms"].as_u64().unwrap();
+    // The gateway's stream says the same, so the telephony side can move the call.
+    let event = loop {
+        let event = next_event(&mut gateway);
+        if event["type"] == "contact" && event["contact"] == contact {
+            assert_ne!(event["stage"], "offered", "{event}");
+            if event["stage"] == "overflowed" {
+                break event;
+            }
+        }
+    };
+    assert_eq!(event["overflowed_to"]["site"], "spb", "{event}");
+    assert_eq!(event["overflowed_to"]["api_url"], SPB_API_URL, "{event}");
+    assert_eq!(
+        metric(msk, "callgrid_contacts_overflowed_out_total{site=\"msk\"}"),
+        Some(1.0)
+    );
+
+    // The gateway re-presents it at spb: offered to boris, counted overflowed in.
+    let (status, presented) = spb.call(
+        "POST",
+        "/api/v1/contacts",
+        Some(GATEWAY),
+        Some(arrival(
+            "+79160003030",
+            Some(json!({"site": "msk", "contact": contact, "arrived_at_ms": arrived_at_ms})),
+        )),
+    );
+    assert_eq!(status, 201, "{presented}");
+    assert_eq!(presented["contact"]["stage"], "offered", "{presented}");
+    assert_eq!(presented["contact"]["agent"], "boris", "{presented}");
+    assert_eq!(presented["contact"]["overflowed_from"]["site"], "msk");
+    assert_eq!(presented["contact"]["overflowed_from"]["contact"], contact);
+    let at_spb = presented["contact"]["id"].as_u64().unwrap();
+    let offered: Vec<u64> = agent_contacts(spb, "boris", BORIS)
+        .iter()
+        .filter_map(|view| view["id"].as_u64())
+        .collect();
+    assert_eq!(offered, vec![at_spb]);
+    assert_eq!(
+        metric(spb, "callgrid_contacts_overflowed_in_total{site=\"spb\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(msk, "callgrid_contacts_overflowed_in_total{site=\"msk\"}"),
+        Some(0.0)
+    );
+
+    // Invalid sources are refused before anything is queued.
+    let refused = [
+        json!({"site": "nowhere", "contact": 1, "arrived_at_ms": now_ms()}),
+        json!({"site": "spb", "contact": 1, "arrived_at_ms": now_ms()}),
+        json!({"site": "msk", "contact": 0, "arrived_at_ms": now_ms()}),
+        json!({"site": "msk", "contact": 1, "arrived_at_ms": now_ms() + 3_600_000}),
+        json!({"site": "msk", "contact": 1, "arrived_at_ms": now_ms(), "hops": 3}),
+        json!({"site": "msk", "contact": 1}),
+        json!("msk"),
+    ];
+    for from in refused {
+        let (status, body) = spb.call(
+            "POST",
+            "/api/v1/contacts",
+            Some(GATEWAY),
+            Some(arrival("+79160004040", Some(from.clone()))),
+        );
+        assert_eq!(status, 400, "{from}: {body}");
+    }
+    assert_eq!(
+        metric(spb, "callgrid_contacts_overflowed_in_total{site=\"spb\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(spb, "callgrid_contacts_offered_total{site=\"spb\"}"),
+        Some(1.0)
+    );
+}
