@@ -3,7 +3,9 @@
 //! published summary shows an idle agent, and never before; the gateway re-presents the call
 //! at the target with `overflowed_from`, where it is offered to the idle agent; both sites
 //! count it (out at the source, in at the target), and the source's gateway stream tells
-//! where it went. Invalid `overflowed_from` fields are 400.
+//! where it went, with the hop count to pass on. Invalid `overflowed_from` fields are 400.
+//! With the oldest-wait trigger, a call that waits past the threshold is moved by the
+//! site's deadline timer, with no other arrival or peer change to wake the rule.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -59,8 +61,9 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-#[test]
-fn a_waiting_call_overflows_only_to_a_site_with_an_idle_agent_and_is_taken_there() {
+/// Two sites, msk and spb, in one Raft cluster; `overflow` is the `[overflow]` section of
+/// both. Returns the temp dir (it must outlive the nodes) and the nodes, msk first.
+fn two_sites(overflow: &str) -> (tempfile::TempDir, Vec<Node>) {
     let directory = tempfile::tempdir().unwrap();
     let certificates = directory.path().join("certs");
     certs(&certificates, &[1, 2]);
@@ -74,12 +77,9 @@ fn a_waiting_call_overflows_only_to_a_site_with_an_idle_agent_and_is_taken_there
         } else {
             String::new()
         };
-        // The predicted-wait trigger is above the threshold as soon as nobody is ready for
-        // the queue, so the rule is on from the first arrival at msk: whether a call leaves
-        // depends only on the peer's idle agents.
         let extra = format!(
             "[cluster]\nnode_id = {}\nlisten = \"127.0.0.1:{}\"\ncertificates_dir = \"{}\"\npeers = [{{ id = {}, address = \"127.0.0.1:{}\" }}]\n\n\
-             [overflow]\nenabled = true\ntrigger = \"predicted_wait\"\nthreshold_on_ms = 1000\nthreshold_off_ms = 500\nshare_out_max = 1.0\nwindow_s = 600\n\n\
+             [overflow]\n{overflow}\n\n\
              [[peer_sites]]\nid = \"{}\"\nnumber = {other}\n{api_url}\n",
             index + 1,
             ports[index],
@@ -93,13 +93,24 @@ fn a_waiting_call_overflows_only_to_a_site_with_an_idle_agent_and_is_taken_there
         std::fs::write(&path, site_config(site, index as u16, &data, &extra)).unwrap();
         nodes.push(Node::start(&path, &data));
     }
-    let (msk, spb) = (&nodes[0], &nodes[1]);
     for node in &nodes {
         eventually("a leader", || {
             let (status, _) = node.call("GET", "/readyz", None, None);
             (status == 200).then_some(())
         });
     }
+    (directory, nodes)
+}
+
+#[test]
+fn a_waiting_call_overflows_only_to_a_site_with_an_idle_agent_and_is_taken_there() {
+    // The predicted-wait trigger is above the threshold as soon as nobody is ready for the
+    // queue, so the rule is on from the first arrival at msk: whether a call leaves depends
+    // only on the peer's idle agents.
+    let (_directory, nodes) = two_sites(
+        "enabled = true\ntrigger = \"predicted_wait\"\nthreshold_on_ms = 1000\nthreshold_off_ms = 500\nshare_out_max = 1.0\nwindow_s = 600",
+    );
+    let (msk, spb) = (&nodes[0], &nodes[1]);
 
     // spb has nobody ready: msk reads spb's summary with no idle line-1 agent.
     let idle_at_spb =
@@ -144,6 +155,7 @@ fn a_waiting_call_overflows_only_to_a_site_with_an_idle_agent_and_is_taken_there
     });
     assert_eq!(view["overflowed_to"]["site"], "spb", "{view}");
     assert_eq!(view["overflowed_to"]["api_url"], SPB_API_URL, "{view}");
+    assert_eq!(view["overflowed_to"]["hops"], 1, "{view}");
     let arrived_at_ms = view["arrived_at_ms"].as_u64().unwrap();
     // The gateway's stream says the same, so the telephony side can move the call.
     let event = loop {
@@ -157,6 +169,7 @@ fn a_waiting_call_overflows_only_to_a_site_with_an_idle_agent_and_is_taken_there
     };
     assert_eq!(event["overflowed_to"]["site"], "spb", "{event}");
     assert_eq!(event["overflowed_to"]["api_url"], SPB_API_URL, "{event}");
+    assert_eq!(event["overflowed_to"]["hops"], 1, "{event}");
     assert_eq!(
         metric(msk, "callgrid_contacts_overflowed_out_total{site=\"msk\"}"),
         Some(1.0)
@@ -169,7 +182,10 @@ fn a_waiting_call_overflows_only_to_a_site_with_an_idle_agent_and_is_taken_there
         Some(GATEWAY),
         Some(arrival(
             "+79160003030",
-            Some(json!({"site": "msk", "contact": contact, "arrived_at_ms": arrived_at_ms})),
+            Some(
+                json!({"site": "msk", "contact": contact, "arrived_at_ms": arrived_at_ms,
+                "hops": event["overflowed_to"]["hops"]}),
+            ),
         )),
     );
     assert_eq!(status, 201, "{presented}");
@@ -177,6 +193,7 @@ fn a_waiting_call_overflows_only_to_a_site_with_an_idle_agent_and_is_taken_there
     assert_eq!(presented["contact"]["agent"], "boris", "{presented}");
     assert_eq!(presented["contact"]["overflowed_from"]["site"], "msk");
     assert_eq!(presented["contact"]["overflowed_from"]["contact"], contact);
+    assert_eq!(presented["contact"]["overflowed_from"]["hops"], 1);
     let at_spb = presented["contact"]["id"].as_u64().unwrap();
     let offered: Vec<u64> = agent_contacts(spb, "boris", BORIS)
         .iter()
@@ -198,7 +215,10 @@ fn a_waiting_call_overflows_only_to_a_site_with_an_idle_agent_and_is_taken_there
         json!({"site": "spb", "contact": 1, "arrived_at_ms": now_ms()}),
         json!({"site": "msk", "contact": 0, "arrived_at_ms": now_ms()}),
         json!({"site": "msk", "contact": 1, "arrived_at_ms": now_ms() + 3_600_000}),
+        json!({"site": "msk", "contact": 1, "arrived_at_ms": now_ms(), "hops": 0}),
         json!({"site": "msk", "contact": 1, "arrived_at_ms": now_ms(), "hops": 3}),
+        json!({"site": "msk", "contact": 1, "arrived_at_ms": now_ms(), "hops": 300}),
+        json!({"site": "msk", "contact": 1, "arrived_at_ms": now_ms(), "hop": 1}),
         json!({"site": "msk", "contact": 1}),
         json!("msk"),
     ];
@@ -217,6 +237,58 @@ fn a_waiting_call_overflows_only_to_a_site_with_an_idle_agent_and_is_taken_there
     );
     assert_eq!(
         metric(spb, "callgrid_contacts_offered_total{site=\"spb\"}"),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn a_call_waiting_past_the_oldest_wait_threshold_is_overflowed_by_the_deadline_timer() {
+    let (_directory, nodes) = two_sites(
+        "enabled = true\ntrigger = \"oldest_wait\"\nthreshold_on_ms = 1000\nthreshold_off_ms = 500\nshare_out_max = 1.0\nwindow_s = 600",
+    );
+    let (msk, spb) = (&nodes[0], &nodes[1]);
+
+    // boris is ready at spb before the call arrives, and msk has read that.
+    ready(spb, "boris", BORIS);
+    let idle_at_spb =
+        "callgrid_overflow_peer_agents_idle{site=\"msk\",peer=\"spb\",skill=\"line1\"}";
+    eventually("spb's idle agent at msk", || {
+        (metric(msk, idle_at_spb) == Some(1.0)).then_some(())
+    });
+
+    // On arrival the call has waited 0 ms, below the threshold: it is queued at msk.
+    let (status, created) = msk.call(
+        "POST",
+        "/api/v1/contacts",
+        Some(GATEWAY),
+        Some(arrival("+79160005050", None)),
+    );
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["contact"]["stage"], "queued", "{created}");
+    let contact = created["contact"]["id"].as_u64().unwrap();
+
+    // Nothing else happens at msk (no arrival, no agent change, spb's figures stay the
+    // same); the rule runs again only from the timer set at the oldest wait's deadline.
+    let view = eventually("the call to be overflowed", || {
+        let (status, view) = msk.call(
+            "GET",
+            &format!("/api/v1/contacts/{contact}"),
+            Some(GATEWAY),
+            None,
+        );
+        assert_eq!(status, 200, "{view}");
+        assert_ne!(view["stage"], "offered", "{view}");
+        (view["stage"] != "queued").then_some(view)
+    });
+    assert_eq!(view["stage"], "overflowed", "{view}");
+    assert_eq!(view["overflowed_to"]["site"], "spb", "{view}");
+    assert_eq!(view["overflowed_to"]["hops"], 1, "{view}");
+    assert_eq!(
+        metric(msk, "callgrid_contacts_overflowed_out_total{site=\"msk\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(msk, "callgrid_contacts_offered_total{site=\"msk\"}"),
         Some(1.0)
     );
 }

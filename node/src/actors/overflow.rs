@@ -39,6 +39,15 @@ pub const SUMMARY_STALE_AFTER_MS: u64 = 10_000;
 /// How far in the future an `overflowed_from.arrived_at_ms` may lie (clock skew between
 /// sites) before it is refused.
 pub const ARRIVAL_CLOCK_SKEW_MS_MAX: u64 = 60_000;
+/// How many times a contact may have moved between sites when it is presented here: the
+/// domain's own limit, since a contact that moved that often is never moved again.
+pub const OVERFLOW_HOPS_MAX: u8 = callgrid_domain::OVERFLOW_HOPS_MAX;
+
+/// `overflowed_from.hops` when a gateway leaves it out (gateways older than the field only
+/// ever saw single moves).
+fn hops_default() -> u8 {
+    1
+}
 
 /// Where an overflowed contact comes from: the optional `overflowed_from` field of
 /// `POST /api/v1/contacts`.
@@ -51,6 +60,23 @@ pub struct OverflowedFrom {
     pub contact: u64,
     /// When the caller first arrived (ms since the Unix epoch): kept as its queue place.
     pub arrived_at_ms: u64,
+    /// How many times the contact has moved between sites, this move included (the
+    /// `hops` of the source's `overflowed_to`): 1..=[`OVERFLOW_HOPS_MAX`], default 1. The
+    /// domain never moves a contact again once it reached the maximum, so A→B→C stops at B
+    /// when the maximum is 1 and at C when it is 2.
+    #[serde(default = "hops_default")]
+    pub hops: u8,
+}
+
+/// Where a contact was overflowed to: `overflowed_to` in its view and on the gateway stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OverflowedTo {
+    /// The target site's id.
+    pub site: String,
+    /// The target's API base URL, if `[[peer_sites]]` sets it.
+    pub api_url: Option<String>,
+    /// What the gateway sends as `overflowed_from.hops` at the target.
+    pub hops: u8,
 }
 
 /// The replicated form of this site's domain summary (skills by name).

@@ -39,8 +39,8 @@ use tokio::sync::mpsc;
 use super::agent::{AgentActor, AgentToSite, SiteToAgent, SubscribeAgentStream};
 use super::call::{CallActor, CallLookupError, CallToSite, LookupCall, SiteToCall};
 use super::overflow::{
-    self, ARRIVAL_CLOCK_SKEW_MS_MAX, OverflowedFrom, SUMMARY_PUBLISH_INTERVAL,
-    SUMMARY_REFRESH_AFTER_MS,
+    self, ARRIVAL_CLOCK_SKEW_MS_MAX, OVERFLOW_HOPS_MAX, OverflowedFrom, OverflowedTo,
+    SUMMARY_PUBLISH_INTERVAL, SUMMARY_REFRESH_AFTER_MS,
 };
 use super::queue::{
     QUEUE_VIEW_PUBLISH_INTERVAL, QueueActor, QueueToSite, SiteToQueue, SubscribeQueueStream,
@@ -136,8 +136,8 @@ struct ContactRecord {
     transferred_from: Option<SkillId>,
     /// The site it came from, if it was overflowed here.
     overflowed_from: Option<OverflowedFrom>,
-    /// The site it was overflowed to: (site id, its API URL if configured).
-    overflowed_to: Option<(String, Option<String>)>,
+    /// The site it was overflowed to.
+    overflowed_to: Option<OverflowedTo>,
 }
 
 /// An input from the API.
@@ -776,7 +776,11 @@ impl SiteActor {
                     if let Some(record) = self.contacts.get_mut(&contact.id) {
                         record.stage = ContactStage::Overflowed;
                         record.agent = None;
-                        record.overflowed_to = Some((site, api_url));
+                        record.overflowed_to = Some(OverflowedTo {
+                            site,
+                            api_url,
+                            hops: contact.overflow_count,
+                        });
                     }
                     self.offers.remove(&contact.id);
                     let view = self.finish(contact.id);
@@ -1022,7 +1026,7 @@ impl SiteActor {
             "wrap_up_code": record.wrap_up_code,
             "transferred_from": record.transferred_from.map(|skill| self.skill_name(skill)),
             "overflowed_from": record.overflowed_from,
-            "overflowed_to": record.overflowed_to.as_ref().map(|(site, api_url)| json!({"site": site, "api_url": api_url})),
+            "overflowed_to": record.overflowed_to,
         })
     }
 
@@ -1598,7 +1602,8 @@ impl SiteActor {
                     contact.entry_site = *site;
                     contact.arrived_at = arrived;
                     contact.ordering_time = arrived;
-                    contact.overflow_count = 1;
+                    // A contact that moved the maximum number of times is not moved again.
+                    contact.overflow_count = from.hops;
                 }
                 self.last_overflowed = None;
                 let view = self.arrive(ctx, contact, caller, None, source)?;
@@ -1850,6 +1855,11 @@ impl SiteActor {
             return Err(SiteError::Invalid(
                 "overflowed_from.contact: must be positive".to_string(),
             ));
+        }
+        if !(1..=OVERFLOW_HOPS_MAX).contains(&from.hops) {
+            return Err(SiteError::Invalid(format!(
+                "overflowed_from.hops: must be 1..={OVERFLOW_HOPS_MAX}"
+            )));
         }
         if from.arrived_at_ms == 0
             || from.arrived_at_ms > now_ms().saturating_add(ARRIVAL_CLOCK_SKEW_MS_MAX)

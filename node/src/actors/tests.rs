@@ -725,3 +725,99 @@ async fn a_queued_callback_is_never_overflowed_but_an_inbound_call_is() {
         Some("callgrid_contacts_overflowed_out_total{site=\"msk\"} 1")
     );
 }
+
+/// A contact that already moved the domain's maximum number of times (`hops` in
+/// `overflowed_from`) stays at this site although the rule would move it; one that moved
+/// once (`hops` left out, as old gateways send) moves again, and its `overflowed_to`
+/// carries the next hop count.
+#[actix_rt::test]
+async fn a_contact_that_moved_the_maximum_number_of_times_is_not_moved_again() {
+    use super::overflow::{OVERFLOW_HOPS_MAX, OverflowedFrom};
+    use crate::state::Command;
+    use crate::state::model::{Actor as Principal, SiteSummary, SkillSummary};
+
+    let config = overflow_config();
+    let shared = SharedState::new();
+    let replicator = Arc::new(LocalReplicator::new(shared.clone()));
+    let at_msk = Proposer::new(replicator.clone(), "msk".to_string());
+    let at_spb = Proposer::new(replicator, "spb".to_string());
+    let actor = SiteActor::new(config, at_msk, shared).unwrap();
+    let site = Supervisor::start(move |_| actor);
+    at_spb
+        .propose(
+            Principal::system(),
+            Command::PublishSiteSummary(SiteSummary {
+                site: "spb".to_string(),
+                at_ms: now_ms(),
+                skills: vec![SkillSummary {
+                    skill: "line1".to_string(),
+                    agents_idle: 3,
+                    contacts_waiting: 0,
+                    wait_ms_estimated: 0,
+                }],
+            }),
+        )
+        .await
+        .unwrap();
+    let idle = "callgrid_overflow_peer_agents_idle{site=\"msk\",peer=\"spb\",skill=\"line1\"} 3";
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while metric(&site, idle).await.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "peer summary not read"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let from: OverflowedFrom = serde_json::from_value(json!({
+        "site": "spb", "contact": 7, "arrived_at_ms": now_ms() - 1_000, "hops": OVERFLOW_HOPS_MAX,
+    }))
+    .unwrap();
+    let arrived = ask(
+        &site,
+        SiteInput::ContactArrived {
+            caller: "+79160009090".to_string(),
+            channel: Channel::Voice,
+            topic: Topic::Order,
+            skill: None,
+            priority: 0,
+            overflowed_from: Some(from),
+        },
+    )
+    .await;
+    assert_eq!(arrived["stage"], "queued", "{arrived}");
+    assert_eq!(queue_length(&site).await, 1);
+
+    // Ahead of it (urgent), a contact from an old gateway: hops defaults to 1.
+    let from: OverflowedFrom = serde_json::from_value(json!({
+        "site": "spb", "contact": 8, "arrived_at_ms": now_ms() - 1_000,
+    }))
+    .unwrap();
+    assert_eq!(from.hops, 1);
+    let arrived = ask(
+        &site,
+        SiteInput::ContactArrived {
+            caller: "+79160009191".to_string(),
+            channel: Channel::Voice,
+            topic: Topic::Order,
+            skill: None,
+            priority: 9,
+            overflowed_from: Some(from),
+        },
+    )
+    .await;
+    assert_eq!(arrived["stage"], "overflowed", "{arrived}");
+    assert_eq!(arrived["overflowed_to"]["site"], "spb", "{arrived}");
+    assert_eq!(arrived["overflowed_to"]["hops"], 2, "{arrived}");
+    assert_eq!(
+        queue_length(&site).await,
+        1,
+        "the contact with no hops left stays"
+    );
+    assert_eq!(
+        metric(&site, "callgrid_contacts_overflowed_out_total")
+            .await
+            .as_deref(),
+        Some("callgrid_contacts_overflowed_out_total{site=\"msk\"} 1")
+    );
+}
