@@ -15,10 +15,13 @@
 //!    site that is down (it receives nothing).
 //! 3. Deliver: an `Effect::Overflow` takes the contact out of the local queue (the domain
 //!    counted it overflowed out); its view's stage becomes `overflowed` with `overflowed_to`
-//!    (target site id and API URL if configured), which the gateway sees on its stream. The
-//!    telephony side re-presents the call at the target with `POST /api/v1/contacts` and an
-//!    [`OverflowedFrom`] field; the target calls `handle_overflow_in`, keeping the caller's
-//!    original arrival time as its ordering time.
+//!    (target site id, API URL if configured, and the hop count), which the gateway sees on
+//!    its stream. The telephony side re-presents the call at the target with
+//!    `POST /api/v1/contacts` and an [`OverflowedFrom`] field; the target calls
+//!    `handle_overflow_in`, keeping the caller's original arrival time as its ordering time
+//!    and the hop count as the contact's overflow count. The hop count has to travel with
+//!    the call: without it every site would see a first move, and a contact could be passed
+//!    on A→B→C→… while the domain means to stop it after [`OVERFLOW_HOPS_MAX`] moves.
 //!
 //! Summaries are state, not a log: only the latest per site is kept (one entry per site).
 
