@@ -18,7 +18,9 @@
 //! entry is *committed* at that index the proposal failed ([`ProposeError::Dropped`]). A
 //! different entry merely appended there is not enough: the original entry may still be
 //! elected back by a later leader and commit, so the proposal waits until its index commits
-//! (or its deadline passes: [`ProposeError::TimedOut`], outcome unknown).
+//! (or its deadline passes: [`ProposeError::TimedOut`], outcome unknown). A proposal forwarded
+//! to a leader that another leader (or a later term) replaced ends as soon as this node knows
+//! it ([`ProposeError::LeaderChanged`], outcome unknown) instead of at its deadline.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -156,6 +158,9 @@ struct WaitingProposal {
     command: Vec<u8>,
     deadline: u64,
     not_before: u64,
+    /// The leader and term it was forwarded to (0, 0 while it waits here).
+    forwarded_to: NodeId,
+    forwarded_term: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -596,6 +601,8 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             command,
             deadline: self.tick + self.config.proposal_timeout_ticks,
             not_before: 0,
+            forwarded_to: 0,
+            forwarded_term: 0,
         });
     }
 
@@ -751,6 +758,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         }
         self.finish_reads();
         self.finish_transfers();
+        self.end_forwards_to_former_leaders();
         self.maybe_snapshot()?;
         let leader = self.raw.raft.leader_id;
         if leader != self.leader_seen {
@@ -891,10 +899,55 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                         payload: proposal.command.clone(),
                     },
                 ));
+                let proposal = WaitingProposal {
+                    forwarded_to: leader,
+                    forwarded_term: self.raw.raft.term,
+                    ..proposal
+                };
                 self.forwarded.insert(proposal.id, proposal);
             }
         }
         self.waiting = kept;
+    }
+
+    /// A proposal forwarded to a leader this node no longer follows (another node leads now,
+    /// or the same node in a later term, possibly after a restart that forgot the proposal)
+    /// gets no reply it can rely on: end it now with [`ProposeError::LeaderChanged`] instead
+    /// of letting it wait for its deadline. Its outcome is unknown — the former leader may
+    /// have replicated the entry, and the new leader may commit it — so it is not `Dropped`.
+    /// While no leader is known the proposal keeps waiting: the former leader may come back
+    /// in its term (a short partition) and answer.
+    fn end_forwards_to_former_leaders(&mut self) {
+        let leader = self.raw.raft.leader_id;
+        if leader == 0 || self.forwarded.is_empty() {
+            return;
+        }
+        let term = self.raw.raft.term;
+        let former: Vec<RequestId> = self
+            .forwarded
+            .iter()
+            .filter(|(_, proposal)| {
+                proposal.forwarded_to != leader || proposal.forwarded_term != term
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in former {
+            if let Some(proposal) = self.forwarded.remove(&id) {
+                tracing::debug!(
+                    node_id = self.config.node_id,
+                    request_id = id,
+                    former_leader = proposal.forwarded_to,
+                    former_term = proposal.forwarded_term,
+                    leader,
+                    term,
+                    "forwarded proposal ended: leader changed"
+                );
+                self.output.completions.push(Completion::Propose {
+                    id,
+                    result: Err(ProposeError::LeaderChanged),
+                });
+            }
+        }
     }
 
     fn propose_on_leader(
@@ -1296,5 +1349,199 @@ impl Failure {
             Failure::Dropped => MembershipError::Dropped,
             Failure::ShuttingDown => MembershipError::ShuttingDown,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::simulation::RecordingStateMachine;
+    use crate::storage::memory::MemoryStorage;
+
+    /// Generous: the assertions are about the mechanism (the error comes from the leader
+    /// change), not about speed.
+    const PROPOSAL_TIMEOUT_TICKS: u64 = 600;
+    /// Upper bound on the rounds of a test loop, to fail instead of hang.
+    const ROUNDS_MAX: u64 = 2_000;
+
+    type TestCore = RaftCore<MemoryStorage, RecordingStateMachine>;
+
+    /// Three cores over memory storage, wired by hand: every round delivers every message
+    /// between connected nodes, ticks everyone once and polls.
+    struct Cluster {
+        cores: BTreeMap<NodeId, TestCore>,
+        cut_off: BTreeSet<NodeId>,
+        in_flight: Vec<(NodeId, NodeId, PeerMessage)>,
+        completions: Vec<(NodeId, Completion)>,
+        rounds: u64,
+    }
+
+    impl Cluster {
+        fn new() -> Self {
+            let initial = InitialMembers {
+                voters: (1..=3).map(|id| (id, format!("node-{id}"))).collect(),
+                learners: Vec::new(),
+            };
+            let cores = (1..=3)
+                .map(|id: NodeId| {
+                    // Distinct pinned election timeouts: node 1 campaigns first.
+                    let election_ticks_min = 10 + 5 * (id as usize - 1);
+                    let config = CoreConfig {
+                        node_id: id,
+                        election_ticks: 10,
+                        heartbeat_ticks: 2,
+                        election_ticks_min,
+                        election_ticks_max: election_ticks_min + 1,
+                        proposal_timeout_ticks: PROPOSAL_TIMEOUT_TICKS,
+                        read_timeout_ticks: PROPOSAL_TIMEOUT_TICKS,
+                        read_retry_ticks: 2,
+                        snapshot_threshold_entries: 1_000,
+                        command_bytes_max: 1024,
+                        message_bytes_max: 64 * 1024,
+                        inflight_messages_max: 64,
+                    };
+                    let core = RaftCore::new(
+                        config,
+                        MemoryStorage::new(),
+                        RecordingStateMachine::default(),
+                        &initial,
+                    )
+                    .unwrap();
+                    (id, core)
+                })
+                .collect();
+            Self {
+                cores,
+                cut_off: BTreeSet::new(),
+                in_flight: Vec::new(),
+                completions: Vec::new(),
+                rounds: 0,
+            }
+        }
+
+        fn poll_all(&mut self) {
+            for (id, core) in &mut self.cores {
+                let output = core.poll().unwrap();
+                for (to, message) in output.messages {
+                    self.in_flight.push((*id, to, message));
+                }
+                for completion in output.completions {
+                    self.completions.push((*id, completion));
+                }
+            }
+        }
+
+        fn deliver_all(&mut self) {
+            for (from, to, message) in std::mem::take(&mut self.in_flight) {
+                if self.cut_off.contains(&from) || self.cut_off.contains(&to) {
+                    continue;
+                }
+                if let Some(core) = self.cores.get_mut(&to) {
+                    core.handle_message(from, message);
+                }
+            }
+        }
+
+        fn round(&mut self) {
+            self.rounds += 1;
+            self.deliver_all();
+            for core in self.cores.values_mut() {
+                core.handle_tick();
+            }
+            self.poll_all();
+        }
+
+        /// The leader that the connected nodes agree on, once there is one.
+        fn agreed_leader(&self) -> Option<NodeId> {
+            let mut leaders = self
+                .cores
+                .iter()
+                .filter(|(id, _)| !self.cut_off.contains(id))
+                .map(|(_, core)| core.leader());
+            let first = leaders.next().flatten()?;
+            leaders
+                .all(|leader| leader == Some(first))
+                .then_some(first)
+                .filter(|leader| !self.cut_off.contains(leader))
+        }
+
+        fn run_until(&mut self, mut done: impl FnMut(&Self) -> bool) {
+            let start = self.rounds;
+            while !done(self) {
+                assert!(self.rounds - start < ROUNDS_MAX, "no progress");
+                self.round();
+            }
+        }
+
+        fn take_proposal_result(
+            &mut self,
+            node: NodeId,
+            request: RequestId,
+        ) -> Option<Result<Vec<u8>, ProposeError>> {
+            let position = self.completions.iter().position(|(from, completion)| {
+                *from == node
+                    && matches!(completion, Completion::Propose { id, .. } if *id == request)
+            })?;
+            match self.completions.remove(position) {
+                (_, Completion::Propose { result, .. }) => Some(result),
+                _ => None,
+            }
+        }
+    }
+
+    #[test]
+    fn a_forwarded_proposal_ends_when_another_leader_is_elected() {
+        let mut cluster = Cluster::new();
+        cluster.run_until(|cluster| cluster.agreed_leader().is_some());
+        let leader = cluster.agreed_leader().unwrap();
+        let follower = (1..=3).find(|id| *id != leader).unwrap();
+
+        // A first forwarded proposal commits: the path works while the leader lives.
+        cluster
+            .cores
+            .get_mut(&follower)
+            .unwrap()
+            .handle_propose(1, b"first".to_vec());
+        cluster.run_until(|cluster| {
+            cluster.completions.iter().any(|(node, completion)| {
+                *node == follower && matches!(completion, Completion::Propose { id: 1, .. })
+            })
+        });
+        assert!(cluster.take_proposal_result(follower, 1).unwrap().is_ok());
+
+        // The second reaches the leader (appended there), then the leader is cut off before
+        // it can replicate or answer.
+        cluster
+            .cores
+            .get_mut(&follower)
+            .unwrap()
+            .handle_propose(2, b"second".to_vec());
+        cluster.poll_all();
+        assert!(
+            cluster
+                .in_flight
+                .iter()
+                .any(|(from, to, message)| *from == follower
+                    && *to == leader
+                    && matches!(message, PeerMessage::Forward { request_id: 2, .. })),
+            "the follower forwards to the leader"
+        );
+        cluster.deliver_all();
+        cluster.poll_all();
+        cluster.cut_off.insert(leader);
+        let cut_at = cluster.rounds;
+
+        cluster.run_until(|cluster| {
+            cluster.completions.iter().any(|(node, completion)| {
+                *node == follower && matches!(completion, Completion::Propose { id: 2, .. })
+            })
+        });
+        let result = cluster.take_proposal_result(follower, 2).unwrap();
+        assert_eq!(result, Err(ProposeError::LeaderChanged));
+        // Ended by the leader change, not by the deadline.
+        assert!(cluster.rounds - cut_at < PROPOSAL_TIMEOUT_TICKS);
+        let follower_knows = cluster.cores[&follower].leader();
+        assert!(follower_knows.is_some_and(|known| known != leader));
     }
 }

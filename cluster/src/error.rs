@@ -89,6 +89,10 @@ pub enum ProposeError {
     /// Leadership changed and another entry took the proposal's place; it did not commit.
     #[error("dropped: leadership changed before the proposal committed")]
     Dropped,
+    /// The proposal was forwarded to a leader that lost its leadership before answering;
+    /// outcome unknown: the command may or may not be applied; retry only if it is idempotent.
+    #[error("leader changed before the forwarded proposal was answered; it may still commit")]
+    LeaderChanged,
     /// The leader refused the proposal.
     #[error("rejected: {0}")]
     Rejected(String),

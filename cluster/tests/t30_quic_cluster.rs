@@ -416,6 +416,7 @@ fn is_retryable(error: &ProposeError) -> bool {
         error,
         ProposeError::NoLeader
             | ProposeError::TimedOut
+            | ProposeError::LeaderChanged
             | ProposeError::Dropped
             | ProposeError::Overloaded
     )
@@ -624,9 +625,10 @@ fn three_nodes_commit_and_every_node_reads_back_linearizably() {
 
 #[test]
 fn five_nodes_elect_a_new_leader_when_the_leader_stops_and_lose_nothing() {
-    // A write forwarded to the leader just before it stops gets no answer: it ends as
-    // TimedOut (it may still commit) and the client retries. A shorter timeout keeps the
-    // test short.
+    // A write forwarded to the leader just before it stops gets no answer from it: it ends
+    // as LeaderChanged once the follower knows the new leader (or TimedOut if that takes
+    // longer; either way it may still commit) and the client retries. A shorter timeout
+    // keeps the test short.
     let mut cluster = Cluster::start(
         5,
         Settings {

@@ -108,7 +108,7 @@ fn propose_error(error: ProposeError) -> ReplicateError {
         ProposeError::NoLeader | ProposeError::Overloaded => {
             ReplicateError::Unavailable(error.to_string())
         }
-        ProposeError::TimedOut | ProposeError::Dropped => {
+        ProposeError::TimedOut | ProposeError::Dropped | ProposeError::LeaderChanged => {
             ReplicateError::Indeterminate(error.to_string())
         }
         ProposeError::Rejected(reason) => ReplicateError::Refused(reason),
