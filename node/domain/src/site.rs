@@ -636,34 +636,14 @@ impl Site {
         contact: Contact,
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
-        self.check_new_contact(&contact)?;
-        self.advance(now, out);
-        if self.blocks(&contact) {
-            self.emit(
-                now,
-                EventKind::Blocked {
-                    contact: contact.id,
-                    skill: contact.skill,
-                },
-                out,
-            );
-            return Ok(());
-        }
-        if self.overflow.enabled {
-            self.share_window.record_offered(now);
-        }
-        self.emit(
-            now,
-            EventKind::Arrived {
-                contact: contact.id,
-                skill: contact.skill,
-                channel: contact.channel,
-                topic: contact.topic,
-                direction: contact.direction,
-            },
-            out,
-        );
-        self.admit(now, contact, out)
+        let arrived = EventKind::Arrived {
+            contact: contact.id,
+            skill: contact.skill,
+            channel: contact.channel,
+            topic: contact.topic,
+            direction: contact.direction,
+        };
+        self.enter(now, contact, arrived, out)
     }
 
     /// A contact overflowed from site `from` arrives; it keeps its ordering time, so it is
@@ -673,6 +653,24 @@ impl Site {
         now: TimeMs,
         contact: Contact,
         from: SiteId,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), DomainError> {
+        let overflowed_in = EventKind::OverflowIn {
+            contact: contact.id,
+            skill: contact.skill,
+            from,
+        };
+        self.enter(now, contact, overflowed_in, out)
+    }
+
+    /// A contact new to this site (an arrival or an overflow in) enters: validated, blocked if
+    /// no agent here could ever serve it, else counted as offered, announced with `entered`
+    /// and offered or queued.
+    fn enter(
+        &mut self,
+        now: TimeMs,
+        contact: Contact,
+        entered: EventKind,
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
         self.check_new_contact(&contact)?;
@@ -691,15 +689,7 @@ impl Site {
         if self.overflow.enabled {
             self.share_window.record_offered(now);
         }
-        self.emit(
-            now,
-            EventKind::OverflowIn {
-                contact: contact.id,
-                skill: contact.skill,
-                from,
-            },
-            out,
-        );
+        self.emit(now, entered, out);
         self.admit(now, contact, out)
     }
 
