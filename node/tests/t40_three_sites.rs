@@ -5,28 +5,8 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use common::*;
 use serde_json::json;
-
-fn certs(directory: &Path, nodes: &[u64]) {
-    let status = Command::new(env!("CARGO_BIN_EXE_callgrid"))
-        .args(["certs", "init", "--dir"])
-        .arg(directory)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    for node in nodes {
-        let status = Command::new(env!("CARGO_BIN_EXE_callgrid"))
-            .args(["certs", "issue", "--node", &node.to_string(), "--dir"])
-            .arg(directory)
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
 
 #[test]
 fn order_taken_at_one_site_is_read_at_the_others_and_survives_its_loss() {

@@ -10,30 +10,10 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use common::*;
 use serde_json::{Value, json};
 
 const SPB_API_URL: &str = "http://spb.callgrid.test:8080";
-
-fn certs(directory: &Path, nodes: &[u64]) {
-    let status = Command::new(env!("CARGO_BIN_EXE_callgrid"))
-        .args(["certs", "init", "--dir"])
-        .arg(directory)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    for node in nodes {
-        let status = Command::new(env!("CARGO_BIN_EXE_callgrid"))
-            .args(["certs", "issue", "--node", &node.to_string(), "--dir"])
-            .arg(directory)
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
 
 /// The value of a `/metrics` sample whose line starts with `prefix` (name and labels).
 fn metric(node: &Node, prefix: &str) -> Option<f64> {

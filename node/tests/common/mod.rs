@@ -358,3 +358,22 @@ pub fn next_event(socket: &mut Socket) -> Value {
         }
     }
 }
+
+/// Creates a cluster CA in `directory` and a certificate for each of `nodes`, with the
+/// `callgrid certs` subcommands operators use.
+pub fn certs(directory: &Path, nodes: &[u64]) {
+    let status = Command::new(env!("CARGO_BIN_EXE_callgrid"))
+        .args(["certs", "init", "--dir"])
+        .arg(directory)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for node in nodes {
+        let status = Command::new(env!("CARGO_BIN_EXE_callgrid"))
+            .args(["certs", "issue", "--node", &node.to_string(), "--dir"])
+            .arg(directory)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
