@@ -16,11 +16,11 @@ use super::auth::{require, require_agent};
 use super::problem::ApiError;
 use crate::actors::STREAM_BUFFER_EVENTS;
 use crate::actors::site::{Audience, LookupContact, SiteError, SiteInput, Subscribe, outcome_json};
-use crate::state::Command;
 use crate::state::command::normalize_phone;
 use crate::state::model::{
     Actor, CallbackOutcome, Fulfilment, OrderItem, OrderStatus, PaymentForm, Role, TimestampMs,
 };
+use crate::state::{Command, ReplicatedState};
 
 /// Records returned by list endpoints at most.
 pub const LIST_LIMIT_MAX: usize = 500;
@@ -983,6 +983,25 @@ async fn pre_order_create(
     propose(&state, actor, command, true).await
 }
 
+/// The most recent records of one kind (newest first, at most the query's limit), read
+/// linearizably, as `{ key: [..] }`.
+async fn recent_list<T: serde::Serialize + Clone>(
+    state: &Data,
+    request: &HttpRequest,
+    query: &ListQuery,
+    roles: &[Role],
+    key: &str,
+    recent: fn(&ReplicatedState, usize) -> Vec<&T>,
+) -> ApiResult {
+    authenticate(state, request, roles)?;
+    let limit = limit(query)?;
+    linearizable(state).await?;
+    let items: Vec<T> = state
+        .shared
+        .read(|replicated| recent(replicated, limit).into_iter().cloned().collect());
+    list_response(key, items)
+}
+
 fn list_response<T: serde::Serialize>(key: &str, items: Vec<T>) -> ApiResult {
     let value =
         serde_json::to_value(items).map_err(|error| ApiError::Internal(error.to_string()))?;
@@ -1001,17 +1020,15 @@ async fn pre_order_list(
     request: HttpRequest,
     query: web::Query<ListQuery>,
 ) -> ApiResult {
-    authenticate(&state, &request, STAFF_ROLES)?;
-    let limit = limit(&query)?;
-    linearizable(&state).await?;
-    let items = state.shared.read(|replicated| {
-        replicated
-            .pre_orders_recent(limit)
-            .into_iter()
-            .cloned()
-            .collect()
-    });
-    list_response::<crate::state::model::PreOrder>("pre_orders", items)
+    recent_list(
+        &state,
+        &request,
+        &query,
+        STAFF_ROLES,
+        "pre_orders",
+        ReplicatedState::pre_orders_recent,
+    )
+    .await
 }
 
 async fn pre_order_view(state: Data, request: HttpRequest, path: web::Path<u64>) -> ApiResult {
@@ -1097,17 +1114,15 @@ async fn reservation_list(
     request: HttpRequest,
     query: web::Query<ListQuery>,
 ) -> ApiResult {
-    authenticate(&state, &request, STAFF_ROLES)?;
-    let limit = limit(&query)?;
-    linearizable(&state).await?;
-    let items = state.shared.read(|replicated| {
-        replicated
-            .reservations_recent(limit)
-            .into_iter()
-            .cloned()
-            .collect()
-    });
-    list_response::<crate::state::model::Reservation>("reservations", items)
+    recent_list(
+        &state,
+        &request,
+        &query,
+        STAFF_ROLES,
+        "reservations",
+        ReplicatedState::reservations_recent,
+    )
+    .await
 }
 
 async fn reservation_view(state: Data, request: HttpRequest, path: web::Path<u64>) -> ApiResult {
@@ -1178,17 +1193,15 @@ async fn complaint_list(
     request: HttpRequest,
     query: web::Query<ListQuery>,
 ) -> ApiResult {
-    authenticate(&state, &request, &[Role::Supervisor])?;
-    let limit = limit(&query)?;
-    linearizable(&state).await?;
-    let items = state.shared.read(|replicated| {
-        replicated
-            .complaints_recent(limit)
-            .into_iter()
-            .cloned()
-            .collect()
-    });
-    list_response::<crate::state::model::Complaint>("complaints", items)
+    recent_list(
+        &state,
+        &request,
+        &query,
+        &[Role::Supervisor],
+        "complaints",
+        ReplicatedState::complaints_recent,
+    )
+    .await
 }
 
 async fn complaint_view(state: Data, request: HttpRequest, path: web::Path<u64>) -> ApiResult {
@@ -1229,17 +1242,15 @@ async fn callback_list(
     request: HttpRequest,
     query: web::Query<ListQuery>,
 ) -> ApiResult {
-    authenticate(&state, &request, &[Role::Supervisor, Role::Gateway])?;
-    let limit = limit(&query)?;
-    linearizable(&state).await?;
-    let items = state.shared.read(|replicated| {
-        replicated
-            .callbacks_recent(limit)
-            .into_iter()
-            .cloned()
-            .collect()
-    });
-    list_response::<crate::state::model::Callback>("callbacks", items)
+    recent_list(
+        &state,
+        &request,
+        &query,
+        &[Role::Supervisor, Role::Gateway],
+        "callbacks",
+        ReplicatedState::callbacks_recent,
+    )
+    .await
 }
 
 async fn callback_view(state: Data, request: HttpRequest, path: web::Path<u64>) -> ApiResult {
