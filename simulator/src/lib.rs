@@ -17,12 +17,20 @@
 
 pub mod agenda;
 pub mod bench;
+pub mod calibrate;
+pub mod chain;
+pub mod compare;
+pub mod contacts;
 pub mod engine;
 pub mod erlang;
+pub mod html;
+pub mod load;
 pub mod replicate;
 pub mod report;
 pub mod sample;
 pub mod scenario;
+pub mod shifts;
 pub mod staff;
 pub mod stats;
+pub mod svg;
 pub mod validate;

@@ -71,7 +71,8 @@ pub struct Row {
     pub transferred: u64,
     /// Callback tasks created.
     pub callbacks_created: u64,
-    /// Service level under the scenario's policy.
+    /// Service level under the scenario's policy; not a number (JSON `null`, an empty CSV field)
+    /// when the slice had no contacts.
     pub service_level: f64,
     /// Abandoned / offered.
     pub abandonment: f64,
@@ -162,12 +163,16 @@ pub fn render_table(report: &RunReport) -> String {
     let mut row = |row: &Row| {
         let _ = writeln!(
             out,
-            "{:<16} {:<16} {:>8} {:>8} {:>7.1} {:>6.1} {:>7.1} {:>6.0} {:>6} {:>7.2} {:>7} {:>6} {:>6}",
+            "{:<16} {:<16} {:>8} {:>8} {:>7} {:>6.1} {:>7.1} {:>6.0} {:>6} {:>7.2} {:>7} {:>6} {:>6}",
             truncate(&row.site, 16),
             truncate(&row.queue, 16),
             row.offered,
             row.answered,
-            row.service_level * 100.0,
+            if row.service_level.is_finite() {
+                format!("{:.1}", row.service_level * 100.0)
+            } else {
+                "-".to_owned()
+            },
             row.abandonment * 100.0,
             row.answer_speed_s_mean,
             row.handle_time_s_mean,
@@ -239,7 +244,7 @@ pub fn csv(rows: &[Row]) -> String {
     for row in rows {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.6},{:.6},{:.3},{:.3},{:.3},{:.4},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.6},{:.3},{:.3},{:.3},{:.4},{},{}",
             row.day.map(|day| day.to_string()).unwrap_or_default(),
             row.interval_start.as_deref().unwrap_or(""),
             csv_field(&row.site),
@@ -254,7 +259,7 @@ pub fn csv(rows: &[Row]) -> String {
             row.overflowed_in,
             row.transferred,
             row.callbacks_created,
-            row.service_level,
+            optional(row.service_level, 6),
             row.abandonment,
             row.answer_speed_s_mean,
             row.handle_time_s_mean,
@@ -266,6 +271,15 @@ pub fn csv(rows: &[Row]) -> String {
         );
     }
     out
+}
+
+/// A figure with `decimals` decimals, or nothing when it is undefined (no contacts).
+fn optional(value: f64, decimals: usize) -> String {
+    if value.is_finite() {
+        format!("{value:.decimals$}")
+    } else {
+        String::new()
+    }
 }
 
 fn csv_field(text: &str) -> String {
@@ -291,13 +305,15 @@ const MARGIN_RIGHT: f64 = 150.0;
 const MARGIN_TOP: f64 = 40.0;
 const MARGIN_BOTTOM: f64 = 40.0;
 
-/// Intervals that carry traffic (the chart skips the closed night).
+/// Intervals from the first to the last that carries traffic (the chart skips the closed
+/// night; an empty interval inside the span stays, as a gap in the service level).
 fn open_rows(report: &RunReport) -> Vec<&Row> {
-    report
-        .intervals
-        .iter()
-        .filter(|row| row.offered > 0)
-        .collect()
+    let first = report.intervals.iter().position(|row| row.offered > 0);
+    let last = report.intervals.iter().rposition(|row| row.offered > 0);
+    match (first, last) {
+        (Some(first), Some(last)) => report.intervals[first..=last].iter().collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn labels(rows: &[&Row]) -> Vec<String> {
@@ -470,24 +486,24 @@ fn panel(
         );
     }
     for (number, line) in series.iter().enumerate() {
-        let points: Vec<String> = line
-            .values
-            .iter()
-            .enumerate()
-            .filter(|(_, value)| value.is_finite())
-            .map(|(index, value)| format!("{:.1},{:.1}", x(index), y(*value)))
-            .collect();
         let dash = if line.dashed {
             " stroke-dasharray=\"6 4\""
         } else {
             ""
         };
-        let _ = writeln!(
-            svg,
-            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{dash} points=\"{}\"/>",
-            line.color,
-            points.join(" ")
-        );
+        // A value that is not a number (an interval without contacts has no service level)
+        // breaks the line: a gap, not a drop to zero.
+        for run in finite_runs(&line.values) {
+            let points: Vec<String> = run
+                .map(|index| format!("{:.1},{:.1}", x(index), y(line.values[index])))
+                .collect();
+            let _ = writeln!(
+                svg,
+                "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{dash} points=\"{}\"/>",
+                line.color,
+                points.join(" ")
+            );
+        }
         let legend_y = plot_top + 16.0 * number as f64;
         let _ = writeln!(
             svg,
@@ -502,6 +518,26 @@ fn panel(
             escape(line.name)
         );
     }
+}
+
+/// Index ranges of consecutive finite values.
+fn finite_runs(values: &[f64]) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = None;
+    for (index, value) in values.iter().enumerate() {
+        match (value.is_finite(), start) {
+            (true, None) => start = Some(index),
+            (false, Some(begin)) => {
+                runs.push(begin..index);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(begin) = start {
+        runs.push(begin..values.len());
+    }
+    runs
 }
 
 fn nice_ceiling(value: f64) -> f64 {

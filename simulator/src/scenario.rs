@@ -54,13 +54,17 @@ pub struct Scenario {
     pub handle_time: HandleTimeConfig,
     /// How long a waiting caller stays before hanging up.
     pub patience: Distribution,
-    /// Line 1 → line 2 (pharma consultant) transfers.
-    pub transfer: TransferConfig,
-    /// Self-service bot answering order-status calls.
-    pub bot: BotConfig,
-    /// Automatic callbacks to abandoned callers.
+    /// Line 1 → line 2 (pharma consultant) transfers; left out: no transfers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferConfig>,
+    /// Self-service bot answering order-status calls; left out: no bot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot: Option<BotConfig>,
+    /// Automatic callbacks to abandoned callers; left out: disabled.
+    #[serde(default)]
     pub callbacks: CallbackConfig,
-    /// Overflow of waiting contacts to other sites.
+    /// Overflow of waiting contacts to other sites; left out: disabled.
+    #[serde(default)]
     pub overflow: OverflowConfig,
     /// The sites, their share of traffic and their staffing.
     pub sites: Vec<SiteConfig>,
@@ -219,7 +223,7 @@ pub struct BotConfig {
     pub share: f64,
 }
 
-/// Callbacks for abandoned callers.
+/// Callbacks for abandoned callers. Default (section left out): disabled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackConfig {
@@ -235,7 +239,7 @@ pub struct CallbackConfig {
     pub reach_probability: f64,
 }
 
-/// Overflow between sites.
+/// Overflow between sites. Default (section left out): disabled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OverflowConfig {
@@ -249,6 +253,32 @@ pub struct OverflowConfig {
     pub threshold_off_s: f64,
     /// Highest share of a site's offered traffic that may be sent out.
     pub share_cap: f64,
+}
+
+impl Default for CallbackConfig {
+    /// Disabled; the other fields are the values a planner would start from.
+    fn default() -> CallbackConfig {
+        CallbackConfig {
+            enabled: false,
+            delay_s: 300.0,
+            attempts_max: 3,
+            retry_interval_s: 900.0,
+            reach_probability: 0.7,
+        }
+    }
+}
+
+impl Default for OverflowConfig {
+    /// Disabled; the thresholds are the values a planner would start from.
+    fn default() -> OverflowConfig {
+        OverflowConfig {
+            enabled: false,
+            trigger: OverflowTrigger::OldestWait,
+            threshold_on_s: 60.0,
+            threshold_off_s: 30.0,
+            share_cap: 0.3,
+        }
+    }
 }
 
 /// Overflow trigger.
@@ -459,6 +489,21 @@ impl Scenario {
         self.sites.iter().position(|site| site.name == name)
     }
 
+    /// The line-2 skill transfers go to, if the scenario has transfers.
+    pub fn transfer_target(&self) -> Option<&str> {
+        self.transfer
+            .as_ref()
+            .map(|transfer| transfer.to_skill.as_str())
+    }
+
+    /// Share of `topic`'s voice calls the bot finishes (0 without a bot).
+    pub fn bot_share(&self, topic: &str) -> f64 {
+        self.bot
+            .as_ref()
+            .filter(|bot| bot.topic == topic)
+            .map_or(0.0, |bot| bot.share)
+    }
+
     /// Skill names in first-mention order: topics, then transfer target, then staffing.
     pub fn skill_names(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
@@ -470,8 +515,10 @@ impl Scenario {
         for topic in &self.topics {
             add(&topic.skill);
         }
-        add(&self.transfer.from_skill);
-        add(&self.transfer.to_skill);
+        if let Some(transfer) = &self.transfer {
+            add(&transfer.from_skill);
+            add(&transfer.to_skill);
+        }
         for site in &self.sites {
             for entry in &site.staffing {
                 for skill in &entry.skills {
@@ -667,34 +714,31 @@ impl Scenario {
         );
         check_distribution(&mut fail, path("patience"), &self.patience, true);
 
-        let transfer = path("transfer");
-        check_share(
-            &mut fail,
-            transfer.clone().key("share"),
-            self.transfer.share,
-        );
-        check_distribution(
-            &mut fail,
-            transfer.clone().key("handle_time"),
-            &self.transfer.handle_time,
-            false,
-        );
-        if self.transfer.from_skill == self.transfer.to_skill {
-            fail(
-                transfer.key("to_skill"),
-                "must differ from from_skill".to_owned(),
+        if let Some(transfer) = &self.transfer {
+            let here = path("transfer");
+            check_share(&mut fail, here.clone().key("share"), transfer.share);
+            check_distribution(
+                &mut fail,
+                here.clone().key("handle_time"),
+                &transfer.handle_time,
+                false,
             );
+            if transfer.from_skill == transfer.to_skill {
+                fail(
+                    here.key("to_skill"),
+                    "must differ from from_skill".to_owned(),
+                );
+            }
         }
 
-        check_share(&mut fail, path("bot").key("share"), self.bot.share);
-        if !self.topics.iter().any(|topic| topic.name == self.bot.topic) {
-            fail(
-                path("bot").key("topic"),
-                format!(
-                    "names a topic `{}` that is not in [[topics]]",
-                    self.bot.topic
-                ),
-            );
+        if let Some(bot) = &self.bot {
+            check_share(&mut fail, path("bot").key("share"), bot.share);
+            if !self.topics.iter().any(|topic| topic.name == bot.topic) {
+                fail(
+                    path("bot").key("topic"),
+                    format!("names a topic `{}` that is not in [[topics]]", bot.topic),
+                );
+            }
         }
 
         let callbacks = path("callbacks");
@@ -830,7 +874,7 @@ impl Scenario {
         }
         for (index, skill) in entry.skills.iter().enumerate() {
             if !self.topics.iter().any(|topic| &topic.skill == skill)
-                && skill != &self.transfer.to_skill
+                && self.transfer_target() != Some(skill.as_str())
             {
                 fail(
                     here.clone().key("skills").index(index),
@@ -890,8 +934,12 @@ impl Scenario {
             .filter(|topic| topic.share > 0.0)
             .map(|topic| topic.skill.as_str())
             .collect();
-        if self.transfer.share > 0.0 {
-            skills_with_demand.push(&self.transfer.to_skill);
+        if let Some(transfer) = self
+            .transfer
+            .as_ref()
+            .filter(|transfer| transfer.share > 0.0)
+        {
+            skills_with_demand.push(&transfer.to_skill);
         }
         let any_demand = self.volume.contacts_per_day * self.volume.season_factor > 0.0
             && self.volume.day_factors.iter().any(|factor| *factor > 0.0);
