@@ -295,8 +295,13 @@ fn run_calibrate(arguments: CalibrateArguments) -> anyhow::Result<ExitCode> {
 }
 
 fn run_compare(arguments: CompareArguments) -> anyhow::Result<ExitCode> {
-    let a = Scenario::from_file(&arguments.a)?;
-    let b = Scenario::from_file(&arguments.b)?;
+    let mut a = Scenario::from_file(&arguments.a)?;
+    let mut b = Scenario::from_file(&arguments.b)?;
+    // Two files with the same scenario name are told apart by their paths.
+    if a.name == b.name {
+        a.name = format!("{} ({})", a.name, arguments.a.display());
+        b.name = format!("{} ({})", b.name, arguments.b.display());
+    }
     let comparison = compare::compare(&a, &b, arguments.replications)?;
     write_file(
         &arguments.out,
