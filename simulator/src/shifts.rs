@@ -393,7 +393,8 @@ pub struct ShiftPlan {
     pub shifts: Vec<PlannedShift>,
     /// Total cost of the plan per day.
     pub cost: f64,
-    /// Cost of staffing every group at its peak minimum through all its open intervals.
+    /// Cost of staffing every group at its peak minimum in all its open intervals, with the
+    /// same patterns (the least-cost cover of that flat requirement).
     pub cost_peak_staffing: f64,
     /// Cost of the per-interval minimum itself (a lower bound no shift plan can beat).
     pub cost_per_interval_minimum: f64,
@@ -579,9 +580,12 @@ fn finish(
             .per_interval
             .clone()
             .unwrap_or_default();
-        let open_intervals = minimum[cell_index].iter().filter(|need| **need > 0).count() as f64;
-        let peak = minimum[cell_index].iter().copied().max().unwrap_or(0);
-        cost_peak += f64::from(peak) * open_intervals * hours_per_interval * config.hourly_cost;
+        cost_peak += peak_cost(
+            shifts,
+            cell_index,
+            &minimum[cell_index],
+            hours_per_interval * config.hourly_cost,
+        );
         let minimum_hours = minimum[cell_index]
             .iter()
             .map(|need| f64::from(*need))
@@ -624,6 +628,39 @@ fn finish(
         replications: minimum_plan.replications,
         minimum: minimum_plan,
         scenario: staffed,
+    }
+}
+
+/// Cost of staffing a group at its peak minimum in every interval with demand, with the same
+/// patterns (the least-cost cover of that flat requirement); a group without patterns pays
+/// the peak for every such interval at `interval_cost` per agent.
+fn peak_cost(
+    shifts: &[(usize, Shift)],
+    cell_index: usize,
+    minimum: &[u32],
+    interval_cost: f64,
+) -> f64 {
+    let peak = minimum.iter().copied().max().unwrap_or(0);
+    let flat: Vec<u32> = minimum
+        .iter()
+        .map(|need| if *need > 0 { peak } else { 0 })
+        .collect();
+    let own: Vec<&Shift> = shifts
+        .iter()
+        .filter(|(index, _)| *index == cell_index)
+        .map(|(_, shift)| shift)
+        .collect();
+    let flat_hours_cost = flat.iter().map(|need| f64::from(*need)).sum::<f64>() * interval_cost;
+    if own.is_empty() {
+        return flat_hours_cost;
+    }
+    match solve_cover(&own, &flat) {
+        Ok(agents) => own
+            .iter()
+            .zip(&agents)
+            .map(|(shift, count)| shift.cost * f64::from(*count))
+            .sum(),
+        Err(_) => flat_hours_cost,
     }
 }
 
@@ -670,7 +707,7 @@ pub fn render(plan: &ShiftPlan) -> String {
     }
     let _ = writeln!(
         out,
-        "cost per day: {:.2} (staffing every group at its peak all day: {:.2}; the per-interval minimum itself: {:.2})",
+        "cost per day: {:.2} (the same patterns staffing every interval at the group's peak: {:.2}; the per-interval minimum itself, without shift constraints: {:.2})",
         plan.cost, plan.cost_peak_staffing, plan.cost_per_interval_minimum
     );
     let _ = writeln!(
