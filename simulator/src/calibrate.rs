@@ -21,7 +21,9 @@
 //!   inbound contact (the first wait, and the line-2 wait after a transfer: the engine and real
 //!   callers draw a new patience there) is one observation: an abandonment is an event at its
 //!   wait, an answer is a censored observation at its wait (the caller would have waited at
-//!   least that long). The estimate is Σ waits / abandonments; its 95% interval uses the
+//!   least that long). A leg answered after the ring time alone (it never queued) is no
+//!   observation: it was never at risk (the template's `ring_time_s` is the history's ring
+//!   time). The estimate is Σ waits / abandonments; its 95% interval uses the
 //!   χ² approximation `mean · (1 ± 1.96/√abandonments)`.
 //!
 //! Everything the history cannot tell (sites' staffing, targets, ring and wrap-up time,
@@ -42,6 +44,9 @@ use crate::scenario::{
 /// Bound on records read, so a wrong file cannot exhaust memory (records are streamed; only
 /// the samples of handle times are kept).
 pub const RECORDS_MAX: usize = 50_000_000;
+/// Waits up to the ring time plus this are "answered at once" (records have millisecond
+/// resolution).
+pub const RING_TOLERANCE_S: f64 = 0.001;
 /// Days in a week: day factors repeat with this period.
 pub const WEEK_DAYS: usize = 7;
 
@@ -416,7 +421,7 @@ fn estimate(
         }
     }
 
-    let patience = fit_patience(&inbound)?;
+    let patience = fit_patience(&inbound, template.ring_time_s)?;
     scenario.patience = Distribution::Exponential {
         mean_s: patience.mean_s,
     };
@@ -519,10 +524,14 @@ fn normal_cdf(z: f64) -> f64 {
     }
 }
 
-fn fit_patience(inbound: &[&Record]) -> Result<PatienceFit, CalibrateError> {
+fn fit_patience(inbound: &[&Record], ring_time_s: f64) -> Result<PatienceFit, CalibrateError> {
     let mut exposure_s = 0.0;
     let mut observations = 0;
     let mut abandonments = 0;
+    // A leg answered after the ring time alone never waited in a queue: the caller was never
+    // at risk of hanging up on hold, so it is no observation (counting its ring time as
+    // exposure would bias the mean up by a third on the default day).
+    let at_once_s = ring_time_s + RING_TOLERANCE_S;
     let mut observe = |outcome: Option<Outcome>, wait: Option<f64>| {
         if let (Some(outcome), Some(wait)) = (outcome, wait) {
             match outcome {
@@ -531,7 +540,7 @@ fn fit_patience(inbound: &[&Record]) -> Result<PatienceFit, CalibrateError> {
                     observations += 1;
                     exposure_s += wait;
                 }
-                Outcome::Answered => {
+                Outcome::Answered if wait > at_once_s => {
                     observations += 1;
                     exposure_s += wait;
                 }

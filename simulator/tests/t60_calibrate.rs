@@ -1,0 +1,116 @@
+//! Calibration recovers the parameters a history was generated with.
+#![allow(clippy::unwrap_used)]
+
+use callgrid_sim::calibrate;
+use callgrid_sim::contacts;
+use callgrid_sim::scenario::{Distribution, Scenario};
+
+fn lognormal(distribution: &Distribution) -> (f64, f64) {
+    match *distribution {
+        Distribution::Lognormal { mean_s, cv } => (mean_s, cv),
+        other => panic!("not lognormal: {other:?}"),
+    }
+}
+
+#[test]
+fn a_week_of_simulated_history_gives_back_its_parameters() {
+    // Known parameters: the default day over a week with weekday factors.
+    let mut truth = Scenario::built_in().unwrap();
+    truth.volume.day_factors = vec![1.0, 1.05, 0.95, 1.0, 1.1, 0.7, 0.6];
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("contacts.csv");
+    let file = std::fs::File::create(&path).unwrap();
+    let (_, written) = contacts::simulate_logged(
+        &truth,
+        truth.seed,
+        None,
+        Box::new(std::io::BufWriter::new(file)),
+    )
+    .unwrap();
+    assert!(written > 100_000, "{written}");
+
+    let template = Scenario::built_in().unwrap();
+    let calibration = calibrate::calibrate(&[directory.path().to_path_buf()], &template).unwrap();
+    println!("{}", calibrate::render(&calibration));
+    let found = &calibration.scenario;
+    assert_eq!(calibration.days, 7);
+
+    // Volume per day within 3% (Poisson noise is under 1%).
+    for (day, factor) in truth.volume.day_factors.iter().enumerate() {
+        let expected = truth.volume.contacts_per_day * factor;
+        let got = found.volume.contacts_per_day * found.volume.day_factors[day];
+        assert!(
+            (got / expected - 1.0).abs() < 0.03,
+            "day {day}: {got} vs {expected}"
+        );
+    }
+    // Intraday profile within 0.3 points per interval.
+    let truth_shares = truth.interval_shares();
+    for (interval, share) in found.interval_shares().iter().enumerate() {
+        assert!(
+            (share - truth_shares[interval]).abs() < 0.003,
+            "interval {interval}"
+        );
+    }
+    // Mixes within one point.
+    assert!((found.channels.chat_share - 0.15).abs() < 0.01);
+    for topic in &truth.topics {
+        let got = found
+            .topics
+            .iter()
+            .find(|known| known.name == topic.name)
+            .unwrap();
+        assert!((got.share - topic.share).abs() < 0.01, "{}", topic.name);
+        assert_eq!(got.skill, topic.skill);
+    }
+    for (site, expected) in found.sites.iter().zip(&truth.sites) {
+        assert!(
+            (site.volume_share - expected.volume_share).abs() < 0.01,
+            "{}",
+            site.name
+        );
+    }
+    let bot = found.bot.as_ref().unwrap();
+    assert_eq!(bot.topic, "order_status");
+    assert!((bot.share - 0.25).abs() < 0.02, "{}", bot.share);
+    let transfer = found.transfer.as_ref().unwrap();
+    assert!((transfer.share - 0.08).abs() < 0.01, "{}", transfer.share);
+
+    // Handle times: lognormal means within 3% (line 2: 5%), CV within 0.05, and a close fit.
+    let (voice_mean, voice_cv) = lognormal(&found.handle_time.voice);
+    assert!((voice_mean / 180.0 - 1.0).abs() < 0.03, "{voice_mean}");
+    assert!((voice_cv - 0.8).abs() < 0.05, "{voice_cv}");
+    let (chat_mean, chat_cv) = lognormal(&found.handle_time.chat);
+    assert!((chat_mean / 360.0 - 1.0).abs() < 0.03, "{chat_mean}");
+    assert!((chat_cv - 0.8).abs() < 0.05, "{chat_cv}");
+    let (line2_mean, _) = lognormal(&transfer.handle_time);
+    assert!((line2_mean / 300.0 - 1.0).abs() < 0.05, "{line2_mean}");
+    for (key, fit) in &calibration.handle_times {
+        assert!(fit.ks_distance < 0.03, "{key}: {fit:?}");
+    }
+
+    // Patience: exponential 180 s, recovered within 10% from the censored waits.
+    let Distribution::Exponential { mean_s } = found.patience else {
+        panic!("{:?}", found.patience)
+    };
+    assert!((mean_s / 180.0 - 1.0).abs() < 0.10, "{mean_s}");
+    assert!(calibration.patience.half_width_95_s < 0.15 * mean_s);
+
+    // The calibrated scenario runs.
+    let report = callgrid_sim::engine::simulate(found, found.seed, None).unwrap();
+    assert!(report.total.offered > 50_000);
+}
+
+#[test]
+fn calibrating_without_history_fails_clearly() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("contacts.csv");
+    std::fs::write(&path, "not,a,header\n").unwrap();
+    let error = calibrate::calibrate(&[path], &Scenario::built_in().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("line 1") && error.contains("header"),
+        "{error}"
+    );
+}
