@@ -17,6 +17,8 @@
 
 pub mod agenda;
 pub mod bench;
+pub mod bench_ciw;
+pub mod calendar;
 pub mod calibrate;
 pub mod chain;
 pub mod compare;

@@ -133,7 +133,7 @@ struct BenchArguments {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
-    /// Skip the 1,000,000-contact case.
+    /// Skip the 1,000,000-contact case and the year.
     #[arg(long)]
     quick: bool,
     /// Skip the 1- vs 7-day memory probes (child processes).
@@ -142,6 +142,15 @@ struct BenchArguments {
     /// Internal: simulate this many default days and print peak memory (kB).
     #[arg(long = "memory-probe-days", hide = true)]
     memory_probe_days: Option<usize>,
+    /// Internal: simulate this many days of the year scenario and print peak memory (kB).
+    #[arg(long = "memory-probe-year-days", hide = true)]
+    memory_probe_year_days: Option<usize>,
+    /// Internal: simulate the ciw comparison day once (whole-process timing).
+    #[arg(long = "ciw-day-probe", hide = true)]
+    ciw_day_probe: bool,
+    /// Skip the ciw comparison (it runs when python3 with ciw is installed).
+    #[arg(long)]
+    no_ciw: bool,
 }
 
 fn main() -> ExitCode {
@@ -349,13 +358,22 @@ fn run_validate(arguments: ValidateArguments) -> anyhow::Result<ExitCode> {
 
 fn run_bench(arguments: BenchArguments) -> anyhow::Result<ExitCode> {
     if let Some(days) = arguments.memory_probe_days {
-        println!("{}", bench::memory_probe(days)?);
+        println!("{}", bench::memory_probe(days, false)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(days) = arguments.memory_probe_year_days {
+        println!("{}", bench::memory_probe(days, true)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if arguments.ciw_day_probe {
+        println!("{}", bench::ciw_day_probe()?);
         return Ok(ExitCode::SUCCESS);
     }
     let figures = bench::run(
         arguments.repetitions,
         !arguments.quick,
         !arguments.no_memory,
+        !arguments.no_ciw,
     )?;
     if arguments.json {
         println!("{}", serde_json::to_string_pretty(&figures)?);

@@ -12,6 +12,8 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::calendar::CalendarConfig;
+
 /// The built-in default scenario, also shipped as `scenarios/default.toml`.
 pub const DEFAULT_SCENARIO_TOML: &str = include_str!("../scenarios/default.toml");
 
@@ -71,6 +73,9 @@ pub struct Scenario {
     /// Windows during which a site is down.
     #[serde(default)]
     pub outages: Vec<OutageConfig>,
+    /// Weekday factors, season and holidays of a long run; replaces `volume.day_factors`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<CalendarConfig>,
 }
 
 /// Service-level objective.
@@ -106,6 +111,8 @@ pub struct VolumeConfig {
     /// Contacts arriving at the IVR on a day with factor 1.
     pub contacts_per_day: f64,
     /// One factor per simulated day (weekday pattern); its length is the number of days.
+    /// Computed from `[calendar]` when the scenario has one.
+    #[serde(default)]
     pub day_factors: Vec<f64>,
     /// Season factor applied to every day (mid-autumn to mid-spring is above 1).
     #[serde(default = "one")]
@@ -444,11 +451,23 @@ pub struct Problem {
 impl Scenario {
     /// Parses and validates scenario text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
-        let scenario: Scenario = toml::from_str(text).map_err(|error| ScenarioError::Parse {
-            origin: origin.to_owned(),
-            location: error.span().map(|span| location_of(text, span.start)),
-            message: error.message().trim().to_owned(),
-        })?;
+        let mut scenario: Scenario =
+            toml::from_str(text).map_err(|error| ScenarioError::Parse {
+                origin: origin.to_owned(),
+                location: error.span().map(|span| location_of(text, span.start)),
+                message: error.message().trim().to_owned(),
+            })?;
+        if let Some(calendar) = &scenario.calendar {
+            scenario.volume.day_factors =
+                calendar
+                    .day_factors(DAYS_MAX)
+                    .map_err(|problem| ScenarioError::Invalid {
+                        origin: origin.to_owned(),
+                        field: format!("calendar.{}", problem.field),
+                        location: locate(text, &path("calendar")),
+                        message: problem.message,
+                    })?;
+        }
         if let Some(problem) = scenario.check().into_iter().next() {
             return Err(ScenarioError::Invalid {
                 origin: origin.to_owned(),

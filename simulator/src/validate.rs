@@ -193,6 +193,7 @@ pub fn scenario_for(case: &Case, contacts: u64) -> Scenario {
             }],
         }],
         outages: Vec::new(),
+        calendar: None,
     }
 }
 
