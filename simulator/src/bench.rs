@@ -501,6 +501,21 @@ mod tests {
     }
 
     #[test]
+    fn year_scenario_has_fourteen_sites_a_season_and_about_six_million_contacts() {
+        let scenario = year_scenario(None).unwrap();
+        assert_eq!(scenario.sites.len(), 14);
+        assert_eq!(scenario.days(), 365);
+        let factors = &scenario.volume.day_factors;
+        // Wednesday 14 January is in season, Wednesday 15 July is not.
+        assert!((factors[13] / factors[195] - 1.12).abs() < 1e-9);
+        // 1 January is a holiday.
+        assert!(factors[0] < 0.5);
+        let contacts: f64 = factors.iter().sum::<f64>() * scenario.volume.contacts_per_day;
+        assert!((5.8e6..6.6e6).contains(&contacts), "{contacts}");
+        assert_eq!(year_scenario(Some(30)).unwrap().days(), 30);
+    }
+
+    #[test]
     fn peak_memory_is_readable_on_linux() {
         assert!(peak_memory_kb().unwrap() > 0);
     }

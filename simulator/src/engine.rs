@@ -197,8 +197,10 @@ struct Model {
     interval_ms: u64,
     intervals_per_day: usize,
     days: usize,
-    /// Arrivals per ms for every global interval.
-    arrival_rate_per_ms: Vec<f64>,
+    /// Contacts per day, per simulated day (volume × season × day factor).
+    day_volumes: Vec<f64>,
+    /// Share of the day's contacts per interval of the day.
+    shares: Vec<f64>,
     site_cumulative: Vec<f64>,
     chat_share: f64,
     /// Per topic: cumulative share, domain topic, voice skill, chat skill, priority, bot share.
@@ -215,6 +217,21 @@ struct Model {
     callback_reach: f64,
     overflow_enabled: bool,
     outages: Vec<(u64, u64, u16)>,
+}
+
+impl Model {
+    /// Arrivals per ms in global interval `index` (computed per boundary rather than stored
+    /// per interval, so nothing grows with the number of days).
+    fn arrival_rate_per_ms(&self, index: usize) -> f64 {
+        let per_day = self.intervals_per_day.max(1);
+        let day_volume = self
+            .day_volumes
+            .get(index / per_day)
+            .copied()
+            .unwrap_or(0.0);
+        let share = self.shares.get(index % per_day).copied().unwrap_or(0.0);
+        day_volume * share / self.interval_ms as f64
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -401,6 +418,8 @@ pub struct Engine {
     queued: u64,
     events: u64,
     current_interval: usize,
+    /// Arrivals per ms in the current interval.
+    current_rate_per_ms: f64,
     naive_swap: bool,
     /// Per-contact records, when asked for (`run --contacts`).
     log: Option<ContactLog>,
@@ -423,14 +442,12 @@ impl Engine {
         let intervals_per_day = scenario.intervals_per_day();
         let days = scenario.days();
         let shares = scenario.interval_shares();
-        let mut arrival_rate_per_ms = Vec::with_capacity(days * intervals_per_day);
-        for factor in &scenario.volume.day_factors {
-            let day_volume =
-                scenario.volume.contacts_per_day * scenario.volume.season_factor * factor;
-            for share in &shares {
-                arrival_rate_per_ms.push(day_volume * share / interval_ms as f64);
-            }
-        }
+        let day_volumes: Vec<f64> = scenario
+            .volume
+            .day_factors
+            .iter()
+            .map(|factor| scenario.volume.contacts_per_day * scenario.volume.season_factor * factor)
+            .collect();
         let mut cumulative = 0.0;
         let site_cumulative = scenario
             .sites
@@ -493,7 +510,8 @@ impl Engine {
             interval_ms,
             intervals_per_day,
             days,
-            arrival_rate_per_ms,
+            day_volumes,
+            shares,
             site_cumulative,
             chat_share: scenario.channels.chat_share,
             topics,
@@ -639,6 +657,7 @@ impl Engine {
             queued: 0,
             events: 0,
             current_interval: 0,
+            current_rate_per_ms: 0.0,
             naive_swap: false,
             log: None,
         })
@@ -669,22 +688,12 @@ impl Engine {
 
     /// Runs to the end of the last interval plus the drain.
     pub fn run(&mut self, progress: Option<&Progress<'_>>) -> Result<(), EngineError> {
-        let intervals = self.model.days * self.model.intervals_per_day;
-        for index in 0..intervals {
-            self.schedule(
-                index as u64 * self.model.interval_ms,
-                Action::Boundary {
-                    index: index as u32,
-                },
-            )?;
-        }
-        // Staffing drops to nothing after the last interval (the same rule: finish, take none).
-        self.schedule(
-            self.end_ms,
-            Action::Boundary {
-                index: intervals as u32,
-            },
-        )?;
+        // Boundaries come one at a time (each schedules the next), first among the actions at
+        // their time, so the agenda does not grow with the number of days. After the last
+        // interval one more boundary drops staffing to nothing (the same rule: finish, take
+        // none).
+        self.queue
+            .push_first(0, Some(lane::BOUNDARY), Action::Boundary { index: 0 });
         for (start, end, site) in self.model.outages.clone() {
             self.schedule(start, Action::Outage { site, down: true })?;
             self.schedule(end, Action::Outage { site, down: false })?;
@@ -800,6 +809,16 @@ impl Engine {
     fn boundary(&mut self, index: usize) -> Result<(), EngineError> {
         self.current_interval = index;
         let intervals = self.model.days * self.model.intervals_per_day;
+        if index < intervals {
+            self.queue.push_first(
+                (index + 1) as u64 * self.model.interval_ms,
+                Some(lane::BOUNDARY),
+                Action::Boundary {
+                    index: (index + 1) as u32,
+                },
+            );
+            self.current_rate_per_ms = self.model.arrival_rate_per_ms(index);
+        }
         let interval_of_day = index % self.model.intervals_per_day.max(1);
         for group in 0..self.groups.len() {
             let target = if index < intervals {
@@ -812,8 +831,7 @@ impl Engine {
         if index < intervals {
             // The arrival stream restarts at each boundary with the new rate; memorylessness
             // makes this the same as a non-homogeneous Poisson process.
-            let rate = self.model.arrival_rate_per_ms[index];
-            let gap = gap_s(&mut self.random, rate);
+            let gap = gap_s(&mut self.random, self.current_rate_per_ms);
             let at = self.now as f64 + gap;
             if at < ((index + 1) as u64 * self.model.interval_ms) as f64 {
                 self.schedule(at as u64, Action::Arrival)?;
@@ -887,7 +905,7 @@ impl Engine {
 
     fn arrival(&mut self) -> Result<(), EngineError> {
         let interval = self.current_interval;
-        let rate = self.model.arrival_rate_per_ms[interval];
+        let rate = self.current_rate_per_ms;
         let next = self.now as f64 + gap_s(&mut self.random, rate);
         if next < ((interval + 1) as u64 * self.model.interval_ms) as f64 {
             self.schedule(next as u64, Action::Arrival)?;
