@@ -106,6 +106,8 @@ pub struct YearFigures {
 pub struct CiwComparison {
     /// Our median in-process wall time, ms.
     pub ours_ms_median: f64,
+    /// Our median thread CPU time, ms.
+    pub ours_cpu_ms_median: Option<f64>,
     /// Our whole process (start, simulate once, exit), ms.
     pub ours_process_ms: Option<f64>,
     /// Contacts we offered, and abandoned.
@@ -116,8 +118,10 @@ pub struct CiwComparison {
     pub ciw: Result<CiwFigures, String>,
     /// ciw's whole process with one repetition, ms.
     pub ciw_process_ms: Option<f64>,
-    /// ciw simulation time / ours.
+    /// ciw simulation time / ours (wall).
     pub ratio_in_process: Option<f64>,
+    /// ciw simulation CPU time / ours (on a loaded machine the fairer figure).
+    pub ratio_cpu: Option<f64>,
     /// ciw whole process / ours.
     pub ratio_process: Option<f64>,
 }
@@ -236,18 +240,27 @@ fn compare_with_ciw(repetitions: u32) -> Result<CiwComparison, BenchError> {
         .as_ref()
         .ok()
         .map(|figures| figures.wall_s_median * 1000.0 / ours.wall_ms_median);
+    let ratio_cpu = match (
+        ciw.as_ref().ok().and_then(|figures| figures.cpu_s_median),
+        ours.cpu_ms_median,
+    ) {
+        (Some(theirs), Some(ours)) if ours > 0.0 => Some(theirs * 1000.0 / ours),
+        _ => None,
+    };
     let ratio_process = match (ciw_process_ms, ours_process_ms) {
         (Some(theirs), Some(ours)) => Some(theirs / ours),
         _ => None,
     };
     Ok(CiwComparison {
         ours_ms_median: ours.wall_ms_median,
+        ours_cpu_ms_median: ours.cpu_ms_median,
         ours_process_ms,
         ours_contacts: report.total.offered,
         ours_abandoned: report.total.abandoned,
         ciw,
         ciw_process_ms,
         ratio_in_process,
+        ratio_cpu,
         ratio_process,
     })
 }
@@ -449,8 +462,11 @@ fn render_ciw(out: &mut String, comparison: &CiwComparison) {
     );
     let _ = writeln!(
         out,
-        "  ours: {:.2} ms median in process, {} whole process; {} contacts, {} abandoned",
+        "  ours: {:.2} ms median in process ({} CPU), {} whole process; {} contacts, {} abandoned",
         comparison.ours_ms_median,
+        comparison
+            .ours_cpu_ms_median
+            .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2} ms")),
         comparison
             .ours_process_ms
             .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1} ms")),
@@ -461,9 +477,13 @@ fn render_ciw(out: &mut String, comparison: &CiwComparison) {
         Ok(ciw) => {
             let _ = writeln!(
                 out,
-                "  ciw {}: {:.0} ms median simulation, {} whole process; {} served, {} abandoned",
+                "  ciw {}: {:.0} ms median simulation ({} CPU), {} whole process; {} served, {} abandoned",
                 ciw.ciw_version,
                 ciw.wall_s_median * 1000.0,
+                ciw.cpu_s_median.map_or_else(
+                    || "-".to_owned(),
+                    |seconds| format!("{:.0} ms", seconds * 1000.0)
+                ),
                 comparison
                     .ciw_process_ms
                     .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.0} ms")),
@@ -472,9 +492,12 @@ fn render_ciw(out: &mut String, comparison: &CiwComparison) {
             );
             let _ = writeln!(
                 out,
-                "  ratio ciw / ours: {} in process, {} as whole processes (target: at least 250×)",
+                "  ratio ciw / ours: {} in process (wall), {} in CPU time, {} as whole processes (target: at least 250×)",
                 comparison
                     .ratio_in_process
+                    .map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.0}×")),
+                comparison
+                    .ratio_cpu
                     .map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.0}×")),
                 comparison
                     .ratio_process

@@ -111,6 +111,9 @@ pub fn scenario() -> Result<Scenario, ScenarioError> {
 pub struct CiwFigures {
     /// Median simulation time, seconds.
     pub wall_s_median: f64,
+    /// Median CPU time of the simulation (Python's process time), seconds.
+    #[serde(default)]
+    pub cpu_s_median: Option<f64>,
     /// Customers served in the last repetition.
     pub served: u64,
     /// Customers who reneged (abandoned).
