@@ -26,6 +26,9 @@
 //!   time). The estimate is Σ waits / abandonments; its 95% interval uses the
 //!   χ² approximation `mean · (1 ± 1.96/√abandonments)`.
 //!
+//! Without per-contact records (directories holding only `run`'s interval reports) a coarser
+//! calibration runs instead: see [`crate::calibrate_intervals`].
+//!
 //! Everything the history cannot tell (sites' staffing, targets, ring and wrap-up time,
 //! callbacks, overflow, priorities) comes from a template scenario (the built-in default unless
 //! `--template` names one); its sites must be the history's sites.
@@ -161,6 +164,20 @@ pub fn input_files(paths: &[PathBuf]) -> Vec<PathBuf> {
 
 /// Reads the history and builds a scenario on `template`.
 pub fn calibrate(paths: &[PathBuf], template: &Scenario) -> Result<Calibration, CalibrateError> {
+    let interval_only = paths
+        .iter()
+        .filter(|path| crate::calibrate_intervals::has_only_interval_reports(path))
+        .count();
+    if interval_only == paths.len() && !paths.is_empty() {
+        return crate::calibrate_intervals::calibrate(paths, template);
+    }
+    if interval_only > 0 {
+        return Err(CalibrateError::History(
+            "some history directories have per-contact records and some only interval reports; \
+             give one kind"
+                .to_owned(),
+        ));
+    }
     let mut records = Vec::new();
     let mut day_offset = 0;
     for path in input_files(paths) {
@@ -597,12 +614,24 @@ pub fn render(calibration: &Calibration) -> String {
             |transfer| format!("{:.3}", transfer.share)
         )
     );
-    let _ = writeln!(out, "handle times (lognormal, maximum likelihood):");
-    let _ = writeln!(
-        out,
-        "  {:<28} {:>8} {:>9} {:>6} {:>8} {:>10}",
-        "channel / skill", "n", "mean s", "CV", "KS D", "D 5% crit"
-    );
+    if calibration.handle_times.is_empty() {
+        let _ = writeln!(
+            out,
+            "handle times: means from interval reports (voice {:?} s, chat {:?} s), CV from the \
+             template; no per-contact records, so no fit and no goodness of fit",
+            scenario.handle_time.voice.mean_s().map(|mean| mean.round()),
+            scenario.handle_time.chat.mean_s().map(|mean| mean.round())
+        );
+    } else {
+        let _ = writeln!(out, "handle times (lognormal, maximum likelihood):");
+    }
+    if !calibration.handle_times.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {:<28} {:>8} {:>9} {:>6} {:>8} {:>10}",
+            "channel / skill", "n", "mean s", "CV", "KS D", "D 5% crit"
+        );
+    }
     for (key, fit) in &calibration.handle_times {
         let _ = writeln!(
             out,

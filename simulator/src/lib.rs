@@ -20,6 +20,7 @@ pub mod bench;
 pub mod bench_ciw;
 pub mod calendar;
 pub mod calibrate;
+pub mod calibrate_intervals;
 pub mod chain;
 pub mod compare;
 pub mod contacts;

@@ -28,7 +28,8 @@ enum Command {
     Staff(StaffArguments),
     /// Two scenarios side by side: mean ± 95% CI of each and of their difference, SL plot.
     Compare(CompareArguments),
-    /// A scenario from history: per-contact records (`run --contacts`) over any number of days.
+    /// A scenario from history: per-contact records (`run --contacts`) or interval reports
+    /// over any number of days.
     Calibrate(CalibrateArguments),
     /// Compare long M/M/c and M/M/c+M runs with the Erlang C and Erlang A closed forms.
     Validate(ValidateArguments),
@@ -100,7 +101,7 @@ struct CompareArguments {
 #[derive(Debug, clap::Args)]
 struct CalibrateArguments {
     /// History: `contacts.csv` files or directories holding one (each file's days follow the
-    /// previous file's).
+    /// previous file's), or directories with only `run`'s interval reports (one day each).
     #[arg(required = true)]
     history: Vec<PathBuf>,
     /// Scenario giving what history cannot (sites' staffing, targets, callbacks, overflow);

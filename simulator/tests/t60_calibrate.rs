@@ -114,3 +114,48 @@ fn calibrating_without_history_fails_clearly() {
         "{error}"
     );
 }
+
+#[test]
+fn interval_reports_alone_give_volume_profile_sites_handle_means_and_patience() {
+    let truth = Scenario::built_in().unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let mut days = Vec::new();
+    for day in 0..4u64 {
+        let report = callgrid_sim::engine::simulate(&truth, truth.seed + day, None).unwrap();
+        let path = directory.path().join(format!("day{day}"));
+        callgrid_sim::report::write_files(&report, &path).unwrap();
+        days.push(path);
+    }
+    let calibration = calibrate::calibrate(&days, &truth).unwrap();
+    let found = &calibration.scenario;
+    assert_eq!(calibration.days, 4);
+    assert!(calibration.handle_times.is_empty(), "no per-contact fits");
+    let volume = found.volume.contacts_per_day;
+    assert!((volume / 17_000.0 - 1.0).abs() < 0.03, "{volume}");
+    let truth_shares = truth.interval_shares();
+    for (interval, share) in found.interval_shares().iter().enumerate() {
+        assert!(
+            (share - truth_shares[interval]).abs() < 0.004,
+            "interval {interval}"
+        );
+    }
+    for (site, expected) in found.sites.iter().zip(&truth.sites) {
+        assert!(
+            (site.volume_share - expected.volume_share).abs() < 0.015,
+            "{}",
+            site.name
+        );
+    }
+    assert!(
+        (found.channels.chat_share - 0.15).abs() < 0.015,
+        "{}",
+        found.channels.chat_share
+    );
+    let (voice_mean, voice_cv) = lognormal(&found.handle_time.voice);
+    assert!((voice_mean / 180.0 - 1.0).abs() < 0.05, "{voice_mean}");
+    assert_eq!(voice_cv, 0.8, "the CV is the template's");
+    let Distribution::Exponential { mean_s } = found.patience else {
+        panic!("{:?}", found.patience)
+    };
+    assert!((mean_s / 180.0 - 1.0).abs() < 0.15, "{mean_s}");
+}
