@@ -9,6 +9,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::svg::{escape, format_tick, nice_ceiling};
+
 /// Files written by [`write_files`], relative to the output directory.
 pub const OUTPUT_FILES: [&str; 10] = [
     "summary.json",
@@ -494,6 +496,17 @@ fn panel(
         // A value that is not a number (an interval without contacts has no service level)
         // breaks the line: a gap, not a drop to zero.
         for run in finite_runs(&line.values) {
+            if run.len() == 1 {
+                // A lone value between gaps: a dot (a one-point line is invisible).
+                let _ = writeln!(
+                    svg,
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{}\"/>",
+                    x(run.start),
+                    y(line.values[run.start]),
+                    line.color
+                );
+                continue;
+            }
             let points: Vec<String> = run
                 .map(|index| format!("{:.1},{:.1}", x(index), y(line.values[index])))
                 .collect();
@@ -538,34 +551,6 @@ fn finite_runs(values: &[f64]) -> Vec<std::ops::Range<usize>> {
         runs.push(begin..values.len());
     }
     runs
-}
-
-fn nice_ceiling(value: f64) -> f64 {
-    if value <= 0.0 || !value.is_finite() {
-        return 1.0;
-    }
-    let magnitude = 10f64.powf(value.log10().floor());
-    for step in [1.0, 2.0, 2.5, 5.0, 10.0] {
-        if value <= step * magnitude {
-            return step * magnitude;
-        }
-    }
-    10.0 * magnitude
-}
-
-fn format_tick(value: f64) -> String {
-    if value.fract().abs() < 1e-9 {
-        format!("{value:.0}")
-    } else {
-        format!("{value:.1}")
-    }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]
@@ -638,6 +623,28 @@ mod tests {
         let level = service_level_svg(&report);
         assert!(level.contains("Service level"));
         assert!(!level.contains("<test>"));
+    }
+
+    #[test]
+    fn an_empty_interval_inside_the_day_is_a_gap_in_the_service_level() {
+        let mut report = sample_report();
+        report.intervals.push(Row {
+            interval_start: Some("09:30".to_owned()),
+            offered: 5,
+            answered: 5,
+            service_level: 1.0,
+            ..Row::default()
+        });
+        report.intervals[2].service_level = f64::NAN;
+        let svg = service_level_svg(&report);
+        let blue: Vec<&str> = svg
+            .lines()
+            .filter(|line| line.starts_with("<polyline") && line.contains("#1f77b4"))
+            .collect();
+        // 08:00, 08:30 | gap at 09:00 | 09:30 (a single point is drawn as a dot).
+        assert_eq!(blue.len(), 1, "{svg}");
+        assert!(svg.contains("<circle"), "{svg}");
+        assert!(svg.contains("09:00") && !svg.contains("NaN"));
     }
 
     #[test]

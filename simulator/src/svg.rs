@@ -166,7 +166,8 @@ pub fn nice_ceiling(value: f64) -> f64 {
     10.0 * magnitude
 }
 
-fn format_tick(value: f64) -> String {
+/// A tick label: whole numbers without decimals.
+pub fn format_tick(value: f64) -> String {
     if value.fract().abs() < 1e-9 {
         format!("{value:.0}")
     } else {
