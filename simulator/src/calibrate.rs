@@ -44,9 +44,10 @@ use crate::scenario::{
     BotConfig, Distribution, MINUTES_PER_DAY, Scenario, ScenarioError, TopicConfig, clock_of,
 };
 
-/// Bound on records read, so a wrong file cannot exhaust memory (records are streamed; only
-/// the samples of handle times are kept).
-pub const RECORDS_MAX: usize = 50_000_000;
+/// Bound on records read, so a wrong file cannot exhaust memory: records are held in memory
+/// (about 150 bytes each, so the bound is about 1.5 GB; a year of the 14-site scenario is
+/// 6.1 million records).
+pub const RECORDS_MAX: usize = 10_000_000;
 /// Waits up to the ring time plus this are "answered at once" (records have millisecond
 /// resolution).
 pub const RING_TOLERANCE_S: f64 = 0.001;
@@ -181,11 +182,15 @@ pub fn calibrate(paths: &[PathBuf], template: &Scenario) -> Result<Calibration, 
     let mut records = Vec::new();
     let mut day_offset = 0;
     for path in input_files(paths) {
-        let text = std::fs::read_to_string(&path).map_err(|source| CalibrateError::Read {
+        let file = std::fs::File::open(&path).map_err(|source| CalibrateError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        let file_records = parse(&path, &text)?;
+        let file_records = parse(
+            &path,
+            std::io::BufReader::new(file),
+            RECORDS_MAX - records.len(),
+        )?;
         let days = file_records
             .iter()
             .map(|record| record.day + 1)
@@ -196,30 +201,41 @@ pub fn calibrate(paths: &[PathBuf], template: &Scenario) -> Result<Calibration, 
             record
         }));
         day_offset += days;
-        if records.len() > RECORDS_MAX {
-            return Err(CalibrateError::History(format!(
-                "more than {RECORDS_MAX} records"
-            )));
-        }
     }
     estimate(&records, day_offset, template)
 }
 
-fn parse(path: &Path, text: &str) -> Result<Vec<Record>, CalibrateError> {
+/// Parses records from `reader`, at most `records_max` of them.
+fn parse(
+    path: &Path,
+    reader: impl std::io::BufRead,
+    records_max: usize,
+) -> Result<Vec<Record>, CalibrateError> {
     let error = |line: usize, message: String| CalibrateError::Record {
         path: path.display().to_string(),
         line,
         message,
     };
-    let mut lines = text.lines();
-    if lines.next().map(str::trim) != Some(HEADER) {
+    let read_error = |source| CalibrateError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut lines = reader.lines();
+    let header = lines.next().transpose().map_err(read_error)?;
+    if header.as_deref().map(str::trim) != Some(HEADER) {
         return Err(error(1, format!("expected the header `{HEADER}`")));
     }
     let mut records = Vec::new();
     for (index, line) in lines.enumerate() {
         let number = index + 2;
+        let line = line.map_err(read_error)?;
         if line.trim().is_empty() {
             continue;
+        }
+        if records.len() >= records_max {
+            return Err(CalibrateError::History(format!(
+                "more than {RECORDS_MAX} records in all (records are held in memory)"
+            )));
         }
         let fields: Vec<&str> = line.split(',').collect();
         if fields.len() != 15 {
@@ -698,7 +714,9 @@ mod tests {
         let text = format!(
             "{HEADER}\n0,10.0,moscow,moscow,inbound,voice,order,line1,answered,1.0,100.0,0,,,\n0,x\n"
         );
-        let error = parse(Path::new("h.csv"), &text).unwrap_err().to_string();
+        let error = parse(Path::new("h.csv"), text.as_bytes(), 10)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("line 3"), "{error}");
     }
 }
