@@ -124,6 +124,9 @@ pub struct CiwComparison {
     pub ratio_cpu: Option<f64>,
     /// ciw whole process / ours.
     pub ratio_process: Option<f64>,
+    /// ciw simulation time / our built-in default day's median (the wording: the
+    /// built-in day against ciw running a comparable day).
+    pub ratio_default_day: Option<f64>,
 }
 
 /// The built-in 100-site, 1,000,000-contact day: the default day's shape with 100 identical
@@ -262,6 +265,7 @@ fn compare_with_ciw(repetitions: u32) -> Result<CiwComparison, BenchError> {
         ratio_in_process,
         ratio_cpu,
         ratio_process,
+        ratio_default_day: None,
     })
 }
 
@@ -382,7 +386,14 @@ pub fn run(
         None
     };
     let ciw = if with_ciw {
-        Some(compare_with_ciw(repetitions)?)
+        let mut comparison = compare_with_ciw(repetitions)?;
+        comparison.ratio_default_day = match (&comparison.ciw, cases.first()) {
+            (Ok(ciw), Some(default_day)) => {
+                Some(ciw.wall_s_median * 1000.0 / default_day.wall_ms_median)
+            }
+            _ => None,
+        };
+        Some(comparison)
     } else {
         None
     };
@@ -503,6 +514,12 @@ fn render_ciw(out: &mut String, comparison: &CiwComparison) {
                     .ratio_process
                     .map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.0}×"))
             );
+            if let Some(ratio) = comparison.ratio_default_day {
+                let _ = writeln!(
+                    out,
+                    "  ratio ciw's day / our built-in default day (wall, in process): {ratio:.0}×"
+                );
+            }
         }
         Err(reason) => {
             let _ = writeln!(out, "  ciw not run: {reason}");

@@ -79,6 +79,9 @@ struct StaffArguments {
     /// Shift patterns and hourly cost: choose agents per pattern at least cost.
     #[arg(long)]
     shifts: Option<PathBuf>,
+    /// With `--shifts`: directory for `shifts.html` and `shifts.json`.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -265,6 +268,18 @@ fn run_staff(arguments: StaffArguments) -> anyhow::Result<ExitCode> {
     if let Some(path) = &arguments.shifts {
         let config = shifts::ShiftsConfig::from_file(path)?;
         let plan = shifts::plan(&scenario, &config, arguments.replications)?;
+        if let Some(directory) = &arguments.out {
+            write_file(
+                directory,
+                "shifts.html",
+                &html::render_shift_plan(&plan, &scenario),
+            )?;
+            write_file(
+                directory,
+                "shifts.json",
+                &serde_json::to_string_pretty(&plan)?,
+            )?;
+        }
         if let Some(path) = &arguments.write_scenario {
             let text = toml::to_string(&plan.scenario).context("encoding the staffed scenario")?;
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;

@@ -43,6 +43,11 @@ fn the_default_day_shift_plan_is_cheaper_than_peak_staffing_and_meets_the_target
     // were raised by the verification rounds above).
     assert_eq!(plan.minimum.replications, 8);
     assert!(staff::render(&plan.minimum).contains("agent-hours per day"));
+    // The page: self-contained, one chart per group (9 groups), the plan's tables.
+    let page = callgrid_sim::html::render_shift_plan(&plan, &scenario);
+    assert!(page.starts_with("<!DOCTYPE html>") && !page.contains("<script"));
+    assert_eq!(page.matches("<svg").count(), 9);
+    assert!(page.contains("line1 8h") && page.contains("Per interval"));
 }
 
 #[test]
