@@ -317,7 +317,11 @@ pub fn solve_cover(shifts: &[&Shift], minimum: &[u32]) -> Result<Vec<u32>, Strin
             .collect();
         problem.add_constraint(terms.as_slice(), ComparisonOp::Ge, f64::from(*need));
     }
-    let solution = problem.solve().map_err(|error| error.to_string())?;
+    // microlp documents that it may panic on some hard problems: that is an error for this
+    // group, not a crash of the planner.
+    let solution = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| problem.solve()))
+        .map_err(|_| "the solver panicked".to_owned())?
+        .map_err(|error| error.to_string())?;
     let agents: Vec<u32> = variables
         .iter()
         .map(|variable| solution[*variable].round().max(0.0) as u32)
