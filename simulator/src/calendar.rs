@@ -144,6 +144,114 @@ impl CalendarConfig {
     }
 }
 
+/// The mid-autumn to mid-spring season (seed 000) when a template names none.
+pub const SEASON_DEFAULT: (&str, &str) = ("10-15", "04-15");
+/// Rounds of the alternating weekday / season fit.
+const FIT_ROUNDS: usize = 8;
+
+/// Fits a calendar to daily volumes from `start_date`: volume(d) ≈ base × weekday(d) ×
+/// season^(d in season), by alternating means (weekday factors normalised to mean 1, then the
+/// season factor as the ratio of in-season to out-of-season deseasonalised means). Returns the
+/// base (contacts on a mean weekday out of season) and the calendar; the season is left out
+/// when the history lies entirely in or out of it. Holidays are not detected.
+pub fn fit(
+    volumes: &[f64],
+    start_date: &str,
+    season: (&str, &str),
+) -> Result<(f64, CalendarConfig), CalendarProblem> {
+    let problem = |field: &str, message: String| CalendarProblem {
+        field: field.to_owned(),
+        message,
+    };
+    let start = days_from_civil_text(start_date).ok_or_else(|| {
+        problem(
+            "start_date",
+            format!("`{start_date}` is not a date YYYY-MM-DD"),
+        )
+    })?;
+    let from = month_day(season.0)
+        .ok_or_else(|| problem("season.from", format!("`{}` is not MM-DD", season.0)))?;
+    let to = month_day(season.1)
+        .ok_or_else(|| problem("season.to", format!("`{}` is not MM-DD", season.1)))?;
+    let days: Vec<(usize, bool)> = (0..volumes.len() as i64)
+        .map(|offset| {
+            let day = start + offset;
+            let (_, month, day_of_month) = civil_from_days(day);
+            let here = (month, day_of_month);
+            let inside = if from <= to {
+                here >= from && here <= to
+            } else {
+                here >= from || here <= to
+            };
+            (weekday_monday_zero(day), inside)
+        })
+        .collect();
+    let mean = |values: &mut dyn Iterator<Item = f64>| {
+        let (sum, count) = values.fold((0.0, 0usize), |(sum, count), value| {
+            (sum + value, count + 1)
+        });
+        (count > 0).then(|| sum / count as f64)
+    };
+    let has_both =
+        days.iter().any(|(_, inside)| *inside) && days.iter().any(|(_, inside)| !*inside);
+    let mut weekday = [1.0; 7];
+    let mut season_factor: f64 = 1.0;
+    for _ in 0..FIT_ROUNDS {
+        for (index, factor) in weekday.iter_mut().enumerate() {
+            *factor = mean(
+                &mut days
+                    .iter()
+                    .zip(volumes)
+                    .filter(|((day, _), _)| *day == index)
+                    .map(|((_, inside), volume)| {
+                        volume / if *inside { season_factor } else { 1.0 }
+                    }),
+            )
+            .unwrap_or(1.0);
+        }
+        let weekday_mean = weekday.iter().sum::<f64>() / 7.0;
+        for factor in &mut weekday {
+            *factor /= weekday_mean.max(f64::MIN_POSITIVE);
+        }
+        if has_both {
+            let level = |wanted: bool| {
+                mean(
+                    &mut days
+                        .iter()
+                        .zip(volumes)
+                        .filter(|((_, inside), _)| *inside == wanted)
+                        .map(|((day, _), volume)| volume / weekday[*day].max(f64::MIN_POSITIVE)),
+                )
+            };
+            if let (Some(inside), Some(outside)) = (level(true), level(false)) {
+                season_factor = inside / outside.max(f64::MIN_POSITIVE);
+            }
+        }
+    }
+    let base = mean(
+        &mut days.iter().zip(volumes).map(|((day, inside), volume)| {
+            volume
+                / weekday[*day].max(f64::MIN_POSITIVE)
+                / if *inside { season_factor } else { 1.0 }
+        }),
+    )
+    .unwrap_or(0.0);
+    Ok((
+        base,
+        CalendarConfig {
+            start_date: start_date.to_owned(),
+            days: volumes.len(),
+            weekday_factors: weekday,
+            season: has_both.then(|| SeasonConfig {
+                from: season.0.to_owned(),
+                to: season.1.to_owned(),
+                factor: season_factor,
+            }),
+            holidays: Vec::new(),
+        },
+    ))
+}
+
 fn check_factor(factor: f64) -> Result<(), String> {
     if factor.is_finite() && factor >= 0.0 {
         Ok(())
@@ -232,6 +340,37 @@ mod tests {
         assert_eq!(weekday_monday_zero(days_from_civil(2026, 1, 1)), 3);
         assert_eq!(weekday_monday_zero(days_from_civil(2026, 12, 7)), 0);
         assert!(days_from_civil_text("2026-02-29").is_none());
+    }
+
+    #[test]
+    fn a_fit_recovers_weekday_and_season_factors_of_exact_volumes() {
+        let truth = CalendarConfig {
+            start_date: "2026-03-01".to_owned(),
+            days: 120,
+            weekday_factors: [1.1, 1.0, 1.0, 1.0, 0.95, 0.8, 0.6],
+            season: Some(SeasonConfig {
+                from: "10-15".to_owned(),
+                to: "04-15".to_owned(),
+                factor: 1.25,
+            }),
+            holidays: Vec::new(),
+        };
+        let volumes: Vec<f64> = truth
+            .day_factors(366)
+            .unwrap()
+            .iter()
+            .map(|factor| 2_000.0 * factor)
+            .collect();
+        let (base, fitted) = fit(&volumes, "2026-03-01", SEASON_DEFAULT).unwrap();
+        let weekday_mean = truth.weekday_factors.iter().sum::<f64>() / 7.0;
+        assert!(
+            (base / (2_000.0 * weekday_mean) - 1.0).abs() < 1e-6,
+            "{base}"
+        );
+        assert!((fitted.season.unwrap().factor - 1.25).abs() < 1e-6);
+        for (found, expected) in fitted.weekday_factors.iter().zip(truth.weekday_factors) {
+            assert!((found - expected / weekday_mean).abs() < 1e-6);
+        }
     }
 
     #[test]

@@ -165,6 +165,17 @@ pub fn input_files(paths: &[PathBuf]) -> Vec<PathBuf> {
 
 /// Reads the history and builds a scenario on `template`.
 pub fn calibrate(paths: &[PathBuf], template: &Scenario) -> Result<Calibration, CalibrateError> {
+    calibrate_dated(paths, template, None)
+}
+
+/// [`calibrate`] for history whose first day is `start_date` ("YYYY-MM-DD"): the scenario then
+/// gets a `[calendar]` fitted to the daily volumes (weekday factors and the template's season,
+/// or mid-autumn to mid-spring) instead of weekday-position factors.
+pub fn calibrate_dated(
+    paths: &[PathBuf],
+    template: &Scenario,
+    start_date: Option<&str>,
+) -> Result<Calibration, CalibrateError> {
     let interval_only = paths
         .iter()
         .filter(|path| crate::calibrate_intervals::has_only_interval_reports(path))
@@ -202,7 +213,7 @@ pub fn calibrate(paths: &[PathBuf], template: &Scenario) -> Result<Calibration, 
         }));
         day_offset += days;
     }
-    estimate(&records, day_offset, template)
+    estimate(&records, day_offset, template, start_date)
 }
 
 /// Parses records from `reader`, at most `records_max` of them.
@@ -305,6 +316,7 @@ fn estimate(
     records: &[Record],
     days: usize,
     template: &Scenario,
+    start_date: Option<&str>,
 ) -> Result<Calibration, CalibrateError> {
     let inbound: Vec<&Record> = records.iter().filter(|record| !record.callback).collect();
     if inbound.is_empty() || days == 0 {
@@ -337,6 +349,28 @@ fn estimate(
         .iter()
         .map(|(sum, count)| sum / *count as f64 / contacts_per_day)
         .collect();
+    scenario.calendar = None;
+    if let Some(start_date) = start_date {
+        if days > crate::scenario::DAYS_MAX {
+            return Err(CalibrateError::History(format!(
+                "{days} days of history; a calendar covers at most {}",
+                crate::scenario::DAYS_MAX
+            )));
+        }
+        let season = template
+            .calendar
+            .as_ref()
+            .and_then(|calendar| calendar.season.as_ref())
+            .map_or(crate::calendar::SEASON_DEFAULT, |season| {
+                (season.from.as_str(), season.to.as_str())
+            });
+        let (base, calendar) =
+            crate::calendar::fit(&per_day, start_date, season).map_err(|problem| {
+                CalibrateError::History(format!("{}: {}", problem.field, problem.message))
+            })?;
+        scenario.volume.contacts_per_day = base;
+        scenario.calendar = Some(calendar);
+    }
 
     // Intraday profile.
     let interval_s = f64::from(template.interval_minutes) * 60.0;

@@ -114,6 +114,10 @@ struct CalibrateArguments {
     /// Where to write the calibrated scenario.
     #[arg(long, default_value = "calibrated.toml")]
     out: PathBuf,
+    /// Date of the history's first day (YYYY-MM-DD): fit a [calendar] (weekday factors and
+    /// season) instead of weekday-position factors.
+    #[arg(long)]
+    start_date: Option<String>,
     /// Print the fits as JSON.
     #[arg(long)]
     json: bool,
@@ -306,7 +310,11 @@ fn run_staff(arguments: StaffArguments) -> anyhow::Result<ExitCode> {
 
 fn run_calibrate(arguments: CalibrateArguments) -> anyhow::Result<ExitCode> {
     let template = load(arguments.template.as_deref())?;
-    let calibration = calibrate::calibrate(&arguments.history, &template)?;
+    let calibration = calibrate::calibrate_dated(
+        &arguments.history,
+        &template,
+        arguments.start_date.as_deref(),
+    )?;
     let text = toml::to_string(&calibration.scenario).context("encoding the scenario")?;
     std::fs::write(&arguments.out, text)
         .with_context(|| format!("writing {}", arguments.out.display()))?;

@@ -159,3 +159,53 @@ fn interval_reports_alone_give_volume_profile_sites_handle_means_and_patience() 
     };
     assert!((mean_s / 180.0 - 1.0).abs() < 0.15, "{mean_s}");
 }
+
+#[test]
+fn dated_history_gives_back_weekday_factors_and_the_season() {
+    let mut truth = Scenario::built_in().unwrap();
+    truth.volume.contacts_per_day = 2_000.0;
+    truth.calendar = Some(callgrid_sim::calendar::CalendarConfig {
+        start_date: "2026-03-01".to_owned(),
+        days: 120,
+        weekday_factors: [1.1, 1.0, 1.0, 1.0, 0.95, 0.8, 0.6],
+        season: Some(callgrid_sim::calendar::SeasonConfig {
+            from: "10-15".to_owned(),
+            to: "04-15".to_owned(),
+            factor: 1.25,
+        }),
+        holidays: Vec::new(),
+    });
+    let truth = Scenario::from_toml(&toml::to_string(&truth).unwrap(), "truth").unwrap();
+    assert_eq!(truth.days(), 120);
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("contacts.csv");
+    let file = std::fs::File::create(&path).unwrap();
+    contacts::simulate_logged(
+        &truth,
+        truth.seed,
+        None,
+        Box::new(std::io::BufWriter::new(file)),
+    )
+    .unwrap();
+    let calibration = calibrate::calibrate_dated(&[path], &truth, Some("2026-03-01")).unwrap();
+    let calendar = calibration.scenario.calendar.as_ref().unwrap();
+    let season = calendar.season.as_ref().unwrap().factor;
+    assert!((season / 1.25 - 1.0).abs() < 0.03, "season {season}");
+    let weekday_mean = (1.1 + 1.0 + 1.0 + 1.0 + 0.95 + 0.8 + 0.6) / 7.0;
+    for (found, expected) in calendar
+        .weekday_factors
+        .iter()
+        .zip([1.1, 1.0, 1.0, 1.0, 0.95, 0.8, 0.6])
+    {
+        assert!(
+            (found / (expected / weekday_mean) - 1.0).abs() < 0.04,
+            "{found} vs {expected}"
+        );
+    }
+    let base = calibration.scenario.volume.contacts_per_day;
+    assert!(
+        (base / (2_000.0 * weekday_mean) - 1.0).abs() < 0.03,
+        "{base}"
+    );
+    assert_eq!(calibration.scenario.days(), 120);
+}
