@@ -3,7 +3,8 @@
 
 fn main() -> anyhow::Result<()> {
     // cargo bench passes `--bench`; any other argument is a filter we do not support.
-    let figures = callgrid_sim::bench::run(callgrid_sim::bench::REPETITIONS_DEFAULT, true, false)?;
+    let figures =
+        callgrid_sim::bench::run(callgrid_sim::bench::REPETITIONS_DEFAULT, true, false, true)?;
     print!("{}", callgrid_sim::bench::render(&figures));
     Ok(())
 }

@@ -91,10 +91,17 @@ impl<T: Copy> Agenda<T> {
     #[inline]
     pub fn push(&mut self, at: u64, lane: Option<usize>, item: T) {
         self.sequence += 1;
-        let entry = Entry {
-            key: (u128::from(at) << 64) | u128::from(self.sequence),
-            item,
-        };
+        self.insert(
+            Entry {
+                key: (u128::from(at) << 64) | u128::from(self.sequence),
+                item,
+            },
+            lane,
+        );
+    }
+
+    #[inline]
+    fn insert(&mut self, entry: Entry<T>, lane: Option<usize>) {
         self.len += 1;
         if let Some(index) = lane.filter(|lane| *lane < LANES) {
             let lane = &mut self.lanes[index];
@@ -115,6 +122,22 @@ impl<T: Copy> Agenda<T> {
             self.heads[LANES] = entry.key;
         }
         self.heap.push(HeapEntry(entry));
+    }
+
+    /// Schedules `item` at `at` ahead of every item pushed with [`Agenda::push`] for the same
+    /// time (its key's sequence is 0). For items that must come first at their time whenever
+    /// they are scheduled (interval boundaries, scheduled one at a time instead of all up
+    /// front, so the agenda does not grow with the number of days). At most one such item per
+    /// time, or their order among themselves is unspecified.
+    #[inline]
+    pub fn push_first(&mut self, at: u64, lane: Option<usize>, item: T) {
+        self.insert(
+            Entry {
+                key: u128::from(at) << 64,
+                item,
+            },
+            lane,
+        );
     }
 
     /// Takes the earliest item (earliest scheduled among equal times).
@@ -151,6 +174,18 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn push_first_comes_before_earlier_pushes_at_the_same_time() {
+        let mut agenda = Agenda::default();
+        agenda.push(10, None, 'a');
+        agenda.push(10, Some(1), 'b');
+        agenda.push(5, None, 'c');
+        agenda.push_first(10, Some(0), 'B');
+        agenda.push_first(20, Some(0), 'C');
+        let order: Vec<char> = std::iter::from_fn(|| agenda.pop().map(|(_, item)| item)).collect();
+        assert_eq!(order, vec!['c', 'B', 'a', 'b', 'C']);
+    }
 
     proptest! {
         /// The agenda pops in (time, scheduling order), like a stable sort, for any

@@ -1,12 +1,15 @@
 //! Benchmarks: wall time (median of repetitions) and events/s for the built-in 17,000-contact
 //! day and a built-in 100-site 1,000,000-contact day, plus peak memory (VmHWM) of separate
-//! processes simulating 1 and 7 days, to show memory does not grow with days.
+//! processes simulating 1 and 7 days, to show memory does not grow with days; the year
+//! scenario (14 sites, 365 days) per replication with its memory at 30 and 365 days; and the
+//! ciw comparison day beside ciw when Python with ciw is installed ([`crate::bench_ciw`]).
 
 use std::fmt::Write as _;
 use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::bench_ciw::{self, CiwFigures};
 use crate::engine::{self, EngineError};
 use crate::scenario::{Scenario, ScenarioError, SiteConfig, StaffingConfig};
 
@@ -18,6 +21,14 @@ pub const LARGE_SITES: usize = 100;
 pub const LARGE_CONTACTS_PER_DAY: f64 = 1_000_000.0;
 /// Hidden CLI flag the parent uses to start a memory probe child.
 pub const MEMORY_PROBE_FLAG: &str = "--memory-probe-days";
+/// Hidden CLI flag for a memory probe of the year scenario cut to N days.
+pub const YEAR_PROBE_FLAG: &str = "--memory-probe-year-days";
+/// The year scenario: 14 city sites over 365 days.
+pub const YEAR_SCENARIO_TOML: &str = include_str!("../scenarios/year.toml");
+/// Days of the short year probe (memory must not grow from it to the full year).
+pub const YEAR_PROBE_DAYS_SHORT: usize = 30;
+/// ciw's repetitions (its median is compared).
+pub const CIW_REPETITIONS: u32 = 3;
 
 /// Why a benchmark failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +78,55 @@ pub struct BenchFigures {
     pub memory_kb_seven_days: Option<u64>,
     /// Peak resident memory of this process after the timed cases, kB.
     pub memory_kb_this_process: Option<u64>,
+    /// The year scenario, if run.
+    pub year: Option<YearFigures>,
+    /// The ciw comparison, if run.
+    pub ciw: Option<CiwComparison>,
+}
+
+/// One replication of the year scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct YearFigures {
+    /// Contacts reaching a queue (each once) plus those the bot finished.
+    pub contacts: u64,
+    /// Engine events.
+    pub events: u64,
+    /// Wall time of one replication, seconds.
+    pub wall_s: f64,
+    /// CPU time of the simulating thread, seconds.
+    pub cpu_s: Option<f64>,
+    /// Peak memory of a process simulating the first 30 days, kB.
+    pub memory_kb_short: Option<u64>,
+    /// Peak memory of a process simulating all 365 days, kB.
+    pub memory_kb_year: Option<u64>,
+}
+
+/// Our comparison day beside ciw's.
+#[derive(Debug, Clone, Serialize)]
+pub struct CiwComparison {
+    /// Our median in-process wall time, ms.
+    pub ours_ms_median: f64,
+    /// Our median thread CPU time, ms.
+    pub ours_cpu_ms_median: Option<f64>,
+    /// Our whole process (start, simulate once, exit), ms.
+    pub ours_process_ms: Option<f64>,
+    /// Contacts we offered, and abandoned.
+    pub ours_contacts: u64,
+    /// Our abandoned contacts.
+    pub ours_abandoned: u64,
+    /// ciw's figures, or why ciw did not run.
+    pub ciw: Result<CiwFigures, String>,
+    /// ciw's whole process with one repetition, ms.
+    pub ciw_process_ms: Option<f64>,
+    /// ciw simulation time / ours (wall).
+    pub ratio_in_process: Option<f64>,
+    /// ciw simulation CPU time / ours (on a loaded machine the fairer figure).
+    pub ratio_cpu: Option<f64>,
+    /// ciw whole process / ours.
+    pub ratio_process: Option<f64>,
+    /// ciw simulation time / our built-in default day's median (the wording: the
+    /// built-in day against ciw running a comparable day).
+    pub ratio_default_day: Option<f64>,
 }
 
 /// The built-in 100-site, 1,000,000-contact day: the default day's shape with 100 identical
@@ -108,6 +168,105 @@ fn scale_agents(agents: u32, scale: f64) -> u32 {
     // Erlang staffing grows slightly less than linearly; plain scaling keeps it simple and on
     // the safe side.
     (f64::from(agents) * scale).ceil() as u32
+}
+
+/// The year scenario, optionally cut to its first `days` days.
+pub fn year_scenario(days: Option<usize>) -> Result<Scenario, ScenarioError> {
+    let mut scenario = Scenario::from_toml(YEAR_SCENARIO_TOML, "scenarios/year.toml")?;
+    if let Some(days) = days {
+        scenario.volume.day_factors.truncate(days.max(1));
+        scenario.calendar = None;
+    }
+    Ok(scenario)
+}
+
+fn time_year(with_probes: bool) -> Result<YearFigures, BenchError> {
+    let scenario = year_scenario(None)?;
+    let cpu_start = thread_cpu_ns();
+    let start = Instant::now();
+    let report = engine::simulate(&scenario, scenario.seed, None)?;
+    let wall_s = start.elapsed().as_secs_f64();
+    let cpu_s = match (cpu_start, thread_cpu_ns()) {
+        (Some(before), Some(after)) => Some(after.saturating_sub(before) as f64 / 1e9),
+        _ => None,
+    };
+    let (memory_kb_short, memory_kb_year) = if with_probes {
+        (
+            Some(probe_child(YEAR_PROBE_FLAG, YEAR_PROBE_DAYS_SHORT)?),
+            Some(probe_child(YEAR_PROBE_FLAG, scenario.days())?),
+        )
+    } else {
+        (None, None)
+    };
+    Ok(YearFigures {
+        contacts: report.total.offered + report.bot_handled,
+        events: report.events,
+        wall_s,
+        cpu_s,
+        memory_kb_short,
+        memory_kb_year,
+    })
+}
+
+/// Body of the whole-process probe: simulate the ciw comparison day once.
+pub fn ciw_day_probe() -> Result<u64, BenchError> {
+    let scenario = bench_ciw::scenario()?;
+    let report = engine::simulate(&scenario, scenario.seed, None)?;
+    Ok(report.total.offered)
+}
+
+fn compare_with_ciw(repetitions: u32) -> Result<CiwComparison, BenchError> {
+    let scenario = bench_ciw::scenario()?;
+    let ours = time_case("ciw comparison day", &scenario, repetitions)?;
+    let report = engine::simulate(&scenario, scenario.seed, None)?;
+    let ours_process_ms = {
+        let start = Instant::now();
+        let status = std::env::current_exe()
+            .and_then(|exe| {
+                std::process::Command::new(exe)
+                    .args(["bench", bench_ciw::PROBE_FLAG])
+                    .stdout(std::process::Stdio::null())
+                    .status()
+            })
+            .ok();
+        status
+            .filter(|status| status.success())
+            .map(|_| start.elapsed().as_secs_f64() * 1000.0)
+    };
+    let ciw = bench_ciw::run_ciw(&scenario, CIW_REPETITIONS);
+    let ciw_process_ms = ciw
+        .as_ref()
+        .ok()
+        .and_then(|_| bench_ciw::run_ciw(&scenario, 1).ok())
+        .map(|single| single.process_wall_s * 1000.0);
+    let ratio_in_process = ciw
+        .as_ref()
+        .ok()
+        .map(|figures| figures.wall_s_median * 1000.0 / ours.wall_ms_median);
+    let ratio_cpu = match (
+        ciw.as_ref().ok().and_then(|figures| figures.cpu_s_median),
+        ours.cpu_ms_median,
+    ) {
+        (Some(theirs), Some(ours)) if ours > 0.0 => Some(theirs * 1000.0 / ours),
+        _ => None,
+    };
+    let ratio_process = match (ciw_process_ms, ours_process_ms) {
+        (Some(theirs), Some(ours)) => Some(theirs / ours),
+        _ => None,
+    };
+    Ok(CiwComparison {
+        ours_ms_median: ours.wall_ms_median,
+        ours_cpu_ms_median: ours.cpu_ms_median,
+        ours_process_ms,
+        ours_contacts: report.total.offered,
+        ours_abandoned: report.total.abandoned,
+        ciw,
+        ciw_process_ms,
+        ratio_in_process,
+        ratio_cpu,
+        ratio_process,
+        ratio_default_day: None,
+    })
 }
 
 /// The default scenario stretched to `days` identical days.
@@ -163,18 +322,23 @@ pub fn peak_memory_kb() -> Option<u64> {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// Body of a memory probe child: simulate `days` days, print VmHWM.
-pub fn memory_probe(days: usize) -> Result<u64, BenchError> {
-    let scenario = days_scenario(days)?;
+/// Body of a memory probe child: simulate `days` days of the default (or, with `year`, of
+/// the year scenario), print VmHWM.
+pub fn memory_probe(days: usize, year: bool) -> Result<u64, BenchError> {
+    let scenario = if year {
+        year_scenario(Some(days))?
+    } else {
+        days_scenario(days)?
+    };
     let report = engine::simulate(&scenario, scenario.seed, None)?;
     std::hint::black_box(report);
     peak_memory_kb().ok_or_else(|| BenchError::Probe("no VmHWM in /proc/self/status".to_owned()))
 }
 
-fn probe_child(days: usize) -> Result<u64, BenchError> {
+fn probe_child(flag: &str, days: usize) -> Result<u64, BenchError> {
     let exe = std::env::current_exe().map_err(|error| BenchError::Probe(error.to_string()))?;
     let output = std::process::Command::new(exe)
-        .args(["bench", MEMORY_PROBE_FLAG, &days.to_string()])
+        .args(["bench", flag, &days.to_string()])
         .output()
         .map_err(|error| BenchError::Probe(error.to_string()))?;
     if !output.status.success() {
@@ -194,6 +358,7 @@ pub fn run(
     repetitions: u32,
     with_large: bool,
     with_probes: bool,
+    with_ciw: bool,
 ) -> Result<BenchFigures, BenchError> {
     let mut cases = vec![time_case(
         "default 17,000-contact day, 3 sites",
@@ -208,15 +373,37 @@ pub fn run(
         )?);
     }
     let (memory_kb_one_day, memory_kb_seven_days) = if with_probes {
-        (Some(probe_child(1)?), Some(probe_child(7)?))
+        (
+            Some(probe_child(MEMORY_PROBE_FLAG, 1)?),
+            Some(probe_child(MEMORY_PROBE_FLAG, 7)?),
+        )
     } else {
         (None, None)
+    };
+    let year = if with_large {
+        Some(time_year(with_probes)?)
+    } else {
+        None
+    };
+    let ciw = if with_ciw {
+        let mut comparison = compare_with_ciw(repetitions)?;
+        comparison.ratio_default_day = match (&comparison.ciw, cases.first()) {
+            (Ok(ciw), Some(default_day)) => {
+                Some(ciw.wall_s_median * 1000.0 / default_day.wall_ms_median)
+            }
+            _ => None,
+        };
+        Some(comparison)
+    } else {
+        None
     };
     Ok(BenchFigures {
         cases,
         memory_kb_one_day,
         memory_kb_seven_days,
         memory_kb_this_process: peak_memory_kb(),
+        year,
+        ciw,
     })
 }
 
@@ -252,7 +439,92 @@ pub fn render(figures: &BenchFigures) -> String {
     if let Some(peak) = figures.memory_kb_this_process {
         let _ = writeln!(out, "peak memory of this process: {peak} kB");
     }
+    if let Some(year) = &figures.year {
+        let _ = writeln!(
+            out,
+            "year (14 sites, 365 days): {} contacts, {} events, {:.2} s wall per replication{} (target: under 2 s on one core where the default day takes ~9 ms; default day here: {:.2} ms)",
+            year.contacts,
+            year.events,
+            year.wall_s,
+            year.cpu_s
+                .map_or_else(String::new, |cpu| format!(", {cpu:.2} s thread CPU")),
+            figures
+                .cases
+                .first()
+                .map_or(f64::NAN, |case| case.wall_ms_median)
+        );
+        if let (Some(short), Some(full)) = (year.memory_kb_short, year.memory_kb_year) {
+            let _ = writeln!(
+                out,
+                "year peak memory (VmHWM): {YEAR_PROBE_DAYS_SHORT} days {short} kB, 365 days {full} kB"
+            );
+        }
+    }
+    if let Some(comparison) = &figures.ciw {
+        render_ciw(&mut out, comparison);
+    }
     out
+}
+
+fn render_ciw(out: &mut String, comparison: &CiwComparison) {
+    let _ = writeln!(
+        out,
+        "ciw comparison day (one queue, 17,000 contacts 08:00-20:00, exp. handle 240 s, patience 90 s):"
+    );
+    let _ = writeln!(
+        out,
+        "  ours: {:.2} ms median in process ({} CPU), {} whole process; {} contacts, {} abandoned",
+        comparison.ours_ms_median,
+        comparison
+            .ours_cpu_ms_median
+            .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2} ms")),
+        comparison
+            .ours_process_ms
+            .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1} ms")),
+        comparison.ours_contacts,
+        comparison.ours_abandoned
+    );
+    match &comparison.ciw {
+        Ok(ciw) => {
+            let _ = writeln!(
+                out,
+                "  ciw {}: {:.0} ms median simulation ({} CPU), {} whole process; {} served, {} abandoned",
+                ciw.ciw_version,
+                ciw.wall_s_median * 1000.0,
+                ciw.cpu_s_median.map_or_else(
+                    || "-".to_owned(),
+                    |seconds| format!("{:.0} ms", seconds * 1000.0)
+                ),
+                comparison
+                    .ciw_process_ms
+                    .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.0} ms")),
+                ciw.served,
+                ciw.abandoned
+            );
+            let _ = writeln!(
+                out,
+                "  ratio ciw / ours: {} in process (wall), {} in CPU time, {} as whole processes (target: at least 250×)",
+                comparison
+                    .ratio_in_process
+                    .map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.0}×")),
+                comparison
+                    .ratio_cpu
+                    .map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.0}×")),
+                comparison
+                    .ratio_process
+                    .map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.0}×"))
+            );
+            if let Some(ratio) = comparison.ratio_default_day {
+                let _ = writeln!(
+                    out,
+                    "  ratio ciw's day / our built-in default day (wall, in process): {ratio:.0}×"
+                );
+            }
+        }
+        Err(reason) => {
+            let _ = writeln!(out, "  ciw not run: {reason}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -266,6 +538,21 @@ mod tests {
         assert!(scenario.check().is_empty(), "{:?}", scenario.check());
         assert_eq!(scenario.sites.len(), LARGE_SITES);
         assert_eq!(scenario.volume.contacts_per_day, LARGE_CONTACTS_PER_DAY);
+    }
+
+    #[test]
+    fn year_scenario_has_fourteen_sites_a_season_and_about_six_million_contacts() {
+        let scenario = year_scenario(None).unwrap();
+        assert_eq!(scenario.sites.len(), 14);
+        assert_eq!(scenario.days(), 365);
+        let factors = &scenario.volume.day_factors;
+        // Wednesday 14 January is in season, Wednesday 15 July is not.
+        assert!((factors[13] / factors[195] - 1.12).abs() < 1e-9);
+        // 1 January is a holiday.
+        assert!(factors[0] < 0.5);
+        let contacts: f64 = factors.iter().sum::<f64>() * scenario.volume.contacts_per_day;
+        assert!((5.8e6..6.6e6).contains(&contacts), "{contacts}");
+        assert_eq!(year_scenario(Some(30)).unwrap().days(), 30);
     }
 
     #[test]

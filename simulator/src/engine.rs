@@ -29,14 +29,16 @@
 
 use callgrid_domain::{
     AgentId, AgentSpec, AgentState, CallbackBook, CallbackId, CallbackOutcome, CallbackPolicy,
-    CallerNumber, Channel, Contact, ContactId, Effect, EventKind, Line, Metrics, MetricsConfig,
-    OverflowConfig, Priority, RoutingConfig, ServiceLevelPolicy, Site, SiteId, SiteSummary,
-    SkillConfig, SkillGrant, SkillId, TimeMs, Topic,
+    CallerNumber, Channel, Contact, ContactId, Direction, Effect, EventKind, Line, Metrics,
+    MetricsConfig, OverflowConfig, Priority, RoutingConfig, ServiceLevelPolicy, Site, SiteId,
+    SiteSummary, SkillConfig, SkillGrant, SkillId, TimeMs, Topic,
 };
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 
 use crate::agenda::Agenda;
+use crate::chain::{ChainContact, ChainMetrics, chain_row_counters};
+use crate::contacts::ContactLog;
 use crate::report::{Row, RunReport};
 use crate::sample::{Sampler, chance, gap_s};
 use crate::scenario::{self, Scenario};
@@ -62,6 +64,9 @@ const CONTACT_SLOT_SHIFT: u32 = 20;
 const CONTACT_GENERATION_SHIFT: u32 = 44;
 /// Bound on pending actions; a scenario needing more is rejected rather than exhausting memory.
 pub const PENDING_ACTIONS_MAX: usize = 50_000_000;
+
+/// A skill id no queue has: the transfer ends of a scenario without transfers.
+const NO_SKILL: SkillId = SkillId(u16::MAX);
 
 /// A progress callback: receives 0..=[`PROGRESS_STEPS`].
 pub type Progress<'a> = dyn Fn(u64) + 'a;
@@ -169,6 +174,8 @@ struct ContactSlot {
     skill: SkillId,
     /// Transfers so far.
     transfers: u8,
+    /// Chain-wide arrival time and whether it has been counted as answered or abandoned.
+    chain: ChainContact,
 }
 
 /// A staffing group at a site: identical agents whose logged-in count follows a target.
@@ -190,8 +197,10 @@ struct Model {
     interval_ms: u64,
     intervals_per_day: usize,
     days: usize,
-    /// Arrivals per ms for every global interval.
-    arrival_rate_per_ms: Vec<f64>,
+    /// Contacts per day, per simulated day (volume × season × day factor).
+    day_volumes: Vec<f64>,
+    /// Share of the day's contacts per interval of the day.
+    shares: Vec<f64>,
     site_cumulative: Vec<f64>,
     chat_share: f64,
     /// Per topic: cumulative share, domain topic, voice skill, chat skill, priority, bot share.
@@ -210,9 +219,26 @@ struct Model {
     outages: Vec<(u64, u64, u16)>,
 }
 
+impl Model {
+    /// Arrivals per ms in global interval `index` (computed per boundary rather than stored
+    /// per interval, so nothing grows with the number of days).
+    fn arrival_rate_per_ms(&self, index: usize) -> f64 {
+        let per_day = self.intervals_per_day.max(1);
+        let day_volume = self
+            .day_volumes
+            .get(index / per_day)
+            .copied()
+            .unwrap_or(0.0);
+        let share = self.shares.get(index % per_day).copied().unwrap_or(0.0);
+        day_volume * share / self.interval_ms as f64
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct TopicModel {
     cumulative: f64,
+    /// Index of its skill in [`Scenario::skill_names`] (for per-contact records).
+    skill_index: u16,
     topic: Topic,
     voice_skill: SkillId,
     chat_skill: Option<SkillId>,
@@ -255,10 +281,14 @@ impl SkillMap {
         let mut chat = Vec::new();
         let voice_mean = scenario.handle_time.voice.mean_s().unwrap_or(180.0) + scenario.wrap_up_s;
         let chat_mean = scenario.handle_time.chat.mean_s().unwrap_or(180.0) + scenario.wrap_up_s;
-        let line2_mean =
-            scenario.transfer.handle_time.mean_s().unwrap_or(180.0) + scenario.wrap_up_s;
+        let line2_mean = scenario
+            .transfer
+            .as_ref()
+            .and_then(|transfer| transfer.handle_time.mean_s())
+            .unwrap_or(180.0)
+            + scenario.wrap_up_s;
         for name in &names {
-            let is_line2 = *name == scenario.transfer.to_skill;
+            let is_line2 = scenario.transfer_target() == Some(name.as_str());
             let is_complaints = scenario
                 .topics
                 .iter()
@@ -313,6 +343,15 @@ impl SkillMap {
     fn index_of(&self, name: &str) -> Option<usize> {
         self.names.iter().position(|known| known == name)
     }
+
+    /// The scenario skill (index into `names`) a domain skill belongs to.
+    pub fn scenario_index_of(&self, skill: SkillId) -> u16 {
+        self.voice
+            .iter()
+            .position(|voice| *voice == skill)
+            .or_else(|| self.chat.iter().position(|chat| *chat == Some(skill)))
+            .unwrap_or(0) as u16
+    }
 }
 
 /// Seconds to whole milliseconds, rounding half away from zero like `f64::round` (0 for
@@ -352,6 +391,8 @@ pub struct Engine {
     sites: Vec<Site>,
     book: CallbackBook,
     metrics: Metrics,
+    /// Each contact once, chain-wide (the "all" rows).
+    chain: ChainMetrics,
     groups: Vec<Group>,
     queue: Agenda<Action>,
     random: Pcg64,
@@ -377,7 +418,11 @@ pub struct Engine {
     queued: u64,
     events: u64,
     current_interval: usize,
+    /// Arrivals per ms in the current interval.
+    current_rate_per_ms: f64,
     naive_swap: bool,
+    /// Per-contact records, when asked for (`run --contacts`).
+    log: Option<ContactLog>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -397,14 +442,12 @@ impl Engine {
         let intervals_per_day = scenario.intervals_per_day();
         let days = scenario.days();
         let shares = scenario.interval_shares();
-        let mut arrival_rate_per_ms = Vec::with_capacity(days * intervals_per_day);
-        for factor in &scenario.volume.day_factors {
-            let day_volume =
-                scenario.volume.contacts_per_day * scenario.volume.season_factor * factor;
-            for share in &shares {
-                arrival_rate_per_ms.push(day_volume * share / interval_ms as f64);
-            }
-        }
+        let day_volumes: Vec<f64> = scenario
+            .volume
+            .day_factors
+            .iter()
+            .map(|factor| scenario.volume.contacts_per_day * scenario.volume.season_factor * factor)
+            .collect();
         let mut cumulative = 0.0;
         let site_cumulative = scenario
             .sites
@@ -423,15 +466,12 @@ impl Engine {
             })?;
             topics.push(TopicModel {
                 cumulative,
+                skill_index: index as u16,
                 topic: domain_topic(&topic.name),
                 voice_skill: skills.voice[index],
                 chat_skill: skills.chat[index],
                 priority: topic.priority,
-                bot_share: if topic.name == scenario.bot.topic {
-                    scenario.bot.share
-                } else {
-                    0.0
-                },
+                bot_share: scenario.bot_share(&topic.name),
             });
         }
         let skill_id = |name: &str| {
@@ -440,8 +480,14 @@ impl Engine {
                 .map(|index| skills.voice[index])
                 .ok_or_else(|| EngineError::Unsupported(format!("skill `{name}` unknown")))
         };
-        let transfer_from = skill_id(&scenario.transfer.from_skill)?;
-        let transfer_to = skill_id(&scenario.transfer.to_skill)?;
+        // Without transfers both ends are a skill id no queue has, so no contact matches.
+        let (transfer_from, transfer_to) = match &scenario.transfer {
+            Some(transfer) => (
+                skill_id(&transfer.from_skill)?,
+                skill_id(&transfer.to_skill)?,
+            ),
+            None => (NO_SKILL, NO_SKILL),
+        };
 
         let mut outages = Vec::new();
         for outage in &scenario.outages {
@@ -464,17 +510,28 @@ impl Engine {
             interval_ms,
             intervals_per_day,
             days,
-            arrival_rate_per_ms,
+            day_volumes,
+            shares,
             site_cumulative,
             chat_share: scenario.channels.chat_share,
             topics,
             voice_handle: Sampler::new(&scenario.handle_time.voice),
             chat_handle: Sampler::new(&scenario.handle_time.chat),
-            line2_handle: Sampler::new(&scenario.transfer.handle_time),
+            line2_handle: Sampler::new(
+                &scenario
+                    .transfer
+                    .as_ref()
+                    .map_or(scenario::Distribution::None, |transfer| {
+                        transfer.handle_time
+                    }),
+            ),
             patience: Sampler::new(&scenario.patience),
             ring_ms: ms(scenario.ring_time_s),
             wrap_up_ms: ms(scenario.wrap_up_s),
-            transfer_share: scenario.transfer.share,
+            transfer_share: scenario
+                .transfer
+                .as_ref()
+                .map_or(0.0, |transfer| transfer.share),
             transfer_from,
             transfer_to,
             callback_reach: scenario.callbacks.reach_probability,
@@ -538,6 +595,13 @@ impl Engine {
             Metrics::new(metrics_config, sites.len(), skills.configs.len())
         };
 
+        let chain = ChainMetrics::new(
+            interval_ms,
+            intervals_per_day,
+            ms(scenario.service_level.threshold_s.round()),
+            ms(scenario.service_level.short_abandon_threshold_s),
+        );
+
         let mut groups = Vec::new();
         for (site_index, site) in scenario.sites.iter().enumerate() {
             for entry in &site.staffing {
@@ -573,6 +637,7 @@ impl Engine {
             sites,
             book,
             metrics,
+            chain,
             groups,
             queue: Agenda::default(),
             random: Pcg64::seed_from_u64(seed),
@@ -592,7 +657,9 @@ impl Engine {
             queued: 0,
             events: 0,
             current_interval: 0,
+            current_rate_per_ms: 0.0,
             naive_swap: false,
+            log: None,
         })
     }
 
@@ -621,22 +688,12 @@ impl Engine {
 
     /// Runs to the end of the last interval plus the drain.
     pub fn run(&mut self, progress: Option<&Progress<'_>>) -> Result<(), EngineError> {
-        let intervals = self.model.days * self.model.intervals_per_day;
-        for index in 0..intervals {
-            self.schedule(
-                index as u64 * self.model.interval_ms,
-                Action::Boundary {
-                    index: index as u32,
-                },
-            )?;
-        }
-        // Staffing drops to nothing after the last interval (the same rule: finish, take none).
-        self.schedule(
-            self.end_ms,
-            Action::Boundary {
-                index: intervals as u32,
-            },
-        )?;
+        // Boundaries come one at a time (each schedules the next), first among the actions at
+        // their time, so the agenda does not grow with the number of days. After the last
+        // interval one more boundary drops staffing to nothing (the same rule: finish, take
+        // none).
+        self.queue
+            .push_first(0, Some(lane::BOUNDARY), Action::Boundary { index: 0 });
         for (start, end, site) in self.model.outages.clone() {
             self.schedule(start, Action::Outage { site, down: true })?;
             self.schedule(end, Action::Outage { site, down: false })?;
@@ -702,10 +759,14 @@ impl Engine {
                 }
                 let site = self.contacts[slot].site;
                 self.effects.clear();
-                if self.sites[site as usize].handle_abandon(now, contact, &mut self.effects) {
+                let abandoned =
+                    self.sites[site as usize].handle_abandon(now, contact, &mut self.effects);
+                // The `Abandoned` event is acted on (chain counts, contact record) before the
+                // slot is released.
+                self.drain_effects(site)?;
+                if abandoned {
                     self.release(contact);
                 }
-                self.drain_effects(site)?;
             }
             Action::TalkEnd { site, contact } => self.talk_end(site, contact)?,
             Action::WrapUpEnd {
@@ -748,6 +809,16 @@ impl Engine {
     fn boundary(&mut self, index: usize) -> Result<(), EngineError> {
         self.current_interval = index;
         let intervals = self.model.days * self.model.intervals_per_day;
+        if index < intervals {
+            self.queue.push_first(
+                (index + 1) as u64 * self.model.interval_ms,
+                Some(lane::BOUNDARY),
+                Action::Boundary {
+                    index: (index + 1) as u32,
+                },
+            );
+            self.current_rate_per_ms = self.model.arrival_rate_per_ms(index);
+        }
         let interval_of_day = index % self.model.intervals_per_day.max(1);
         for group in 0..self.groups.len() {
             let target = if index < intervals {
@@ -760,8 +831,7 @@ impl Engine {
         if index < intervals {
             // The arrival stream restarts at each boundary with the new rate; memorylessness
             // makes this the same as a non-homogeneous Poisson process.
-            let rate = self.model.arrival_rate_per_ms[index];
-            let gap = gap_s(&mut self.random, rate);
+            let gap = gap_s(&mut self.random, self.current_rate_per_ms);
             let at = self.now as f64 + gap;
             if at < ((index + 1) as u64 * self.model.interval_ms) as f64 {
                 self.schedule(at as u64, Action::Arrival)?;
@@ -835,17 +905,21 @@ impl Engine {
 
     fn arrival(&mut self) -> Result<(), EngineError> {
         let interval = self.current_interval;
-        let rate = self.model.arrival_rate_per_ms[interval];
+        let rate = self.current_rate_per_ms;
         let next = self.now as f64 + gap_s(&mut self.random, rate);
         if next < ((interval + 1) as u64 * self.model.interval_ms) as f64 {
             self.schedule(next as u64, Action::Arrival)?;
         }
         let site = pick(&self.model.site_cumulative, &mut self.random) as u16;
         let chat = chance(&mut self.random, self.model.chat_share);
-        let topic = self.model.topics[pick_topic(&self.model.topics, &mut self.random)];
+        let topic_index = pick_topic(&self.model.topics, &mut self.random);
+        let topic = self.model.topics[topic_index];
         if !chat && chance(&mut self.random, topic.bot_share) {
             // The self-service bot answers: the caller never reaches an agent queue.
             self.bot_handled += 1;
+            if let Some(log) = &mut self.log {
+                log.bot(self.now, site, topic_index as u16, topic.skill_index);
+            }
             return Ok(());
         }
         let (channel, skill) = match (chat, topic.chat_skill) {
@@ -856,6 +930,17 @@ impl Engine {
         if let Some(slot) = self.slot_of(id) {
             self.contacts[slot].channel = channel;
             self.contacts[slot].skill = skill;
+            if let Some(log) = &mut self.log {
+                log.arrived(
+                    slot,
+                    self.now,
+                    site,
+                    false,
+                    channel == Channel::Chat,
+                    Some(topic_index as u16),
+                    topic.skill_index,
+                );
+            }
         }
         let now = TimeMs(self.now);
         let contact = Contact::inbound(
@@ -997,6 +1082,18 @@ impl Engine {
             self.contacts[slot].callback = Some(task.id);
             self.contacts[slot].channel = task.channel;
             self.contacts[slot].skill = task.skill;
+            if let Some(log) = &mut self.log {
+                let skill = self.skills.scenario_index_of(task.skill);
+                log.arrived(
+                    slot,
+                    self.now,
+                    site,
+                    true,
+                    task.channel == Channel::Chat,
+                    None,
+                    skill,
+                );
+            }
             let contact = task.to_contact(id, now);
             self.effects.clear();
             self.sites[site as usize]
@@ -1077,8 +1174,63 @@ impl Engine {
                 Effect::Event(ref event) => {
                     self.metrics.record(event);
                     match event.kind {
-                        EventKind::Blocked { contact, .. }
-                        | EventKind::Abandoned { contact, .. } => self.release(contact),
+                        // Outbound callbacks are agents' work, not callers waiting: the
+                        // sites count them, the chain's service level does not.
+                        EventKind::Arrived {
+                            contact,
+                            direction: Direction::Inbound,
+                            ..
+                        } => {
+                            if let Some(slot) = self.slot_of(contact) {
+                                self.contacts[slot].chain = self.chain.arrived(self.now);
+                            }
+                        }
+                        EventKind::Answered { contact, .. } => {
+                            if let Some(slot) = self.slot_of(contact) {
+                                self.chain
+                                    .answered(&mut self.contacts[slot].chain, self.now);
+                                if let Some(log) = &mut self.log {
+                                    log.answered(slot, self.now);
+                                }
+                            }
+                        }
+                        EventKind::Blocked { contact, .. } => {
+                            if let Some(slot) = self.slot_of(contact) {
+                                self.chain.blocked(&mut self.contacts[slot].chain);
+                                if let Some(log) = &mut self.log {
+                                    log.blocked(slot);
+                                }
+                            }
+                            self.release(contact);
+                        }
+                        EventKind::Abandoned { contact, .. } => {
+                            if let Some(slot) = self.slot_of(contact) {
+                                self.chain
+                                    .abandoned(&mut self.contacts[slot].chain, self.now);
+                                if let Some(log) = &mut self.log {
+                                    log.abandoned(slot, self.now);
+                                }
+                            }
+                            self.release(contact);
+                        }
+                        EventKind::Ended { contact, .. } if self.log.is_some() => {
+                            if let (Some(slot), Some(log)) = (self.slot_of(contact), &mut self.log)
+                            {
+                                log.talk_ended(slot, self.now);
+                            }
+                        }
+                        EventKind::TransferredOut { contact, .. } if self.log.is_some() => {
+                            if let (Some(slot), Some(log)) = (self.slot_of(contact), &mut self.log)
+                            {
+                                log.transferred(slot, self.now);
+                            }
+                        }
+                        EventKind::OverflowIn { contact, .. } if self.log.is_some() => {
+                            if let (Some(slot), Some(log)) = (self.slot_of(contact), &mut self.log)
+                            {
+                                log.moved(slot, event.site.0);
+                            }
+                        }
                         EventKind::Queued { contact, .. } => {
                             self.queued += 1;
                             self.schedule_patience(contact)?;
@@ -1169,6 +1321,7 @@ impl Engine {
                     channel: Channel::Voice,
                     skill: SkillId(0),
                     transfers: 0,
+                    chain: ChainContact::default(),
                 });
                 slot
             }
@@ -1186,6 +1339,11 @@ impl Engine {
         entry.patience_at = u64::MAX;
         entry.offered_to = None;
         entry.transfers = 0;
+        // Closed until its `Arrived` event: a contact refused at entry is never offered.
+        entry.chain = ChainContact {
+            arrived_at_ms: 0,
+            closed: true,
+        };
         Ok(entry.id)
     }
 
@@ -1201,12 +1359,33 @@ impl Engine {
 
     fn release(&mut self, contact: ContactId) {
         if let Some(slot) = self.slot_of(contact) {
+            if let Some(log) = &mut self.log {
+                log.close(slot);
+            }
             let entry = &mut self.contacts[slot];
             entry.live = false;
             entry.patience_token = entry.patience_token.wrapping_add(1);
             let home = usize::from(entry.home_site);
             self.free_slots[home].push(slot as u32);
         }
+    }
+
+    /// Writes a record per contact into `log` from now on (before [`Engine::run`]).
+    pub fn log_contacts(&mut self, log: ContactLog) {
+        self.log = Some(log);
+    }
+
+    /// Writes the records of contacts still in progress and flushes the log; how many records
+    /// were written (`None` without a log).
+    pub fn finish_contact_log(&mut self) -> Option<Result<u64, std::io::Error>> {
+        let live: Vec<usize> = self
+            .contacts
+            .iter()
+            .enumerate()
+            .filter(|(_, entry)| entry.live)
+            .map(|(slot, _)| slot)
+            .collect();
+        self.log.as_mut().map(|log| log.finish(live.into_iter()))
     }
 
     /// Events processed so far.
@@ -1294,7 +1473,10 @@ impl Engine {
         let interval_span_ms = interval_ms * self.model.days as u64;
         for interval in 0..interval_count {
             intervals.push(row(
-                &self.metrics.interval_totals(interval),
+                &chain_row_counters(
+                    &self.metrics.interval_totals(interval),
+                    &self.chain.interval(interval),
+                ),
                 "all",
                 "all".to_owned(),
                 Some(interval),
@@ -1347,7 +1529,7 @@ impl Engine {
             total: Row {
                 still_waiting_at_end,
                 ..row(
-                    &self.metrics.totals(),
+                    &chain_row_counters(&self.metrics.totals(), &self.chain.totals()),
                     "all",
                     "all".to_owned(),
                     None,

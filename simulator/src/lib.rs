@@ -1,14 +1,18 @@
 //! callgrid-sim: the capacity planner's simulator.
 //!
 //! ```text
-//!  scenario.toml ──► scenario (parse, validate, locate errors by line)
+//!  history (contacts.csv | interval reports) ──► calibrate ──► scenario.toml
+//!  scenario.toml (+ [calendar]) ──► scenario (parse, validate, locate errors by line)
 //!                        │
 //!                        ▼
 //!  sample (seeded Pcg64 draws) ──► engine (discrete-event loop driving callgrid-domain)
-//!                                       │ events → domain metrics
+//!                                       │ events → domain metrics (per site)
+//!                                       │        → chain (each contact once), contacts (records)
 //!                                       ▼
-//!                                   report (table, CSV, JSON, SVG)
-//!  erlang (Erlang C / A closed forms) ─► validate (M/M/c(+M) vs closed form), staff (search)
+//!                                   report (table, CSV, JSON, SVG), html (one page per run)
+//!  erlang (closed forms) + load (expected rates) ─► validate, staff (per-interval minimum)
+//!  staff ─► shifts (least-cost shift plan, microlp) ; replicate ─► compare (what-if)
+//!  bench (+ bench_ciw: the day beside ciw)
 //! ```
 //!
 //! The routing decisions are not made here: the engine feeds arrivals, timers and agent
@@ -17,12 +21,23 @@
 
 pub mod agenda;
 pub mod bench;
+pub mod bench_ciw;
+pub mod calendar;
+pub mod calibrate;
+pub mod calibrate_intervals;
+pub mod chain;
+pub mod compare;
+pub mod contacts;
 pub mod engine;
 pub mod erlang;
+pub mod html;
+pub mod load;
 pub mod replicate;
 pub mod report;
 pub mod sample;
 pub mod scenario;
+pub mod shifts;
 pub mod staff;
 pub mod stats;
+pub mod svg;
 pub mod validate;

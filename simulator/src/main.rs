@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use callgrid_sim::engine::{self, Progress};
 use callgrid_sim::scenario::Scenario;
-use callgrid_sim::{bench, replicate, report, staff, validate};
+use callgrid_sim::{
+    bench, calibrate, compare, contacts, html, replicate, report, shifts, staff, validate,
+};
 use clap::{Parser, Subcommand};
 
 /// Capacity planner's simulator for callgrid contact centers.
@@ -24,6 +26,11 @@ enum Command {
     Run(RunArguments),
     /// Fewest agents per interval per site reaching the scenario's SL and abandonment targets.
     Staff(StaffArguments),
+    /// Two scenarios side by side: mean ± 95% CI of each and of their difference, SL plot.
+    Compare(CompareArguments),
+    /// A scenario from history: per-contact records (`run --contacts`) or interval reports
+    /// over any number of days.
+    Calibrate(CalibrateArguments),
     /// Compare long M/M/c and M/M/c+M runs with the Erlang C and Erlang A closed forms.
     Validate(ValidateArguments),
     /// Wall time, events/s and peak memory of the default day and a 100-site 1M-contact day.
@@ -49,14 +56,19 @@ struct RunArguments {
     /// Do not write report files.
     #[arg(long)]
     no_files: bool,
+    /// Also write one record per contact into `contacts.csv` in `--out` (the input of
+    /// `calibrate`).
+    #[arg(long)]
+    contacts: bool,
 }
 
 #[derive(Debug, clap::Args)]
 struct StaffArguments {
     /// Scenario TOML; without it the built-in default day.
     scenario: Option<PathBuf>,
-    /// Replications pooled per evaluation (more: less noise, slower).
-    #[arg(long, default_value_t = staff::REPLICATIONS_DEFAULT)]
+    /// Replications pooled per evaluation (more: less noise, slower); 0 chooses from the
+    /// traffic (the median cell pools at least 1,600 contacts).
+    #[arg(long, default_value_t = staff::REPLICATIONS_AUTO)]
     replications: u32,
     /// Print the result as JSON.
     #[arg(long)]
@@ -64,6 +76,51 @@ struct StaffArguments {
     /// Write the scenario with the found staffing to this file.
     #[arg(long)]
     write_scenario: Option<PathBuf>,
+    /// Shift patterns and hourly cost: choose agents per pattern at least cost.
+    #[arg(long)]
+    shifts: Option<PathBuf>,
+    /// With `--shifts`: directory for `shifts.html` and `shifts.json`.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct CompareArguments {
+    /// Scenario A (the baseline).
+    a: PathBuf,
+    /// Scenario B (the what-if).
+    b: PathBuf,
+    /// Replications per scenario (seeds of A for both: common random numbers).
+    #[arg(long, default_value_t = compare::REPLICATIONS_DEFAULT)]
+    replications: u32,
+    /// Directory for `compare.json` and `compare_service_level.svg`.
+    #[arg(long, default_value = "sim-out")]
+    out: PathBuf,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct CalibrateArguments {
+    /// History: `contacts.csv` files or directories holding one (each file's days follow the
+    /// previous file's), or directories with only `run`'s interval reports (one day each).
+    #[arg(required = true)]
+    history: Vec<PathBuf>,
+    /// Scenario giving what history cannot (sites' staffing, targets, callbacks, overflow);
+    /// default: the built-in day.
+    #[arg(long)]
+    template: Option<PathBuf>,
+    /// Where to write the calibrated scenario.
+    #[arg(long, default_value = "calibrated.toml")]
+    out: PathBuf,
+    /// Date of the history's first day (YYYY-MM-DD): fit a [calendar] (weekday factors and
+    /// season) instead of weekday-position factors.
+    #[arg(long)]
+    start_date: Option<String>,
+    /// Print the fits as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -84,7 +141,7 @@ struct BenchArguments {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
-    /// Skip the 1,000,000-contact case.
+    /// Skip the 1,000,000-contact case and the year.
     #[arg(long)]
     quick: bool,
     /// Skip the 1- vs 7-day memory probes (child processes).
@@ -93,6 +150,15 @@ struct BenchArguments {
     /// Internal: simulate this many default days and print peak memory (kB).
     #[arg(long = "memory-probe-days", hide = true)]
     memory_probe_days: Option<usize>,
+    /// Internal: simulate this many days of the year scenario and print peak memory (kB).
+    #[arg(long = "memory-probe-year-days", hide = true)]
+    memory_probe_year_days: Option<usize>,
+    /// Internal: simulate the ciw comparison day once (whole-process timing).
+    #[arg(long = "ciw-day-probe", hide = true)]
+    ciw_day_probe: bool,
+    /// Skip the ciw comparison (it runs when python3 with ciw is installed).
+    #[arg(long)]
+    no_ciw: bool,
 }
 
 fn main() -> ExitCode {
@@ -108,6 +174,8 @@ fn main() -> ExitCode {
     })) {
         Command::Run(arguments) => run(arguments),
         Command::Staff(arguments) => run_staff(arguments),
+        Command::Compare(arguments) => run_compare(arguments),
+        Command::Calibrate(arguments) => run_calibrate(arguments),
         Command::Validate(arguments) => run_validate(arguments),
         Command::Bench(arguments) => run_bench(arguments),
     };
@@ -156,13 +224,34 @@ fn run(arguments: RunArguments) -> anyhow::Result<ExitCode> {
         }
     };
     let progress: Option<&Progress<'_>> = if bar.is_some() { Some(&progress) } else { None };
-    let result = engine::simulate(&scenario, scenario.seed, progress)?;
+    let result = if arguments.contacts {
+        std::fs::create_dir_all(&arguments.out)
+            .with_context(|| format!("creating {}", arguments.out.display()))?;
+        let path = arguments.out.join("contacts.csv");
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let (result, _) = contacts::simulate_logged(
+            &scenario,
+            scenario.seed,
+            progress,
+            Box::new(std::io::BufWriter::new(file)),
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+        result
+    } else {
+        engine::simulate(&scenario, scenario.seed, progress)?
+    };
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
     if !arguments.no_files {
         report::write_files(&result, &arguments.out)
             .with_context(|| format!("writing reports to {}", arguments.out.display()))?;
+        write_file(
+            &arguments.out,
+            "report.html",
+            &html::render(&result, &scenario),
+        )?;
     }
     if arguments.json {
         println!(
@@ -180,6 +269,32 @@ fn run(arguments: RunArguments) -> anyhow::Result<ExitCode> {
 
 fn run_staff(arguments: StaffArguments) -> anyhow::Result<ExitCode> {
     let scenario = load(arguments.scenario.as_deref())?;
+    if let Some(path) = &arguments.shifts {
+        let config = shifts::ShiftsConfig::from_file(path)?;
+        let plan = shifts::plan(&scenario, &config, arguments.replications)?;
+        if let Some(directory) = &arguments.out {
+            write_file(
+                directory,
+                "shifts.html",
+                &html::render_shift_plan(&plan, &scenario),
+            )?;
+            write_file(
+                directory,
+                "shifts.json",
+                &serde_json::to_string_pretty(&plan)?,
+            )?;
+        }
+        if let Some(path) = &arguments.write_scenario {
+            let text = toml::to_string(&plan.scenario).context("encoding the staffed scenario")?;
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+        if arguments.json {
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+        } else {
+            print!("{}", shifts::render(&plan));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let plan = staff::search(&scenario, arguments.replications)?;
     if let Some(path) = &arguments.write_scenario {
         let text = toml::to_string(&plan.scenario).context("encoding the staffed scenario")?;
@@ -191,6 +306,64 @@ fn run_staff(arguments: StaffArguments) -> anyhow::Result<ExitCode> {
         print!("{}", staff::render(&plan));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_calibrate(arguments: CalibrateArguments) -> anyhow::Result<ExitCode> {
+    let template = load(arguments.template.as_deref())?;
+    let calibration = calibrate::calibrate_dated(
+        &arguments.history,
+        &template,
+        arguments.start_date.as_deref(),
+    )?;
+    let text = toml::to_string(&calibration.scenario).context("encoding the scenario")?;
+    std::fs::write(&arguments.out, text)
+        .with_context(|| format!("writing {}", arguments.out.display()))?;
+    if arguments.json {
+        println!("{}", serde_json::to_string_pretty(&calibration)?);
+    } else {
+        print!("{}", calibrate::render(&calibration));
+        println!("scenario written to {}", arguments.out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_compare(arguments: CompareArguments) -> anyhow::Result<ExitCode> {
+    let mut a = Scenario::from_file(&arguments.a)?;
+    let mut b = Scenario::from_file(&arguments.b)?;
+    // Two files with the same scenario name are told apart by their paths.
+    if a.name == b.name {
+        a.name = format!("{} ({})", a.name, arguments.a.display());
+        b.name = format!("{} ({})", b.name, arguments.b.display());
+    }
+    let comparison = compare::compare(&a, &b, arguments.replications)?;
+    write_file(
+        &arguments.out,
+        "compare.json",
+        &serde_json::to_string_pretty(&comparison)?,
+    )?;
+    write_file(
+        &arguments.out,
+        "compare_service_level.svg",
+        &compare::service_level_svg(&comparison),
+    )?;
+    if arguments.json {
+        println!("{}", serde_json::to_string_pretty(&comparison)?);
+    } else {
+        print!("{}", compare::render(&comparison));
+        println!(
+            "written: {}",
+            arguments.out.join("compare_service_level.svg").display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `name` into `directory` (created if missing).
+fn write_file(directory: &Path, name: &str, content: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(directory)
+        .with_context(|| format!("creating {}", directory.display()))?;
+    let path = directory.join(name);
+    std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))
 }
 
 fn run_validate(arguments: ValidateArguments) -> anyhow::Result<ExitCode> {
@@ -209,13 +382,22 @@ fn run_validate(arguments: ValidateArguments) -> anyhow::Result<ExitCode> {
 
 fn run_bench(arguments: BenchArguments) -> anyhow::Result<ExitCode> {
     if let Some(days) = arguments.memory_probe_days {
-        println!("{}", bench::memory_probe(days)?);
+        println!("{}", bench::memory_probe(days, false)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(days) = arguments.memory_probe_year_days {
+        println!("{}", bench::memory_probe(days, true)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if arguments.ciw_day_probe {
+        println!("{}", bench::ciw_day_probe()?);
         return Ok(ExitCode::SUCCESS);
     }
     let figures = bench::run(
         arguments.repetitions,
         !arguments.quick,
         !arguments.no_memory,
+        !arguments.no_ciw,
     )?;
     if arguments.json {
         println!("{}", serde_json::to_string_pretty(&figures)?);

@@ -9,6 +9,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::svg::{escape, format_tick, nice_ceiling};
+
 /// Files written by [`write_files`], relative to the output directory.
 pub const OUTPUT_FILES: [&str; 10] = [
     "summary.json",
@@ -71,7 +73,8 @@ pub struct Row {
     pub transferred: u64,
     /// Callback tasks created.
     pub callbacks_created: u64,
-    /// Service level under the scenario's policy.
+    /// Service level under the scenario's policy; not a number (JSON `null`, an empty CSV field)
+    /// when the slice had no contacts.
     pub service_level: f64,
     /// Abandoned / offered.
     pub abandonment: f64,
@@ -162,12 +165,16 @@ pub fn render_table(report: &RunReport) -> String {
     let mut row = |row: &Row| {
         let _ = writeln!(
             out,
-            "{:<16} {:<16} {:>8} {:>8} {:>7.1} {:>6.1} {:>7.1} {:>6.0} {:>6} {:>7.2} {:>7} {:>6} {:>6}",
+            "{:<16} {:<16} {:>8} {:>8} {:>7} {:>6.1} {:>7.1} {:>6.0} {:>6} {:>7.2} {:>7} {:>6} {:>6}",
             truncate(&row.site, 16),
             truncate(&row.queue, 16),
             row.offered,
             row.answered,
-            row.service_level * 100.0,
+            if row.service_level.is_finite() {
+                format!("{:.1}", row.service_level * 100.0)
+            } else {
+                "-".to_owned()
+            },
             row.abandonment * 100.0,
             row.answer_speed_s_mean,
             row.handle_time_s_mean,
@@ -239,7 +246,7 @@ pub fn csv(rows: &[Row]) -> String {
     for row in rows {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.6},{:.6},{:.3},{:.3},{:.3},{:.4},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.6},{:.3},{:.3},{:.3},{:.4},{},{}",
             row.day.map(|day| day.to_string()).unwrap_or_default(),
             row.interval_start.as_deref().unwrap_or(""),
             csv_field(&row.site),
@@ -254,7 +261,7 @@ pub fn csv(rows: &[Row]) -> String {
             row.overflowed_in,
             row.transferred,
             row.callbacks_created,
-            row.service_level,
+            optional(row.service_level, 6),
             row.abandonment,
             row.answer_speed_s_mean,
             row.handle_time_s_mean,
@@ -266,6 +273,15 @@ pub fn csv(rows: &[Row]) -> String {
         );
     }
     out
+}
+
+/// A figure with `decimals` decimals, or nothing when it is undefined (no contacts).
+fn optional(value: f64, decimals: usize) -> String {
+    if value.is_finite() {
+        format!("{value:.decimals$}")
+    } else {
+        String::new()
+    }
 }
 
 fn csv_field(text: &str) -> String {
@@ -291,13 +307,15 @@ const MARGIN_RIGHT: f64 = 150.0;
 const MARGIN_TOP: f64 = 40.0;
 const MARGIN_BOTTOM: f64 = 40.0;
 
-/// Intervals that carry traffic (the chart skips the closed night).
+/// Intervals from the first to the last that carries traffic (the chart skips the closed
+/// night; an empty interval inside the span stays, as a gap in the service level).
 fn open_rows(report: &RunReport) -> Vec<&Row> {
-    report
-        .intervals
-        .iter()
-        .filter(|row| row.offered > 0)
-        .collect()
+    let first = report.intervals.iter().position(|row| row.offered > 0);
+    let last = report.intervals.iter().rposition(|row| row.offered > 0);
+    match (first, last) {
+        (Some(first), Some(last)) => report.intervals[first..=last].iter().collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn labels(rows: &[&Row]) -> Vec<String> {
@@ -470,24 +488,35 @@ fn panel(
         );
     }
     for (number, line) in series.iter().enumerate() {
-        let points: Vec<String> = line
-            .values
-            .iter()
-            .enumerate()
-            .filter(|(_, value)| value.is_finite())
-            .map(|(index, value)| format!("{:.1},{:.1}", x(index), y(*value)))
-            .collect();
         let dash = if line.dashed {
             " stroke-dasharray=\"6 4\""
         } else {
             ""
         };
-        let _ = writeln!(
-            svg,
-            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{dash} points=\"{}\"/>",
-            line.color,
-            points.join(" ")
-        );
+        // A value that is not a number (an interval without contacts has no service level)
+        // breaks the line: a gap, not a drop to zero.
+        for run in finite_runs(&line.values) {
+            if run.len() == 1 {
+                // A lone value between gaps: a dot (a one-point line is invisible).
+                let _ = writeln!(
+                    svg,
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{}\"/>",
+                    x(run.start),
+                    y(line.values[run.start]),
+                    line.color
+                );
+                continue;
+            }
+            let points: Vec<String> = run
+                .map(|index| format!("{:.1},{:.1}", x(index), y(line.values[index])))
+                .collect();
+            let _ = writeln!(
+                svg,
+                "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{dash} points=\"{}\"/>",
+                line.color,
+                points.join(" ")
+            );
+        }
         let legend_y = plot_top + 16.0 * number as f64;
         let _ = writeln!(
             svg,
@@ -504,32 +533,24 @@ fn panel(
     }
 }
 
-fn nice_ceiling(value: f64) -> f64 {
-    if value <= 0.0 || !value.is_finite() {
-        return 1.0;
-    }
-    let magnitude = 10f64.powf(value.log10().floor());
-    for step in [1.0, 2.0, 2.5, 5.0, 10.0] {
-        if value <= step * magnitude {
-            return step * magnitude;
+/// Index ranges of consecutive finite values.
+fn finite_runs(values: &[f64]) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = None;
+    for (index, value) in values.iter().enumerate() {
+        match (value.is_finite(), start) {
+            (true, None) => start = Some(index),
+            (false, Some(begin)) => {
+                runs.push(begin..index);
+                start = None;
+            }
+            _ => {}
         }
     }
-    10.0 * magnitude
-}
-
-fn format_tick(value: f64) -> String {
-    if value.fract().abs() < 1e-9 {
-        format!("{value:.0}")
-    } else {
-        format!("{value:.1}")
+    if let Some(begin) = start {
+        runs.push(begin..values.len());
     }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    runs
 }
 
 #[cfg(test)]
@@ -602,6 +623,28 @@ mod tests {
         let level = service_level_svg(&report);
         assert!(level.contains("Service level"));
         assert!(!level.contains("<test>"));
+    }
+
+    #[test]
+    fn an_empty_interval_inside_the_day_is_a_gap_in_the_service_level() {
+        let mut report = sample_report();
+        report.intervals.push(Row {
+            interval_start: Some("09:30".to_owned()),
+            offered: 5,
+            answered: 5,
+            service_level: 1.0,
+            ..Row::default()
+        });
+        report.intervals[2].service_level = f64::NAN;
+        let svg = service_level_svg(&report);
+        let blue: Vec<&str> = svg
+            .lines()
+            .filter(|line| line.starts_with("<polyline") && line.contains("#1f77b4"))
+            .collect();
+        // 08:00, 08:30 | gap at 09:00 | 09:30 (a single point is drawn as a dot).
+        assert_eq!(blue.len(), 1, "{svg}");
+        assert!(svg.contains("<circle"), "{svg}");
+        assert!(svg.contains("09:00") && !svg.contains("NaN"));
     }
 
     #[test]

@@ -12,6 +12,8 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::calendar::CalendarConfig;
+
 /// The built-in default scenario, also shipped as `scenarios/default.toml`.
 pub const DEFAULT_SCENARIO_TOML: &str = include_str!("../scenarios/default.toml");
 
@@ -54,19 +56,26 @@ pub struct Scenario {
     pub handle_time: HandleTimeConfig,
     /// How long a waiting caller stays before hanging up.
     pub patience: Distribution,
-    /// Line 1 → line 2 (pharma consultant) transfers.
-    pub transfer: TransferConfig,
-    /// Self-service bot answering order-status calls.
-    pub bot: BotConfig,
-    /// Automatic callbacks to abandoned callers.
+    /// Line 1 → line 2 (pharma consultant) transfers; left out: no transfers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferConfig>,
+    /// Self-service bot answering order-status calls; left out: no bot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot: Option<BotConfig>,
+    /// Automatic callbacks to abandoned callers; left out: disabled.
+    #[serde(default)]
     pub callbacks: CallbackConfig,
-    /// Overflow of waiting contacts to other sites.
+    /// Overflow of waiting contacts to other sites; left out: disabled.
+    #[serde(default)]
     pub overflow: OverflowConfig,
     /// The sites, their share of traffic and their staffing.
     pub sites: Vec<SiteConfig>,
     /// Windows during which a site is down.
     #[serde(default)]
     pub outages: Vec<OutageConfig>,
+    /// Weekday factors, season and holidays of a long run; replaces `volume.day_factors`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<CalendarConfig>,
 }
 
 /// Service-level objective.
@@ -102,6 +111,8 @@ pub struct VolumeConfig {
     /// Contacts arriving at the IVR on a day with factor 1.
     pub contacts_per_day: f64,
     /// One factor per simulated day (weekday pattern); its length is the number of days.
+    /// Computed from `[calendar]` when the scenario has one.
+    #[serde(default)]
     pub day_factors: Vec<f64>,
     /// Season factor applied to every day (mid-autumn to mid-spring is above 1).
     #[serde(default = "one")]
@@ -219,7 +230,7 @@ pub struct BotConfig {
     pub share: f64,
 }
 
-/// Callbacks for abandoned callers.
+/// Callbacks for abandoned callers. Default (section left out): disabled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackConfig {
@@ -235,7 +246,7 @@ pub struct CallbackConfig {
     pub reach_probability: f64,
 }
 
-/// Overflow between sites.
+/// Overflow between sites. Default (section left out): disabled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OverflowConfig {
@@ -249,6 +260,32 @@ pub struct OverflowConfig {
     pub threshold_off_s: f64,
     /// Highest share of a site's offered traffic that may be sent out.
     pub share_cap: f64,
+}
+
+impl Default for CallbackConfig {
+    /// Disabled; the other fields are the values a planner would start from.
+    fn default() -> CallbackConfig {
+        CallbackConfig {
+            enabled: false,
+            delay_s: 300.0,
+            attempts_max: 3,
+            retry_interval_s: 900.0,
+            reach_probability: 0.7,
+        }
+    }
+}
+
+impl Default for OverflowConfig {
+    /// Disabled; the thresholds are the values a planner would start from.
+    fn default() -> OverflowConfig {
+        OverflowConfig {
+            enabled: false,
+            trigger: OverflowTrigger::OldestWait,
+            threshold_on_s: 60.0,
+            threshold_off_s: 30.0,
+            share_cap: 0.3,
+        }
+    }
 }
 
 /// Overflow trigger.
@@ -414,11 +451,23 @@ pub struct Problem {
 impl Scenario {
     /// Parses and validates scenario text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
-        let scenario: Scenario = toml::from_str(text).map_err(|error| ScenarioError::Parse {
-            origin: origin.to_owned(),
-            location: error.span().map(|span| location_of(text, span.start)),
-            message: error.message().trim().to_owned(),
-        })?;
+        let mut scenario: Scenario =
+            toml::from_str(text).map_err(|error| ScenarioError::Parse {
+                origin: origin.to_owned(),
+                location: error.span().map(|span| location_of(text, span.start)),
+                message: error.message().trim().to_owned(),
+            })?;
+        if let Some(calendar) = &scenario.calendar {
+            scenario.volume.day_factors =
+                calendar
+                    .day_factors(DAYS_MAX)
+                    .map_err(|problem| ScenarioError::Invalid {
+                        origin: origin.to_owned(),
+                        field: format!("calendar.{}", problem.field),
+                        location: locate(text, &path("calendar")),
+                        message: problem.message,
+                    })?;
+        }
         if let Some(problem) = scenario.check().into_iter().next() {
             return Err(ScenarioError::Invalid {
                 origin: origin.to_owned(),
@@ -459,6 +508,21 @@ impl Scenario {
         self.sites.iter().position(|site| site.name == name)
     }
 
+    /// The line-2 skill transfers go to, if the scenario has transfers.
+    pub fn transfer_target(&self) -> Option<&str> {
+        self.transfer
+            .as_ref()
+            .map(|transfer| transfer.to_skill.as_str())
+    }
+
+    /// Share of `topic`'s voice calls the bot finishes (0 without a bot).
+    pub fn bot_share(&self, topic: &str) -> f64 {
+        self.bot
+            .as_ref()
+            .filter(|bot| bot.topic == topic)
+            .map_or(0.0, |bot| bot.share)
+    }
+
     /// Skill names in first-mention order: topics, then transfer target, then staffing.
     pub fn skill_names(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
@@ -470,8 +534,10 @@ impl Scenario {
         for topic in &self.topics {
             add(&topic.skill);
         }
-        add(&self.transfer.from_skill);
-        add(&self.transfer.to_skill);
+        if let Some(transfer) = &self.transfer {
+            add(&transfer.from_skill);
+            add(&transfer.to_skill);
+        }
         for site in &self.sites {
             for entry in &site.staffing {
                 for skill in &entry.skills {
@@ -667,34 +733,31 @@ impl Scenario {
         );
         check_distribution(&mut fail, path("patience"), &self.patience, true);
 
-        let transfer = path("transfer");
-        check_share(
-            &mut fail,
-            transfer.clone().key("share"),
-            self.transfer.share,
-        );
-        check_distribution(
-            &mut fail,
-            transfer.clone().key("handle_time"),
-            &self.transfer.handle_time,
-            false,
-        );
-        if self.transfer.from_skill == self.transfer.to_skill {
-            fail(
-                transfer.key("to_skill"),
-                "must differ from from_skill".to_owned(),
+        if let Some(transfer) = &self.transfer {
+            let here = path("transfer");
+            check_share(&mut fail, here.clone().key("share"), transfer.share);
+            check_distribution(
+                &mut fail,
+                here.clone().key("handle_time"),
+                &transfer.handle_time,
+                false,
             );
+            if transfer.from_skill == transfer.to_skill {
+                fail(
+                    here.key("to_skill"),
+                    "must differ from from_skill".to_owned(),
+                );
+            }
         }
 
-        check_share(&mut fail, path("bot").key("share"), self.bot.share);
-        if !self.topics.iter().any(|topic| topic.name == self.bot.topic) {
-            fail(
-                path("bot").key("topic"),
-                format!(
-                    "names a topic `{}` that is not in [[topics]]",
-                    self.bot.topic
-                ),
-            );
+        if let Some(bot) = &self.bot {
+            check_share(&mut fail, path("bot").key("share"), bot.share);
+            if !self.topics.iter().any(|topic| topic.name == bot.topic) {
+                fail(
+                    path("bot").key("topic"),
+                    format!("names a topic `{}` that is not in [[topics]]", bot.topic),
+                );
+            }
         }
 
         let callbacks = path("callbacks");
@@ -830,7 +893,7 @@ impl Scenario {
         }
         for (index, skill) in entry.skills.iter().enumerate() {
             if !self.topics.iter().any(|topic| &topic.skill == skill)
-                && skill != &self.transfer.to_skill
+                && self.transfer_target() != Some(skill.as_str())
             {
                 fail(
                     here.clone().key("skills").index(index),
@@ -890,8 +953,12 @@ impl Scenario {
             .filter(|topic| topic.share > 0.0)
             .map(|topic| topic.skill.as_str())
             .collect();
-        if self.transfer.share > 0.0 {
-            skills_with_demand.push(&self.transfer.to_skill);
+        if let Some(transfer) = self
+            .transfer
+            .as_ref()
+            .filter(|transfer| transfer.share > 0.0)
+        {
+            skills_with_demand.push(&transfer.to_skill);
         }
         let any_demand = self.volume.contacts_per_day * self.volume.season_factor > 0.0
             && self.volume.day_factors.iter().any(|factor| *factor > 0.0);

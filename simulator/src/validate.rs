@@ -13,9 +13,9 @@ use serde::Serialize;
 use crate::engine::{self, EngineError};
 use crate::erlang::{self, ErlangError, Figures};
 use crate::scenario::{
-    BotConfig, CallbackConfig, ChannelConfig, Distribution, HandleTimeConfig, OverflowConfig,
-    OverflowTrigger, ProfileConfig, Scenario, ServiceLevelConfig, ServiceLevelPolicy, SiteConfig,
-    StaffingConfig, TopicConfig, TransferConfig, VolumeConfig,
+    CallbackConfig, ChannelConfig, Distribution, HandleTimeConfig, OverflowConfig, ProfileConfig,
+    Scenario, ServiceLevelConfig, ServiceLevelPolicy, SiteConfig, StaffingConfig, TopicConfig,
+    VolumeConfig,
 };
 
 /// Contacts per case for the CLI (about 1.5 s of simulation per case in release).
@@ -176,32 +176,10 @@ pub fn scenario_for(case: &Case, contacts: u64) -> Scenario {
             Some(mean_s) => Distribution::Exponential { mean_s },
             None => Distribution::None,
         },
-        transfer: TransferConfig {
-            share: 0.0,
-            from_skill: "line1".to_owned(),
-            to_skill: "line2".to_owned(),
-            handle_time: Distribution::Exponential {
-                mean_s: case.handle_time_s_mean,
-            },
-        },
-        bot: BotConfig {
-            topic: "other".to_owned(),
-            share: 0.0,
-        },
-        callbacks: CallbackConfig {
-            enabled: false,
-            delay_s: 0.0,
-            attempts_max: 1,
-            retry_interval_s: 0.0,
-            reach_probability: 0.0,
-        },
-        overflow: OverflowConfig {
-            enabled: false,
-            trigger: OverflowTrigger::OldestWait,
-            threshold_on_s: 0.0,
-            threshold_off_s: 0.0,
-            share_cap: 0.0,
-        },
+        transfer: None,
+        bot: None,
+        callbacks: CallbackConfig::default(),
+        overflow: OverflowConfig::default(),
         sites: vec![SiteConfig {
             name: "site".to_owned(),
             volume_share: 1.0,
@@ -215,6 +193,7 @@ pub fn scenario_for(case: &Case, contacts: u64) -> Scenario {
             }],
         }],
         outages: Vec::new(),
+        calendar: None,
     }
 }
 

@@ -136,3 +136,35 @@ fn unknown_distribution_field_is_rejected() {
     assert_eq!(location.unwrap().line, line);
     assert!(message.contains("sd"), "{message}");
 }
+
+#[test]
+fn sections_that_do_not_apply_may_be_left_out() {
+    // The default day without transfer, bot, callbacks and overflow (and its line-2 agents).
+    let mut table: toml::Table =
+        toml::from_str(callgrid_sim::scenario::DEFAULT_SCENARIO_TOML).unwrap();
+    for section in ["transfer", "bot", "callbacks", "overflow"] {
+        assert!(table.remove(section).is_some(), "{section}");
+    }
+    for site in table["sites"].as_array_mut().unwrap() {
+        let staffing = site["staffing"].as_array_mut().unwrap();
+        staffing.retain(|entry| entry["skills"].as_array().unwrap()[0].as_str() != Some("line2"));
+    }
+    let text = toml::to_string(&table).unwrap();
+    let scenario = Scenario::from_toml(&text, "minimal").unwrap();
+    assert!(scenario.transfer.is_none() && scenario.bot.is_none());
+    assert!(!scenario.callbacks.enabled && !scenario.overflow.enabled);
+    let report = callgrid_sim::engine::simulate(&scenario, scenario.seed, None).unwrap();
+    assert_eq!(report.bot_handled, 0);
+    assert_eq!(report.total.transferred, 0);
+    assert_eq!(report.total.callbacks_created, 0);
+    assert_eq!(report.total.overflowed_in, 0);
+    assert!(report.total.offered > 15_000);
+    // Without a transfer section a line-2 group names a skill nothing uses: an error.
+    let mut with_line2: toml::Table =
+        toml::from_str(callgrid_sim::scenario::DEFAULT_SCENARIO_TOML).unwrap();
+    with_line2.remove("transfer");
+    let error = Scenario::from_toml(&toml::to_string(&with_line2).unwrap(), "no-transfer")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("line2"), "{error}");
+}

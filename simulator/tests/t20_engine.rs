@@ -120,9 +120,49 @@ fn per_interval_queue_rows_add_up_to_the_queue_totals() {
         );
     }
     let site_by_interval: u64 = report.site_intervals.iter().map(|row| row.offered).sum();
+    let site_offered: u64 = report.sites.iter().map(|row| row.offered).sum();
+    assert!(site_by_interval <= site_offered && site_by_interval + 20 >= site_offered);
+    // The chain's interval rows count each inbound contact once, in its arrival interval.
+    let chain_by_interval: u64 = report.intervals.iter().map(|row| row.offered).sum();
+    assert_eq!(chain_by_interval, report.total.offered);
+}
+
+#[test]
+fn chain_totals_count_an_overflowed_contact_once() {
+    // Overflow on and callbacks off: every site offer is an arrival or an overflow-in.
+    let mut scenario = Scenario::built_in().unwrap();
+    scenario.callbacks.enabled = false;
+    scenario.volume.contacts_per_day = 19_000.0;
+    let report = engine::simulate(&scenario, scenario.seed, None).unwrap();
+    let overflowed_in: u64 = report.sites.iter().map(|row| row.overflowed_in).sum();
     assert!(
-        site_by_interval <= report.total.offered && site_by_interval + 20 >= report.total.offered
+        overflowed_in > 100,
+        "the day must overflow: {overflowed_in}"
     );
+    let arrivals: u64 = report
+        .sites
+        .iter()
+        .map(|row| row.offered - row.overflowed_in)
+        .sum();
+    assert_eq!(report.total.offered, arrivals);
+    // Every arrival ends once: answered, abandoned, or still in progress at the end.
+    let total = &report.total;
+    assert!(total.answered + total.abandoned <= total.offered);
+    assert!(total.answered + total.abandoned + total.still_waiting_at_end + 5 >= total.offered);
+    // The chain's wait runs from the first arrival, so its service level is not above the
+    // sites' pooled one (an overflowed contact has already waited at its entry site).
+    let site_within: u64 = report
+        .sites
+        .iter()
+        .map(|row| row.answered_within_threshold)
+        .sum();
+    let site_answered: u64 = report.sites.iter().map(|row| row.answered).sum();
+    assert!(total.answered_within_threshold <= site_within);
+    assert!(total.answered <= site_answered);
+    // No interval without contacts has a service level.
+    for row in &report.intervals {
+        assert_eq!(row.offered == 0, row.service_level.is_nan(), "{row:?}");
+    }
 }
 
 #[test]
@@ -135,7 +175,7 @@ fn predicted_wait_overflow_on_a_busy_day_keeps_events_per_contact_bounded() {
     scenario.overflow.enabled = true;
     scenario.overflow.trigger = OverflowTrigger::PredictedWait;
     let report = engine::simulate(&scenario, scenario.seed, None).unwrap();
-    let offered = report.total.offered - report.total.overflowed_in;
+    let offered = report.total.offered;
     let per_contact = report.events as f64 / offered as f64;
     println!(
         "{} events for {offered} contacts ({} offered, {} overflowed in): {per_contact:.2} per contact",

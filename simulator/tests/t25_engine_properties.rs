@@ -67,7 +67,9 @@ fn scenario(shape: &Shape) -> Scenario {
     scenario.seed = shape.seed;
     scenario.volume.contacts_per_day = shape.contacts_per_day;
     scenario.channels.chat_share = shape.chat_share;
-    scenario.transfer.share = shape.transfer_share;
+    if let Some(transfer) = scenario.transfer.as_mut() {
+        transfer.share = shape.transfer_share;
+    }
     scenario.patience = match shape.patience_s_mean {
         Some(mean_s) => Distribution::Exponential { mean_s },
         None => Distribution::None,

@@ -34,6 +34,61 @@ fn no_arguments_runs_the_default_day_and_writes_reports() {
         std::fs::read_to_string(directory.path().join("sim-out/intervals.csv")).unwrap();
     // Header + 48 half-hour intervals of the day.
     assert_eq!(intervals.lines().count(), 49);
+    // After closing there are no contacts: the service-level field is empty, not 0.
+    let closed = intervals
+        .lines()
+        .find(|line| line.starts_with("0,22:00,"))
+        .unwrap();
+    assert_eq!(closed.split(',').nth(14), Some(""), "{closed}");
+    let page = std::fs::read_to_string(directory.path().join("sim-out/report.html")).unwrap();
+    assert!(page.contains("<svg") && !page.contains("<script"));
+}
+
+#[test]
+fn contacts_then_calibrate_then_compare_from_the_command_line() {
+    let directory = tempfile::tempdir().unwrap();
+    let history = directory.path().join("history");
+    let output = binary()
+        .args(["run", "--contacts", "--out"])
+        .arg(&history)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let calibrated = directory.path().join("calibrated.toml");
+    let output = binary()
+        .arg("calibrate")
+        .arg(&history)
+        .arg("--out")
+        .arg(&calibrated)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("patience: exponential"));
+    let default = directory.path().join("default.toml");
+    std::fs::write(&default, DEFAULT_SCENARIO_TOML).unwrap();
+    let output = binary()
+        .arg("compare")
+        .arg(&default)
+        .arg(&calibrated)
+        .args(["--replications", "3", "--out"])
+        .arg(directory.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("service level %") && stdout.contains("B − A"),
+        "{stdout}"
+    );
+    assert!(directory.path().join("compare_service_level.svg").exists());
 }
 
 #[test]
