@@ -11,6 +11,8 @@ log() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
 drills=1
 [ "${1:-}" = "--no-drills" ] && drills=0
+# The drills (and the packages only they need) arrive with scripts/ci-drills.sh.
+[ -x scripts/ci-drills.sh ] || drills=0
 
 if [ "$drills" -eq 1 ]; then
   log "system packages (build + drills)"
