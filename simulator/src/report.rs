@@ -518,18 +518,7 @@ fn panel(
             );
         }
         let legend_y = plot_top + 16.0 * number as f64;
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{0}\" y1=\"{1:.1}\" x2=\"{2}\" y2=\"{1:.1}\" stroke=\"{3}\" stroke-width=\"2\"{dash}/>\
-             <text x=\"{4}\" y=\"{5:.1}\">{6}</text>",
-            right + 12.0,
-            legend_y,
-            right + 32.0,
-            line.color,
-            right + 38.0,
-            legend_y + 4.0,
-            escape(line.name)
-        );
+        crate::svg::legend_entry(svg, right, legend_y, line.color, dash, line.name);
     }
 }
 

@@ -135,24 +135,29 @@ pub fn time_chart(
             }
         }
         let legend_y = TOP + 16.0 * number as f64;
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{0}\" y1=\"{1:.1}\" x2=\"{2}\" y2=\"{1:.1}\" stroke=\"{3}\" stroke-width=\"2\"{dash}/>\
-             <text x=\"{4}\" y=\"{5:.1}\">{6}</text>",
-            right + 12.0,
-            legend_y,
-            right + 32.0,
-            line.color,
-            right + 38.0,
-            legend_y + 4.0,
-            escape(line.name)
-        );
+        legend_entry(&mut svg, right, legend_y, line.color, dash, line.name);
     }
     svg.push_str("</svg>\n");
     svg
 }
 
 /// The next readable bound at or above `value` (1, 2, 2.5, 5 × a power of ten).
+/// One legend row right of the plot: a short stroke in the line's colour and dash, and its name.
+pub fn legend_entry(svg: &mut String, right: f64, y: f64, color: &str, dash: &str, name: &str) {
+    let _ = writeln!(
+        svg,
+        "<line x1=\"{0}\" y1=\"{1:.1}\" x2=\"{2}\" y2=\"{1:.1}\" stroke=\"{3}\" stroke-width=\"2\"{dash}/>\
+         <text x=\"{4}\" y=\"{5:.1}\">{6}</text>",
+        right + 12.0,
+        y,
+        right + 32.0,
+        color,
+        right + 38.0,
+        y + 4.0,
+        escape(name)
+    );
+}
+
 pub fn nice_ceiling(value: f64) -> f64 {
     if value <= 0.0 || !value.is_finite() {
         return 1.0;
