@@ -17,7 +17,7 @@ pub enum Channel {
     Chat,
 }
 
-/// What the caller chose in the IVR menu (pharmacy-chain topics from DESIGN.md §2).
+/// What the caller chose in the IVR menu (pharmacy-chain topics; docs/SOURCES.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Topic {
