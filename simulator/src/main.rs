@@ -284,10 +284,7 @@ fn run_staff(arguments: StaffArguments) -> anyhow::Result<ExitCode> {
                 &serde_json::to_string_pretty(&plan)?,
             )?;
         }
-        if let Some(path) = &arguments.write_scenario {
-            let text = toml::to_string(&plan.scenario).context("encoding the staffed scenario")?;
-            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-        }
+        write_staffed_scenario(arguments.write_scenario.as_deref(), &plan.scenario)?;
         if arguments.json {
             println!("{}", serde_json::to_string_pretty(&plan)?);
         } else {
@@ -296,10 +293,7 @@ fn run_staff(arguments: StaffArguments) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let plan = staff::search(&scenario, arguments.replications)?;
-    if let Some(path) = &arguments.write_scenario {
-        let text = toml::to_string(&plan.scenario).context("encoding the staffed scenario")?;
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-    }
+    write_staffed_scenario(arguments.write_scenario.as_deref(), &plan.scenario)?;
     if arguments.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
@@ -405,4 +399,16 @@ fn run_bench(arguments: BenchArguments) -> anyhow::Result<ExitCode> {
         print!("{}", bench::render(&figures));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the staffed scenario where `--write-scenario` asked for it (both staffing modes).
+fn write_staffed_scenario(
+    path: Option<&std::path::Path>,
+    scenario: &impl serde::Serialize,
+) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        let text = toml::to_string(scenario).context("encoding the staffed scenario")?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
