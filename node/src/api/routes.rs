@@ -15,7 +15,9 @@ use super::AppState;
 use super::auth::{require, require_agent};
 use super::problem::ApiError;
 use crate::actors::STREAM_BUFFER_EVENTS;
-use crate::actors::site::{Audience, LookupContact, SiteError, SiteInput, Subscribe, outcome_json};
+use crate::actors::site::{
+    Arrival, Audience, LookupContact, SiteError, SiteInput, Subscribe, outcome_json,
+};
 use crate::state::command::normalize_phone;
 use crate::state::model::{
     Actor, CallbackOutcome, Fulfilment, OrderItem, OrderStatus, PaymentForm, Role, TimestampMs,
@@ -37,7 +39,7 @@ pub fn register(service: &mut web::ServiceConfig) {
     service
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics))
+        .route("/metrics", web::get().to(super::metrics::metrics))
         .service(
             web::scope("/api/v1")
                 .route("/openapi.json", web::get().to(openapi))
@@ -208,51 +210,6 @@ async fn readyz(state: Data) -> HttpResponse {
     }
 }
 
-async fn metrics(state: Data) -> ApiResult {
-    let routing = state.site.send(SiteInput::MetricsText).await??;
-    let mut text = routing.as_str().unwrap_or_default().to_string();
-    let health = state.proposer.replicator().health();
-    let site = &state.config.site.id;
-    let raft = [
-        ("callgrid_raft_term", health.term),
-        ("callgrid_raft_commit_index", health.commit_index),
-        ("callgrid_raft_applied_index", health.applied_index),
-        (
-            "callgrid_raft_has_leader",
-            u64::from(health.leader.is_some()),
-        ),
-        (
-            "callgrid_raft_is_leader",
-            u64::from(health.leader == Some(health.node_id)),
-        ),
-        ("callgrid_raft_voters", health.voters.len() as u64),
-        ("callgrid_raft_learners", health.learners.len() as u64),
-    ];
-    for (name, value) in raft {
-        text.push_str(&format!(
-            "# TYPE {name} gauge\n{name}{{site=\"{site}\"}} {value}\n"
-        ));
-    }
-    let counts = state.shared.read(|replicated| replicated.counts());
-    let records = [
-        ("callgrid_orders_total", counts.orders),
-        ("callgrid_orders_open", counts.orders_open),
-        ("callgrid_pre_orders_waiting", counts.pre_orders_waiting),
-        ("callgrid_reservations_active", counts.reservations_active),
-        ("callgrid_complaints_total", counts.complaints),
-        ("callgrid_complaints_escalated", counts.complaints_escalated),
-        ("callgrid_callbacks_open", counts.callbacks_open),
-    ];
-    for (name, value) in records {
-        text.push_str(&format!(
-            "# TYPE {name} gauge\n{name}{{site=\"{site}\"}} {value}\n"
-        ));
-    }
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(text))
-}
-
 async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(super::openapi::document())
 }
@@ -305,14 +262,14 @@ async fn contact_arrived(
     });
     let value = state
         .site
-        .send(SiteInput::ContactArrived {
+        .send(SiteInput::ContactArrived(Arrival {
             caller,
             channel: body.channel,
             topic: body.topic,
             skill: body.skill,
             priority: body.priority,
             overflowed_from: body.overflowed_from,
-        })
+        }))
         .await??;
     Ok(HttpResponse::Created().json(json!({"contact": value, "open_orders": open_orders})))
 }
