@@ -21,6 +21,17 @@
 //! (or its deadline passes: [`ProposeError::TimedOut`], outcome unknown). A proposal forwarded
 //! to a leader that another leader (or a later term) replaced ends as soon as this node knows
 //! it ([`ProposeError::LeaderChanged`], outcome unknown) instead of at its deadline.
+//!
+//! A `Forward` names the term of the leader it is sent to; a leader in another term refuses
+//! it unproposed (a forward queued for a leader that died and came back cannot apply long
+//! after its caller was answered), and within its term the leader ignores a duplicate. The
+//! leader answers with the index it applied the command at, and the forwarding node answers
+//! its caller once it applied that index too: read-your-writes holds on the proposer.
+//!
+//! Peer input is checked before raft-rs sees it ([`RaftCore::handle_message`]): only members
+//! are heard, peers cannot propose or move leadership through raft messages, and what raft-rs
+//! would panic on is dropped. A store that lost acknowledged entries (wiped disk) is kept from
+//! voting until it is re-added; see the crate's API.md.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -31,8 +42,8 @@ use raft::eraftpb::{
 };
 use raft::{ProgressState, RawNode, ReadState, SnapshotStatus, StateRole};
 
-use crate::codec::{self, EntryTag, ReadContext, SnapshotEnvelope};
-use crate::config::CoreConfig;
+use crate::codec::{self, EntryTag, ReadContext, SnapshotEnvelope, StoreIdentity};
+use crate::config::{Bootstrap, CoreConfig};
 use crate::error::{ClusterError, MembershipError, ProposeError, ReadError};
 use crate::state_machine::StateMachine;
 use crate::status::{ClusterStatus, MemberKind, MemberStatus, Role};
@@ -42,7 +53,8 @@ use crate::transport::{NodeId, PeerMessage, RemoteError};
 /// Identifies a request made to this node, chosen by the caller of the core. Ids must never
 /// repeat on a node, not even across restarts: they travel in forwarded proposals, entry tags
 /// and read contexts, where a late message from a previous incarnation could otherwise be
-/// taken for a new request's answer. The runtime starts them from the wall clock.
+/// taken for a new request's answer. The runtime starts them from
+/// [`RaftCore::first_request_id`], which counts starts in the store.
 pub type RequestId = u64;
 
 /// Ready rounds per poll: a Ready can produce another (commit advanced by the light ready);
@@ -52,6 +64,12 @@ const READY_ROUNDS_MAX: usize = 8;
 /// Forwarded proposals remembered by the leader to ignore a duplicate delivery of the same
 /// `Forward` (bounded: the oldest are forgotten first).
 const RECENT_FORWARDS_MAX: usize = 65_536;
+
+/// Request ids of one incarnation (one start of a node on its store) fit below this; the
+/// runtime numbers them from `incarnation << INCARNATION_SHIFT`.
+pub const INCARNATION_SHIFT: u32 = 40;
+/// Incarnations before the id space would wrap.
+const INCARNATIONS_MAX: u64 = 1 << (64 - INCARNATION_SHIFT);
 
 /// The bootstrap snapshot's index and term: a node added later has an empty log, so the
 /// leader must send it a snapshot (which carries the membership) instead of entries from 1.
@@ -137,9 +155,13 @@ pub struct CoreOutput {
     pub peer_updates: Vec<PeerUpdate>,
 }
 
-/// The initial members, for bootstrapping an empty store.
+/// The initial members, for bootstrapping an empty store, and what to do with one.
 #[derive(Debug, Clone, Default)]
 pub struct InitialMembers {
+    /// The cluster's name (checked against the store's identity).
+    pub cluster_id: String,
+    /// Bootstrap an empty store as a new cluster, or wait to be added.
+    pub bootstrap: Bootstrap,
     /// Voters and their addresses.
     pub voters: Vec<(NodeId, String)>,
     /// Learners and their addresses.
@@ -161,6 +183,13 @@ struct WaitingProposal {
     /// The leader and term it was forwarded to (0, 0 while it waits here).
     forwarded_to: NodeId,
     forwarded_term: u64,
+}
+
+/// A forwarded proposal the leader answered, waiting for this node to apply its index.
+#[derive(Debug)]
+struct ParkedReply {
+    response: Vec<u8>,
+    deadline: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -209,6 +238,8 @@ pub struct RaftCore<S: Storage, M: StateMachine> {
     tick: u64,
     waiting: VecDeque<WaitingProposal>,
     forwarded: BTreeMap<RequestId, WaitingProposal>,
+    /// Answered by the leader, keyed by (index, request): released once applied here.
+    parked: BTreeMap<(u64, RequestId), ParkedReply>,
     appended: BTreeMap<u64, Appended>,
     new_reads: Vec<RequestId>,
     read_batches: BTreeMap<u64, ReadBatch>,
@@ -225,6 +256,14 @@ pub struct RaftCore<S: Storage, M: StateMachine> {
     /// node, so until a snapshot taken after the addition exists, a new node (empty log)
     /// cannot be caught up at all — with a large threshold and little traffic, for hours.
     snapshot_for_new_member: bool,
+    /// The store's identity; `lost_through` is set once a leader proved this store lost
+    /// entries it had acknowledged.
+    identity: StoreIdentity,
+    /// `identity` changed and must be persisted on the next poll.
+    identity_changed: bool,
+    /// The last term in which a refused vote was logged (one warning per term, not per
+    /// message).
+    vote_refusals_logged_term: u64,
     leader_seen: u64,
     counters: Counters,
     output: CoreOutput,
@@ -242,9 +281,10 @@ impl<S: Storage, M: StateMachine> std::fmt::Debug for RaftCore<S, M> {
 }
 
 impl<S: Storage, M: StateMachine> RaftCore<S, M> {
-    /// Open the core on `storage`: bootstrap an empty store if this node is an initial member,
-    /// restore the state machine from the latest snapshot, and let raft-rs replay the entries
-    /// after it (they come back as committed entries on the first polls).
+    /// Open the core on `storage`: check the store's identity, bootstrap an empty store if
+    /// told to start a new cluster, restore the state machine from the latest snapshot, and
+    /// let raft-rs replay the entries after it (they come back as committed entries on the
+    /// first polls).
     pub fn new(
         config: CoreConfig,
         mut storage: S,
@@ -258,28 +298,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             .chain(&initial.learners)
             .map(|(id, address)| (*id, address.clone()))
             .collect();
-        let is_initial_member = peer_addresses.contains_key(&node_id);
-        if storage.is_empty() && is_initial_member {
-            let conf_state = ConfState {
-                voters: initial.voters.iter().map(|(id, _)| *id).collect(),
-                learners: initial.learners.iter().map(|(id, _)| *id).collect(),
-                ..Default::default()
-            };
-            let envelope = SnapshotEnvelope {
-                peer_addresses: peer_addresses.clone(),
-                state: state_machine.snapshot()?,
-            };
-            let mut snapshot = Snapshot {
-                data: envelope.encode().into(),
-                ..Default::default()
-            };
-            let metadata = snapshot.mut_metadata();
-            metadata.index = BOOTSTRAP_INDEX;
-            metadata.term = BOOTSTRAP_INDEX;
-            metadata.set_conf_state(conf_state);
-            storage.bootstrap(&snapshot)?;
-            tracing::info!(node_id, "bootstrapped a new cluster store");
-        }
+        let identity = open_store(&mut storage, &mut state_machine, node_id, initial)?;
         let snapshot = storage.latest_snapshot();
         let metadata = snapshot.get_metadata();
         let snapshot_index = metadata.index;
@@ -300,6 +319,10 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             max_inflight_msgs: config.inflight_messages_max,
             check_quorum: true,
             pre_vote: true,
+            // One append message carries every entry ready for a follower.
+            batch_append: true,
+            // Bounded proposals in flight: past it raft-rs drops proposals (`Overloaded`).
+            max_uncommitted_size: config.uncommitted_bytes_max,
             read_only_option: raft::ReadOnlyOption::Safe,
             ..raft::Config::default()
         };
@@ -322,6 +345,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             tick: 0,
             waiting: VecDeque::new(),
             forwarded: BTreeMap::new(),
+            parked: BTreeMap::new(),
             appended: BTreeMap::new(),
             new_reads: Vec::new(),
             read_batches: BTreeMap::new(),
@@ -334,6 +358,9 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             applied: snapshot_index,
             snapshot_index,
             snapshot_for_new_member: false,
+            identity,
+            identity_changed: false,
+            vote_refusals_logged_term: 0,
             leader_seen: 0,
             counters: Counters::default(),
             output,
@@ -343,6 +370,12 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
         self.config.node_id
+    }
+
+    /// The first request id of this incarnation: ids from here on never repeat an id of an
+    /// earlier start on the same store (the counter is in the store's identity).
+    pub fn first_request_id(&self) -> RequestId {
+        self.identity.incarnation << INCARNATION_SHIFT
     }
 
     /// The state machine (for checks in tests and the simulation).
@@ -392,6 +425,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             .count();
         self.waiting.len()
             + self.forwarded.len()
+            + self.parked.len()
             + appended_local
             + self.new_reads.len()
             + self
@@ -420,6 +454,25 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             }
         }
         self.waiting = kept;
+
+        // Committed on the leader but this node is too far behind to apply it by the
+        // deadline: the caller still learns it committed (not a timeout that invites a
+        // retry), without the read-your-writes guarantee.
+        let late: Vec<(u64, RequestId)> = self
+            .parked
+            .iter()
+            .filter(|(_, parked)| parked.deadline <= now)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in late {
+            if let Some(parked) = self.parked.remove(&key) {
+                tracing::debug!(request_id = key.1, index = key.0, "answered before local apply");
+                self.output.completions.push(Completion::Propose {
+                    id: key.1,
+                    result: Ok(parked.response),
+                });
+            }
+        }
 
         let expired: Vec<RequestId> = self
             .forwarded
@@ -525,11 +578,13 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
     pub fn handle_message(&mut self, from: NodeId, message: PeerMessage) {
         match message {
             PeerMessage::Raft(message) => {
-                if message.from != from {
-                    tracing::warn!(
+                if let Err(reason) = self.admit(from, &message) {
+                    tracing::debug!(
+                        node_id = self.config.node_id,
                         from,
-                        claimed = message.from,
-                        "raft message with a forged sender dropped"
+                        message_type = ?message.get_msg_type(),
+                        reason,
+                        "raft message dropped"
                     );
                     return;
                 }
@@ -539,15 +594,32 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             }
             PeerMessage::Forward {
                 request_id,
+                term,
                 payload,
-            } => self.handle_forward(from, request_id, payload),
-            PeerMessage::ForwardReply { request_id, result } => {
+            } => self.handle_forward(from, request_id, term, payload),
+            PeerMessage::ForwardReply {
+                request_id,
+                index,
+                result,
+            } => {
                 let Some(mut proposal) = self.forwarded.remove(&request_id) else {
                     return;
                 };
                 let result = match result {
+                    Ok(response) if index > self.applied => {
+                        // Applied on the leader, not yet here: answer once this node has
+                        // applied it too, so the caller reads its own write here.
+                        self.parked.insert(
+                            (index, request_id),
+                            ParkedReply {
+                                response,
+                                deadline: proposal.deadline,
+                            },
+                        );
+                        return;
+                    }
                     Ok(response) => Ok(response),
-                    Err(RemoteError::NotLeader { .. }) => {
+                    Err(RemoteError::NotLeader { .. } | RemoteError::StaleTerm { .. }) => {
                         // Not proposed there: safe to route again once a leader is known,
                         // but not before the next tick so two confused nodes cannot bounce
                         // it back and forth at network speed.
@@ -693,6 +765,13 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
 
     /// Fail every pending request with `ShuttingDown` (the driver is stopping).
     pub fn handle_shutdown(&mut self) -> CoreOutput {
+        for ((_, id), parked) in std::mem::take(&mut self.parked) {
+            // Committed: say so, even though it will not be applied here.
+            self.output.completions.push(Completion::Propose {
+                id,
+                result: Ok(parked.response),
+            });
+        }
         for proposal in self
             .waiting
             .drain(..)
@@ -731,6 +810,17 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
     /// advance), finish reads and transfers, snapshot if due. Returns what to send and whom to
     /// answer. An error is fatal: storage or state machine failed.
     pub fn poll(&mut self) -> Result<CoreOutput, ClusterError> {
+        self.poll_sending(None)
+    }
+
+    /// [`Self::poll`], handing the messages raft-rs allows out before the local write (the
+    /// leader's appends and heartbeats: Raft thesis §10.2.1) to `send_early` before the
+    /// fsync, so the followers write in parallel with the leader. `send_early` returns false
+    /// when the message could not be queued (reported to raft-rs after the Ready).
+    pub fn poll_sending(
+        &mut self,
+        mut send_early: Option<&mut dyn FnMut(NodeId, PeerMessage) -> bool>,
+    ) -> Result<CoreOutput, ClusterError> {
         self.route_waiting();
         if let Some(&sequence) = self.new_reads.first() {
             // The batch is named after its first request id: ids never repeat, not even
@@ -752,10 +842,19 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             self.raw.read_index(context.encode());
         }
         let mut rounds = 0;
+        let mut unsent = Vec::new();
         while self.raw.has_ready() && rounds < READY_ROUNDS_MAX {
-            self.handle_ready()?;
+            self.handle_ready(&mut send_early, &mut unsent)?;
             rounds += 1;
         }
+        for (to, message_type) in unsent {
+            self.handle_send_failure(to, message_type);
+        }
+        if self.identity_changed {
+            self.raw.mut_store().set_identity(&self.identity)?;
+            self.identity_changed = false;
+        }
+        self.release_parked();
         self.finish_reads();
         self.finish_transfers();
         self.end_forwards_to_former_leaders();
@@ -822,16 +921,142 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             snapshots_installed: self.counters.snapshots_installed,
             compactions: self.counters.compactions,
             entries_compacted: self.counters.entries_compacted,
+            rejoin_required: self.identity.rejoin_required(),
             fatal_error: None,
         }
     }
 
-    fn handle_forward(&mut self, from: NodeId, request_id: u64, payload: Vec<u8>) {
+    /// Whether a raft message from an authenticated peer may be stepped: it must come from
+    /// a member (a node with an empty configuration, waiting to be added, hears from the
+    /// peers it was told about), be of a kind peers send, and hold nothing raft-rs would
+    /// `panic!` on. Also where a store that lost acknowledged entries is detected and kept
+    /// from voting. Never panics; a refusal is only dropped (and counted in the log).
+    fn admit(&mut self, from: NodeId, message: &RaftMessage) -> Result<(), &'static str> {
+        if message.from != from {
+            return Err("forged sender");
+        }
+        if message.to != self.config.node_id {
+            return Err("addressed to another node");
+        }
+        let members = &self.conf_state;
+        let is_member = members
+            .voters
+            .iter()
+            .chain(&members.learners)
+            .chain(&members.voters_outgoing)
+            .chain(&members.learners_next)
+            .any(|id| *id == from);
+        let waiting_to_be_added = members.voters.is_empty() && members.learners.is_empty();
+        if !is_member && !(waiting_to_be_added && self.peer_addresses.contains_key(&from)) {
+            return Err("sender is not a member");
+        }
+        match message.get_msg_type() {
+            // Proposals travel as `Forward`s that the leader checks; raft-rs would append a
+            // peer's MsgPropose (entries or conf changes) unchecked. Leadership moves only
+            // by the leader's own decision.
+            MessageType::MsgPropose | MessageType::MsgTransferLeader => {
+                Err("peers may not send this kind")
+            }
+            MessageType::MsgTimeoutNow if self.raw.raft.leader_id != from => {
+                Err("campaign order from a node that is not the leader")
+            }
+            MessageType::MsgHeartbeat => self.admit_heartbeat(from, message),
+            MessageType::MsgAppend => self.admit_append(message),
+            MessageType::MsgAppendResponse
+                if !message.reject && message.index > self.raw.raft.raft_log.last_index() =>
+            {
+                Err("acknowledges entries this node never sent")
+            }
+            MessageType::MsgSnapshot => admit_snapshot(message.get_snapshot()),
+            MessageType::MsgRequestVote | MessageType::MsgRequestPreVote => {
+                self.admit_vote_request(from, message)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A heartbeat commits up to what the leader knows this node holds; past this node's
+    /// last index (raft-rs: "to_commit out of range", a panic) it proves the store lost
+    /// entries it had acknowledged.
+    fn admit_heartbeat(&mut self, from: NodeId, message: &RaftMessage) -> Result<(), &'static str> {
+        let last_index = self.raw.raft.raft_log.last_index();
+        if message.commit <= last_index {
+            return Ok(());
+        }
+        if message.commit > self.identity.lost_through {
+            if !self.identity.rejoin_required() {
+                tracing::error!(
+                    node_id = self.config.node_id,
+                    leader = from,
+                    leader_commit = message.commit,
+                    last_index,
+                    "{REJOIN_ADVICE}"
+                );
+            }
+            self.identity.lost_through = message.commit;
+            self.identity_changed = true;
+        }
+        Err("heartbeat commits past the last index: this store lost acknowledged entries")
+    }
+
+    /// An append must be contiguous from its anchor and must not rewrite what this node
+    /// knows committed (raft-rs: "conflict with committed entry", a panic).
+    fn admit_append(&self, message: &RaftMessage) -> Result<(), &'static str> {
+        let log = &self.raw.raft.raft_log;
+        for (offset, entry) in message.get_entries().iter().enumerate() {
+            let expected = message.index.checked_add(1 + offset as u64);
+            if expected != Some(entry.index) {
+                return Err("entries are not contiguous from the anchor");
+            }
+            if entry.index <= log.committed
+                && log.term(entry.index).is_ok_and(|term| term != entry.term)
+            {
+                return Err("rewrites a committed entry");
+            }
+        }
+        Ok(())
+    }
+
+    /// A node whose store lost acknowledged entries never votes. A node whose log holds
+    /// nothing past the bootstrap snapshot votes only in the cluster's first election (a
+    /// candidate at the bootstrap index too): a candidate with more means the cluster has
+    /// history this store does not — it was wiped, and its vote could elect a stale node and
+    /// lose committed entries.
+    fn admit_vote_request(
+        &mut self,
+        from: NodeId,
+        message: &RaftMessage,
+    ) -> Result<(), &'static str> {
+        let fresh = self.raw.raft.raft_log.last_index() <= BOOTSTRAP_INDEX;
+        let refusal = if self.identity.rejoin_required() {
+            "this store lost acknowledged entries: no vote until re-added"
+        } else if fresh && message.index > BOOTSTRAP_INDEX {
+            "this store holds none of the cluster's history: no vote until re-added"
+        } else {
+            return Ok(());
+        };
+        if message.term > self.vote_refusals_logged_term {
+            self.vote_refusals_logged_term = message.term;
+            tracing::warn!(
+                node_id = self.config.node_id,
+                candidate = from,
+                candidate_last_index = message.index,
+                last_index = self.raw.raft.raft_log.last_index(),
+                "vote refused: {refusal}. If this node's disk was lost or replaced: on the \
+                 leader remove this node, add it back as a learner, then promote it once it \
+                 has caught up"
+            );
+        }
+        Err(refusal)
+    }
+
+    fn handle_forward(&mut self, from: NodeId, request_id: u64, term: u64, payload: Vec<u8>) {
         let refuse = |core: &mut Self, error: RemoteError| {
             core.output.messages.push((
                 from,
                 PeerMessage::ForwardReply {
                     request_id,
+                    index: 0,
                     result: Err(error),
                 },
             ));
@@ -841,6 +1066,14 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                 .leader()
                 .filter(|leader| *leader != self.config.node_id);
             refuse(self, RemoteError::NotLeader { leader_hint });
+            return;
+        }
+        // Forwarded to this node in another term: queued while it was down or cut off, and
+        // its forwarder has moved on (told its caller, or routes it again). Not proposed.
+        let current_term = self.raw.raft.term;
+        if term != current_term {
+            tracing::debug!(from, request_id, term, current_term, "stale forward refused");
+            refuse(self, RemoteError::StaleTerm { term: current_term });
             return;
         }
         if payload.is_empty() || payload.len() > self.config.command_bytes_max {
@@ -886,9 +1119,14 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                 if let Err(error) =
                     self.propose_on_leader(Origin::Local(id), proposal.command, proposal.deadline)
                 {
+                    let error = match error {
+                        // Past `uncommitted_bytes_max`: not appended, safe to retry later.
+                        raft::Error::ProposalDropped => ProposeError::Overloaded,
+                        other => ProposeError::Rejected(other.to_string()),
+                    };
                     self.output.completions.push(Completion::Propose {
                         id,
-                        result: Err(ProposeError::Rejected(error.to_string())),
+                        result: Err(error),
                     });
                 }
             } else {
@@ -896,6 +1134,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                     leader,
                     PeerMessage::Forward {
                         request_id: proposal.id,
+                        term: self.raw.raft.term,
                         payload: proposal.command.clone(),
                     },
                 ));
@@ -980,10 +1219,29 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         Ok(())
     }
 
-    fn handle_ready(&mut self) -> Result<(), ClusterError> {
+    fn handle_ready(
+        &mut self,
+        send_early: &mut Option<&mut dyn FnMut(NodeId, PeerMessage) -> bool>,
+        unsent: &mut Vec<(NodeId, MessageType)>,
+    ) -> Result<(), ClusterError> {
         let mut ready = self.raw.ready();
 
-        // 1. Persist: nothing leaves this node before its own log and vote are durable.
+        // 1. What may leave before the local write (a leader's appends), then persist:
+        // nothing else leaves this node before its own log and vote are durable.
+        let early = ready.take_messages();
+        match send_early {
+            Some(send) => {
+                for message in early {
+                    let message_type = message.get_msg_type();
+                    if let Some((to, message)) = self.outgoing(message)
+                        && !send(to, message)
+                    {
+                        unsent.push((to, message_type));
+                    }
+                }
+            }
+            None => self.queue_raft_messages(early),
+        }
         let snapshot = (!ready.snapshot().is_empty()).then(|| ready.snapshot().clone());
         self.raw.mut_store().persist(PersistRequest {
             snapshot: snapshot.as_ref(),
@@ -995,9 +1253,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             self.install_snapshot(snapshot)?;
         }
 
-        // 2. Send.
-        let messages = ready.take_messages();
-        self.queue_raft_messages(messages);
+        // 2. Send what needed the write.
         let messages = ready.take_persisted_messages();
         self.queue_raft_messages(messages);
 
@@ -1035,6 +1291,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             self.peer_addresses.insert(id, address);
         }
         self.conf_state = metadata.get_conf_state().clone();
+        self.note_readded(metadata.index);
         self.applied = metadata.index;
         self.snapshot_index = metadata.index;
         self.counters.snapshots_installed += 1;
@@ -1059,13 +1316,28 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
 
     fn queue_raft_messages(&mut self, messages: Vec<RaftMessage>) {
         for message in messages {
-            if message.get_msg_type() == MessageType::MsgSnapshot {
-                self.snapshot_sent_at.insert(message.to, self.tick);
+            if let Some(outgoing) = self.outgoing(message) {
+                self.output.messages.push(outgoing);
             }
-            self.output
-                .messages
-                .push((message.to, PeerMessage::Raft(Box::new(message))));
         }
+    }
+
+    /// A raft message on its way out, or `None` when it must not leave.
+    fn outgoing(&mut self, message: RaftMessage) -> Option<(NodeId, PeerMessage)> {
+        let message_type = message.get_msg_type();
+        if self.identity.rejoin_required()
+            && matches!(
+                message_type,
+                MessageType::MsgRequestVote | MessageType::MsgRequestPreVote
+            )
+        {
+            // A store that lost acknowledged entries must not lead either.
+            return None;
+        }
+        if message_type == MessageType::MsgSnapshot {
+            self.snapshot_sent_at.insert(message.to, self.tick);
+        }
+        Some((message.to, PeerMessage::Raft(Box::new(message))))
     }
 
     fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), ClusterError> {
@@ -1091,7 +1363,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                     let response = (!entry.data.is_empty())
                         .then(|| self.state_machine.apply(index, &entry.data));
                     if let Some(appended) = ours {
-                        self.complete_appended(appended.kind, response);
+                        self.complete_appended(index, appended.kind, response);
                     }
                 }
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
@@ -1149,6 +1421,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                     self.snapshot_for_new_member = true;
                 }
                 self.conf_state = conf_state;
+                self.note_readded(entry.index);
             }
             Err(error) => {
                 tracing::warn!(index = entry.index, %error, "conf change refused");
@@ -1182,7 +1455,22 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         Ok(())
     }
 
-    fn complete_appended(&mut self, kind: AppendedKind, response: Option<Vec<u8>>) {
+    /// A store that lost acknowledged entries may vote again once a membership change made
+    /// after the loss (at `index`) lists this node as a learner: the runbook's remove,
+    /// re-add as a learner, promote. Replaying the node's original addition does not count.
+    fn note_readded(&mut self, index: u64) {
+        let node_id = self.config.node_id;
+        if self.identity.rejoin_required()
+            && index > self.identity.lost_through
+            && self.conf_state.learners.contains(&node_id)
+        {
+            tracing::info!(node_id, index, "re-added as a learner: the store may vote again once promoted");
+            self.identity.lost_through = 0;
+            self.identity_changed = true;
+        }
+    }
+
+    fn complete_appended(&mut self, index: u64, kind: AppendedKind, response: Option<Vec<u8>>) {
         match (kind, response) {
             (AppendedKind::Command(Origin::Local(id)), Some(response)) => {
                 self.output.completions.push(Completion::Propose {
@@ -1195,6 +1483,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                     from,
                     PeerMessage::ForwardReply {
                         request_id,
+                        index,
                         result: Ok(response),
                     },
                 ));
@@ -1228,6 +1517,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                         from,
                         PeerMessage::ForwardReply {
                             request_id,
+                            index: 0,
                             result: Err(RemoteError::Dropped),
                         },
                     ));
@@ -1272,6 +1562,20 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                     });
                 }
             }
+        }
+    }
+
+    /// Answer forwarded proposals whose index this node has applied.
+    fn release_parked(&mut self) {
+        while let Some(entry) = self.parked.first_entry() {
+            if entry.key().0 > self.applied {
+                break;
+            }
+            let ((_, id), parked) = entry.remove_entry();
+            self.output.completions.push(Completion::Propose {
+                id,
+                result: Ok(parked.response),
+            });
         }
     }
 
@@ -1327,6 +1631,122 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
     }
 }
 
+/// Check the store's identity, and initialise an empty store as `initial.bootstrap` says:
+/// bootstrap a new cluster, or only record the identity and wait to be added.
+fn open_store<S: Storage, M: StateMachine>(
+    storage: &mut S,
+    state_machine: &mut M,
+    node_id: NodeId,
+    initial: &InitialMembers,
+) -> Result<StoreIdentity, ClusterError> {
+    let expected = StoreIdentity {
+        cluster_id: initial.cluster_id.clone(),
+        node_id,
+        lost_through: 0,
+        incarnation: 1,
+    };
+    if let Some(mut found) = storage.identity() {
+        if found.cluster_id != expected.cluster_id || found.node_id != node_id {
+            return Err(ClusterError::WrongStore(format!(
+                "the store belongs to node {} of cluster {:?}, this is node {node_id} of {:?}",
+                found.node_id, found.cluster_id, expected.cluster_id
+            )));
+        }
+        if found.rejoin_required() {
+            tracing::error!(node_id, lost_through = found.lost_through, "{REJOIN_ADVICE}");
+        }
+        found.incarnation = found
+            .incarnation
+            .checked_add(1)
+            .filter(|incarnation| *incarnation < INCARNATIONS_MAX)
+            .ok_or_else(|| ClusterError::WrongStore("incarnation counter exhausted".into()))?;
+        storage.set_identity(&found)?;
+        return Ok(found);
+    }
+    if !storage.is_empty() {
+        // Written before stores had an identity: adopt it.
+        storage.set_identity(&expected)?;
+        tracing::info!(node_id, "store identity recorded");
+        return Ok(expected);
+    }
+    match initial.bootstrap {
+        Bootstrap::Join => {
+            storage.set_identity(&expected)?;
+            tracing::info!(
+                node_id,
+                "empty store: waiting for the leader to add this node and send a snapshot"
+            );
+        }
+        Bootstrap::New => {
+            let listed = initial
+                .voters
+                .iter()
+                .chain(&initial.learners)
+                .any(|(id, _)| *id == node_id);
+            if !listed {
+                return Err(ClusterError::Config(
+                    "bootstrap = \"new\" needs this node among the initial members".to_owned(),
+                ));
+            }
+            let conf_state = ConfState {
+                voters: initial.voters.iter().map(|(id, _)| *id).collect(),
+                learners: initial.learners.iter().map(|(id, _)| *id).collect(),
+                ..Default::default()
+            };
+            let envelope = SnapshotEnvelope {
+                peer_addresses: initial
+                    .voters
+                    .iter()
+                    .chain(&initial.learners)
+                    .map(|(id, address)| (*id, address.clone()))
+                    .collect(),
+                state: state_machine.snapshot()?,
+            };
+            let mut snapshot = Snapshot {
+                data: envelope.encode().into(),
+                ..Default::default()
+            };
+            let metadata = snapshot.mut_metadata();
+            metadata.index = BOOTSTRAP_INDEX;
+            metadata.term = BOOTSTRAP_INDEX;
+            metadata.set_conf_state(conf_state);
+            storage.bootstrap(&snapshot, &expected)?;
+            tracing::info!(node_id, "bootstrapped a new cluster store");
+        }
+    }
+    Ok(expected)
+}
+
+/// A snapshot from the leader must be decodable and name a valid configuration before it
+/// is stepped: raft-rs panics on a configuration it cannot restore, and the driver would
+/// persist undecodable bytes and then stop on them.
+fn admit_snapshot(snapshot: &Snapshot) -> Result<(), &'static str> {
+    let metadata = snapshot.get_metadata();
+    if metadata.index == 0 || metadata.term == 0 {
+        return Err("snapshot without index or term");
+    }
+    let conf_state = metadata.get_conf_state();
+    let mut seen = BTreeSet::new();
+    let all = conf_state.voters.iter().chain(&conf_state.learners);
+    if conf_state.voters.is_empty() || all.clone().any(|id| *id == 0 || !seen.insert(*id)) {
+        return Err("snapshot with an invalid configuration");
+    }
+    if !conf_state.voters_outgoing.is_empty() || !conf_state.learners_next.is_empty() {
+        // This driver only makes single-step changes (`Auto` leaves joint states at once),
+        // and a snapshot is taken after apply: a joint configuration is not ours.
+        return Err("snapshot in a joint configuration");
+    }
+    if SnapshotEnvelope::decode(snapshot.get_data()).is_err() {
+        return Err("snapshot data cannot be decoded");
+    }
+    Ok(())
+}
+
+/// What an operator must do for a node whose store lost acknowledged entries.
+const REJOIN_ADVICE: &str = "this node's store lost log entries it had acknowledged (wiped or \
+    restored disk); it will not vote or campaign. To rejoin, on the leader: remove this node, \
+    add it back as a learner, and promote it once it has caught up";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
     TimedOut,
@@ -1380,6 +1800,8 @@ mod tests {
     impl Cluster {
         fn new() -> Self {
             let initial = InitialMembers {
+                cluster_id: "test".to_owned(),
+                bootstrap: Bootstrap::New,
                 voters: (1..=3).map(|id| (id, format!("node-{id}"))).collect(),
                 learners: Vec::new(),
             };
@@ -1400,6 +1822,7 @@ mod tests {
                         command_bytes_max: 1024,
                         message_bytes_max: 64 * 1024,
                         inflight_messages_max: 64,
+                        uncommitted_bytes_max: 1 << 20,
                     };
                     let core = RaftCore::new(
                         config,
@@ -1544,4 +1967,264 @@ mod tests {
         let follower_knows = cluster.cores[&follower].leader();
         assert!(follower_knows.is_some_and(|known| known != leader));
     }
+
+    fn raft_message(kind: MessageType, from: NodeId, to: NodeId, term: u64) -> PeerMessage {
+        let mut message = RaftMessage::default();
+        message.set_msg_type(kind);
+        message.from = from;
+        message.to = to;
+        message.term = term;
+        PeerMessage::Raft(Box::new(message))
+    }
+
+    fn with_raft(message: PeerMessage, change: impl FnOnce(&mut RaftMessage)) -> PeerMessage {
+        match message {
+            PeerMessage::Raft(mut raft) => {
+                change(&mut raft);
+                PeerMessage::Raft(raft)
+            }
+            other => other,
+        }
+    }
+
+    #[test]
+    fn peer_input_raft_rs_would_panic_on_is_dropped_and_only_members_are_heard() {
+        let mut cluster = Cluster::new();
+        cluster.run_until(|cluster| cluster.agreed_leader().is_some());
+        let leader = cluster.agreed_leader().unwrap();
+        let follower = (1..=3).find(|id| *id != leader).unwrap();
+        cluster
+            .cores
+            .get_mut(&leader)
+            .unwrap()
+            .handle_propose(1, b"first".to_vec());
+        cluster.run_until(|cluster| {
+            cluster.cores.values().all(|core| core.applied_index() >= 3)
+        });
+        let term = cluster.cores[&leader].term();
+        let leader_last = cluster.cores[&leader].raw.raft.raft_log.last_index();
+
+        // A peer's MsgPropose (raft-rs would append it unchecked) and MsgTransferLeader.
+        let propose = with_raft(
+            raft_message(MessageType::MsgPropose, follower, leader, 0),
+            |raft| {
+                raft.entries = vec![Entry {
+                    data: b"injected".to_vec().into(),
+                    ..Default::default()
+                }]
+                .into();
+            },
+        );
+        let transfer = raft_message(MessageType::MsgTransferLeader, follower, leader, term);
+        // A node that is not a member, with a huge term.
+        let stranger = raft_message(MessageType::MsgRequestVote, 9, leader, term + 100);
+        let core = cluster.cores.get_mut(&leader).unwrap();
+        core.handle_message(follower, propose);
+        core.handle_message(follower, transfer);
+        core.handle_message(9, stranger);
+        core.poll().unwrap();
+        assert_eq!(core.raw.raft.raft_log.last_index(), leader_last);
+        assert_eq!(core.term(), term);
+        assert!(core.is_leader());
+
+        // On the follower: an append whose entries jump back over committed ones ("conflict
+        // with committed entry"), an undecodable snapshot, and a heartbeat committing past
+        // the log ("to_commit out of range") — each a raft-rs panic if stepped.
+        let committed = cluster.cores[&follower].commit_index();
+        let committed_term = cluster.cores[&follower].raw.raft.raft_log.term(committed).unwrap();
+        let rewrite = with_raft(
+            raft_message(MessageType::MsgAppend, leader, follower, term),
+            |raft| {
+                raft.index = committed;
+                raft.log_term = committed_term;
+                raft.commit = committed;
+                raft.entries = vec![Entry {
+                    index: 2,
+                    term: term + 7,
+                    ..Default::default()
+                }]
+                .into();
+            },
+        );
+        let snapshot = with_raft(
+            raft_message(MessageType::MsgSnapshot, leader, follower, term),
+            |raft| {
+                let snapshot = raft.mut_snapshot();
+                snapshot.data = vec![9, 9, 9].into();
+                snapshot.mut_metadata().index = committed + 10;
+                snapshot.mut_metadata().term = term;
+                snapshot.mut_metadata().mut_conf_state().voters = vec![1, 2, 3];
+            },
+        );
+        let heartbeat = with_raft(
+            raft_message(MessageType::MsgHeartbeat, leader, follower, term),
+            |raft| raft.commit = committed + 1_000,
+        );
+        let core = cluster.cores.get_mut(&follower).unwrap();
+        core.handle_message(leader, rewrite);
+        core.handle_message(leader, snapshot);
+        core.poll().unwrap();
+        assert_eq!(core.commit_index(), committed);
+        assert!(!core.status().rejoin_required);
+        core.handle_message(leader, heartbeat);
+        core.poll().unwrap();
+        // The heartbeat is the leader's proof that this store lost acknowledged entries.
+        let status = core.status();
+        assert!(status.rejoin_required);
+        assert_eq!(core.storage().identity().unwrap().lost_through, committed + 1_000);
+
+        // The cluster keeps working.
+        cluster
+            .cores
+            .get_mut(&leader)
+            .unwrap()
+            .handle_propose(2, b"second".to_vec());
+        cluster.run_until(|cluster| {
+            cluster.completions.iter().any(|(node, completion)| {
+                *node == leader && matches!(completion, Completion::Propose { id: 2, .. })
+            })
+        });
+        assert!(cluster.take_proposal_result(leader, 2).unwrap().is_ok());
+    }
+
+    #[test]
+    fn request_ids_of_a_restart_start_above_every_earlier_start() {
+        let storage = MemoryStorage::new();
+        let config = || CoreConfig {
+            node_id: 1,
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            election_ticks_min: 0,
+            election_ticks_max: 0,
+            proposal_timeout_ticks: 10,
+            read_timeout_ticks: 10,
+            read_retry_ticks: 2,
+            snapshot_threshold_entries: 100,
+            command_bytes_max: 1024,
+            message_bytes_max: 1024,
+            inflight_messages_max: 8,
+            uncommitted_bytes_max: 1 << 20,
+        };
+        let initial = InitialMembers {
+            cluster_id: "test".to_owned(),
+            bootstrap: Bootstrap::New,
+            voters: vec![(1, "node-1".to_owned())],
+            learners: Vec::new(),
+        };
+        let open = || {
+            RaftCore::new(
+                config(),
+                storage.clone(),
+                RecordingStateMachine::default(),
+                &initial,
+            )
+            .unwrap()
+            .first_request_id()
+        };
+        let first = open();
+        let second = open();
+        assert!(second >= first + (1 << INCARNATION_SHIFT), "{first} {second}");
+        // Another cluster's name on the same store is refused.
+        let other = InitialMembers {
+            cluster_id: "other".to_owned(),
+            ..initial.clone()
+        };
+        let refused = RaftCore::new(
+            config(),
+            storage.clone(),
+            RecordingStateMachine::default(),
+            &other,
+        );
+        assert!(matches!(refused, Err(ClusterError::WrongStore(_))));
+    }
+
+
+    fn hold_raft_to(cluster: &mut Cluster, node: NodeId) {
+        cluster
+            .in_flight
+            .retain(|(_, to, message)| !(*to == node && matches!(message, PeerMessage::Raft(_))));
+    }
+
+    #[test]
+    fn a_forwarded_proposal_is_answered_after_the_proposer_applied_it() {
+        let mut cluster = Cluster::new();
+        cluster.run_until(|cluster| cluster.agreed_leader().is_some());
+        let leader = cluster.agreed_leader().unwrap();
+        let follower = (1..=3).find(|id| *id != leader).unwrap();
+        cluster
+            .cores
+            .get_mut(&follower)
+            .unwrap()
+            .handle_propose(1, b"mine".to_vec());
+        // The follower hears nothing of the log: the leader commits with the third node and
+        // answers the forward.
+        let mut rounds = 0;
+        let reply_index = loop {
+            assert!(rounds < ROUNDS_MAX, "the leader never answered");
+            rounds += 1;
+            hold_raft_to(&mut cluster, follower);
+            let reply = cluster.in_flight.iter().find_map(|(_, to, message)| match message {
+                PeerMessage::ForwardReply {
+                    request_id: 1,
+                    index,
+                    result: Ok(_),
+                } if *to == follower => Some(*index),
+                _ => None,
+            });
+            if let Some(index) = reply {
+                break index;
+            }
+            cluster.round();
+        };
+        cluster.deliver_all();
+        cluster.poll_all();
+        let core = &cluster.cores[&follower];
+        assert!(core.applied_index() < reply_index);
+        assert!(cluster.take_proposal_result(follower, 1).is_none(), "answered before apply");
+        assert_eq!(cluster.cores[&follower].pending_requests(), 1);
+
+        // Once the log flows again the follower applies the entry, then answers.
+        cluster.run_until(|cluster| {
+            cluster.completions.iter().any(|(node, completion)| {
+                *node == follower && matches!(completion, Completion::Propose { id: 1, .. })
+            })
+        });
+        assert!(cluster.take_proposal_result(follower, 1).unwrap().is_ok());
+        let core = &cluster.cores[&follower];
+        assert!(core.applied_index() >= reply_index);
+        assert!(core
+            .state_machine()
+            .applied
+            .iter()
+            .any(|(index, command)| *index == reply_index && command == b"mine"));
+    }
+
+    #[test]
+    fn a_forward_for_another_term_is_refused_unproposed() {
+        let mut cluster = Cluster::new();
+        cluster.run_until(|cluster| cluster.agreed_leader().is_some());
+        let leader = cluster.agreed_leader().unwrap();
+        let follower = (1..=3).find(|id| *id != leader).unwrap();
+        let core = cluster.cores.get_mut(&leader).unwrap();
+        let term = core.term();
+        let last = core.raw.raft.raft_log.last_index();
+        core.handle_message(
+            follower,
+            PeerMessage::Forward {
+                request_id: 5,
+                term: term - 1,
+                payload: b"queued for a dead leader".to_vec(),
+            },
+        );
+        let output = core.poll().unwrap();
+        assert_eq!(core.raw.raft.raft_log.last_index(), last);
+        assert!(output.messages.iter().any(|(to, message)| *to == follower
+            && *message
+                == PeerMessage::ForwardReply {
+                    request_id: 5,
+                    index: 0,
+                    result: Err(RemoteError::StaleTerm { term }),
+                }));
+    }
+
 }

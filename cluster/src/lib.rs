@@ -28,7 +28,7 @@ pub mod status;
 pub mod storage;
 pub mod transport;
 
-pub use crate::config::{ClusterConfig, PeerConfig};
+pub use crate::config::{Bootstrap, ClusterConfig, PeerConfig};
 pub use crate::core::MembershipChange;
 pub use crate::error::{
     ClusterError, MembershipError, ProposeError, ReadError, StateMachineError, StorageError,

@@ -178,6 +178,68 @@ impl ReadContext {
     }
 }
 
+/// Who a store belongs to, written when the store is first initialised (bootstrapped as a new
+/// cluster, or opened empty to join one) and checked on every start: a data directory mounted
+/// under the wrong node id or from another cluster is refused instead of replayed.
+///
+/// Layout: `[version][node id u64][lost_through u64][incarnation u64][cluster id utf-8…]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreIdentity {
+    /// The cluster's name (from the configuration).
+    pub cluster_id: String,
+    /// The node the store belongs to.
+    pub node_id: NodeId,
+    /// 0, or the log index up to which a leader proved this store acknowledged entries it no
+    /// longer has (its disk was wiped or restored from an old copy): the node must not vote
+    /// until a membership change after that index re-added it as a learner.
+    pub lost_through: u64,
+    /// How many times the store was opened by a driver: request ids start from it, so they
+    /// never repeat across restarts whatever the wall clock does.
+    pub incarnation: u64,
+}
+
+/// Longest cluster id accepted.
+pub const CLUSTER_ID_BYTES_MAX: usize = 64;
+
+impl StoreIdentity {
+    /// True while the node must not vote (see `lost_through`).
+    pub fn rejoin_required(&self) -> bool {
+        self.lost_through > 0
+    }
+
+    /// Encode.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(1 + 8 + 8 + 8 + self.cluster_id.len());
+        bytes.push(DRIVER_LAYOUT_VERSION);
+        bytes.extend_from_slice(&self.node_id.to_le_bytes());
+        bytes.extend_from_slice(&self.lost_through.to_le_bytes());
+        bytes.extend_from_slice(&self.incarnation.to_le_bytes());
+        bytes.extend_from_slice(self.cluster_id.as_bytes());
+        bytes
+    }
+
+    /// Decode.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let mut reader = Reader::new(bytes);
+        check_version(reader.u8()?)?;
+        let node_id = reader.u64()?;
+        let lost_through = reader.u64()?;
+        let incarnation = reader.u64()?;
+        let rest = reader.rest();
+        if rest.is_empty() || rest.len() > CLUSTER_ID_BYTES_MAX {
+            return Err(CodecError::InvalidField("cluster id length"));
+        }
+        let cluster_id = std::str::from_utf8(rest)
+            .map_err(|_| CodecError::InvalidField("cluster id is not UTF-8"))?;
+        Ok(Self {
+            cluster_id: cluster_id.to_owned(),
+            node_id,
+            lost_through,
+            incarnation,
+        })
+    }
+}
+
 /// Little-endian reader over a slice; every read is bounds-checked.
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -298,5 +360,25 @@ mod tests {
         assert_eq!(ReadContext::decode(&context.encode()), Some(context));
         assert_eq!(ReadContext::decode(&context.encode()[..15]), None);
         assert_eq!(ReadContext::decode(&[0; 17]), None);
+    }
+
+    #[test]
+    fn store_identity_round_trips_and_rejects_garbage() {
+        let identity = StoreIdentity {
+            cluster_id: "pharmacies".to_owned(),
+            node_id: 7,
+            lost_through: 42,
+            incarnation: 3,
+        };
+        assert_eq!(StoreIdentity::decode(&identity.encode()), Ok(identity.clone()));
+        let mut bytes = identity.encode();
+        bytes[0] = 9;
+        assert!(StoreIdentity::decode(&bytes).is_err());
+        assert!(StoreIdentity::decode(&identity.encode()[..25]).is_err());
+        let mut bad_utf8 = identity.encode();
+        bad_utf8.truncate(25);
+        bad_utf8.extend_from_slice(&[0xff]);
+        assert!(StoreIdentity::decode(&bad_utf8).is_err());
+        assert!(StoreIdentity::decode(&[]).is_err());
     }
 }

@@ -227,6 +227,15 @@ async fn metrics(state: Data) -> ApiResult {
         ),
         ("callgrid_raft_voters", health.voters.len() as u64),
         ("callgrid_raft_learners", health.learners.len() as u64),
+        (
+            "callgrid_raft_failed",
+            u64::from(
+                health
+                    .details
+                    .get("fatal_error")
+                    .is_some_and(|error| !error.is_null()),
+            ),
+        ),
     ];
     for (name, value) in raft {
         text.push_str(&format!(
