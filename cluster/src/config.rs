@@ -52,7 +52,7 @@ pub struct ClusterConfig {
     /// Duration of one Raft tick.
     #[serde(default = "defaults::tick_interval_ms")]
     pub tick_interval_ms: u64,
-    /// Ticks without a leader before a follower campaigns (randomised up to twice this).
+    /// Ticks without a leader before a follower campaigns (randomised up to 1.5 × this).
     #[serde(default = "defaults::election_ticks")]
     pub election_ticks: usize,
     /// Ticks between a leader's heartbeats.
@@ -208,8 +208,11 @@ impl ClusterConfig {
             node_id: self.node_id,
             election_ticks: self.election_ticks,
             heartbeat_ticks: self.heartbeat_ticks,
-            election_ticks_min: 0,
-            election_ticks_max: 0,
+            // Randomised in [election, 1.5 × election): wide enough to split candidates,
+            // and the longest failover stays near 1.5 election timeouts (raft-rs's default
+            // range reaches twice).
+            election_ticks_min: self.election_ticks,
+            election_ticks_max: self.election_ticks + (self.election_ticks / 2).max(1),
             proposal_timeout_ticks: ticks(self.proposal_timeout_ms),
             read_timeout_ticks: ticks(self.read_timeout_ms),
             read_retry_ticks: (self.heartbeat_ticks as u64).max(1),

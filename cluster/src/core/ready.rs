@@ -141,7 +141,23 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                 other => (None, other),
             };
             if let Some(appended) = replaced {
-                self.fail_appended(appended.kind, Failure::Dropped);
+                let conf_change_refused = matches!(appended.kind, AppendedKind::Membership(_))
+                    && entry.term == appended.term
+                    && entry.get_entry_type() == EntryType::EntryNormal
+                    && entry.data.is_empty();
+                match appended.kind {
+                    // raft-rs appended an empty entry in the conf change's place (same term,
+                    // same index): another change was still pending.
+                    AppendedKind::Membership(id) if conf_change_refused => {
+                        self.output.completions.push(Completion::Membership {
+                            id,
+                            result: Err(MembershipError::Rejected(
+                                "another membership change is still in progress".to_owned(),
+                            )),
+                        });
+                    }
+                    kind => self.fail_appended(kind, Failure::Dropped),
+                }
             }
             match entry.get_entry_type() {
                 EntryType::EntryNormal => {

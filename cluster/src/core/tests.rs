@@ -452,3 +452,46 @@ fn a_forward_for_another_term_is_refused_unproposed() {
                 result: Err(RemoteError::StaleTerm { term }),
             }));
 }
+
+#[test]
+fn a_second_membership_change_while_one_is_pending_is_rejected_as_such() {
+    let mut cluster = Cluster::new();
+    cluster.run_until(|cluster| cluster.agreed_leader().is_some());
+    let leader = cluster.agreed_leader().unwrap();
+    let core = cluster.cores.get_mut(&leader).unwrap();
+    core.handle_membership(
+        1,
+        MembershipChange::AddLearner {
+            id: 4,
+            address: "node-4".to_owned(),
+        },
+    );
+    core.handle_membership(
+        2,
+        MembershipChange::AddLearner {
+            id: 5,
+            address: "node-5".to_owned(),
+        },
+    );
+    let membership_result = |cluster: &Cluster, request: RequestId| {
+        cluster
+            .completions
+            .iter()
+            .find_map(|(node, completion)| match completion {
+                Completion::Membership { id, result } if *node == leader && *id == request => {
+                    Some(result.clone())
+                }
+                _ => None,
+            })
+    };
+    cluster.run_until(|cluster| {
+        membership_result(cluster, 1).is_some() && membership_result(cluster, 2).is_some()
+    });
+    assert_eq!(membership_result(&cluster, 1), Some(Ok(())));
+    assert_eq!(
+        membership_result(&cluster, 2),
+        Some(Err(MembershipError::Rejected(
+            "another membership change is still in progress".to_owned()
+        )))
+    );
+}
