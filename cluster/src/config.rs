@@ -273,8 +273,7 @@ mod tests {
         assert_eq!(config, ClusterConfig::new(1, config.voters.clone()));
         // `bootstrap` is required: a node never starts a cluster by accident.
         assert!(toml_from_str(&text.replace("bootstrap = \"new\"", "")).is_err());
-        let join: ClusterConfig =
-            toml_from_str(&text.replace("\"new\"", "\"join\"")).unwrap();
+        let join: ClusterConfig = toml_from_str(&text.replace("\"new\"", "\"join\"")).unwrap();
         assert_eq!(join.bootstrap, Bootstrap::Join);
         let mut not_listed = config.clone();
         not_listed.node_id = 2;

@@ -412,13 +412,14 @@ impl<S: Storage, T: Transport, M: StateMachine> Driver<S, T, M> {
                 }
             }
             let transport = &self.transport;
-            let mut send_early = |to: NodeId, message: PeerMessage| match transport.send(to, message) {
-                Ok(()) => true,
-                Err(error) => {
-                    tracing::debug!(to, %error, "message not sent");
-                    false
-                }
-            };
+            let mut send_early =
+                |to: NodeId, message: PeerMessage| match transport.send(to, message) {
+                    Ok(()) => true,
+                    Err(error) => {
+                        tracing::debug!(to, %error, "message not sent");
+                        false
+                    }
+                };
             match self.core.poll_sending(Some(&mut send_early)) {
                 Ok(output) => {
                     // Status before answers: a caller woken by its answer must find the status
@@ -608,7 +609,10 @@ mod tests {
         config.tick_interval_ms = 10;
         let handle =
             ClusterNode::start(config, MemoryStorage::new(), transport, inbound, Fragile).unwrap();
-        assert_eq!(handle.propose_blocking(b"fine".to_vec()), Ok(b"fine".to_vec()));
+        assert_eq!(
+            handle.propose_blocking(b"fine".to_vec()),
+            Ok(b"fine".to_vec())
+        );
         assert_eq!(handle.status().role, Role::Leader);
 
         assert_eq!(

@@ -531,9 +531,12 @@ fn a_revoked_certificate_is_refused_and_cut_off_when_the_list_changes() {
     let mut one_config = config(authority.issue_identity(1).unwrap(), loopback(), vec![]);
     one_config.revoked = Some(Arc::new(certs::RevocationList::new(&list_path)));
     let (one, one_inbound) = QuicTransport::start(one_config).unwrap();
-    let (two, _two_inbound) =
-        QuicTransport::start(config(revoked_identity, loopback(), vec![(1, address(&one))]))
-            .unwrap();
+    let (two, _two_inbound) = QuicTransport::start(config(
+        revoked_identity,
+        loopback(),
+        vec![(1, address(&one))],
+    ))
+    .unwrap();
 
     // Not yet listed: accepted.
     assert_only_marker_delivered(&two, &one_inbound, 1, 1);

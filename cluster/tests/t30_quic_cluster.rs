@@ -16,6 +16,19 @@
 
 mod common;
 
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use callgrid_cluster::certs::CertificateAuthority;
+use callgrid_cluster::codec;
+use callgrid_cluster::status::{MemberKind, Role};
+use callgrid_cluster::storage::rocks;
+use callgrid_cluster::transport::quic::{self, QuicConfig, QuicTransport};
+use callgrid_cluster::transport::{NodeId, PeerMessage, Transport as _};
+use callgrid_cluster::{
+    ClusterError, MembershipChange, MembershipError, ProposeError, ReadError, StorageError,
+};
 use common::*;
 
 // ---------------------------------------------------------------------------------------

@@ -12,6 +12,11 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
+use callgrid_cluster::status::{MemberKind, Role};
+use callgrid_cluster::transport::NodeId;
+use callgrid_cluster::{ClusterError, MembershipChange};
 use common::*;
 
 /// How long the wiped and the stale node are left alone: six of the longest election
@@ -99,10 +104,7 @@ fn a_follower_that_lost_its_disk_under_a_live_leader_stops_voting_until_re_added
     change_membership(
         &cluster,
         &rest,
-        MembershipChange::AddLearner {
-            id: wiped,
-            address,
-        },
+        MembershipChange::AddLearner { id: wiped, address },
         |status| members_of(status, MemberKind::Learner).contains(&wiped),
     );
     wait_until("the re-added learner may vote again", || {

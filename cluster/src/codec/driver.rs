@@ -370,7 +370,10 @@ mod tests {
             lost_through: 42,
             incarnation: 3,
         };
-        assert_eq!(StoreIdentity::decode(&identity.encode()), Ok(identity.clone()));
+        assert_eq!(
+            StoreIdentity::decode(&identity.encode()),
+            Ok(identity.clone())
+        );
         let mut bytes = identity.encode();
         bytes[0] = 9;
         assert!(StoreIdentity::decode(&bytes).is_err());

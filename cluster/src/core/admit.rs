@@ -2,8 +2,8 @@
 //! sender, a kind peers may send, nothing raft-rs would panic on), and the refusals that keep a
 //! store which lost acknowledged entries from voting.
 
-use super::*;
 use super::store::REJOIN_ADVICE;
+use super::*;
 
 impl<S: Storage, M: StateMachine> RaftCore<S, M> {
     /// Whether a raft message from an authenticated peer may be stepped: it must come from
@@ -11,7 +11,11 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
     /// peers it was told about), be of a kind peers send, and hold nothing raft-rs would
     /// `panic!` on. Also where a store that lost acknowledged entries is detected and kept
     /// from voting. Never panics; a refusal is only dropped (and counted in the log).
-    pub(super) fn admit(&mut self, from: NodeId, message: &RaftMessage) -> Result<(), &'static str> {
+    pub(super) fn admit(
+        &mut self,
+        from: NodeId,
+        message: &RaftMessage,
+    ) -> Result<(), &'static str> {
         if message.from != from {
             return Err("forged sender");
         }
@@ -58,7 +62,11 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
     /// A heartbeat commits up to what the leader knows this node holds; past this node's
     /// last index (raft-rs: "to_commit out of range", a panic) it proves the store lost
     /// entries it had acknowledged.
-    pub(super) fn admit_heartbeat(&mut self, from: NodeId, message: &RaftMessage) -> Result<(), &'static str> {
+    pub(super) fn admit_heartbeat(
+        &mut self,
+        from: NodeId,
+        message: &RaftMessage,
+    ) -> Result<(), &'static str> {
         let last_index = self.raw.raft.raft_log.last_index();
         if message.commit <= last_index {
             return Ok(());

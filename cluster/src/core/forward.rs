@@ -4,7 +4,13 @@
 use super::*;
 
 impl<S: Storage, M: StateMachine> RaftCore<S, M> {
-    pub(super) fn handle_forward(&mut self, from: NodeId, request_id: u64, term: u64, payload: Vec<u8>) {
+    pub(super) fn handle_forward(
+        &mut self,
+        from: NodeId,
+        request_id: u64,
+        term: u64,
+        payload: Vec<u8>,
+    ) {
         let refuse = |core: &mut Self, error: RemoteError| {
             core.output.messages.push((
                 from,
@@ -26,7 +32,13 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         // its forwarder has moved on (told its caller, or routes it again). Not proposed.
         let current_term = self.raw.raft.term;
         if term != current_term {
-            tracing::debug!(from, request_id, term, current_term, "stale forward refused");
+            tracing::debug!(
+                from,
+                request_id,
+                term,
+                current_term,
+                "stale forward refused"
+            );
             refuse(self, RemoteError::StaleTerm { term: current_term });
             return;
         }

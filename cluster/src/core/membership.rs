@@ -162,7 +162,11 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             && index > self.identity.lost_through
             && self.conf_state.learners.contains(&node_id)
         {
-            tracing::info!(node_id, index, "re-added as a learner: the store may vote again once promoted");
+            tracing::info!(
+                node_id,
+                index,
+                "re-added as a learner: the store may vote again once promoted"
+            );
             self.identity.lost_through = 0;
             self.identity_changed = true;
         }

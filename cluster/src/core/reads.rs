@@ -56,8 +56,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             }
         }
         for sequence in retries {
-            self.raw
-                .read_index(ReadContext { node, sequence }.encode());
+            self.raw.read_index(ReadContext { node, sequence }.encode());
         }
     }
 }

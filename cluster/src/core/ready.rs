@@ -186,7 +186,12 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         Ok(())
     }
 
-    pub(super) fn complete_appended(&mut self, index: u64, kind: AppendedKind, response: Option<Vec<u8>>) {
+    pub(super) fn complete_appended(
+        &mut self,
+        index: u64,
+        kind: AppendedKind,
+        response: Option<Vec<u8>>,
+    ) {
         match (kind, response) {
             (AppendedKind::Command(Origin::Local(id)), Some(response)) => {
                 self.output.completions.push(Completion::Propose {

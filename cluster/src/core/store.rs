@@ -25,7 +25,11 @@ pub(super) fn open_store<S: Storage, M: StateMachine>(
             )));
         }
         if found.rejoin_required() {
-            tracing::error!(node_id, lost_through = found.lost_through, "{REJOIN_ADVICE}");
+            tracing::error!(
+                node_id,
+                lost_through = found.lost_through,
+                "{REJOIN_ADVICE}"
+            );
         }
         found.incarnation = found
             .incarnation

@@ -129,8 +129,7 @@ impl Cluster {
         request: RequestId,
     ) -> Option<Result<Vec<u8>, ProposeError>> {
         let position = self.completions.iter().position(|(from, completion)| {
-            *from == node
-                && matches!(completion, Completion::Propose { id, .. } if *id == request)
+            *from == node && matches!(completion, Completion::Propose { id, .. } if *id == request)
         })?;
         match self.completions.remove(position) {
             (_, Completion::Propose { result, .. }) => Some(result),
@@ -224,9 +223,7 @@ fn peer_input_raft_rs_would_panic_on_is_dropped_and_only_members_are_heard() {
         .get_mut(&leader)
         .unwrap()
         .handle_propose(1, b"first".to_vec());
-    cluster.run_until(|cluster| {
-        cluster.cores.values().all(|core| core.applied_index() >= 3)
-    });
+    cluster.run_until(|cluster| cluster.cores.values().all(|core| core.applied_index() >= 3));
     let term = cluster.cores[&leader].term();
     let leader_last = cluster.cores[&leader].raw.raft.raft_log.last_index();
 
@@ -257,7 +254,12 @@ fn peer_input_raft_rs_would_panic_on_is_dropped_and_only_members_are_heard() {
     // with committed entry"), an undecodable snapshot, and a heartbeat committing past
     // the log ("to_commit out of range") — each a raft-rs panic if stepped.
     let committed = cluster.cores[&follower].commit_index();
-    let committed_term = cluster.cores[&follower].raw.raft.raft_log.term(committed).unwrap();
+    let committed_term = cluster.cores[&follower]
+        .raw
+        .raft
+        .raft_log
+        .term(committed)
+        .unwrap();
     let rewrite = with_raft(
         raft_message(MessageType::MsgAppend, leader, follower, term),
         |raft| {
@@ -297,7 +299,10 @@ fn peer_input_raft_rs_would_panic_on_is_dropped_and_only_members_are_heard() {
     // The heartbeat is the leader's proof that this store lost acknowledged entries.
     let status = core.status();
     assert!(status.rejoin_required);
-    assert_eq!(core.storage().identity().unwrap().lost_through, committed + 1_000);
+    assert_eq!(
+        core.storage().identity().unwrap().lost_through,
+        committed + 1_000
+    );
 
     // The cluster keeps working.
     cluster
@@ -349,7 +354,10 @@ fn request_ids_of_a_restart_start_above_every_earlier_start() {
     };
     let first = open();
     let second = open();
-    assert!(second >= first + (1 << INCARNATION_SHIFT), "{first} {second}");
+    assert!(
+        second >= first + (1 << INCARNATION_SHIFT),
+        "{first} {second}"
+    );
     // Another cluster's name on the same store is refused.
     let other = InitialMembers {
         cluster_id: "other".to_owned(),
@@ -363,7 +371,6 @@ fn request_ids_of_a_restart_start_above_every_earlier_start() {
     );
     assert!(matches!(refused, Err(ClusterError::WrongStore(_))));
 }
-
 
 fn hold_raft_to(cluster: &mut Cluster, node: NodeId) {
     cluster
@@ -389,14 +396,17 @@ fn a_forwarded_proposal_is_answered_after_the_proposer_applied_it() {
         assert!(rounds < ROUNDS_MAX, "the leader never answered");
         rounds += 1;
         hold_raft_to(&mut cluster, follower);
-        let reply = cluster.in_flight.iter().find_map(|(_, to, message)| match message {
-            PeerMessage::ForwardReply {
-                request_id: 1,
-                index,
-                result: Ok(_),
-            } if *to == follower => Some(*index),
-            _ => None,
-        });
+        let reply = cluster
+            .in_flight
+            .iter()
+            .find_map(|(_, to, message)| match message {
+                PeerMessage::ForwardReply {
+                    request_id: 1,
+                    index,
+                    result: Ok(_),
+                } if *to == follower => Some(*index),
+                _ => None,
+            });
         if let Some(index) = reply {
             break index;
         }
@@ -406,7 +416,10 @@ fn a_forwarded_proposal_is_answered_after_the_proposer_applied_it() {
     cluster.poll_all();
     let core = &cluster.cores[&follower];
     assert!(core.applied_index() < reply_index);
-    assert!(cluster.take_proposal_result(follower, 1).is_none(), "answered before apply");
+    assert!(
+        cluster.take_proposal_result(follower, 1).is_none(),
+        "answered before apply"
+    );
     assert_eq!(cluster.cores[&follower].pending_requests(), 1);
 
     // Once the log flows again the follower applies the entry, then answers.
@@ -418,11 +431,12 @@ fn a_forwarded_proposal_is_answered_after_the_proposer_applied_it() {
     assert!(cluster.take_proposal_result(follower, 1).unwrap().is_ok());
     let core = &cluster.cores[&follower];
     assert!(core.applied_index() >= reply_index);
-    assert!(core
-        .state_machine()
-        .applied
-        .iter()
-        .any(|(index, command)| *index == reply_index && command == b"mine"));
+    assert!(
+        core.state_machine()
+            .applied
+            .iter()
+            .any(|(index, command)| *index == reply_index && command == b"mine")
+    );
 }
 
 #[test]

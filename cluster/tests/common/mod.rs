@@ -8,26 +8,25 @@
 //! not red.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-pub use std::collections::{BTreeMap, BTreeSet};
-pub use std::net::SocketAddr;
-pub use std::path::{Path, PathBuf};
-pub use std::sync::Arc;
-pub use std::sync::atomic::{AtomicBool, Ordering};
-pub use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-pub use callgrid_cluster::certs::CertificateAuthority;
-pub use callgrid_cluster::codec::{self, CodecError, Versioned};
-pub use callgrid_cluster::status::{MemberKind, Role};
-pub use callgrid_cluster::storage::rocks::{self, RocksStorage};
-pub use callgrid_cluster::transport::quic::{self, QuicConfig, QuicTransport};
-pub use callgrid_cluster::transport::{NodeId, PeerMessage, Transport as _};
-pub use callgrid_cluster::{
+use callgrid_cluster::certs::CertificateAuthority;
+use callgrid_cluster::codec::{self, CodecError, Versioned};
+use callgrid_cluster::status::{MemberKind, Role};
+use callgrid_cluster::storage::rocks::RocksStorage;
+use callgrid_cluster::transport::NodeId;
+use callgrid_cluster::transport::quic::{QuicConfig, QuicTransport};
+use callgrid_cluster::{
     ClusterConfig, ClusterError, ClusterHandle, ClusterNode, ClusterStatus, MembershipChange,
     MembershipError, PeerConfig, ProposeError, ReadError, StateMachine, StateMachineError,
-    StorageError,
 };
-pub use parking_lot::Mutex;
-pub use serde::{Deserialize, Serialize};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 
 /// Upper bound on waiting for something that must happen eventually (a leader, a catch-up,
 /// a commit). A bound to fail instead of hang, not a speed target.
