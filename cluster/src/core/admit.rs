@@ -31,7 +31,8 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             .chain(&members.learners_next)
             .any(|id| *id == from);
         let waiting_to_be_added = members.voters.is_empty() && members.learners.is_empty();
-        if !is_member && !(waiting_to_be_added && self.peer_addresses.contains_key(&from)) {
+        let told_about = waiting_to_be_added && self.peer_addresses.contains_key(&from);
+        if !(is_member || told_about) {
             return Err("sender is not a member");
         }
         match message.get_msg_type() {
