@@ -2,7 +2,7 @@
 //! authenticated sender, chunked snapshots, refusal of foreign and missing certificates,
 //! malformed and oversized frames, reconnection to a restarted peer, and bounded queues
 //! towards a dead peer.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -560,4 +560,91 @@ fn a_revoked_certificate_is_refused_and_cut_off_when_the_list_changes() {
     one.shutdown();
     two.shutdown();
     three.shutdown();
+}
+
+/// Open a connection as the holder of `endpoint`'s certificate and prove node 1 accepted it:
+/// a forward with `marker` written on it arrives.
+async fn open_accepted(
+    endpoint: &quinn::Endpoint,
+    target: SocketAddr,
+    inbound: &Receiver<Inbound>,
+    marker: u64,
+) -> quinn::Connection {
+    let connection = endpoint
+        .connect(target, "node-1.callgrid")
+        .unwrap()
+        .await
+        .unwrap();
+    let mut stream = connection.open_uni().await.unwrap();
+    let frame =
+        codec::encode_frame(&codec::encode_message_body(&forward(marker)).unwrap()).unwrap();
+    stream.write_all(&frame).await.unwrap();
+    let inbound = inbound.clone();
+    let received = tokio::task::spawn_blocking(move || receive(&inbound))
+        .await
+        .unwrap();
+    assert_eq!((received.from, received.message), (9, forward(marker)));
+    connection
+}
+
+#[test]
+fn one_peer_cannot_hold_more_than_its_share_of_connections() {
+    init_logs();
+    let authority = CertificateAuthority::generate().unwrap();
+    let (one, one_inbound) = start(&authority, 1, vec![]);
+    let target = one.local_address();
+    let identity = authority.issue_identity(9).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let endpoint = raw_client_endpoint(quic::quinn_client_config(&identity).unwrap());
+        let mut held = Vec::new();
+        for marker in 0..quic::CONNECTIONS_PER_PEER_MAX as u64 {
+            held.push(open_accepted(&endpoint, target, &one_inbound, marker).await);
+        }
+        // One more from the same peer is closed at once.
+        let extra = endpoint
+            .connect(target, "node-1.callgrid")
+            .unwrap()
+            .await
+            .unwrap();
+        let closed = tokio::time::timeout(WAIT_MAX, extra.closed()).await;
+        match closed.expect("the extra connection was never closed") {
+            quinn::ConnectionError::ApplicationClosed(close) => {
+                assert_eq!(close.error_code, quic::CLOSE_TOO_MANY_CONNECTIONS.into());
+            }
+            other => panic!("expected a close for too many connections, got {other}"),
+        }
+        // A freed slot can be used again.
+        let freed = held.pop().unwrap();
+        freed.close(0_u32.into(), b"done");
+        let deadline = Instant::now() + WAIT_MAX;
+        loop {
+            let connection = endpoint
+                .connect(target, "node-1.callgrid")
+                .unwrap()
+                .await
+                .unwrap();
+            let mut stream = connection.open_uni().await.unwrap();
+            let frame =
+                codec::encode_frame(&codec::encode_message_body(&forward(100)).unwrap()).unwrap();
+            let _ = stream.write_all(&frame).await;
+            let inbound = one_inbound.clone();
+            let received = tokio::task::spawn_blocking(move || {
+                inbound.recv_timeout(Duration::from_millis(500)).ok()
+            })
+            .await
+            .unwrap();
+            if let Some(received) = received {
+                assert_eq!((received.from, received.message), (9, forward(100)));
+                break;
+            }
+            assert!(Instant::now() < deadline, "the freed slot was never reused");
+        }
+        endpoint.close(0_u32.into(), b"");
+    });
+    one.shutdown();
 }

@@ -104,6 +104,12 @@ pub const CLOSE_NO_IDENTITY: u32 = 2;
 pub const CLOSE_SHUTDOWN: u32 = 3;
 /// QUIC application close code: the peer's certificate is on the revocation list.
 pub const CLOSE_REVOKED: u32 = 4;
+/// QUIC application close code: the peer already holds the most connections allowed.
+pub const CLOSE_TOO_MANY_CONNECTIONS: u32 = 5;
+/// Incoming connections one authenticated peer may hold at once (one is normal; a second
+/// covers a reconnect racing the old connection's close). The rest of the
+/// [`INCOMING_CONNECTIONS_MAX`] stay for the other peers.
+pub const CONNECTIONS_PER_PEER_MAX: usize = 2;
 /// How often an established peer's certificate is checked against the revocation list.
 const REVOCATION_RECHECK: Duration = Duration::from_secs(1);
 /// Default bound on an incoming handshake: a slow or silent client cannot hold one of the
@@ -241,6 +247,41 @@ struct Shared {
     connect_timeout: Duration,
     handshake_timeout: Duration,
     revoked: Option<Arc<RevocationList>>,
+    /// Accepted connections per authenticated peer.
+    connections: Mutex<HashMap<NodeId, usize>>,
+}
+
+/// One accepted connection counted against its peer's cap; uncounted when dropped.
+struct ConnectionSlot {
+    shared: Arc<Shared>,
+    peer_id: NodeId,
+}
+
+impl ConnectionSlot {
+    fn take(shared: &Arc<Shared>, peer_id: NodeId) -> Option<Self> {
+        let mut connections = shared.connections.lock();
+        let count = connections.entry(peer_id).or_insert(0);
+        if *count >= CONNECTIONS_PER_PEER_MAX {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            shared: Arc::clone(shared),
+            peer_id,
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut connections = self.shared.connections.lock();
+        if let Some(count) = connections.get_mut(&self.peer_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                connections.remove(&self.peer_id);
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -389,6 +430,7 @@ impl QuicTransport {
             connect_timeout: config.connect_timeout,
             handshake_timeout: config.handshake_timeout,
             revoked: config.revoked.clone(),
+            connections: Mutex::new(HashMap::new()),
         });
         handle.spawn(accept_loop(Arc::clone(&shared), endpoint.clone()));
         let transport = QuicTransport {
@@ -906,6 +948,15 @@ async fn handle_incoming(shared: Arc<Shared>, incoming: quinn::Incoming) {
     if refuse_if_revoked() {
         return;
     }
+    let Some(_slot) = ConnectionSlot::take(&shared, peer_id) else {
+        increment(&shared.counters.handshakes_refused);
+        tracing::warn!(node = shared.node_id, peer = peer_id, %remote, "too many connections from this peer; refused");
+        connection.close(
+            VarInt::from_u32(CLOSE_TOO_MANY_CONNECTIONS),
+            b"too many connections",
+        );
+        return;
+    };
     tracing::info!(node = shared.node_id, peer = peer_id, %remote, "peer connected");
     // Checked again every second: a list reloaded while connected takes effect.
     let mut recheck = tokio::time::interval(REVOCATION_RECHECK);
