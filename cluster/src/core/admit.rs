@@ -22,17 +22,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         if message.to != self.config.node_id {
             return Err("addressed to another node");
         }
-        let members = &self.conf_state;
-        let is_member = members
-            .voters
-            .iter()
-            .chain(&members.learners)
-            .chain(&members.voters_outgoing)
-            .chain(&members.learners_next)
-            .any(|id| *id == from);
-        let waiting_to_be_added = members.voters.is_empty() && members.learners.is_empty();
-        let told_about = waiting_to_be_added && self.peer_addresses.contains_key(&from);
-        if !(is_member || told_about) {
+        if !self.is_member(from) {
             return Err("sender is not a member");
         }
         match message.get_msg_type() {
@@ -137,6 +127,21 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             );
         }
         Err(refusal)
+    }
+
+    /// A member of the applied configuration (any role, joint halves included), or — on a
+    /// node waiting to be added, whose configuration is empty — a peer it was told about.
+    pub(super) fn is_member(&self, id: NodeId) -> bool {
+        let members = &self.conf_state;
+        let listed = members
+            .voters
+            .iter()
+            .chain(&members.learners)
+            .chain(&members.voters_outgoing)
+            .chain(&members.learners_next)
+            .any(|member| *member == id);
+        let waiting_to_be_added = members.voters.is_empty() && members.learners.is_empty();
+        listed || (waiting_to_be_added && self.peer_addresses.contains_key(&id))
     }
 }
 

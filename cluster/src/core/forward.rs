@@ -21,6 +21,16 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                 },
             ));
         };
+        // Authenticated is not authorized: a removed member's certificate still chains to
+        // the CA. Only members propose.
+        if !self.is_member(from) {
+            tracing::warn!(
+                from,
+                request_id,
+                "forward from a node that is not a member dropped"
+            );
+            return;
+        }
         if !self.is_leader() || self.raw.raft.lead_transferee.is_some() {
             let leader_hint = self
                 .leader()
@@ -202,10 +212,19 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
     /// The leader's answer to a proposal this node forwarded.
     pub(super) fn handle_forward_reply(
         &mut self,
+        from: NodeId,
         request_id: u64,
         index: u64,
         result: Result<Vec<u8>, RemoteError>,
     ) {
+        // Only the node it was forwarded to answers it.
+        if self
+            .forwarded
+            .get(&request_id)
+            .is_none_or(|proposal| proposal.forwarded_to != from)
+        {
+            return;
+        }
         let Some(mut proposal) = self.forwarded.remove(&request_id) else {
             return;
         };

@@ -554,7 +554,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                 request_id,
                 index,
                 result,
-            } => self.handle_forward_reply(request_id, index, result),
+            } => self.handle_forward_reply(from, request_id, index, result),
         }
     }
 

@@ -465,6 +465,20 @@ fn a_forward_for_another_term_is_refused_unproposed() {
                 index: 0,
                 result: Err(RemoteError::StaleTerm { term }),
             }));
+
+    // A node that is not a member (a decommissioned node's certificate still chains to the
+    // CA) cannot propose, even in the right term.
+    core.handle_message(
+        9,
+        PeerMessage::Forward {
+            request_id: 6,
+            term,
+            payload: b"from a stranger".to_vec(),
+        },
+    );
+    let output = core.poll().unwrap();
+    assert_eq!(core.raw.raft.raft_log.last_index(), last);
+    assert!(output.messages.iter().all(|(to, _)| *to != 9));
 }
 
 #[test]
