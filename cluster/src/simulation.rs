@@ -442,10 +442,10 @@ impl Simulation {
                 if self.rng.chance(self.options.loss) {
                     continue;
                 }
-                // Raft tolerates duplicates; a Forward is delivered at most once by contract
-                // (QUIC streams), so only raft messages are duplicated.
-                let is_raft = matches!(message, PeerMessage::Raft(_));
-                if is_raft && self.rng.chance(self.options.duplication) {
+                // Raft tolerates duplicates, and forwards are applied at most once (term
+                // check, replicated sessions), so every kind is duplicated: a duplicate
+                // delivered late is a stale forward.
+                if self.rng.chance(self.options.duplication) {
                     self.network.push(InFlight {
                         from: id,
                         to,

@@ -3,9 +3,11 @@
 //! ([`DRIVER_LAYOUT_VERSION`]) so a newer binary can still replay an older log (rolling
 //! upgrades); an unknown byte is a [`CodecError::UnknownVersion`], never a misparse.
 //!
-//! - snapshot data: `[version][peer count u32][(id u64, address length u32, address)…][state
-//!   machine bytes…]` — peer addresses travel with the snapshot because the conf change
-//!   entries that carried them may have been compacted away;
+//! - snapshot data: `[version][peer count u32][(id u64, address length u32, address)…]`, then
+//!   from version 2 `[origin count u32][(origin u64, id count u32, ids u64…)…]` (the applied
+//!   proposal ids per proposing node), then `[state machine bytes…]` — peer addresses and
+//!   sessions travel with the snapshot because the entries that made them may have been
+//!   compacted away;
 //! - conf change context: `[version][address utf-8…]` — the address of an added node, applied
 //!   to the transport by every member when the change is applied;
 //! - entry context: `[version][origin node u64][proposal id u64]` — identifies a proposal so
@@ -16,7 +18,7 @@
 //! All integers are little-endian. Decoding never panics on malformed input (a proptest in
 //! the parent module feeds arbitrary bytes to every decoder here).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::CodecError;
 use crate::transport::NodeId;
@@ -40,11 +42,17 @@ fn check_version(version: u8) -> Result<(), CodecError> {
     }
 }
 
+/// The snapshot layout written today; version 1 (no sessions) is still read.
+const SNAPSHOT_LAYOUT_VERSION: u8 = 2;
+
 /// The driver's part of a snapshot plus the state machine's bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SnapshotEnvelope {
     /// Known peer addresses at the snapshot's index.
     pub peer_addresses: BTreeMap<NodeId, String>,
+    /// Per proposing node, the proposal ids applied in the window kept (replicated
+    /// at-most-once; see `core::sessions`).
+    pub sessions: BTreeMap<NodeId, BTreeSet<u64>>,
     /// The state machine's snapshot.
     pub state: Vec<u8>,
 }
@@ -57,13 +65,27 @@ impl SnapshotEnvelope {
             .values()
             .map(|address| 8 + 4 + address.len())
             .sum();
-        let mut bytes = Vec::with_capacity(1 + 4 + addresses_bytes + self.state.len());
-        bytes.push(DRIVER_LAYOUT_VERSION);
+        let sessions_bytes: usize = self
+            .sessions
+            .values()
+            .map(|ids| 8 + 4 + 8 * ids.len())
+            .sum();
+        let mut bytes =
+            Vec::with_capacity(1 + 4 + addresses_bytes + 4 + sessions_bytes + self.state.len());
+        bytes.push(SNAPSHOT_LAYOUT_VERSION);
         bytes.extend_from_slice(&(self.peer_addresses.len() as u32).to_le_bytes());
         for (id, address) in &self.peer_addresses {
             bytes.extend_from_slice(&id.to_le_bytes());
             bytes.extend_from_slice(&(address.len() as u32).to_le_bytes());
             bytes.extend_from_slice(address.as_bytes());
+        }
+        bytes.extend_from_slice(&(self.sessions.len() as u32).to_le_bytes());
+        for (origin, ids) in &self.sessions {
+            bytes.extend_from_slice(&origin.to_le_bytes());
+            bytes.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+            for id in ids {
+                bytes.extend_from_slice(&id.to_le_bytes());
+            }
         }
         bytes.extend_from_slice(&self.state);
         bytes
@@ -75,7 +97,13 @@ impl SnapshotEnvelope {
             return Ok(Self::default());
         }
         let mut reader = Reader::new(bytes);
-        check_version(reader.u8()?)?;
+        let version = reader.u8()?;
+        if version != DRIVER_LAYOUT_VERSION && version != SNAPSHOT_LAYOUT_VERSION {
+            return Err(CodecError::UnknownVersion {
+                found: version,
+                current: SNAPSHOT_LAYOUT_VERSION,
+            });
+        }
         let count = reader.u32()?;
         let mut peer_addresses = BTreeMap::new();
         // No capacity from `count`: it is untrusted; each peer consumes at least 12 bytes,
@@ -87,8 +115,22 @@ impl SnapshotEnvelope {
                 .map_err(|_| CodecError::InvalidField("peer address is not UTF-8"))?;
             peer_addresses.insert(id, address.to_owned());
         }
+        let mut sessions = BTreeMap::new();
+        if version >= SNAPSHOT_LAYOUT_VERSION {
+            // Counts are untrusted: every id consumes 8 bytes, so a lying count runs into
+            // `Truncated` instead of allocating.
+            for _ in 0..reader.u32()? {
+                let origin = reader.u64()?;
+                let mut ids = BTreeSet::new();
+                for _ in 0..reader.u32()? {
+                    ids.insert(reader.u64()?);
+                }
+                sessions.insert(origin, ids);
+            }
+        }
         Ok(Self {
             peer_addresses,
+            sessions,
             state: reader.rest().to_vec(),
         })
     }
@@ -293,6 +335,7 @@ mod tests {
     fn snapshot_envelope_round_trips_and_rejects_garbage() {
         let envelope = SnapshotEnvelope {
             peer_addresses: [(1, "a:1".to_owned()), (7, "b:2".to_owned())].into(),
+            sessions: [(1, BTreeSet::from([5, 9])), (7, BTreeSet::new())].into(),
             state: vec![9, 8, 7],
         };
         let bytes = envelope.encode();
@@ -300,6 +343,17 @@ mod tests {
         assert_eq!(
             SnapshotEnvelope::decode(&[]),
             Ok(SnapshotEnvelope::default())
+        );
+        // Version 1 (before sessions) is still read.
+        let mut version_one = vec![DRIVER_LAYOUT_VERSION];
+        version_one.extend_from_slice(&0_u32.to_le_bytes());
+        version_one.extend_from_slice(&[4, 2]);
+        assert_eq!(
+            SnapshotEnvelope::decode(&version_one),
+            Ok(SnapshotEnvelope {
+                state: vec![4, 2],
+                ..Default::default()
+            })
         );
         // Version, count, then only 3 of the first peer's 8 id bytes.
         assert_eq!(
@@ -313,7 +367,7 @@ mod tests {
             SnapshotEnvelope::decode(&[9]),
             Err(CodecError::UnknownVersion {
                 found: 9,
-                current: DRIVER_LAYOUT_VERSION
+                current: SNAPSHOT_LAYOUT_VERSION
             })
         );
         // A count of u32::MAX peers in a few bytes: an error, not an allocation.

@@ -55,7 +55,10 @@ mod forward;
 mod membership;
 mod reads;
 mod ready;
+mod sessions;
 mod store;
+
+use sessions::Sessions;
 
 use store::open_store;
 
@@ -265,6 +268,8 @@ pub struct RaftCore<S: Storage, M: StateMachine> {
     /// node, so until a snapshot taken after the addition exists, a new node (empty log)
     /// cannot be caught up at all — with a large threshold and little traffic, for hours.
     snapshot_for_new_member: bool,
+    /// Applied proposal tags (replicated at-most-once).
+    sessions: Sessions,
     /// The store's identity; `lost_through` is set once a leader proved this store lost
     /// entries it had acknowledged.
     identity: StoreIdentity,
@@ -312,9 +317,11 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         let metadata = snapshot.get_metadata();
         let snapshot_index = metadata.index;
         let conf_state = metadata.get_conf_state().clone();
+        let mut sessions = Sessions::default();
         if snapshot_index > 0 {
             let envelope = SnapshotEnvelope::decode(snapshot.get_data())?;
             state_machine.restore(&envelope.state)?;
+            sessions = Sessions::from_table(envelope.sessions);
             peer_addresses.extend(envelope.peer_addresses);
             // Members only: a peer of the initial configuration that was removed since is
             // not dialled again (conf changes replayed after the snapshot add back the
@@ -379,6 +386,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             applied: snapshot_index,
             snapshot_index,
             snapshot_for_new_member: false,
+            sessions,
             identity,
             identity_changed: false,
             vote_refusals_logged_term: 0,

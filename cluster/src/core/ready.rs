@@ -66,6 +66,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         let metadata = snapshot.get_metadata();
         let envelope = SnapshotEnvelope::decode(snapshot.get_data())?;
         self.state_machine.restore(&envelope.state)?;
+        self.sessions = Sessions::from_table(envelope.sessions);
         for (id, address) in envelope.peer_addresses {
             if id != self.config.node_id && self.peer_addresses.get(&id) != Some(&address) {
                 self.output.peer_updates.push(PeerUpdate::Set {
@@ -161,6 +162,17 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             }
             match entry.get_entry_type() {
                 EntryType::EntryNormal => {
+                    let first_time = EntryTag::decode(&entry.context)
+                        .is_none_or(|tag| self.sessions.record(tag));
+                    if !entry.data.is_empty() && !first_time {
+                        tracing::debug!(index, "entry of an already applied proposal skipped");
+                        if let Some(appended) = ours {
+                            // Applied before under the same tag; its response is gone.
+                            self.fail_appended(appended.kind, Failure::TimedOut);
+                        }
+                        self.applied = index;
+                        continue;
+                    }
                     let response = (!entry.data.is_empty())
                         .then(|| self.state_machine.apply(index, &entry.data));
                     if let Some(appended) = ours {
@@ -264,6 +276,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         let term = self.raw.raft.raft_log.term(index)?;
         let envelope = SnapshotEnvelope {
             peer_addresses: self.peer_addresses.clone(),
+            sessions: self.sessions.table().clone(),
             state: self.state_machine.snapshot()?,
         };
         let mut snapshot = Snapshot {

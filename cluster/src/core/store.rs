@@ -76,6 +76,7 @@ pub(super) fn open_store<S: Storage, M: StateMachine>(
                     .chain(&initial.learners)
                     .map(|(id, address)| (*id, address.clone()))
                     .collect(),
+                sessions: BTreeMap::new(),
                 state: state_machine.snapshot()?,
             };
             let mut snapshot = Snapshot {

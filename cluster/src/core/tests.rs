@@ -523,3 +523,39 @@ fn a_second_membership_change_while_one_is_pending_is_rejected_as_such() {
         )))
     );
 }
+
+#[test]
+fn two_entries_of_one_proposal_apply_once_on_every_node() {
+    let mut cluster = Cluster::new();
+    cluster.run_until(|cluster| cluster.agreed_leader().is_some());
+    let leader = cluster.agreed_leader().unwrap();
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    // The same forwarded proposal appended twice (a duplicated forward, or one routed again
+    // after a refusal while its first copy lived on): same tag, two entries.
+    let origin = Origin::Remote {
+        from: follower,
+        request_id: 7,
+    };
+    let core = cluster.cores.get_mut(&leader).unwrap();
+    let deadline = core.tick + PROPOSAL_TIMEOUT_TICKS;
+    core.propose_on_leader(origin, b"once".to_vec(), deadline)
+        .unwrap();
+    core.propose_on_leader(origin, b"once".to_vec(), deadline)
+        .unwrap();
+    let last = core.raw.raft.raft_log.last_index();
+    cluster.run_until(|cluster| {
+        cluster
+            .cores
+            .values()
+            .all(|core| core.applied_index() >= last)
+    });
+    for core in cluster.cores.values() {
+        let applied = core
+            .state_machine()
+            .applied
+            .iter()
+            .filter(|(_, command)| command == b"once")
+            .count();
+        assert_eq!(applied, 1, "node {}", core.node_id());
+    }
+}
