@@ -34,6 +34,7 @@ fn message(start: Instant, payload: usize) -> PeerMessage {
     // The send time rides in the request id: both endpoints share this process's clock.
     PeerMessage::Forward {
         request_id: start.elapsed().as_nanos() as u64,
+        term: 1,
         payload: vec![7; payload],
     }
 }

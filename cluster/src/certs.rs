@@ -10,6 +10,7 @@
 //! ```text
 //!   ca.pem  ca.key               cluster CA (the key stays with the operator)
 //!   node-<id>.pem node-<id>.key  one pair per node; keys are written with mode 0600
+//!   revoked                      serials of certificates no longer accepted ([`RevocationList`])
 //! ```
 //!
 //! The rustls configs use the ring provider and TLS 1.3 only (QUIC requires 1.3), with
@@ -32,6 +33,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::codec;
 use crate::transport::NodeId;
+
+mod revoked;
+pub use revoked::{REVOKED_FILE, RevocationList, certificate_serial, parse_revoked};
 
 /// File name of the CA certificate in a certificate directory.
 pub const CA_CERTIFICATE_FILE: &str = "ca.pem";

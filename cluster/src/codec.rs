@@ -51,7 +51,8 @@ mod driver;
 mod record;
 
 pub use driver::{
-    DRIVER_LAYOUT_VERSION, EntryTag, ReadContext, SnapshotEnvelope, decode_address, encode_address,
+    CLUSTER_ID_BYTES_MAX, DRIVER_LAYOUT_VERSION, EntryTag, ReadContext, SnapshotEnvelope,
+    StoreIdentity, decode_address, encode_address,
 };
 pub use record::{
     RECORD_CHECKSUM_BYTES, decode_applied_index, encode_applied_index, log_index, log_key,
@@ -81,6 +82,7 @@ const REPLY_OK: u8 = 0;
 const REPLY_NOT_LEADER: u8 = 1;
 const REPLY_DROPPED: u8 = 2;
 const REPLY_REJECTED: u8 = 3;
+const REPLY_STALE_TERM: u8 = 4;
 
 /// kind + message id + total length + offset.
 const CHUNK_HEADER_BYTES: usize = 1 + 8 + 8 + 8;
@@ -282,18 +284,25 @@ pub fn encode_message_body(message: &PeerMessage) -> Result<Vec<u8>, CodecError>
         }
         PeerMessage::Forward {
             request_id,
+            term,
             payload,
         } => {
-            let mut body = Vec::with_capacity(1 + 8 + payload.len());
+            let mut body = Vec::with_capacity(1 + 8 + 8 + payload.len());
             body.push(KIND_FORWARD);
             body.extend_from_slice(&request_id.to_be_bytes());
+            body.extend_from_slice(&term.to_be_bytes());
             body.extend_from_slice(payload);
             Ok(body)
         }
-        PeerMessage::ForwardReply { request_id, result } => {
+        PeerMessage::ForwardReply {
+            request_id,
+            index,
+            result,
+        } => {
             let mut body = Vec::with_capacity(32);
             body.push(KIND_FORWARD_REPLY);
             body.extend_from_slice(&request_id.to_be_bytes());
+            body.extend_from_slice(&index.to_be_bytes());
             match result {
                 Ok(response) => {
                     body.push(REPLY_OK);
@@ -308,6 +317,10 @@ pub fn encode_message_body(message: &PeerMessage) -> Result<Vec<u8>, CodecError>
                 Err(RemoteError::Rejected(reason)) => {
                     body.push(REPLY_REJECTED);
                     body.extend_from_slice(reason.as_bytes());
+                }
+                Err(RemoteError::StaleTerm { term }) => {
+                    body.push(REPLY_STALE_TERM);
+                    body.extend_from_slice(&term.to_be_bytes());
                 }
             }
             Ok(body)
@@ -367,18 +380,21 @@ pub fn decode_frame_body(body: &[u8]) -> Result<Frame, CodecError> {
         )))),
         KIND_FORWARD => {
             let request_id = read_u64(rest, 0)?;
+            let term = read_u64(rest, 8)?;
             Ok(Frame::Message(PeerMessage::Forward {
                 request_id,
-                payload: rest[8..].to_vec(),
+                term,
+                payload: rest[16..].to_vec(),
             }))
         }
         KIND_FORWARD_REPLY => {
             let request_id = read_u64(rest, 0)?;
-            let status = *rest.get(8).ok_or(CodecError::Truncated {
-                needed: 9,
+            let index = read_u64(rest, 8)?;
+            let status = *rest.get(16).ok_or(CodecError::Truncated {
+                needed: 17,
                 available: rest.len(),
             })?;
-            let tail = &rest[9..];
+            let tail = &rest[17..];
             let result = match status {
                 REPLY_OK => Ok(tail.to_vec()),
                 REPLY_NOT_LEADER => {
@@ -401,10 +417,18 @@ pub fn decode_frame_body(body: &[u8]) -> Result<Frame, CodecError> {
                         .map_err(|_| CodecError::InvalidField("rejection reason is not UTF-8"))?;
                     Err(RemoteError::Rejected(reason.to_owned()))
                 }
+                REPLY_STALE_TERM => {
+                    let term = read_u64(tail, 0)?;
+                    if tail.len() != 8 {
+                        return Err(CodecError::TrailingBytes(tail.len() - 8));
+                    }
+                    Err(RemoteError::StaleTerm { term })
+                }
                 _ => return Err(CodecError::InvalidField("forward reply status")),
             };
             Ok(Frame::Message(PeerMessage::ForwardReply {
                 request_id,
+                index,
                 result,
             }))
         }
@@ -824,32 +848,44 @@ mod tests {
             PeerMessage::Raft(Box::new(snapshot_message)),
             PeerMessage::Forward {
                 request_id: 77,
+                term: 5,
                 payload: b"order".to_vec(),
             },
             PeerMessage::Forward {
                 request_id: 0,
+                term: 0,
                 payload: vec![],
             },
             PeerMessage::ForwardReply {
                 request_id: 77,
+                index: 12,
                 result: Ok(b"ok".to_vec()),
             },
             PeerMessage::ForwardReply {
+                request_id: 82,
+                index: 0,
+                result: Err(RemoteError::StaleTerm { term: 9 }),
+            },
+            PeerMessage::ForwardReply {
                 request_id: 78,
+                index: 0,
                 result: Err(RemoteError::NotLeader {
                     leader_hint: Some(3),
                 }),
             },
             PeerMessage::ForwardReply {
                 request_id: 79,
+                index: 0,
                 result: Err(RemoteError::NotLeader { leader_hint: None }),
             },
             PeerMessage::ForwardReply {
                 request_id: 80,
+                index: 0,
                 result: Err(RemoteError::Dropped),
             },
             PeerMessage::ForwardReply {
                 request_id: 81,
+                index: 0,
                 result: Err(RemoteError::Rejected("too large ✗".into())),
             },
         ];
@@ -861,8 +897,8 @@ mod tests {
 
     #[test]
     fn frames_split_across_reads_are_reassembled() {
-        let first = encode_frame(b"\x02\0\0\0\0\0\0\0\x01abc").unwrap();
-        let second = encode_frame(b"\x02\0\0\0\0\0\0\0\x02").unwrap();
+        let first = encode_frame(b"\x02\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x01abc").unwrap();
+        let second = encode_frame(b"\x02\0\0\0\0\0\0\0\x02\0\0\0\0\0\0\0\x01").unwrap();
         let stream: Vec<u8> = [first.clone(), second].concat();
         let mut decoder = FrameDecoder::default();
         let mut bodies = Vec::new();
@@ -927,6 +963,7 @@ mod tests {
     fn inconsistent_chunks_are_refused() {
         let body = encode_message_body(&PeerMessage::Forward {
             request_id: 1,
+            term: 1,
             payload: vec![1; 100],
         })
         .unwrap();
@@ -1005,6 +1042,7 @@ mod tests {
                 let _ = decode_address(&bytes);
                 let _ = EntryTag::decode(&bytes);
                 let _ = ReadContext::decode(&bytes);
+                let _ = StoreIdentity::decode(&bytes);
                 let _ = open_record(b"key", &bytes);
                 let _ = decode_applied_index(&bytes);
                 let mut decoder = FrameDecoder::new(4096);
@@ -1018,8 +1056,8 @@ mod tests {
             }
 
             #[test]
-            fn forward_frames_round_trip(request_id in any::<u64>(), payload in proptest::collection::vec(any::<u8>(), 0..512)) {
-                let message = PeerMessage::Forward { request_id, payload };
+            fn forward_frames_round_trip(request_id in any::<u64>(), term in any::<u64>(), payload in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let message = PeerMessage::Forward { request_id, term, payload };
                 let frame = encode_frame(&encode_message_body(&message).unwrap()).unwrap();
                 let mut decoder = FrameDecoder::default();
                 decoder.handle_bytes(&frame);

@@ -18,15 +18,32 @@ pub struct PeerConfig {
     pub address: String,
 }
 
+/// What a node does with an empty store (as etcd's `initial-cluster-state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Bootstrap {
+    /// Start a new cluster: an empty store is initialised with `voters` and `learners` (this
+    /// node must be listed). A store that is not empty is opened as it is.
+    New,
+    /// Join an existing cluster: an empty store stays empty until the leader adds this node
+    /// (as a learner, then promoted) and sends it a snapshot.
+    #[default]
+    Join,
+}
+
 /// A node's cluster settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     /// This node's id (never 0).
     pub node_id: NodeId,
-    /// Voters of the initial configuration. Used only to bootstrap an empty store, and only if
-    /// this node is listed (in `voters` or `learners`); otherwise the node starts empty and
-    /// waits to be added by the leader.
+    /// The cluster's name, kept in the store's identity record and checked on every start.
+    #[serde(default = "defaults::cluster_id")]
+    pub cluster_id: String,
+    /// What to do with an empty store; required, so a node never bootstraps by accident.
+    pub bootstrap: Bootstrap,
+    /// Voters of the initial configuration. Used only to bootstrap an empty store with
+    /// `bootstrap = "new"`; with `"join"`, only the addresses of peers to reach.
     #[serde(default)]
     pub voters: Vec<PeerConfig>,
     /// Learners of the initial configuration (see `voters`).
@@ -35,7 +52,7 @@ pub struct ClusterConfig {
     /// Duration of one Raft tick.
     #[serde(default = "defaults::tick_interval_ms")]
     pub tick_interval_ms: u64,
-    /// Ticks without a leader before a follower campaigns (randomised up to twice this).
+    /// Ticks without a leader before a follower campaigns (randomised up to 1.5 × this).
     #[serde(default = "defaults::election_ticks")]
     pub election_ticks: usize,
     /// Ticks between a leader's heartbeats.
@@ -65,9 +82,16 @@ pub struct ClusterConfig {
     /// Append messages in flight per follower.
     #[serde(default = "defaults::inflight_messages_max")]
     pub inflight_messages_max: usize,
+    /// Bytes of entries the leader has appended but not committed before it refuses new
+    /// proposals with `Overloaded` (raft-rs `max_uncommitted_size`).
+    #[serde(default = "defaults::uncommitted_bytes_max")]
+    pub uncommitted_bytes_max: u64,
 }
 
 mod defaults {
+    pub fn cluster_id() -> String {
+        "callgrid".to_owned()
+    }
     pub fn tick_interval_ms() -> u64 {
         100
     }
@@ -101,13 +125,19 @@ mod defaults {
     pub fn inflight_messages_max() -> usize {
         256
     }
+    pub fn uncommitted_bytes_max() -> u64 {
+        64 << 20
+    }
 }
 
 impl ClusterConfig {
-    /// A configuration with defaults for everything but the members.
+    /// A configuration that bootstraps a new cluster of `voters` (see [`Bootstrap::New`]),
+    /// with defaults for everything else.
     pub fn new(node_id: NodeId, voters: Vec<PeerConfig>) -> Self {
         Self {
             node_id,
+            cluster_id: defaults::cluster_id(),
+            bootstrap: Bootstrap::New,
             voters,
             learners: Vec::new(),
             tick_interval_ms: defaults::tick_interval_ms(),
@@ -121,6 +151,7 @@ impl ClusterConfig {
             command_bytes_max: defaults::command_bytes_max(),
             message_bytes_max: defaults::message_bytes_max(),
             inflight_messages_max: defaults::inflight_messages_max(),
+            uncommitted_bytes_max: defaults::uncommitted_bytes_max(),
         }
     }
 
@@ -146,11 +177,28 @@ impl ClusterConfig {
         if self.tick_interval_ms == 0 {
             return invalid("tick_interval_ms must be positive");
         }
+        if self.cluster_id.is_empty()
+            || self.cluster_id.len() > crate::codec::CLUSTER_ID_BYTES_MAX
+            || self.cluster_id.chars().any(char::is_control)
+        {
+            return invalid("cluster_id must be 1 to 64 bytes without control characters");
+        }
+        let listed = self
+            .voters
+            .iter()
+            .chain(&self.learners)
+            .any(|peer| peer.id == self.node_id);
+        if self.bootstrap == Bootstrap::New && !listed {
+            return invalid("bootstrap = \"new\" needs this node among voters or learners");
+        }
         if self.heartbeat_ticks == 0 || self.election_ticks <= self.heartbeat_ticks {
             return invalid("need 0 < heartbeat_ticks < election_ticks");
         }
         if self.batch_max == 0 || self.pending_requests_max == 0 {
             return invalid("batch_max and pending_requests_max must be positive");
+        }
+        if self.uncommitted_bytes_max < self.command_bytes_max as u64 {
+            return invalid("uncommitted_bytes_max must hold at least one command");
         }
         if self.snapshot_threshold_entries == 0 {
             return invalid("snapshot_threshold_entries must be positive");
@@ -160,8 +208,11 @@ impl ClusterConfig {
             node_id: self.node_id,
             election_ticks: self.election_ticks,
             heartbeat_ticks: self.heartbeat_ticks,
-            election_ticks_min: 0,
-            election_ticks_max: 0,
+            // Randomised in [election, 1.5 × election): wide enough to split candidates,
+            // and the longest failover stays near 1.5 election timeouts (raft-rs's default
+            // range reaches twice).
+            election_ticks_min: self.election_ticks,
+            election_ticks_max: self.election_ticks + (self.election_ticks / 2).max(1),
             proposal_timeout_ticks: ticks(self.proposal_timeout_ms),
             read_timeout_ticks: ticks(self.read_timeout_ms),
             read_retry_ticks: (self.heartbeat_ticks as u64).max(1),
@@ -169,6 +220,7 @@ impl ClusterConfig {
             command_bytes_max: self.command_bytes_max,
             message_bytes_max: self.message_bytes_max,
             inflight_messages_max: self.inflight_messages_max,
+            uncommitted_bytes_max: self.uncommitted_bytes_max,
         })
     }
 }
@@ -201,6 +253,8 @@ pub struct CoreConfig {
     pub message_bytes_max: u64,
     /// Append messages in flight per follower.
     pub inflight_messages_max: usize,
+    /// Uncommitted bytes before proposals are refused.
+    pub uncommitted_bytes_max: u64,
 }
 
 #[cfg(test)]
@@ -212,10 +266,18 @@ mod tests {
     fn toml_with_defaults_parses_and_unknown_fields_are_refused() {
         let text = r#"
             node_id = 1
+            bootstrap = "new"
             voters = [{ id = 1, address = "127.0.0.1:7001" }]
         "#;
         let config: ClusterConfig = toml_from_str(text).unwrap();
         assert_eq!(config, ClusterConfig::new(1, config.voters.clone()));
+        // `bootstrap` is required: a node never starts a cluster by accident.
+        assert!(toml_from_str(&text.replace("bootstrap = \"new\"", "")).is_err());
+        let join: ClusterConfig = toml_from_str(&text.replace("\"new\"", "\"join\"")).unwrap();
+        assert_eq!(join.bootstrap, Bootstrap::Join);
+        let mut not_listed = config.clone();
+        not_listed.node_id = 2;
+        assert!(not_listed.core_config().is_err());
         let core = config.core_config().unwrap();
         assert_eq!(core.proposal_timeout_ticks, 50);
         assert!(toml_from_str("node_id = 1\nvoterz = []").is_err());

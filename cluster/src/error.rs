@@ -72,6 +72,10 @@ pub enum ClusterError {
     /// A layout the driver wrote (snapshot envelope) could not be decoded.
     #[error("codec: {0}")]
     Codec(#[from] crate::codec::CodecError),
+    /// The store belongs to another node or another cluster (a data directory mounted in
+    /// the wrong place): refused instead of replayed.
+    #[error("store identity: {0}")]
+    WrongStore(String),
     /// The driver thread could not be spawned.
     #[error("driver thread: {0}")]
     Thread(#[from] std::io::Error),

@@ -4,7 +4,9 @@
 //!
 //! - [`state_machine`] — the [`StateMachine`] trait the application implements;
 //! - [`core`] — the sans-IO driver around raft-rs's `RawNode` (ticks, messages, proposals,
-//!   reads in; persisted state, messages, responses out); the simulation drives it directly;
+//!   reads in; persisted state, messages, responses out); the simulation drives it directly.
+//!   By concern: `admit` (peer input checks), `forward`, `membership`, `reads`, `ready` (the
+//!   Ready loop), `store` (identity and bootstrap);
 //! - [`runtime`] — [`ClusterNode`]: the core on a dedicated OS thread with a [`Storage`] and
 //!   a [`transport::Transport`], and the [`ClusterHandle`] callers use (async and blocking);
 //! - [`storage`] — the [`Storage`] trait, in-memory and RocksDB implementations;
@@ -12,7 +14,8 @@
 //! - [`codec`] — every byte format, and only there: wire frames and chunks, raft protobuf,
 //!   versioned bincode for application commands and snapshots, and the versioned layouts the
 //!   driver puts in entries, conf changes and snapshots;
-//! - [`certs`] — the cluster CA and node certificates (rcgen), loaded into rustls configs;
+//! - [`certs`] — the cluster CA and node certificates (rcgen), loaded into rustls configs, and
+//!   the revocation list;
 //! - [`config`], [`status`], [`error`] — settings, operator view, error enums;
 //! - [`simulation`] — the seeded deterministic cluster simulation (tests and `examples/vopr`).
 
@@ -28,7 +31,7 @@ pub mod status;
 pub mod storage;
 pub mod transport;
 
-pub use crate::config::{ClusterConfig, PeerConfig};
+pub use crate::config::{Bootstrap, ClusterConfig, PeerConfig};
 pub use crate::core::MembershipChange;
 pub use crate::error::{
     ClusterError, MembershipError, ProposeError, ReadError, StateMachineError, StorageError,

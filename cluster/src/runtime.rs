@@ -15,12 +15,13 @@
 //! thread works are drained together, so they share one append and one fsync.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 use tokio::sync::oneshot;
 
 use crate::config::ClusterConfig;
@@ -60,6 +61,21 @@ struct Shared {
     shutdown: Sender<()>,
     status: Arc<RwLock<ClusterStatus>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    stopped: Arc<Stopped>,
+}
+
+/// Set once when the driver thread ends, with the fatal error if it ended on one.
+#[derive(Default)]
+struct Stopped {
+    outcome: Mutex<Option<Option<String>>>,
+    changed: Condvar,
+}
+
+impl Stopped {
+    fn set(&self, fatal: Option<String>) {
+        *self.outcome.lock() = Some(fatal);
+        self.changed.notify_all();
+    }
 }
 
 /// Starts the driver thread.
@@ -90,6 +106,8 @@ impl ClusterNode {
                 .collect()
         };
         let initial = InitialMembers {
+            cluster_id: config.cluster_id.clone(),
+            bootstrap: config.bootstrap,
             voters: members(&config.voters),
             learners: members(&config.learners),
         };
@@ -102,7 +120,9 @@ impl ClusterNode {
             shutdown: shutdown_sender,
             status: Arc::new(RwLock::new(core.status())),
             thread: Mutex::new(None),
+            stopped: Arc::new(Stopped::default()),
         });
+        let first_request_id = core.first_request_id();
         let driver = Driver {
             core,
             transport,
@@ -111,13 +131,27 @@ impl ClusterNode {
             shutdown: shutdown_receiver,
             status: Arc::clone(&shared.status),
             waiters: HashMap::new(),
-            next_request_id: first_request_id(),
+            next_request_id: first_request_id,
             tick_interval: config.tick_interval(),
             batch_max: config.batch_max,
         };
+        let status = Arc::clone(&shared.status);
+        let stopped = Arc::clone(&shared.stopped);
+        let node_id = config.node_id;
         let thread = std::thread::Builder::new()
-            .name(format!("raft-{}", config.node_id))
-            .spawn(move || driver.run())?;
+            .name(format!("raft-{node_id}"))
+            .spawn(move || {
+                // A panic (raft-rs's `fatal!`, a state machine bug) must not leave a status
+                // that still says "Leader": the node is marked failed and the application
+                // told, so it can exit and be restarted by its supervisor.
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(move || driver.run()));
+                if let Err(payload) = outcome {
+                    let message = panic_message(payload.as_ref());
+                    tracing::error!(node_id, %message, "raft driver thread panicked; node failed");
+                    mark_failed(&status, format!("driver thread panicked: {message}"));
+                }
+                stopped.set(status.read().fatal_error.clone());
+            })?;
         *shared.thread.lock() = Some(thread);
         Ok(ClusterHandle {
             shared,
@@ -230,6 +264,19 @@ impl ClusterHandle {
     /// The node's latest status (updated after every driver iteration).
     pub fn status(&self) -> ClusterStatus {
         self.shared.status.read().clone()
+    }
+
+    /// Block until the driver thread has ended; returns the fatal error (a storage or state
+    /// machine failure, or a panic) if it ended on one, `None` after [`Self::shutdown`].
+    /// For a watchdog thread that exits the process on failure; not for async tasks.
+    pub fn wait_stopped_blocking(&self) -> Option<String> {
+        let mut outcome = self.shared.stopped.outcome.lock();
+        loop {
+            if let Some(fatal) = outcome.as_ref() {
+                return fatal.clone();
+            }
+            self.shared.stopped.changed.wait(&mut outcome);
+        }
     }
 
     /// Stop the driver thread and wait for it; pending requests fail with `ShuttingDown`.
@@ -364,7 +411,16 @@ impl<S: Storage, T: Transport, M: StateMachine> Driver<S, T, M> {
                     next_tick = now + self.tick_interval;
                 }
             }
-            match self.core.poll() {
+            let transport = &self.transport;
+            let mut send_early =
+                |to: NodeId, message: PeerMessage| match transport.send(to, message) {
+                    Ok(()) => true,
+                    Err(error) => {
+                        tracing::debug!(to, %error, "message not sent");
+                        false
+                    }
+                };
+            match self.core.poll_sending(Some(&mut send_early)) {
                 Ok(output) => {
                     // Status before answers: a caller woken by its answer must find the status
                     // at least as new (after `read_index` returns `index`, `applied_index` ≥
@@ -382,7 +438,7 @@ impl<S: Storage, T: Transport, M: StateMachine> Driver<S, T, M> {
         }
         if let Err(error) = outcome {
             tracing::error!(node_id, %error, "raft driver stopped on a fatal error");
-            self.status.write().fatal_error = Some(error.to_string());
+            mark_failed(&self.status, error.to_string());
         } else {
             tracing::info!(node_id, "raft driver stopped");
         }
@@ -464,6 +520,24 @@ impl<S: Storage, T: Transport, M: StateMachine> Driver<S, T, M> {
     }
 }
 
+/// The node stopped for good: no leader to offer, the error for operators.
+fn mark_failed(status: &RwLock<ClusterStatus>, error: String) {
+    let mut status = status.write();
+    status.fatal_error = Some(error);
+    status.leader = None;
+    status.role = crate::status::Role::Follower;
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "non-text panic payload".to_owned()
+    }
+}
+
 fn fail_waiter(waiter: Waiter) {
     match waiter {
         Waiter::Propose(reply) => {
@@ -492,12 +566,68 @@ fn fail_request(request: Request) {
     }
 }
 
-/// Request ids never repeat across restarts of a node (see [`crate::core::RequestId`]): start
-/// from the wall clock in milliseconds, shifted so a million requests per millisecond fit
-/// before the next start's range.
-fn first_request_id() -> u64 {
-    let milliseconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64);
-    milliseconds << 20
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::PeerConfig;
+    use crate::error::StateMachineError;
+    use crate::status::Role;
+    use crate::storage::memory::MemoryStorage;
+    use crate::transport::memory::MemoryHub;
+
+    /// Applies anything but `boom`, on which it panics (a bug in application code, or a
+    /// raft-rs `fatal!`: both unwind the driver thread).
+    struct Fragile;
+
+    impl StateMachine for Fragile {
+        fn apply(&mut self, _index: u64, command: &[u8]) -> Vec<u8> {
+            assert!(command != b"boom", "state machine bug");
+            command.to_vec()
+        }
+
+        fn snapshot(&self) -> Result<Vec<u8>, StateMachineError> {
+            Ok(Vec::new())
+        }
+
+        fn restore(&mut self, _snapshot: &[u8]) -> Result<(), StateMachineError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_panic_on_the_driver_thread_marks_the_node_failed_and_is_reported() {
+        let hub = MemoryHub::new();
+        let (transport, inbound) = hub.endpoint(1);
+        let mut config = ClusterConfig::new(
+            1,
+            vec![PeerConfig {
+                id: 1,
+                address: "memory-1".to_owned(),
+            }],
+        );
+        config.tick_interval_ms = 10;
+        let handle =
+            ClusterNode::start(config, MemoryStorage::new(), transport, inbound, Fragile).unwrap();
+        assert_eq!(
+            handle.propose_blocking(b"fine".to_vec()),
+            Ok(b"fine".to_vec())
+        );
+        assert_eq!(handle.status().role, Role::Leader);
+
+        assert_eq!(
+            handle.propose_blocking(b"boom".to_vec()),
+            Err(ProposeError::ShuttingDown)
+        );
+        let fatal = handle.wait_stopped_blocking().unwrap();
+        assert!(fatal.contains("panicked: state machine bug"), "{fatal}");
+        let status = handle.status();
+        assert_eq!(status.fatal_error.as_deref(), Some(fatal.as_str()));
+        assert_eq!((status.leader, status.role), (None, Role::Follower));
+        assert_eq!(
+            handle.propose_blocking(b"after".to_vec()),
+            Err(ProposeError::ShuttingDown)
+        );
+        handle.shutdown();
+    }
 }

@@ -245,6 +245,8 @@ impl Simulation {
     pub fn new(options: SimulationOptions) -> Result<Self, Violation> {
         let ids: Vec<NodeId> = (1..=options.nodes as u64).collect();
         let initial = InitialMembers {
+            cluster_id: "simulation".to_owned(),
+            bootstrap: crate::config::Bootstrap::New,
             voters: ids.iter().map(|id| (*id, format!("sim-{id}"))).collect(),
             learners: Vec::new(),
         };
@@ -327,6 +329,7 @@ impl Simulation {
             command_bytes_max: 1024,
             message_bytes_max: 64 * 1024,
             inflight_messages_max: 64,
+            uncommitted_bytes_max: 1 << 20,
         };
         RaftCore::new(
             config,
@@ -439,10 +442,10 @@ impl Simulation {
                 if self.rng.chance(self.options.loss) {
                     continue;
                 }
-                // Raft tolerates duplicates; a Forward is delivered at most once by contract
-                // (QUIC streams), so only raft messages are duplicated.
-                let is_raft = matches!(message, PeerMessage::Raft(_));
-                if is_raft && self.rng.chance(self.options.duplication) {
+                // Raft tolerates duplicates, and forwards are applied at most once (term
+                // check, replicated sessions), so every kind is duplicated: a duplicate
+                // delivered late is a stale forward.
+                if self.rng.chance(self.options.duplication) {
                     self.network.push(InFlight {
                         from: id,
                         to,

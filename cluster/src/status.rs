@@ -75,6 +75,9 @@ pub struct ClusterStatus {
     pub compactions: u64,
     /// Entries removed by compaction.
     pub entries_compacted: u64,
+    /// A leader proved that this node's store lost entries it had acknowledged: it does not
+    /// vote until removed and re-added as a learner (then promoted).
+    pub rejoin_required: bool,
     /// Set when the driver stopped on a fatal error.
     pub fatal_error: Option<String>,
 }

@@ -6,7 +6,7 @@
 use callgrid_cluster::StorageError;
 use callgrid_cluster::storage::memory::MemoryStorage;
 use callgrid_cluster::storage::rocks::{self, RocksStorage};
-use callgrid_cluster::storage::{PersistRequest, Storage};
+use callgrid_cluster::storage::{PersistRequest, Storage, StoreIdentity};
 use raft::Storage as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 
@@ -30,6 +30,15 @@ fn bootstrap_snapshot() -> Snapshot {
     snapshot
 }
 
+fn identity(lost_through: u64) -> StoreIdentity {
+    StoreIdentity {
+        cluster_id: "test".to_owned(),
+        node_id: 1,
+        lost_through,
+        incarnation: 1,
+    }
+}
+
 fn hard_state(term: u64, vote: u64, commit: u64) -> HardState {
     let mut hard_state = HardState::default();
     hard_state.term = term;
@@ -40,8 +49,16 @@ fn hard_state(term: u64, vote: u64, commit: u64) -> HardState {
 
 fn fill<S: Storage>(storage: &mut S) {
     assert!(storage.is_empty());
-    storage.bootstrap(&bootstrap_snapshot()).unwrap();
-    assert!(storage.bootstrap(&bootstrap_snapshot()).is_err());
+    assert_eq!(storage.identity(), None);
+    storage
+        .bootstrap(&bootstrap_snapshot(), &identity(0))
+        .unwrap();
+    assert!(
+        storage
+            .bootstrap(&bootstrap_snapshot(), &identity(0))
+            .is_err()
+    );
+    storage.set_identity(&identity(7)).unwrap();
     let entries: Vec<Entry> = (2..=6).map(|i| entry(i, 2, &format!("e{i}"))).collect();
     storage
         .persist(PersistRequest {
@@ -73,6 +90,7 @@ fn check_filled<S: Storage>(storage: &S) {
         .unwrap();
     let data: Vec<&[u8]> = entries.iter().map(|e| e.get_data()).collect();
     assert_eq!(data, vec![&b"e2"[..], b"e3", b"e4", b"x5"]);
+    assert_eq!(storage.identity(), Some(identity(7)));
     let state = storage.initial_state().unwrap();
     assert_eq!(state.hard_state, hard_state(3, 2, 4));
     assert_eq!(state.conf_state.voters, vec![1, 2, 3]);

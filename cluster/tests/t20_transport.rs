@@ -2,7 +2,7 @@
 //! authenticated sender, chunked snapshots, refusal of foreign and missing certificates,
 //! malformed and oversized frames, reconnection to a restarted peer, and bounded queues
 //! towards a dead peer.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -71,6 +71,7 @@ fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
 fn forward(request_id: u64) -> PeerMessage {
     PeerMessage::Forward {
         request_id,
+        term: 1,
         payload: format!("command {request_id}").into_bytes(),
     }
 }
@@ -127,28 +128,34 @@ fn every_variant() -> Vec<PeerMessage> {
         forward(1),
         PeerMessage::Forward {
             request_id: 2,
+            term: 4,
             payload: vec![],
         },
         PeerMessage::ForwardReply {
             request_id: 1,
+            index: 17,
             result: Ok(b"order 17 confirmed".to_vec()),
         },
         PeerMessage::ForwardReply {
             request_id: 2,
+            index: 0,
             result: Err(RemoteError::NotLeader {
                 leader_hint: Some(3),
             }),
         },
         PeerMessage::ForwardReply {
             request_id: 3,
+            index: 0,
             result: Err(RemoteError::NotLeader { leader_hint: None }),
         },
         PeerMessage::ForwardReply {
             request_id: 4,
+            index: 0,
             result: Err(RemoteError::Dropped),
         },
         PeerMessage::ForwardReply {
             request_id: 5,
+            index: 0,
             result: Err(RemoteError::Rejected("shutting down".into())),
         },
     ]
@@ -444,6 +451,7 @@ fn dead_peer_fills_its_bounded_queue_and_send_returns_queue_full() {
     let (one, _inbound) = QuicTransport::start(settings).unwrap();
     let message = PeerMessage::Forward {
         request_id: 1,
+        term: 1,
         payload: vec![0; 1024],
     };
     let mut accepted = 0;
@@ -509,4 +517,134 @@ fn inconsistent_configuration_is_refused() {
         QuicTransport::start(keep_alive_too_slow),
         Err(quic::QuicError::Config(_))
     ));
+}
+
+#[test]
+fn a_revoked_certificate_is_refused_and_cut_off_when_the_list_changes() {
+    init_logs();
+    let authority = CertificateAuthority::generate().unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let list_path = directory.path().join(certs::REVOKED_FILE);
+    let revoked_identity = authority.issue_identity(2).unwrap();
+    let serial = certs::certificate_serial(&revoked_identity.certificate_chain[0]).unwrap();
+
+    let mut one_config = config(authority.issue_identity(1).unwrap(), loopback(), vec![]);
+    one_config.revoked = Some(Arc::new(certs::RevocationList::new(&list_path)));
+    let (one, one_inbound) = QuicTransport::start(one_config).unwrap();
+    let (two, _two_inbound) = QuicTransport::start(config(
+        revoked_identity,
+        loopback(),
+        vec![(1, address(&one))],
+    ))
+    .unwrap();
+
+    // Not yet listed: accepted.
+    assert_only_marker_delivered(&two, &one_inbound, 1, 1);
+
+    // Listed while connected: the connection is closed and nothing more arrives.
+    std::fs::write(&list_path, format!("# node 2, decommissioned\n{serial}\n")).unwrap();
+    wait_for("node 1 cuts the revoked peer off", || {
+        one.stats().handshakes_refused >= 1
+    });
+    for request_id in 10..20 {
+        let _ = two.send(1, forward(request_id));
+    }
+    wait_for("node 2 fails to reconnect", || {
+        one.stats().handshakes_refused >= 2
+    });
+    assert!(one_inbound.try_recv().is_err(), "a revoked peer delivered");
+
+    // Another node of the same CA is unaffected.
+    let (three, _three_inbound) = start(&authority, 3, vec![(1, address(&one))]);
+    assert_only_marker_delivered(&three, &one_inbound, 1, 3);
+    one.shutdown();
+    two.shutdown();
+    three.shutdown();
+}
+
+/// Open a connection as the holder of `endpoint`'s certificate and prove node 1 accepted it:
+/// a forward with `marker` written on it arrives.
+async fn open_accepted(
+    endpoint: &quinn::Endpoint,
+    target: SocketAddr,
+    inbound: &Receiver<Inbound>,
+    marker: u64,
+) -> quinn::Connection {
+    let connection = endpoint
+        .connect(target, "node-1.callgrid")
+        .unwrap()
+        .await
+        .unwrap();
+    let mut stream = connection.open_uni().await.unwrap();
+    let frame =
+        codec::encode_frame(&codec::encode_message_body(&forward(marker)).unwrap()).unwrap();
+    stream.write_all(&frame).await.unwrap();
+    let inbound = inbound.clone();
+    let received = tokio::task::spawn_blocking(move || receive(&inbound))
+        .await
+        .unwrap();
+    assert_eq!((received.from, received.message), (9, forward(marker)));
+    connection
+}
+
+#[test]
+fn one_peer_cannot_hold_more_than_its_share_of_connections() {
+    init_logs();
+    let authority = CertificateAuthority::generate().unwrap();
+    let (one, one_inbound) = start(&authority, 1, vec![]);
+    let target = one.local_address();
+    let identity = authority.issue_identity(9).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let endpoint = raw_client_endpoint(quic::quinn_client_config(&identity).unwrap());
+        let mut held = Vec::new();
+        for marker in 0..quic::CONNECTIONS_PER_PEER_MAX as u64 {
+            held.push(open_accepted(&endpoint, target, &one_inbound, marker).await);
+        }
+        // One more from the same peer is closed at once.
+        let extra = endpoint
+            .connect(target, "node-1.callgrid")
+            .unwrap()
+            .await
+            .unwrap();
+        let closed = tokio::time::timeout(WAIT_MAX, extra.closed()).await;
+        match closed.expect("the extra connection was never closed") {
+            quinn::ConnectionError::ApplicationClosed(close) => {
+                assert_eq!(close.error_code, quic::CLOSE_TOO_MANY_CONNECTIONS.into());
+            }
+            other => panic!("expected a close for too many connections, got {other}"),
+        }
+        // A freed slot can be used again.
+        let freed = held.pop().unwrap();
+        freed.close(0_u32.into(), b"done");
+        let deadline = Instant::now() + WAIT_MAX;
+        loop {
+            let connection = endpoint
+                .connect(target, "node-1.callgrid")
+                .unwrap()
+                .await
+                .unwrap();
+            let mut stream = connection.open_uni().await.unwrap();
+            let frame =
+                codec::encode_frame(&codec::encode_message_body(&forward(100)).unwrap()).unwrap();
+            let _ = stream.write_all(&frame).await;
+            let inbound = one_inbound.clone();
+            let received = tokio::task::spawn_blocking(move || {
+                inbound.recv_timeout(Duration::from_millis(500)).ok()
+            })
+            .await
+            .unwrap();
+            if let Some(received) = received {
+                assert_eq!((received.from, received.message), (9, forward(100)));
+                break;
+            }
+            assert!(Instant::now() < deadline, "the freed slot was never reused");
+        }
+        endpoint.close(0_u32.into(), b"");
+    });
+    one.shutdown();
 }

@@ -287,7 +287,7 @@ fn main() {
             })
             .collect();
         let cluster = format!(
-            "[cluster]\nnode_id = {}\nlisten = \"127.0.0.1:{}\"\ncertificates_dir = \"{}\"\npeers = [{}]\n",
+            "[cluster]\nnode_id = {}\nlisten = \"127.0.0.1:{}\"\ncertificates_dir = \"{}\"\nbootstrap = \"new\"\npeers = [{}]\n",
             index + 1,
             ports[index],
             certificates.display(),

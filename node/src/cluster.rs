@@ -197,6 +197,11 @@ pub fn start(
         .partition(|peer| config.cluster.learners.contains(&peer.id));
     let mut cluster_config = ClusterConfig::new(node_id, voters);
     cluster_config.learners = learners;
+    // Validated: required with peers; a node alone starts its own cluster.
+    cluster_config.bootstrap = config
+        .cluster
+        .bootstrap
+        .unwrap_or(callgrid_cluster::Bootstrap::New);
     cluster_config.proposal_timeout_ms = config.cluster.proposal_timeout_ms;
     cluster_config.read_timeout_ms = config.cluster.proposal_timeout_ms;
     let state_machine = NodeStateMachine { shared };
@@ -207,6 +212,7 @@ pub fn start(
         let (transport, inbound) = hub.endpoint(node_id);
         let handle = ClusterNode::start(cluster_config, storage, transport, inbound, state_machine)
             .map_err(|error| ClusterStartError::Raft(error.to_string()))?;
+        spawn_watchdog(handle.clone());
         return Ok(ClusterReplicator {
             handle,
             transport: Mutex::new(None),
@@ -230,7 +236,13 @@ pub fn start(
         .iter()
         .map(|peer| (peer.id, peer.address.clone()))
         .collect();
-    let quic = QuicConfig::new(node_id, config.cluster.listen, peers, identity);
+    let mut quic = QuicConfig::new(node_id, config.cluster.listen, peers, identity);
+    // Serials of certificates no longer accepted, reread when the file changes.
+    quic.revoked = Some(std::sync::Arc::new(
+        callgrid_cluster::certs::RevocationList::new(
+            &directory.join(callgrid_cluster::certs::REVOKED_FILE),
+        ),
+    ));
     let (transport, inbound) =
         QuicTransport::start(quic).map_err(|error| ClusterStartError::Transport {
             listen: config.cluster.listen,
@@ -244,8 +256,29 @@ pub fn start(
         state_machine,
     )
     .map_err(|error| ClusterStartError::Raft(error.to_string()))?;
+    spawn_watchdog(handle.clone());
     Ok(ClusterReplicator {
         handle,
         transport: Mutex::new(Some(transport)),
     })
+}
+
+/// Exit status when the Raft driver failed (EX_SOFTWARE): the supervisor restarts the node.
+pub const EXIT_DRIVER_FAILED: i32 = 70;
+
+/// A failed Raft driver (storage error, panic) cannot recover in-process, and a node that
+/// keeps serving without it only looks alive: log and exit so the supervisor restarts it.
+/// `/readyz` already answers 503 (the failed status names no leader).
+fn spawn_watchdog(handle: ClusterHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("raft-watchdog".to_owned())
+        .spawn(move || {
+            if let Some(error) = handle.wait_stopped_blocking() {
+                tracing::error!(%error, code = EXIT_DRIVER_FAILED, "raft driver failed; exiting so the supervisor restarts this node");
+                std::process::exit(EXIT_DRIVER_FAILED);
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "raft watchdog thread not started");
+    }
 }

@@ -168,6 +168,12 @@ pub struct ClusterSection {
     /// Ids that join as learners (non-voting replicas) rather than voters.
     #[serde(default)]
     pub learners: Vec<u64>,
+    /// What an empty Raft store does: `"new"` bootstraps a new cluster of this node and its
+    /// peers (every initial member says so), `"join"` waits to be added by the leader (a
+    /// node added later, or one whose disk was replaced). Required when there are peers;
+    /// a node alone is always `"new"`.
+    #[serde(default)]
+    pub bootstrap: Option<callgrid_cluster::Bootstrap>,
     /// Milliseconds a proposal may wait for commit before the API answers 503.
     #[serde(default = "default_proposal_timeout_ms")]
     pub proposal_timeout_ms: u64,
@@ -181,6 +187,7 @@ impl Default for ClusterSection {
             peers: Vec::new(),
             certificates_dir: None,
             learners: Vec::new(),
+            bootstrap: None,
             proposal_timeout_ms: default_proposal_timeout_ms(),
         }
     }
@@ -422,6 +429,13 @@ impl NodeConfig {
                 ));
             }
         }
+        if self.cluster.bootstrap.is_none() && !self.cluster.peers.is_empty() {
+            return Err(invalid(
+                "cluster.bootstrap",
+                "is required with peers: \"new\" on the initial members of a new cluster, \
+                 \"join\" on a node the leader adds later",
+            ));
+        }
         if self.cluster.proposal_timeout_ms == 0 {
             return Err(invalid("cluster.proposal_timeout_ms", "must be positive"));
         }
@@ -623,6 +637,7 @@ node_id = 1
 listen = "0.0.0.0:7001"
 peers = [{ id = 2, address = "spb.example:7001" }, { id = 3, address = "kzn.example:7001" }]
 learners = [3]
+bootstrap = "new"
 
 [routing]
 offer_timeout_ms = 10000
@@ -694,6 +709,10 @@ token = "anna-secret-token-123"
                 "cluster.learners[0]",
             ),
             (FULL.replace("id = 2,", "id = 1,"), "cluster.peers[0].id"),
+            (
+                FULL.replace("bootstrap = \"new\"\n", ""),
+                "cluster.bootstrap",
+            ),
             (
                 FULL.replace("2027-03-31", "next spring"),
                 "agents[0].certificate_valid_until",

@@ -29,7 +29,7 @@ fn order_taken_at_one_site_is_read_at_the_others_and_survives_its_loss() {
             })
             .collect();
         let cluster = format!(
-            "[cluster]\nnode_id = {id}\nlisten = \"127.0.0.1:{}\"\ncertificates_dir = \"{}\"\npeers = [{}]\n",
+            "[cluster]\nnode_id = {id}\nlisten = \"127.0.0.1:{}\"\ncertificates_dir = \"{}\"\nbootstrap = \"new\"\npeers = [{}]\n",
             ports[index],
             certificates.display(),
             peers.join(", ")

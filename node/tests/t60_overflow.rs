@@ -58,7 +58,7 @@ fn two_sites(overflow: &str) -> (tempfile::TempDir, Vec<Node>) {
             String::new()
         };
         let extra = format!(
-            "[cluster]\nnode_id = {}\nlisten = \"127.0.0.1:{}\"\ncertificates_dir = \"{}\"\npeers = [{{ id = {}, address = \"127.0.0.1:{}\" }}]\n\n\
+            "[cluster]\nnode_id = {}\nlisten = \"127.0.0.1:{}\"\ncertificates_dir = \"{}\"\nbootstrap = \"new\"\npeers = [{{ id = {}, address = \"127.0.0.1:{}\" }}]\n\n\
              [overflow]\n{overflow}\n\n\
              [[peer_sites]]\nid = \"{}\"\nnumber = {other}\n{api_url}\n",
             index + 1,

@@ -3,9 +3,11 @@
 //! ([`DRIVER_LAYOUT_VERSION`]) so a newer binary can still replay an older log (rolling
 //! upgrades); an unknown byte is a [`CodecError::UnknownVersion`], never a misparse.
 //!
-//! - snapshot data: `[version][peer count u32][(id u64, address length u32, address)…][state
-//!   machine bytes…]` — peer addresses travel with the snapshot because the conf change
-//!   entries that carried them may have been compacted away;
+//! - snapshot data: `[version][peer count u32][(id u64, address length u32, address)…]`, then
+//!   from version 2 `[origin count u32][(origin u64, id count u32, ids u64…)…]` (the applied
+//!   proposal ids per proposing node), then `[state machine bytes…]` — peer addresses and
+//!   sessions travel with the snapshot because the entries that made them may have been
+//!   compacted away;
 //! - conf change context: `[version][address utf-8…]` — the address of an added node, applied
 //!   to the transport by every member when the change is applied;
 //! - entry context: `[version][origin node u64][proposal id u64]` — identifies a proposal so
@@ -16,7 +18,7 @@
 //! All integers are little-endian. Decoding never panics on malformed input (a proptest in
 //! the parent module feeds arbitrary bytes to every decoder here).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::CodecError;
 use crate::transport::NodeId;
@@ -40,11 +42,17 @@ fn check_version(version: u8) -> Result<(), CodecError> {
     }
 }
 
+/// The snapshot layout written today; version 1 (no sessions) is still read.
+const SNAPSHOT_LAYOUT_VERSION: u8 = 2;
+
 /// The driver's part of a snapshot plus the state machine's bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SnapshotEnvelope {
     /// Known peer addresses at the snapshot's index.
     pub peer_addresses: BTreeMap<NodeId, String>,
+    /// Per proposing node, the proposal ids applied in the window kept (replicated
+    /// at-most-once; see `core::sessions`).
+    pub sessions: BTreeMap<NodeId, BTreeSet<u64>>,
     /// The state machine's snapshot.
     pub state: Vec<u8>,
 }
@@ -57,13 +65,27 @@ impl SnapshotEnvelope {
             .values()
             .map(|address| 8 + 4 + address.len())
             .sum();
-        let mut bytes = Vec::with_capacity(1 + 4 + addresses_bytes + self.state.len());
-        bytes.push(DRIVER_LAYOUT_VERSION);
+        let sessions_bytes: usize = self
+            .sessions
+            .values()
+            .map(|ids| 8 + 4 + 8 * ids.len())
+            .sum();
+        let mut bytes =
+            Vec::with_capacity(1 + 4 + addresses_bytes + 4 + sessions_bytes + self.state.len());
+        bytes.push(SNAPSHOT_LAYOUT_VERSION);
         bytes.extend_from_slice(&(self.peer_addresses.len() as u32).to_le_bytes());
         for (id, address) in &self.peer_addresses {
             bytes.extend_from_slice(&id.to_le_bytes());
             bytes.extend_from_slice(&(address.len() as u32).to_le_bytes());
             bytes.extend_from_slice(address.as_bytes());
+        }
+        bytes.extend_from_slice(&(self.sessions.len() as u32).to_le_bytes());
+        for (origin, ids) in &self.sessions {
+            bytes.extend_from_slice(&origin.to_le_bytes());
+            bytes.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+            for id in ids {
+                bytes.extend_from_slice(&id.to_le_bytes());
+            }
         }
         bytes.extend_from_slice(&self.state);
         bytes
@@ -75,7 +97,13 @@ impl SnapshotEnvelope {
             return Ok(Self::default());
         }
         let mut reader = Reader::new(bytes);
-        check_version(reader.u8()?)?;
+        let version = reader.u8()?;
+        if version != DRIVER_LAYOUT_VERSION && version != SNAPSHOT_LAYOUT_VERSION {
+            return Err(CodecError::UnknownVersion {
+                found: version,
+                current: SNAPSHOT_LAYOUT_VERSION,
+            });
+        }
         let count = reader.u32()?;
         let mut peer_addresses = BTreeMap::new();
         // No capacity from `count`: it is untrusted; each peer consumes at least 12 bytes,
@@ -87,8 +115,22 @@ impl SnapshotEnvelope {
                 .map_err(|_| CodecError::InvalidField("peer address is not UTF-8"))?;
             peer_addresses.insert(id, address.to_owned());
         }
+        let mut sessions = BTreeMap::new();
+        if version >= SNAPSHOT_LAYOUT_VERSION {
+            // Counts are untrusted: every id consumes 8 bytes, so a lying count runs into
+            // `Truncated` instead of allocating.
+            for _ in 0..reader.u32()? {
+                let origin = reader.u64()?;
+                let mut ids = BTreeSet::new();
+                for _ in 0..reader.u32()? {
+                    ids.insert(reader.u64()?);
+                }
+                sessions.insert(origin, ids);
+            }
+        }
         Ok(Self {
             peer_addresses,
+            sessions,
             state: reader.rest().to_vec(),
         })
     }
@@ -178,6 +220,68 @@ impl ReadContext {
     }
 }
 
+/// Who a store belongs to, written when the store is first initialised (bootstrapped as a new
+/// cluster, or opened empty to join one) and checked on every start: a data directory mounted
+/// under the wrong node id or from another cluster is refused instead of replayed.
+///
+/// Layout: `[version][node id u64][lost_through u64][incarnation u64][cluster id utf-8…]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreIdentity {
+    /// The cluster's name (from the configuration).
+    pub cluster_id: String,
+    /// The node the store belongs to.
+    pub node_id: NodeId,
+    /// 0, or the log index up to which a leader proved this store acknowledged entries it no
+    /// longer has (its disk was wiped or restored from an old copy): the node must not vote
+    /// until a membership change after that index re-added it as a learner.
+    pub lost_through: u64,
+    /// How many times the store was opened by a driver: request ids start from it, so they
+    /// never repeat across restarts whatever the wall clock does.
+    pub incarnation: u64,
+}
+
+/// Longest cluster id accepted.
+pub const CLUSTER_ID_BYTES_MAX: usize = 64;
+
+impl StoreIdentity {
+    /// True while the node must not vote (see `lost_through`).
+    pub fn rejoin_required(&self) -> bool {
+        self.lost_through > 0
+    }
+
+    /// Encode.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(1 + 8 + 8 + 8 + self.cluster_id.len());
+        bytes.push(DRIVER_LAYOUT_VERSION);
+        bytes.extend_from_slice(&self.node_id.to_le_bytes());
+        bytes.extend_from_slice(&self.lost_through.to_le_bytes());
+        bytes.extend_from_slice(&self.incarnation.to_le_bytes());
+        bytes.extend_from_slice(self.cluster_id.as_bytes());
+        bytes
+    }
+
+    /// Decode.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let mut reader = Reader::new(bytes);
+        check_version(reader.u8()?)?;
+        let node_id = reader.u64()?;
+        let lost_through = reader.u64()?;
+        let incarnation = reader.u64()?;
+        let rest = reader.rest();
+        if rest.is_empty() || rest.len() > CLUSTER_ID_BYTES_MAX {
+            return Err(CodecError::InvalidField("cluster id length"));
+        }
+        let cluster_id = std::str::from_utf8(rest)
+            .map_err(|_| CodecError::InvalidField("cluster id is not UTF-8"))?;
+        Ok(Self {
+            cluster_id: cluster_id.to_owned(),
+            node_id,
+            lost_through,
+            incarnation,
+        })
+    }
+}
+
 /// Little-endian reader over a slice; every read is bounds-checked.
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -231,6 +335,7 @@ mod tests {
     fn snapshot_envelope_round_trips_and_rejects_garbage() {
         let envelope = SnapshotEnvelope {
             peer_addresses: [(1, "a:1".to_owned()), (7, "b:2".to_owned())].into(),
+            sessions: [(1, BTreeSet::from([5, 9])), (7, BTreeSet::new())].into(),
             state: vec![9, 8, 7],
         };
         let bytes = envelope.encode();
@@ -238,6 +343,17 @@ mod tests {
         assert_eq!(
             SnapshotEnvelope::decode(&[]),
             Ok(SnapshotEnvelope::default())
+        );
+        // Version 1 (before sessions) is still read.
+        let mut version_one = vec![DRIVER_LAYOUT_VERSION];
+        version_one.extend_from_slice(&0_u32.to_le_bytes());
+        version_one.extend_from_slice(&[4, 2]);
+        assert_eq!(
+            SnapshotEnvelope::decode(&version_one),
+            Ok(SnapshotEnvelope {
+                state: vec![4, 2],
+                ..Default::default()
+            })
         );
         // Version, count, then only 3 of the first peer's 8 id bytes.
         assert_eq!(
@@ -251,7 +367,7 @@ mod tests {
             SnapshotEnvelope::decode(&[9]),
             Err(CodecError::UnknownVersion {
                 found: 9,
-                current: DRIVER_LAYOUT_VERSION
+                current: SNAPSHOT_LAYOUT_VERSION
             })
         );
         // A count of u32::MAX peers in a few bytes: an error, not an allocation.
@@ -298,5 +414,28 @@ mod tests {
         assert_eq!(ReadContext::decode(&context.encode()), Some(context));
         assert_eq!(ReadContext::decode(&context.encode()[..15]), None);
         assert_eq!(ReadContext::decode(&[0; 17]), None);
+    }
+
+    #[test]
+    fn store_identity_round_trips_and_rejects_garbage() {
+        let identity = StoreIdentity {
+            cluster_id: "pharmacies".to_owned(),
+            node_id: 7,
+            lost_through: 42,
+            incarnation: 3,
+        };
+        assert_eq!(
+            StoreIdentity::decode(&identity.encode()),
+            Ok(identity.clone())
+        );
+        let mut bytes = identity.encode();
+        bytes[0] = 9;
+        assert!(StoreIdentity::decode(&bytes).is_err());
+        assert!(StoreIdentity::decode(&identity.encode()[..25]).is_err());
+        let mut bad_utf8 = identity.encode();
+        bad_utf8.truncate(25);
+        bad_utf8.extend_from_slice(&[0xff]);
+        assert!(StoreIdentity::decode(&bad_utf8).is_err());
+        assert!(StoreIdentity::decode(&[]).is_err());
     }
 }

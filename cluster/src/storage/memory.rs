@@ -9,7 +9,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use raft::eraftpb::Snapshot;
 
-use super::{LogState, PersistRequest, Storage, StorageError, impl_raft_storage};
+use super::{LogState, PersistRequest, Storage, StorageError, StoreIdentity, impl_raft_storage};
 
 /// In-memory storage; see the module documentation.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +27,11 @@ impl MemoryStorage {
     pub fn log_state(&self) -> LogState {
         self.state.lock().clone()
     }
+
+    /// Lose everything, as a wiped disk does (the simulation's fault; clones see it too).
+    pub fn wipe(&self) {
+        *self.state.lock() = LogState::default();
+    }
 }
 
 impl_raft_storage!(MemoryStorage, storage => storage.state.lock());
@@ -36,12 +41,26 @@ impl Storage for MemoryStorage {
         self.state.lock().is_empty()
     }
 
-    fn bootstrap(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+    fn bootstrap(
+        &mut self,
+        snapshot: &Snapshot,
+        identity: &StoreIdentity,
+    ) -> Result<(), StorageError> {
         let mut state = self.state.lock();
         if !state.is_empty() {
             return Err(StorageError::AlreadyInitialized);
         }
         state.apply_snapshot(snapshot);
+        state.set_identity(identity);
+        Ok(())
+    }
+
+    fn identity(&self) -> Option<StoreIdentity> {
+        self.state.lock().identity().cloned()
+    }
+
+    fn set_identity(&mut self, identity: &StoreIdentity) -> Result<(), StorageError> {
+        self.state.lock().set_identity(identity);
         Ok(())
     }
 

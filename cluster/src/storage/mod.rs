@@ -20,6 +20,7 @@ pub mod rocks;
 use raft::RaftState;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 
+pub use crate::codec::StoreIdentity;
 pub use crate::error::StorageError;
 
 /// One Ready's worth of durable writes, applied atomically in this order: snapshot, entries,
@@ -40,9 +41,18 @@ pub struct PersistRequest<'a> {
 pub trait Storage: raft::Storage + Send + 'static {
     /// True when nothing was ever stored: the node must bootstrap or wait to be added.
     fn is_empty(&self) -> bool;
-    /// Write the initial snapshot of a new cluster (membership, empty state). Fails if the
-    /// store is not empty.
-    fn bootstrap(&mut self, snapshot: &Snapshot) -> Result<(), StorageError>;
+    /// Write the initial snapshot of a new cluster (membership, empty state) and the store's
+    /// identity, together and synced. Fails if the store is not empty.
+    fn bootstrap(
+        &mut self,
+        snapshot: &Snapshot,
+        identity: &StoreIdentity,
+    ) -> Result<(), StorageError>;
+    /// Who the store belongs to; `None` for a store written before identities existed (or
+    /// never initialised).
+    fn identity(&self) -> Option<StoreIdentity>;
+    /// Record who the store belongs to (synced).
+    fn set_identity(&mut self, identity: &StoreIdentity) -> Result<(), StorageError>;
     /// Persist one Ready's worth of state (see [`PersistRequest`]).
     fn persist(&mut self, request: PersistRequest<'_>) -> Result<(), StorageError>;
     /// Record the commit index learned after a Ready; not synced (Raft can recover it).
@@ -61,6 +71,8 @@ pub struct LogState {
     snapshot: Snapshot,
     /// `entries[i].index == snapshot index + 1 + i`.
     entries: Vec<Entry>,
+    /// Who the store belongs to.
+    identity: Option<StoreIdentity>,
 }
 
 impl LogState {
@@ -84,7 +96,18 @@ impl LogState {
             hard_state,
             snapshot,
             entries,
+            identity: None,
         })
+    }
+
+    /// Who the store belongs to.
+    pub fn identity(&self) -> Option<&StoreIdentity> {
+        self.identity.as_ref()
+    }
+
+    /// Set who the store belongs to.
+    pub fn set_identity(&mut self, identity: &StoreIdentity) {
+        self.identity = Some(identity.clone());
     }
 
     /// True when nothing was ever stored.

@@ -3,7 +3,8 @@
 //! Column families:
 //! - `raft_log`: key = index (u64 big-endian, so keys sort by index), value = entry;
 //! - `raft_state`: `hard_state`, `conf_state` and `applied_index` (the conf state and index of
-//!   the latest snapshot — the point the state machine is restored to on restart);
+//!   the latest snapshot — the point the state machine is restored to on restart), and
+//!   `identity` (cluster id, node id, rejoin flag: [`StoreIdentity`]);
 //! - `snapshot`: `metadata` of the latest snapshot;
 //! - `state_machine`: `snapshot_data`, the state machine's bytes of that snapshot.
 //!
@@ -20,7 +21,7 @@ use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
 
-use super::{LogState, PersistRequest, Storage, StorageError, impl_raft_storage};
+use super::{LogState, PersistRequest, Storage, StorageError, StoreIdentity, impl_raft_storage};
 use crate::codec::{self, log_key};
 
 /// Column family of the raft log.
@@ -42,6 +43,7 @@ const COLUMN_FAMILIES: [&str; 4] = [
 const KEY_HARD_STATE: &[u8] = b"hard_state";
 const KEY_CONF_STATE: &[u8] = b"conf_state";
 const KEY_APPLIED_INDEX: &[u8] = b"applied_index";
+const KEY_IDENTITY: &[u8] = b"identity";
 const KEY_SNAPSHOT_METADATA: &[u8] = b"metadata";
 const KEY_SNAPSHOT_DATA: &[u8] = b"snapshot_data";
 
@@ -120,7 +122,13 @@ impl RocksStorage {
                 entries.push(entry);
             }
         }
-        let state = LogState::from_parts(hard_state, snapshot, entries)?;
+        let mut state = LogState::from_parts(hard_state, snapshot, entries)?;
+        if let Some(bytes) = read_record(&db, COLUMN_FAMILY_STATE, KEY_IDENTITY)? {
+            let identity = StoreIdentity::decode(&bytes).map_err(|error| {
+                corrupted(COLUMN_FAMILY_STATE, KEY_IDENTITY, &error.to_string())
+            })?;
+            state.set_identity(&identity);
+        }
         Ok(Self {
             db,
             state,
@@ -175,6 +183,16 @@ impl RocksStorage {
         Ok(())
     }
 
+    fn put_identity(
+        &self,
+        batch: &mut WriteBatch,
+        identity: &StoreIdentity,
+    ) -> Result<(), StorageError> {
+        let state = column_family(&self.db, COLUMN_FAMILY_STATE)?;
+        batch.put_cf(state, KEY_IDENTITY, seal(KEY_IDENTITY, &identity.encode()));
+        Ok(())
+    }
+
     fn put_hard_state(&self, batch: &mut WriteBatch) -> Result<(), StorageError> {
         let state = column_family(&self.db, COLUMN_FAMILY_STATE)?;
         batch.put_cf(
@@ -193,15 +211,33 @@ impl Storage for RocksStorage {
         self.state.is_empty()
     }
 
-    fn bootstrap(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+    fn bootstrap(
+        &mut self,
+        snapshot: &Snapshot,
+        identity: &StoreIdentity,
+    ) -> Result<(), StorageError> {
         if !self.state.is_empty() {
             return Err(StorageError::AlreadyInitialized);
         }
         self.state.apply_snapshot(snapshot);
+        self.state.set_identity(identity);
         let mut batch = WriteBatch::default();
         self.put_snapshot(&mut batch, snapshot)?;
         self.put_hard_state(&mut batch)?;
+        self.put_identity(&mut batch, identity)?;
         self.write(batch, true)
+    }
+
+    fn identity(&self) -> Option<StoreIdentity> {
+        self.state.identity().cloned()
+    }
+
+    fn set_identity(&mut self, identity: &StoreIdentity) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        self.put_identity(&mut batch, identity)?;
+        self.write(batch, true)?;
+        self.state.set_identity(identity);
+        Ok(())
     }
 
     fn persist(&mut self, request: PersistRequest<'_>) -> Result<(), StorageError> {

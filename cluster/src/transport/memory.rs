@@ -304,6 +304,7 @@ mod tests {
     fn forward(request_id: u64) -> PeerMessage {
         PeerMessage::Forward {
             request_id,
+            term: 1,
             payload: vec![request_id as u8],
         }
     }

@@ -30,6 +30,9 @@ pub enum PeerMessage {
     Forward {
         /// Chosen by the forwarding node; echoed in the reply.
         request_id: u64,
+        /// The term of the leader it was forwarded to: a leader in another term refuses it
+        /// (a forward queued for a leader that died and came back is stale).
+        term: u64,
         /// The application command, opaque to the cluster.
         payload: Vec<u8>,
     },
@@ -37,6 +40,9 @@ pub enum PeerMessage {
     ForwardReply {
         /// The `request_id` of the forwarded proposal.
         request_id: u64,
+        /// The log index the command was applied at (0 with an error): the forwarder answers
+        /// its caller once it applied this index itself (read-your-writes on the proposer).
+        index: u64,
         /// The state machine's response, or why the proposal did not commit.
         result: Result<Vec<u8>, RemoteError>,
     },
@@ -54,6 +60,11 @@ pub enum RemoteError {
     Dropped,
     /// The proposal was refused (too large, malformed, shutting down).
     Rejected(String),
+    /// The forward names another term than the leader's: it was not proposed.
+    StaleTerm {
+        /// The leader's term.
+        term: u64,
+    },
 }
 
 /// A message received from an authenticated peer.

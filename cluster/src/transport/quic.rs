@@ -54,12 +54,12 @@ use quinn::{Connection, Endpoint, VarInt};
 use rustls::pki_types::CertificateDer;
 use tokio::sync::{mpsc, watch};
 
-use crate::certs::{self, CertsError, TlsIdentity};
+use crate::certs::{self, CertsError, RevocationList, TlsIdentity};
 use crate::codec::{self, ChunkAssembler, Frame, FrameDecoder};
 use crate::transport::{Inbound, NodeId, PeerMessage, Transport, TransportError, TransportStats};
 
 /// ALPN protocol of cluster connections; a new wire format gets a new ALPN.
-pub const ALPN: &[u8] = b"callgrid-raft/1";
+pub const ALPN: &[u8] = b"callgrid-raft/2";
 /// Default bound of each peer's outbound queue, in messages.
 pub const PEER_QUEUE_MESSAGES_MAX: usize = 4096;
 /// Default bound of each peer's outbound queue, in encoded bytes (a single message larger
@@ -102,6 +102,19 @@ pub const CLOSE_MALFORMED: u32 = 1;
 pub const CLOSE_NO_IDENTITY: u32 = 2;
 /// QUIC application close code: the transport shuts down or forgot the peer.
 pub const CLOSE_SHUTDOWN: u32 = 3;
+/// QUIC application close code: the peer's certificate is on the revocation list.
+pub const CLOSE_REVOKED: u32 = 4;
+/// QUIC application close code: the peer already holds the most connections allowed.
+pub const CLOSE_TOO_MANY_CONNECTIONS: u32 = 5;
+/// Incoming connections one authenticated peer may hold at once (one is normal; a second
+/// covers a reconnect racing the old connection's close). The rest of the
+/// [`INCOMING_CONNECTIONS_MAX`] stay for the other peers.
+pub const CONNECTIONS_PER_PEER_MAX: usize = 2;
+/// How often an established peer's certificate is checked against the revocation list.
+const REVOCATION_RECHECK: Duration = Duration::from_secs(1);
+/// Default bound on an incoming handshake: a slow or silent client cannot hold one of the
+/// [`INCOMING_CONNECTIONS_MAX`] permits longer than this.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Settings of a [`QuicTransport`]. [`QuicConfig::new`] fills the defaults.
 #[derive(Debug, Clone)]
@@ -133,6 +146,11 @@ pub struct QuicConfig {
     pub connect_timeout: Duration,
     /// Worker threads of the transport's own tokio runtime.
     pub worker_threads: usize,
+    /// Bound on an incoming handshake.
+    pub handshake_timeout: Duration,
+    /// Certificates no longer accepted (checked at every handshake and new stream, in both
+    /// directions); `None`: none revoked.
+    pub revoked: Option<Arc<RevocationList>>,
 }
 
 impl QuicConfig {
@@ -157,6 +175,8 @@ impl QuicConfig {
             reconnect_backoff_max: RECONNECT_BACKOFF_MAX,
             connect_timeout: CONNECT_TIMEOUT,
             worker_threads: WORKER_THREADS,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            revoked: None,
         }
     }
 }
@@ -225,6 +245,51 @@ struct Shared {
     reconnect_backoff_initial: Duration,
     reconnect_backoff_max: Duration,
     connect_timeout: Duration,
+    handshake_timeout: Duration,
+    revoked: Option<Arc<RevocationList>>,
+    /// Accepted connections per authenticated peer.
+    connections: Mutex<HashMap<NodeId, usize>>,
+}
+
+/// One accepted connection counted against its peer's cap; uncounted when dropped.
+struct ConnectionSlot {
+    shared: Arc<Shared>,
+    peer_id: NodeId,
+}
+
+impl ConnectionSlot {
+    fn take(shared: &Arc<Shared>, peer_id: NodeId) -> Option<Self> {
+        let mut connections = shared.connections.lock();
+        let count = connections.entry(peer_id).or_insert(0);
+        if *count >= CONNECTIONS_PER_PEER_MAX {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            shared: Arc::clone(shared),
+            peer_id,
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut connections = self.shared.connections.lock();
+        if let Some(count) = connections.get_mut(&self.peer_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                connections.remove(&self.peer_id);
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn is_revoked(&self, certificate: &CertificateDer<'_>) -> bool {
+        self.revoked
+            .as_ref()
+            .is_some_and(|list| list.is_revoked(certificate))
+    }
 }
 
 #[derive(Default)]
@@ -363,6 +428,9 @@ impl QuicTransport {
                 .reconnect_backoff_max
                 .max(config.reconnect_backoff_initial),
             connect_timeout: config.connect_timeout,
+            handshake_timeout: config.handshake_timeout,
+            revoked: config.revoked.clone(),
+            connections: Mutex::new(HashMap::new()),
         });
         handle.spawn(accept_loop(Arc::clone(&shared), endpoint.clone()));
         let transport = QuicTransport {
@@ -599,9 +667,15 @@ async fn connect(
         let connecting = endpoint
             .connect_with(shared.client_config.clone(), socket_address, &server_name)
             .map_err(|error| format!("connect {socket_address}: {error}"))?;
-        connecting
+        let connection = connecting
             .await
-            .map_err(|error| format!("handshake with {socket_address}: {error}"))
+            .map_err(|error| format!("handshake with {socket_address}: {error}"))?;
+        let (_, certificate) = authenticated_peer(&connection)?;
+        if shared.is_revoked(&certificate) {
+            connection.close(VarInt::from_u32(CLOSE_REVOKED), b"certificate revoked");
+            return Err(format!("{socket_address} presented a revoked certificate"));
+        }
+        Ok(connection)
     };
     tokio::time::timeout(shared.connect_timeout, attempt)
         .await
@@ -822,31 +896,39 @@ async fn accept_loop(shared: Arc<Shared>, endpoint: Endpoint) {
     }
 }
 
-/// The node id of an established connection's verified client certificate.
-fn authenticated_peer(connection: &Connection) -> Result<NodeId, String> {
+/// The node id and leaf certificate of an established connection's verified peer.
+fn authenticated_peer(
+    connection: &Connection,
+) -> Result<(NodeId, CertificateDer<'static>), String> {
     let identity = connection
         .peer_identity()
         .ok_or("no peer certificate")?
         .downcast::<Vec<CertificateDer<'static>>>()
         .map_err(|_| "peer identity is not a certificate chain")?;
     let leaf = identity.first().ok_or("empty certificate chain")?;
-    certs::node_id_from_certificate(leaf).map_err(|error| error.to_string())
+    let node_id = certs::node_id_from_certificate(leaf).map_err(|error| error.to_string())?;
+    Ok((node_id, leaf.clone()))
 }
 
 async fn handle_incoming(shared: Arc<Shared>, incoming: quinn::Incoming) {
     let remote = incoming.remote_address();
     // The handshake completes only if the client presented a certificate chaining to the
     // cluster CA; before that, no stream is readable.
-    let connection = match incoming.await {
-        Ok(connection) => connection,
-        Err(error) => {
+    let connection = match tokio::time::timeout(shared.handshake_timeout, incoming).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(error)) => {
             increment(&shared.counters.handshakes_refused);
             tracing::warn!(node = shared.node_id, %remote, %error, "handshake refused");
             return;
         }
+        Err(_) => {
+            increment(&shared.counters.handshakes_refused);
+            tracing::warn!(node = shared.node_id, %remote, "handshake timed out");
+            return;
+        }
     };
-    let peer_id = match authenticated_peer(&connection) {
-        Ok(id) => id,
+    let (peer_id, certificate) = match authenticated_peer(&connection) {
+        Ok(peer) => peer,
         Err(reason) => {
             increment(&shared.counters.handshakes_refused);
             tracing::warn!(node = shared.node_id, %remote, %reason, "peer has no node identity");
@@ -854,9 +936,43 @@ async fn handle_incoming(shared: Arc<Shared>, incoming: quinn::Incoming) {
             return;
         }
     };
+    let refuse_if_revoked = || {
+        let revoked = shared.is_revoked(&certificate);
+        if revoked {
+            increment(&shared.counters.handshakes_refused);
+            tracing::warn!(node = shared.node_id, peer = peer_id, %remote, "certificate revoked; connection closed");
+            connection.close(VarInt::from_u32(CLOSE_REVOKED), b"certificate revoked");
+        }
+        revoked
+    };
+    if refuse_if_revoked() {
+        return;
+    }
+    let Some(_slot) = ConnectionSlot::take(&shared, peer_id) else {
+        increment(&shared.counters.handshakes_refused);
+        tracing::warn!(node = shared.node_id, peer = peer_id, %remote, "too many connections from this peer; refused");
+        connection.close(
+            VarInt::from_u32(CLOSE_TOO_MANY_CONNECTIONS),
+            b"too many connections",
+        );
+        return;
+    };
     tracing::info!(node = shared.node_id, peer = peer_id, %remote, "peer connected");
+    // Checked again every second: a list reloaded while connected takes effect.
+    let mut recheck = tokio::time::interval(REVOCATION_RECHECK);
+    recheck.tick().await;
     loop {
-        match connection.accept_uni().await {
+        let stream = tokio::select! {
+            biased;
+            _ = recheck.tick() => {
+                if refuse_if_revoked() {
+                    return;
+                }
+                continue;
+            }
+            stream = connection.accept_uni() => stream,
+        };
+        match stream {
             Ok(stream) => {
                 tokio::spawn(read_stream(
                     Arc::clone(&shared),

@@ -305,6 +305,16 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
             "Raft learners in the configuration.",
             health.learners.len() as u64,
         ),
+        (
+            "callgrid_raft_failed",
+            "1 when this node's Raft driver failed (the process exits for its supervisor).",
+            u64::from(
+                health
+                    .details
+                    .get("fatal_error")
+                    .is_some_and(|error| !error.is_null()),
+            ),
+        ),
     ];
     for (name, help, value) in raft {
         single(&mut text, site, name, Kind::Gauge, help, value);

@@ -1,0 +1,303 @@
+//! The Ready loop: send what may leave before the write, persist, send the rest, apply
+//! committed entries (answering proposals), install received snapshots, take our own.
+
+use super::*;
+
+impl<S: Storage, M: StateMachine> RaftCore<S, M> {
+    pub(super) fn handle_ready(
+        &mut self,
+        send_early: &mut Option<&mut dyn FnMut(NodeId, PeerMessage) -> bool>,
+        unsent: &mut Vec<(NodeId, MessageType)>,
+    ) -> Result<(), ClusterError> {
+        let mut ready = self.raw.ready();
+
+        // 1. What may leave before the local write (a leader's appends), then persist:
+        // nothing else leaves this node before its own log and vote are durable.
+        let early = ready.take_messages();
+        match send_early {
+            Some(send) => {
+                for message in early {
+                    let message_type = message.get_msg_type();
+                    if let Some((to, message)) = self.outgoing(message)
+                        && !send(to, message)
+                    {
+                        unsent.push((to, message_type));
+                    }
+                }
+            }
+            None => self.queue_raft_messages(early),
+        }
+        let snapshot = (!ready.snapshot().is_empty()).then(|| ready.snapshot().clone());
+        self.raw.mut_store().persist(PersistRequest {
+            snapshot: snapshot.as_ref(),
+            entries: ready.entries(),
+            hard_state: ready.hs(),
+            sync: ready.must_sync(),
+        })?;
+        if let Some(snapshot) = &snapshot {
+            self.install_snapshot(snapshot)?;
+        }
+
+        // 2. Send what needed the write.
+        let messages = ready.take_persisted_messages();
+        self.queue_raft_messages(messages);
+
+        // 3. Apply.
+        let committed = ready.take_committed_entries();
+        self.apply_entries(committed)?;
+        for read_state in ready.take_read_states() {
+            self.handle_read_state(read_state);
+        }
+
+        // 4. Advance, then the light ready.
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.raw.mut_store().set_commit(commit)?;
+        }
+        let messages = light.take_messages();
+        self.queue_raft_messages(messages);
+        let committed = light.take_committed_entries();
+        self.apply_entries(committed)?;
+        self.raw.advance_apply();
+        Ok(())
+    }
+
+    pub(super) fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), ClusterError> {
+        let metadata = snapshot.get_metadata();
+        let envelope = SnapshotEnvelope::decode(snapshot.get_data())?;
+        self.state_machine.restore(&envelope.state)?;
+        self.sessions = Sessions::from_table(envelope.sessions);
+        for (id, address) in envelope.peer_addresses {
+            if id != self.config.node_id && self.peer_addresses.get(&id) != Some(&address) {
+                self.output.peer_updates.push(PeerUpdate::Set {
+                    id,
+                    address: address.clone(),
+                });
+            }
+            self.peer_addresses.insert(id, address);
+        }
+        self.conf_state = metadata.get_conf_state().clone();
+        self.note_readded(metadata.index);
+        self.applied = metadata.index;
+        self.snapshot_index = metadata.index;
+        self.counters.snapshots_installed += 1;
+        // Our own entries up to the snapshot may or may not be in it: the outcome is unknown.
+        let covered: Vec<u64> = self
+            .appended
+            .range(..=metadata.index)
+            .map(|(i, _)| *i)
+            .collect();
+        for index in covered {
+            if let Some(appended) = self.appended.remove(&index) {
+                self.fail_appended(appended.kind, Failure::TimedOut);
+            }
+        }
+        tracing::info!(
+            node_id = self.config.node_id,
+            index = metadata.index,
+            "installed a snapshot from the leader"
+        );
+        Ok(())
+    }
+
+    pub(super) fn queue_raft_messages(&mut self, messages: Vec<RaftMessage>) {
+        for message in messages {
+            if let Some(outgoing) = self.outgoing(message) {
+                self.output.messages.push(outgoing);
+            }
+        }
+    }
+
+    /// A raft message on its way out, or `None` when it must not leave.
+    pub(super) fn outgoing(&mut self, message: RaftMessage) -> Option<(NodeId, PeerMessage)> {
+        let message_type = message.get_msg_type();
+        if self.identity.rejoin_required()
+            && matches!(
+                message_type,
+                MessageType::MsgRequestVote | MessageType::MsgRequestPreVote
+            )
+        {
+            // A store that lost acknowledged entries must not lead either.
+            return None;
+        }
+        if message_type == MessageType::MsgSnapshot {
+            self.snapshot_sent_at.insert(message.to, self.tick);
+        }
+        Some((message.to, PeerMessage::Raft(Box::new(message))))
+    }
+
+    pub(super) fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), ClusterError> {
+        for entry in entries {
+            let index = entry.index;
+            if index <= self.applied {
+                continue;
+            }
+            let (ours, replaced) = match self.appended.remove(&index) {
+                Some(appended)
+                    if entry.term == appended.term
+                        && EntryTag::decode(&entry.context) == Some(appended.tag) =>
+                {
+                    (Some(appended), None)
+                }
+                other => (None, other),
+            };
+            if let Some(appended) = replaced {
+                let conf_change_refused = matches!(appended.kind, AppendedKind::Membership(_))
+                    && entry.term == appended.term
+                    && entry.get_entry_type() == EntryType::EntryNormal
+                    && entry.data.is_empty();
+                match appended.kind {
+                    // raft-rs appended an empty entry in the conf change's place (same term,
+                    // same index): another change was still pending.
+                    AppendedKind::Membership(id) if conf_change_refused => {
+                        self.output.completions.push(Completion::Membership {
+                            id,
+                            result: Err(MembershipError::Rejected(
+                                "another membership change is still in progress".to_owned(),
+                            )),
+                        });
+                    }
+                    kind => self.fail_appended(kind, Failure::Dropped),
+                }
+            }
+            match entry.get_entry_type() {
+                EntryType::EntryNormal => {
+                    let first_time = EntryTag::decode(&entry.context)
+                        .is_none_or(|tag| self.sessions.record(tag));
+                    if !entry.data.is_empty() && !first_time {
+                        tracing::debug!(index, "entry of an already applied proposal skipped");
+                        if let Some(appended) = ours {
+                            // Applied before under the same tag; its response is gone.
+                            self.fail_appended(appended.kind, Failure::TimedOut);
+                        }
+                        self.applied = index;
+                        continue;
+                    }
+                    let response = (!entry.data.is_empty())
+                        .then(|| self.state_machine.apply(index, &entry.data));
+                    if let Some(appended) = ours {
+                        self.complete_appended(index, appended.kind, response);
+                    }
+                }
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    let result = self.apply_conf_change(&entry);
+                    if let Some(appended) = ours {
+                        match (appended.kind, result) {
+                            (AppendedKind::Membership(id), result) => {
+                                self.output
+                                    .completions
+                                    .push(Completion::Membership { id, result });
+                            }
+                            (kind, _) => self.fail_appended(kind, Failure::Dropped),
+                        }
+                    }
+                }
+            }
+            self.applied = index;
+        }
+        Ok(())
+    }
+
+    pub(super) fn complete_appended(
+        &mut self,
+        index: u64,
+        kind: AppendedKind,
+        response: Option<Vec<u8>>,
+    ) {
+        match (kind, response) {
+            (AppendedKind::Command(Origin::Local(id)), Some(response)) => {
+                self.output.completions.push(Completion::Propose {
+                    id,
+                    result: Ok(response),
+                });
+            }
+            (AppendedKind::Command(Origin::Remote { from, request_id }), Some(response)) => {
+                self.output.messages.push((
+                    from,
+                    PeerMessage::ForwardReply {
+                        request_id,
+                        index,
+                        result: Ok(response),
+                    },
+                ));
+            }
+            // An empty normal entry where a conf change was expected: raft-rs replaced it
+            // because another membership change was still pending.
+            (AppendedKind::Membership(id), _) => {
+                self.output.completions.push(Completion::Membership {
+                    id,
+                    result: Err(MembershipError::Rejected(
+                        "another membership change is still in progress".to_owned(),
+                    )),
+                });
+            }
+            (kind, None) => self.fail_appended(kind, Failure::Dropped),
+        }
+    }
+
+    pub(super) fn fail_appended(&mut self, kind: AppendedKind, failure: Failure) {
+        match kind {
+            AppendedKind::Command(Origin::Local(id)) => {
+                self.output.completions.push(Completion::Propose {
+                    id,
+                    result: Err(failure.propose_error()),
+                });
+            }
+            AppendedKind::Command(Origin::Remote { from, request_id }) => {
+                // The forwarder times out on its own; only a certain drop is worth a message.
+                if failure == Failure::Dropped {
+                    self.output.messages.push((
+                        from,
+                        PeerMessage::ForwardReply {
+                            request_id,
+                            index: 0,
+                            result: Err(RemoteError::Dropped),
+                        },
+                    ));
+                }
+            }
+            AppendedKind::Membership(id) => {
+                self.output.completions.push(Completion::Membership {
+                    id,
+                    result: Err(failure.membership_error()),
+                });
+            }
+        }
+    }
+
+    pub(super) fn maybe_snapshot(&mut self) -> Result<(), ClusterError> {
+        let threshold_reached =
+            self.applied >= self.snapshot_index + self.config.snapshot_threshold_entries;
+        if !threshold_reached && !self.snapshot_for_new_member {
+            return Ok(());
+        }
+        self.snapshot_for_new_member = false;
+        let index = self.applied;
+        let term = self.raw.raft.raft_log.term(index)?;
+        let envelope = SnapshotEnvelope {
+            peer_addresses: self.peer_addresses.clone(),
+            sessions: self.sessions.table().clone(),
+            state: self.state_machine.snapshot()?,
+        };
+        let mut snapshot = Snapshot {
+            data: envelope.encode().into(),
+            ..Default::default()
+        };
+        let metadata = snapshot.mut_metadata();
+        metadata.index = index;
+        metadata.term = term;
+        metadata.set_conf_state(self.conf_state.clone());
+        let first_index = self.raw.store().first_index()?;
+        self.raw.mut_store().save_snapshot(&snapshot)?;
+        self.snapshot_index = index;
+        self.counters.snapshots_created += 1;
+        self.counters.compactions += 1;
+        self.counters.entries_compacted += (index + 1).saturating_sub(first_index);
+        tracing::debug!(
+            node_id = self.config.node_id,
+            index,
+            "snapshot taken, log compacted"
+        );
+        Ok(())
+    }
+}

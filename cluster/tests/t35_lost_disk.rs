@@ -1,0 +1,146 @@
+//! A voter that lost its disk, over real parts (QUIC with mutual TLS, RocksDB): the cluster
+//! must not lose committed writes through it, and the node must say how to rejoin.
+//!
+//! The scenario from the field: in {A, B, C}, C stops; writes are committed by A and B; B's
+//! disk is wiped; A stops; B (empty, its configuration still says `bootstrap = "new"`) and the
+//! stale C start. Before the fix B bootstrapped a fresh log and voted for C, C was elected
+//! with a log missing every write since it stopped, and A, back, had its log overwritten.
+//!
+//! The only duration here is a window in which nothing may happen (no leader among the
+//! wiped and the stale node); a loaded machine can only make such a window easier to pass.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use callgrid_cluster::status::{MemberKind, Role};
+use callgrid_cluster::transport::NodeId;
+use callgrid_cluster::{ClusterError, MembershipChange};
+use common::*;
+
+/// How long the wiped and the stale node are left alone: six of the longest election
+/// timeouts (10 ticks of 50 ms, randomised up to twice that), enough for an election to
+/// happen when it is allowed to.
+const ALONE_FOR: Duration = Duration::from_millis(6 * 2 * 10 * TICK_INTERVAL_MS);
+
+#[test]
+fn a_wiped_voter_does_not_elect_a_stale_node_and_no_committed_write_is_lost() {
+    let mut cluster = Cluster::start(3, Settings::default());
+    let keeper = cluster.wait_for_leader(&[1, 2, 3]);
+    let others: Vec<NodeId> = [1, 2, 3].into_iter().filter(|id| *id != keeper).collect();
+    let (stale, wiped) = (others[0], others[1]);
+    write_keys(&cluster.handle(keeper), 0..10);
+
+    // The stale node misses everything from here on; the keeper and the soon-wiped node
+    // commit it (two of three).
+    cluster.stop(stale);
+    write_keys(&cluster.handle(keeper), 10..200);
+    cluster.wipe(wiped);
+    cluster.stop(keeper);
+
+    cluster.restart(wiped);
+    cluster.restart(stale);
+    let alone_until = Instant::now() + ALONE_FOR;
+    while Instant::now() < alone_until {
+        for id in [wiped, stale] {
+            let status = cluster.status(id);
+            assert_ne!(
+                status.role,
+                Role::Leader,
+                "node {id} was elected by the wiped and the stale node: {status:#?}"
+            );
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+
+    // The keeper comes back: it and the stale node form a quorum, the keeper's log wins.
+    cluster.restart(keeper);
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    assert_ne!(leader, wiped, "the wiped node cannot win an election");
+    write_keys(&cluster.handle(leader), 200..210);
+    let expected = registers_with(0..210);
+    for id in [keeper, stale, wiped] {
+        cluster.wait_for_registers(id, &expected);
+    }
+    assert_eq!(read(&cluster, stale), expected);
+}
+
+#[test]
+fn a_follower_that_lost_its_disk_under_a_live_leader_stops_voting_until_re_added() {
+    let mut cluster = Cluster::start(3, Settings::default());
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    let wiped = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    write_keys(&cluster.handle(leader), 0..50);
+
+    cluster.wipe(wiped);
+    cluster.restart(wiped);
+    // The leader's first heartbeat commits past the empty log: proof the store lost
+    // acknowledged entries. The node keeps running (it used to panic here) and says so.
+    wait_until("the wiped node knows it must rejoin", || {
+        let status = cluster.status(wiped);
+        (
+            status.rejoin_required && status.fatal_error.is_none(),
+            status,
+        )
+    });
+    // Restarting does not forget it: the flag is in the store's identity.
+    cluster.stop(wiped);
+    cluster.restart(wiped);
+    assert!(cluster.status(wiped).rejoin_required);
+    // The other two keep committing.
+    write_keys(&cluster.handle(leader), 50..60);
+
+    // The runbook: remove, re-add as a learner, promote.
+    let address = cluster.nodes[&wiped].address.to_string();
+    let all = [1, 2, 3];
+    let rest: Vec<NodeId> = all.into_iter().filter(|id| *id != wiped).collect();
+    change_membership(
+        &cluster,
+        &rest,
+        MembershipChange::Remove { id: wiped },
+        |status| !members_of(status, MemberKind::Voter).contains(&wiped),
+    );
+    change_membership(
+        &cluster,
+        &rest,
+        MembershipChange::AddLearner { id: wiped, address },
+        |status| members_of(status, MemberKind::Learner).contains(&wiped),
+    );
+    wait_until("the re-added learner may vote again", || {
+        let status = cluster.status(wiped);
+        (!status.rejoin_required, status)
+    });
+    change_membership(
+        &cluster,
+        &rest,
+        MembershipChange::PromoteLearner { id: wiped },
+        |status| members_of(status, MemberKind::Voter).contains(&wiped),
+    );
+    let leader = cluster.wait_for_leader(&all);
+    write_keys(&cluster.handle(leader), 60..70);
+    cluster.wait_for_registers(wiped, &registers_with(0..70));
+}
+
+#[test]
+fn a_store_of_another_node_is_refused() {
+    let mut cluster = Cluster::start(3, Settings::default());
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    write_keys(&cluster.handle(leader), 0..5);
+    let (one, two) = (1, 2);
+    cluster.stop(one);
+    cluster.stop(two);
+    // Node 1's data directory mounted where node 2 expects its own.
+    let (from, to) = (
+        cluster.nodes[&one].directory.clone(),
+        cluster.nodes[&two].directory.clone(),
+    );
+    std::fs::remove_dir_all(&to).unwrap();
+    std::fs::rename(&from, &to).unwrap();
+    match cluster.try_restart(two) {
+        Err(ClusterError::WrongStore(message)) => {
+            assert!(message.contains("node 1"), "{message}");
+        }
+        other => panic!("expected the store to be refused, got {other:?}"),
+    }
+}
