@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// What a callback task carries besides its life cycle.
 pub trait CallbackPayload {
     /// The number a task calls (compared, not interpreted).
-    type Caller: Ord + Clone;
+    type Caller: Ord + Clone + std::fmt::Debug;
     /// The number this task calls.
     fn caller(&self) -> &Self::Caller;
     /// Whether the task is "one per caller": at most one such task is open per number, and an

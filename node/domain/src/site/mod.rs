@@ -12,10 +12,12 @@
 //! the best head among its skills' queues (highest priority, then oldest ordering time, then
 //! earliest sequence).
 //!
-//! One file per piece of the state, like a connection split by sub-state: id tables (`indexes`), the records (`entries`), agents' presence (`presence`), contacts' life (`contacts`),
-//! routing and queues (`dispatch`), overflow and outage (`overflow`), read-only views
-//! (`queries`) and the invariants (`invariants`). This file holds the state and the public
-//! handlers, each of which checks the invariants (amortised) in debug builds.
+//! One file per piece of the state: id tables (`indexes`), the records (`entries`), agents'
+//! presence (`presence`), contacts' life (`contacts`), routing and queues (`dispatch`),
+//! overflow and outage (`overflow`), read-only views (`queries`) and the invariants
+//! (`invariants`). This file holds the state and the public handlers: each lets time pass
+//! (certificate expiry, wrap-up maximum), delegates, and checks the invariants (amortised) in
+//! debug builds.
 
 use crate::agent::{AgentSpec, AgentState, CHAT_SLOTS_MAX, NotReadyReason, SkillGrant};
 use crate::config::{ConfigError, OverflowConfig, OverflowTrigger, RoutingConfig};
@@ -396,10 +398,10 @@ impl Site {
         &mut self,
         now: TimeMs,
         contact: ContactId,
-        _out: &mut Vec<Effect>,
+        out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
         self.advance(now, out);
-        let result = self.hold(now, contact, _out);
+        let result = self.hold(now, contact, out);
         self.debug_check_invariants();
         result
     }
@@ -409,10 +411,10 @@ impl Site {
         &mut self,
         now: TimeMs,
         contact: ContactId,
-        _out: &mut Vec<Effect>,
+        out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
         self.advance(now, out);
-        let result = self.resume(now, contact, _out);
+        let result = self.resume(now, contact, out);
         self.debug_check_invariants();
         result
     }
