@@ -40,8 +40,10 @@ fn site(wrap_up_max_ms: Option<u64>, agents: &[(u32, &[SkillId])]) -> Site {
     let mut site = Site::new(SiteId(0), config(wrap_up_max_ms), OverflowConfig::default()).unwrap();
     let mut out = Vec::new();
     for (id, skills) in agents {
-        site.add_agent(AgentSpec::new(AgentId(*id), skills)).unwrap();
-        site.handle_login(TimeMs(0), AgentId(*id), &mut out).unwrap();
+        site.add_agent(AgentSpec::new(AgentId(*id), skills))
+            .unwrap();
+        site.handle_login(TimeMs(0), AgentId(*id), &mut out)
+            .unwrap();
     }
     site
 }
@@ -69,27 +71,38 @@ fn wrap_ups(effects: &[Effect]) -> Vec<(u64, u32, u64)> {
 fn wrap_up_ends_by_itself_at_the_configured_maximum() {
     let mut site = site(Some(30_000), &[(1, &[LINE1])]);
     let mut out = Vec::new();
-    site.handle_arrival(TimeMs(1_000), call(10, LINE1, 1_000), &mut out).unwrap();
-    site.handle_accept(TimeMs(2_000), ContactId(10), &mut out).unwrap();
-    site.handle_end(TimeMs(60_000), ContactId(10), &mut out).unwrap();
+    site.handle_arrival(TimeMs(1_000), call(10, LINE1, 1_000), &mut out)
+        .unwrap();
+    site.handle_accept(TimeMs(2_000), ContactId(10), &mut out)
+        .unwrap();
+    site.handle_end(TimeMs(60_000), ContactId(10), &mut out)
+        .unwrap();
     assert_eq!(site.agent_state(AgentId(1)), Some(AgentState::WrapUp));
     assert_eq!(site.wrap_up_deadline(), Some(TimeMs(90_000)));
     // A second call waits while the agent wraps up.
-    site.handle_arrival(TimeMs(70_000), call(11, LINE1, 70_000), &mut out).unwrap();
+    site.handle_arrival(TimeMs(70_000), call(11, LINE1, 70_000), &mut out)
+        .unwrap();
     out.clear();
     site.handle_timers(TimeMs(89_999), &mut out);
     assert_eq!(site.agent_state(AgentId(1)), Some(AgentState::WrapUp));
     site.handle_timers(TimeMs(90_000), &mut out);
     assert_eq!(wrap_ups(&out), vec![(10, 1, 30_000)]);
     assert!(
-        out.iter().any(|effect| matches!(effect, Effect::Offer { contact: ContactId(11), .. })),
+        out.iter().any(|effect| matches!(
+            effect,
+            Effect::Offer {
+                contact: ContactId(11),
+                ..
+            }
+        )),
         "the freed agent takes the waiting call"
     );
     assert_eq!(site.agent_state(AgentId(1)), Some(AgentState::Reserved));
     // The agent's own "done" afterwards is refused as not assigned, and changes nothing.
-    assert!(site
-        .handle_wrap_up_end(TimeMs(95_000), AgentId(1), ContactId(10), &mut out)
-        .is_err());
+    assert!(
+        site.handle_wrap_up_end(TimeMs(95_000), AgentId(1), ContactId(10), &mut out)
+            .is_err()
+    );
     site.check_invariants().unwrap();
 }
 
@@ -97,16 +110,24 @@ fn wrap_up_ends_by_itself_at_the_configured_maximum() {
 fn wrap_up_maximum_applies_on_the_next_input_too() {
     let mut site = site(Some(10_000), &[(1, &[LINE1])]);
     let mut out = Vec::new();
-    site.handle_arrival(TimeMs(0), call(10, LINE1, 0), &mut out).unwrap();
-    site.handle_accept(TimeMs(1_000), ContactId(10), &mut out).unwrap();
-    site.handle_end(TimeMs(5_000), ContactId(10), &mut out).unwrap();
+    site.handle_arrival(TimeMs(0), call(10, LINE1, 0), &mut out)
+        .unwrap();
+    site.handle_accept(TimeMs(1_000), ContactId(10), &mut out)
+        .unwrap();
+    site.handle_end(TimeMs(5_000), ContactId(10), &mut out)
+        .unwrap();
     out.clear();
     // No timer fired; the next arrival, long after, finds the agent available.
-    site.handle_arrival(TimeMs(100_000), call(11, LINE1, 100_000), &mut out).unwrap();
+    site.handle_arrival(TimeMs(100_000), call(11, LINE1, 100_000), &mut out)
+        .unwrap();
     assert_eq!(wrap_ups(&out), vec![(10, 1, 10_000)]);
     assert!(out.iter().any(|effect| matches!(
         effect,
-        Effect::Offer { contact: ContactId(11), agent: AgentId(1), .. }
+        Effect::Offer {
+            contact: ContactId(11),
+            agent: AgentId(1),
+            ..
+        }
     )));
     site.check_invariants().unwrap();
 }
@@ -115,9 +136,12 @@ fn wrap_up_maximum_applies_on_the_next_input_too() {
 fn without_a_maximum_wrap_up_lasts_until_the_agent_ends_it() {
     let mut site = site(None, &[(1, &[LINE1])]);
     let mut out = Vec::new();
-    site.handle_arrival(TimeMs(0), call(10, LINE1, 0), &mut out).unwrap();
-    site.handle_accept(TimeMs(1_000), ContactId(10), &mut out).unwrap();
-    site.handle_end(TimeMs(5_000), ContactId(10), &mut out).unwrap();
+    site.handle_arrival(TimeMs(0), call(10, LINE1, 0), &mut out)
+        .unwrap();
+    site.handle_accept(TimeMs(1_000), ContactId(10), &mut out)
+        .unwrap();
+    site.handle_end(TimeMs(5_000), ContactId(10), &mut out)
+        .unwrap();
     site.handle_timers(TimeMs(10_000_000), &mut out);
     assert_eq!(site.wrap_up_deadline(), None);
     assert_eq!(site.agent_state(AgentId(1)), Some(AgentState::WrapUp));
@@ -132,14 +156,22 @@ fn without_a_maximum_wrap_up_lasts_until_the_agent_ends_it() {
 fn line1_agent_finishes_wrap_up_after_a_transfer_to_line2() {
     let mut site = site(None, &[(1, &[LINE1]), (2, &[LINE2])]);
     let mut out = Vec::new();
-    site.handle_arrival(TimeMs(0), call(10, LINE1, 0), &mut out).unwrap();
-    site.handle_accept(TimeMs(1_000), ContactId(10), &mut out).unwrap();
-    site.handle_transfer(TimeMs(30_000), ContactId(10), LINE2, &mut out).unwrap();
-    site.handle_accept(TimeMs(31_000), ContactId(10), &mut out).unwrap();
-    assert_eq!(site.contact_phase(ContactId(10)), Some(ContactPhase::Talking(AgentId(2))));
+    site.handle_arrival(TimeMs(0), call(10, LINE1, 0), &mut out)
+        .unwrap();
+    site.handle_accept(TimeMs(1_000), ContactId(10), &mut out)
+        .unwrap();
+    site.handle_transfer(TimeMs(30_000), ContactId(10), LINE2, &mut out)
+        .unwrap();
+    site.handle_accept(TimeMs(31_000), ContactId(10), &mut out)
+        .unwrap();
+    assert_eq!(
+        site.contact_phase(ContactId(10)),
+        Some(ContactPhase::Talking(AgentId(2)))
+    );
     assert_eq!(site.agent_state(AgentId(1)), Some(AgentState::WrapUp));
     out.clear();
-    site.handle_wrap_up_end(TimeMs(40_000), AgentId(1), ContactId(10), &mut out).unwrap();
+    site.handle_wrap_up_end(TimeMs(40_000), AgentId(1), ContactId(10), &mut out)
+        .unwrap();
     assert_eq!(wrap_ups(&out), vec![(10, 1, 10_000)]);
     assert_eq!(site.agent_state(AgentId(1)), Some(AgentState::Available));
     site.check_invariants().unwrap();
@@ -162,20 +194,26 @@ fn request(channel: Channel, skill: SkillId) -> CallbackRequest {
 fn an_abandoned_chat_gets_no_callback_by_default() {
     let mut book = CallbackBook::new(CallbackPolicy::default());
     let mut out = Vec::new();
-    assert_eq!(book.handle_request(TimeMs(60_000), &request(Channel::Chat, CHAT), &mut out), None);
+    assert_eq!(
+        book.handle_request(TimeMs(60_000), &request(Channel::Chat, CHAT), &mut out),
+        None
+    );
     assert_eq!(book.open_count(), 0);
     assert_eq!(book.counters().dropped, 1);
-    assert!(book
-        .handle_request(TimeMs(60_000), &request(Channel::Voice, LINE1), &mut out)
-        .is_some());
+    assert!(
+        book.handle_request(TimeMs(60_000), &request(Channel::Voice, LINE1), &mut out)
+            .is_some()
+    );
     // A policy that lists chat gives chats callbacks.
     let mut with_chat = CallbackBook::new(CallbackPolicy {
         channels: vec![Channel::Voice, Channel::Chat],
         ..CallbackPolicy::default()
     });
-    assert!(with_chat
-        .handle_request(TimeMs(60_000), &request(Channel::Chat, CHAT), &mut out)
-        .is_some());
+    assert!(
+        with_chat
+            .handle_request(TimeMs(60_000), &request(Channel::Chat, CHAT), &mut out)
+            .is_some()
+    );
 }
 
 #[test]
@@ -203,15 +241,37 @@ fn a_claim_without_outcome_runs_out_and_never_blocks_the_number() {
     let retry_at = task.due_at;
     book.poll_due(retry_at).unwrap();
     out.clear();
-    assert_eq!(book.handle_lease_expiry(retry_at.plus_ms(600_000), &mut out), 1);
+    assert_eq!(
+        book.handle_lease_expiry(retry_at.plus_ms(600_000), &mut out),
+        1
+    );
     assert_eq!(book.open_count(), 0);
     assert!(out.iter().any(|effect| matches!(
         effect,
-        Effect::Event(Event { kind: EventKind::CallbackClosed { outcome: CallbackOutcome::NoAnswer, attempts: 2, .. }, .. })
+        Effect::Event(Event {
+            kind: EventKind::CallbackClosed {
+                outcome: CallbackOutcome::NoAnswer,
+                attempts: 2,
+                ..
+            },
+            ..
+        })
     )));
-    assert!(book
-        .handle_request(retry_at.plus_ms(700_000), &request(Channel::Voice, LINE1), &mut out)
-        .is_some());
+    assert!(
+        book.handle_request(
+            retry_at.plus_ms(700_000),
+            &request(Channel::Voice, LINE1),
+            &mut out
+        )
+        .is_some()
+    );
     book.machine().check_invariants().unwrap();
-    assert!(CallbackPolicy { claim_lease_s: Some(0), ..CallbackPolicy::default() }.validate().is_err());
+    assert!(
+        CallbackPolicy {
+            claim_lease_s: Some(0),
+            ..CallbackPolicy::default()
+        }
+        .validate()
+        .is_err()
+    );
 }

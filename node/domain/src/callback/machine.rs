@@ -204,7 +204,11 @@ impl<P: CallbackPayload + Clone> CallbackMachine<P> {
     }
 
     /// Starts an attempt on a due, pending task (attempts + 1; the lease starts now).
-    pub fn claim(&mut self, now: TimeMs, id: CallbackId) -> Result<&CallbackEntry<P>, CallbackError> {
+    pub fn claim(
+        &mut self,
+        now: TimeMs,
+        id: CallbackId,
+    ) -> Result<&CallbackEntry<P>, CallbackError> {
         let lease = self.rules.claim_lease_ms;
         let entry = self
             .entries
@@ -256,7 +260,10 @@ impl<P: CallbackPayload + Clone> CallbackMachine<P> {
         id: CallbackId,
         outcome: CallbackOutcome,
     ) -> Result<AttemptResult<P>, CallbackError> {
-        let entry = self.entries.get(&id).ok_or(CallbackError::UnknownTask(id))?;
+        let entry = self
+            .entries
+            .get(&id)
+            .ok_or(CallbackError::UnknownTask(id))?;
         if outcome == CallbackOutcome::Cancelled {
             return self.cancel(now, id).map(AttemptResult::Closed);
         }
@@ -267,14 +274,22 @@ impl<P: CallbackPayload + Clone> CallbackMachine<P> {
     }
 
     /// Closes an open task (claimed or not) as cancelled.
-    pub fn cancel(&mut self, now: TimeMs, id: CallbackId) -> Result<ClosedCallback<P>, CallbackError> {
+    pub fn cancel(
+        &mut self,
+        now: TimeMs,
+        id: CallbackId,
+    ) -> Result<ClosedCallback<P>, CallbackError> {
         self.close(now, id, CallbackOutcome::Cancelled)
             .ok_or(CallbackError::UnknownTask(id))
     }
 
     /// The number called in: its waiting one-per-caller task (not one mid-attempt) is
     /// cancelled, since the caller is being served anyway.
-    pub fn caller_called_in(&mut self, now: TimeMs, caller: &P::Caller) -> Option<ClosedCallback<P>> {
+    pub fn caller_called_in(
+        &mut self,
+        now: TimeMs,
+        caller: &P::Caller,
+    ) -> Option<ClosedCallback<P>> {
         let &id = self.open_by_caller.get(caller)?;
         if self.entries.get(&id).is_none_or(CallbackEntry::is_claimed) {
             return None;
@@ -284,7 +299,11 @@ impl<P: CallbackPayload + Clone> CallbackMachine<P> {
 
     /// Ends claims whose lease ran out by `now` as unanswered attempts (retried or closed as
     /// failed by the rules), at most `limit` of them; returns what each did.
-    pub fn expire_claims(&mut self, now: TimeMs, limit: usize) -> Vec<(CallbackId, AttemptResult<P>)> {
+    pub fn expire_claims(
+        &mut self,
+        now: TimeMs,
+        limit: usize,
+    ) -> Vec<(CallbackId, AttemptResult<P>)> {
         let mut expired = Vec::new();
         while expired.len() < limit {
             let Some(&(until, id)) = self.claims_by_deadline.first() else {
@@ -358,11 +377,9 @@ impl<P: CallbackPayload + Clone> CallbackMachine<P> {
             self.check_entry(entry)?;
         }
         for (caller, id) in &self.open_by_caller {
-            if self
-                .entries
-                .get(id)
-                .is_none_or(|entry| !entry.payload.one_per_caller() || entry.payload.caller() != caller)
-            {
+            if self.entries.get(id).is_none_or(|entry| {
+                !entry.payload.one_per_caller() || entry.payload.caller() != caller
+            }) {
                 return Err(format!("number index points to task {id} wrongly"));
             }
         }
@@ -405,7 +422,12 @@ impl<P: CallbackPayload + Clone> CallbackMachine<P> {
         }
     }
 
-    fn finish_attempt(&mut self, now: TimeMs, id: CallbackId, outcome: CallbackOutcome) -> AttemptResult<P> {
+    fn finish_attempt(
+        &mut self,
+        now: TimeMs,
+        id: CallbackId,
+        outcome: CallbackOutcome,
+    ) -> AttemptResult<P> {
         let rules = self.rules;
         let retry = matches!(outcome, CallbackOutcome::NoAnswer | CallbackOutcome::Busy);
         if let Some(entry) = self.entries.get_mut(&id) {
@@ -428,7 +450,12 @@ impl<P: CallbackPayload + Clone> CallbackMachine<P> {
         }
     }
 
-    fn close(&mut self, now: TimeMs, id: CallbackId, outcome: CallbackOutcome) -> Option<ClosedCallback<P>> {
+    fn close(
+        &mut self,
+        now: TimeMs,
+        id: CallbackId,
+        outcome: CallbackOutcome,
+    ) -> Option<ClosedCallback<P>> {
         let mut entry = self.entries.remove(&id)?;
         match entry.claimed_until {
             Some(until) => {

@@ -231,9 +231,7 @@ impl CallbackBook {
                 match outcome {
                     CallbackOutcome::Reached => self.counters.reached += 1,
                     CallbackOutcome::Cancelled => self.counters.cancelled += 1,
-                    CallbackOutcome::NoAnswer | CallbackOutcome::Busy => {
-                        self.counters.failed += 1
-                    }
+                    CallbackOutcome::NoAnswer | CallbackOutcome::Busy => self.counters.failed += 1,
                 }
                 emit_closed(&closed, out);
                 Ok(())

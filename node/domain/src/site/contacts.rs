@@ -305,7 +305,13 @@ impl Site {
 
     /// Ends the wrap-up item at `position` of agent `index`: the slot is free, the handle time
     /// recorded, and the agent takes the next contact if one waits.
-    pub(super) fn end_wrap_up(&mut self, now: TimeMs, index: u32, position: usize, out: &mut Vec<Effect>) {
+    pub(super) fn end_wrap_up(
+        &mut self,
+        now: TimeMs,
+        index: u32,
+        position: usize,
+        out: &mut Vec<Effect>,
+    ) {
         let before = self.contribution(index);
         let entry = &mut self.agents[index as usize];
         let agent = entry.id;

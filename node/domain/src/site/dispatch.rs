@@ -188,7 +188,14 @@ impl Site {
         self.waiting_total -= 1;
     }
 
-    pub(super) fn offer(&mut self, now: TimeMs, slot: u32, index: u32, dequeued: bool, out: &mut Vec<Effect>) {
+    pub(super) fn offer(
+        &mut self,
+        now: TimeMs,
+        slot: u32,
+        index: u32,
+        dequeued: bool,
+        out: &mut Vec<Effect>,
+    ) {
         let before = self.contribution(index);
         let contact = self.contacts[slot as usize].contact;
         let agent = &mut self.agents[index as usize];
@@ -349,7 +356,13 @@ impl Site {
 
     /// Ends the talking leg of the contact in `slot` with agent `index`: Ended event, the
     /// agent's item moves to wrap-up.
-    pub(super) fn finish_talk(&mut self, now: TimeMs, slot: u32, index: u32, out: &mut Vec<Effect>) {
+    pub(super) fn finish_talk(
+        &mut self,
+        now: TimeMs,
+        slot: u32,
+        index: u32,
+        out: &mut Vec<Effect>,
+    ) {
         let before = self.contribution(index);
         let entry = &mut self.contacts[slot as usize];
         if let Some(since) = entry.hold_since.take() {
@@ -366,8 +379,11 @@ impl Site {
             item.since = now;
             item.handled_ms = u32::try_from(total_ms).unwrap_or(u32::MAX);
             if let Some(max_ms) = self.config.wrap_up_max_ms {
-                self.wrap_up_deadlines
-                    .push(Reverse((now.0.saturating_add(max_ms), index, contact.id.0)));
+                self.wrap_up_deadlines.push(Reverse((
+                    now.0.saturating_add(max_ms),
+                    index,
+                    contact.id.0,
+                )));
             }
         }
         let agent_id = agent.id;

@@ -5,7 +5,12 @@ use super::*;
 
 impl Site {
     /// See [`Site::poll_overflow`].
-    pub(super) fn overflow_pass(&mut self, now: TimeMs, peers: &[SiteSummary], out: &mut Vec<Effect>) {
+    pub(super) fn overflow_pass(
+        &mut self,
+        now: TimeMs,
+        peers: &[SiteSummary],
+        out: &mut Vec<Effect>,
+    ) {
         if !self.overflow.enabled || !self.up {
             return;
         }

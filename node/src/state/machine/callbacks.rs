@@ -1,5 +1,6 @@
-//! Callbacks: the domain's [`CallbackMachine`] (the one implementation of the callback rules,
-//! the same the simulator runs) with the node's payloads, and the records readers see.
+//! Callbacks: the domain's [`callgrid_domain::CallbackMachine`] (the one implementation of the
+//! callback rules, the same the simulator runs) with the node's payloads, and the records
+//! readers see.
 //!
 //! The machine decides (due times, one abandoned-call task per number, claims and their
 //! lease, retries, cancellation when the caller phones again); this file turns commands into
@@ -7,8 +8,8 @@
 //! knows: an order waiting at its pickup point is announced again the next day.
 
 use callgrid_domain::{
-    AttemptResult, CallbackError, CallbackId as TaskId, CallbackMachine, CallbackOutcome,
-    CallbackPayload, CallbackRules, ClosedCallback,
+    AttemptResult, CallbackError, CallbackId as TaskId, CallbackOutcome, CallbackPayload,
+    CallbackRules, ClosedCallback,
 };
 use serde::{Deserialize, Serialize};
 
@@ -142,7 +143,9 @@ impl ReplicatedState {
         let due_at_ms = at_ms.saturating_add(self.policy.abandoned_callback_delay_ms);
         match self.open_callback(at_ms, site, caller, reason, due_at_ms) {
             Ok(id) => Ok(Outcome::CallbacksCreated(vec![id])),
-            Err(CallbackError::AlreadyOpenForCaller(_)) => Ok(Outcome::CallbacksCreated(Vec::new())),
+            Err(CallbackError::AlreadyOpenForCaller(_)) => {
+                Ok(Outcome::CallbacksCreated(Vec::new()))
+            }
             Err(error) => Err(ApplyError::Conflict(error.to_string())),
         }
     }
@@ -196,7 +199,9 @@ impl ReplicatedState {
 
     /// The number phoned in: its waiting abandoned-call callback is cancelled.
     pub(super) fn caller_called_in(&mut self, at_ms: TimestampMs, caller: &str) -> Response {
-        if let Some(closed) = self.callback_machine.caller_called_in(time(at_ms), &caller.to_string())
+        if let Some(closed) = self
+            .callback_machine
+            .caller_called_in(time(at_ms), &caller.to_string())
         {
             self.record_closed(&closed);
         }
@@ -209,7 +214,11 @@ impl ReplicatedState {
         }
     }
 
-    pub(super) fn expire_callback_claims(&mut self, at_ms: TimestampMs, events: &mut Vec<StateEvent>) {
+    pub(super) fn expire_callback_claims(
+        &mut self,
+        at_ms: TimestampMs,
+        events: &mut Vec<StateEvent>,
+    ) {
         let expired = self
             .callback_machine
             .expire_claims(time(at_ms), CALLBACK_CLAIM_EXPIRIES_PER_APPLY_MAX);
@@ -255,7 +264,13 @@ impl ReplicatedState {
         }
         let due = at_ms.saturating_add(self.policy.order_ready_repeat_interval_ms);
         let (site, caller) = (payload.site.clone(), payload.caller.clone());
-        self.create_callback(at_ms, &site, &caller, CallbackReason::OrderReady { order }, due)
+        self.create_callback(
+            at_ms,
+            &site,
+            &caller,
+            CallbackReason::OrderReady { order },
+            due,
+        )
     }
 
     /// Copies an open task's life cycle into its record.
@@ -305,10 +320,9 @@ impl ReplicatedState {
     fn callback_refusal(&self, callback: CallbackId, error: CallbackError) -> ApplyError {
         match (error, self.callbacks.get(&callback)) {
             (CallbackError::UnknownTask(_), None) => ApplyError::not_found("callback", callback),
-            (CallbackError::UnknownTask(_), Some(record)) => ApplyError::Conflict(format!(
-                "callback {callback} is {:?}",
-                record.status
-            )),
+            (CallbackError::UnknownTask(_), Some(record)) => {
+                ApplyError::Conflict(format!("callback {callback} is {:?}", record.status))
+            }
             (error, _) => ApplyError::Conflict(error.to_string()),
         }
     }

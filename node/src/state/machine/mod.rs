@@ -373,7 +373,11 @@ impl ReplicatedState {
             .values()
             .filter(|c| c.status == super::model::ComplaintStatus::Escalated)
             .count();
-        let waiting: usize = self.pre_orders_waiting_by_sku.values().map(BTreeSet::len).sum();
+        let waiting: usize = self
+            .pre_orders_waiting_by_sku
+            .values()
+            .map(BTreeSet::len)
+            .sum();
         let recounted = (orders_open as u64, escalated as u64, waiting as u64);
         let kept = (
             self.tallies.orders_open,

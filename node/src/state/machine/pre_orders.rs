@@ -16,7 +16,11 @@ pub(super) struct NewPreOrder<'a> {
 }
 
 impl ReplicatedState {
-    pub(super) fn create_pre_order(&mut self, envelope: &Envelope, new: NewPreOrder<'_>) -> Response {
+    pub(super) fn create_pre_order(
+        &mut self,
+        envelope: &Envelope,
+        new: NewPreOrder<'_>,
+    ) -> Response {
         let id = self.allocate_id();
         self.pre_orders.insert(
             id,
@@ -41,7 +45,11 @@ impl ReplicatedState {
         Ok(Outcome::PreOrderCreated(id))
     }
 
-    pub(super) fn cancel_pre_order(&mut self, at_ms: TimestampMs, pre_order: PreOrderId) -> Response {
+    pub(super) fn cancel_pre_order(
+        &mut self,
+        at_ms: TimestampMs,
+        pre_order: PreOrderId,
+    ) -> Response {
         let record = self
             .pre_orders
             .get_mut(&pre_order)

@@ -54,7 +54,10 @@ impl ReplicatedState {
     fn drop_record(&mut self, kind: RecordKind, id: u64) {
         match kind {
             RecordKind::Order => {
-                if self.orders.get(&id).is_some_and(|order| !order.status.is_open())
+                if self
+                    .orders
+                    .get(&id)
+                    .is_some_and(|order| !order.status.is_open())
                     && let Some(order) = self.orders.remove(&id)
                 {
                     remove_from_index(&mut self.orders_by_caller, &order.caller, id);

@@ -9,7 +9,9 @@ use crate::state::model::{
     Actor, CallbackOutcome, CallbackReason, CallbackStatus, ComplaintStatus, DAY_MS, Fulfilment,
     OrderItem, OrderStatus, PaymentForm, PreOrderStatus, ReservationStatus, Role, StatePolicy,
 };
-use crate::state::{ReplicatedState, SharedState, decode_envelope, decode_response, encode_envelope};
+use crate::state::{
+    ReplicatedState, SharedState, decode_envelope, decode_response, encode_envelope,
+};
 
 const CALLER: &str = "+79161234567";
 
