@@ -15,7 +15,10 @@ use tokio::sync::mpsc;
 use super::agent::{AgentActor, AgentToSite, SiteToAgent, SubscribeAgentStream};
 use super::call::{CallActor, CallToSite, LookupCall, SiteToCall};
 use super::queue::{LookupQueue, QueueActor, QueueToSite, SiteToQueue, SubscribeQueueStream};
-use super::site::{Audience, LookupChildren, LookupContact, SiteActor, SiteInput, Subscribe};
+use super::site::{
+    Arrival, Audience, LookupChildren, LookupContact, LookupMetrics, SiteActor, SiteInput,
+    Subscribe,
+};
 use super::{ChildCounts, GatewayStreams};
 use crate::config::NodeConfig;
 use crate::replicate::{LocalReplicator, Proposer, now_ms};
@@ -344,14 +347,14 @@ async fn ask(site: &Addr<SiteActor>, input: SiteInput) -> Value {
 async fn arrive(site: &Addr<SiteActor>, channel: Channel) -> Value {
     ask(
         site,
-        SiteInput::ContactArrived {
+        SiteInput::ContactArrived(Arrival {
             caller: "+79160001122".to_string(),
             channel,
             topic: Topic::Order,
             skill: None,
             priority: 0,
             overflowed_from: None,
-        },
+        }),
     )
     .await
 }
@@ -555,12 +558,9 @@ async fn a_rejected_contact_offered_on_keeps_the_next_agents_timer() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let metrics = ask(&site, SiteInput::MetricsText).await;
+    let metrics = site.send(LookupMetrics).await.unwrap();
     assert!(
-        metrics
-            .as_str()
-            .unwrap()
-            .contains("callgrid_offer_timers_lost_total{site=\"msk\"} 0"),
+        metrics.offer_timers_lost == 0,
         "boris's Agent actor timed the offer, not the Site's sweep"
     );
 }
@@ -625,9 +625,10 @@ async fn queue_length(site: &Addr<SiteActor>) -> u64 {
 }
 
 async fn metric(site: &Addr<SiteActor>, prefix: &str) -> Option<String> {
-    let text = ask(site, SiteInput::MetricsText).await;
-    text.as_str()?
-        .lines()
+    let routing = site.send(LookupMetrics).await.ok()?;
+    let mut text = String::new();
+    crate::api::metrics::render_routing(&mut text, &routing);
+    text.lines()
         .find(|line| line.starts_with(prefix))
         .map(str::to_string)
 }
@@ -705,14 +706,14 @@ async fn a_queued_callback_is_never_overflowed_but_an_inbound_call_is() {
     // An urgent inbound call goes to the head of the queue: the rule sends it to spb.
     let arrived = ask(
         &site,
-        SiteInput::ContactArrived {
+        SiteInput::ContactArrived(Arrival {
             caller: "+79160008080".to_string(),
             channel: Channel::Voice,
             topic: Topic::Order,
             skill: None,
             priority: 9,
             overflowed_from: None,
-        },
+        }),
     )
     .await;
     assert_eq!(arrived["stage"], "overflowed", "{arrived}");
@@ -775,14 +776,14 @@ async fn a_contact_that_moved_the_maximum_number_of_times_is_not_moved_again() {
     .unwrap();
     let arrived = ask(
         &site,
-        SiteInput::ContactArrived {
+        SiteInput::ContactArrived(Arrival {
             caller: "+79160009090".to_string(),
             channel: Channel::Voice,
             topic: Topic::Order,
             skill: None,
             priority: 0,
             overflowed_from: Some(from),
-        },
+        }),
     )
     .await;
     assert_eq!(arrived["stage"], "queued", "{arrived}");
@@ -796,14 +797,14 @@ async fn a_contact_that_moved_the_maximum_number_of_times_is_not_moved_again() {
     assert_eq!(from.hops, 1);
     let arrived = ask(
         &site,
-        SiteInput::ContactArrived {
+        SiteInput::ContactArrived(Arrival {
             caller: "+79160009191".to_string(),
             channel: Channel::Voice,
             topic: Topic::Order,
             skill: None,
             priority: 9,
             overflowed_from: Some(from),
-        },
+        }),
     )
     .await;
     assert_eq!(arrived["stage"], "overflowed", "{arrived}");

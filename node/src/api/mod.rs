@@ -13,6 +13,7 @@
 //! - [`openapi`] — the OpenAPI document.
 
 pub mod auth;
+pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod routes;

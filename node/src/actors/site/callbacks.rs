@@ -1,0 +1,199 @@
+//! Due callbacks: claimed through Raft, queued here as outbound contacts, outcomes recorded.
+
+use actix::prelude::*;
+use callgrid_domain::{Channel, Contact, ContactId, Direction, Priority, TimeMs, Topic};
+
+use super::{CALLBACK_ORPHAN_AFTER_MS, CALLBACKS_PER_SWEEP_MAX, SiteActor, caller_number};
+use crate::replicate::now_ms;
+use crate::state::Command;
+use crate::state::model::{Actor as Principal, CallbackOutcome, CallbackReason};
+
+/// Sent to itself when a callback claim committed.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct CallbackClaimed {
+    callback: u64,
+    caller: String,
+    reason: CallbackReason,
+}
+
+/// Sent to itself when a claim failed.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct CallbackClaimFailed {
+    callback: u64,
+}
+
+impl SiteActor {
+    pub(super) fn sweep_callbacks(&mut self, ctx: &mut Context<Self>) {
+        if self.draining {
+            return;
+        }
+        let now = now_ms();
+        let site = self.config.site.id.clone();
+        let due: Vec<(u64, String, CallbackReason)> = self.shared.read(|state| {
+            state
+                .callbacks_due(now, CALLBACKS_PER_SWEEP_MAX * 4)
+                .into_iter()
+                .filter(|callback| {
+                    callback.site == site
+                        || callback.due_at_ms.saturating_add(CALLBACK_ORPHAN_AFTER_MS) <= now
+                })
+                .map(|callback| {
+                    (
+                        callback.id,
+                        callback.caller.clone(),
+                        callback.reason.clone(),
+                    )
+                })
+                .take(CALLBACKS_PER_SWEEP_MAX)
+                .collect()
+        });
+        for (callback, caller, reason) in due {
+            if !self.callbacks.claiming.insert(callback) {
+                continue;
+            }
+            let proposer = self.proposer.clone();
+            ctx.spawn(
+                async move {
+                    let result = proposer
+                        .propose(Principal::system(), Command::ClaimCallback { callback })
+                        .await;
+                    (callback, caller, reason, result)
+                }
+                .into_actor(self)
+                .map(
+                    |(callback, caller, reason, result), _actor, ctx| match result {
+                        Ok(_) => ctx.notify(CallbackClaimed {
+                            callback,
+                            caller,
+                            reason,
+                        }),
+                        Err(error) => {
+                            tracing::debug!(callback, %error, "callback claim failed");
+                            ctx.notify(CallbackClaimFailed { callback });
+                        }
+                    },
+                ),
+            );
+        }
+    }
+
+    pub(super) fn queue_callback(
+        &mut self,
+        ctx: &mut Context<Self>,
+        callback: u64,
+        caller: String,
+        reason: &CallbackReason,
+    ) {
+        if self.callbacks.queued.contains_key(&callback) {
+            return;
+        }
+        let now = self.now();
+        let (skill, ordering_time) = match reason {
+            CallbackReason::Abandoned {
+                skill,
+                ordering_time_ms,
+            } => (
+                self.skill_id(skill).ok(),
+                // The caller's original place in the queue.
+                TimeMs(ordering_time_ms.saturating_sub(self.epoch_ms)),
+            ),
+            _ => (None, now),
+        };
+        let skill = match skill {
+            Some(skill) => skill,
+            None => match self.skill_for(Topic::Other, Channel::Voice) {
+                Ok(skill) => skill,
+                Err(error) => {
+                    tracing::error!(%error, callback, "no voice skill for callbacks");
+                    return;
+                }
+            },
+        };
+        let id = self.allocate_contact_id();
+        let topic = match reason {
+            CallbackReason::Abandoned { .. } => Topic::Other,
+            CallbackReason::OrderReady { .. } | CallbackReason::FollowUp { .. } => {
+                Topic::OrderStatus
+            }
+            CallbackReason::PreOrderArrived { .. } => Topic::PreOrder,
+        };
+        let contact = Contact {
+            id,
+            channel: Channel::Voice,
+            topic,
+            skill,
+            caller: caller_number(&caller),
+            entry_site: self.site_id,
+            arrived_at: now,
+            priority: Priority::default(),
+            ordering_time: ordering_time.min(now),
+            direction: Direction::OutboundCallback,
+            callback: Some(callgrid_domain::CallbackId(callback)),
+            // The callback is this site's claim and is dialled from here; a gateway cannot
+            // re-present an outbound call elsewhere, so the overflow rule never moves it (it
+            // counts as having used its hops; while it heads a queue, that queue does not
+            // overflow).
+            overflow_count: callgrid_domain::OVERFLOW_HOPS_MAX,
+            transfer_count: 0,
+        };
+        match self.arrive(ctx, contact, caller, Some(callback), None) {
+            Ok(_) => {
+                self.callbacks.queued.insert(callback, id);
+                tracing::info!(
+                    callback,
+                    contact = id.0,
+                    kind = reason.kind(),
+                    "callback queued as outbound contact"
+                );
+            }
+            Err(error) => tracing::error!(%error, callback, "callback could not be queued"),
+        }
+    }
+
+    pub(super) fn record_callback_outcome(
+        &mut self,
+        ctx: &mut Context<Self>,
+        contact: ContactId,
+        outcome: CallbackOutcome,
+    ) {
+        let Some(callback) = self
+            .live
+            .contacts
+            .get(&contact)
+            .and_then(|record| record.callback)
+        else {
+            return;
+        };
+        self.callbacks.queued.remove(&callback);
+        let proposer = self.proposer.clone();
+        ctx.spawn(
+            async move {
+                let command = Command::RecordCallbackAttempt { callback, outcome };
+                if let Err(error) = proposer.propose(Principal::system(), command).await {
+                    tracing::error!(callback, %error, "callback outcome not recorded");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Handler<CallbackClaimed> for SiteActor {
+    type Result = ();
+
+    fn handle(&mut self, claimed: CallbackClaimed, ctx: &mut Self::Context) {
+        self.callbacks.claiming.remove(&claimed.callback);
+        self.queue_callback(ctx, claimed.callback, claimed.caller, &claimed.reason);
+        self.flush(ctx);
+    }
+}
+
+impl Handler<CallbackClaimFailed> for SiteActor {
+    type Result = ();
+
+    fn handle(&mut self, failed: CallbackClaimFailed, _ctx: &mut Self::Context) {
+        self.callbacks.claiming.remove(&failed.callback);
+    }
+}

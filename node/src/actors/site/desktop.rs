@@ -1,0 +1,172 @@
+//! Desktop inputs: an agent's login, state, offers, wrap-up and transfer.
+
+use actix::prelude::*;
+use callgrid_domain::{AgentState, ContactId, ContactPhase, NotReadyReason};
+
+use super::SiteActor;
+use super::messages::{ContactStage, SiteError, SiteResult};
+use crate::state::model::CallbackOutcome;
+
+impl SiteActor {
+    /// The agent logs in: its Agent actor starts before the domain's events about it.
+    pub(super) fn login(&mut self, ctx: &mut Context<Self>, login: &str) -> SiteResult {
+        let agent = self.agent_id(login)?;
+        // The Agent actor exists before the domain's events about the login.
+        let started = !self.children.agent_actors.contains_key(&agent);
+        self.start_agent(ctx, agent);
+        let result = self.domain(ctx, |site, now, out| site.handle_login(now, agent, out));
+        if result.is_err() && started && self.site.agent_state(agent) == Some(AgentState::LoggedOut)
+        {
+            self.stop_agent(agent);
+        }
+        result?;
+        Ok(self.agent_json(login, agent))
+    }
+
+    /// The agent logs out; its actor stops after the logged-out state went to the desktop.
+    pub(super) fn logout(&mut self, ctx: &mut Context<Self>, login: &str) -> SiteResult {
+        let agent = self.agent_id(login)?;
+        self.domain(ctx, |site, now, out| site.handle_logout(now, agent, out))?;
+        // After the logged-out state went to the desktop: the actor stops.
+        self.stop_agent(agent);
+        Ok(self.agent_json(login, agent))
+    }
+
+    /// The agent becomes ready.
+    pub(super) fn ready(&mut self, ctx: &mut Context<Self>, login: &str) -> SiteResult {
+        let agent = self.agent_id(login)?;
+        self.domain(ctx, |site, now, out| site.handle_ready(now, agent, out))?;
+        Ok(self.agent_json(login, agent))
+    }
+
+    /// The agent becomes not ready with a reason code.
+    pub(super) fn not_ready(
+        &mut self,
+        ctx: &mut Context<Self>,
+        login: &str,
+        reason: u16,
+    ) -> SiteResult {
+        let agent = self.agent_id(login)?;
+        self.domain(ctx, |site, now, out| {
+            site.handle_not_ready(now, agent, NotReadyReason(reason), out)
+        })?;
+        Ok(self.agent_json(login, agent))
+    }
+
+    /// The agent accepts an offer.
+    pub(super) fn accept(
+        &mut self,
+        ctx: &mut Context<Self>,
+        login: &str,
+        contact: ContactId,
+    ) -> SiteResult {
+        let (agent, _) = self.contact_for_agent(login, contact)?;
+        if self.site.contact_phase(contact) != Some(ContactPhase::Offered(agent)) {
+            return Err(SiteError::Conflict(format!(
+                "contact {contact} is not offered to `{login}`"
+            )));
+        }
+        self.domain(ctx, |site, now, out| site.handle_accept(now, contact, out))?;
+        self.settle_offer(contact, agent);
+        Ok(self.contact_json(contact))
+    }
+
+    /// The agent rejects an offer.
+    pub(super) fn reject(
+        &mut self,
+        ctx: &mut Context<Self>,
+        login: &str,
+        contact: ContactId,
+    ) -> SiteResult {
+        let (agent, _) = self.contact_for_agent(login, contact)?;
+        if self.site.contact_phase(contact) != Some(ContactPhase::Offered(agent)) {
+            return Err(SiteError::Conflict(format!(
+                "contact {contact} is not offered to `{login}`"
+            )));
+        }
+        self.domain(ctx, |site, now, out| site.handle_reject(now, contact, out))?;
+        self.settle_offer(contact, agent);
+        Ok(self.contact_json(contact))
+    }
+
+    /// The agent ends the conversation (chat close, or voice hang-up from the desktop).
+    pub(super) fn end(
+        &mut self,
+        ctx: &mut Context<Self>,
+        login: &str,
+        contact: ContactId,
+    ) -> SiteResult {
+        self.contact_for_agent(login, contact)?;
+        self.domain(ctx, |site, now, out| site.handle_end(now, contact, out))?;
+        Ok(self.contact_json(contact))
+    }
+
+    /// The agent finishes wrap-up; a callback contact may carry its outcome.
+    pub(super) fn wrap_up(
+        &mut self,
+        ctx: &mut Context<Self>,
+        login: &str,
+        contact: ContactId,
+        code: String,
+        callback_outcome: Option<CallbackOutcome>,
+    ) -> SiteResult {
+        let (agent, record) = self.contact_for_agent(login, contact)?;
+        if record.stage != ContactStage::WrapUp {
+            return Err(SiteError::Conflict(format!(
+                "contact {contact} is not in wrap-up"
+            )));
+        }
+        let is_callback = record.callback.is_some();
+        self.domain(ctx, |site, now, out| {
+            site.handle_wrap_up_end(now, agent, contact, out)
+        })?;
+        if let Some(record) = self.live.contacts.get_mut(&contact) {
+            record.wrap_up_code = Some(code);
+        }
+        if is_callback {
+            self.record_callback_outcome(
+                ctx,
+                contact,
+                callback_outcome.unwrap_or(CallbackOutcome::Reached),
+            );
+        }
+        Ok(self.finish(contact))
+    }
+
+    /// The agent transfers a talking contact to another skill (line 2).
+    pub(super) fn transfer(
+        &mut self,
+        ctx: &mut Context<Self>,
+        login: &str,
+        contact: ContactId,
+        skill: &str,
+    ) -> SiteResult {
+        let (_, record) = self.contact_for_agent(login, contact)?;
+        if record.stage != ContactStage::Talking {
+            return Err(SiteError::Conflict(format!(
+                "contact {contact} is not talking"
+            )));
+        }
+        let from = record.skill;
+        let to = self.skill_id(skill)?;
+        self.domain(ctx, |site, now, out| {
+            site.handle_transfer(now, contact, to, out)
+        })?;
+        if let Some(record) = self.live.contacts.get_mut(&contact) {
+            record.transferred_from = Some(from);
+            record.skill = to;
+            if record.stage == ContactStage::WrapUp || record.stage == ContactStage::Talking {
+                record.stage = ContactStage::Queued;
+            }
+            // The new leg is queued or already offered; the first agent keeps only its wrap-up.
+            if let Some(ContactPhase::Offered(agent)) = self.site.contact_phase(contact) {
+                record.agent = Some(agent);
+                record.stage = ContactStage::Offered;
+            } else {
+                record.agent = None;
+            }
+        }
+        self.dirty.contacts.push(contact);
+        Ok(self.contact_json(contact))
+    }
+}

@@ -1,0 +1,285 @@
+//! Gateway inputs: arrivals (overflowed ones included), answer, end, abandon, chat messages.
+
+use actix::prelude::*;
+use callgrid_domain::{
+    Channel, Contact, ContactId, ContactPhase, Direction, Effect, EventKind, Priority, SiteId,
+    TimeMs,
+};
+use serde_json::json;
+
+use super::messages::{Arrival, ContactStage, SiteError, SiteResult};
+use super::{ContactRecord, SiteActor, caller_number};
+use crate::actors::call::SiteToCall;
+use crate::actors::overflow::{ARRIVAL_CLOCK_SKEW_MS_MAX, OVERFLOW_HOPS_MAX, OverflowedFrom};
+use crate::replicate::now_ms;
+use crate::state::model::CallbackOutcome;
+
+impl SiteActor {
+    /// A contact arrived at the gateway (or was overflowed here by a peer).
+    pub(super) fn contact_arrived(
+        &mut self,
+        ctx: &mut Context<Self>,
+        arrival: Arrival,
+    ) -> SiteResult {
+        if self.draining {
+            return Err(SiteError::Conflict("site is draining".to_string()));
+        }
+        let Arrival {
+            caller,
+            channel,
+            topic,
+            skill,
+            priority,
+            overflowed_from,
+        } = arrival;
+        let skill = match skill {
+            Some(name) => self.skill_id(&name)?,
+            None => self.skill_for(topic, channel)?,
+        };
+        let skill_channel = self
+            .config
+            .routing
+            .skills
+            .get(skill.index())
+            .map(|skill| skill.channel);
+        if skill_channel != Some(channel) {
+            return Err(SiteError::Invalid(
+                "the skill serves another channel".to_string(),
+            ));
+        }
+        let source = match overflowed_from {
+            Some(from) => Some(self.overflow_source(from)?),
+            None => None,
+        };
+        let id = self.allocate_contact_id();
+        let now = self.now();
+        let mut contact = Contact::inbound(
+            id,
+            channel,
+            topic,
+            skill,
+            caller_number(&caller),
+            self.site_id,
+            now,
+        )
+        .with_priority(Priority(priority));
+        if let Some((site, from)) = &source {
+            // The caller keeps the place earned by the original arrival.
+            let arrived = TimeMs(from.arrived_at_ms.saturating_sub(self.epoch_ms)).min(now);
+            contact.entry_site = *site;
+            contact.arrived_at = arrived;
+            contact.ordering_time = arrived;
+            // A contact that moved the maximum number of times is not moved again.
+            contact.overflow_count = from.hops;
+        }
+        self.overflow.last_overflowed = None;
+        let view = self.arrive(ctx, contact, caller, None, source)?;
+        // A new arrival may start (predicted-wait trigger) or feed the rule.
+        self.poll_overflow(ctx);
+        match self.overflow.last_overflowed.take() {
+            Some((overflowed, final_view)) if overflowed == id => Ok(final_view),
+            _ if self.live.contacts.contains_key(&id) => Ok(self.contact_json(id)),
+            _ => Ok(view),
+        }
+    }
+
+    /// The agent's leg was answered at the gateway (same as accept on the desktop).
+    pub(super) fn contact_answered(
+        &mut self,
+        ctx: &mut Context<Self>,
+        contact: ContactId,
+    ) -> SiteResult {
+        match self.site.contact_phase(contact) {
+            Some(ContactPhase::Talking(_)) => {}
+            Some(ContactPhase::Offered(agent)) => {
+                self.domain(ctx, |site, now, out| site.handle_accept(now, contact, out))?;
+                self.settle_offer(contact, agent);
+            }
+            _ => {
+                return Err(SiteError::Conflict(format!(
+                    "contact {contact} is not ringing"
+                )));
+            }
+        }
+        Ok(self.contact_json(contact))
+    }
+
+    /// The conversation ended at the gateway (or the caller hung up while waiting).
+    pub(super) fn contact_ended(
+        &mut self,
+        ctx: &mut Context<Self>,
+        contact: ContactId,
+    ) -> SiteResult {
+        if !self.live.contacts.contains_key(&contact)
+            && self.children.call_actors.contains_key(&contact)
+        {
+            return Err(SiteError::Finished(contact));
+        }
+        let record = self
+            .live
+            .contacts
+            .get(&contact)
+            .ok_or_else(|| SiteError::NotFound(format!("contact {contact} not found")))?;
+        match record.stage {
+            ContactStage::Talking => {
+                self.domain(ctx, |site, now, out| site.handle_end(now, contact, out))?;
+            }
+            ContactStage::Queued | ContactStage::Offered => {
+                return self.abandon(ctx, contact);
+            }
+            _ => {}
+        }
+        Ok(self.contact_json(contact))
+    }
+
+    /// A chat message from the customer.
+    pub(super) fn chat_message(&mut self, contact: ContactId, text: String) -> SiteResult {
+        if !self.live.contacts.contains_key(&contact)
+            && self.children.call_actors.contains_key(&contact)
+        {
+            return Err(SiteError::Finished(contact));
+        }
+        let record = self
+            .live
+            .contacts
+            .get_mut(&contact)
+            .ok_or_else(|| SiteError::NotFound(format!("contact {contact} not found")))?;
+        if record.channel != Channel::Chat {
+            return Err(SiteError::Conflict(format!(
+                "contact {contact} is not a chat"
+            )));
+        }
+        let message = json!({"from": "customer", "text": text, "at_ms": now_ms()});
+        let agent = record.agent;
+        self.tell_call(contact, SiteToCall::ChatMessage(message.clone()));
+        if let Some(agent) = agent {
+            self.notify_agent(
+                agent,
+                json!({"type": "chat_message", "contact": contact.0, "message": message}),
+            );
+        }
+        Ok(json!({"accepted": true}))
+    }
+
+    pub(super) fn arrive(
+        &mut self,
+        ctx: &mut Context<Self>,
+        contact: Contact,
+        caller: String,
+        callback: Option<u64>,
+        overflowed_from: Option<(SiteId, OverflowedFrom)>,
+    ) -> SiteResult {
+        let now = self.now();
+        let mut effects = std::mem::take(&mut self.effects);
+        let result = match &overflowed_from {
+            Some((source, _)) => self
+                .site
+                .handle_overflow_in(now, contact, *source, &mut effects),
+            None => self.site.handle_arrival(now, contact, &mut effects),
+        };
+        let blocked = effects.iter().any(|effect| {
+            matches!(effect, Effect::Event(event) if matches!(event.kind, EventKind::Blocked { .. }))
+        });
+        if let Err(error) = result {
+            self.effects = effects;
+            self.effects.clear();
+            return Err(SiteError::Conflict(error.to_string()));
+        }
+        self.live.contacts.insert(
+            contact.id,
+            ContactRecord {
+                id: contact.id,
+                caller,
+                channel: contact.channel,
+                topic: contact.topic,
+                skill: contact.skill,
+                direction: contact.direction,
+                callback,
+                agent: None,
+                stage: if blocked {
+                    ContactStage::Blocked
+                } else {
+                    ContactStage::Queued
+                },
+                arrived_at_ms: now_ms(),
+                arrived_at: std::time::Instant::now(),
+                offered_once: false,
+                wrap_up_code: None,
+                transferred_from: None,
+                overflowed_from: overflowed_from.map(|(_, from)| from),
+                overflowed_to: None,
+            },
+        );
+        self.effects = effects;
+        self.live.arriving = Some(contact.id);
+        self.process_effects(ctx);
+        self.live.arriving = None;
+        self.start_call(ctx, contact.id);
+        self.dirty.contacts.push(contact.id);
+        if blocked {
+            return Ok(self.finish(contact.id));
+        }
+        Ok(self.contact_json(contact.id))
+    }
+
+    /// Checks an `overflowed_from` field: a configured peer site, a plausible arrival time.
+    fn overflow_source(&self, from: OverflowedFrom) -> Result<(SiteId, OverflowedFrom), SiteError> {
+        let peer = self.config.peer_site(&from.site).ok_or_else(|| {
+            SiteError::Invalid(format!(
+                "overflowed_from.site: `{}` is not one of this site's peer sites",
+                from.site.chars().take(64).collect::<String>()
+            ))
+        })?;
+        if from.contact == 0 {
+            return Err(SiteError::Invalid(
+                "overflowed_from.contact: must be positive".to_string(),
+            ));
+        }
+        if !(1..=OVERFLOW_HOPS_MAX).contains(&from.hops) {
+            return Err(SiteError::Invalid(format!(
+                "overflowed_from.hops: must be 1..={OVERFLOW_HOPS_MAX}"
+            )));
+        }
+        if from.arrived_at_ms == 0
+            || from.arrived_at_ms > now_ms().saturating_add(ARRIVAL_CLOCK_SKEW_MS_MAX)
+        {
+            return Err(SiteError::Invalid(
+                "overflowed_from.arrived_at_ms: must be a past time in ms since the Unix epoch"
+                    .to_string(),
+            ));
+        }
+        Ok((SiteId(peer.number), from))
+    }
+
+    pub(super) fn abandon(&mut self, ctx: &mut Context<Self>, contact: ContactId) -> SiteResult {
+        let record = self
+            .live
+            .contacts
+            .get(&contact)
+            .ok_or_else(|| SiteError::NotFound(format!("contact {contact} not found")))?;
+        let outbound = record.direction == Direction::OutboundCallback;
+        let now = self.now();
+        let mut effects = std::mem::take(&mut self.effects);
+        let abandoned = self.site.handle_abandon(now, contact, &mut effects);
+        self.effects = effects;
+        if !abandoned {
+            self.effects.clear();
+            return Err(SiteError::Conflict(format!(
+                "contact {contact} is not waiting or ringing"
+            )));
+        }
+        // A ringing offer is withdrawn by the domain's `CancelOffer` effect.
+        if let Some(record) = self.live.contacts.get_mut(&contact) {
+            record.stage = ContactStage::Abandoned;
+            record.agent = None;
+        }
+        if outbound {
+            // The customer did not pick up the callback: a failed attempt, retried by policy.
+            self.effects
+                .retain(|effect| !matches!(effect, Effect::RequestCallback(_)));
+            self.record_callback_outcome(ctx, contact, CallbackOutcome::NoAnswer);
+        }
+        self.process_effects(ctx);
+        Ok(self.finish(contact))
+    }
+}

@@ -1,0 +1,595 @@
+//! The Site actor: one per node, the supervisor of the Agent, Call and Queue actors, and the
+//! thin shell around `callgrid_domain::Site`.
+//!
+//! It owns the domain state machine (queues per skill, agents, contacts). Routing is decided
+//! only here, because one decision spans queues and agents atomically (see [`super`]). It
+//! turns API inputs into `handle_*` calls and the domain's effects into messages to its
+//! children: offers to the Agent actor (which rings the desktop and times the offer), contact
+//! views to the Call actor (transcript, gateway events, lookups), queue views to the Queue
+//! actor (wallboards). It turns events into metrics and the supervisor event stream, and
+//! callback requests into Raft proposals. It also works due callbacks: claims them through
+//! Raft and queues them as outbound contacts. It publishes the site's availability summary
+//! through Raft and applies the overflow rule with the peers' summaries; an overflowed
+//! contact leaves with stage `overflowed` for the gateway to re-present at the target site
+//! (see [`super::overflow`]).
+//!
+//! Children are started with `actix::Supervisor`; the Site holds their addresses and drops an
+//! address to stop a child for good (logout; a finished contact after its linger). A child
+//! restarted after a panic asks the Site for what it holds and rebuilds from it.
+//!
+//! The code is split by audience and concern:
+//! - [`messages`] — the inputs, errors and stages the API sees;
+//! - `gateway`, `desktop`, `supervisor` — input handling per audience;
+//! - `effects` — acting on the domain's effects, the offer sweep;
+//! - `children` — starting, telling and stopping children; streams;
+//! - `callbacks` — working due callbacks through Raft;
+//! - `overflow` — the summary tick and the overflow rule's timer;
+//! - [`views`] — the read models (contacts, agents, queues, metrics snapshot).
+//!
+//! Its mailbox is bounded ([`SITE_MAILBOX_CAPACITY`]); API senders wait when it is full. Its
+//! sends to children use `try_send` on their bounded mailboxes; a child that cannot keep up
+//! loses views (the next one replaces them), and an offer whose timer was lost is timed out by
+//! the Site's own sweep [`OFFER_TIMER_GRACE_MS`] after its deadline. Streams are bounded
+//! channels; a desktop that does not read loses events, never the node.
+
+mod callbacks;
+mod children;
+mod desktop;
+mod effects;
+mod gateway;
+pub mod messages;
+mod overflow;
+mod supervisor;
+pub mod views;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use callgrid_domain::{
+    AgentId, AgentSpec, Channel, ContactId, Direction, Effect, Metrics, SiteId, SkillGrant,
+    SkillId, TimeMs, Topic,
+};
+use serde_json::Value;
+
+use super::agent::AgentActor;
+use super::call::CallActor;
+use super::overflow::{OverflowedFrom, OverflowedTo, SUMMARY_PUBLISH_INTERVAL};
+use super::queue::{QueueActor, SubscribeQueueStream};
+use super::{ChildCounts, GatewayStreams, Subscribers};
+pub use super::{STREAM_BUFFER_EVENTS, SUBSCRIBERS_MAX};
+use crate::config::{NodeConfig, parse_date_end_ms};
+use crate::replicate::{Proposer, now_ms};
+use crate::state::SharedState;
+use crate::state::model::{CallbackReason, DAY_MS};
+pub use messages::{
+    Arrival, Audience, ContactStage, Drain, LookupChildren, LookupContact, LookupMetrics,
+    SiteChildren, SiteError, SiteInput, SiteResult, Subscribe, outcome_json,
+};
+pub use views::RoutingMetrics;
+
+/// Messages the Site actor may hold before senders wait.
+pub const SITE_MAILBOX_CAPACITY: usize = 4_096;
+/// Finished contacts whose Call actors linger for lookups, at most (the oldest stop first).
+pub const FINISHED_CONTACTS_MAX: usize = 10_000;
+/// How long a finished contact's Call actor lingers for lookups.
+pub const CALL_LINGER_AFTER_FINISH_MS: u64 = 15 * 60 * 1_000;
+/// An offer still ringing this long after its deadline is timed out by the Site itself (its
+/// Agent actor's timer was lost: mailbox full, actor restarting).
+pub const OFFER_TIMER_GRACE_MS: u64 = 2_000;
+/// Due callbacks claimed per sweep.
+pub const CALLBACKS_PER_SWEEP_MAX: usize = 32;
+/// A due callback its owner site has not claimed for this long is taken by any site: the owner
+/// is presumed down (failover of callbacks by rule; the claim through Raft picks one site).
+pub const CALLBACK_ORPHAN_AFTER_MS: u64 = 120_000;
+/// How often due callbacks are looked for.
+pub const CALLBACK_SWEEP_INTERVAL: Duration = Duration::from_millis(500);
+/// Monitoring requests kept for the gateway.
+pub const MONITOR_REQUESTS_MAX: usize = 1_000;
+/// Arrival-to-offer latency samples kept for the `/metrics` quantiles (most recent).
+pub const OFFER_LATENCY_SAMPLES_MAX: usize = 100_000;
+
+#[derive(Debug, Clone)]
+struct ContactRecord {
+    id: ContactId,
+    caller: String,
+    channel: Channel,
+    topic: Topic,
+    skill: SkillId,
+    direction: Direction,
+    callback: Option<u64>,
+    agent: Option<AgentId>,
+    stage: ContactStage,
+    arrived_at_ms: u64,
+    arrived_at: std::time::Instant,
+    offered_once: bool,
+    wrap_up_code: Option<String>,
+    transferred_from: Option<SkillId>,
+    /// The site it came from, if it was overflowed here.
+    overflowed_from: Option<OverflowedFrom>,
+    /// The site it was overflowed to.
+    overflowed_to: Option<OverflowedTo>,
+}
+
+/// The agents on the roster (fixed by the configuration) and when each entered its state.
+#[derive(Debug, Default)]
+struct Roster {
+    agents_by_login: BTreeMap<String, AgentId>,
+    logins: HashMap<AgentId, String>,
+    agent_skills: HashMap<AgentId, Vec<SkillId>>,
+    state_since_ms: HashMap<AgentId, u64>,
+}
+
+/// Contacts the Site is working on (arrived, not finished) and their offers.
+#[derive(Debug, Default)]
+struct LiveContacts {
+    next_contact: u64,
+    /// Live contacts; finished ones live on in their Call actors.
+    contacts: HashMap<ContactId, ContactRecord>,
+    /// Offers ringing: contact → (agent, deadline in ms since the epoch).
+    offers: HashMap<ContactId, (AgentId, u64)>,
+    /// The contact whose arrival is being handled (immediate-offer latency).
+    arriving: Option<ContactId>,
+}
+
+/// The addresses of the Site's children.
+#[derive(Debug, Default)]
+struct Children {
+    agent_actors: HashMap<AgentId, Addr<AgentActor>>,
+    call_actors: HashMap<ContactId, Addr<CallActor>>,
+    queue_actors: Vec<Addr<QueueActor>>,
+    /// Finished contacts whose Call actors linger: (contact, finished at ms).
+    lingering: VecDeque<(ContactId, u64)>,
+    counts: ChildCounts,
+}
+
+/// Streams the Site holds itself.
+#[derive(Debug, Default)]
+struct Streams {
+    /// Desktop streams of agents that are logged out (an Agent actor holds them otherwise).
+    parked_agents: HashMap<AgentId, Subscribers>,
+    supervisors: Subscribers,
+    gateways: GatewayStreams,
+    monitor_requests: VecDeque<Value>,
+}
+
+/// What changed since the children were last told.
+#[derive(Debug, Default)]
+struct Dirty {
+    contacts: Vec<ContactId>,
+    queues: BTreeSet<SkillId>,
+    queue_publish_scheduled: bool,
+}
+
+/// Callbacks being claimed through Raft, and those queued here as contacts.
+#[derive(Debug, Default)]
+struct CallbackWork {
+    claiming: BTreeSet<u64>,
+    /// Callback → the outbound contact working it.
+    queued: BTreeMap<u64, ContactId>,
+}
+
+/// The overflow rule's inputs and timer.
+#[derive(Debug, Default)]
+struct OverflowGlue {
+    /// The peers' summaries as last read from the replicated state (domain form).
+    peers: Vec<callgrid_domain::SiteSummary>,
+    /// The last summary this site had committed, and when it was published (ms).
+    published: Option<(crate::state::model::SiteSummary, u64)>,
+    /// A summary proposal is in flight (at most one).
+    publishing: bool,
+    /// The scheduled overflow poll at `overflow_deadline()`.
+    timer: Option<(TimeMs, SpawnHandle)>,
+    /// Overflow rule applications (`/metrics`; tests wait on it).
+    polls: u64,
+    /// The final view of the contact last sent away, for the arrival that triggered it.
+    last_overflowed: Option<(ContactId, Value)>,
+}
+
+/// Offer latency samples and lost offer timers (`/metrics`).
+#[derive(Debug, Default)]
+struct OfferStats {
+    offer_latency_us: VecDeque<u64>,
+    offer_latency_immediate_us: VecDeque<u64>,
+    /// Offers the Site had to time out itself because no Agent actor reported them.
+    offer_timers_lost: u64,
+}
+
+/// The Site actor.
+pub struct SiteActor {
+    config: Arc<NodeConfig>,
+    site_id: SiteId,
+    epoch_ms: u64,
+    site: callgrid_domain::Site,
+    metrics: Metrics,
+    effects: Vec<Effect>,
+    proposer: Proposer,
+    shared: SharedState,
+    node_id: u64,
+    draining: bool,
+    roster: Roster,
+    live: LiveContacts,
+    children: Children,
+    streams: Streams,
+    dirty: Dirty,
+    callbacks: CallbackWork,
+    overflow: OverflowGlue,
+    stats: OfferStats,
+}
+
+impl std::fmt::Debug for SiteActor {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SiteActor")
+            .field("site", &self.config.site.id)
+            .finish()
+    }
+}
+
+impl SiteActor {
+    /// Builds the actor: the domain site with the configured roster (all logged out).
+    pub fn new(
+        config: Arc<NodeConfig>,
+        proposer: Proposer,
+        shared: SharedState,
+    ) -> Result<Self, SiteError> {
+        let now = now_ms();
+        // Domain time counts from midnight UTC of the start day, so report intervals line up
+        // with the clock.
+        let epoch_ms = now - now % DAY_MS;
+        let site_id = SiteId(config.site.number);
+        let mut site =
+            callgrid_domain::Site::new(site_id, config.routing.clone(), config.overflow.clone())
+                .map_err(|error| SiteError::Invalid(error.to_string()))?;
+        let mut agents_by_login = BTreeMap::new();
+        let mut logins = HashMap::new();
+        let mut agent_skills = HashMap::new();
+        for agent in &config.agents {
+            let valid_until = agent
+                .certificate_valid_until
+                .as_deref()
+                .and_then(parse_date_end_ms)
+                .map(|end| TimeMs(end.saturating_sub(epoch_ms)));
+            let skills: Vec<SkillGrant> = agent
+                .skills
+                .iter()
+                .filter_map(|name| {
+                    let index = config.skill_index(name)?;
+                    let line2 = config
+                        .skill_by_name(name)
+                        .is_some_and(|skill| skill.line == callgrid_domain::Line::Line2);
+                    Some(SkillGrant {
+                        skill: SkillId(index),
+                        // Line-2 work needs a valid pharma certificate; no date means none.
+                        valid_until: if line2 {
+                            Some(valid_until.unwrap_or(TimeMs::ZERO))
+                        } else {
+                            None
+                        },
+                    })
+                })
+                .collect();
+            agent_skills.insert(
+                AgentId(agent.id),
+                skills.iter().map(|grant| grant.skill).collect::<Vec<_>>(),
+            );
+            let spec = AgentSpec {
+                id: AgentId(agent.id),
+                skills,
+                chat_slots: agent.chat_slots,
+            };
+            site.add_agent(spec)
+                .map_err(|error| SiteError::Invalid(error.to_string()))?;
+            agents_by_login.insert(agent.login.clone(), AgentId(agent.id));
+            logins.insert(AgentId(agent.id), agent.login.clone());
+        }
+        let skill_count = config.routing.skills.len();
+        let metrics = Metrics::new(
+            config.metrics.clone(),
+            usize::from(config.site.number) + 1,
+            skill_count,
+        );
+        let node_id = config.cluster.node_id;
+        Ok(Self {
+            config,
+            site_id,
+            epoch_ms,
+            site,
+            metrics,
+            effects: Vec::with_capacity(64),
+            proposer,
+            shared,
+            node_id,
+            draining: false,
+            roster: Roster {
+                agents_by_login,
+                logins,
+                agent_skills,
+                state_since_ms: HashMap::new(),
+            },
+            live: LiveContacts::default(),
+            children: Children::default(),
+            streams: Streams::default(),
+            dirty: Dirty::default(),
+            callbacks: CallbackWork::default(),
+            overflow: OverflowGlue::default(),
+            stats: OfferStats::default(),
+        })
+    }
+
+    fn now(&self) -> TimeMs {
+        TimeMs(now_ms().saturating_sub(self.epoch_ms))
+    }
+
+    fn agent_id(&self, login: &str) -> Result<AgentId, SiteError> {
+        self.roster
+            .agents_by_login
+            .get(login)
+            .copied()
+            .ok_or_else(|| {
+                SiteError::NotFound(format!("agent `{login}` is not on this site's roster"))
+            })
+    }
+
+    fn skill_id(&self, name: &str) -> Result<SkillId, SiteError> {
+        self.config
+            .skill_index(name)
+            .map(SkillId)
+            .ok_or_else(|| SiteError::NotFound(format!("unknown skill `{name}`")))
+    }
+
+    fn skill_name(&self, skill: SkillId) -> String {
+        self.config
+            .routing
+            .skills
+            .get(skill.index())
+            .map(|skill| skill.name.clone())
+            .unwrap_or_default()
+    }
+
+    /// The skill serving a topic: configured routes first, then the conventional ones.
+    fn skill_for(&self, topic: Topic, channel: Channel) -> Result<SkillId, SiteError> {
+        if let Some(route) = self
+            .config
+            .topics
+            .iter()
+            .find(|route| route.topic == topic && route.channel == channel)
+        {
+            return self.skill_id(&route.skill);
+        }
+        let preferred: &[&str] = match (channel, topic) {
+            (Channel::Chat, _) => &["chat"],
+            (Channel::Voice, Topic::Consultation) => &["line2", "line1"],
+            (Channel::Voice, Topic::Complaint) => &["complaints", "line1"],
+            (Channel::Voice, _) => &["line1"],
+        };
+        for name in preferred {
+            if let Some(index) = self.config.skill_index(name)
+                && self
+                    .config
+                    .routing
+                    .skills
+                    .get(usize::from(index))
+                    .is_some_and(|skill| skill.channel == channel)
+            {
+                return Ok(SkillId(index));
+            }
+        }
+        self.config
+            .routing
+            .skills
+            .iter()
+            .position(|skill| skill.channel == channel)
+            .and_then(|index| u16::try_from(index).ok())
+            .map(SkillId)
+            .ok_or_else(|| SiteError::NotFound(format!("no skill serves {channel:?} {topic:?}")))
+    }
+
+    fn allocate_contact_id(&mut self) -> ContactId {
+        self.live.next_contact += 1;
+        // Unique across the cluster: the node id in the high bits (JSON-safe below 2^53).
+        ContactId((self.node_id << 40) | self.live.next_contact)
+    }
+
+    fn contact_for_agent(
+        &self,
+        login: &str,
+        contact: ContactId,
+    ) -> Result<(AgentId, &ContactRecord), SiteError> {
+        let agent = self.agent_id(login)?;
+        let record = self
+            .live
+            .contacts
+            .get(&contact)
+            .ok_or_else(|| SiteError::NotFound(format!("contact {contact} not found")))?;
+        if record.agent != Some(agent) {
+            return Err(SiteError::Forbidden(format!(
+                "contact {contact} is not with agent `{login}`"
+            )));
+        }
+        Ok((agent, record))
+    }
+
+    fn domain<T>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        call: impl FnOnce(
+            &mut callgrid_domain::Site,
+            TimeMs,
+            &mut Vec<Effect>,
+        ) -> Result<T, callgrid_domain::DomainError>,
+    ) -> Result<T, SiteError> {
+        let now = self.now();
+        let mut effects = std::mem::take(&mut self.effects);
+        let result = call(&mut self.site, now, &mut effects);
+        self.effects = effects;
+        match result {
+            Ok(value) => {
+                self.process_effects(ctx);
+                Ok(value)
+            }
+            Err(error) => {
+                self.effects.clear();
+                Err(SiteError::Conflict(error.to_string()))
+            }
+        }
+    }
+
+    fn handle_input(&mut self, input: SiteInput, ctx: &mut Context<Self>) -> SiteResult {
+        match input {
+            SiteInput::ContactArrived(arrival) => self.contact_arrived(ctx, arrival),
+            SiteInput::ContactAnswered(contact) => self.contact_answered(ctx, contact),
+            SiteInput::ContactEnded(contact) => self.contact_ended(ctx, contact),
+            SiteInput::ContactAbandoned(contact) => self.abandon(ctx, contact),
+            SiteInput::ChatMessage { contact, text } => self.chat_message(contact, text),
+            SiteInput::Login(login) => self.login(ctx, &login),
+            SiteInput::Logout(login) => self.logout(ctx, &login),
+            SiteInput::Ready(login) => self.ready(ctx, &login),
+            SiteInput::NotReady { login, reason } => self.not_ready(ctx, &login, reason),
+            SiteInput::Accept { login, contact } => self.accept(ctx, &login, contact),
+            SiteInput::Reject { login, contact } => self.reject(ctx, &login, contact),
+            SiteInput::End { login, contact } => self.end(ctx, &login, contact),
+            SiteInput::WrapUp {
+                login,
+                contact,
+                code,
+                callback_outcome,
+            } => self.wrap_up(ctx, &login, contact, code, callback_outcome),
+            SiteInput::Transfer {
+                login,
+                contact,
+                skill,
+            } => self.transfer(ctx, &login, contact, &skill),
+            SiteInput::AgentView(login) => {
+                let agent = self.agent_id(&login)?;
+                Ok(self.agent_json(&login, agent))
+            }
+            SiteInput::QueuesView => Ok(self.queues_json()),
+            SiteInput::AgentsView => Ok(self.agents_json()),
+            SiteInput::Monitor {
+                supervisor,
+                agent,
+                mode,
+            } => self.monitor(&supervisor, &agent, &mode),
+            SiteInput::Report => Ok(self.report_json()),
+        }
+    }
+}
+/// Packs a normalized phone number into the domain's integer form (digits only).
+pub fn caller_number(caller: &str) -> callgrid_domain::CallerNumber {
+    let digits: String = caller.chars().filter(char::is_ascii_digit).collect();
+    callgrid_domain::CallerNumber(digits.parse().unwrap_or(0))
+}
+
+impl Actor for SiteActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(SITE_MAILBOX_CAPACITY);
+        // One Queue actor per skill; wallboards that were watching get the new ones.
+        self.children.queue_actors.clear();
+        for index in 0..self.config.routing.skills.len() {
+            let Ok(index) = u16::try_from(index) else {
+                continue;
+            };
+            let skill = SkillId(index);
+            let actor = QueueActor::new(
+                skill,
+                self.queue_json(skill),
+                ctx.address().recipient(),
+                self.children.counts.clone(),
+            );
+            self.children
+                .queue_actors
+                .push(Supervisor::start(move |_| actor));
+        }
+        for stream in self.streams.supervisors.take() {
+            let _ = self.streams.supervisors.add(stream.clone());
+            for queue in &self.children.queue_actors {
+                queue.do_send(SubscribeQueueStream(stream.clone()));
+            }
+        }
+        // Callbacks this site had queued before a restart go back into its queue.
+        let site = self.config.site.id.clone();
+        let claimed: Vec<(u64, String, CallbackReason)> = self.shared.read(|state| {
+            state
+                .callbacks_claimed_by(&site)
+                .into_iter()
+                .map(|callback| {
+                    (
+                        callback.id,
+                        callback.caller.clone(),
+                        callback.reason.clone(),
+                    )
+                })
+                .collect()
+        });
+        for (callback, caller, reason) in claimed {
+            self.queue_callback(ctx, callback, caller, &reason);
+        }
+        self.flush(ctx);
+        ctx.run_interval(CALLBACK_SWEEP_INTERVAL, |actor, ctx| {
+            actor.sweep_callbacks(ctx);
+            actor.sweep_offers(ctx);
+            actor.sweep_lingering();
+            actor.arm_overflow_timer(ctx);
+            actor.flush(ctx);
+        });
+        if self.config.overflow.enabled || !self.config.peer_sites.is_empty() {
+            ctx.run_interval(SUMMARY_PUBLISH_INTERVAL, |actor, ctx| {
+                actor.overflow_tick(ctx);
+                actor.flush(ctx);
+            });
+        }
+        tracing::info!(site = %self.config.site.id, agents = self.roster.agents_by_login.len(), "site actor started");
+    }
+}
+
+impl actix::Supervised for SiteActor {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        // Rebuilt from the configuration and the replicated state (the last acknowledged
+        // state): live calls are lost with the actor, durable work (callbacks) is re-queued
+        // by `started`. The children's addresses go with the old state, so they stop; Agent
+        // actors hand their desktop streams back as they do.
+        tracing::warn!(site = %self.config.site.id, "site actor restarting");
+        if let Ok(fresh) = SiteActor::new(
+            self.config.clone(),
+            self.proposer.clone(),
+            self.shared.clone(),
+        ) {
+            let parked = std::mem::take(&mut self.streams.parked_agents);
+            let supervisors = std::mem::take(&mut self.streams.supervisors);
+            let gateways = self.streams.gateways.clone();
+            let counts = self.children.counts.clone();
+            *self = fresh;
+            self.streams.parked_agents = parked;
+            self.streams.supervisors = supervisors;
+            self.streams.gateways = gateways;
+            self.children.counts = counts;
+        }
+    }
+}
+
+impl Handler<SiteInput> for SiteActor {
+    type Result = SiteResult;
+
+    fn handle(&mut self, input: SiteInput, ctx: &mut Self::Context) -> Self::Result {
+        let result = self.handle_input(input, ctx);
+        self.arm_overflow_timer(ctx);
+        self.flush(ctx);
+        result
+    }
+}
+
+impl Handler<Drain> for SiteActor {
+    type Result = ();
+
+    fn handle(&mut self, _drain: Drain, _ctx: &mut Self::Context) {
+        self.draining = true;
+        tracing::info!(
+            queued_callbacks = self.callbacks.queued.len(),
+            "site draining"
+        );
+    }
+}

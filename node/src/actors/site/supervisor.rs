@@ -1,0 +1,49 @@
+//! Supervisor inputs: queue and agent views, monitoring requests, reports, the metrics
+//! snapshot.
+
+use serde_json::{Value, json};
+
+use super::messages::{SiteError, SiteResult};
+use super::{MONITOR_REQUESTS_MAX, SiteActor};
+use crate::replicate::now_ms;
+
+impl SiteActor {
+    /// Every agent on the roster, with state and contacts.
+    pub(super) fn agents_json(&self) -> Value {
+        let agents: Vec<Value> = self
+            .roster
+            .agents_by_login
+            .iter()
+            .map(|(login, agent)| self.agent_json(login, *agent))
+            .collect();
+        json!({"site": self.config.site.id, "agents": agents})
+    }
+
+    /// A listen/whisper/barge request for the gateway.
+    pub(super) fn monitor(&mut self, supervisor: &str, agent: &str, mode: &str) -> SiteResult {
+        let agent_id = self.agent_id(agent)?;
+        let contact = self
+            .site
+            .agent_contacts(agent_id)
+            .and_then(|mut contacts| contacts.next());
+        let Some(contact) = contact else {
+            return Err(SiteError::Conflict(format!(
+                "agent `{agent}` has no contact to monitor"
+            )));
+        };
+        let request = json!({
+            "type": "monitor", "mode": mode, "supervisor": supervisor, "agent": agent,
+            "contact": contact.0, "at_ms": now_ms(),
+        });
+        self.streams.gateways.publish(&request);
+        if self.streams.monitor_requests.len() >= MONITOR_REQUESTS_MAX {
+            self.streams.monitor_requests.pop_front();
+        }
+        self.streams.monitor_requests.push_back(request.clone());
+        Ok(request)
+    }
+
+    pub(super) fn report_json(&self) -> Value {
+        serde_json::to_value(self.metrics.report()).unwrap_or(Value::Null)
+    }
+}

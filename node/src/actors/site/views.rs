@@ -1,0 +1,355 @@
+//! Read models of the Site actor: contact, agent and queue views, the metrics snapshot, and
+//! contact lookups (a finished contact's view is its Call actor's).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use actix::prelude::*;
+use callgrid_domain::{AgentId, AgentState, Channel, ContactId, Counters, Line, SkillId};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::SiteActor;
+use super::messages::{ContactStage, LookupContact, LookupMetrics, SiteError, SiteResult};
+use crate::actors::call::{CallLookupError, LookupCall};
+use crate::replicate::now_ms;
+
+/// One queue's live view (the Queue actor's, a row of `GET /supervisor/queues`, `/metrics`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueView {
+    /// Skill name.
+    pub skill: String,
+    /// Channel the skill serves.
+    pub channel: Channel,
+    /// Line the skill belongs to.
+    pub line: Line,
+    /// Contacts waiting.
+    pub in_queue: u32,
+    /// Age of the oldest waiting contact.
+    pub oldest_age_ms: Option<u64>,
+    /// Age of the newest waiting contact.
+    pub newest_age_ms: Option<u64>,
+    /// Estimated wait for a new contact (none when no agent can take it).
+    pub wait_ms_estimated: Option<u64>,
+    /// Agents logged in with the skill.
+    pub agents_staffed: u32,
+    /// Agents available.
+    pub agents_available: u32,
+    /// Agents ringing or talking.
+    pub agents_on_contact: u32,
+    /// Agents in wrap-up.
+    pub agents_wrap_up: u32,
+    /// Agents not ready.
+    pub agents_not_ready: u32,
+}
+
+/// Quantiles of a latency sample set (microseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LatencySummary {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Largest sample.
+    pub max: u64,
+    /// Samples.
+    pub count: usize,
+}
+
+impl LatencySummary {
+    /// The summary of `samples`; `None` when there are none.
+    pub fn of(samples: &VecDeque<u64>) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        let mut sorted: Vec<u64> = samples.iter().copied().collect();
+        sorted.sort_unstable();
+        let at = |quantile: f64| {
+            let position =
+                ((sorted.len() as f64 * quantile).ceil() as usize).clamp(1, sorted.len()) - 1;
+            sorted[position]
+        };
+        Some(Self {
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            max: at(1.0),
+            count: sorted.len(),
+        })
+    }
+}
+
+/// Idle agents for a skill at a peer site, from its last summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerIdle {
+    /// Peer site id.
+    pub peer: String,
+    /// Skill name.
+    pub skill: String,
+    /// Idle agents.
+    pub idle_agents: u32,
+}
+
+/// The routing part of `/metrics`: what the Site actor knows, rendered by `api::metrics`.
+#[derive(Debug, Clone, PartialEq, MessageResponse)]
+pub struct RoutingMetrics {
+    /// Site id (the `site` label).
+    pub site: String,
+    /// One row per skill.
+    pub queues: Vec<QueueView>,
+    /// Contact counters since start.
+    pub totals: Counters,
+    /// Service level by the configured policy.
+    pub service_level: Option<f64>,
+    /// Abandoned / offered.
+    pub abandon_rate: Option<f64>,
+    /// Average speed of answer.
+    pub asa_ms: Option<f64>,
+    /// Average handle time.
+    pub aht_ms: Option<f64>,
+    /// Occupancy.
+    pub occupancy: Option<f64>,
+    /// Overflow rule applications.
+    pub overflow_polls: u64,
+    /// Arrival to first offer, recent contacts.
+    pub offer_latency_us: Option<LatencySummary>,
+    /// Arrival to offer for contacts that found a free agent.
+    pub offer_latency_immediate_us: Option<LatencySummary>,
+    /// Child actors running: agents, calls (lingering included), queues.
+    pub actors_running: [(&'static str, usize); 3],
+    /// Child actor restarts.
+    pub actor_restarts: usize,
+    /// Offers timed out by the Site's sweep.
+    pub offer_timers_lost: u64,
+    /// Agents by state name.
+    pub agents_by_state: BTreeMap<&'static str, u64>,
+    /// Idle agents per skill at each peer.
+    pub peer_idle: Vec<PeerIdle>,
+}
+
+/// The metrics name of an agent state.
+pub fn state_name(state: AgentState) -> &'static str {
+    match state {
+        AgentState::LoggedOut => "logged_out",
+        AgentState::Available => "available",
+        AgentState::Reserved => "reserved",
+        AgentState::Busy => "busy",
+        AgentState::WrapUp => "wrap_up",
+        AgentState::NotReady(_) => "not_ready",
+    }
+}
+
+impl SiteActor {
+    pub(super) fn contact_json(&self, contact: ContactId) -> Value {
+        let Some(record) = self.live.contacts.get(&contact) else {
+            return Value::Null;
+        };
+        let position = self.site.queue_position(contact);
+        json!({
+            "id": record.id.0,
+            "caller": record.caller,
+            "channel": record.channel,
+            "topic": record.topic,
+            "skill": self.skill_name(record.skill),
+            "direction": record.direction,
+            "callback": record.callback,
+            "agent": record.agent.and_then(|agent| self.roster.logins.get(&agent)),
+            "stage": record.stage,
+            "arrived_at_ms": record.arrived_at_ms,
+            "queue_position": position.map(|position| position.position),
+            "wait_ms_estimated": position.map(|position| position.estimated_wait_ms).filter(|wait| *wait != u64::MAX),
+            "wrap_up_code": record.wrap_up_code,
+            "transferred_from": record.transferred_from.map(|skill| self.skill_name(skill)),
+            "overflowed_from": record.overflowed_from,
+            "overflowed_to": record.overflowed_to,
+        })
+    }
+
+    pub(super) fn agent_json(&self, login: &str, agent: AgentId) -> Value {
+        let state = self
+            .site
+            .agent_state(agent)
+            .unwrap_or(AgentState::LoggedOut);
+        let since = self.roster.state_since_ms.get(&agent).copied();
+        let contacts: Vec<Value> = self
+            .site
+            .agent_contacts(agent)
+            .map(|contacts| contacts.map(|contact| self.contact_json(contact)).collect())
+            .unwrap_or_default();
+        json!({
+            "login": login,
+            "id": agent.0,
+            "state": state,
+            "state_since_ms": since,
+            "time_in_state_ms": since.map(|since| now_ms().saturating_sub(since)),
+            "contacts": contacts,
+        })
+    }
+
+    pub(super) fn queues_json(&self) -> Value {
+        let rows: Vec<Value> = (0..self.config.routing.skills.len())
+            .filter_map(|index| u16::try_from(index).ok())
+            .map(|index| self.queue_json(SkillId(index)))
+            .collect();
+        json!({ "site": self.config.site.id, "queues": rows })
+    }
+
+    /// One queue's live view as JSON (the Queue actor's, and a row of `GET /supervisor/queues`).
+    pub(super) fn queue_json(&self, skill_id: SkillId) -> Value {
+        self.queue_view(skill_id)
+            .and_then(|view| serde_json::to_value(view).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// One queue's live view, typed; `None` for an unknown skill.
+    pub(super) fn queue_view(&self, skill_id: SkillId) -> Option<QueueView> {
+        let skill = self.config.routing.skills.get(skill_id.index())?;
+        let now = now_ms();
+        let (mut oldest, mut newest): (Option<u64>, Option<u64>) = (None, None);
+        for record in self.live.contacts.values() {
+            if record.skill == skill_id && record.stage == ContactStage::Queued {
+                oldest =
+                    Some(oldest.map_or(record.arrived_at_ms, |at| at.min(record.arrived_at_ms)));
+                newest =
+                    Some(newest.map_or(record.arrived_at_ms, |at| at.max(record.arrived_at_ms)));
+            }
+        }
+        let (mut staffed, mut available, mut on_contact, mut wrap_up, mut not_ready) =
+            (0, 0, 0, 0, 0);
+        for (agent, skills) in &self.roster.agent_skills {
+            if !skills.contains(&skill_id) {
+                continue;
+            }
+            match self
+                .site
+                .agent_state(*agent)
+                .unwrap_or(AgentState::LoggedOut)
+            {
+                AgentState::LoggedOut => continue,
+                AgentState::Available => available += 1,
+                AgentState::Reserved | AgentState::Busy => on_contact += 1,
+                AgentState::WrapUp => wrap_up += 1,
+                AgentState::NotReady(_) => not_ready += 1,
+            }
+            staffed += 1;
+        }
+        let estimated = self
+            .site
+            .estimate_wait_ms(skill_id, self.site.waiting(skill_id).saturating_add(1));
+        Some(QueueView {
+            skill: skill.name.clone(),
+            channel: skill.channel,
+            line: skill.line,
+            in_queue: self.site.waiting(skill_id),
+            oldest_age_ms: oldest.map(|oldest| now.saturating_sub(oldest)),
+            newest_age_ms: newest.map(|newest| now.saturating_sub(newest)),
+            wait_ms_estimated: (estimated != u64::MAX).then_some(estimated),
+            agents_staffed: staffed,
+            agents_available: available,
+            agents_on_contact: on_contact,
+            agents_wrap_up: wrap_up,
+            agents_not_ready: not_ready,
+        })
+    }
+
+    /// The routing metrics snapshot.
+    pub(super) fn metrics_snapshot(&self) -> RoutingMetrics {
+        let queues = (0..self.config.routing.skills.len())
+            .filter_map(|index| u16::try_from(index).ok())
+            .filter_map(|index| self.queue_view(SkillId(index)))
+            .collect();
+        let totals = self.metrics.totals();
+        let policy = self.config.metrics.service_level_policy;
+        let mut agents_by_state: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for agent in self.roster.logins.keys() {
+            let state = self
+                .site
+                .agent_state(*agent)
+                .unwrap_or(AgentState::LoggedOut);
+            *agents_by_state.entry(state_name(state)).or_default() += 1;
+        }
+        let mut peer_idle = Vec::new();
+        for peer in &self.overflow.peers {
+            let name = self
+                .config
+                .peer_site_by_number(peer.site.0)
+                .map_or("", |peer| peer.id.as_str());
+            for (index, cell) in peer.skills.iter().enumerate() {
+                let skill = u16::try_from(index)
+                    .map(|index| self.skill_name(SkillId(index)))
+                    .unwrap_or_default();
+                peer_idle.push(PeerIdle {
+                    peer: name.to_string(),
+                    skill,
+                    idle_agents: cell.idle_agents,
+                });
+            }
+        }
+        let (agents, calls, queue_actors, restarts) = self.children.counts.snapshot();
+        RoutingMetrics {
+            site: self.config.site.id.clone(),
+            queues,
+            totals,
+            service_level: totals.service_level(policy),
+            abandon_rate: totals.abandon_rate(),
+            asa_ms: totals.asa_ms(),
+            aht_ms: totals.aht_ms(),
+            occupancy: totals.occupancy(),
+            overflow_polls: self.overflow.polls,
+            offer_latency_us: LatencySummary::of(&self.stats.offer_latency_us),
+            offer_latency_immediate_us: LatencySummary::of(&self.stats.offer_latency_immediate_us),
+            actors_running: [("agent", agents), ("call", calls), ("queue", queue_actors)],
+            actor_restarts: restarts,
+            offer_timers_lost: self.stats.offer_timers_lost,
+            agents_by_state,
+            peer_idle,
+        }
+    }
+}
+
+impl Handler<LookupMetrics> for SiteActor {
+    type Result = RoutingMetrics;
+
+    fn handle(&mut self, _lookup: LookupMetrics, _ctx: &mut Self::Context) -> Self::Result {
+        self.metrics_snapshot()
+    }
+}
+
+impl Handler<LookupContact> for SiteActor {
+    type Result = ResponseFuture<SiteResult>;
+
+    fn handle(&mut self, lookup: LookupContact, _ctx: &mut Self::Context) -> Self::Result {
+        let contact = lookup.contact;
+        // A live contact: the Site checks the agent and gives the current view (queue
+        // positions move); a finished one: its Call actor holds the final view.
+        let fresh = if self.live.contacts.contains_key(&contact) {
+            if let Some(login) = &lookup.agent
+                && let Err(error) = self.contact_for_agent(login, contact)
+            {
+                return Box::pin(async move { Err(error) });
+            }
+            Some(self.contact_json(contact))
+        } else {
+            None
+        };
+        let Some(address) = self.children.call_actors.get(&contact).cloned() else {
+            return Box::pin(async move {
+                Err(SiteError::NotFound(format!("contact {contact} not found")))
+            });
+        };
+        let agent = lookup.agent;
+        Box::pin(async move {
+            match address.send(LookupCall { fresh, agent }).await {
+                Ok(Ok(view)) => Ok(view),
+                Ok(Err(error @ CallLookupError::NotYours(..))) => {
+                    Err(SiteError::Forbidden(error.to_string()))
+                }
+                Ok(Err(error @ CallLookupError::NotReady(..))) => {
+                    Err(SiteError::Conflict(error.to_string()))
+                }
+                Err(_) => Err(SiteError::NotFound(format!("contact {contact} not found"))),
+            }
+        })
+    }
+}

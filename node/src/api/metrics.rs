@@ -1,0 +1,429 @@
+//! `GET /metrics`: Prometheus text (format 0.0.4) for routing, Raft and the replicated records.
+//!
+//! The Site actor answers a typed snapshot ([`RoutingMetrics`]); the text is built here, and
+//! every metric family carries `# HELP` and `# TYPE`.
+
+use std::fmt::Display;
+use std::fmt::Write as _;
+
+use actix_web::{HttpResponse, web};
+
+use super::AppState;
+use super::problem::ApiError;
+use crate::actors::site::views::{LatencySummary, QueueView};
+use crate::actors::site::{LookupMetrics, RoutingMetrics};
+
+/// Prometheus metric kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Gauge,
+    Counter,
+    Summary,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+            Kind::Summary => "summary",
+        }
+    }
+}
+
+fn header(text: &mut String, name: &str, kind: Kind, help: &str) {
+    let _ = writeln!(text, "# HELP {name} {help}");
+    let _ = writeln!(text, "# TYPE {name} {}", kind.as_str());
+}
+
+/// One family with a single sample labelled by site.
+fn single(text: &mut String, site: &str, name: &str, kind: Kind, help: &str, value: impl Display) {
+    header(text, name, kind, help);
+    let _ = writeln!(text, "{name}{{site=\"{site}\"}} {value}");
+}
+
+/// A summary family (p50, p90, p99, max, count); nothing while there are no samples.
+fn summary(text: &mut String, site: &str, name: &str, help: &str, latency: Option<LatencySummary>) {
+    let Some(latency) = latency else {
+        return;
+    };
+    header(text, name, Kind::Summary, help);
+    for (quantile, value) in [
+        ("0.5", latency.p50),
+        ("0.9", latency.p90),
+        ("0.99", latency.p99),
+        ("1", latency.max),
+    ] {
+        let _ = writeln!(
+            text,
+            "{name}{{site=\"{site}\",quantile=\"{quantile}\"}} {value}"
+        );
+    }
+    let _ = writeln!(text, "{name}_count{{site=\"{site}\"}} {}", latency.count);
+}
+
+/// Per-queue gauges: (name, help, field).
+type QueueField = (&'static str, &'static str, fn(&QueueView) -> f64);
+
+const QUEUE_FIELDS: [QueueField; 8] = [
+    (
+        "callgrid_queue_contacts_waiting",
+        "Contacts waiting in the queue.",
+        |row| f64::from(row.in_queue),
+    ),
+    (
+        "callgrid_queue_oldest_age_ms",
+        "Age of the oldest waiting contact in ms (0: none waiting).",
+        |row| row.oldest_age_ms.unwrap_or(0) as f64,
+    ),
+    (
+        "callgrid_queue_wait_ms_estimated",
+        "Estimated wait for a new contact in ms (0: no estimate).",
+        |row| row.wait_ms_estimated.unwrap_or(0) as f64,
+    ),
+    (
+        "callgrid_queue_agents_staffed",
+        "Agents logged in with the skill.",
+        |row| f64::from(row.agents_staffed),
+    ),
+    (
+        "callgrid_queue_agents_available",
+        "Agents available.",
+        |row| f64::from(row.agents_available),
+    ),
+    (
+        "callgrid_queue_agents_on_contact",
+        "Agents ringing or talking.",
+        |row| f64::from(row.agents_on_contact),
+    ),
+    (
+        "callgrid_queue_agents_wrap_up",
+        "Agents in wrap-up.",
+        |row| f64::from(row.agents_wrap_up),
+    ),
+    (
+        "callgrid_queue_agents_not_ready",
+        "Agents not ready.",
+        |row| f64::from(row.agents_not_ready),
+    ),
+];
+
+/// Renders the routing part of `/metrics`.
+pub fn render_routing(text: &mut String, routing: &RoutingMetrics) {
+    let site = routing.site.as_str();
+    for (name, help, field) in QUEUE_FIELDS {
+        header(text, name, Kind::Gauge, help);
+        for row in &routing.queues {
+            let _ = writeln!(
+                text,
+                "{name}{{site=\"{site}\",skill=\"{}\"}} {}",
+                row.skill,
+                field(row)
+            );
+        }
+    }
+    let totals = &routing.totals;
+    let counters = [
+        (
+            "callgrid_contacts_offered_total",
+            "Contacts offered to the site (arrivals).",
+            totals.offered,
+        ),
+        (
+            "callgrid_contacts_answered_total",
+            "Contacts answered by an agent.",
+            totals.answered,
+        ),
+        (
+            "callgrid_contacts_abandoned_total",
+            "Contacts abandoned while waiting or ringing.",
+            totals.abandoned,
+        ),
+        (
+            "callgrid_contacts_abandoned_short_total",
+            "Abandons within the short-abandon threshold.",
+            totals.abandoned_short,
+        ),
+        (
+            "callgrid_contacts_transferred_out_total",
+            "Contacts transferred to another skill.",
+            totals.transferred_out,
+        ),
+        (
+            "callgrid_contacts_overflowed_out_total",
+            "Contacts sent to another site by the overflow rule.",
+            totals.overflowed_out,
+        ),
+        (
+            "callgrid_contacts_overflowed_in_total",
+            "Contacts received from another site by the overflow rule.",
+            totals.overflowed_in,
+        ),
+        (
+            "callgrid_overflow_polls_total",
+            "Applications of the overflow rule.",
+            routing.overflow_polls,
+        ),
+        (
+            "callgrid_contacts_blocked_total",
+            "Contacts refused at arrival (site full).",
+            totals.blocked,
+        ),
+        (
+            "callgrid_offer_timers_lost_total",
+            "Offers timed out by the Site's sweep because no Agent actor reported them.",
+            routing.offer_timers_lost,
+        ),
+    ];
+    for (name, help, value) in counters {
+        single(text, site, name, Kind::Counter, help, value);
+    }
+    let ratios = [
+        (
+            "callgrid_service_level",
+            "Share of contacts answered within the service-level threshold.",
+            routing.service_level,
+        ),
+        (
+            "callgrid_abandon_rate",
+            "Abandoned contacts over offered contacts.",
+            routing.abandon_rate,
+        ),
+        (
+            "callgrid_asa_ms",
+            "Average speed of answer in ms.",
+            routing.asa_ms,
+        ),
+        (
+            "callgrid_aht_ms",
+            "Average handle time in ms.",
+            routing.aht_ms,
+        ),
+        (
+            "callgrid_occupancy",
+            "Share of staffed time agents spent on contacts.",
+            routing.occupancy,
+        ),
+    ];
+    for (name, help, value) in ratios {
+        if let Some(value) = value {
+            single(text, site, name, Kind::Gauge, help, value);
+        }
+    }
+    summary(
+        text,
+        site,
+        "callgrid_offer_latency_us",
+        "Arrival to first offer in microseconds, recent contacts (queueing included).",
+        routing.offer_latency_us,
+    );
+    summary(
+        text,
+        site,
+        "callgrid_offer_latency_immediate_us",
+        "Arrival to offer in microseconds for contacts that found a free agent (routing only).",
+        routing.offer_latency_immediate_us,
+    );
+    header(
+        text,
+        "callgrid_actors_running",
+        Kind::Gauge,
+        "Child actors running, by kind (calls include finished ones lingering for lookups).",
+    );
+    for (kind, count) in routing.actors_running {
+        let _ = writeln!(
+            text,
+            "callgrid_actors_running{{site=\"{site}\",kind=\"{kind}\"}} {count}"
+        );
+    }
+    single(
+        text,
+        site,
+        "callgrid_actor_restarts_total",
+        Kind::Counter,
+        "Child actors restarted by their supervisor after a panic.",
+        routing.actor_restarts,
+    );
+    header(text, "callgrid_agents", Kind::Gauge, "Agents by state.");
+    for (state, count) in &routing.agents_by_state {
+        let _ = writeln!(
+            text,
+            "callgrid_agents{{site=\"{site}\",state=\"{state}\"}} {count}"
+        );
+    }
+    header(
+        text,
+        "callgrid_overflow_peer_agents_idle",
+        Kind::Gauge,
+        "Idle agents per skill at a peer site, from its last summary (stale: absent).",
+    );
+    for peer in &routing.peer_idle {
+        let _ = writeln!(
+            text,
+            "callgrid_overflow_peer_agents_idle{{site=\"{site}\",peer=\"{}\",skill=\"{}\"}} {}",
+            peer.peer, peer.skill, peer.idle_agents
+        );
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let routing = state.site.send(LookupMetrics).await?;
+    let mut text = String::new();
+    render_routing(&mut text, &routing);
+    let site = state.config.site.id.as_str();
+    let health = state.proposer.replicator().health();
+    let raft = [
+        ("callgrid_raft_term", "Current Raft term.", health.term),
+        (
+            "callgrid_raft_commit_index",
+            "Raft commit index.",
+            health.commit_index,
+        ),
+        (
+            "callgrid_raft_applied_index",
+            "Raft index applied to the replicated state.",
+            health.applied_index,
+        ),
+        (
+            "callgrid_raft_has_leader",
+            "1 when this node knows a Raft leader.",
+            u64::from(health.leader.is_some()),
+        ),
+        (
+            "callgrid_raft_is_leader",
+            "1 when this node is the Raft leader.",
+            u64::from(health.leader == Some(health.node_id)),
+        ),
+        (
+            "callgrid_raft_voters",
+            "Raft voters in the configuration.",
+            health.voters.len() as u64,
+        ),
+        (
+            "callgrid_raft_learners",
+            "Raft learners in the configuration.",
+            health.learners.len() as u64,
+        ),
+    ];
+    for (name, help, value) in raft {
+        single(&mut text, site, name, Kind::Gauge, help, value);
+    }
+    let counts = state.shared.read(|replicated| replicated.counts());
+    let records = [
+        (
+            "callgrid_orders_total",
+            "Orders in the replicated state.",
+            counts.orders,
+        ),
+        (
+            "callgrid_orders_open",
+            "Orders not yet closed.",
+            counts.orders_open,
+        ),
+        (
+            "callgrid_pre_orders_waiting",
+            "Pre-orders waiting for stock.",
+            counts.pre_orders_waiting,
+        ),
+        (
+            "callgrid_reservations_active",
+            "Reservations not yet expired or collected.",
+            counts.reservations_active,
+        ),
+        (
+            "callgrid_complaints_total",
+            "Complaints filed.",
+            counts.complaints,
+        ),
+        (
+            "callgrid_complaints_escalated",
+            "Complaints escalated.",
+            counts.complaints_escalated,
+        ),
+        (
+            "callgrid_callbacks_open",
+            "Callbacks not yet closed.",
+            counts.callbacks_open,
+        ),
+    ];
+    for (name, help, value) in records {
+        single(&mut text, site, name, Kind::Gauge, help, value);
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every family in the rendered text has HELP and TYPE lines before its samples.
+    #[test]
+    fn every_routing_metric_has_help_and_type() {
+        let routing = RoutingMetrics {
+            site: "msk".to_string(),
+            queues: vec![QueueView {
+                skill: "line1".to_string(),
+                channel: callgrid_domain::Channel::Voice,
+                line: callgrid_domain::Line::Line1,
+                in_queue: 2,
+                oldest_age_ms: Some(5),
+                newest_age_ms: Some(1),
+                wait_ms_estimated: None,
+                agents_staffed: 1,
+                agents_available: 0,
+                agents_on_contact: 1,
+                agents_wrap_up: 0,
+                agents_not_ready: 0,
+            }],
+            totals: callgrid_domain::Counters::default(),
+            service_level: Some(0.5),
+            abandon_rate: Some(0.1),
+            asa_ms: None,
+            aht_ms: None,
+            occupancy: None,
+            overflow_polls: 3,
+            offer_latency_us: Some(LatencySummary {
+                p50: 1,
+                p90: 2,
+                p99: 3,
+                max: 4,
+                count: 5,
+            }),
+            offer_latency_immediate_us: None,
+            actors_running: [("agent", 1), ("call", 2), ("queue", 1)],
+            actor_restarts: 0,
+            offer_timers_lost: 0,
+            agents_by_state: [("busy", 1)].into_iter().collect(),
+            peer_idle: Vec::new(),
+        };
+        let mut text = String::new();
+        render_routing(&mut text, &routing);
+        assert_every_family_documented(&text);
+        assert!(text.contains("callgrid_queue_contacts_waiting{site=\"msk\",skill=\"line1\"} 2\n"));
+        assert!(text.contains("callgrid_offer_latency_us{site=\"msk\",quantile=\"0.99\"} 3\n"));
+    }
+
+    /// Checks that each sample's family was introduced by HELP and TYPE.
+    pub(crate) fn assert_every_family_documented(text: &str) {
+        let mut helped = std::collections::BTreeSet::new();
+        let mut typed = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                helped.insert(rest.split(' ').next().unwrap_or_default().to_string());
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                typed.insert(rest.split(' ').next().unwrap_or_default().to_string());
+            } else {
+                let name = line.split(['{', ' ']).next().unwrap_or_default();
+                let family = name
+                    .strip_suffix("_count")
+                    .filter(|base| typed.contains(*base))
+                    .unwrap_or(name);
+                assert!(helped.contains(family), "no HELP before {line}");
+                assert!(typed.contains(family), "no TYPE before {line}");
+            }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Agent desktop endpoints: presence, offers, wrap-up, transfer, own contacts.
+
+use actix_web::{HttpRequest, web};
+use serde::Deserialize;
+
+use super::*;
+
+pub(super) fn agent_path(
+    state: &Data,
+    request: &HttpRequest,
+    login: &str,
+) -> Result<Actor, ApiError> {
+    validate_login(login)?;
+    let actor = authenticate(state, request, &[Role::Agent, Role::Supervisor])?;
+    require_agent(&actor, login)?;
+    Ok(actor)
+}
+
+pub(super) async fn agent_view(
+    state: Data,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> ApiResult {
+    let login = path.into_inner();
+    agent_path(&state, &request, &login)?;
+    ask(&state, SiteInput::AgentView(login)).await
+}
+
+pub(super) async fn agent_login(
+    state: Data,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> ApiResult {
+    let login = path.into_inner();
+    agent_path(&state, &request, &login)?;
+    ask(&state, SiteInput::Login(login)).await
+}
+
+pub(super) async fn agent_logout(
+    state: Data,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> ApiResult {
+    let login = path.into_inner();
+    agent_path(&state, &request, &login)?;
+    ask(&state, SiteInput::Logout(login)).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub(super) enum PresenceState {
+    Ready,
+    NotReady,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AgentStateBody {
+    state: PresenceState,
+    /// Not-ready reason code (3 = break, 4 = other work, site-defined above 16).
+    #[serde(default)]
+    reason: Option<u16>,
+}
+
+pub(super) async fn agent_state(
+    state: Data,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<AgentStateBody>,
+) -> ApiResult {
+    let login = path.into_inner();
+    agent_path(&state, &request, &login)?;
+    let body = body.into_inner();
+    let input = match body.state {
+        PresenceState::Ready => {
+            if body.reason.is_some() {
+                return Err(ApiError::BadRequest(
+                    "`reason` is only for not_ready".to_string(),
+                ));
+            }
+            SiteInput::Ready(login)
+        }
+        PresenceState::NotReady => SiteInput::NotReady {
+            login,
+            reason: body
+                .reason
+                .unwrap_or(callgrid_domain::NotReadyReason::BREAK.0),
+        },
+    };
+    ask(&state, input).await
+}
+
+pub(super) async fn agent_contact_view(
+    state: Data,
+    request: HttpRequest,
+    path: web::Path<(String, u64)>,
+) -> ApiResult {
+    let (login, contact) = path.into_inner();
+    agent_path(&state, &request, &login)?;
+    lookup_contact(&state, ContactId(contact), Some(login)).await
+}
+
+pub(super) async fn agent_accept(
+    state: Data,
+    request: HttpRequest,
+    path: web::Path<(String, u64)>,
+) -> ApiResult {
+    let (login, contact) = path.into_inner();
+    agent_path(&state, &request, &login)?;
+    ask(
+        &state,
+        SiteInput::Accept {
+            login,
+            contact: ContactId(contact),
+        },
+    )
+    .await
+}
+
+pub(super) async fn agent_reject(
+    state: Data,
+    request: HttpRequest,
+    path: web::Path<(String, u64)>,
+) -> ApiResult {
+    let (login, contact) = path.into_inner();
+    agent_path(&state, &request, &login)?;
+    ask(
+        &state,
+        SiteInput::Reject {
+            login,
+            contact: ContactId(contact),
+        },
+    )
+    .await
+}
+
+pub(super) async fn agent_end(
+    state: Data,
+    request: HttpRequest,
+    path: web::Path<(String, u64)>,
+) -> ApiResult {
+    let (login, contact) = path.into_inner();
+    agent_path(&state, &request, &login)?;
+    ask(
+        &state,
+        SiteInput::End {
+            login,
+            contact: ContactId(contact),
+        },
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WrapUpBody {
+    code: String,
+    #[serde(default)]
+    callback_outcome: Option<CallbackOutcome>,
+}
+
+pub(super) async fn agent_wrap_up(
+    state: Data,
+    request: HttpRequest,
+    path: web::Path<(String, u64)>,
+    body: web::Json<WrapUpBody>,
+) -> ApiResult {
+    let (login, contact) = path.into_inner();
+    agent_path(&state, &request, &login)?;
+    let body = body.into_inner();
+    if body.code.trim().is_empty() || body.code.len() > 64 {
+        return Err(ApiError::BadRequest(
+            "`code` must be 1 to 64 characters".to_string(),
+        ));
+    }
+    ask(
+        &state,
+        SiteInput::WrapUp {
+            login,
+            contact: ContactId(contact),
+            code: body.code,
+            callback_outcome: body.callback_outcome,
+        },
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TransferBody {
+    #[serde(default = "line2")]
+    skill: String,
+}
+
+pub(super) fn line2() -> String {
+    "line2".to_string()
+}
+
+pub(super) async fn agent_transfer(
+    state: Data,
+    request: HttpRequest,
+    path: web::Path<(String, u64)>,
+    body: web::Json<TransferBody>,
+) -> ApiResult {
+    let (login, contact) = path.into_inner();
+    agent_path(&state, &request, &login)?;
+    ask(
+        &state,
+        SiteInput::Transfer {
+            login,
+            contact: ContactId(contact),
+            skill: body.into_inner().skill,
+        },
+    )
+    .await
+}

@@ -1,0 +1,174 @@
+//! Gateway endpoints: contact events, chat messages from customers, the self-service bot.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::*;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ContactArrivedBody {
+    caller: String,
+    #[serde(default = "voice")]
+    channel: Channel,
+    topic: Topic,
+    #[serde(default)]
+    skill: Option<String>,
+    #[serde(default)]
+    priority: u8,
+    /// Set by the gateway when it re-presents a call another site overflowed here.
+    #[serde(default)]
+    overflowed_from: Option<crate::actors::overflow::OverflowedFrom>,
+}
+
+pub(super) fn voice() -> Channel {
+    Channel::Voice
+}
+
+pub(super) async fn contact_arrived(
+    state: Data,
+    request: HttpRequest,
+    body: web::Json<ContactArrivedBody>,
+) -> ApiResult {
+    authenticate(&state, &request, &[Role::Gateway])?;
+    let body = body.into_inner();
+    let caller = phone(&body.caller)?;
+    // The self-service bot answers order-status calls when the number has open orders.
+    let open_orders: Vec<Value> = state.shared.read(|replicated| {
+        replicated
+            .orders_by_caller(&caller, true)
+            .into_iter()
+            .take(10)
+            .map(|order| json!({"order": order.id, "status": order.status}))
+            .collect()
+    });
+    let value = state
+        .site
+        .send(SiteInput::ContactArrived(Arrival {
+            caller,
+            channel: body.channel,
+            topic: body.topic,
+            skill: body.skill,
+            priority: body.priority,
+            overflowed_from: body.overflowed_from,
+        }))
+        .await??;
+    Ok(HttpResponse::Created().json(json!({"contact": value, "open_orders": open_orders})))
+}
+
+pub(super) async fn contact_view(
+    state: Data,
+    request: HttpRequest,
+    path: web::Path<u64>,
+) -> ApiResult {
+    let actor = authenticate(
+        &state,
+        &request,
+        &[Role::Gateway, Role::Supervisor, Role::Agent],
+    )?;
+    let agent = (actor.role == Role::Agent).then(|| actor.name.clone());
+    lookup_contact(&state, ContactId(path.into_inner()), agent).await
+}
+
+pub(super) async fn contact_answered(
+    state: Data,
+    request: HttpRequest,
+    path: web::Path<u64>,
+) -> ApiResult {
+    authenticate(&state, &request, &[Role::Gateway])?;
+    ask(
+        &state,
+        SiteInput::ContactAnswered(ContactId(path.into_inner())),
+    )
+    .await
+}
+
+pub(super) async fn contact_ended(
+    state: Data,
+    request: HttpRequest,
+    path: web::Path<u64>,
+) -> ApiResult {
+    authenticate(&state, &request, &[Role::Gateway])?;
+    let contact = ContactId(path.into_inner());
+    match state.site.send(SiteInput::ContactEnded(contact)).await? {
+        Ok(value) => Ok(HttpResponse::Ok().json(value)),
+        // The agent already ended and wrapped it up: the hang-up changes nothing.
+        Err(SiteError::Finished(_)) => lookup_contact(&state, contact, None).await,
+        Err(error) => Err(error.into()),
+    }
+}
+
+pub(super) async fn contact_abandoned(
+    state: Data,
+    request: HttpRequest,
+    path: web::Path<u64>,
+) -> ApiResult {
+    authenticate(&state, &request, &[Role::Gateway])?;
+    ask(
+        &state,
+        SiteInput::ContactAbandoned(ContactId(path.into_inner())),
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ChatMessageBody {
+    text: String,
+}
+
+pub(super) async fn chat_message(
+    state: Data,
+    request: HttpRequest,
+    path: web::Path<u64>,
+    body: web::Json<ChatMessageBody>,
+) -> ApiResult {
+    authenticate(&state, &request, &[Role::Gateway])?;
+    let text = body.into_inner().text;
+    if text.trim().is_empty() || text.chars().count() > CHAT_TEXT_CHARS_MAX {
+        return Err(ApiError::BadRequest(format!(
+            "text must be 1 to {CHAT_TEXT_CHARS_MAX} characters"
+        )));
+    }
+    ask(
+        &state,
+        SiteInput::ChatMessage {
+            contact: ContactId(path.into_inner()),
+            text,
+        },
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CallerQuery {
+    caller: String,
+}
+
+pub(super) async fn order_status_lookup(
+    state: Data,
+    request: HttpRequest,
+    query: web::Query<CallerQuery>,
+) -> ApiResult {
+    authenticate(
+        &state,
+        &request,
+        &[Role::Gateway, Role::Agent, Role::Supervisor],
+    )?;
+    let caller = phone(&query.caller)?;
+    linearizable(&state).await?;
+    let orders: Vec<Value> = state.shared.read(|replicated| {
+        replicated
+            .orders_by_caller(&caller, true)
+            .into_iter()
+            .take(LIST_LIMIT_MAX)
+            .map(|order| {
+                json!({"order": order.id, "status": order.status, "fulfilment": order.fulfilment,
+                       "total_minor": order.total_minor, "created_at_ms": order.created_at_ms})
+            })
+            .collect()
+    });
+    Ok(HttpResponse::Ok().json(json!({"caller": caller, "open_orders": orders})))
+}

@@ -1,0 +1,263 @@
+//! The endpoints: gateway, agent desktop, supervisor, reports, orders and the records around
+//! them, streams, and operations (`/metrics`, `/healthz`, `/readyz`).
+//!
+//! Each handler authenticates, checks the role, validates the body and path, and only then
+//! acts; commands to the replicated state are validated before they are proposed, so a
+//! refused request changes nothing.
+//!
+//! One file per audience: `gateway`, `desktop` (agents), `supervisor` (and reports),
+//! `records` (orders, pre-orders, reservations, complaints, callbacks), `streams`
+//! (WebSockets), `ops` (health, readiness, OpenAPI, cluster status); `/metrics` is
+//! [`super::metrics`]. Shared helpers (authentication, asking the Site actor, proposing)
+//! live here.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use callgrid_domain::{Channel, ContactId, Topic};
+use tokio::sync::mpsc;
+
+use super::AppState;
+use super::auth::{require, require_agent};
+use super::problem::ApiError;
+use crate::actors::STREAM_BUFFER_EVENTS;
+use crate::actors::site::{
+    Arrival, Audience, LookupContact, SiteError, SiteInput, Subscribe, outcome_json,
+};
+use crate::state::command::normalize_phone;
+use crate::state::model::{
+    Actor, CallbackOutcome, Fulfilment, OrderItem, OrderStatus, PaymentForm, Role, TimestampMs,
+};
+use crate::state::{Command, ReplicatedState};
+
+/// Records returned by list endpoints at most.
+pub const LIST_LIMIT_MAX: usize = 500;
+/// Characters allowed in a chat message.
+pub const CHAT_TEXT_CHARS_MAX: usize = 4_000;
+/// Largest WebSocket frame accepted from a client.
+pub const WEBSOCKET_FRAME_BYTES_MAX: usize = 16 * 1024;
+
+type Data = web::Data<AppState>;
+type ApiResult = Result<HttpResponse, ApiError>;
+
+mod desktop;
+mod gateway;
+mod ops;
+mod records;
+mod streams;
+mod supervisor;
+
+/// Registers the routes.
+pub fn register(service: &mut web::ServiceConfig) {
+    service
+        .route("/healthz", web::get().to(ops::healthz))
+        .route("/readyz", web::get().to(ops::readyz))
+        .route("/metrics", web::get().to(super::metrics::metrics))
+        .service(
+            web::scope("/api/v1")
+                .route("/openapi.json", web::get().to(ops::openapi))
+                // gateway
+                .route("/contacts", web::post().to(gateway::contact_arrived))
+                .route("/contacts/{contact}", web::get().to(gateway::contact_view))
+                .route(
+                    "/contacts/{contact}/answered",
+                    web::post().to(gateway::contact_answered),
+                )
+                .route(
+                    "/contacts/{contact}/ended",
+                    web::post().to(gateway::contact_ended),
+                )
+                .route(
+                    "/contacts/{contact}/abandoned",
+                    web::post().to(gateway::contact_abandoned),
+                )
+                .route(
+                    "/contacts/{contact}/messages",
+                    web::post().to(gateway::chat_message),
+                )
+                .route("/gateway/stream", web::get().to(streams::gateway_stream))
+                .route(
+                    "/self-service/order-status",
+                    web::get().to(gateway::order_status_lookup),
+                )
+                // agent desktop
+                .route("/agents/{login}", web::get().to(desktop::agent_view))
+                .route(
+                    "/agents/{login}/login",
+                    web::post().to(desktop::agent_login),
+                )
+                .route(
+                    "/agents/{login}/logout",
+                    web::post().to(desktop::agent_logout),
+                )
+                .route(
+                    "/agents/{login}/state",
+                    web::post().to(desktop::agent_state),
+                )
+                .route(
+                    "/agents/{login}/contacts/{contact}",
+                    web::get().to(desktop::agent_contact_view),
+                )
+                .route(
+                    "/agents/{login}/contacts/{contact}/accept",
+                    web::post().to(desktop::agent_accept),
+                )
+                .route(
+                    "/agents/{login}/contacts/{contact}/reject",
+                    web::post().to(desktop::agent_reject),
+                )
+                .route(
+                    "/agents/{login}/contacts/{contact}/end",
+                    web::post().to(desktop::agent_end),
+                )
+                .route(
+                    "/agents/{login}/contacts/{contact}/wrap-up",
+                    web::post().to(desktop::agent_wrap_up),
+                )
+                .route(
+                    "/agents/{login}/contacts/{contact}/transfer",
+                    web::post().to(desktop::agent_transfer),
+                )
+                .route(
+                    "/agents/{login}/stream",
+                    web::get().to(streams::agent_stream),
+                )
+                // supervisor
+                .route(
+                    "/supervisor/queues",
+                    web::get().to(supervisor::supervisor_queues),
+                )
+                .route(
+                    "/supervisor/agents",
+                    web::get().to(supervisor::supervisor_agents),
+                )
+                .route(
+                    "/supervisor/monitor",
+                    web::post().to(supervisor::supervisor_monitor),
+                )
+                .route(
+                    "/supervisor/stream",
+                    web::get().to(streams::supervisor_stream),
+                )
+                .route(
+                    "/reports/intervals",
+                    web::get().to(supervisor::report_intervals),
+                )
+                // orders and the records around them
+                .route("/orders", web::post().to(records::order_create))
+                .route("/orders", web::get().to(records::order_list))
+                .route("/orders/{order}", web::get().to(records::order_view))
+                .route("/orders/{order}", web::patch().to(records::order_update))
+                .route(
+                    "/orders/{order}/status",
+                    web::post().to(records::order_status),
+                )
+                .route("/pre-orders", web::post().to(records::pre_order_create))
+                .route("/pre-orders", web::get().to(records::pre_order_list))
+                .route("/pre-orders/{id}", web::get().to(records::pre_order_view))
+                .route(
+                    "/pre-orders/{id}/cancel",
+                    web::post().to(records::pre_order_cancel),
+                )
+                .route("/stock-arrivals", web::post().to(records::stock_arrival))
+                .route("/reservations", web::post().to(records::reservation_create))
+                .route("/reservations", web::get().to(records::reservation_list))
+                .route(
+                    "/reservations/{id}",
+                    web::get().to(records::reservation_view),
+                )
+                .route(
+                    "/reservations/{id}/collect",
+                    web::post().to(records::reservation_collect),
+                )
+                .route(
+                    "/reservations/{id}/cancel",
+                    web::post().to(records::reservation_cancel),
+                )
+                .route("/complaints", web::post().to(records::complaint_create))
+                .route("/complaints", web::get().to(records::complaint_list))
+                .route("/complaints/{id}", web::get().to(records::complaint_view))
+                .route(
+                    "/complaints/{id}/resolve",
+                    web::post().to(records::complaint_resolve),
+                )
+                .route("/callbacks", web::get().to(records::callback_list))
+                .route("/callbacks/{id}", web::get().to(records::callback_view))
+                .route(
+                    "/callbacks/{id}/outcome",
+                    web::post().to(records::callback_outcome),
+                )
+                .route("/cluster/status", web::get().to(ops::cluster_status))
+                .default_service(web::to(not_found)),
+        );
+}
+
+async fn not_found() -> ApiResult {
+    Err(ApiError::NotFound("no such endpoint".to_string()))
+}
+
+pub(super) fn authenticate(
+    state: &Data,
+    request: &HttpRequest,
+    roles: &[Role],
+) -> Result<Actor, ApiError> {
+    let actor = state.tokens.authenticate(request)?;
+    require(&actor, roles)?;
+    Ok(actor)
+}
+
+pub(super) fn validate_login(login: &str) -> Result<(), ApiError> {
+    let valid = !login.is_empty()
+        && login.len() <= 64
+        && login.chars().all(|character| {
+            character.is_ascii_alphanumeric() || matches!(character, '.' | '_' | '-')
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(
+            "agent login must be 1-64 characters of a-z, 0-9, '.', '_', '-'".to_string(),
+        ))
+    }
+}
+
+pub(super) async fn ask(state: &Data, input: SiteInput) -> ApiResult {
+    let value = state.site.send(input).await??;
+    Ok(HttpResponse::Ok().json(value))
+}
+
+/// A contact's view with its chat transcript (answered by its Call actor).
+pub(super) async fn lookup_contact(
+    state: &Data,
+    contact: ContactId,
+    agent: Option<String>,
+) -> ApiResult {
+    let value = state.site.send(LookupContact { contact, agent }).await??;
+    Ok(HttpResponse::Ok().json(value))
+}
+
+pub(super) async fn propose(
+    state: &Data,
+    actor: Actor,
+    command: Command,
+    created: bool,
+) -> ApiResult {
+    let outcome = state.proposer.propose(actor, command).await?;
+    let body = outcome_json(&outcome);
+    Ok(if created {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
+}
+
+pub(super) async fn linearizable(state: &Data) -> Result<(), ApiError> {
+    state
+        .proposer
+        .replicator()
+        .read_barrier()
+        .await
+        .map_err(|error| ApiError::Unavailable(error.to_string()))
+}
+
+pub(super) fn phone(raw: &str) -> Result<String, ApiError> {
+    normalize_phone(raw).map_err(|error| ApiError::BadRequest(error.to_string()))
+}
