@@ -1,7 +1,7 @@
 //! Desktop inputs: an agent's login, state, offers, wrap-up and transfer.
 
 use actix::prelude::*;
-use callgrid_domain::{AgentState, ContactId, ContactPhase, NotReadyReason};
+use callgrid_domain::{AgentId, AgentState, ContactId, ContactPhase, NotReadyReason};
 
 use super::SiteActor;
 use super::messages::{ContactStage, SiteError, SiteResult};
@@ -110,6 +110,20 @@ impl SiteActor {
         code: String,
         callback_outcome: Option<CallbackOutcome>,
     ) -> SiteResult {
+        let agent = self.agent_id(login)?;
+        let holder = self
+            .live
+            .contacts
+            .get(&contact)
+            .and_then(|record| record.agent);
+        if holder != Some(agent) && self.holds_wrap_up(agent, contact) {
+            // After a transfer the contact is with line 2 (or already gone); the first
+            // agent keeps only its own wrap-up of it, which it may finish.
+            self.domain(ctx, |site, now, out| {
+                site.handle_wrap_up_end(now, agent, contact, out)
+            })?;
+            return Ok(self.contact_json(contact));
+        }
         let (agent, record) = self.contact_for_agent(login, contact)?;
         if record.stage != ContactStage::WrapUp {
             return Err(SiteError::Conflict(format!(
@@ -131,6 +145,14 @@ impl SiteActor {
             );
         }
         Ok(self.finish(contact))
+    }
+
+    /// Whether the domain has `contact` in `agent`'s hands (called when the contact's record
+    /// names another agent or is gone: then it is the agent's wrap-up after a transfer).
+    fn holds_wrap_up(&self, agent: AgentId, contact: ContactId) -> bool {
+        self.site
+            .agent_contacts(agent)
+            .is_some_and(|mut held| held.any(|held| held == contact))
     }
 
     /// The agent transfers a talking contact to another skill (line 2).

@@ -67,9 +67,9 @@ impl SiteActor {
                     self.overflow.last_overflowed = Some((contact.id, view));
                 }
                 Effect::RequestCallback(request) => {
-                    if !self.config.callbacks.enabled
-                        || (request.short && !self.config.callbacks.include_short_abandons)
-                    {
+                    // The domain's rule: enabled, the channel listed (voice only by default:
+                    // an abandoned chat gets no voice callback), short abandons by policy.
+                    if !self.config.callbacks.admits(&request) {
                         continue;
                     }
                     let Some(record) = self.live.contacts.values().find(|record| {

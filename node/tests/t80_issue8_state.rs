@@ -1,0 +1,119 @@
+//! Issue 8 through a real `callgrid` process: the line-1 agent finishes wrap-up after a
+//! transfer to line 2, an abandoned chat gets no voice callback, and a caller who phones again
+//! cancels the callback waiting for them (the rules of the domain's callback machine).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[test]
+fn line1_agent_finishes_wrap_up_after_a_transfer_to_line2() {
+    let (_directory, node) = single_site();
+    ready(&node, "anna", ANNA);
+    let (_, arrived) = node.call(
+        "POST",
+        "/api/v1/contacts",
+        Some(GATEWAY),
+        Some(json!({"caller": "+79160002244", "topic": "order"})),
+    );
+    let contact = arrived["contact"]["id"].as_u64().unwrap();
+    assert_eq!(arrived["contact"]["agent"], "anna");
+    node.call(
+        "POST",
+        &format!("/api/v1/agents/anna/contacts/{contact}/accept"),
+        Some(ANNA),
+        None,
+    );
+    let (status, body) = node.call(
+        "POST",
+        &format!("/api/v1/agents/anna/contacts/{contact}/transfer"),
+        Some(ANNA),
+        Some(json!({"skill": "line2"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    ready(&node, "boris", BORIS);
+    let (status, body) = node.call(
+        "POST",
+        &format!("/api/v1/agents/boris/contacts/{contact}/accept"),
+        Some(BORIS),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    // The contact is Boris's now; Anna still has her wrap-up of it, and can finish it.
+    let (status, body) = node.call(
+        "POST",
+        &format!("/api/v1/agents/anna/contacts/{contact}/wrap-up"),
+        Some(ANNA),
+        Some(json!({"code": "transferred"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, view) = node.call("GET", "/api/v1/agents/anna", Some(ANNA), None);
+    assert!(
+        view["state"] == "available" || view["state"]["state"] == "available",
+        "{view}"
+    );
+    // Boris's conversation goes on.
+    let (_, view) = node.call("GET", "/api/v1/agents/boris", Some(BORIS), None);
+    assert!(view.to_string().contains(&contact.to_string()), "{view}");
+}
+
+fn callbacks_for(node: &Node, caller: &str) -> Vec<serde_json::Value> {
+    let (_, callbacks) = node.call("GET", "/api/v1/callbacks", Some(SUPERVISOR), None);
+    callbacks["callbacks"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter(|callback| callback["caller"] == caller)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn abandon_waiting(node: &Node, caller: &str, channel: &str) {
+    let (status, arrived) = node.call(
+        "POST",
+        "/api/v1/contacts",
+        Some(GATEWAY),
+        Some(json!({"caller": caller, "topic": "order", "channel": channel})),
+    );
+    assert_eq!(status, 201, "{arrived}");
+    let contact = arrived["contact"]["id"].as_u64().unwrap();
+    let (status, body) = node.call(
+        "POST",
+        &format!("/api/v1/contacts/{contact}/abandoned"),
+        Some(GATEWAY),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn an_abandoned_chat_gets_no_callback_and_a_caller_phoning_again_cancels_theirs() {
+    let (_directory, node) = single_site();
+    // Nobody is ready: contacts wait, and leave.
+    abandon_waiting(&node, "+79161113301", "chat");
+    abandon_waiting(&node, "+79161113302", "voice");
+    let voice = eventually("the voice callback", || {
+        callbacks_for(&node, "+79161113302").into_iter().next()
+    });
+    assert_eq!(voice["status"], "pending", "{voice}");
+    assert!(
+        callbacks_for(&node, "+79161113301").is_empty(),
+        "an abandoned chat has no callback"
+    );
+    // The voice caller phones again: the callback waiting for them is cancelled.
+    let (status, _) = node.call(
+        "POST",
+        "/api/v1/contacts",
+        Some(GATEWAY),
+        Some(json!({"caller": "+79161113302", "topic": "order"})),
+    );
+    assert_eq!(status, 201);
+    eventually("the callback to be cancelled", || {
+        let list = callbacks_for(&node, "+79161113302");
+        (list.len() == 1 && list[0]["status"] == "cancelled").then_some(())
+    });
+}
