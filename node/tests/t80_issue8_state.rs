@@ -117,3 +117,44 @@ fn an_abandoned_chat_gets_no_callback_and_a_caller_phoning_again_cancels_theirs(
         (list.len() == 1 && list[0]["status"] == "cancelled").then_some(())
     });
 }
+
+#[test]
+fn reservation_expiry_and_complaint_escalation_reach_the_supervisor_stream() {
+    let (_directory, node) = single_site();
+    let mut wallboard = connect(&node, "/api/v1/supervisor/stream", Some(SUPERVISOR)).unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let (status, body) = node.call(
+        "POST",
+        "/api/v1/reservations",
+        Some(ANNA),
+        Some(json!({
+            "caller": "+79160007788",
+            "pharmacy": "apteka-12",
+            "items": [{"sku": "A1", "name": "aspirin", "quantity": 1, "unit_price_minor": 100}],
+            "expires_at_ms": now_ms + 1_000,
+        })),
+    );
+    assert_eq!(status, 201, "{body}");
+    std::thread::sleep(std::time::Duration::from_millis(1_200));
+    // The next committed command carries a time past the expiry; a repeat complaint follows.
+    for text in ["rude", "rude again"] {
+        let (status, body) = node.call(
+            "POST",
+            "/api/v1/complaints",
+            Some(ANNA),
+            Some(json!({"caller": "+79160007788", "text": text})),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let event = next_event(&mut wallboard);
+        if event["type"] == "state_event" {
+            seen.push(event["event"]["event"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(seen, vec!["reservation_expired", "complaint_escalated"]);
+}

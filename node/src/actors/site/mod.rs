@@ -510,6 +510,7 @@ impl Actor for SiteActor {
                 queue.do_send(SubscribeQueueStream(stream.clone()));
             }
         }
+        self.follow_state_events(ctx);
         // Callbacks this site had queued before a restart go back into its queue.
         let site = self.config.site.id.clone();
         let claimed: Vec<(u64, String, CallbackReason)> = self.shared.read(|state| {
