@@ -158,3 +158,61 @@ fn reservation_expiry_and_complaint_escalation_reach_the_supervisor_stream() {
     }
     assert_eq!(seen, vec!["reservation_expired", "complaint_escalated"]);
 }
+
+#[test]
+fn a_wrap_up_ends_by_itself_at_the_configured_maximum() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path().join("data");
+    let port = free_udp_port();
+    let cluster = format!(
+        "[cluster]\nnode_id = 1\nlisten = \"127.0.0.1:{port}\"\ncertificates_dir = \"{}\"\n",
+        directory.path().join("certs").display()
+    );
+    let config = site_config("msk", 0, &data, &cluster).replacen(
+        "[routing]\n",
+        "[routing]\nwrap_up_max_ms = 1500\n",
+        1,
+    );
+    let path = directory.path().join("site.toml");
+    std::fs::write(&path, config).unwrap();
+    let node = Node::start(&path, &data);
+    ready(&node, "anna", ANNA);
+    let (_, arrived) = node.call(
+        "POST",
+        "/api/v1/contacts",
+        Some(GATEWAY),
+        Some(json!({"caller": "+79160005566", "topic": "order"})),
+    );
+    let contact = arrived["contact"]["id"].as_u64().unwrap();
+    node.call(
+        "POST",
+        &format!("/api/v1/agents/anna/contacts/{contact}/accept"),
+        Some(ANNA),
+        None,
+    );
+    let (status, ended) = node.call(
+        "POST",
+        &format!("/api/v1/contacts/{contact}/ended"),
+        Some(GATEWAY),
+        None,
+    );
+    assert_eq!(status, 200, "{ended}");
+    assert_eq!(ended["stage"], "wrap_up");
+    // Anna never presses "done": after the maximum she is available and the contact finished.
+    eventually("the wrap-up maximum", || {
+        let (_, view) = node.call("GET", "/api/v1/agents/anna", Some(ANNA), None);
+        let state = if view["state"].is_string() {
+            view["state"].clone()
+        } else {
+            view["state"]["state"].clone()
+        };
+        (state == "available").then_some(())
+    });
+    let (_, view) = node.call(
+        "GET",
+        &format!("/api/v1/contacts/{contact}"),
+        Some(SUPERVISOR),
+        None,
+    );
+    assert_eq!(view["stage"], "finished", "{view}");
+}

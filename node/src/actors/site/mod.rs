@@ -131,6 +131,8 @@ struct LiveContacts {
     offers: HashMap<ContactId, (AgentId, u64)>,
     /// The contact whose arrival is being handled (immediate-offer latency).
     arriving: Option<ContactId>,
+    /// The armed timer of the domain's earliest wrap-up maximum: (deadline, timer).
+    wrap_up_timer: Option<(TimeMs, SpawnHandle)>,
 }
 
 /// The addresses of the Site's children.
@@ -427,6 +429,7 @@ impl SiteActor {
         match result {
             Ok(value) => {
                 self.process_effects(ctx);
+                self.arm_wrap_up_timer(ctx);
                 Ok(value)
             }
             Err(error) => {
