@@ -275,3 +275,36 @@ fn a_claim_without_outcome_runs_out_and_never_blocks_the_number() {
         .is_err()
     );
 }
+
+#[test]
+fn a_call_served_by_the_bot_is_its_own_ending_counted_apart() {
+    let mut site = site(None, &[]);
+    let mut metrics = Metrics::new(MetricsConfig::default(), 1, 3);
+    let mut out = Vec::new();
+    site.handle_arrival(TimeMs(1_000), call(10, LINE1, 1_000), &mut out).unwrap();
+    site.handle_arrival(TimeMs(2_000), call(11, LINE1, 2_000), &mut out).unwrap();
+    assert!(site.handle_self_served(TimeMs(31_000), ContactId(10), &mut out));
+    assert!(site.handle_abandon(TimeMs(32_000), ContactId(11), &mut out));
+    assert!(!site.handle_self_served(TimeMs(33_000), ContactId(10), &mut out), "gone");
+    let requests = out
+        .iter()
+        .filter(|effect| matches!(effect, Effect::RequestCallback(_)))
+        .count();
+    assert_eq!(requests, 1, "only the abandoned caller gets a callback");
+    for effect in &out {
+        if let Effect::Event(event) = effect {
+            metrics.record(event);
+        }
+    }
+    metrics.finish(TimeMs(900_000));
+    let totals = metrics.site_totals(SiteId(0));
+    assert_eq!(
+        (totals.offered, totals.abandoned, totals.self_served),
+        (2, 1, 1)
+    );
+    assert_eq!(totals.abandon_rate(), Some(0.5));
+    // The bot's contact leaves the service level's denominator.
+    assert_eq!(totals.service_level(ServiceLevelPolicy::Offered), Some(0.0));
+    assert_eq!(site.waiting(LINE1), 0);
+    site.check_invariants().unwrap();
+}

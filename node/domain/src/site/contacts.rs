@@ -157,10 +157,17 @@ impl Site {
     }
 
     /// See [`Site::handle_abandon`].
-    pub(super) fn abandon(
+    pub(super) fn abandon(&mut self, now: TimeMs, contact: ContactId, out: &mut Vec<Effect>) -> bool {
+        self.leave_unanswered(now, contact, false, out)
+    }
+
+    /// A waiting or ringing contact leaves unanswered: abandoned (a callback is requested for
+    /// an inbound caller) or served by the bot (`self_served`: its own ending, no callback).
+    pub(super) fn leave_unanswered(
         &mut self,
         now: TimeMs,
         contact: ContactId,
+        self_served: bool,
         out: &mut Vec<Effect>,
     ) -> bool {
         let Some(&slot) = self.contact_index.get(&contact) else {
@@ -193,12 +200,44 @@ impl Site {
             InternalPhase::Talking(_) => {}
         }
         let wait_ms = now.since(entry.entered_queue_at);
+        if self_served {
+            self.emit(
+                now,
+                EventKind::SelfServed {
+                    contact,
+                    skill,
+                    wait_ms,
+                    in_queue,
+                    entered_queue_at: entry.entered_queue_at,
+                    entered_site_at: entry.entered_site_at,
+                    answered_before: entry.answered_before,
+                },
+                out,
+            );
+        } else {
+            self.emit_abandoned(now, &entry, in_queue, wait_ms, out);
+        }
+        self.free_contact(slot);
+        if let Some(index) = freed_agent {
+            self.dispatch_agent(now, index, out);
+        }
+        true
+    }
+
+    fn emit_abandoned(
+        &self,
+        now: TimeMs,
+        entry: &ContactEntry,
+        in_queue: bool,
+        wait_ms: u64,
+        out: &mut Vec<Effect>,
+    ) {
         let short = wait_ms < self.config.short_abandon_ms;
         self.emit(
             now,
             EventKind::Abandoned {
-                contact,
-                skill,
+                contact: entry.contact.id,
+                skill: entry.contact.skill,
                 wait_ms,
                 short,
                 in_queue,
@@ -212,7 +251,7 @@ impl Site {
             out.push(Effect::RequestCallback(CallbackRequest {
                 site: self.id,
                 caller: entry.contact.caller,
-                skill,
+                skill: entry.contact.skill,
                 channel: entry.contact.channel,
                 topic: entry.contact.topic,
                 ordering_time: entry.contact.ordering_time,
@@ -220,11 +259,6 @@ impl Site {
                 short,
             }));
         }
-        self.free_contact(slot);
-        if let Some(index) = freed_agent {
-            self.dispatch_agent(now, index, out);
-        }
-        true
     }
 
     /// See [`Site::handle_hold`].

@@ -393,6 +393,21 @@ impl Site {
         result
     }
 
+    /// The self-service bot served the caller before an agent answered: the contact leaves
+    /// (waiting or ringing) with `SelfServed`, counted apart — no abandonment, no callback.
+    /// Returns false (and does nothing) if the contact is not waiting or ringing here.
+    pub fn handle_self_served(
+        &mut self,
+        now: TimeMs,
+        contact: ContactId,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        self.advance(now, out);
+        let result = self.leave_unanswered(now, contact, true, out);
+        self.debug_check_invariants();
+        result
+    }
+
     /// Puts a talking contact on hold (hold time counts in handle time, not talk time).
     pub fn handle_hold(
         &mut self,
