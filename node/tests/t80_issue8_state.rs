@@ -235,3 +235,42 @@ fn a_wrap_up_ends_by_itself_at_the_configured_maximum() {
     );
     assert_eq!(view["stage"], "finished", "{view}");
 }
+
+#[test]
+fn a_call_served_by_the_bot_ends_as_self_served_without_abandon_or_callback() {
+    let (_directory, node) = single_site();
+    let (status, arrived) = node.call(
+        "POST",
+        "/api/v1/contacts",
+        Some(GATEWAY),
+        Some(json!({"caller": "+79160003311", "topic": "order_status"})),
+    );
+    assert_eq!(status, 201, "{arrived}");
+    let contact = arrived["contact"]["id"].as_u64().unwrap();
+    let (status, served) = node.call(
+        "POST",
+        &format!("/api/v1/contacts/{contact}/self-served"),
+        Some(GATEWAY),
+        None,
+    );
+    assert_eq!(status, 200, "{served}");
+    assert_eq!(served["stage"], "self_served", "{served}");
+    let (_, metrics) = node.call("GET", "/metrics", None, None);
+    let metrics = metrics
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| metrics.to_string());
+    assert!(
+        metrics.contains("callgrid_contacts_self_served_total{site=\"msk\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("callgrid_contacts_abandoned_total{site=\"msk\"} 0"),
+        "{metrics}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        callbacks_for(&node, "+79160003311").is_empty(),
+        "no callback"
+    );
+}

@@ -281,11 +281,16 @@ fn a_call_served_by_the_bot_is_its_own_ending_counted_apart() {
     let mut site = site(None, &[]);
     let mut metrics = Metrics::new(MetricsConfig::default(), 1, 3);
     let mut out = Vec::new();
-    site.handle_arrival(TimeMs(1_000), call(10, LINE1, 1_000), &mut out).unwrap();
-    site.handle_arrival(TimeMs(2_000), call(11, LINE1, 2_000), &mut out).unwrap();
+    site.handle_arrival(TimeMs(1_000), call(10, LINE1, 1_000), &mut out)
+        .unwrap();
+    site.handle_arrival(TimeMs(2_000), call(11, LINE1, 2_000), &mut out)
+        .unwrap();
     assert!(site.handle_self_served(TimeMs(31_000), ContactId(10), &mut out));
     assert!(site.handle_abandon(TimeMs(32_000), ContactId(11), &mut out));
-    assert!(!site.handle_self_served(TimeMs(33_000), ContactId(10), &mut out), "gone");
+    assert!(
+        !site.handle_self_served(TimeMs(33_000), ContactId(10), &mut out),
+        "gone"
+    );
     let requests = out
         .iter()
         .filter(|effect| matches!(effect, Effect::RequestCallback(_)))

@@ -157,7 +157,12 @@ impl Site {
     }
 
     /// See [`Site::handle_abandon`].
-    pub(super) fn abandon(&mut self, now: TimeMs, contact: ContactId, out: &mut Vec<Effect>) -> bool {
+    pub(super) fn abandon(
+        &mut self,
+        now: TimeMs,
+        contact: ContactId,
+        out: &mut Vec<Effect>,
+    ) -> bool {
         self.leave_unanswered(now, contact, false, out)
     }
 

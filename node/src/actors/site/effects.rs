@@ -148,6 +148,12 @@ impl SiteActor {
                     record.agent = None;
                 }
             }
+            EventKind::SelfServed { contact, .. } => {
+                if let Some(record) = self.live.contacts.get_mut(&contact) {
+                    record.stage = ContactStage::SelfServed;
+                    record.agent = None;
+                }
+            }
             EventKind::OfferRejected { contact, .. } | EventKind::OfferTimedOut { contact, .. } => {
                 if let Some(record) = self.live.contacts.get_mut(&contact) {
                     record.stage = ContactStage::Queued;
@@ -260,6 +266,7 @@ fn event_contact(kind: &EventKind) -> Option<(ContactId, SkillId)> {
         | EventKind::OfferTimedOut { contact, skill, .. }
         | EventKind::Answered { contact, skill, .. }
         | EventKind::Abandoned { contact, skill, .. }
+        | EventKind::SelfServed { contact, skill, .. }
         | EventKind::TransferredIn { contact, skill }
         | EventKind::OverflowOut { contact, skill, .. }
         | EventKind::OverflowIn { contact, skill, .. }

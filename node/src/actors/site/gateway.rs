@@ -307,4 +307,28 @@ impl SiteActor {
         self.process_effects(ctx);
         Ok(self.finish(contact))
     }
+
+    /// The self-service bot served the caller: the contact leaves by the domain's own ending
+    /// (counted apart; no abandonment, no callback).
+    pub(super) fn self_served(
+        &mut self,
+        ctx: &mut Context<Self>,
+        contact: ContactId,
+    ) -> SiteResult {
+        if !self.live.contacts.contains_key(&contact) {
+            return Err(SiteError::NotFound(format!("contact {contact} not found")));
+        }
+        let now = self.now();
+        let mut effects = std::mem::take(&mut self.effects);
+        let served = self.site.handle_self_served(now, contact, &mut effects);
+        self.effects = effects;
+        if !served {
+            self.effects.clear();
+            return Err(SiteError::Conflict(format!(
+                "contact {contact} is not waiting or ringing"
+            )));
+        }
+        self.process_effects(ctx);
+        Ok(self.finish(contact))
+    }
 }

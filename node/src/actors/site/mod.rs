@@ -445,6 +445,7 @@ impl SiteActor {
             SiteInput::ContactAnswered(contact) => self.contact_answered(ctx, contact),
             SiteInput::ContactEnded(contact) => self.contact_ended(ctx, contact),
             SiteInput::ContactAbandoned(contact) => self.abandon(ctx, contact),
+            SiteInput::ContactSelfServed(contact) => self.self_served(ctx, contact),
             SiteInput::ChatMessage { contact, text } => self.chat_message(contact, text),
             SiteInput::Login(login) => self.login(ctx, &login),
             SiteInput::Logout(login) => self.logout(ctx, &login),
