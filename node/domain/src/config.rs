@@ -85,6 +85,10 @@ pub struct RoutingConfig {
     /// estimator, as 1/`handle_time_smoothing` (16 → the last ~16 contacts dominate).
     #[serde(default = "default_handle_time_smoothing")]
     pub handle_time_smoothing: u32,
+    /// Longest wrap-up: after it the agent's slot frees by itself (the agent becomes
+    /// available without pressing "done"). None: wrap-up lasts until the agent ends it.
+    #[serde(default)]
+    pub wrap_up_max_ms: Option<u64>,
 }
 
 fn default_offer_timeout_ms() -> u64 {
@@ -113,6 +117,7 @@ impl RoutingConfig {
             waiting_max: default_waiting_max(),
             contacts_max: default_contacts_max(),
             handle_time_smoothing: default_handle_time_smoothing(),
+            wrap_up_max_ms: None,
         }
     }
 
@@ -146,6 +151,9 @@ impl RoutingConfig {
         }
         if self.offer_timeout_ms == 0 {
             return Err(invalid("offer_timeout_ms", "must be positive"));
+        }
+        if self.wrap_up_max_ms == Some(0) {
+            return Err(invalid("wrap_up_max_ms", "must be positive"));
         }
         if self.waiting_max == 0 {
             return Err(invalid("waiting_max", "must be positive"));
@@ -268,6 +276,18 @@ pub struct CallbackPolicy {
     /// Most open tasks the book holds; beyond it new requests are dropped and counted.
     #[serde(default = "default_open_max")]
     pub open_max: u32,
+    /// Channels whose abandons get a callback. Voice only by default: an abandoned chat has
+    /// no number to call back on its own skill.
+    #[serde(default = "default_callback_channels")]
+    pub channels: Vec<Channel>,
+    /// How long a started attempt may go without an outcome before it counts as unanswered
+    /// (see `CallbackBook::handle_lease_expiry`); none by default.
+    #[serde(default)]
+    pub claim_lease_s: Option<u64>,
+}
+
+fn default_callback_channels() -> Vec<Channel> {
+    vec![Channel::Voice]
 }
 
 fn default_true() -> bool {
@@ -295,6 +315,8 @@ impl Default for CallbackPolicy {
             attempts_max: default_attempts_max(),
             include_short_abandons: false,
             open_max: default_open_max(),
+            channels: default_callback_channels(),
+            claim_lease_s: None,
         }
     }
 }
@@ -308,7 +330,28 @@ impl CallbackPolicy {
         if self.open_max == 0 {
             return Err(invalid("callbacks.open_max", "must be positive"));
         }
+        if self.claim_lease_s == Some(0) {
+            return Err(invalid("callbacks.claim_lease_s", "must be positive"));
+        }
         Ok(())
+    }
+
+    /// Whether an abandon gets a callback task: callbacks enabled, the channel listed, and a
+    /// short abandon only when those are included.
+    pub fn admits(&self, request: &crate::event::CallbackRequest) -> bool {
+        self.enabled
+            && self.channels.contains(&request.channel)
+            && (!request.short || self.include_short_abandons)
+    }
+
+    /// The retry rules the callback machine runs with.
+    pub fn rules(&self) -> crate::callback::CallbackRules {
+        crate::callback::CallbackRules {
+            attempts_max: u32::from(self.attempts_max),
+            retry_interval_ms: self.retry_interval_s.saturating_mul(1000),
+            claim_lease_ms: self.claim_lease_s.map(|lease| lease.saturating_mul(1000)),
+            open_max: self.open_max,
+        }
     }
 }
 

@@ -246,6 +246,24 @@ pub enum EventKind {
         /// Attempts made.
         attempts: u8,
     },
+    /// The self-service bot served the caller (e.g. an order status) while the contact waited
+    /// or rang: its own ending, counted apart — not an abandonment, and no callback.
+    SelfServed {
+        /// Contact.
+        contact: ContactId,
+        /// Queue.
+        skill: SkillId,
+        /// Wait in this queue.
+        wait_ms: u64,
+        /// Whether it was waiting in the queue (false: ringing at an agent).
+        in_queue: bool,
+        /// When it entered this queue.
+        entered_queue_at: TimeMs,
+        /// When it entered this site.
+        entered_site_at: TimeMs,
+        /// Whether it was answered at this site before (a transfer's second leg).
+        answered_before: bool,
+    },
 }
 
 /// A request to open a callback task, produced when a caller abandons; feed it to

@@ -78,7 +78,10 @@ mod queue;
 pub mod site;
 
 pub use agent::{AgentSpec, AgentState, CHAT_SLOTS_MAX, NotReadyReason, SkillGrant};
-pub use callback::{CallbackBook, CallbackCounters, CallbackError, CallbackTask};
+pub use callback::{
+    AbandonedCallback, AttemptResult, CallbackBook, CallbackCounters, CallbackEntry, CallbackError,
+    CallbackMachine, CallbackPayload, CallbackRules, CallbackTask, ClosedCallback,
+};
 pub use config::{
     CallbackPolicy, ConfigError, Line, MetricsConfig, OverflowConfig, OverflowTrigger,
     RoutingConfig, ServiceLevelPolicy, SkillConfig,

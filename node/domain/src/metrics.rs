@@ -45,6 +45,9 @@ pub struct Counters {
     pub abandoned_short: u64,
     /// Abandoned with a wait over T.
     pub abandoned_after_target: u64,
+    /// Served by the self-service bot before an agent answered: their own ending, neither
+    /// answered nor abandoned, and left out of the service level's denominator.
+    pub self_served: u64,
     /// Got a busy tone because the site's waiting limit was reached (not offered).
     pub blocked: u64,
     /// Sent to another site (by the rule or an outage). Across the cluster the sum of
@@ -96,6 +99,7 @@ impl Counters {
         self.abandoned += other.abandoned;
         self.abandoned_short += other.abandoned_short;
         self.abandoned_after_target += other.abandoned_after_target;
+        self.self_served += other.self_served;
         self.blocked += other.blocked;
         self.overflowed_out += other.overflowed_out;
         self.overflowed_out_after_answer += other.overflowed_out_after_answer;
@@ -126,10 +130,11 @@ impl Counters {
     /// Service level under `policy`, 0.0..=1.0; `None` when the denominator is zero.
     pub fn service_level(&self, policy: ServiceLevelPolicy) -> Option<f64> {
         let denominator = match policy {
-            ServiceLevelPolicy::Offered => self.offered,
-            ServiceLevelPolicy::OfferedExcludingShortAbandons => {
-                self.offered.saturating_sub(self.abandoned_short)
-            }
+            ServiceLevelPolicy::Offered => self.offered.saturating_sub(self.self_served),
+            ServiceLevelPolicy::OfferedExcludingShortAbandons => self
+                .offered
+                .saturating_sub(self.abandoned_short)
+                .saturating_sub(self.self_served),
             ServiceLevelPolicy::AnsweredPlusAbandonedAfterTarget => {
                 self.answered + self.abandoned_after_target
             }
@@ -450,6 +455,22 @@ impl Metrics {
                 if !answered_before {
                     let site_wait_ms = at.since(entered_site_at);
                     apply(self.site_cell(entered_site_at, site), site_wait_ms);
+                }
+            }
+            EventKind::SelfServed {
+                skill,
+                in_queue,
+                entered_queue_at,
+                entered_site_at,
+                answered_before,
+                ..
+            } => {
+                if in_queue {
+                    self.change_queue(at, site, skill, -1);
+                }
+                self.queue_cell(entered_queue_at, site, skill).self_served += 1;
+                if !answered_before {
+                    self.site_cell(entered_site_at, site).self_served += 1;
                 }
             }
             EventKind::TransferredOut {

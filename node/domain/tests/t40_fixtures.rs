@@ -117,6 +117,15 @@ fn render(effect: &Effect, output: &mut String) {
                     if short { " short" } else { "" },
                     if in_queue { "" } else { " while ringing" }
                 ),
+                EventKind::SelfServed {
+                    contact,
+                    wait_ms,
+                    in_queue,
+                    ..
+                } => format!(
+                    "self-served c{contact} wait {wait_ms}{}",
+                    if in_queue { "" } else { " while ringing" }
+                ),
                 EventKind::TransferredOut {
                     contact,
                     agent,

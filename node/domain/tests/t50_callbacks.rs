@@ -25,6 +25,8 @@ fn policy() -> CallbackPolicy {
         attempts_max: 2,
         include_short_abandons: false,
         open_max: 3,
+        channels: vec![Channel::Voice],
+        claim_lease_s: None,
     }
 }
 

@@ -140,6 +140,11 @@ pub fn render_routing(text: &mut String, routing: &RoutingMetrics) {
             totals.abandoned,
         ),
         (
+            "callgrid_contacts_self_served_total",
+            "Contacts served by the self-service bot before an agent answered.",
+            totals.self_served,
+        ),
+        (
             "callgrid_contacts_abandoned_short_total",
             "Abandons within the short-abandon threshold.",
             totals.abandoned_short,

@@ -42,6 +42,13 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     ),
     (
         "post",
+        "/contacts/{contact}/self-served",
+        "Gateway: the self-service bot served the caller while waiting (not an abandonment)",
+        "gateway",
+        None,
+    ),
+    (
+        "post",
         "/contacts/{contact}/messages",
         "Gateway: a chat message from the customer",
         "gateway",

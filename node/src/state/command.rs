@@ -165,6 +165,12 @@ pub enum Command {
     PublishSiteSummary(SiteSummary),
     /// Replace the replicated policy.
     SetPolicy(StatePolicy),
+    /// The number phoned in: its waiting abandoned-call callback is cancelled (the caller is
+    /// being served anyway). Appended last: the log encodes variants by position.
+    CallerCalledIn {
+        /// The caller's number (normalized).
+        caller: String,
+    },
 }
 
 impl Command {
@@ -188,6 +194,7 @@ impl Command {
             Command::RecordCallbackAttempt { .. } => "record_callback_attempt",
             Command::PublishSiteSummary(_) => "publish_site_summary",
             Command::SetPolicy(_) => "set_policy",
+            Command::CallerCalledIn { .. } => "caller_called_in",
         }
     }
 
@@ -267,6 +274,7 @@ impl Command {
                 validate_phone("caller", caller)?;
                 validate_text("skill", skill, SHORT_TEXT_CHARS_MAX, false)
             }
+            Command::CallerCalledIn { caller } => validate_phone("caller", caller),
             Command::ClaimCallback { .. }
             | Command::ReleaseCallback { .. }
             | Command::RecordCallbackAttempt { .. } => Ok(()),

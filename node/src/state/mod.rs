@@ -24,12 +24,23 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
 pub use command::{ApplyError, Command, Envelope, InvalidCommand, Outcome, Response};
-pub use machine::{ReplicatedState, StateCounts};
+pub use machine::{ReplicatedState, StateCounts, StateEvent};
 
-/// Version byte of the envelope and snapshot encodings this binary writes.
+/// Version byte of the envelope (log entry) and response encodings this binary writes. New
+/// commands are only ever appended to [`Command`], so entries of version 1 still decode.
 pub const STATE_FORMAT_VERSION: u8 = 1;
+
+/// Version byte of the snapshot encoding this binary writes. Version 2: callbacks are held by
+/// the domain's callback machine, closed records carry a retention schedule, and counts are
+/// kept as tallies. A version-1 snapshot is refused with `UnknownVersion { found: 1 }`: the
+/// node then needs the log from the start or a snapshot from an upgraded peer.
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 2;
+
+/// State events buffered per subscriber before a slow subscriber starts losing the oldest.
+pub const STATE_EVENTS_BUFFER: usize = 1_024;
 
 /// Why bytes could not be turned into state types.
 #[derive(Debug, thiserror::Error)]
@@ -42,20 +53,15 @@ pub enum EncodingError {
     Encode(String),
 }
 
-/// The snapshot form of the state.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Snapshot {
-    state: ReplicatedState,
-}
-
 use callgrid_cluster::codec;
 
 impl codec::Versioned for Envelope {
     const VERSION: u8 = STATE_FORMAT_VERSION;
 }
 
-impl codec::Versioned for Snapshot {
-    const VERSION: u8 = STATE_FORMAT_VERSION;
+/// The snapshot is the state itself, encoded straight from behind the read lock (no copy).
+impl codec::Versioned for ReplicatedState {
+    const VERSION: u8 = SNAPSHOT_FORMAT_VERSION;
 }
 
 /// Responses travel back to the proposer in the same versioned encoding.
@@ -93,15 +99,32 @@ pub fn decode_response(bytes: &[u8]) -> Result<Response, EncodingError> {
 /// The state shared between the Raft apply thread (writer) and the API and actors (readers).
 /// A `parking_lot::RwLock` rather than an actor: reads are many, short and synchronous, and
 /// the apply thread must never wait on an async executor.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SharedState {
     inner: Arc<RwLock<ReplicatedState>>,
+    events: broadcast::Sender<StateEvent>,
+}
+
+impl Default for SharedState {
+    fn default() -> Self {
+        let (events, _) = broadcast::channel(STATE_EVENTS_BUFFER);
+        Self {
+            inner: Arc::default(),
+            events,
+        }
+    }
 }
 
 impl SharedState {
     /// An empty shared state.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The events this node's applies produce from now on (reservation expiries, complaint
+    /// escalations, callback claims that ran out), for the supervisor stream.
+    pub fn subscribe_events(&self) -> broadcast::Receiver<StateEvent> {
+        self.events.subscribe()
     }
 
     /// Runs `read` with the state locked for reading.
@@ -113,10 +136,11 @@ impl SharedState {
     /// decode (empty entries Raft appends on leader change, or garbage) are skipped with an
     /// `Undecodable` response, deterministically on every node.
     pub fn apply_entry(&self, index: u64, bytes: &[u8]) -> Vec<u8> {
+        let mut events = Vec::new();
         let mut state = self.inner.write();
         let response = match decode_envelope(bytes) {
             Ok(envelope) => {
-                let response = state.apply(index, &envelope);
+                let response = state.apply_with_events(index, &envelope, &mut events);
                 if let Err(error) = &response {
                     tracing::debug!(index, kind = envelope.command.kind(), %error, "command refused");
                 }
@@ -127,21 +151,26 @@ impl SharedState {
                 Err(ApplyError::Undecodable(error.to_string()))
             }
         };
+        drop(state);
+        for event in events {
+            // No subscriber is not an error: nobody is watching.
+            let _ = self.events.send(event);
+        }
         encode_response(&response)
     }
 
-    /// Encodes the whole state for a Raft snapshot.
+    /// Encodes the whole state for a Raft snapshot, from behind the read lock: readers go on,
+    /// the apply thread waits for the encoding, and the state is never copied.
     pub fn snapshot(&self) -> Result<Vec<u8>, EncodingError> {
-        let state = self.inner.read().clone();
-        codec::encode_snapshot(&Snapshot { state })
-            .map_err(|error| EncodingError::Encode(error.to_string()))
+        let state = self.inner.read();
+        codec::encode_snapshot(&*state).map_err(|error| EncodingError::Encode(error.to_string()))
     }
 
     /// Replaces the state with a snapshot.
     pub fn restore(&self, bytes: &[u8]) -> Result<(), EncodingError> {
-        let snapshot: Snapshot = codec::decode_snapshot(bytes)
+        let state: ReplicatedState = codec::decode_snapshot(bytes)
             .map_err(|error| EncodingError::Decode(error.to_string()))?;
-        *self.inner.write() = snapshot.state;
+        *self.inner.write() = state;
         Ok(())
     }
 

@@ -341,19 +341,10 @@ impl CallbackReason {
     }
 }
 
-/// Result of one callback attempt, reported by the agent or gateway that dialed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CallbackOutcome {
-    /// The customer was reached; the task is done.
-    Reached,
-    /// Nobody answered.
-    NoAnswer,
-    /// The line was busy.
-    Busy,
-    /// The task is no longer needed (customer asked, number wrong).
-    Cancelled,
-}
+/// Result of one callback attempt, reported by the agent or gateway that dialed: the
+/// domain's type, so the node and the simulator speak of outcomes the same way (the variants
+/// and their order, which the log's encoding depends on, are those of the first release).
+pub use callgrid_domain::CallbackOutcome;
 
 /// Status of a callback task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,11 @@
 //! Desktop inputs: an agent's login, state, offers, wrap-up and transfer.
 
 use actix::prelude::*;
-use callgrid_domain::{AgentState, ContactId, ContactPhase, NotReadyReason};
+use std::time::Duration;
+
+use callgrid_domain::{
+    AgentId, AgentState, ContactId, ContactPhase, Effect, Event, EventKind, NotReadyReason,
+};
 
 use super::SiteActor;
 use super::messages::{ContactStage, SiteError, SiteResult};
@@ -110,6 +114,20 @@ impl SiteActor {
         code: String,
         callback_outcome: Option<CallbackOutcome>,
     ) -> SiteResult {
+        let agent = self.agent_id(login)?;
+        let holder = self
+            .live
+            .contacts
+            .get(&contact)
+            .and_then(|record| record.agent);
+        if holder != Some(agent) && self.holds_wrap_up(agent, contact) {
+            // After a transfer the contact is with line 2 (or already gone); the first
+            // agent keeps only its own wrap-up of it, which it may finish.
+            self.domain(ctx, |site, now, out| {
+                site.handle_wrap_up_end(now, agent, contact, out)
+            })?;
+            return Ok(self.contact_json(contact));
+        }
         let (agent, record) = self.contact_for_agent(login, contact)?;
         if record.stage != ContactStage::WrapUp {
             return Err(SiteError::Conflict(format!(
@@ -131,6 +149,72 @@ impl SiteActor {
             );
         }
         Ok(self.finish(contact))
+    }
+
+    /// Whether the domain has `contact` in `agent`'s hands (called when the contact's record
+    /// names another agent or is gone: then it is the agent's wrap-up after a transfer).
+    fn holds_wrap_up(&self, agent: AgentId, contact: ContactId) -> bool {
+        self.site
+            .agent_contacts(agent)
+            .is_some_and(|mut held| held.any(|held| held == contact))
+    }
+
+    /// Arms one timer for the domain's earliest wrap-up maximum (`routing.wrap_up_max_ms`),
+    /// re-armed when an earlier deadline appears.
+    pub(super) fn arm_wrap_up_timer(&mut self, ctx: &mut Context<Self>) {
+        let Some(deadline) = self.site.wrap_up_deadline() else {
+            return;
+        };
+        if self
+            .live
+            .wrap_up_timer
+            .is_some_and(|(armed, _)| armed <= deadline)
+        {
+            return;
+        }
+        if let Some((_, timer)) = self.live.wrap_up_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        let delay = Duration::from_millis(deadline.0.saturating_sub(self.now().0));
+        let timer = ctx.run_later(delay, |actor, ctx| {
+            actor.live.wrap_up_timer = None;
+            actor.wrap_up_maximum_reached(ctx);
+        });
+        self.live.wrap_up_timer = Some((deadline, timer));
+    }
+
+    /// Wrap-ups at their maximum end by themselves: the agents take the next contact, and the
+    /// contacts finish as if the agents had pressed "done" (a callback counts as reached: it
+    /// was answered).
+    fn wrap_up_maximum_reached(&mut self, ctx: &mut Context<Self>) {
+        let now = self.now();
+        let mut effects = std::mem::take(&mut self.effects);
+        self.site.handle_timers(now, &mut effects);
+        let ended: Vec<(ContactId, AgentId)> = effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Event(Event {
+                    kind: EventKind::WrapUpEnded { contact, agent, .. },
+                    ..
+                }) => Some((*contact, *agent)),
+                _ => None,
+            })
+            .collect();
+        self.effects = effects;
+        self.process_effects(ctx);
+        for (contact, agent) in ended {
+            let Some(record) = self.live.contacts.get(&contact) else {
+                continue;
+            };
+            if record.agent != Some(agent) || record.stage != ContactStage::WrapUp {
+                continue;
+            }
+            if record.callback.is_some() {
+                self.record_callback_outcome(ctx, contact, CallbackOutcome::Reached);
+            }
+            self.finish(contact);
+        }
+        self.arm_wrap_up_timer(ctx);
     }
 
     /// The agent transfers a talking contact to another skill (line 2).

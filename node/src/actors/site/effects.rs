@@ -67,9 +67,9 @@ impl SiteActor {
                     self.overflow.last_overflowed = Some((contact.id, view));
                 }
                 Effect::RequestCallback(request) => {
-                    if !self.config.callbacks.enabled
-                        || (request.short && !self.config.callbacks.include_short_abandons)
-                    {
+                    // The domain's rule: enabled, the channel listed (voice only by default:
+                    // an abandoned chat gets no voice callback), short abandons by policy.
+                    if !self.config.callbacks.admits(&request) {
                         continue;
                     }
                     let Some(record) = self.live.contacts.values().find(|record| {
@@ -145,6 +145,12 @@ impl SiteActor {
             EventKind::Abandoned { contact, .. } => {
                 if let Some(record) = self.live.contacts.get_mut(&contact) {
                     record.stage = ContactStage::Abandoned;
+                    record.agent = None;
+                }
+            }
+            EventKind::SelfServed { contact, .. } => {
+                if let Some(record) = self.live.contacts.get_mut(&contact) {
+                    record.stage = ContactStage::SelfServed;
                     record.agent = None;
                 }
             }
@@ -260,6 +266,7 @@ fn event_contact(kind: &EventKind) -> Option<(ContactId, SkillId)> {
         | EventKind::OfferTimedOut { contact, skill, .. }
         | EventKind::Answered { contact, skill, .. }
         | EventKind::Abandoned { contact, skill, .. }
+        | EventKind::SelfServed { contact, skill, .. }
         | EventKind::TransferredIn { contact, skill }
         | EventKind::OverflowOut { contact, skill, .. }
         | EventKind::OverflowIn { contact, skill, .. }

@@ -12,7 +12,8 @@ use super::{ContactRecord, SiteActor, caller_number};
 use crate::actors::call::SiteToCall;
 use crate::actors::overflow::{ARRIVAL_CLOCK_SKEW_MS_MAX, OVERFLOW_HOPS_MAX, OverflowedFrom};
 use crate::replicate::now_ms;
-use crate::state::model::CallbackOutcome;
+use crate::state::Command;
+use crate::state::model::{Actor as Principal, CallbackOutcome};
 
 impl SiteActor {
     /// A contact arrived at the gateway (or was overflowed here by a peer).
@@ -73,6 +74,7 @@ impl SiteActor {
             contact.overflow_count = from.hops;
         }
         self.overflow.last_overflowed = None;
+        self.caller_called_in(ctx, &caller);
         let view = self.arrive(ctx, contact, caller, None, source)?;
         // A new arrival may start (predicted-wait trigger) or feed the rule.
         self.poll_overflow(ctx);
@@ -81,6 +83,29 @@ impl SiteActor {
             _ if self.live.contacts.contains_key(&id) => Ok(self.contact_json(id)),
             _ => Ok(view),
         }
+    }
+
+    /// A caller phoned in: the callback waiting for their earlier abandoned call (if any, and
+    /// not being dialled) is cancelled through the replicated state, by the domain's rule.
+    fn caller_called_in(&mut self, ctx: &mut Context<Self>, caller: &str) {
+        let waiting = self
+            .shared
+            .read(|state| state.abandoned_callback_for(caller).is_some());
+        if !waiting {
+            return;
+        }
+        let command = Command::CallerCalledIn {
+            caller: caller.to_string(),
+        };
+        let proposer = self.proposer.clone();
+        ctx.spawn(
+            async move {
+                if let Err(error) = proposer.propose(Principal::system(), command).await {
+                    tracing::warn!(%error, "callback of a caller who phoned again not cancelled");
+                }
+            }
+            .into_actor(self),
+        );
     }
 
     /// The agent's leg was answered at the gateway (same as accept on the desktop).
@@ -278,6 +303,30 @@ impl SiteActor {
             self.effects
                 .retain(|effect| !matches!(effect, Effect::RequestCallback(_)));
             self.record_callback_outcome(ctx, contact, CallbackOutcome::NoAnswer);
+        }
+        self.process_effects(ctx);
+        Ok(self.finish(contact))
+    }
+
+    /// The self-service bot served the caller: the contact leaves by the domain's own ending
+    /// (counted apart; no abandonment, no callback).
+    pub(super) fn self_served(
+        &mut self,
+        ctx: &mut Context<Self>,
+        contact: ContactId,
+    ) -> SiteResult {
+        if !self.live.contacts.contains_key(&contact) {
+            return Err(SiteError::NotFound(format!("contact {contact} not found")));
+        }
+        let now = self.now();
+        let mut effects = std::mem::take(&mut self.effects);
+        let served = self.site.handle_self_served(now, contact, &mut effects);
+        self.effects = effects;
+        if !served {
+            self.effects.clear();
+            return Err(SiteError::Conflict(format!(
+                "contact {contact} is not waiting or ringing"
+            )));
         }
         self.process_effects(ctx);
         Ok(self.finish(contact))

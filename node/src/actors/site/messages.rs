@@ -56,6 +56,8 @@ pub enum ContactStage {
     Finished,
     /// Caller hung up while waiting.
     Abandoned,
+    /// Served by the self-service bot before an agent answered (not an abandonment).
+    SelfServed,
     /// Refused at arrival (site full).
     Blocked,
     /// Sent to another site by the overflow rule: the gateway re-presents it there.
@@ -73,6 +75,8 @@ pub enum SiteInput {
     ContactEnded(ContactId),
     /// Gateway: the caller hung up while waiting or ringing.
     ContactAbandoned(ContactId),
+    /// Gateway: the self-service bot served the caller while waiting or ringing.
+    ContactSelfServed(ContactId),
     /// Gateway: a chat message from the customer.
     ChatMessage {
         /// Contact.

@@ -131,6 +131,8 @@ struct LiveContacts {
     offers: HashMap<ContactId, (AgentId, u64)>,
     /// The contact whose arrival is being handled (immediate-offer latency).
     arriving: Option<ContactId>,
+    /// The armed timer of the domain's earliest wrap-up maximum: (deadline, timer).
+    wrap_up_timer: Option<(TimeMs, SpawnHandle)>,
 }
 
 /// The addresses of the Site's children.
@@ -427,6 +429,7 @@ impl SiteActor {
         match result {
             Ok(value) => {
                 self.process_effects(ctx);
+                self.arm_wrap_up_timer(ctx);
                 Ok(value)
             }
             Err(error) => {
@@ -442,6 +445,7 @@ impl SiteActor {
             SiteInput::ContactAnswered(contact) => self.contact_answered(ctx, contact),
             SiteInput::ContactEnded(contact) => self.contact_ended(ctx, contact),
             SiteInput::ContactAbandoned(contact) => self.abandon(ctx, contact),
+            SiteInput::ContactSelfServed(contact) => self.self_served(ctx, contact),
             SiteInput::ChatMessage { contact, text } => self.chat_message(contact, text),
             SiteInput::Login(login) => self.login(ctx, &login),
             SiteInput::Logout(login) => self.logout(ctx, &login),
@@ -510,6 +514,7 @@ impl Actor for SiteActor {
                 queue.do_send(SubscribeQueueStream(stream.clone()));
             }
         }
+        self.follow_state_events(ctx);
         // Callbacks this site had queued before a restart go back into its queue.
         let site = self.config.site.id.clone();
         let claimed: Vec<(u64, String, CallbackReason)> = self.shared.read(|state| {

@@ -1,11 +1,56 @@
 //! Supervisor inputs: queue and agent views, monitoring requests, reports, the metrics
 //! snapshot.
 
+use actix::prelude::*;
 use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
 
 use super::messages::{SiteError, SiteResult};
 use super::{MONITOR_REQUESTS_MAX, SiteActor};
 use crate::replicate::now_ms;
+use crate::state::StateEvent;
+
+impl SiteActor {
+    /// Forwards the replicated state's events (reservation expired, complaint escalated, a
+    /// callback claim that ran out) to this site's supervisor streams. Called from `started`:
+    /// a restart drops the old subscription with the old context and subscribes again.
+    pub(super) fn follow_state_events(&mut self, ctx: &mut Context<Self>) {
+        let receiver = self.shared.subscribe_events();
+        let events = futures::stream::unfold(receiver, |mut receiver| async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(event) => return Some((event, receiver)),
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "supervisor stream missed state events");
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        });
+        ctx.add_stream(events);
+    }
+}
+
+impl StreamHandler<StateEvent> for SiteActor {
+    fn handle(&mut self, event: StateEvent, _ctx: &mut Self::Context) {
+        let site = match &event {
+            StateEvent::ReservationExpired { site, .. }
+            | StateEvent::ComplaintEscalated { site, .. } => Some(site),
+            StateEvent::CallbackClaimExpired { site, .. } => site.as_ref(),
+        };
+        // Every node applies every entry; each tells its own site's supervisors.
+        if site != Some(&self.config.site.id) {
+            return;
+        }
+        self.streams
+            .supervisors
+            .publish(&json!({"type": "state_event", "event": event}));
+    }
+
+    fn finished(&mut self, _ctx: &mut Self::Context) {
+        // The shared state outlives the actor; if its channel closes, the site goes on.
+    }
+}
 
 impl SiteActor {
     /// Every agent on the roster, with state and contacts.

@@ -112,6 +112,19 @@ pub(super) async fn contact_abandoned(
     .await
 }
 
+pub(super) async fn contact_self_served(
+    state: Data,
+    request: HttpRequest,
+    path: web::Path<u64>,
+) -> ApiResult {
+    authenticate(&state, &request, &[Role::Gateway])?;
+    ask(
+        &state,
+        SiteInput::ContactSelfServed(ContactId(path.into_inner())),
+    )
+    .await
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ChatMessageBody {

@@ -70,6 +70,10 @@ pub fn register(service: &mut web::ServiceConfig) {
                     web::post().to(gateway::contact_abandoned),
                 )
                 .route(
+                    "/contacts/{contact}/self-served",
+                    web::post().to(gateway::contact_self_served),
+                )
+                .route(
                     "/contacts/{contact}/messages",
                     web::post().to(gateway::chat_message),
                 )

@@ -2,12 +2,16 @@
 //! determinism and the encodings.
 #![allow(clippy::unwrap_used)]
 
-use super::command::{ApplyError, Command, Envelope, Outcome};
-use super::model::{
+mod defects;
+
+use crate::state::command::{ApplyError, Command, Envelope, Outcome};
+use crate::state::model::{
     Actor, CallbackOutcome, CallbackReason, CallbackStatus, ComplaintStatus, DAY_MS, Fulfilment,
     OrderItem, OrderStatus, PaymentForm, PreOrderStatus, ReservationStatus, Role, StatePolicy,
 };
-use super::{ReplicatedState, SharedState, decode_envelope, decode_response, encode_envelope};
+use crate::state::{
+    ReplicatedState, SharedState, decode_envelope, decode_response, encode_envelope,
+};
 
 const CALLER: &str = "+79161234567";
 
