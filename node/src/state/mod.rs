@@ -28,8 +28,34 @@ use serde::{Deserialize, Serialize};
 pub use command::{ApplyError, Command, Envelope, InvalidCommand, Outcome, Response};
 pub use machine::{ReplicatedState, StateCounts};
 
-/// Version byte of the envelope and snapshot encodings this binary writes.
-pub const STATE_FORMAT_VERSION: u8 = 1;
+/// The state format of this tree's layouts.
+const STATE_FORMAT_BASE: u8 = 1;
+
+/// Version byte of the envelope and snapshot encodings this binary writes. With the
+/// `codec-next` feature (the rolling-upgrade drill's "next release", deploy/compose/drill.sh)
+/// the binary writes the next version byte — same layout — and still reads the base one, as
+/// a release that changes the format must: its nodes replay the old log.
+pub const STATE_FORMAT_VERSION: u8 = if cfg!(feature = "codec-next") {
+    STATE_FORMAT_BASE + 1
+} else {
+    STATE_FORMAT_BASE
+};
+
+/// `Versioned::decode_other_version` of the state's types: a `codec-next` binary reads the
+/// base version's bodies (the layout is the same); any other version is unknown.
+fn decode_base_version<T: serde::de::DeserializeOwned>(
+    version: u8,
+    body: &[u8],
+) -> Result<T, codec::CodecError> {
+    if cfg!(feature = "codec-next") && version == STATE_FORMAT_BASE {
+        codec::decode_body(body)
+    } else {
+        Err(codec::CodecError::UnknownVersion {
+            found: version,
+            current: STATE_FORMAT_VERSION,
+        })
+    }
+}
 
 /// Why bytes could not be turned into state types.
 #[derive(Debug, thiserror::Error)]
@@ -52,10 +78,18 @@ use callgrid_cluster::codec;
 
 impl codec::Versioned for Envelope {
     const VERSION: u8 = STATE_FORMAT_VERSION;
+
+    fn decode_other_version(version: u8, body: &[u8]) -> Result<Self, codec::CodecError> {
+        decode_base_version(version, body)
+    }
 }
 
 impl codec::Versioned for Snapshot {
     const VERSION: u8 = STATE_FORMAT_VERSION;
+
+    fn decode_other_version(version: u8, body: &[u8]) -> Result<Self, codec::CodecError> {
+        decode_base_version(version, body)
+    }
 }
 
 /// Responses travel back to the proposer in the same versioned encoding.
@@ -64,6 +98,10 @@ struct ResponseRecord(Response);
 
 impl codec::Versioned for ResponseRecord {
     const VERSION: u8 = STATE_FORMAT_VERSION;
+
+    fn decode_other_version(version: u8, body: &[u8]) -> Result<Self, codec::CodecError> {
+        decode_base_version(version, body)
+    }
 }
 
 /// Encodes an envelope for a Raft entry.
