@@ -137,7 +137,7 @@ expect_order_everywhere "$first" +79160001001 msk
 
 if [ -n "$upgrade_binary" ]; then
   override="$work/upgrade.yml"
-  printf 'version: "3.7"\nservices:\n' >"$override"
+  printf 'services:\n' >"$override"
   export CALLGRID_COMPOSE_OVERRIDE="$override"
   for site in nsk ekb msk; do
     say "4. rolling upgrade: $site replaced by callgrid:$run_id-next on its volume"

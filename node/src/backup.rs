@@ -190,11 +190,12 @@ pub fn backup(
     let info = rocks::checkpoint(&store, &to.join(STORE_DIRECTORY))
         .with_context(|| format!("checkpoint of {}", store.display()))?;
 
-    let certificates = config
-        .cluster
-        .certificates_dir
-        .clone()
-        .unwrap_or_else(|| config.site.data_dir.join(callgrid_node::cluster::CERTIFICATES_DIRECTORY));
+    let certificates = config.cluster.certificates_dir.clone().unwrap_or_else(|| {
+        config
+            .site
+            .data_dir
+            .join(callgrid_node::cluster::CERTIFICATES_DIRECTORY)
+    });
     let node_certificate = format!("node-{}.pem", config.cluster.node_id);
     let mut ca_sha256 = None;
     for name in ["ca.pem", node_certificate.as_str()] {
@@ -294,7 +295,11 @@ pub fn verify(from: &Path) -> anyhow::Result<Manifest> {
         "backup format {} is not {MANIFEST_FORMAT}",
         manifest.format
     );
-    let listed: BTreeSet<&str> = manifest.files.iter().map(|file| file.path.as_str()).collect();
+    let listed: BTreeSet<&str> = manifest
+        .files
+        .iter()
+        .map(|file| file.path.as_str())
+        .collect();
     ensure!(
         listed.len() == manifest.files.len(),
         "the manifest lists a file twice"
@@ -371,8 +376,8 @@ fn list_files(root: &Path) -> anyhow::Result<Vec<FileEntry>> {
     let mut files = Vec::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(directory) = pending.pop() {
-        for entry in
-            std::fs::read_dir(&directory).with_context(|| format!("reading {}", directory.display()))?
+        for entry in std::fs::read_dir(&directory)
+            .with_context(|| format!("reading {}", directory.display()))?
         {
             let path = entry?.path();
             let kind = std::fs::symlink_metadata(&path)?.file_type();

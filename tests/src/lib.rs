@@ -90,7 +90,8 @@ impl Site {
         let data = directory.join(id).join("data");
         let config = directory.join(id).join("site.toml");
         std::fs::create_dir_all(directory.join(id)).unwrap();
-        let mut cluster = format!("[cluster]\nnode_id = {node_id}\nlisten = \"{cluster_address}\"\n");
+        let mut cluster =
+            format!("[cluster]\nnode_id = {node_id}\nlisten = \"{cluster_address}\"\n");
         if let Some(certificates) = certificates {
             cluster.push_str(&format!(
                 "certificates_dir = \"{}\"\n",
@@ -193,7 +194,10 @@ impl Node {
         };
         let status = response.status();
         let text = response.into_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// The cluster status (`/api/v1/cluster/status`).
@@ -272,7 +276,14 @@ pub fn cluster(directory: &Path, ids: &[u64], extra: &[u64]) -> (Vec<Node>, Path
                 .filter(|(other, _)| *other != id)
                 .map(|(other, address)| (*other, address.clone()))
                 .collect();
-            let site = Site::write(directory, &format!("site{id}"), *id, address, &peers, Some(&certs));
+            let site = Site::write(
+                directory,
+                &format!("site{id}"),
+                *id,
+                address,
+                &peers,
+                Some(&certs),
+            );
             Node::start(&site)
         })
         .collect();

@@ -21,7 +21,13 @@ fn backup(site: &Site, to: &std::path::Path) {
 
 fn restore(from: &std::path::Path, data: &std::path::Path) -> std::process::Output {
     std::process::Command::new(binary())
-        .args(["restore", "--from", from.to_str().unwrap(), "--data", data.to_str().unwrap()])
+        .args([
+            "restore",
+            "--from",
+            from.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ])
         .output()
         .unwrap()
 }
@@ -127,12 +133,10 @@ fn a_one_node_site_restarts_from_its_backup_with_the_same_orders() {
 
     let mut moved = site.clone();
     moved.data = directory.path().join("restored-data");
-    let text = std::fs::read_to_string(&site.config)
-        .unwrap()
-        .replace(
-            &format!("data_dir = \"{}\"", site.data.display()),
-            &format!("data_dir = \"{}\"", moved.data.display()),
-        );
+    let text = std::fs::read_to_string(&site.config).unwrap().replace(
+        &format!("data_dir = \"{}\"", site.data.display()),
+        &format!("data_dir = \"{}\"", moved.data.display()),
+    );
     moved.config = directory.path().join("restored.toml");
     std::fs::write(&moved.config, text).unwrap();
     let restored = restore(&backup_dir, &moved.data);

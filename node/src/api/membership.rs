@@ -145,7 +145,16 @@ mod tests {
         assert!(address("kzn:7080").is_ok());
         assert!(address("10.0.0.4:7080").is_ok());
         assert!(address("[::1]:7080").is_ok());
-        for bad in ["", "kzn", "kzn:", ":7080", "kzn:0", "kzn:70800", "k zn:7080", "a/b:1"] {
+        for bad in [
+            "",
+            "kzn",
+            "kzn:",
+            ":7080",
+            "kzn:0",
+            "kzn:70800",
+            "k zn:7080",
+            "a/b:1",
+        ] {
             assert!(address(bad).is_err(), "{bad:?} accepted");
         }
         assert!(node_id(0).is_err());
