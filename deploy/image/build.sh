@@ -8,7 +8,7 @@
 #   CALLGRID_BINARY=path/to/callgrid deploy/image/build.sh   # package a prebuilt binary
 #
 # The release profile keeps line tables (`debug = 1`, ~400 MB binary). The image gets the
-# stripped binary (~20 MB) with a `.gnu_debuglink` to `callgrid.debug`; both are written next
+# stripped binary (~20 MB) with a `.gnu_debuglink` to `<name>.debug`; both are written next
 # to the unstripped binary in `<dir of binary>/dist/` (or $CALLGRID_DIST) — keep
 # `callgrid.debug` with the release to symbolize a core dump or a perf profile
 # (`gdb -ex 'set debug-file-directory DIR' callgrid core`).
@@ -27,16 +27,17 @@ else
 fi
 
 dist="${CALLGRID_DIST:-$(dirname "$binary")/dist}"
+name="$(basename "$binary")"
 mkdir -p "$dist"
 # Split only when the binary changed since the last split (CI builds once, packages twice).
-if [ ! -f "$dist/callgrid" ] || [ "$binary" -nt "$dist/callgrid" ]; then
-  objcopy --only-keep-debug "$binary" "$dist/callgrid.debug.partial"
-  objcopy --strip-debug --strip-unneeded "$binary" "$dist/callgrid.partial"
-  (cd "$dist" && mv callgrid.debug.partial callgrid.debug &&
-    objcopy --add-gnu-debuglink=callgrid.debug callgrid.partial && mv callgrid.partial callgrid)
+if [ ! -f "$dist/$name" ] || [ "$binary" -nt "$dist/$name" ]; then
+  objcopy --only-keep-debug "$binary" "$dist/$name.debug.partial"
+  objcopy --strip-debug --strip-unneeded "$binary" "$dist/$name.partial"
+  (cd "$dist" && mv "$name.debug.partial" "$name.debug" &&
+    objcopy --add-gnu-debuglink="$name.debug" "$name.partial" && mv "$name.partial" "$name")
 fi
-stripped="$dist/callgrid"
-echo "binary: $(stat -c %s "$binary") bytes; stripped $(stat -c %s "$stripped") bytes ($stripped), debug info $(stat -c %s "$dist/callgrid.debug") bytes"
+stripped="$dist/$name"
+echo "binary: $(stat -c %s "$binary") bytes; stripped $(stat -c %s "$stripped") bytes ($stripped), debug info $(stat -c %s "$dist/$name.debug") bytes"
 
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
