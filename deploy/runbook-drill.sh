@@ -88,13 +88,15 @@ cat >"$shims/systemctl" <<'EOF'
 set -euo pipefail
 root="$DRILL_HOSTS/$DRILL_HOST"
 pidfile="$root/run/callgrid.pid"
-running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+# Alive and not a zombie (a killed node is not our child: whoever reaps orphans may be slow).
+alive() { [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]; }
+running() { [ -f "$pidfile" ] && alive "$(cat "$pidfile")"; }
 stop() {
   running || return 0
   local pid; pid="$(cat "$pidfile")"
   kill -CONT "$pid" 2>/dev/null || true
   kill -TERM "$pid"
-  for _ in $(seq 1 450); do kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; return 0; }; sleep 0.1; done
+  for _ in $(seq 1 450); do alive "$pid" || { rm -f "$pidfile"; return 0; }; sleep 0.1; done
   kill -KILL "$pid"; rm -f "$pidfile"
 }
 start() {

@@ -3,6 +3,7 @@
 # every drill. scripts/test-all.sh runs this after `cargo test` (and `.ci/run` runs that).
 # Prints each drill's duration at the end.
 #   scripts/ci-drills.sh
+#   CALLGRID_BINARY=... CALLGRID_UPGRADE_BINARY=... scripts/ci-drills.sh   # prebuilt binaries
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,15 +31,18 @@ target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import j
 # writes the next state format version byte and reads both. Built first and copied aside:
 # the feature changes only callgrid-node, so the plain build after it recompiles that crate
 # alone and leaves target/release/callgrid the plain binary every other drill uses.
-upgrade_dir="$target_dir/release/codec-next"
-drill "release build (codec-next)" cargo build --release --locked -p callgrid-node --bin callgrid \
-  --features codec-next
-mkdir -p "$upgrade_dir"
-cp "$target_dir/release/callgrid" "$upgrade_dir/callgrid"
-export CALLGRID_UPGRADE_BINARY="$upgrade_dir/callgrid"
+# (CALLGRID_BINARY and CALLGRID_UPGRADE_BINARY both set: use those, build nothing.)
+if [ -z "${CALLGRID_BINARY:-}" ] || [ -z "${CALLGRID_UPGRADE_BINARY:-}" ]; then
+  upgrade_dir="$target_dir/release/codec-next"
+  drill "release build (codec-next)" cargo build --release --locked -p callgrid-node --bin callgrid \
+    --features codec-next
+  mkdir -p "$upgrade_dir"
+  cp "$target_dir/release/callgrid" "$upgrade_dir/callgrid"
+  export CALLGRID_UPGRADE_BINARY="$upgrade_dir/callgrid"
 
-drill "release build (callgrid)" cargo build --release --locked -p callgrid-node --bin callgrid
-export CALLGRID_BINARY="$target_dir/release/callgrid"
+  drill "release build (callgrid)" cargo build --release --locked -p callgrid-node --bin callgrid
+  export CALLGRID_BINARY="$target_dir/release/callgrid"
+fi
 # The plain build must not have left the codec-next binary in place.
 ! cmp -s "$CALLGRID_BINARY" "$CALLGRID_UPGRADE_BINARY" || { echo "release binary equals the codec-next one" >&2; exit 1; }
 
