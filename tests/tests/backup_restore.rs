@@ -69,6 +69,14 @@ fn a_lost_site_comes_back_from_its_backup_as_a_new_member() {
         .iter()
         .find(|node| node.site.node_id == leader_id)
         .unwrap();
+    // Membership changes are made on the leader: a follower refuses and names it.
+    let follower = nodes
+        .iter()
+        .find(|node| node.site.node_id != leader_id && node.site.node_id != 2)
+        .unwrap();
+    let (status, body) = follower.call("DELETE", "/api/v1/cluster/members/2", None);
+    assert_eq!(status, 409, "{body}");
+    assert!(body.to_string().contains("not the leader"), "{body}");
     let (status, body) = leader_node.call("DELETE", "/api/v1/cluster/members/2", None);
     assert_eq!(status, 200, "{body}");
 
