@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the system packages callgrid's build and tests need, when they are missing.
 #   scripts/install-deps.sh            build + unit/integration tests (libclang for RocksDB's bindgen)
-#   scripts/install-deps.sh --drills   also what the drills use (chromium, promtool, ...)
+#   scripts/install-deps.sh --drills   also what the drills use (chromium, promtool, docker, ...)
 # Safe to run repeatedly: it asks apt only for what is not installed yet.
 set -euo pipefail
 
 packages=(libclang-dev)
 if [ "${1:-}" = "--drills" ]; then
-  packages+=(chromium prometheus systemd python3-venv)
+  # docker.io + docker-compose: the compose drill; binutils: objcopy (stripped image);
+  # jq, curl, openssl: the compose and runbook drills; systemd: systemd-analyze.
+  packages+=(chromium prometheus systemd python3-venv docker.io docker-compose binutils jq curl openssl)
 fi
 
 missing=()

@@ -14,21 +14,7 @@ else
   callgrid="$target_dir/release/callgrid"
 fi
 
-ca_dir="$here/certs/ca"
-if [ ! -f "$ca_dir/ca.pem" ]; then
-  "$callgrid" certs init --dir "$ca_dir"
-fi
-for node in 1 2 3; do
-  node_dir="$here/certs/node-$node"
-  if [ ! -f "$node_dir/node-$node.pem" ]; then
-    "$callgrid" certs issue --dir "$ca_dir" --node "$node"
-    install -d -m 0755 "$node_dir"
-    install -m 0644 "$ca_dir/ca.pem" "$ca_dir/node-$node.pem" "$node_dir/"
-    # The container runs as uid 65532; the key stays unreadable to anyone else.
-    install -m 0600 "$ca_dir/node-$node.key" "$node_dir/"
-    chown 65532:65532 "$node_dir/node-$node.key" 2>/dev/null || true
-  fi
-done
+"$here/certs.sh" "$here/certs" "$callgrid"
 "$here/compose.sh" up -d
 # Wait (bounded) until every site answers /readyz: Raft has a leader and the site is serving.
 for port in 8081 8082 8083; do

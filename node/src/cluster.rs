@@ -18,13 +18,15 @@ use callgrid_cluster::storage::rocks::RocksStorage;
 use callgrid_cluster::transport::memory::MemoryHub;
 use callgrid_cluster::transport::quic::{QuicConfig, QuicTransport};
 use callgrid_cluster::{
-    ClusterConfig, ClusterHandle, ClusterNode, PeerConfig, ProposeError, ReadError, StateMachine,
-    StateMachineError,
+    ClusterConfig, ClusterHandle, ClusterNode, MembershipError, PeerConfig, ProposeError,
+    ReadError, StateMachine, StateMachineError,
 };
 use parking_lot::Mutex;
 
 use crate::config::NodeConfig;
-use crate::replicate::{BoxFuture, ReplicaHealth, ReplicateError, Replicator};
+use crate::replicate::{
+    BoxFuture, MembershipFailure, MembershipRequest, ReplicaHealth, ReplicateError, Replicator,
+};
 use crate::state::SharedState;
 
 /// Directory under the data dir holding the RocksDB store.
@@ -116,6 +118,19 @@ fn propose_error(error: ProposeError) -> ReplicateError {
     }
 }
 
+fn membership_failure(error: MembershipError) -> MembershipFailure {
+    match error {
+        MembershipError::NotLeader { leader_hint } => MembershipFailure::NotLeader {
+            leader: leader_hint,
+        },
+        MembershipError::Rejected(reason) => MembershipFailure::Refused(reason),
+        MembershipError::TimedOut
+        | MembershipError::Dropped
+        | MembershipError::Overloaded
+        | MembershipError::ShuttingDown => MembershipFailure::Unavailable(error.to_string()),
+    }
+}
+
 fn read_error(error: ReadError) -> ReplicateError {
     match error {
         ReadError::TimedOut | ReadError::Overloaded => {
@@ -163,6 +178,31 @@ impl Replicator for ClusterReplicator {
             learners: kind(callgrid_cluster::status::MemberKind::Learner),
             details: serde_json::to_value(&status).unwrap_or_default(),
         }
+    }
+
+    fn change_membership(
+        &self,
+        request: MembershipRequest,
+    ) -> BoxFuture<Result<(), MembershipFailure>> {
+        let handle = self.handle.clone();
+        let networked = self.transport.lock().is_some();
+        Box::pin(async move {
+            if !networked {
+                return Err(MembershipFailure::Refused(
+                    "a one-node site has no cluster transport: configure [[cluster.peers]]"
+                        .to_string(),
+                ));
+            }
+            let result = match request {
+                MembershipRequest::AddLearner { id, address } => {
+                    handle.add_learner(id, address).await
+                }
+                MembershipRequest::Promote { id } => handle.promote_learner(id).await,
+                MembershipRequest::Remove { id } => handle.remove_node(id).await,
+                MembershipRequest::TransferLeader { to } => handle.transfer_leader(to).await,
+            };
+            result.map_err(membership_failure)
+        })
     }
 
     fn shutdown(&self) {

@@ -14,6 +14,8 @@ use callgrid_node::replicate::Replicator;
 use callgrid_node::state::SharedState;
 use clap::{Parser, Subcommand};
 
+mod backup;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "callgrid",
@@ -34,6 +36,10 @@ enum Commands {
         /// `http://host:port/path`.
         url: String,
     },
+    /// Consistent backup of a node's store (RocksDB checkpoint, identity, manifest).
+    Backup(backup::BackupArguments),
+    /// Restore a backup into a new data directory (the node rejoins as a new member).
+    Restore(backup::RestoreArguments),
     /// Cluster certificates (mutual TLS between sites).
     Certs {
         #[command(subcommand)]
@@ -85,6 +91,14 @@ fn main() -> anyhow::Result<()> {
         Some(Commands::Node(arguments)) => arguments,
         Some(Commands::Certs { command }) => return certs(command),
         Some(Commands::Probe { url }) => return probe(&url),
+        Some(Commands::Backup(arguments)) => {
+            init_logging(false);
+            return backup::run_backup(arguments);
+        }
+        Some(Commands::Restore(arguments)) => {
+            init_logging(false);
+            return backup::run_restore(arguments);
+        }
         None => NodeArguments::default(),
     };
     init_logging(arguments.log_json);

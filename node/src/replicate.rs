@@ -78,6 +78,63 @@ pub trait Replicator: Send + Sync + 'static {
     fn health(&self) -> ReplicaHealth;
     /// Stops replication (idempotent).
     fn shutdown(&self);
+    /// Changes the cluster's membership or leadership (operators, on the leader). A
+    /// replicator without a cluster refuses.
+    fn change_membership(
+        &self,
+        request: MembershipRequest,
+    ) -> BoxFuture<Result<(), MembershipFailure>> {
+        let _ = request;
+        Box::pin(async {
+            Err(MembershipFailure::Refused(
+                "this node does not run a cluster".to_string(),
+            ))
+        })
+    }
+}
+
+/// A membership or leadership change an operator asks for (`/api/v1/cluster/...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipRequest {
+    /// Add a node as a learner: it receives the log but does not vote.
+    AddLearner {
+        /// Its Raft id (never 0, never one the cluster had).
+        id: u64,
+        /// `host:port` of its cluster listener.
+        address: String,
+    },
+    /// Make a caught-up learner a voter.
+    Promote {
+        /// The learner's id.
+        id: u64,
+    },
+    /// Remove a voter or learner.
+    Remove {
+        /// Its id.
+        id: u64,
+    },
+    /// Hand leadership to another voter.
+    TransferLeader {
+        /// The voter to lead.
+        to: u64,
+    },
+}
+
+/// Why a membership change did not happen.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MembershipFailure {
+    /// Changes are made on the leader.
+    #[error("this node is not the leader (leader: {leader:?}); ask the leader")]
+    NotLeader {
+        /// The leader this node knows of.
+        leader: Option<u64>,
+    },
+    /// The change is not possible (invalid, another change pending, no cluster).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The cluster could not complete it now (timeout, leadership changed, shutting down).
+    #[error("not completed: {0}")]
+    Unavailable(String),
 }
 
 /// Applies commands directly to the shared state, in call order: a single-process stand-in

@@ -10,9 +10,11 @@
 //! - [`auth`] — tokens and roles.
 //! - [`problem`] — errors as problem details, extractor configs.
 //! - [`routes`] — the endpoints.
+//! - [`membership`] — cluster membership for operators.
 //! - [`openapi`] — the OpenAPI document.
 
 pub mod auth;
+pub mod membership;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
@@ -111,6 +113,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(problem::payload_config(body_bytes_max))
             .app_data(problem::path_config())
             .app_data(problem::query_config());
+        // Before the `/api/v1` scope, whose default service answers 404 for what it lacks.
+        membership::register(service);
         routes::register(service);
     }
 }

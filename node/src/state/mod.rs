@@ -29,9 +29,52 @@ use tokio::sync::broadcast;
 pub use command::{ApplyError, Command, Envelope, InvalidCommand, Outcome, Response};
 pub use machine::{ReplicatedState, StateCounts, StateEvent};
 
-/// Version byte of the envelope (log entry) and response encodings this binary writes. New
-/// commands are only ever appended to [`Command`], so entries of version 1 still decode.
-pub const STATE_FORMAT_VERSION: u8 = 1;
+/// The envelope (log entry) format of this tree's layouts. New commands are only ever
+/// appended to [`Command`], so entries of version 1 still decode.
+const STATE_FORMAT_BASE: u8 = 1;
+
+/// Version byte of the envelope and response encodings this binary writes. With the
+/// `codec-next` feature (the rolling-upgrade drill's "next release", deploy/compose/drill.sh)
+/// the binary writes the next version byte — same layout — and still reads the base one, as
+/// a release that changes the format must: its nodes replay the old log.
+pub const STATE_FORMAT_VERSION: u8 = next_if_upgrading(STATE_FORMAT_BASE);
+
+/// The snapshot format of this tree's layouts. Version 2: callbacks are held by the domain's
+/// callback machine, closed records carry a retention schedule, and counts are kept as
+/// tallies. A version-1 snapshot is refused with `UnknownVersion { found: 1 }`: the node then
+/// needs the log from the start or a snapshot from an upgraded peer.
+const SNAPSHOT_FORMAT_BASE: u8 = 2;
+
+/// Version byte of the snapshot encoding this binary writes (bumped by `codec-next` as
+/// [`STATE_FORMAT_VERSION`] is).
+pub const SNAPSHOT_FORMAT_VERSION: u8 = next_if_upgrading(SNAPSHOT_FORMAT_BASE);
+
+/// `base`, or the next version under the `codec-next` feature.
+const fn next_if_upgrading(base: u8) -> u8 {
+    if cfg!(feature = "codec-next") {
+        base + 1
+    } else {
+        base
+    }
+}
+
+/// `Versioned::decode_other_version` of the state's types: a `codec-next` binary reads the
+/// base version's bodies (the layout is the same); any other version is unknown.
+fn decode_base_version<T: serde::de::DeserializeOwned>(
+    base: u8,
+    current: u8,
+    version: u8,
+    body: &[u8],
+) -> Result<T, codec::CodecError> {
+    if cfg!(feature = "codec-next") && version == base {
+        codec::decode_body(body)
+    } else {
+        Err(codec::CodecError::UnknownVersion {
+            found: version,
+            current,
+        })
+    }
+}
 
 /// Version byte of the snapshot encoding this binary writes. Version 2: callbacks are held by
 /// the domain's callback machine, closed records carry a retention schedule, and counts are
@@ -57,11 +100,19 @@ use callgrid_cluster::codec;
 
 impl codec::Versioned for Envelope {
     const VERSION: u8 = STATE_FORMAT_VERSION;
+
+    fn decode_other_version(version: u8, body: &[u8]) -> Result<Self, codec::CodecError> {
+        decode_base_version(STATE_FORMAT_BASE, STATE_FORMAT_VERSION, version, body)
+    }
 }
 
 /// The snapshot is the state itself, encoded straight from behind the read lock (no copy).
 impl codec::Versioned for ReplicatedState {
     const VERSION: u8 = SNAPSHOT_FORMAT_VERSION;
+
+    fn decode_other_version(version: u8, body: &[u8]) -> Result<Self, codec::CodecError> {
+        decode_base_version(SNAPSHOT_FORMAT_BASE, SNAPSHOT_FORMAT_VERSION, version, body)
+    }
 }
 
 /// Responses travel back to the proposer in the same versioned encoding.
@@ -70,6 +121,10 @@ struct ResponseRecord(Response);
 
 impl codec::Versioned for ResponseRecord {
     const VERSION: u8 = STATE_FORMAT_VERSION;
+
+    fn decode_other_version(version: u8, body: &[u8]) -> Result<Self, codec::CodecError> {
+        decode_base_version(STATE_FORMAT_BASE, STATE_FORMAT_VERSION, version, body)
+    }
 }
 
 /// Encodes an envelope for a Raft entry.
