@@ -5,6 +5,7 @@ use callgrid_domain::{AgentState, ContactId, ContactPhase, NotReadyReason};
 
 use super::SiteActor;
 use super::messages::{ContactStage, SiteError, SiteResult};
+use super::views::SiteReply;
 use crate::state::model::CallbackOutcome;
 
 impl SiteActor {
@@ -20,7 +21,7 @@ impl SiteActor {
             self.stop_agent(agent);
         }
         result?;
-        Ok(self.agent_json(login, agent))
+        Ok(SiteReply::agent(self.agent_view(login, agent)))
     }
 
     /// The agent logs out; its actor stops after the logged-out state went to the desktop.
@@ -29,14 +30,14 @@ impl SiteActor {
         self.domain(ctx, |site, now, out| site.handle_logout(now, agent, out))?;
         // After the logged-out state went to the desktop: the actor stops.
         self.stop_agent(agent);
-        Ok(self.agent_json(login, agent))
+        Ok(SiteReply::agent(self.agent_view(login, agent)))
     }
 
     /// The agent becomes ready.
     pub(super) fn ready(&mut self, ctx: &mut Context<Self>, login: &str) -> SiteResult {
         let agent = self.agent_id(login)?;
         self.domain(ctx, |site, now, out| site.handle_ready(now, agent, out))?;
-        Ok(self.agent_json(login, agent))
+        Ok(SiteReply::agent(self.agent_view(login, agent)))
     }
 
     /// The agent becomes not ready with a reason code.
@@ -50,7 +51,7 @@ impl SiteActor {
         self.domain(ctx, |site, now, out| {
             site.handle_not_ready(now, agent, NotReadyReason(reason), out)
         })?;
-        Ok(self.agent_json(login, agent))
+        Ok(SiteReply::agent(self.agent_view(login, agent)))
     }
 
     /// The agent accepts an offer.
@@ -68,7 +69,7 @@ impl SiteActor {
         }
         self.domain(ctx, |site, now, out| site.handle_accept(now, contact, out))?;
         self.settle_offer(contact, agent);
-        Ok(self.contact_json(contact))
+        self.contact_reply(contact)
     }
 
     /// The agent rejects an offer.
@@ -86,7 +87,7 @@ impl SiteActor {
         }
         self.domain(ctx, |site, now, out| site.handle_reject(now, contact, out))?;
         self.settle_offer(contact, agent);
-        Ok(self.contact_json(contact))
+        self.contact_reply(contact)
     }
 
     /// The agent ends the conversation (chat close, or voice hang-up from the desktop).
@@ -98,7 +99,7 @@ impl SiteActor {
     ) -> SiteResult {
         self.contact_for_agent(login, contact)?;
         self.domain(ctx, |site, now, out| site.handle_end(now, contact, out))?;
-        Ok(self.contact_json(contact))
+        self.contact_reply(contact)
     }
 
     /// The agent finishes wrap-up; a callback contact may carry its outcome.
@@ -130,7 +131,7 @@ impl SiteActor {
                 callback_outcome.unwrap_or(CallbackOutcome::Reached),
             );
         }
-        Ok(self.finish(contact))
+        self.finish_reply(contact)
     }
 
     /// The agent transfers a talking contact to another skill (line 2).
@@ -167,6 +168,6 @@ impl SiteActor {
             }
         }
         self.dirty.contacts.push(contact);
-        Ok(self.contact_json(contact))
+        self.contact_reply(contact)
     }
 }

@@ -8,6 +8,7 @@ use callgrid_domain::{
 use serde_json::json;
 
 use super::messages::{Arrival, ContactStage, SiteError, SiteResult};
+use super::views::{Accepted, ChatAuthor, ChatLine, SiteReply};
 use super::{ContactRecord, SiteActor, caller_number};
 use crate::actors::call::SiteToCall;
 use crate::actors::overflow::{ARRIVAL_CLOCK_SKEW_MS_MAX, OVERFLOW_HOPS_MAX, OverflowedFrom};
@@ -77,9 +78,23 @@ impl SiteActor {
         // A new arrival may start (predicted-wait trigger) or feed the rule.
         self.poll_overflow(ctx);
         match self.overflow.last_overflowed.take() {
-            Some((overflowed, final_view)) if overflowed == id => Ok(final_view),
-            _ if self.live.contacts.contains_key(&id) => Ok(self.contact_json(id)),
+            Some((overflowed, final_view)) if overflowed == id => {
+                Ok(SiteReply::contact(final_view))
+            }
+            _ if self.live.contacts.contains_key(&id) => self.contact_reply(id),
             _ => Ok(view),
+        }
+    }
+
+    /// Checks that the Site works on `contact`: a finished one is [`SiteError::Finished`], one
+    /// never seen here [`SiteError::NotFound`].
+    pub(super) fn live_contact(&self, contact: ContactId) -> Result<(), SiteError> {
+        if self.live.contacts.contains_key(&contact) {
+            Ok(())
+        } else if self.children.call_actors.contains_key(&contact) {
+            Err(SiteError::Finished(contact))
+        } else {
+            Err(SiteError::NotFound(format!("contact {contact} not found")))
         }
     }
 
@@ -89,6 +104,7 @@ impl SiteActor {
         ctx: &mut Context<Self>,
         contact: ContactId,
     ) -> SiteResult {
+        self.live_contact(contact)?;
         match self.site.contact_phase(contact) {
             Some(ContactPhase::Talking(_)) => {}
             Some(ContactPhase::Offered(agent)) => {
@@ -101,7 +117,7 @@ impl SiteActor {
                 )));
             }
         }
-        Ok(self.contact_json(contact))
+        self.contact_reply(contact)
     }
 
     /// The conversation ended at the gateway (or the caller hung up while waiting).
@@ -129,7 +145,7 @@ impl SiteActor {
             }
             _ => {}
         }
-        Ok(self.contact_json(contact))
+        self.contact_reply(contact)
     }
 
     /// A chat message from the customer.
@@ -149,7 +165,12 @@ impl SiteActor {
                 "contact {contact} is not a chat"
             )));
         }
-        let message = json!({"from": "customer", "text": text, "at_ms": now_ms()});
+        let message = ChatLine {
+            from: ChatAuthor::Customer,
+            agent: None,
+            text,
+            at_ms: now_ms(),
+        };
         let agent = record.agent;
         self.tell_call(contact, SiteToCall::ChatMessage(message.clone()));
         if let Some(agent) = agent {
@@ -158,7 +179,7 @@ impl SiteActor {
                 json!({"type": "chat_message", "contact": contact.0, "message": message}),
             );
         }
-        Ok(json!({"accepted": true}))
+        Ok(SiteReply::Accepted(Accepted { accepted: true }))
     }
 
     pub(super) fn arrive(
@@ -217,9 +238,9 @@ impl SiteActor {
         self.start_call(ctx, contact.id);
         self.dirty.contacts.push(contact.id);
         if blocked {
-            return Ok(self.finish(contact.id));
+            return self.finish_reply(contact.id);
         }
-        Ok(self.contact_json(contact.id))
+        self.contact_reply(contact.id)
     }
 
     /// Checks an `overflowed_from` field: a configured peer site, a plausible arrival time.
@@ -280,6 +301,6 @@ impl SiteActor {
             self.record_callback_outcome(ctx, contact, CallbackOutcome::NoAnswer);
         }
         self.process_effects(ctx);
-        Ok(self.finish(contact))
+        self.finish_reply(contact)
     }
 }

@@ -51,7 +51,6 @@ use callgrid_domain::{
     AgentId, AgentSpec, Channel, ContactId, Direction, Effect, Metrics, SiteId, SkillGrant,
     SkillId, TimeMs, Topic,
 };
-use serde_json::Value;
 
 use super::agent::AgentActor;
 use super::call::CallActor;
@@ -67,7 +66,9 @@ pub use messages::{
     Arrival, Audience, ContactStage, Drain, LookupChildren, LookupContact, LookupMetrics,
     SiteChildren, SiteError, SiteInput, SiteResult, Subscribe, outcome_json,
 };
-pub use views::RoutingMetrics;
+pub use views::{
+    AgentView, AgentsView, ContactView, MonitorRequest, QueuesView, RoutingMetrics, SiteReply,
+};
 
 /// Messages the Site actor may hold before senders wait.
 pub const SITE_MAILBOX_CAPACITY: usize = 4_096;
@@ -151,7 +152,7 @@ struct Streams {
     parked_agents: HashMap<AgentId, Subscribers>,
     supervisors: Subscribers,
     gateways: GatewayStreams,
-    monitor_requests: VecDeque<Value>,
+    monitor_requests: VecDeque<MonitorRequest>,
 }
 
 /// What changed since the children were last told.
@@ -184,7 +185,7 @@ struct OverflowGlue {
     /// Overflow rule applications (`/metrics`; tests wait on it).
     polls: u64,
     /// The final view of the contact last sent away, for the arrival that triggered it.
-    last_overflowed: Option<(ContactId, Value)>,
+    last_overflowed: Option<(ContactId, ContactView)>,
 }
 
 /// Offer latency samples and lost offer timers (`/metrics`).
@@ -431,7 +432,7 @@ impl SiteActor {
             }
             Err(error) => {
                 self.effects.clear();
-                Err(SiteError::Conflict(error.to_string()))
+                Err(SiteError::Domain(error))
             }
         }
     }
@@ -463,16 +464,16 @@ impl SiteActor {
             } => self.transfer(ctx, &login, contact, &skill),
             SiteInput::AgentView(login) => {
                 let agent = self.agent_id(&login)?;
-                Ok(self.agent_json(&login, agent))
+                Ok(SiteReply::agent(self.agent_view(&login, agent)))
             }
-            SiteInput::QueuesView => Ok(self.queues_json()),
-            SiteInput::AgentsView => Ok(self.agents_json()),
+            SiteInput::QueuesView => Ok(SiteReply::Queues(self.queues_view())),
+            SiteInput::AgentsView => Ok(SiteReply::Agents(self.agents_view())),
             SiteInput::Monitor {
                 supervisor,
                 agent,
                 mode,
             } => self.monitor(&supervisor, &agent, &mode),
-            SiteInput::Report => Ok(self.report_json()),
+            SiteInput::Report => Ok(SiteReply::Report(Box::new(self.metrics.report()))),
         }
     }
 }
@@ -494,9 +495,12 @@ impl Actor for SiteActor {
                 continue;
             };
             let skill = SkillId(index);
+            let Some(view) = self.queue_view(skill) else {
+                continue;
+            };
             let actor = QueueActor::new(
                 skill,
-                self.queue_json(skill),
+                view,
                 ctx.address().recipient(),
                 self.children.counts.clone(),
             );
