@@ -13,6 +13,7 @@ use callgrid_domain::{
 };
 use serde::Deserialize;
 
+use crate::actors::site::NODE_ID_MAX;
 use crate::state::model::{DAY_MS, Role, StatePolicy};
 
 /// Default HTTP listen address of the embedded single-site mode.
@@ -392,15 +393,18 @@ impl NodeConfig {
                 "must be between 1 and 16 MiB",
             ));
         }
-        if self.cluster.node_id == 0 {
-            return Err(invalid("cluster.node_id", "must not be 0"));
+        if self.cluster.node_id == 0 || self.cluster.node_id > NODE_ID_MAX {
+            return Err(invalid(
+                "cluster.node_id",
+                "must be between 1 and 8191 (contact ids carry it below 2^53)",
+            ));
         }
         let mut ids = BTreeSet::from([self.cluster.node_id]);
         for (position, peer) in self.cluster.peers.iter().enumerate() {
-            if peer.id == 0 || !ids.insert(peer.id) {
+            if peer.id == 0 || peer.id > NODE_ID_MAX || !ids.insert(peer.id) {
                 return Err(invalid(
                     format!("cluster.peers[{position}].id"),
-                    "must be unique and not 0",
+                    "must be unique and between 1 and 8191",
                 ));
             }
             if peer

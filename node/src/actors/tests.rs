@@ -879,7 +879,10 @@ async fn a_contact_that_moved_the_maximum_number_of_times_is_not_moved_again() {
 async fn an_unknown_contact_is_not_found_not_a_conflict() {
     let site = start_site(60_000);
     for input in [
-        SiteInput::ContactAnswered(ContactId(424_242)),
+        SiteInput::ContactAnswered {
+            contact: ContactId(424_242),
+            agent: "anna".to_string(),
+        },
         SiteInput::ContactEnded(ContactId(424_242)),
         SiteInput::ContactAbandoned(ContactId(424_242)),
     ] {
@@ -888,5 +891,147 @@ async fn an_unknown_contact_is_not_found_not_a_conflict() {
             matches!(error, crate::actors::site::SiteError::NotFound(_)),
             "{error:?}"
         );
+    }
+}
+
+/// Defect 3: contact ids go on above the old ones when the Site actor (or the node) starts
+/// again, so a late gateway event for an old contact cannot hit a new one.
+#[actix_rt::test]
+async fn contact_ids_stay_unique_across_a_restart_of_the_site() {
+    let first = start_site(60_000);
+    let before = arrive(&first, Channel::Voice).await["id"].as_u64().unwrap();
+    drop(first);
+    // A new process starts (a real restart takes far longer than the counter's millisecond).
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let second = start_site(60_000);
+    let after = arrive(&second, Channel::Voice).await["id"]
+        .as_u64()
+        .unwrap();
+    assert!(after > before, "new id {after} after old id {before}");
+    assert!(after < 1 << 53, "exact in JSON");
+}
+
+/// Defect 5: the gateway names the agent whose leg was answered; a stale answer for another
+/// agent (the contact was re-offered) is refused and changes nothing.
+#[actix_rt::test]
+async fn answered_names_the_agent_and_is_refused_for_another_one() {
+    let site = start_site(60_000);
+    ask(&site, SiteInput::Login("anna".to_string())).await;
+    ask(&site, SiteInput::Ready("anna".to_string())).await;
+    ask(&site, SiteInput::Login("boris".to_string())).await;
+    let arrived = arrive(&site, Channel::Voice).await;
+    assert_eq!(arrived["agent"], "anna");
+    let contact = ContactId(arrived["id"].as_u64().unwrap());
+    let refused = site
+        .send(SiteInput::ContactAnswered {
+            contact,
+            agent: "boris".to_string(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(refused, Err(crate::actors::site::SiteError::Conflict(_))),
+        "{refused:?}"
+    );
+    let view = ask(&site, SiteInput::AgentView("anna".to_string())).await;
+    assert_eq!(view["contacts"][0]["stage"], "offered", "nothing changed");
+    let answered = ask(
+        &site,
+        SiteInput::ContactAnswered {
+            contact,
+            agent: "anna".to_string(),
+        },
+    )
+    .await;
+    assert_eq!(answered["stage"], "talking");
+    assert_eq!(answered["agent"], "anna");
+}
+
+fn transfer_config() -> Arc<NodeConfig> {
+    let text = r#"
+[site]
+id = "msk"
+number = 0
+data_dir = "unused"
+
+[routing]
+offer_timeout_ms = 60000
+skills = [
+  { name = "line1", channel = "voice", line = "line1" },
+  { name = "line2", channel = "voice", line = "line2" },
+]
+
+[[agents]]
+login = "anna"
+id = 1
+skills = ["line1"]
+
+[[agents]]
+login = "vera"
+id = 3
+skills = ["line2"]
+certificate_valid_until = "2099-12-31"
+"#;
+    Arc::new(NodeConfig::parse(text, Path::new("test.toml")).unwrap())
+}
+
+/// Defect 13: the consultant's offer after a line-1 → line-2 transfer names the new skill and
+/// where it came from; a transfer to the skill the contact is on is refused.
+#[actix_rt::test]
+async fn a_transfer_offers_the_new_skill_and_refuses_the_same_skill() {
+    let shared = SharedState::new();
+    let proposer = Proposer::new(
+        Arc::new(LocalReplicator::new(shared.clone())),
+        "msk".to_string(),
+    );
+    let actor = SiteActor::new(transfer_config(), proposer, shared).unwrap();
+    let site = Supervisor::start(move |_| actor);
+    for login in ["anna", "vera"] {
+        ask(&site, SiteInput::Login(login.to_string())).await;
+        ask(&site, SiteInput::Ready(login.to_string())).await;
+    }
+    let (stream, mut desktop) = mpsc::channel(PROBE_BUFFER);
+    site.send(Subscribe {
+        audience: Audience::Agent("vera".to_string()),
+        sender: stream,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let arrived = arrive(&site, Channel::Voice).await;
+    let contact = ContactId(arrived["id"].as_u64().unwrap());
+    ask(
+        &site,
+        SiteInput::Accept {
+            login: "anna".to_string(),
+            contact,
+        },
+    )
+    .await;
+    let same = site
+        .send(SiteInput::Transfer {
+            login: "anna".to_string(),
+            contact,
+            skill: "line1".to_string(),
+        })
+        .await
+        .unwrap();
+    assert!(same.is_err(), "a transfer to the same skill: {same:?}");
+    ask(
+        &site,
+        SiteInput::Transfer {
+            login: "anna".to_string(),
+            contact,
+            skill: "line2".to_string(),
+        },
+    )
+    .await;
+    loop {
+        let event: Value = serde_json::from_str(&next(&mut desktop).await).unwrap();
+        if event["type"] == "offer" {
+            assert_eq!(event["contact"]["skill"], "line2", "{event}");
+            assert_eq!(event["contact"]["transferred_from"], "line1", "{event}");
+            break;
+        }
     }
 }

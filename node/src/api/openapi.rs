@@ -22,9 +22,9 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     (
         "post",
         "/contacts/{contact}/answered",
-        "Gateway: the agent's leg was answered",
+        "Gateway: the named agent's leg was answered (409 for another agent)",
         "gateway",
-        None,
+        Some("Answered"),
     ),
     (
         "post",
@@ -357,6 +357,7 @@ fn schemas() -> Value {
             "properties": {"site": {"type": "string", "description": "source site id"}, "contact": {"type": "integer", "minimum": 1, "description": "contact id at the source"},
                 "arrived_at_ms": {"type": "integer", "minimum": 1, "description": "first arrival, ms since the Unix epoch"},
                 "hops": {"type": "integer", "minimum": 1, "maximum": crate::actors::overflow::OVERFLOW_HOPS_MAX, "default": 1, "description": "moves between sites so far, this one included (overflowed_to.hops at the source)"}}},
+        "Answered": object(json!(["agent"]), json!({"agent": {"type": "string"}})),
         "ChatMessage": object(json!(["text"]), json!({"text": {"type": "string"}})),
         "AgentState": object(json!(["state"]), json!({"state": {"type": "string", "enum": ["ready", "not_ready"]}, "reason": {"type": "integer"}})),
         "WrapUp": object(json!(["code"]), json!({"code": {"type": "string"}, "callback_outcome": {"type": "string", "enum": ["reached", "no_answer", "busy", "cancelled"]}})),

@@ -149,13 +149,30 @@ impl SiteActor {
             )));
         }
         let from = record.skill;
+        let previous = record.transferred_from;
         let to = self.skill_id(skill)?;
-        self.domain(ctx, |site, now, out| {
-            site.handle_transfer(now, contact, to, out)
-        })?;
+        if to == from {
+            return Err(SiteError::Conflict(format!(
+                "contact {contact} is already on skill `{skill}`"
+            )));
+        }
+        // The record shows the new leg before the domain acts: an offer made while the
+        // transfer is handled already names the new skill and where it came from.
         if let Some(record) = self.live.contacts.get_mut(&contact) {
             record.transferred_from = Some(from);
             record.skill = to;
+        }
+        let transferred = self.domain(ctx, |site, now, out| {
+            site.handle_transfer(now, contact, to, out)
+        });
+        if let Err(error) = transferred {
+            if let Some(record) = self.live.contacts.get_mut(&contact) {
+                record.transferred_from = previous;
+                record.skill = from;
+            }
+            return Err(error);
+        }
+        if let Some(record) = self.live.contacts.get_mut(&contact) {
             if record.stage == ContactStage::WrapUp || record.stage == ContactStage::Talking {
                 record.stage = ContactStage::Queued;
             }

@@ -98,14 +98,25 @@ impl SiteActor {
         }
     }
 
-    /// The agent's leg was answered at the gateway (same as accept on the desktop).
+    /// The agent's leg was answered at the gateway (same as accept on the desktop). The
+    /// gateway names the agent; an answer for another agent than the one the contact rings
+    /// at (a stale event after a re-offer) is refused.
     pub(super) fn contact_answered(
         &mut self,
         ctx: &mut Context<Self>,
         contact: ContactId,
+        login: &str,
     ) -> SiteResult {
         self.live_contact(contact)?;
+        let named = self.agent_id(login)?;
         match self.site.contact_phase(contact) {
+            Some(ContactPhase::Talking(agent)) | Some(ContactPhase::Offered(agent))
+                if agent != named =>
+            {
+                return Err(SiteError::Conflict(format!(
+                    "contact {contact} is not with agent `{login}`"
+                )));
+            }
             Some(ContactPhase::Talking(_)) => {}
             Some(ContactPhase::Offered(agent)) => {
                 self.domain(ctx, |site, now, out| site.handle_accept(now, contact, out))?;

@@ -72,7 +72,12 @@ pub enum SiteInput {
     /// Gateway: a contact arrived.
     ContactArrived(Arrival),
     /// Gateway: the agent's leg was answered (same as accept on the desktop).
-    ContactAnswered(ContactId),
+    ContactAnswered {
+        /// Contact.
+        contact: ContactId,
+        /// Login of the agent whose leg was answered.
+        agent: String,
+    },
     /// Gateway: the conversation ended.
     ContactEnded(ContactId),
     /// Gateway: the caller hung up while waiting or ringing.

@@ -70,6 +70,16 @@ pub use views::{
     AgentView, AgentsView, ContactView, MonitorRequest, QueuesView, RoutingMetrics, SiteReply,
 };
 
+/// Bits of a contact id below the node id.
+pub const CONTACT_COUNTER_BITS: u32 = 40;
+/// The counter part of a contact id.
+const CONTACT_COUNTER_MASK: u64 = (1 << CONTACT_COUNTER_BITS) - 1;
+/// The largest node id: ids stay below 2^53 (exact as JSON numbers).
+pub const NODE_ID_MAX: u64 = (1 << (53 - CONTACT_COUNTER_BITS)) - 1;
+/// The contact id counter starts from the milliseconds since this instant (2026-01-01 UTC);
+/// 2^40 ms later (the year 2060) it wraps.
+pub const CONTACT_ID_EPOCH_MS: u64 = 1_767_225_600_000;
+
 /// Messages the Site actor may hold before senders wait.
 pub const SITE_MAILBOX_CAPACITY: usize = 4_096;
 /// Finished contacts whose Call actors linger for lookups, at most (the oldest stop first).
@@ -178,6 +188,8 @@ struct OverflowGlue {
     peers: Vec<callgrid_domain::SiteSummary>,
     /// The last summary this site had committed, and when it was published (ms).
     published: Option<(crate::state::model::SiteSummary, u64)>,
+    /// When each peer's current summary arrived, on this node's clock.
+    arrivals: crate::actors::overflow::PeerArrivals,
     /// A summary proposal is in flight (at most one).
     publishing: bool,
     /// The scheduled overflow poll at `overflow_deadline()`.
@@ -387,10 +399,23 @@ impl SiteActor {
             .ok_or_else(|| SiteError::NotFound(format!("no skill serves {channel:?} {topic:?}")))
     }
 
+    /// A new contact id: the node id in the top bits (unique across the cluster), then a
+    /// counter that never falls below the milliseconds since [`CONTACT_ID_EPOCH_MS`]. A
+    /// restarted node or Site actor therefore continues above every id it handed out before
+    /// (unless it had handed out more than one id per millisecond since that epoch, or the
+    /// clock went back), so a late gateway event for an old contact cannot hit a new one.
+    /// Ids stay below 2^53 (exact in JSON): the node id is at most [`NODE_ID_MAX`].
     fn allocate_contact_id(&mut self) -> ContactId {
-        self.live.next_contact += 1;
-        // Unique across the cluster: the node id in the high bits (JSON-safe below 2^53).
-        ContactId((self.node_id << 40) | self.live.next_contact)
+        let floor = now_ms().saturating_sub(CONTACT_ID_EPOCH_MS);
+        let next = self.live.next_contact.saturating_add(1).max(floor) & CONTACT_COUNTER_MASK;
+        self.live.next_contact = next;
+        debug_assert!(
+            self.node_id <= NODE_ID_MAX,
+            "node id bounded by the config check"
+        );
+        let id = (self.node_id << CONTACT_COUNTER_BITS) | next;
+        debug_assert!(id < 1 << 53, "contact ids are exact in JSON");
+        ContactId(id)
     }
 
     fn contact_for_agent(
@@ -440,7 +465,9 @@ impl SiteActor {
     fn handle_input(&mut self, input: SiteInput, ctx: &mut Context<Self>) -> SiteResult {
         match input {
             SiteInput::ContactArrived(arrival) => self.contact_arrived(ctx, arrival),
-            SiteInput::ContactAnswered(contact) => self.contact_answered(ctx, contact),
+            SiteInput::ContactAnswered { contact, agent } => {
+                self.contact_answered(ctx, contact, &agent)
+            }
             SiteInput::ContactEnded(contact) => self.contact_ended(ctx, contact),
             SiteInput::ContactAbandoned(contact) => self.abandon(ctx, contact),
             SiteInput::ChatMessage { contact, text } => self.chat_message(contact, text),
@@ -566,7 +593,10 @@ impl actix::Supervised for SiteActor {
             let supervisors = std::mem::take(&mut self.streams.supervisors);
             let gateways = self.streams.gateways.clone();
             let counts = self.children.counts.clone();
+            let next_contact = self.live.next_contact;
             *self = fresh;
+            // Ids go on from the last one handed out (no reuse within the same millisecond).
+            self.live.next_contact = next_contact;
             self.streams.parked_agents = parked;
             self.streams.supervisors = supervisors;
             self.streams.gateways = gateways;
