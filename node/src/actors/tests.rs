@@ -1035,3 +1035,103 @@ async fn a_transfer_offers_the_new_skill_and_refuses_the_same_skill() {
         }
     }
 }
+
+/// A replicator whose state is still replaying at start: its read barrier resolves only
+/// once the test says the replay is done.
+#[derive(Debug, Clone)]
+struct ReplayingReplicator {
+    inner: LocalReplicator,
+    replayed: tokio::sync::watch::Receiver<bool>,
+}
+
+impl crate::replicate::Replicator for ReplayingReplicator {
+    fn propose(
+        &self,
+        command: Vec<u8>,
+    ) -> futures::future::BoxFuture<'static, Result<Vec<u8>, crate::replicate::ReplicateError>>
+    {
+        self.inner.propose(command)
+    }
+
+    fn read_barrier(
+        &self,
+    ) -> futures::future::BoxFuture<'static, Result<(), crate::replicate::ReplicateError>> {
+        let mut replayed = self.replayed.clone();
+        Box::pin(async move {
+            replayed
+                .wait_for(|done| *done)
+                .await
+                .map_err(|_| crate::replicate::ReplicateError::ShuttingDown)?;
+            Ok(())
+        })
+    }
+
+    fn health(&self) -> crate::replicate::ReplicaHealth {
+        self.inner.health()
+    }
+
+    fn shutdown(&self) {}
+}
+
+/// Defect 12: a callback this site had queued as a call before a restart is queued again
+/// even when the replicated state is still replaying as the Site actor starts.
+#[actix_rt::test]
+async fn claimed_callbacks_are_requeued_after_the_state_is_reloaded() {
+    use crate::state::model::{Actor as Principal, StatePolicy};
+    use crate::state::{Command, Outcome};
+
+    let config = site_config(60_000);
+    let shared = SharedState::new();
+    let inner = LocalReplicator::new(shared.clone());
+    let (replay_done, replayed) = tokio::sync::watch::channel(false);
+    let replicator = ReplayingReplicator {
+        inner: inner.clone(),
+        replayed,
+    };
+    let proposer = Proposer::new(Arc::new(replicator.clone()), "msk".to_string());
+    let actor = SiteActor::new(config.clone(), proposer.clone(), shared).unwrap();
+    let site = Supervisor::start(move |_| actor);
+    assert_eq!(queue_length(&site).await, 0, "started on an empty state");
+
+    // The replay: what the log held before the restart (the callback claimed by msk).
+    let replay = Proposer::new(Arc::new(inner), "msk".to_string());
+    let policy = StatePolicy {
+        abandoned_callback_delay_ms: 0,
+        ..config.state_policy()
+    };
+    replay
+        .propose(Principal::system(), Command::SetPolicy(policy))
+        .await
+        .unwrap();
+    let created = replay
+        .propose(
+            Principal::system(),
+            Command::CreateAbandonedCallback {
+                caller: "+79160006060".to_string(),
+                skill: "line1".to_string(),
+                ordering_time_ms: now_ms().saturating_sub(60_000),
+            },
+        )
+        .await
+        .unwrap();
+    let Outcome::CallbacksCreated(ids) = created else {
+        panic!("unexpected {created:?}");
+    };
+    replay
+        .propose(
+            Principal::system(),
+            Command::ClaimCallback { callback: ids[0] },
+        )
+        .await
+        .unwrap();
+    replay_done.send(true).unwrap();
+
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while queue_length(&site).await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the claimed callback was never queued again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

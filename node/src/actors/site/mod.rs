@@ -61,7 +61,7 @@ pub use super::{STREAM_BUFFER_EVENTS, SUBSCRIBERS_MAX};
 use crate::config::{NodeConfig, parse_date_end_ms};
 use crate::replicate::{Proposer, now_ms};
 use crate::state::SharedState;
-use crate::state::model::{CallbackReason, DAY_MS};
+use crate::state::model::DAY_MS;
 pub use messages::{
     Arrival, Audience, ContactStage, Drain, LookupChildren, LookupContact, LookupMetrics,
     SiteChildren, SiteError, SiteInput, SiteResult, Subscribe, outcome_json,
@@ -541,24 +541,9 @@ impl Actor for SiteActor {
                 queue.do_send(SubscribeQueueStream(stream.clone()));
             }
         }
-        // Callbacks this site had queued before a restart go back into its queue.
-        let site = self.config.site.id.clone();
-        let claimed: Vec<(u64, String, CallbackReason)> = self.shared.read(|state| {
-            state
-                .callbacks_claimed_by(&site)
-                .into_iter()
-                .map(|callback| {
-                    (
-                        callback.id,
-                        callback.caller.clone(),
-                        callback.reason.clone(),
-                    )
-                })
-                .collect()
-        });
-        for (callback, caller, reason) in claimed {
-            self.queue_callback(ctx, callback, caller, &reason);
-        }
+        // Callbacks this site had queued before a restart go back into its queue, once the
+        // replicated state has been reloaded.
+        self.requeue_claimed_after_reload(ctx);
         self.flush(ctx);
         ctx.run_interval(CALLBACK_SWEEP_INTERVAL, |actor, ctx| {
             actor.sweep_callbacks(ctx);
