@@ -279,7 +279,8 @@ pub struct TokenEntry {
     /// Hex SHA-256 of the token (preferred: the file holds no secret).
     #[serde(default)]
     pub sha256: Option<String>,
-    /// The token itself (for tests and labs).
+    /// A plaintext token: refused by validation (the file would hold a secret); present so
+    /// the refusal names the fix instead of "unknown field".
     #[serde(default)]
     pub token: Option<String>,
 }
@@ -530,7 +531,6 @@ impl NodeConfig {
         for (position, token) in self.tokens.iter().enumerate() {
             match (&token.sha256, &token.token) {
                 (Some(hash), None) if hash.len() == 64 && hex::decode(hash).is_ok() => {}
-                (None, Some(secret)) if secret.len() >= 16 => {}
                 (Some(_), None) => {
                     return Err(invalid(
                         format!("tokens[{position}].sha256"),
@@ -540,7 +540,8 @@ impl NodeConfig {
                 (None, Some(_)) => {
                     return Err(invalid(
                         format!("tokens[{position}].token"),
-                        "must be at least 16 characters",
+                        "plaintext tokens are not accepted: store its hash as `sha256` \
+                         (`callgrid token hash` prints it)",
                     ));
                 }
                 _ => {
@@ -658,7 +659,7 @@ certificate_valid_until = "2027-03-31"
 [[tokens]]
 name = "anna"
 role = "agent"
-token = "anna-secret-token-123"
+sha256 = "686c866500d6d3052f6ce44ef79b368d30fce9e40796aa100b7a851fe28e335d"
 "#;
 
     #[test]
@@ -703,8 +704,23 @@ token = "anna-secret-token-123"
                 "agents[0].certificate_valid_until",
             ),
             (
-                FULL.replace("anna-secret-token-123", "short"),
+                // Defect 9: a plaintext token is refused, with the fix named.
+                FULL.replace(
+                    "sha256 = \"686c866500d6d3052f6ce44ef79b368d30fce9e40796aa100b7a851fe28e335d\"",
+                    "token = \"anna-secret-token-123\"",
+                ),
                 "tokens[0].token",
+            ),
+            (
+                FULL.replace(
+                    "sha256 = \"686c866500d6d3052f6ce44ef79b368d30fce9e40796aa100b7a851fe28e335d\"",
+                    "sha256 = \"beef\"",
+                ),
+                "tokens[0].sha256",
+            ),
+            (
+                FULL.replace("node_id = 1\n", "node_id = 9000\n"),
+                "cluster.node_id",
             ),
             (
                 FULL.replace("skill = \"line2\"\n", "skill = \"nope\"\n"),

@@ -34,11 +34,24 @@ enum Commands {
         /// `http://host:port/path`.
         url: String,
     },
+    /// API tokens: configs hold only their SHA-256 (`[[tokens]] sha256 = ...`).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Cluster certificates (mutual TLS between sites).
     Certs {
         #[command(subcommand)]
         command: CertsCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Read a token from standard input (first line) and print its hex SHA-256.
+    Hash,
+    /// Generate a new random token; print it once and the `sha256` line for the config.
+    New,
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +97,7 @@ fn main() -> anyhow::Result<()> {
     let arguments = match cli.command {
         Some(Commands::Node(arguments)) => arguments,
         Some(Commands::Certs { command }) => return certs(command),
+        Some(Commands::Token { command }) => return token(command),
         Some(Commands::Probe { url }) => return probe(&url),
         None => NodeArguments::default(),
     };
@@ -210,4 +224,28 @@ fn init_logging(json: bool) {
             .with_writer(std::io::stderr)
             .init();
     }
+}
+
+/// `callgrid token hash|new`.
+fn token(command: TokenCommand) -> anyhow::Result<()> {
+    use callgrid_node::api::auth::{TOKEN_BYTES, hash_token};
+    match command {
+        TokenCommand::Hash => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the token from standard input")?;
+            let token = line.trim();
+            anyhow::ensure!(token.len() >= 16, "a token must be at least 16 characters");
+            println!("{}", hex::encode(hash_token(token)));
+        }
+        TokenCommand::New => {
+            let mut bytes = [0_u8; TOKEN_BYTES];
+            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+            let token = format!("cg_{}", hex::encode(bytes));
+            println!("token (shown once, give it to its holder): {token}");
+            println!("sha256 = \"{}\"", hex::encode(hash_token(&token)));
+        }
+    }
+    Ok(())
 }

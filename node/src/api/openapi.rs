@@ -184,7 +184,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
         "get",
         "/orders",
         "Recent orders or a caller's (?caller=&limit=)",
-        "agent, supervisor, gateway",
+        "agent, supervisor",
         None,
     ),
     (
@@ -437,4 +437,27 @@ pub fn document() -> Value {
         "security": [{"bearer": []}],
         "paths": paths,
     })
+}
+
+/// The role × endpoint matrix (`docs/API-ROLES.md`), generated from [`ENDPOINTS`].
+pub fn roles_markdown() -> String {
+    let mut text = String::from(
+        "# API roles\n\n\
+         Generated from `node/src/api/openapi.rs` (`ENDPOINTS`); a test checks this page against \
+         it and walks every route with every role.\n\n\
+         - Every `/api/v1` request except `GET /api/v1/openapi.json` needs a valid bearer token; \
+         without one the answer is 401 before the body is read.\n\
+         - `admin` may use every endpoint. A role not listed gets 403.\n\
+         - `agent (self)`: an agent only for its own login.\n\
+         - `/healthz` and `/metrics` need no token; `/readyz` answers only ready or not \
+         without a supervisor or admin token, and the cluster details with one.\n\n\
+         | Method | Path | Roles (besides admin) |\n|---|---|---|\n",
+    );
+    for (method, path, _summary, roles, _body) in ENDPOINTS {
+        text.push_str(&format!(
+            "| {} | `/api/v1{path}` | {roles} |\n",
+            method.to_uppercase()
+        ));
+    }
+    text
 }

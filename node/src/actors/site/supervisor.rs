@@ -1,6 +1,8 @@
 //! Supervisor inputs: queue and agent views, monitoring requests, reports, the metrics
 //! snapshot.
 
+use callgrid_domain::ContactPhase;
+
 use super::messages::{SiteError, SiteResult};
 use super::views::{AgentsView, MonitorRequest, SiteReply};
 use super::{MONITOR_REQUESTS_MAX, SiteActor};
@@ -24,13 +26,15 @@ impl SiteActor {
     /// A listen/whisper/barge request for the gateway.
     pub(super) fn monitor(&mut self, supervisor: &str, agent: &str, mode: &str) -> SiteResult {
         let agent_id = self.agent_id(agent)?;
-        let contact = self
-            .site
-            .agent_contacts(agent_id)
-            .and_then(|mut contacts| contacts.next());
+        // The contact the agent is talking on (not one ringing or in wrap-up).
+        let contact = self.site.agent_contacts(agent_id).and_then(|mut contacts| {
+            contacts.find(|contact| {
+                self.site.contact_phase(*contact) == Some(ContactPhase::Talking(agent_id))
+            })
+        });
         let Some(contact) = contact else {
             return Err(SiteError::Conflict(format!(
-                "agent `{agent}` has no contact to monitor"
+                "agent `{agent}` is not talking on any contact"
             )));
         };
         let request = MonitorRequest {
