@@ -1135,3 +1135,30 @@ async fn claimed_callbacks_are_requeued_after_the_state_is_reloaded() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Defect 13: a presence input that changes nothing says so (200 with `changed: false`).
+#[actix_rt::test]
+async fn a_presence_input_that_changes_nothing_says_so() {
+    let site = start_site(60_000);
+    let login = ask(&site, SiteInput::Login("anna".to_string())).await;
+    assert_eq!(login["changed"], true, "{login}");
+    let paused = ask(
+        &site,
+        SiteInput::NotReady {
+            login: "anna".to_string(),
+            reason: 3,
+        },
+    )
+    .await;
+    assert_eq!(paused["changed"], true, "{paused}");
+    let ready = ask(&site, SiteInput::Ready("anna".to_string())).await;
+    assert_eq!(ready["changed"], true, "{ready}");
+    let again = ask(&site, SiteInput::Ready("anna".to_string())).await;
+    assert_eq!(again["changed"], false, "{again}");
+    assert_eq!(again["state"], "available");
+    let view = ask(&site, SiteInput::AgentView("anna".to_string())).await;
+    assert!(
+        view.get("changed").is_none(),
+        "views carry no `changed`: {view}"
+    );
+}

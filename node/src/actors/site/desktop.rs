@@ -1,7 +1,7 @@
 //! Desktop inputs: an agent's login, state, offers, wrap-up and transfer.
 
 use actix::prelude::*;
-use callgrid_domain::{AgentState, ContactId, ContactPhase, NotReadyReason};
+use callgrid_domain::{AgentId, AgentState, ContactId, ContactPhase, NotReadyReason};
 
 use super::SiteActor;
 use super::messages::{ContactStage, SiteError, SiteResult};
@@ -9,9 +9,30 @@ use super::views::SiteReply;
 use crate::state::model::CallbackOutcome;
 
 impl SiteActor {
+    /// The agent's state and since when, to tell whether an input changed it.
+    fn presence(&self, agent: AgentId) -> (Option<AgentState>, Option<u64>) {
+        (
+            self.site.agent_state(agent),
+            self.roster.state_since_ms.get(&agent).copied(),
+        )
+    }
+
+    /// The agent's view after a presence input, saying whether its state changed.
+    fn presence_reply(
+        &self,
+        login: &str,
+        agent: AgentId,
+        before: (Option<AgentState>, Option<u64>),
+    ) -> SiteResult {
+        let mut view = self.agent_view(login, agent);
+        view.changed = Some(self.presence(agent) != before);
+        Ok(SiteReply::agent(view))
+    }
+
     /// The agent logs in: its Agent actor starts before the domain's events about it.
     pub(super) fn login(&mut self, ctx: &mut Context<Self>, login: &str) -> SiteResult {
         let agent = self.agent_id(login)?;
+        let before = self.presence(agent);
         // The Agent actor exists before the domain's events about the login.
         let started = !self.children.agent_actors.contains_key(&agent);
         self.start_agent(ctx, agent);
@@ -21,23 +42,25 @@ impl SiteActor {
             self.stop_agent(agent);
         }
         result?;
-        Ok(SiteReply::agent(self.agent_view(login, agent)))
+        self.presence_reply(login, agent, before)
     }
 
     /// The agent logs out; its actor stops after the logged-out state went to the desktop.
     pub(super) fn logout(&mut self, ctx: &mut Context<Self>, login: &str) -> SiteResult {
         let agent = self.agent_id(login)?;
+        let before = self.presence(agent);
         self.domain(ctx, |site, now, out| site.handle_logout(now, agent, out))?;
         // After the logged-out state went to the desktop: the actor stops.
         self.stop_agent(agent);
-        Ok(SiteReply::agent(self.agent_view(login, agent)))
+        self.presence_reply(login, agent, before)
     }
 
     /// The agent becomes ready.
     pub(super) fn ready(&mut self, ctx: &mut Context<Self>, login: &str) -> SiteResult {
         let agent = self.agent_id(login)?;
+        let before = self.presence(agent);
         self.domain(ctx, |site, now, out| site.handle_ready(now, agent, out))?;
-        Ok(SiteReply::agent(self.agent_view(login, agent)))
+        self.presence_reply(login, agent, before)
     }
 
     /// The agent becomes not ready with a reason code.
@@ -48,10 +71,11 @@ impl SiteActor {
         reason: u16,
     ) -> SiteResult {
         let agent = self.agent_id(login)?;
+        let before = self.presence(agent);
         self.domain(ctx, |site, now, out| {
             site.handle_not_ready(now, agent, NotReadyReason(reason), out)
         })?;
-        Ok(SiteReply::agent(self.agent_view(login, agent)))
+        self.presence_reply(login, agent, before)
     }
 
     /// The agent accepts an offer.

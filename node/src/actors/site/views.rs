@@ -124,6 +124,10 @@ pub struct AgentView {
     pub time_in_state_ms: Option<u64>,
     /// The contacts it holds (offered, talking, wrap-up).
     pub contacts: Vec<ContactView>,
+    /// In answers to login, logout and state changes: whether the agent's state changed now
+    /// (`false`: it already was so; a logout during a contact takes effect after wrap-up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<bool>,
 }
 
 /// Every agent of the site.
@@ -359,6 +363,7 @@ impl SiteActor {
             state_since_ms: since,
             time_in_state_ms: since.map(|since| now_ms().saturating_sub(since)),
             contacts,
+            changed: None,
         }
     }
 
