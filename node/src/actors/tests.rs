@@ -1162,3 +1162,85 @@ async fn a_presence_input_that_changes_nothing_says_so() {
         "views carry no `changed`: {view}"
     );
 }
+
+/// Defect 10: the agent answers a chat; the line goes to the gateways (which deliver it) and
+/// joins the transcript kept with the contact; another agent may not write into it.
+#[actix_rt::test]
+async fn an_agent_replies_to_a_chat_and_the_transcript_keeps_both_sides() {
+    let site = start_site(60_000);
+    ask(&site, SiteInput::Login("anna".to_string())).await;
+    ask(&site, SiteInput::Ready("anna".to_string())).await;
+    let (stream, mut gateway) = mpsc::channel(PROBE_BUFFER);
+    site.send(Subscribe {
+        audience: Audience::Gateway,
+        sender: stream,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let arrived = arrive(&site, Channel::Chat).await;
+    let contact = ContactId(arrived["id"].as_u64().unwrap());
+    ask(
+        &site,
+        SiteInput::Accept {
+            login: "anna".to_string(),
+            contact,
+        },
+    )
+    .await;
+    ask(
+        &site,
+        SiteInput::ChatMessage {
+            contact,
+            text: "do you have aspirin?".to_string(),
+        },
+    )
+    .await;
+    let refused = site
+        .send(SiteInput::AgentChat {
+            login: "boris".to_string(),
+            contact,
+            text: "not mine".to_string(),
+        })
+        .await
+        .unwrap();
+    assert!(refused.is_err(), "{refused:?}");
+    ask(
+        &site,
+        SiteInput::AgentChat {
+            login: "anna".to_string(),
+            contact,
+            text: "yes, 12 packs".to_string(),
+        },
+    )
+    .await;
+    loop {
+        let event: Value = serde_json::from_str(&next(&mut gateway).await).unwrap();
+        if event["type"] == "chat_message" {
+            assert_eq!(event["message"]["text"], "yes, 12 packs");
+            assert_eq!(event["message"]["from"], "agent");
+            break;
+        }
+    }
+    let view = site
+        .send(LookupContact {
+            contact,
+            agent: Some("anna".to_string()),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let lines: Vec<(String, String)> = view
+        .messages
+        .unwrap()
+        .iter()
+        .map(|line| (format!("{:?}", line.from), line.text.clone()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("Customer".to_string(), "do you have aspirin?".to_string()),
+            ("Agent".to_string(), "yes, 12 packs".to_string()),
+        ]
+    );
+}

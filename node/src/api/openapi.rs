@@ -132,6 +132,13 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
         Some("Transfer"),
     ),
     (
+        "post",
+        "/agents/{login}/contacts/{contact}/messages",
+        "Agent: a chat reply to the customer (also as {type: chat_message, contact, text} on the agent stream)",
+        "agent (self), supervisor",
+        Some("ChatMessage"),
+    ),
+    (
         "get",
         "/agents/{login}/stream",
         "WebSocket: the agent's state (on connect and on change), offers, withdrawn offers, chat messages",

@@ -1,12 +1,15 @@
 //! Desktop inputs: an agent's login, state, offers, wrap-up and transfer.
 
 use actix::prelude::*;
-use callgrid_domain::{AgentId, AgentState, ContactId, ContactPhase, NotReadyReason};
+use callgrid_domain::{AgentId, AgentState, Channel, ContactId, ContactPhase, NotReadyReason};
 
 use super::SiteActor;
 use super::messages::{ContactStage, SiteError, SiteResult};
-use super::views::SiteReply;
+use super::views::{Accepted, ChatAuthor, ChatLine, SiteReply};
+use crate::actors::call::SiteToCall;
+use crate::replicate::now_ms;
 use crate::state::model::CallbackOutcome;
+use serde_json::json;
 
 impl SiteActor {
     /// The agent's state and since when, to tell whether an input changed it.
@@ -156,6 +159,38 @@ impl SiteActor {
             );
         }
         self.finish_reply(contact)
+    }
+
+    /// The agent writes to the customer of a chat it is talking on: the line joins the
+    /// transcript (Call actor) and goes to the gateways, which deliver it.
+    pub(super) fn agent_chat(
+        &mut self,
+        login: &str,
+        contact: ContactId,
+        text: String,
+    ) -> SiteResult {
+        let (_, record) = self.contact_for_agent(login, contact)?;
+        if record.channel != Channel::Chat {
+            return Err(SiteError::Conflict(format!(
+                "contact {contact} is not a chat"
+            )));
+        }
+        if record.stage != ContactStage::Talking {
+            return Err(SiteError::Conflict(format!(
+                "contact {contact} is not talking"
+            )));
+        }
+        let line = ChatLine {
+            from: ChatAuthor::Agent,
+            agent: Some(login.to_string()),
+            text,
+            at_ms: now_ms(),
+        };
+        self.streams
+            .gateways
+            .publish(&json!({"type": "chat_message", "contact": contact.0, "message": line}));
+        self.tell_call(contact, SiteToCall::ChatMessage(line));
+        Ok(SiteReply::Accepted(Accepted { accepted: true }))
     }
 
     /// The agent transfers a talking contact to another skill (line 2).

@@ -89,6 +89,15 @@ pub enum SiteInput {
         /// Text.
         text: String,
     },
+    /// An agent's chat reply to the customer (desktop API or stream).
+    AgentChat {
+        /// Login.
+        login: String,
+        /// Contact (a chat the agent is talking on).
+        contact: ContactId,
+        /// Text.
+        text: String,
+    },
     /// Agent logs in.
     Login(String),
     /// Agent logs out.

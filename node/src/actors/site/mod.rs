@@ -471,6 +471,11 @@ impl SiteActor {
             SiteInput::ContactEnded(contact) => self.contact_ended(ctx, contact),
             SiteInput::ContactAbandoned(contact) => self.abandon(ctx, contact),
             SiteInput::ChatMessage { contact, text } => self.chat_message(contact, text),
+            SiteInput::AgentChat {
+                login,
+                contact,
+                text,
+            } => self.agent_chat(&login, contact, text),
             SiteInput::Login(login) => self.login(ctx, &login),
             SiteInput::Logout(login) => self.logout(ctx, &login),
             SiteInput::Ready(login) => self.ready(ctx, &login),

@@ -128,7 +128,7 @@ pub(super) async fn contact_abandoned(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ChatMessageBody {
-    text: String,
+    pub(super) text: String,
 }
 
 pub(super) async fn chat_message(

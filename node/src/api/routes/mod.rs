@@ -118,6 +118,10 @@ pub fn register(service: &mut web::ServiceConfig) {
                     web::post().to(desktop::agent_transfer),
                 )
                 .route(
+                    "/agents/{login}/contacts/{contact}/messages",
+                    web::post().to(desktop::agent_chat),
+                )
+                .route(
                     "/agents/{login}/stream",
                     web::get().to(streams::agent_stream),
                 )
