@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use callgrid_node::api::auth::{TokenTable, ensure_admin_token};
+use callgrid_node::api::auth::{TokenTable, ensure_admin_token, persist_admin_token};
 use callgrid_node::config::NodeConfig;
 use callgrid_node::replicate::Replicator;
 use callgrid_node::state::SharedState;
@@ -127,20 +127,27 @@ fn main() -> anyhow::Result<()> {
         "admin".to_string(),
         callgrid_node::state::model::Role::Admin,
     );
-    if let Some(token) = generated {
-        // Printed once: only its hash is kept.
-        println!("admin token (shown once, keep it): {token}");
-    }
-
-    actix_web::rt::System::new().block_on(run(config, tokens))
+    let admin = generated.map(|token| (admin_hash, token));
+    actix_web::rt::System::new().block_on(run(config, tokens, admin))
 }
 
-async fn run(config: Arc<NodeConfig>, tokens: TokenTable) -> anyhow::Result<()> {
+/// Runs the node; a newly generated admin token (hash, token) is stored and printed only once
+/// the node has started, so a failed first start does not use it up.
+async fn run(
+    config: Arc<NodeConfig>,
+    tokens: TokenTable,
+    admin: Option<([u8; 32], String)>,
+) -> anyhow::Result<()> {
     let shared = SharedState::new();
     let replicator: Arc<dyn Replicator> =
         callgrid_node::node::cluster_replicator(&config, shared.clone())
             .context("starting the cluster")?;
     let running = callgrid_node::node::start(config.clone(), tokens, replicator.clone(), shared)?;
+    if let Some((hash, token)) = admin {
+        persist_admin_token(&config.site.data_dir, &hash)?;
+        // Printed once: only its hash is kept.
+        println!("admin token (shown once, keep it): {token}");
+    }
     println!(
         "callgrid site `{}` ({}) listening on http://{} (API /api/v1, data in {})",
         config.site.id,
@@ -219,9 +226,13 @@ fn init_logging(json: bool) {
             .with_writer(std::io::stderr)
             .init();
     } else {
+        // Colour only on a terminal: a log file or journal gets no escape codes.
+        let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && std::env::var_os("NO_COLOR").is_none();
         tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
+            .with_ansi(colour)
             .init();
     }
 }

@@ -117,8 +117,10 @@ pub fn require_agent(actor: &Actor, login: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Loads the admin token hash from the data directory, or generates a token, persists its
-/// hash and returns the token (to be printed once).
+/// Reads the admin token's hash from the data directory, or generates a new token (hash and
+/// the token itself, to print once) **without writing it**: call [`persist_admin_token`]
+/// once the node has started, so a start that fails (bad config, port in use) does not use up
+/// the one-time token.
 pub fn ensure_admin_token(data_dir: &Path) -> Result<([u8; 32], Option<String>), AuthError> {
     let path = data_dir.join(ADMIN_TOKEN_FILE);
     let display = path.display().to_string();
@@ -133,22 +135,27 @@ pub fn ensure_admin_token(data_dir: &Path) -> Result<([u8; 32], Option<String>),
             let mut bytes = [0_u8; TOKEN_BYTES];
             rand::thread_rng().fill_bytes(&mut bytes);
             let token = format!("cg_{}", hex::encode(bytes));
-            let hash = hash_token(&token);
-            std::fs::create_dir_all(data_dir).map_err(|source| AuthError::Io {
-                path: display.clone(),
-                source,
-            })?;
-            std::fs::write(&path, hex::encode(hash)).map_err(|source| AuthError::Io {
-                path: display,
-                source,
-            })?;
-            Ok((hash, Some(token)))
+            Ok((hash_token(&token), Some(token)))
         }
         Err(source) => Err(AuthError::Io {
             path: display,
             source,
         }),
     }
+}
+
+/// Stores a newly generated admin token's hash (never the token) in the data directory.
+pub fn persist_admin_token(data_dir: &Path, hash: &[u8; 32]) -> Result<(), AuthError> {
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    let display = path.display().to_string();
+    std::fs::create_dir_all(data_dir).map_err(|source| AuthError::Io {
+        path: display.clone(),
+        source,
+    })?;
+    std::fs::write(&path, hex::encode(hash)).map_err(|source| AuthError::Io {
+        path: display,
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -162,6 +169,11 @@ mod tests {
         let (hash, token) = ensure_admin_token(directory.path()).unwrap();
         let token = token.unwrap();
         assert_eq!(hash, hash_token(&token));
+        assert!(
+            !directory.path().join(ADMIN_TOKEN_FILE).exists(),
+            "nothing written before the node started"
+        );
+        persist_admin_token(directory.path(), &hash).unwrap();
         let stored = std::fs::read_to_string(directory.path().join(ADMIN_TOKEN_FILE)).unwrap();
         assert!(!stored.contains(&token));
         let (again, printed) = ensure_admin_token(directory.path()).unwrap();
