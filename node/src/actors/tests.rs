@@ -1244,3 +1244,20 @@ async fn an_agent_replies_to_a_chat_and_the_transcript_keeps_both_sides() {
         ]
     );
 }
+
+/// Section 4: a logged-out agent's desktop stream gets the state snapshot on connect.
+#[actix_rt::test]
+async fn a_logged_out_agents_stream_gets_its_state_on_connect() {
+    let site = start_site(60_000);
+    let (stream, mut desktop) = mpsc::channel(PROBE_BUFFER);
+    site.send(Subscribe {
+        audience: Audience::Agent("anna".to_string()),
+        sender: stream,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let first: Value = serde_json::from_str(&next(&mut desktop).await).unwrap();
+    assert_eq!(first["type"], "state", "{first}");
+    assert_eq!(first["state"], "logged_out", "{first}");
+}

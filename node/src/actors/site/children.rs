@@ -205,12 +205,21 @@ impl Handler<Subscribe> for SiteActor {
                         }
                     });
                 }
-                self.streams
-                    .parked_agents
-                    .entry(agent)
-                    .or_default()
-                    .add(subscribe.sender)
-                    .map_err(full)
+                // A logged-out agent's desktop gets its state at once, as a logged-in one's
+                // does from its Agent actor.
+                let state = self
+                    .site
+                    .agent_state(agent)
+                    .unwrap_or(AgentState::LoggedOut);
+                let since_ms = self.roster.state_since_ms.get(&agent).copied();
+                let snapshot =
+                    serde_json::json!({"type": "state", "state": state, "since_ms": since_ms});
+                let streams = self.streams.parked_agents.entry(agent).or_default();
+                let added = streams.add(subscribe.sender).map_err(full);
+                if added.is_ok() {
+                    streams.send_to_last(snapshot.to_string());
+                }
+                added
             }
             Audience::Supervisor => {
                 let result = self
