@@ -359,6 +359,9 @@ impl NodeConfig {
         Ok(config)
     }
 
+    /// The commented single-site sample (`node/site.example.toml`, `callgrid config example`).
+    pub const EXAMPLE: &'static str = include_str!("../site.example.toml");
+
     /// The embedded single-site default: data in `./callgrid-data`, API on 127.0.0.1:8080,
     /// default queues, no agents or tokens besides the generated admin token.
     pub fn embedded_default() -> Self {
@@ -795,5 +798,64 @@ sha256 = "686c866500d6d3052f6ce44ef79b368d30fce9e40796aa100b7a851fe28e335d"
     fn certificate_date_is_end_of_day() {
         assert_eq!(parse_date_end_ms("1970-01-01"), Some(DAY_MS));
         assert_eq!(parse_date_end_ms("1970-13-01"), None);
+    }
+
+    /// Keys set in a TOML value, as `section.key`, `section[].key` for arrays of tables.
+    fn keys(prefix: &str, value: &toml::Value, out: &mut Vec<String>) {
+        match value {
+            toml::Value::Table(table) => {
+                for (key, value) in table {
+                    let name = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    // Sections are headings, not keys.
+                    if !value.is_table() {
+                        out.push(name.clone());
+                    }
+                    keys(&name, value, out);
+                }
+            }
+            toml::Value::Array(items) => {
+                for item in items.iter().filter(|item| item.is_table()) {
+                    keys(&format!("{prefix}[]"), item, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The sample is valid, every key it sets is documented in docs/CONFIG.md, and every
+    /// documented key appears in the sample (set, or shown in a comment).
+    #[test]
+    fn the_sample_and_docs_config_md_agree_with_the_parser() {
+        let config =
+            NodeConfig::parse(NodeConfig::EXAMPLE, Path::new("site.example.toml")).unwrap();
+        assert!(
+            !config.site.data_dir.starts_with("/data"),
+            "a copied sample must not write to /data"
+        );
+        let docs_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/CONFIG.md");
+        let docs = std::fs::read_to_string(docs_path).unwrap();
+        let documented: Vec<String> = docs
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split('`').next())
+            .map(str::to_string)
+            .collect();
+        let value: toml::Value = toml::from_str(NodeConfig::EXAMPLE).unwrap();
+        let mut set = Vec::new();
+        keys("", &value, &mut set);
+        for key in &set {
+            assert!(documented.contains(key), "`{key}` is not in docs/CONFIG.md");
+        }
+        for key in &documented {
+            let leaf = key.rsplit('.').next().unwrap_or(key).trim_end_matches("[]");
+            let shown = NodeConfig::EXAMPLE.contains(&format!("{leaf} ="))
+                || NodeConfig::EXAMPLE.contains(&format!("[[{leaf}]]"))
+                || NodeConfig::EXAMPLE.contains(&format!("[{leaf}]"));
+            assert!(shown, "documented `{key}` is not in node/site.example.toml");
+        }
     }
 }

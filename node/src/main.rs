@@ -34,6 +34,11 @@ enum Commands {
         /// `http://host:port/path`.
         url: String,
     },
+    /// Site configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// API tokens: configs hold only their SHA-256 (`[[tokens]] sha256 = ...`).
     Token {
         #[command(subcommand)]
@@ -43,6 +48,17 @@ enum Commands {
     Certs {
         #[command(subcommand)]
         command: CertsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print a commented single-site sample (`callgrid config example > site.toml`).
+    Example,
+    /// Parse and validate a configuration file; the error names the key.
+    Check {
+        /// The file.
+        file: PathBuf,
     },
 }
 
@@ -98,6 +114,7 @@ fn main() -> anyhow::Result<()> {
         Some(Commands::Node(arguments)) => arguments,
         Some(Commands::Certs { command }) => return certs(command),
         Some(Commands::Token { command }) => return token(command),
+        Some(Commands::Config { command }) => return config_command(command),
         Some(Commands::Probe { url }) => return probe(&url),
         None => NodeArguments::default(),
     };
@@ -256,6 +273,25 @@ fn token(command: TokenCommand) -> anyhow::Result<()> {
             let token = format!("cg_{}", hex::encode(bytes));
             println!("token (shown once, give it to its holder): {token}");
             println!("sha256 = \"{}\"", hex::encode(hash_token(&token)));
+        }
+    }
+    Ok(())
+}
+
+/// `callgrid config example|check`.
+fn config_command(command: ConfigCommand) -> anyhow::Result<()> {
+    match command {
+        ConfigCommand::Example => print!("{}", NodeConfig::EXAMPLE),
+        ConfigCommand::Check { file } => {
+            let config = NodeConfig::load(&file)?;
+            println!(
+                "{}: valid (site `{}`, {} skills, {} agents, {} tokens)",
+                file.display(),
+                config.site.id,
+                config.routing.skills.len(),
+                config.agents.len(),
+                config.tokens.len()
+            );
         }
     }
     Ok(())

@@ -198,3 +198,42 @@ fn a_failed_first_start_keeps_the_admin_token_and_piped_logs_have_no_colour() {
         "colour codes in piped logs: {stderr:?}"
     );
 }
+
+/// Section 4: `callgrid config example` prints a sample `callgrid config check` accepts; a
+/// file with a plaintext token is refused, naming the key.
+#[test]
+fn config_example_passes_config_check_and_a_plaintext_token_does_not() {
+    let directory = tempfile::tempdir().unwrap();
+    let binary = env!("CARGO_BIN_EXE_callgrid");
+    let example = std::process::Command::new(binary)
+        .args(["config", "example"])
+        .output()
+        .unwrap();
+    assert!(example.status.success());
+    let path = directory.path().join("site.toml");
+    std::fs::write(&path, &example.stdout).unwrap();
+    let check = std::process::Command::new(binary)
+        .args(["config", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let text = String::from_utf8_lossy(&example.stdout).replacen(
+        "sha256 = \"60884ede15c5969e309509559b56ed221399ffe500c58fd2bcc12f1e661e160e\"",
+        "token = \"a-plaintext-token-of-some-length\"",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let refused = std::process::Command::new(binary)
+        .args(["config", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("tokens[0].token"), "{stderr}");
+}
