@@ -275,3 +275,30 @@ fn an_agent_replies_to_a_chat_on_its_stream() {
     assert_eq!(view["messages"][0]["from"], "agent", "{view}");
     assert_eq!(view["messages"][0]["agent"], "anna", "{view}");
 }
+
+/// Section 4: a browser cannot set headers on a WebSocket; it offers the token as a
+/// subprotocol (`bearer`, token) and the server accepts `bearer`.
+#[test]
+fn a_stream_accepts_the_token_as_a_websocket_subprotocol() {
+    use tungstenite::client::IntoClientRequest;
+    let (_directory, node) = single_site();
+    let url = format!(
+        "{}/api/v1/agents/anna/stream",
+        node.base.replacen("http://", "ws://", 1)
+    );
+    let mut request = url.as_str().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        format!("bearer, {ANNA}").parse().unwrap(),
+    );
+    let stream = std::net::TcpStream::connect(node.base.trim_start_matches("http://")).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let (mut socket, response) = tungstenite::client(request, stream).unwrap();
+    assert_eq!(
+        response.headers()["Sec-WebSocket-Protocol"],
+        "bearer",
+        "the server names the accepted subprotocol"
+    );
+    let first = next_event(&mut socket);
+    assert_eq!(first["type"], "state", "{first}");
+}

@@ -78,17 +78,45 @@ impl TokenTable {
         let header = request
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .ok_or(ApiError::Unauthorized)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .ok_or(ApiError::Unauthorized)?
-            .trim();
+            .and_then(|value| value.to_str().ok());
+        let token = match header {
+            Some(header) => header
+                .strip_prefix("Bearer ")
+                .ok_or(ApiError::Unauthorized)?
+                .trim()
+                .to_string(),
+            // Browsers cannot set headers on a WebSocket: they offer the subprotocols
+            // `bearer` and the token instead.
+            None => websocket_token(request).ok_or(ApiError::Unauthorized)?,
+        };
+        let token = token.as_str();
         self.by_hash
             .get(&hash_token(token))
             .cloned()
             .ok_or(ApiError::Unauthorized)
     }
+}
+
+/// The WebSocket subprotocol that announces a token in `Sec-WebSocket-Protocol`.
+pub const WEBSOCKET_TOKEN_PROTOCOL: &str = "bearer";
+
+/// The token a WebSocket client offered as a subprotocol next to [`WEBSOCKET_TOKEN_PROTOCOL`]
+/// (`Sec-WebSocket-Protocol: bearer, <token>`), if any.
+pub fn websocket_token(request: &HttpRequest) -> Option<String> {
+    let offered: Vec<&str> = request
+        .headers()
+        .get_all(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    if !offered.contains(&WEBSOCKET_TOKEN_PROTOCOL) {
+        return None;
+    }
+    offered
+        .into_iter()
+        .find(|protocol| *protocol != WEBSOCKET_TOKEN_PROTOCOL)
+        .map(str::to_string)
 }
 
 /// Requires one of `roles` (admin always passes).

@@ -454,6 +454,8 @@ pub fn roles_markdown() -> String {
          it and walks every route with every role.\n\n\
          - Every `/api/v1` request except `GET /api/v1/openapi.json` needs a valid bearer token; \
          without one the answer is 401 before the body is read.\n\
+         - WebSocket streams (browsers cannot set headers) may offer the token as the \
+         subprotocols `bearer, <token>`; the server answers with `bearer`.\n\
          - `admin` may use every endpoint. A role not listed gets 403.\n\
          - `agent (self)`: an agent only for its own login.\n\
          - `/healthz` and `/metrics` need no token; `/readyz` answers only ready or not \

@@ -19,8 +19,17 @@ pub(super) async fn open_stream(
         _ => None,
     };
     state.site.send(Subscribe { audience, sender }).await??;
-    let (response, mut session, stream) = actix_ws::handle(request, payload)
+    let (mut response, mut session, stream) = actix_ws::handle(request, payload)
         .map_err(|error| ApiError::BadRequest(format!("websocket handshake: {error}")))?;
+    if crate::api::auth::websocket_token(request).is_some() {
+        // The client authenticated with the `bearer` subprotocol: accept it.
+        response.headers_mut().insert(
+            actix_web::http::header::SEC_WEBSOCKET_PROTOCOL,
+            actix_web::http::header::HeaderValue::from_static(
+                crate::api::auth::WEBSOCKET_TOKEN_PROTOCOL,
+            ),
+        );
+    }
     let mut stream = stream.max_frame_size(WEBSOCKET_FRAME_BYTES_MAX);
     actix_web::rt::spawn(async move {
         loop {
