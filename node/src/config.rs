@@ -13,6 +13,7 @@ use callgrid_domain::{
 };
 use serde::Deserialize;
 
+use crate::actors::site::NODE_ID_MAX;
 use crate::state::model::{DAY_MS, Role, StatePolicy};
 
 /// Default HTTP listen address of the embedded single-site mode.
@@ -285,7 +286,8 @@ pub struct TokenEntry {
     /// Hex SHA-256 of the token (preferred: the file holds no secret).
     #[serde(default)]
     pub sha256: Option<String>,
-    /// The token itself (for tests and labs).
+    /// A plaintext token: refused by validation (the file would hold a secret); present so
+    /// the refusal names the fix instead of "unknown field".
     #[serde(default)]
     pub token: Option<String>,
 }
@@ -364,6 +366,9 @@ impl NodeConfig {
         Ok(config)
     }
 
+    /// The commented single-site sample (`node/site.example.toml`, `callgrid config example`).
+    pub const EXAMPLE: &'static str = include_str!("../site.example.toml");
+
     /// The embedded single-site default: data in `./callgrid-data`, API on 127.0.0.1:8080,
     /// default queues, no agents or tokens besides the generated admin token.
     pub fn embedded_default() -> Self {
@@ -399,15 +404,18 @@ impl NodeConfig {
                 "must be between 1 and 16 MiB",
             ));
         }
-        if self.cluster.node_id == 0 {
-            return Err(invalid("cluster.node_id", "must not be 0"));
+        if self.cluster.node_id == 0 || self.cluster.node_id > NODE_ID_MAX {
+            return Err(invalid(
+                "cluster.node_id",
+                "must be between 1 and 8191 (contact ids carry it below 2^53)",
+            ));
         }
         let mut ids = BTreeSet::from([self.cluster.node_id]);
         for (position, peer) in self.cluster.peers.iter().enumerate() {
-            if peer.id == 0 || !ids.insert(peer.id) {
+            if peer.id == 0 || peer.id > NODE_ID_MAX || !ids.insert(peer.id) {
                 return Err(invalid(
                     format!("cluster.peers[{position}].id"),
-                    "must be unique and not 0",
+                    "must be unique and between 1 and 8191",
                 ));
             }
             if peer
@@ -540,7 +548,6 @@ impl NodeConfig {
         for (position, token) in self.tokens.iter().enumerate() {
             match (&token.sha256, &token.token) {
                 (Some(hash), None) if hash.len() == 64 && hex::decode(hash).is_ok() => {}
-                (None, Some(secret)) if secret.len() >= 16 => {}
                 (Some(_), None) => {
                     return Err(invalid(
                         format!("tokens[{position}].sha256"),
@@ -550,7 +557,8 @@ impl NodeConfig {
                 (None, Some(_)) => {
                     return Err(invalid(
                         format!("tokens[{position}].token"),
-                        "must be at least 16 characters",
+                        "plaintext tokens are not accepted: store its hash as `sha256` \
+                         (`callgrid token hash` prints it)",
                     ));
                 }
                 _ => {
@@ -669,7 +677,7 @@ certificate_valid_until = "2027-03-31"
 [[tokens]]
 name = "anna"
 role = "agent"
-token = "anna-secret-token-123"
+sha256 = "686c866500d6d3052f6ce44ef79b368d30fce9e40796aa100b7a851fe28e335d"
 "#;
 
     #[test]
@@ -718,8 +726,23 @@ token = "anna-secret-token-123"
                 "agents[0].certificate_valid_until",
             ),
             (
-                FULL.replace("anna-secret-token-123", "short"),
+                // Defect 9: a plaintext token is refused, with the fix named.
+                FULL.replace(
+                    "sha256 = \"686c866500d6d3052f6ce44ef79b368d30fce9e40796aa100b7a851fe28e335d\"",
+                    "token = \"anna-secret-token-123\"",
+                ),
                 "tokens[0].token",
+            ),
+            (
+                FULL.replace(
+                    "sha256 = \"686c866500d6d3052f6ce44ef79b368d30fce9e40796aa100b7a851fe28e335d\"",
+                    "sha256 = \"beef\"",
+                ),
+                "tokens[0].sha256",
+            ),
+            (
+                FULL.replace("node_id = 1\n", "node_id = 9000\n"),
+                "cluster.node_id",
             ),
             (
                 FULL.replace("skill = \"line2\"\n", "skill = \"nope\"\n"),
@@ -794,5 +817,64 @@ token = "anna-secret-token-123"
     fn certificate_date_is_end_of_day() {
         assert_eq!(parse_date_end_ms("1970-01-01"), Some(DAY_MS));
         assert_eq!(parse_date_end_ms("1970-13-01"), None);
+    }
+
+    /// Keys set in a TOML value, as `section.key`, `section[].key` for arrays of tables.
+    fn keys(prefix: &str, value: &toml::Value, out: &mut Vec<String>) {
+        match value {
+            toml::Value::Table(table) => {
+                for (key, value) in table {
+                    let name = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    // Sections are headings, not keys.
+                    if !value.is_table() {
+                        out.push(name.clone());
+                    }
+                    keys(&name, value, out);
+                }
+            }
+            toml::Value::Array(items) => {
+                for item in items.iter().filter(|item| item.is_table()) {
+                    keys(&format!("{prefix}[]"), item, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The sample is valid, every key it sets is documented in docs/CONFIG.md, and every
+    /// documented key appears in the sample (set, or shown in a comment).
+    #[test]
+    fn the_sample_and_docs_config_md_agree_with_the_parser() {
+        let config =
+            NodeConfig::parse(NodeConfig::EXAMPLE, Path::new("site.example.toml")).unwrap();
+        assert!(
+            !config.site.data_dir.starts_with("/data"),
+            "a copied sample must not write to /data"
+        );
+        let docs_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/CONFIG.md");
+        let docs = std::fs::read_to_string(docs_path).unwrap();
+        let documented: Vec<String> = docs
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split('`').next())
+            .map(str::to_string)
+            .collect();
+        let value: toml::Value = toml::from_str(NodeConfig::EXAMPLE).unwrap();
+        let mut set = Vec::new();
+        keys("", &value, &mut set);
+        for key in &set {
+            assert!(documented.contains(key), "`{key}` is not in docs/CONFIG.md");
+        }
+        for key in &documented {
+            let leaf = key.rsplit('.').next().unwrap_or(key).trim_end_matches("[]");
+            let shown = NodeConfig::EXAMPLE.contains(&format!("{leaf} ="))
+                || NodeConfig::EXAMPLE.contains(&format!("[[{leaf}]]"))
+                || NodeConfig::EXAMPLE.contains(&format!("[{leaf}]"));
+            assert!(shown, "documented `{key}` is not in node/site.example.toml");
+        }
     }
 }

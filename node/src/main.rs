@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use callgrid_node::api::auth::{TokenTable, ensure_admin_token};
+use callgrid_node::api::auth::{TokenTable, ensure_admin_token, persist_admin_token};
 use callgrid_node::config::NodeConfig;
 use callgrid_node::replicate::Replicator;
 use callgrid_node::state::SharedState;
@@ -40,11 +40,40 @@ enum Commands {
     Backup(backup::BackupArguments),
     /// Restore a backup into a new data directory (the node rejoins as a new member).
     Restore(backup::RestoreArguments),
+    /// Site configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// API tokens: configs hold only their SHA-256 (`[[tokens]] sha256 = ...`).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Cluster certificates (mutual TLS between sites).
     Certs {
         #[command(subcommand)]
         command: CertsCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print a commented single-site sample (`callgrid config example > site.toml`).
+    Example,
+    /// Parse and validate a configuration file; the error names the key.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Read a token from standard input (first line) and print its hex SHA-256.
+    Hash,
+    /// Generate a new random token; print it once and the `sha256` line for the config.
+    New,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +119,8 @@ fn main() -> anyhow::Result<()> {
     let arguments = match cli.command {
         Some(Commands::Node(arguments)) => arguments,
         Some(Commands::Certs { command }) => return certs(command),
+        Some(Commands::Token { command }) => return token(command),
+        Some(Commands::Config { command }) => return config_command(command),
         Some(Commands::Probe { url }) => return probe(&url),
         Some(Commands::Backup(arguments)) => {
             init_logging(false);
@@ -127,20 +158,27 @@ fn main() -> anyhow::Result<()> {
         "admin".to_string(),
         callgrid_node::state::model::Role::Admin,
     );
-    if let Some(token) = generated {
-        // Printed once: only its hash is kept.
-        println!("admin token (shown once, keep it): {token}");
-    }
-
-    actix_web::rt::System::new().block_on(run(config, tokens))
+    let admin = generated.map(|token| (admin_hash, token));
+    actix_web::rt::System::new().block_on(run(config, tokens, admin))
 }
 
-async fn run(config: Arc<NodeConfig>, tokens: TokenTable) -> anyhow::Result<()> {
+/// Runs the node; a newly generated admin token (hash, token) is stored and printed only once
+/// the node has started, so a failed first start does not use it up.
+async fn run(
+    config: Arc<NodeConfig>,
+    tokens: TokenTable,
+    admin: Option<([u8; 32], String)>,
+) -> anyhow::Result<()> {
     let shared = SharedState::new();
     let replicator: Arc<dyn Replicator> =
         callgrid_node::node::cluster_replicator(&config, shared.clone())
             .context("starting the cluster")?;
     let running = callgrid_node::node::start(config.clone(), tokens, replicator.clone(), shared)?;
+    if let Some((hash, token)) = admin {
+        persist_admin_token(&config.site.data_dir, &hash)?;
+        // Printed once: only its hash is kept.
+        println!("admin token (shown once, keep it): {token}");
+    }
     println!(
         "callgrid site `{}` ({}) listening on http://{} (API /api/v1, data in {})",
         config.site.id,
@@ -219,9 +257,56 @@ fn init_logging(json: bool) {
             .with_writer(std::io::stderr)
             .init();
     } else {
+        // Colour only on a terminal: a log file or journal gets no escape codes.
+        let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && std::env::var_os("NO_COLOR").is_none();
         tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
+            .with_ansi(colour)
             .init();
     }
+}
+
+/// `callgrid token hash|new`.
+fn token(command: TokenCommand) -> anyhow::Result<()> {
+    use callgrid_node::api::auth::{TOKEN_BYTES, hash_token};
+    match command {
+        TokenCommand::Hash => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the token from standard input")?;
+            let token = line.trim();
+            anyhow::ensure!(token.len() >= 16, "a token must be at least 16 characters");
+            println!("{}", hex::encode(hash_token(token)));
+        }
+        TokenCommand::New => {
+            let mut bytes = [0_u8; TOKEN_BYTES];
+            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+            let token = format!("cg_{}", hex::encode(bytes));
+            println!("token (shown once, give it to its holder): {token}");
+            println!("sha256 = \"{}\"", hex::encode(hash_token(&token)));
+        }
+    }
+    Ok(())
+}
+
+/// `callgrid config example|check`.
+fn config_command(command: ConfigCommand) -> anyhow::Result<()> {
+    match command {
+        ConfigCommand::Example => print!("{}", NodeConfig::EXAMPLE),
+        ConfigCommand::Check { file } => {
+            let config = NodeConfig::load(&file)?;
+            println!(
+                "{}: valid (site `{}`, {} skills, {} agents, {} tokens)",
+                file.display(),
+                config.site.id,
+                config.routing.skills.len(),
+                config.agents.len(),
+                config.tokens.len()
+            );
+        }
+    }
+    Ok(())
 }

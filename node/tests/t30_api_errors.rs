@@ -160,3 +160,80 @@ fn malformed_oversized_and_unknown_input_is_refused_without_change() {
     assert_eq!(before, after);
     assert_eq!(order_count(&node), 1);
 }
+
+/// Section 4: a first start that fails (here: the HTTP port is taken) does not use up the
+/// one-time admin token, and logs written to a pipe carry no colour codes.
+#[test]
+fn a_failed_first_start_keeps_the_admin_token_and_piped_logs_have_no_colour() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path().join("data");
+    let cluster = format!(
+        "[cluster]\nnode_id = 1\nlisten = \"127.0.0.1:{}\"\ncertificates_dir = \"{}\"\n",
+        free_udp_port(),
+        directory.path().join("certs").display()
+    );
+    let path = directory.path().join("site.toml");
+    std::fs::write(&path, site_config("msk", 0, &data, &cluster)).unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_callgrid"))
+        .args(["node", "--config"])
+        .arg(&path)
+        .arg("--http")
+        .arg(taken.local_addr().unwrap().to_string())
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "the start must fail");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stdout.contains("admin token"), "no token shown: {stdout}");
+    assert!(
+        !data.join("admin-token.sha256").exists(),
+        "the one-time admin token was used up by a failed start"
+    );
+    assert!(!stderr.is_empty(), "the failure is logged");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in piped logs: {stderr:?}"
+    );
+}
+
+/// Section 4: `callgrid config example` prints a sample `callgrid config check` accepts; a
+/// file with a plaintext token is refused, naming the key.
+#[test]
+fn config_example_passes_config_check_and_a_plaintext_token_does_not() {
+    let directory = tempfile::tempdir().unwrap();
+    let binary = env!("CARGO_BIN_EXE_callgrid");
+    let example = std::process::Command::new(binary)
+        .args(["config", "example"])
+        .output()
+        .unwrap();
+    assert!(example.status.success());
+    let path = directory.path().join("site.toml");
+    std::fs::write(&path, &example.stdout).unwrap();
+    let check = std::process::Command::new(binary)
+        .args(["config", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let text = String::from_utf8_lossy(&example.stdout).replacen(
+        "sha256 = \"60884ede15c5969e309509559b56ed221399ffe500c58fd2bcc12f1e661e160e\"",
+        "token = \"a-plaintext-token-of-some-length\"",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let refused = std::process::Command::new(binary)
+        .args(["config", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("tokens[0].token"), "{stderr}");
+}

@@ -49,7 +49,7 @@ fn order_taken_at_one_site_is_read_at_the_others_and_survives_its_loss() {
     // The order is taken at the leader's site, so losing that site forces an election: reads
     // and writes must work again under the new leader (its first entry carries no command).
     let taker = eventually("a leader known to the first site", || {
-        let (_, ready) = nodes[0].call("GET", "/readyz", None, None);
+        let (_, ready) = nodes[0].call("GET", "/readyz", Some(SUPERVISOR), None);
         ready["cluster"]["leader"].as_u64()
     }) as usize
         - 1;

@@ -232,3 +232,73 @@ fn upgrades_without_the_right_token_and_oversized_frames_are_refused() {
         "the node kept a stream that sent an oversized frame"
     );
 }
+
+/// Defect 10: an agent answers a chat on its desktop stream; the line reaches the gateway
+/// stream (which delivers it) and the contact's transcript.
+#[test]
+fn an_agent_replies_to_a_chat_on_its_stream() {
+    let (_directory, node) = single_site();
+    let mut gateway = connect(&node, "/api/v1/gateway/stream", Some(GATEWAY)).unwrap();
+    let mut anna = connect(&node, "/api/v1/agents/anna/stream", Some(ANNA)).unwrap();
+    ready(&node, "anna", ANNA);
+    let (status, arrived) = node.call(
+        "POST",
+        "/api/v1/contacts",
+        Some(GATEWAY),
+        Some(json!({"caller": "+79165550077", "channel": "chat", "topic": "order"})),
+    );
+    assert_eq!(status, 201, "{arrived}");
+    let contact = arrived["contact"]["id"].as_u64().unwrap();
+    let (status, body) = node.call(
+        "POST",
+        &format!("/api/v1/agents/anna/contacts/{contact}/accept"),
+        Some(ANNA),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let frame = json!({"type": "chat_message", "contact": contact, "text": "hello from anna"});
+    anna.send(Message::text(frame.to_string())).unwrap();
+    let (_, sent) = read_until(&mut anna, |event| {
+        event["type"] == "sent" || event["type"] == "error"
+    });
+    assert_eq!(sent["type"], "sent", "{sent}");
+    let (_, delivered) = read_until(&mut gateway, |event| event["type"] == "chat_message");
+    assert_eq!(delivered["contact"], contact);
+    assert_eq!(delivered["message"]["text"], "hello from anna");
+    let (status, view) = node.call(
+        "GET",
+        &format!("/api/v1/agents/anna/contacts/{contact}"),
+        Some(ANNA),
+        None,
+    );
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["messages"][0]["from"], "agent", "{view}");
+    assert_eq!(view["messages"][0]["agent"], "anna", "{view}");
+}
+
+/// Section 4: a browser cannot set headers on a WebSocket; it offers the token as a
+/// subprotocol (`bearer`, token) and the server accepts `bearer`.
+#[test]
+fn a_stream_accepts_the_token_as_a_websocket_subprotocol() {
+    use tungstenite::client::IntoClientRequest;
+    let (_directory, node) = single_site();
+    let url = format!(
+        "{}/api/v1/agents/anna/stream",
+        node.base.replacen("http://", "ws://", 1)
+    );
+    let mut request = url.as_str().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        format!("bearer, {ANNA}").parse().unwrap(),
+    );
+    let stream = std::net::TcpStream::connect(node.base.trim_start_matches("http://")).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let (mut socket, response) = tungstenite::client(request, stream).unwrap();
+    assert_eq!(
+        response.headers()["Sec-WebSocket-Protocol"],
+        "bearer",
+        "the server names the accepted subprotocol"
+    );
+    let first = next_event(&mut socket);
+    assert_eq!(first["type"], "state", "{first}");
+}

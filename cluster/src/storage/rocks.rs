@@ -22,8 +22,8 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
 
 use super::{LogState, PersistRequest, Storage, StorageError, StoreIdentity, impl_raft_storage};
-use crate::NodeId;
 use crate::codec::{self, log_key};
+use crate::transport::NodeId;
 
 /// Column family of the raft log.
 pub const COLUMN_FAMILY_LOG: &str = "raft_log";

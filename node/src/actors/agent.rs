@@ -17,6 +17,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use callgrid_domain::{AgentId, AgentState, ContactId};
 use serde_json::{Value, json};
+
+use super::site::views::ContactView;
 use tokio::sync::mpsc;
 
 use super::{ChildCounts, StreamsFull, Subscribers, count_in, count_out, guarded};
@@ -34,7 +36,7 @@ pub enum SiteToAgent {
         /// Contact.
         contact: ContactId,
         /// The contact as the desktop shows it.
-        view: Value,
+        view: Box<ContactView>,
         /// When the offer rings out.
         deadline_ms: u64,
     },
@@ -58,7 +60,7 @@ pub enum SiteToAgent {
         /// Since when (ms since the epoch).
         since_ms: u64,
         /// Offers ringing: contact, view, deadline.
-        offers: Vec<(ContactId, Value, u64)>,
+        offers: Vec<(ContactId, ContactView, u64)>,
     },
     /// Makes the handler panic (tests of supervision).
     #[cfg(test)]

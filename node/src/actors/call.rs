@@ -15,8 +15,11 @@
 use std::collections::VecDeque;
 
 use actix::prelude::*;
-use callgrid_domain::ContactId;
-use serde_json::{Value, json};
+use callgrid_domain::{ContactId, Direction};
+use serde_json::json;
+
+use super::site::ContactStage;
+use super::site::views::{ChatLine, ContactView};
 
 use super::{ChildCounts, GatewayStreams, count_in, count_out, guarded};
 
@@ -30,9 +33,9 @@ pub const CHAT_MESSAGES_MAX: usize = 200;
 #[rtype(result = "()")]
 pub enum SiteToCall {
     /// The contact's view changed (stage, agent, skill, queue position...).
-    ViewChanged(Value),
+    ViewChanged(Box<ContactView>),
     /// A chat message (customer or agent) to keep in the transcript.
-    ChatMessage(Value),
+    ChatMessage(ChatLine),
     /// Makes the handler panic (tests of supervision).
     #[cfg(test)]
     Panic,
@@ -41,10 +44,10 @@ pub enum SiteToCall {
 /// A lookup of the contact: `fresh` is the Site's current view while the contact is live
 /// (queue positions move without the contact changing); `agent` restricts to that agent.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Value, CallLookupError>")]
+#[rtype(result = "Result<ContactView, CallLookupError>")]
 pub struct LookupCall {
     /// The Site's current view, if the contact is live.
-    pub fresh: Option<Value>,
+    pub fresh: Option<ContactView>,
     /// The requesting agent's login, if the caller is an agent.
     pub agent: Option<String>,
 }
@@ -74,8 +77,8 @@ pub struct CallActor {
     site: Recipient<CallToSite>,
     gateways: GatewayStreams,
     counts: ChildCounts,
-    view: Value,
-    transcript: VecDeque<Value>,
+    view: Option<ContactView>,
+    transcript: VecDeque<ChatLine>,
     dialed_agent: Option<String>,
     restarted: bool,
 }
@@ -102,57 +105,55 @@ impl CallActor {
             site,
             gateways,
             counts,
-            view: Value::Null,
+            view: None,
             transcript: VecDeque::new(),
             dialed_agent: None,
             restarted: false,
         }
     }
 
-    fn with_transcript(&self, view: &Value) -> Value {
+    fn with_transcript(&self, view: &ContactView) -> ContactView {
         let mut view = view.clone();
-        if let Some(object) = view.as_object_mut() {
-            object.insert("messages".to_string(), json!(self.transcript));
-        }
+        view.messages = Some(self.transcript.iter().cloned().collect());
         view
     }
 
-    fn on_view(&mut self, view: Value) {
-        let stage_changed = self.view["stage"] != view["stage"];
+    fn on_view(&mut self, view: ContactView) {
+        let stage_changed = self.view.as_ref().map(|old| old.stage) != Some(view.stage);
         if stage_changed {
             self.gateways.publish(&json!({
                 "type": "contact",
                 "contact": self.contact.0,
-                "stage": view["stage"],
-                "skill": view["skill"],
-                "queue_position": view["queue_position"],
-                "wait_ms_estimated": view["wait_ms_estimated"],
+                "stage": view.stage,
+                "skill": view.skill,
+                "queue_position": view.queue_position,
+                "wait_ms_estimated": view.wait_ms_estimated,
                 // Set when the contact left for another site: re-present the call there.
-                "overflowed_to": view["overflowed_to"],
+                "overflowed_to": view.overflowed_to,
             }));
         }
         // A callback ringing at an agent: the gateway dials the customer for that agent.
-        if view["direction"] == "outbound_callback" && view["stage"] == "offered" {
-            let agent = view["agent"].as_str().map(str::to_string);
-            if agent.is_some() && agent != self.dialed_agent {
+        let offered = view.stage == ContactStage::Offered;
+        if view.direction == Direction::OutboundCallback && offered {
+            if view.agent.is_some() && view.agent != self.dialed_agent {
                 self.gateways.publish(&json!({
                     "type": "dial",
                     "contact": self.contact.0,
-                    "callback": view["callback"],
-                    "number": view["caller"],
-                    "agent": agent,
+                    "callback": view.callback,
+                    "number": view.caller,
+                    "agent": view.agent,
                 }));
-                self.dialed_agent = agent;
+                self.dialed_agent = view.agent.clone();
             }
-        } else if view["stage"] != "offered" {
+        } else if !offered {
             self.dialed_agent = None;
         }
-        self.view = view;
+        self.view = Some(view);
     }
 
     fn handle_message(&mut self, message: SiteToCall) {
         match message {
-            SiteToCall::ViewChanged(view) => self.on_view(view),
+            SiteToCall::ViewChanged(view) => self.on_view(*view),
             SiteToCall::ChatMessage(message) => {
                 if self.transcript.len() >= CHAT_MESSAGES_MAX {
                     self.transcript.pop_front();
@@ -202,15 +203,14 @@ impl Handler<SiteToCall> for CallActor {
 }
 
 impl Handler<LookupCall> for CallActor {
-    type Result = Result<Value, CallLookupError>;
+    type Result = Result<ContactView, CallLookupError>;
 
     fn handle(&mut self, lookup: LookupCall, _ctx: &mut Self::Context) -> Self::Result {
-        let view = lookup.fresh.as_ref().unwrap_or(&self.view);
-        if view.is_null() {
+        let Some(view) = lookup.fresh.as_ref().or(self.view.as_ref()) else {
             return Err(CallLookupError::NotReady(self.contact.0));
-        }
+        };
         if let Some(login) = lookup.agent
-            && view["agent"].as_str() != Some(login.as_str())
+            && view.agent.as_deref() != Some(login.as_str())
         {
             return Err(CallLookupError::NotYours(self.contact.0, login));
         }

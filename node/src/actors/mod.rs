@@ -95,7 +95,7 @@ impl Subscribers {
     }
 
     /// Serializes `value` and broadcasts it, if anybody listens.
-    pub fn publish(&mut self, value: &serde_json::Value) {
+    pub fn publish<T: serde::Serialize + ?Sized>(&mut self, value: &T) {
         if self.senders.is_empty() {
             return;
         }
@@ -129,7 +129,7 @@ impl GatewayStreams {
     }
 
     /// Publishes an event to every gateway.
-    pub fn publish(&self, value: &serde_json::Value) {
+    pub fn publish<T: serde::Serialize + ?Sized>(&self, value: &T) {
         self.0.lock().publish(value);
     }
 }

@@ -11,8 +11,12 @@
 //! 2. Decide: after arrivals, at `Site::overflow_deadline()`, and when the peers' summaries
 //!    (read from the replicated state on the same tick) changed, the actor calls
 //!    `poll_overflow` with them mapped by [`peer_summaries`]: sites by `[[peer_sites]]`
-//!    number, skills by name; a summary older than [`SUMMARY_STALE_AFTER_MS`] counts as a
-//!    site that is down (it receives nothing).
+//!    number, skills by name; a summary that has not changed for [`SUMMARY_STALE_AFTER_MS`]
+//!    counts as a site that is down (it receives nothing). Age is measured on the receiver's
+//!    clock from when a summary was first seen ([`PeerArrivals`]), never by comparing the
+//!    sender's `at_ms` with the receiver's wall clock: two machines' clocks may differ by
+//!    more than the threshold. (A summary already in the state when the node starts counts
+//!    as arrived at start.)
 //! 3. Deliver: an `Effect::Overflow` takes the contact out of the local queue (the domain
 //!    counted it overflowed out); its view's stage becomes `overflowed` with `overflowed_to`
 //!    (target site id, API URL if configured, and the hop count), which the gateway sees on
@@ -114,12 +118,14 @@ pub fn same_availability(left: &SiteSummary, right: &SiteSummary) -> bool {
 pub fn peer_summaries<'a>(
     config: &NodeConfig,
     now_ms: u64,
+    arrivals: &mut PeerArrivals,
     published: impl Iterator<Item = &'a SiteSummary>,
 ) -> Vec<DomainSummary> {
     let mut peers: Vec<DomainSummary> = published
         .filter_map(|summary| {
             let peer = config.peer_site(&summary.site)?;
-            let fresh = now_ms.saturating_sub(summary.at_ms) <= SUMMARY_STALE_AFTER_MS;
+            let arrived_ms = arrivals.observe(&summary.site, summary.at_ms, now_ms);
+            let fresh = now_ms.saturating_sub(arrived_ms) <= SUMMARY_STALE_AFTER_MS;
             let skills = if fresh {
                 config
                     .routing
@@ -152,6 +158,33 @@ pub fn peer_summaries<'a>(
         .collect();
     peers.sort_by_key(|summary| summary.site);
     peers
+}
+
+/// When each peer's current summary arrived, on this node's clock: a summary is told apart
+/// from the previous one by the sender's `at_ms` (compared only with the sender's own earlier
+/// values, never with this clock).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerArrivals {
+    /// Peer site id → (its summary's `at_ms`, when this node first saw that summary).
+    seen: std::collections::BTreeMap<String, (u64, u64)>,
+}
+
+impl PeerArrivals {
+    /// Records the summary `site` published at `at_ms` (sender's clock) as seen at `now_ms`
+    /// (this node's clock) unless it was seen before; returns when it was first seen.
+    pub fn observe(&mut self, site: &str, at_ms: u64, now_ms: u64) -> u64 {
+        match self.seen.get_mut(site) {
+            Some((seen_at, arrived)) if *seen_at == at_ms => *arrived,
+            Some(entry) => {
+                *entry = (at_ms, now_ms);
+                now_ms
+            }
+            None => {
+                self.seen.insert(site.to_string(), (at_ms, now_ms));
+                now_ms
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -198,16 +231,54 @@ api_url = "http://127.0.0.1:9"
             published("msk", 1_000, 5),
             published("unknown", 1_000, 5),
         ];
-        let peers = peer_summaries(&config, 1_000 + SUMMARY_STALE_AFTER_MS, summaries.iter());
+        let mut arrivals = PeerArrivals::default();
+        let peers = peer_summaries(&config, 1_000, &mut arrivals, summaries.iter());
         assert_eq!(peers.len(), 1);
         assert_eq!(peers[0].site, SiteId(1));
         assert!(peers[0].up);
         assert_eq!(peers[0].skills.len(), config.routing.skills.len());
         assert_eq!(peers[0].skills[0].idle_agents, 2);
         assert_eq!(peers[0].skills[1].idle_agents, 0);
-        let stale = peer_summaries(&config, 1_001 + SUMMARY_STALE_AFTER_MS, summaries.iter());
+        let still = peer_summaries(
+            &config,
+            1_000 + SUMMARY_STALE_AFTER_MS,
+            &mut arrivals,
+            summaries.iter(),
+        );
+        assert!(still[0].up);
+        let stale = peer_summaries(
+            &config,
+            1_001 + SUMMARY_STALE_AFTER_MS,
+            &mut arrivals,
+            summaries.iter(),
+        );
         assert!(!stale[0].up);
         assert!(stale[0].skills.is_empty());
+    }
+
+    /// Defect 11: a peer whose clock lags by a minute is up while it keeps publishing, and
+    /// down once it stops, judged by this node's clock alone.
+    #[test]
+    fn a_peer_with_a_skewed_clock_is_judged_by_arrival_on_the_receivers_clock() {
+        let config = config();
+        let mut arrivals = PeerArrivals::default();
+        let now = 1_000_000;
+        let lagging = 60_000;
+        let first = [published("spb", now - lagging, 2)];
+        assert!(peer_summaries(&config, now, &mut arrivals, first.iter())[0].up);
+        // A fresh publication 5 s later (sender's clock still a minute behind).
+        let later = now + SUMMARY_STALE_AFTER_MS;
+        let second = [published("spb", later - lagging, 2)];
+        assert!(peer_summaries(&config, later, &mut arrivals, second.iter())[0].up);
+        // The peer falls silent: the same summary, seen long enough ago, is stale.
+        let silent = later + SUMMARY_STALE_AFTER_MS + 1;
+        assert!(!peer_summaries(&config, silent, &mut arrivals, second.iter())[0].up);
+        // A peer whose clock runs ahead is not kept alive by it either.
+        let mut arrivals = PeerArrivals::default();
+        let ahead = [published("spb", now + 3_600_000, 2)];
+        assert!(peer_summaries(&config, now, &mut arrivals, ahead.iter())[0].up);
+        let silent = now + SUMMARY_STALE_AFTER_MS + 1;
+        assert!(!peer_summaries(&config, silent, &mut arrivals, ahead.iter())[0].up);
     }
 
     #[test]

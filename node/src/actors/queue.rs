@@ -15,6 +15,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use callgrid_domain::SkillId;
 use serde_json::{Value, json};
+
+use super::site::views::QueueView;
 use tokio::sync::mpsc;
 
 use super::{ChildCounts, StreamsFull, Subscribers, count_in, count_out, guarded};
@@ -29,7 +31,7 @@ pub const QUEUE_VIEW_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 #[rtype(result = "()")]
 pub enum SiteToQueue {
     /// The queue's view changed.
-    ViewChanged(Value),
+    ViewChanged(QueueView),
     /// Makes the handler panic (tests of supervision).
     #[cfg(test)]
     Panic,
@@ -42,7 +44,7 @@ pub struct SubscribeQueueStream(pub mpsc::Sender<String>);
 
 /// The queue's current view.
 #[derive(Debug, Message)]
-#[rtype(result = "Value")]
+#[rtype(result = "QueueView")]
 pub struct LookupQueue;
 
 /// What a Queue actor tells the Site.
@@ -58,7 +60,7 @@ pub struct QueueActor {
     skill: SkillId,
     site: Recipient<QueueToSite>,
     counts: ChildCounts,
-    view: Value,
+    view: QueueView,
     wallboards: Subscribers,
     restarted: bool,
 }
@@ -76,7 +78,7 @@ impl QueueActor {
     /// An actor for `skill` with its first view.
     pub fn new(
         skill: SkillId,
-        view: Value,
+        view: QueueView,
         site: Recipient<QueueToSite>,
         counts: ChildCounts,
     ) -> Self {

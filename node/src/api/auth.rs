@@ -78,17 +78,45 @@ impl TokenTable {
         let header = request
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .ok_or(ApiError::Unauthorized)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .ok_or(ApiError::Unauthorized)?
-            .trim();
+            .and_then(|value| value.to_str().ok());
+        let token = match header {
+            Some(header) => header
+                .strip_prefix("Bearer ")
+                .ok_or(ApiError::Unauthorized)?
+                .trim()
+                .to_string(),
+            // Browsers cannot set headers on a WebSocket: they offer the subprotocols
+            // `bearer` and the token instead.
+            None => websocket_token(request).ok_or(ApiError::Unauthorized)?,
+        };
+        let token = token.as_str();
         self.by_hash
             .get(&hash_token(token))
             .cloned()
             .ok_or(ApiError::Unauthorized)
     }
+}
+
+/// The WebSocket subprotocol that announces a token in `Sec-WebSocket-Protocol`.
+pub const WEBSOCKET_TOKEN_PROTOCOL: &str = "bearer";
+
+/// The token a WebSocket client offered as a subprotocol next to [`WEBSOCKET_TOKEN_PROTOCOL`]
+/// (`Sec-WebSocket-Protocol: bearer, <token>`), if any.
+pub fn websocket_token(request: &HttpRequest) -> Option<String> {
+    let offered: Vec<&str> = request
+        .headers()
+        .get_all(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    if !offered.contains(&WEBSOCKET_TOKEN_PROTOCOL) {
+        return None;
+    }
+    offered
+        .into_iter()
+        .find(|protocol| *protocol != WEBSOCKET_TOKEN_PROTOCOL)
+        .map(str::to_string)
 }
 
 /// Requires one of `roles` (admin always passes).
@@ -117,8 +145,10 @@ pub fn require_agent(actor: &Actor, login: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Loads the admin token hash from the data directory, or generates a token, persists its
-/// hash and returns the token (to be printed once).
+/// Reads the admin token's hash from the data directory, or generates a new token (hash and
+/// the token itself, to print once) **without writing it**: call [`persist_admin_token`]
+/// once the node has started, so a start that fails (bad config, port in use) does not use up
+/// the one-time token.
 pub fn ensure_admin_token(data_dir: &Path) -> Result<([u8; 32], Option<String>), AuthError> {
     let path = data_dir.join(ADMIN_TOKEN_FILE);
     let display = path.display().to_string();
@@ -133,22 +163,27 @@ pub fn ensure_admin_token(data_dir: &Path) -> Result<([u8; 32], Option<String>),
             let mut bytes = [0_u8; TOKEN_BYTES];
             rand::thread_rng().fill_bytes(&mut bytes);
             let token = format!("cg_{}", hex::encode(bytes));
-            let hash = hash_token(&token);
-            std::fs::create_dir_all(data_dir).map_err(|source| AuthError::Io {
-                path: display.clone(),
-                source,
-            })?;
-            std::fs::write(&path, hex::encode(hash)).map_err(|source| AuthError::Io {
-                path: display,
-                source,
-            })?;
-            Ok((hash, Some(token)))
+            Ok((hash_token(&token), Some(token)))
         }
         Err(source) => Err(AuthError::Io {
             path: display,
             source,
         }),
     }
+}
+
+/// Stores a newly generated admin token's hash (never the token) in the data directory.
+pub fn persist_admin_token(data_dir: &Path, hash: &[u8; 32]) -> Result<(), AuthError> {
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    let display = path.display().to_string();
+    std::fs::create_dir_all(data_dir).map_err(|source| AuthError::Io {
+        path: display.clone(),
+        source,
+    })?;
+    std::fs::write(&path, hex::encode(hash)).map_err(|source| AuthError::Io {
+        path: display,
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -162,6 +197,11 @@ mod tests {
         let (hash, token) = ensure_admin_token(directory.path()).unwrap();
         let token = token.unwrap();
         assert_eq!(hash, hash_token(&token));
+        assert!(
+            !directory.path().join(ADMIN_TOKEN_FILE).exists(),
+            "nothing written before the node started"
+        );
+        persist_admin_token(directory.path(), &hash).unwrap();
         let stored = std::fs::read_to_string(directory.path().join(ADMIN_TOKEN_FILE)).unwrap();
         assert!(!stored.contains(&token));
         let (again, printed) = ensure_admin_token(directory.path()).unwrap();

@@ -103,6 +103,29 @@ pub async fn refuse_oversized_bodies(
     Ok(request.into_response(response).map_into_right_body())
 }
 
+/// Paths under `/api/v1` anyone may read without a token.
+pub const PUBLIC_API_PATHS: &[&str] = &["/api/v1/openapi.json"];
+
+/// Authenticates every `/api/v1` request before anything reads its body: a request without
+/// a valid token is a 401 whatever it carries (never a 400 describing a parse error). Roles
+/// are checked by each handler.
+pub async fn authenticate_first(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if PUBLIC_API_PATHS.contains(&request.path()) {
+        return Ok(next.call(request).await?.map_into_left_body());
+    }
+    let authenticated = request
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| state.tokens.authenticate(request.request()).is_ok());
+    if authenticated {
+        return Ok(next.call(request).await?.map_into_left_body());
+    }
+    let response = problem::ApiError::Unauthorized.error_response();
+    Ok(request.into_response(response).map_into_right_body())
+}
+
 /// Registers every route and extractor config on an actix `App`.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |service: &mut web::ServiceConfig| {

@@ -22,9 +22,9 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     (
         "post",
         "/contacts/{contact}/answered",
-        "Gateway: the agent's leg was answered",
+        "Gateway: the named agent's leg was answered (409 for another agent)",
         "gateway",
-        None,
+        Some("Answered"),
     ),
     (
         "post",
@@ -139,6 +139,13 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
         Some("Transfer"),
     ),
     (
+        "post",
+        "/agents/{login}/contacts/{contact}/messages",
+        "Agent: a chat reply to the customer (also as {type: chat_message, contact, text} on the agent stream)",
+        "agent (self), supervisor",
+        Some("ChatMessage"),
+    ),
+    (
         "get",
         "/agents/{login}/stream",
         "WebSocket: the agent's state (on connect and on change), offers, withdrawn offers, chat messages",
@@ -191,7 +198,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
         "get",
         "/orders",
         "Recent orders or a caller's (?caller=&limit=)",
-        "agent, supervisor, gateway",
+        "agent, supervisor",
         None,
     ),
     (
@@ -364,6 +371,7 @@ fn schemas() -> Value {
             "properties": {"site": {"type": "string", "description": "source site id"}, "contact": {"type": "integer", "minimum": 1, "description": "contact id at the source"},
                 "arrived_at_ms": {"type": "integer", "minimum": 1, "description": "first arrival, ms since the Unix epoch"},
                 "hops": {"type": "integer", "minimum": 1, "maximum": crate::actors::overflow::OVERFLOW_HOPS_MAX, "default": 1, "description": "moves between sites so far, this one included (overflowed_to.hops at the source)"}}},
+        "Answered": object(json!(["agent"]), json!({"agent": {"type": "string"}})),
         "ChatMessage": object(json!(["text"]), json!({"text": {"type": "string"}})),
         "AgentState": object(json!(["state"]), json!({"state": {"type": "string", "enum": ["ready", "not_ready"]}, "reason": {"type": "integer"}})),
         "WrapUp": object(json!(["code"]), json!({"code": {"type": "string"}, "callback_outcome": {"type": "string", "enum": ["reached", "no_answer", "busy", "cancelled"]}})),
@@ -443,4 +451,29 @@ pub fn document() -> Value {
         "security": [{"bearer": []}],
         "paths": paths,
     })
+}
+
+/// The role × endpoint matrix (`docs/API-ROLES.md`), generated from [`ENDPOINTS`].
+pub fn roles_markdown() -> String {
+    let mut text = String::from(
+        "# API roles\n\n\
+         Generated from `node/src/api/openapi.rs` (`ENDPOINTS`); a test checks this page against \
+         it and walks every route with every role.\n\n\
+         - Every `/api/v1` request except `GET /api/v1/openapi.json` needs a valid bearer token; \
+         without one the answer is 401 before the body is read.\n\
+         - WebSocket streams (browsers cannot set headers) may offer the token as the \
+         subprotocols `bearer, <token>`; the server answers with `bearer`.\n\
+         - `admin` may use every endpoint. A role not listed gets 403.\n\
+         - `agent (self)`: an agent only for its own login.\n\
+         - `/healthz` and `/metrics` need no token; `/readyz` answers only ready or not \
+         without a supervisor or admin token, and the cluster details with one.\n\n\
+         | Method | Path | Roles (besides admin) |\n|---|---|---|\n",
+    );
+    for (method, path, _summary, roles, _body) in ENDPOINTS {
+        text.push_str(&format!(
+            "| {} | `/api/v1{path}` | {roles} |\n",
+            method.to_uppercase()
+        ));
+    }
+    text
 }

@@ -99,6 +99,18 @@ impl From<SiteError> for ApiError {
             SiteError::Forbidden(message) => ApiError::Forbidden(message),
             SiteError::Invalid(message) => ApiError::BadRequest(message),
             error @ SiteError::Finished(_) => ApiError::Conflict(error.to_string()),
+            SiteError::Domain(cause) => {
+                use callgrid_domain::DomainError;
+                match cause {
+                    DomainError::UnknownAgent(_)
+                    | DomainError::UnknownContact(_)
+                    | DomainError::UnknownSkill(_) => ApiError::NotFound(cause.to_string()),
+                    DomainError::ChannelMismatch { .. } | DomainError::InvalidAgent { .. } => {
+                        ApiError::BadRequest(cause.to_string())
+                    }
+                    _ => ApiError::Conflict(cause.to_string()),
+                }
+            }
         }
     }
 }
@@ -166,4 +178,31 @@ pub fn query_config() -> web::QueryConfig {
         let api_error = ApiError::BadRequest(format!("invalid query: {error}"));
         error::InternalError::from_response(error, api_error.error_response()).into()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callgrid_domain::{AgentId, ContactId, DomainError};
+
+    /// The domain's cause decides the status: unknown records are 404, refusals 409.
+    #[test]
+    fn domain_errors_keep_their_cause_in_the_status() {
+        let status = |error: DomainError| ApiError::from(SiteError::Domain(error)).status_code();
+        assert_eq!(
+            status(DomainError::UnknownContact(ContactId(7))),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(DomainError::UnknownAgent(AgentId(7))),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(DomainError::ContactState {
+                contact: ContactId(7),
+                operation: "accept",
+            }),
+            StatusCode::CONFLICT
+        );
+    }
 }

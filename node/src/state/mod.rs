@@ -76,12 +76,6 @@ fn decode_base_version<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Version byte of the snapshot encoding this binary writes. Version 2: callbacks are held by
-/// the domain's callback machine, closed records carry a retention schedule, and counts are
-/// kept as tallies. A version-1 snapshot is refused with `UnknownVersion { found: 1 }`: the
-/// node then needs the log from the start or a snapshot from an upgraded peer.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 2;
-
 /// State events buffered per subscriber before a slow subscriber starts losing the oldest.
 pub const STATE_EVENTS_BUFFER: usize = 1_024;
 

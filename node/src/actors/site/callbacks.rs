@@ -24,7 +24,56 @@ struct CallbackClaimFailed {
     callback: u64,
 }
 
+/// How long to wait before asking again for a read barrier that failed (no leader yet).
+pub const RELOAD_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl SiteActor {
+    /// Re-queues the callbacks this site had claimed (queued as calls) before a restart, once
+    /// the replicated state holds everything committed before now (a read barrier). Read
+    /// earlier, the state may still be replaying and miss them: they would stay claimed and
+    /// never be dialled.
+    pub(super) fn requeue_claimed_after_reload(&mut self, ctx: &mut Context<Self>) {
+        let replicator = self.proposer.replicator().clone();
+        ctx.spawn(
+            async move {
+                while let Err(error) = replicator.read_barrier().await {
+                    tracing::debug!(%error, "replicated state not reloaded yet; retrying");
+                    tokio::time::sleep(RELOAD_RETRY_INTERVAL).await;
+                }
+            }
+            .into_actor(self)
+            .map(|(), actor, ctx| {
+                actor.requeue_claimed(ctx);
+                actor.flush(ctx);
+            }),
+        );
+    }
+
+    /// Queues every callback the replicated state shows as claimed by this site.
+    fn requeue_claimed(&mut self, ctx: &mut Context<Self>) {
+        let site = self.config.site.id.clone();
+        let claimed: Vec<(u64, String, CallbackReason)> = self.shared.read(|state| {
+            state
+                .callbacks_claimed_by(&site)
+                .into_iter()
+                .map(|callback| {
+                    (
+                        callback.id,
+                        callback.caller.clone(),
+                        callback.reason.clone(),
+                    )
+                })
+                .collect()
+        });
+        tracing::info!(
+            callbacks = claimed.len(),
+            "re-queueing this site's claimed callbacks"
+        );
+        for (callback, caller, reason) in claimed {
+            self.queue_callback(ctx, callback, caller, &reason);
+        }
+    }
+
     pub(super) fn sweep_callbacks(&mut self, ctx: &mut Context<Self>) {
         if self.draining {
             return;

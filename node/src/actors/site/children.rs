@@ -5,7 +5,10 @@ use actix::prelude::*;
 use callgrid_domain::{AgentId, AgentState, ContactId, SkillId};
 use serde_json::Value;
 
-use super::messages::{Audience, ContactStage, LookupChildren, SiteChildren, SiteError, Subscribe};
+use super::messages::{
+    Audience, ContactStage, LookupChildren, SiteChildren, SiteError, SiteResult, Subscribe,
+};
+use super::views::{ContactView, SiteReply};
 use super::{CALL_LINGER_AFTER_FINISH_MS, FINISHED_CONTACTS_MAX, SiteActor};
 use crate::actors::agent::{AgentActor, AgentToSite, SiteToAgent, SubscribeAgentStream};
 use crate::actors::call::{CallActor, CallToSite, SiteToCall};
@@ -93,9 +96,8 @@ impl SiteActor {
         dirty.sort_unstable();
         dirty.dedup();
         for contact in dirty.drain(..) {
-            if self.live.contacts.contains_key(&contact) {
-                let view = self.contact_json(contact);
-                self.tell_call(contact, SiteToCall::ViewChanged(view));
+            if let Some(view) = self.contact_view(contact) {
+                self.tell_call(contact, SiteToCall::ViewChanged(Box::new(view)));
             }
         }
         self.dirty.contacts = dirty;
@@ -115,7 +117,9 @@ impl SiteActor {
         let Some(address) = self.children.queue_actors.get(skill.index()) else {
             return;
         };
-        let view = self.queue_json(skill);
+        let Some(view) = self.queue_view(skill) else {
+            return;
+        };
         if let Err(error) = address.try_send(SiteToQueue::ViewChanged(view)) {
             tracing::debug!(skill = skill.0, %error, "queue actor did not take its view");
         }
@@ -136,18 +140,20 @@ impl SiteActor {
     }
 
     /// The contact is done: its final view goes to its Call actor, which lingers for lookups;
-    /// the Site forgets it. Returns the final view.
-    pub(super) fn finish(&mut self, contact: ContactId) -> Value {
+    /// the Site forgets it. Returns the final view (`None`: the Site did not know it).
+    pub(super) fn finish(&mut self, contact: ContactId) -> Option<ContactView> {
         if let Some(record) = self.live.contacts.get_mut(&contact)
             && matches!(record.stage, ContactStage::WrapUp | ContactStage::Talking)
         {
             record.stage = ContactStage::Finished;
         }
-        let view = self.contact_json(contact);
+        let view = self.contact_view(contact);
         if let Some(record) = self.live.contacts.remove(&contact) {
             self.dirty.queues.insert(record.skill);
             self.live.offers.remove(&contact);
-            self.tell_call(contact, SiteToCall::ViewChanged(view.clone()));
+            if let Some(view) = &view {
+                self.tell_call(contact, SiteToCall::ViewChanged(Box::new(view.clone())));
+            }
             self.children.lingering.push_back((contact, now_ms()));
         }
         while self.children.lingering.len() > FINISHED_CONTACTS_MAX {
@@ -156,6 +162,13 @@ impl SiteActor {
             }
         }
         view
+    }
+
+    /// Finishes the contact and answers its final view.
+    pub(super) fn finish_reply(&mut self, contact: ContactId) -> SiteResult {
+        self.finish(contact)
+            .map(SiteReply::contact)
+            .ok_or_else(|| SiteError::NotFound(format!("contact {contact} not found")))
     }
 
     /// Drops the addresses of Call actors whose linger is over: they stop.
@@ -192,12 +205,21 @@ impl Handler<Subscribe> for SiteActor {
                         }
                     });
                 }
-                self.streams
-                    .parked_agents
-                    .entry(agent)
-                    .or_default()
-                    .add(subscribe.sender)
-                    .map_err(full)
+                // A logged-out agent's desktop gets its state at once, as a logged-in one's
+                // does from its Agent actor.
+                let state = self
+                    .site
+                    .agent_state(agent)
+                    .unwrap_or(AgentState::LoggedOut);
+                let since_ms = self.roster.state_since_ms.get(&agent).copied();
+                let snapshot =
+                    serde_json::json!({"type": "state", "state": state, "since_ms": since_ms});
+                let streams = self.streams.parked_agents.entry(agent).or_default();
+                let added = streams.add(subscribe.sender).map_err(full);
+                if added.is_ok() {
+                    streams.send_to_last(snapshot.to_string());
+                }
+                added
             }
             Audience::Supervisor => {
                 let result = self
@@ -245,8 +267,8 @@ impl Handler<AgentToSite> for SiteActor {
                         .offers
                         .iter()
                         .filter(|(_, (holder, _))| *holder == agent)
-                        .map(|(contact, (_, deadline_ms))| {
-                            (*contact, self.contact_json(*contact), *deadline_ms)
+                        .filter_map(|(contact, (_, deadline_ms))| {
+                            Some((*contact, self.contact_view(*contact)?, *deadline_ms))
                         })
                         .collect();
                     self.tell_agent(
@@ -283,9 +305,8 @@ impl Handler<CallToSite> for SiteActor {
     fn handle(&mut self, message: CallToSite, _ctx: &mut Self::Context) {
         match message {
             CallToSite::Restarted(contact) => {
-                if self.live.contacts.contains_key(&contact) {
-                    let view = self.contact_json(contact);
-                    self.tell_call(contact, SiteToCall::ViewChanged(view));
+                if let Some(view) = self.contact_view(contact) {
+                    self.tell_call(contact, SiteToCall::ViewChanged(Box::new(view)));
                 }
             }
         }

@@ -4,17 +4,42 @@ use actix::prelude::*;
 use std::time::Duration;
 
 use callgrid_domain::{
-    AgentId, AgentState, ContactId, ContactPhase, Effect, Event, EventKind, NotReadyReason,
+    AgentId, AgentState, Channel, ContactId, ContactPhase, Effect, Event, EventKind, NotReadyReason,
 };
 
 use super::SiteActor;
 use super::messages::{ContactStage, SiteError, SiteResult};
+use super::views::{Accepted, ChatAuthor, ChatLine, SiteReply};
+use crate::actors::call::SiteToCall;
+use crate::replicate::now_ms;
 use crate::state::model::CallbackOutcome;
+use serde_json::json;
 
 impl SiteActor {
+    /// The agent's state and since when, to tell whether an input changed it.
+    fn presence(&self, agent: AgentId) -> (Option<AgentState>, Option<u64>) {
+        (
+            self.site.agent_state(agent),
+            self.roster.state_since_ms.get(&agent).copied(),
+        )
+    }
+
+    /// The agent's view after a presence input, saying whether its state changed.
+    fn presence_reply(
+        &self,
+        login: &str,
+        agent: AgentId,
+        before: (Option<AgentState>, Option<u64>),
+    ) -> SiteResult {
+        let mut view = self.agent_view(login, agent);
+        view.changed = Some(self.presence(agent) != before);
+        Ok(SiteReply::agent(view))
+    }
+
     /// The agent logs in: its Agent actor starts before the domain's events about it.
     pub(super) fn login(&mut self, ctx: &mut Context<Self>, login: &str) -> SiteResult {
         let agent = self.agent_id(login)?;
+        let before = self.presence(agent);
         // The Agent actor exists before the domain's events about the login.
         let started = !self.children.agent_actors.contains_key(&agent);
         self.start_agent(ctx, agent);
@@ -24,23 +49,25 @@ impl SiteActor {
             self.stop_agent(agent);
         }
         result?;
-        Ok(self.agent_json(login, agent))
+        self.presence_reply(login, agent, before)
     }
 
     /// The agent logs out; its actor stops after the logged-out state went to the desktop.
     pub(super) fn logout(&mut self, ctx: &mut Context<Self>, login: &str) -> SiteResult {
         let agent = self.agent_id(login)?;
+        let before = self.presence(agent);
         self.domain(ctx, |site, now, out| site.handle_logout(now, agent, out))?;
         // After the logged-out state went to the desktop: the actor stops.
         self.stop_agent(agent);
-        Ok(self.agent_json(login, agent))
+        self.presence_reply(login, agent, before)
     }
 
     /// The agent becomes ready.
     pub(super) fn ready(&mut self, ctx: &mut Context<Self>, login: &str) -> SiteResult {
         let agent = self.agent_id(login)?;
+        let before = self.presence(agent);
         self.domain(ctx, |site, now, out| site.handle_ready(now, agent, out))?;
-        Ok(self.agent_json(login, agent))
+        self.presence_reply(login, agent, before)
     }
 
     /// The agent becomes not ready with a reason code.
@@ -51,10 +78,11 @@ impl SiteActor {
         reason: u16,
     ) -> SiteResult {
         let agent = self.agent_id(login)?;
+        let before = self.presence(agent);
         self.domain(ctx, |site, now, out| {
             site.handle_not_ready(now, agent, NotReadyReason(reason), out)
         })?;
-        Ok(self.agent_json(login, agent))
+        self.presence_reply(login, agent, before)
     }
 
     /// The agent accepts an offer.
@@ -72,7 +100,7 @@ impl SiteActor {
         }
         self.domain(ctx, |site, now, out| site.handle_accept(now, contact, out))?;
         self.settle_offer(contact, agent);
-        Ok(self.contact_json(contact))
+        self.contact_reply(contact)
     }
 
     /// The agent rejects an offer.
@@ -90,7 +118,7 @@ impl SiteActor {
         }
         self.domain(ctx, |site, now, out| site.handle_reject(now, contact, out))?;
         self.settle_offer(contact, agent);
-        Ok(self.contact_json(contact))
+        self.contact_reply(contact)
     }
 
     /// The agent ends the conversation (chat close, or voice hang-up from the desktop).
@@ -102,7 +130,7 @@ impl SiteActor {
     ) -> SiteResult {
         self.contact_for_agent(login, contact)?;
         self.domain(ctx, |site, now, out| site.handle_end(now, contact, out))?;
-        Ok(self.contact_json(contact))
+        self.contact_reply(contact)
     }
 
     /// The agent finishes wrap-up; a callback contact may carry its outcome.
@@ -126,7 +154,8 @@ impl SiteActor {
             self.domain(ctx, |site, now, out| {
                 site.handle_wrap_up_end(now, agent, contact, out)
             })?;
-            return Ok(self.contact_json(contact));
+            // The contact is no longer this agent's: the reply is the agent, now free.
+            return Ok(SiteReply::agent(self.agent_view(login, agent)));
         }
         let (agent, record) = self.contact_for_agent(login, contact)?;
         if record.stage != ContactStage::WrapUp {
@@ -148,7 +177,39 @@ impl SiteActor {
                 callback_outcome.unwrap_or(CallbackOutcome::Reached),
             );
         }
-        Ok(self.finish(contact))
+        self.finish_reply(contact)
+    }
+
+    /// The agent writes to the customer of a chat it is talking on: the line joins the
+    /// transcript (Call actor) and goes to the gateways, which deliver it.
+    pub(super) fn agent_chat(
+        &mut self,
+        login: &str,
+        contact: ContactId,
+        text: String,
+    ) -> SiteResult {
+        let (_, record) = self.contact_for_agent(login, contact)?;
+        if record.channel != Channel::Chat {
+            return Err(SiteError::Conflict(format!(
+                "contact {contact} is not a chat"
+            )));
+        }
+        if record.stage != ContactStage::Talking {
+            return Err(SiteError::Conflict(format!(
+                "contact {contact} is not talking"
+            )));
+        }
+        let line = ChatLine {
+            from: ChatAuthor::Agent,
+            agent: Some(login.to_string()),
+            text,
+            at_ms: now_ms(),
+        };
+        self.streams
+            .gateways
+            .publish(&json!({"type": "chat_message", "contact": contact.0, "message": line}));
+        self.tell_call(contact, SiteToCall::ChatMessage(line));
+        Ok(SiteReply::Accepted(Accepted { accepted: true }))
     }
 
     /// Whether the domain has `contact` in `agent`'s hands (called when the contact's record
@@ -232,13 +293,30 @@ impl SiteActor {
             )));
         }
         let from = record.skill;
+        let previous = record.transferred_from;
         let to = self.skill_id(skill)?;
-        self.domain(ctx, |site, now, out| {
-            site.handle_transfer(now, contact, to, out)
-        })?;
+        if to == from {
+            return Err(SiteError::Conflict(format!(
+                "contact {contact} is already on skill `{skill}`"
+            )));
+        }
+        // The record shows the new leg before the domain acts: an offer made while the
+        // transfer is handled already names the new skill and where it came from.
         if let Some(record) = self.live.contacts.get_mut(&contact) {
             record.transferred_from = Some(from);
             record.skill = to;
+        }
+        let transferred = self.domain(ctx, |site, now, out| {
+            site.handle_transfer(now, contact, to, out)
+        });
+        if let Err(error) = transferred {
+            if let Some(record) = self.live.contacts.get_mut(&contact) {
+                record.transferred_from = previous;
+                record.skill = from;
+            }
+            return Err(error);
+        }
+        if let Some(record) = self.live.contacts.get_mut(&contact) {
             if record.stage == ContactStage::WrapUp || record.stage == ContactStage::Talking {
                 record.stage = ContactStage::Queued;
             }
@@ -251,6 +329,6 @@ impl SiteActor {
             }
         }
         self.dirty.contacts.push(contact);
-        Ok(self.contact_json(contact))
+        self.contact_reply(contact)
     }
 }

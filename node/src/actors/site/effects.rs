@@ -63,8 +63,9 @@ impl SiteActor {
                         });
                     }
                     self.live.offers.remove(&contact.id);
-                    let view = self.finish(contact.id);
-                    self.overflow.last_overflowed = Some((contact.id, view));
+                    if let Some(view) = self.finish(contact.id) {
+                        self.overflow.last_overflowed = Some((contact.id, view));
+                    }
                 }
                 Effect::RequestCallback(request) => {
                     // The domain's rule: enabled, the channel listed (voice only by default:
@@ -192,15 +193,16 @@ impl SiteActor {
         // callback goes to the gateway from the Call actor, which sees the view change).
         let deadline_ms = self.epoch_ms.saturating_add(timeout_at.0);
         self.live.offers.insert(contact, (agent, deadline_ms));
-        let view = self.contact_json(contact);
-        self.tell_agent(
-            agent,
-            SiteToAgent::Offer {
-                contact,
-                view,
-                deadline_ms,
-            },
-        );
+        if let Some(view) = self.contact_view(contact) {
+            self.tell_agent(
+                agent,
+                SiteToAgent::Offer {
+                    contact,
+                    view: Box::new(view),
+                    deadline_ms,
+                },
+            );
+        }
     }
 
     /// An offer rang out: the domain decides (it ignores a stale timeout — accepted, rejected,

@@ -8,6 +8,7 @@ use callgrid_domain::{
 use serde_json::json;
 
 use super::messages::{Arrival, ContactStage, SiteError, SiteResult};
+use super::views::{Accepted, ChatAuthor, ChatLine, SiteReply};
 use super::{ContactRecord, SiteActor, caller_number};
 use crate::actors::call::SiteToCall;
 use crate::actors::overflow::{ARRIVAL_CLOCK_SKEW_MS_MAX, OVERFLOW_HOPS_MAX, OverflowedFrom};
@@ -79,8 +80,10 @@ impl SiteActor {
         // A new arrival may start (predicted-wait trigger) or feed the rule.
         self.poll_overflow(ctx);
         match self.overflow.last_overflowed.take() {
-            Some((overflowed, final_view)) if overflowed == id => Ok(final_view),
-            _ if self.live.contacts.contains_key(&id) => Ok(self.contact_json(id)),
+            Some((overflowed, final_view)) if overflowed == id => {
+                Ok(SiteReply::contact(final_view))
+            }
+            _ if self.live.contacts.contains_key(&id) => self.contact_reply(id),
             _ => Ok(view),
         }
     }
@@ -108,13 +111,37 @@ impl SiteActor {
         );
     }
 
-    /// The agent's leg was answered at the gateway (same as accept on the desktop).
+    /// Checks that the Site works on `contact`: a finished one is [`SiteError::Finished`], one
+    /// never seen here [`SiteError::NotFound`].
+    pub(super) fn live_contact(&self, contact: ContactId) -> Result<(), SiteError> {
+        if self.live.contacts.contains_key(&contact) {
+            Ok(())
+        } else if self.children.call_actors.contains_key(&contact) {
+            Err(SiteError::Finished(contact))
+        } else {
+            Err(SiteError::NotFound(format!("contact {contact} not found")))
+        }
+    }
+
+    /// The agent's leg was answered at the gateway (same as accept on the desktop). The
+    /// gateway names the agent; an answer for another agent than the one the contact rings
+    /// at (a stale event after a re-offer) is refused.
     pub(super) fn contact_answered(
         &mut self,
         ctx: &mut Context<Self>,
         contact: ContactId,
+        login: &str,
     ) -> SiteResult {
+        self.live_contact(contact)?;
+        let named = self.agent_id(login)?;
         match self.site.contact_phase(contact) {
+            Some(ContactPhase::Talking(agent)) | Some(ContactPhase::Offered(agent))
+                if agent != named =>
+            {
+                return Err(SiteError::Conflict(format!(
+                    "contact {contact} is not with agent `{login}`"
+                )));
+            }
             Some(ContactPhase::Talking(_)) => {}
             Some(ContactPhase::Offered(agent)) => {
                 self.domain(ctx, |site, now, out| site.handle_accept(now, contact, out))?;
@@ -126,7 +153,7 @@ impl SiteActor {
                 )));
             }
         }
-        Ok(self.contact_json(contact))
+        self.contact_reply(contact)
     }
 
     /// The conversation ended at the gateway (or the caller hung up while waiting).
@@ -154,7 +181,7 @@ impl SiteActor {
             }
             _ => {}
         }
-        Ok(self.contact_json(contact))
+        self.contact_reply(contact)
     }
 
     /// A chat message from the customer.
@@ -174,7 +201,12 @@ impl SiteActor {
                 "contact {contact} is not a chat"
             )));
         }
-        let message = json!({"from": "customer", "text": text, "at_ms": now_ms()});
+        let message = ChatLine {
+            from: ChatAuthor::Customer,
+            agent: None,
+            text,
+            at_ms: now_ms(),
+        };
         let agent = record.agent;
         self.tell_call(contact, SiteToCall::ChatMessage(message.clone()));
         if let Some(agent) = agent {
@@ -183,7 +215,7 @@ impl SiteActor {
                 json!({"type": "chat_message", "contact": contact.0, "message": message}),
             );
         }
-        Ok(json!({"accepted": true}))
+        Ok(SiteReply::Accepted(Accepted { accepted: true }))
     }
 
     pub(super) fn arrive(
@@ -242,9 +274,9 @@ impl SiteActor {
         self.start_call(ctx, contact.id);
         self.dirty.contacts.push(contact.id);
         if blocked {
-            return Ok(self.finish(contact.id));
+            return self.finish_reply(contact.id);
         }
-        Ok(self.contact_json(contact.id))
+        self.contact_reply(contact.id)
     }
 
     /// Checks an `overflowed_from` field: a configured peer site, a plausible arrival time.
@@ -305,7 +337,7 @@ impl SiteActor {
             self.record_callback_outcome(ctx, contact, CallbackOutcome::NoAnswer);
         }
         self.process_effects(ctx);
-        Ok(self.finish(contact))
+        self.finish_reply(contact)
     }
 
     /// The self-service bot served the caller: the contact leaves by the domain's own ending
@@ -329,6 +361,6 @@ impl SiteActor {
             )));
         }
         self.process_effects(ctx);
-        Ok(self.finish(contact))
+        self.finish_reply(contact)
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::views::RoutingMetrics;
+use super::views::{ContactView, RoutingMetrics, SiteReply};
 use crate::actors::ChildCounts;
 use crate::actors::agent::AgentActor;
 use crate::actors::call::CallActor;
@@ -32,13 +32,17 @@ pub enum SiteError {
     /// The input is malformed.
     #[error("{0}")]
     Invalid(String),
+    /// The domain refused the input; the cause is kept (an unknown contact or agent is a
+    /// 404 at the API, a state that does not allow the input a 409).
+    #[error(transparent)]
+    Domain(#[from] callgrid_domain::DomainError),
     /// The contact is finished: only its Call actor (lookups) knows it still.
     #[error("contact {0} is finished")]
     Finished(ContactId),
 }
 
 /// Result of a Site actor request.
-pub type SiteResult = Result<Value, SiteError>;
+pub type SiteResult = Result<SiteReply, SiteError>;
 
 /// Where a contact is, as the node tracks it (the domain forgets contacts after talking).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -70,7 +74,12 @@ pub enum SiteInput {
     /// Gateway: a contact arrived.
     ContactArrived(Arrival),
     /// Gateway: the agent's leg was answered (same as accept on the desktop).
-    ContactAnswered(ContactId),
+    ContactAnswered {
+        /// Contact.
+        contact: ContactId,
+        /// Login of the agent whose leg was answered.
+        agent: String,
+    },
     /// Gateway: the conversation ended.
     ContactEnded(ContactId),
     /// Gateway: the caller hung up while waiting or ringing.
@@ -80,6 +89,15 @@ pub enum SiteInput {
     /// Gateway: a chat message from the customer.
     ChatMessage {
         /// Contact.
+        contact: ContactId,
+        /// Text.
+        text: String,
+    },
+    /// An agent's chat reply to the customer (desktop API or stream).
+    AgentChat {
+        /// Login.
+        login: String,
+        /// Contact (a chat the agent is talking on).
         contact: ContactId,
         /// Text.
         text: String,
@@ -164,7 +182,7 @@ impl Message for SiteInput {
 /// A contact's details (the Call actor answers, with the transcript); `agent` restricts to
 /// that agent's own contacts.
 #[derive(Debug, Message)]
-#[rtype(result = "SiteResult")]
+#[rtype(result = "Result<ContactView, SiteError>")]
 pub struct LookupContact {
     /// Contact.
     pub contact: ContactId,

@@ -51,7 +51,6 @@ use callgrid_domain::{
     AgentId, AgentSpec, Channel, ContactId, Direction, Effect, Metrics, SiteId, SkillGrant,
     SkillId, TimeMs, Topic,
 };
-use serde_json::Value;
 
 use super::agent::AgentActor;
 use super::call::CallActor;
@@ -62,12 +61,24 @@ pub use super::{STREAM_BUFFER_EVENTS, SUBSCRIBERS_MAX};
 use crate::config::{NodeConfig, parse_date_end_ms};
 use crate::replicate::{Proposer, now_ms};
 use crate::state::SharedState;
-use crate::state::model::{CallbackReason, DAY_MS};
+use crate::state::model::DAY_MS;
 pub use messages::{
     Arrival, Audience, ContactStage, Drain, LookupChildren, LookupContact, LookupMetrics,
     SiteChildren, SiteError, SiteInput, SiteResult, Subscribe, outcome_json,
 };
-pub use views::RoutingMetrics;
+pub use views::{
+    AgentView, AgentsView, ContactView, MonitorRequest, QueuesView, RoutingMetrics, SiteReply,
+};
+
+/// Bits of a contact id below the node id.
+pub const CONTACT_COUNTER_BITS: u32 = 40;
+/// The counter part of a contact id.
+const CONTACT_COUNTER_MASK: u64 = (1 << CONTACT_COUNTER_BITS) - 1;
+/// The largest node id: ids stay below 2^53 (exact as JSON numbers).
+pub const NODE_ID_MAX: u64 = (1 << (53 - CONTACT_COUNTER_BITS)) - 1;
+/// The contact id counter starts from the milliseconds since this instant (2026-01-01 UTC);
+/// 2^40 ms later (the year 2060) it wraps.
+pub const CONTACT_ID_EPOCH_MS: u64 = 1_767_225_600_000;
 
 /// Messages the Site actor may hold before senders wait.
 pub const SITE_MAILBOX_CAPACITY: usize = 4_096;
@@ -153,7 +164,7 @@ struct Streams {
     parked_agents: HashMap<AgentId, Subscribers>,
     supervisors: Subscribers,
     gateways: GatewayStreams,
-    monitor_requests: VecDeque<Value>,
+    monitor_requests: VecDeque<MonitorRequest>,
 }
 
 /// What changed since the children were last told.
@@ -179,6 +190,8 @@ struct OverflowGlue {
     peers: Vec<callgrid_domain::SiteSummary>,
     /// The last summary this site had committed, and when it was published (ms).
     published: Option<(crate::state::model::SiteSummary, u64)>,
+    /// When each peer's current summary arrived, on this node's clock.
+    arrivals: crate::actors::overflow::PeerArrivals,
     /// A summary proposal is in flight (at most one).
     publishing: bool,
     /// The scheduled overflow poll at `overflow_deadline()`.
@@ -186,7 +199,7 @@ struct OverflowGlue {
     /// Overflow rule applications (`/metrics`; tests wait on it).
     polls: u64,
     /// The final view of the contact last sent away, for the arrival that triggered it.
-    last_overflowed: Option<(ContactId, Value)>,
+    last_overflowed: Option<(ContactId, ContactView)>,
 }
 
 /// Offer latency samples and lost offer timers (`/metrics`).
@@ -388,10 +401,23 @@ impl SiteActor {
             .ok_or_else(|| SiteError::NotFound(format!("no skill serves {channel:?} {topic:?}")))
     }
 
+    /// A new contact id: the node id in the top bits (unique across the cluster), then a
+    /// counter that never falls below the milliseconds since [`CONTACT_ID_EPOCH_MS`]. A
+    /// restarted node or Site actor therefore continues above every id it handed out before
+    /// (unless it had handed out more than one id per millisecond since that epoch, or the
+    /// clock went back), so a late gateway event for an old contact cannot hit a new one.
+    /// Ids stay below 2^53 (exact in JSON): the node id is at most [`NODE_ID_MAX`].
     fn allocate_contact_id(&mut self) -> ContactId {
-        self.live.next_contact += 1;
-        // Unique across the cluster: the node id in the high bits (JSON-safe below 2^53).
-        ContactId((self.node_id << 40) | self.live.next_contact)
+        let floor = now_ms().saturating_sub(CONTACT_ID_EPOCH_MS);
+        let next = self.live.next_contact.saturating_add(1).max(floor) & CONTACT_COUNTER_MASK;
+        self.live.next_contact = next;
+        debug_assert!(
+            self.node_id <= NODE_ID_MAX,
+            "node id bounded by the config check"
+        );
+        let id = (self.node_id << CONTACT_COUNTER_BITS) | next;
+        debug_assert!(id < 1 << 53, "contact ids are exact in JSON");
+        ContactId(id)
     }
 
     fn contact_for_agent(
@@ -434,7 +460,7 @@ impl SiteActor {
             }
             Err(error) => {
                 self.effects.clear();
-                Err(SiteError::Conflict(error.to_string()))
+                Err(SiteError::Domain(error))
             }
         }
     }
@@ -442,11 +468,18 @@ impl SiteActor {
     fn handle_input(&mut self, input: SiteInput, ctx: &mut Context<Self>) -> SiteResult {
         match input {
             SiteInput::ContactArrived(arrival) => self.contact_arrived(ctx, arrival),
-            SiteInput::ContactAnswered(contact) => self.contact_answered(ctx, contact),
+            SiteInput::ContactAnswered { contact, agent } => {
+                self.contact_answered(ctx, contact, &agent)
+            }
             SiteInput::ContactEnded(contact) => self.contact_ended(ctx, contact),
             SiteInput::ContactAbandoned(contact) => self.abandon(ctx, contact),
             SiteInput::ContactSelfServed(contact) => self.self_served(ctx, contact),
             SiteInput::ChatMessage { contact, text } => self.chat_message(contact, text),
+            SiteInput::AgentChat {
+                login,
+                contact,
+                text,
+            } => self.agent_chat(&login, contact, text),
             SiteInput::Login(login) => self.login(ctx, &login),
             SiteInput::Logout(login) => self.logout(ctx, &login),
             SiteInput::Ready(login) => self.ready(ctx, &login),
@@ -467,16 +500,16 @@ impl SiteActor {
             } => self.transfer(ctx, &login, contact, &skill),
             SiteInput::AgentView(login) => {
                 let agent = self.agent_id(&login)?;
-                Ok(self.agent_json(&login, agent))
+                Ok(SiteReply::agent(self.agent_view(&login, agent)))
             }
-            SiteInput::QueuesView => Ok(self.queues_json()),
-            SiteInput::AgentsView => Ok(self.agents_json()),
+            SiteInput::QueuesView => Ok(SiteReply::Queues(self.queues_view())),
+            SiteInput::AgentsView => Ok(SiteReply::Agents(self.agents_view())),
             SiteInput::Monitor {
                 supervisor,
                 agent,
                 mode,
             } => self.monitor(&supervisor, &agent, &mode),
-            SiteInput::Report => Ok(self.report_json()),
+            SiteInput::Report => Ok(SiteReply::Report(Box::new(self.metrics.report()))),
         }
     }
 }
@@ -498,9 +531,12 @@ impl Actor for SiteActor {
                 continue;
             };
             let skill = SkillId(index);
+            let Some(view) = self.queue_view(skill) else {
+                continue;
+            };
             let actor = QueueActor::new(
                 skill,
-                self.queue_json(skill),
+                view,
                 ctx.address().recipient(),
                 self.children.counts.clone(),
             );
@@ -515,24 +551,9 @@ impl Actor for SiteActor {
             }
         }
         self.follow_state_events(ctx);
-        // Callbacks this site had queued before a restart go back into its queue.
-        let site = self.config.site.id.clone();
-        let claimed: Vec<(u64, String, CallbackReason)> = self.shared.read(|state| {
-            state
-                .callbacks_claimed_by(&site)
-                .into_iter()
-                .map(|callback| {
-                    (
-                        callback.id,
-                        callback.caller.clone(),
-                        callback.reason.clone(),
-                    )
-                })
-                .collect()
-        });
-        for (callback, caller, reason) in claimed {
-            self.queue_callback(ctx, callback, caller, &reason);
-        }
+        // Callbacks this site had queued before a restart go back into its queue, once the
+        // replicated state has been reloaded.
+        self.requeue_claimed_after_reload(ctx);
         self.flush(ctx);
         ctx.run_interval(CALLBACK_SWEEP_INTERVAL, |actor, ctx| {
             actor.sweep_callbacks(ctx);
@@ -567,7 +588,10 @@ impl actix::Supervised for SiteActor {
             let supervisors = std::mem::take(&mut self.streams.supervisors);
             let gateways = self.streams.gateways.clone();
             let counts = self.children.counts.clone();
+            let next_contact = self.live.next_contact;
             *self = fresh;
+            // Ids go on from the last one handed out (no reuse within the same millisecond).
+            self.live.next_contact = next_contact;
             self.streams.parked_agents = parked;
             self.streams.supervisors = supervisors;
             self.streams.gateways = gateways;

@@ -86,9 +86,14 @@ impl SiteActor {
             );
         }
         if self.config.overflow.enabled {
-            let peers = self
-                .shared
-                .read(|state| rule::peer_summaries(&self.config, wall_ms, state.site_summaries()));
+            let peers = self.shared.read(|state| {
+                rule::peer_summaries(
+                    &self.config,
+                    wall_ms,
+                    &mut self.overflow.arrivals,
+                    state.site_summaries(),
+                )
+            });
             if peers != self.overflow.peers {
                 self.overflow.peers = peers;
                 self.poll_overflow(ctx);

@@ -2,10 +2,12 @@
 //! snapshot.
 
 use actix::prelude::*;
-use serde_json::{Value, json};
+use callgrid_domain::ContactPhase;
+use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::messages::{SiteError, SiteResult};
+use super::views::{AgentsView, MonitorRequest, SiteReply};
 use super::{MONITOR_REQUESTS_MAX, SiteActor};
 use crate::replicate::now_ms;
 use crate::state::StateEvent;
@@ -54,41 +56,46 @@ impl StreamHandler<StateEvent> for SiteActor {
 
 impl SiteActor {
     /// Every agent on the roster, with state and contacts.
-    pub(super) fn agents_json(&self) -> Value {
-        let agents: Vec<Value> = self
+    pub(super) fn agents_view(&self) -> AgentsView {
+        let agents = self
             .roster
             .agents_by_login
             .iter()
-            .map(|(login, agent)| self.agent_json(login, *agent))
+            .map(|(login, agent)| self.agent_view(login, *agent))
             .collect();
-        json!({"site": self.config.site.id, "agents": agents})
+        AgentsView {
+            site: self.config.site.id.clone(),
+            agents,
+        }
     }
 
     /// A listen/whisper/barge request for the gateway.
     pub(super) fn monitor(&mut self, supervisor: &str, agent: &str, mode: &str) -> SiteResult {
         let agent_id = self.agent_id(agent)?;
-        let contact = self
-            .site
-            .agent_contacts(agent_id)
-            .and_then(|mut contacts| contacts.next());
+        // The contact the agent is talking on (not one ringing or in wrap-up).
+        let contact = self.site.agent_contacts(agent_id).and_then(|mut contacts| {
+            contacts.find(|contact| {
+                self.site.contact_phase(*contact) == Some(ContactPhase::Talking(agent_id))
+            })
+        });
         let Some(contact) = contact else {
             return Err(SiteError::Conflict(format!(
-                "agent `{agent}` has no contact to monitor"
+                "agent `{agent}` is not talking on any contact"
             )));
         };
-        let request = json!({
-            "type": "monitor", "mode": mode, "supervisor": supervisor, "agent": agent,
-            "contact": contact.0, "at_ms": now_ms(),
-        });
+        let request = MonitorRequest {
+            kind: "monitor",
+            mode: mode.to_string(),
+            supervisor: supervisor.to_string(),
+            agent: agent.to_string(),
+            contact: contact.0,
+            at_ms: now_ms(),
+        };
         self.streams.gateways.publish(&request);
         if self.streams.monitor_requests.len() >= MONITOR_REQUESTS_MAX {
             self.streams.monitor_requests.pop_front();
         }
         self.streams.monitor_requests.push_back(request.clone());
-        Ok(request)
-    }
-
-    pub(super) fn report_json(&self) -> Value {
-        serde_json::to_value(self.metrics.report()).unwrap_or(Value::Null)
+        Ok(SiteReply::Monitor(request))
     }
 }

@@ -4,13 +4,16 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use actix::prelude::*;
-use callgrid_domain::{AgentId, AgentState, Channel, ContactId, Counters, Line, SkillId};
+use callgrid_domain::{
+    AgentId, AgentState, Channel, ContactId, Counters, Direction, Line, MetricsReport, SkillId,
+    Topic,
+};
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use super::SiteActor;
 use super::messages::{ContactStage, LookupContact, LookupMetrics, SiteError, SiteResult};
 use crate::actors::call::{CallLookupError, LookupCall};
+use crate::actors::overflow::{OverflowedFrom, OverflowedTo};
 use crate::replicate::now_ms;
 
 /// One queue's live view (the Queue actor's, a row of `GET /supervisor/queues`, `/metrics`).
@@ -40,6 +43,166 @@ pub struct QueueView {
     pub agents_wrap_up: u32,
     /// Agents not ready.
     pub agents_not_ready: u32,
+}
+
+/// A contact as the API, the desktop and the gateway see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContactView {
+    /// Contact id (unique in the cluster, below 2^53).
+    pub id: u64,
+    /// Caller number (normalized).
+    pub caller: String,
+    /// Voice or chat.
+    pub channel: Channel,
+    /// IVR topic.
+    pub topic: Topic,
+    /// Skill name the contact is queued for (after a transfer: the new skill).
+    pub skill: String,
+    /// Inbound or outbound callback.
+    pub direction: Direction,
+    /// The callback this contact works, if it is one.
+    pub callback: Option<u64>,
+    /// Login of the agent it is offered to or with.
+    pub agent: Option<String>,
+    /// Where the contact is.
+    pub stage: ContactStage,
+    /// Arrival, ms since the Unix epoch.
+    pub arrived_at_ms: u64,
+    /// Position in its queue while waiting (1 = next).
+    pub queue_position: Option<u32>,
+    /// Estimated wait while queued.
+    pub wait_ms_estimated: Option<u64>,
+    /// Wrap-up code, once wrapped up.
+    pub wrap_up_code: Option<String>,
+    /// The skill it was transferred from.
+    pub transferred_from: Option<String>,
+    /// The site it was overflowed from.
+    pub overflowed_from: Option<OverflowedFrom>,
+    /// The site it was overflowed to.
+    pub overflowed_to: Option<OverflowedTo>,
+    /// The chat transcript (lookups only; absent on streams).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<ChatLine>>,
+}
+
+/// Who wrote a chat line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatAuthor {
+    /// The customer (through the gateway).
+    Customer,
+    /// The agent (from the desktop).
+    Agent,
+}
+
+/// One line of a chat transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatLine {
+    /// Who wrote it.
+    pub from: ChatAuthor,
+    /// The agent's login when an agent wrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Text.
+    pub text: String,
+    /// When, ms since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// An agent as the desktop and the supervisor see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentView {
+    /// Login.
+    pub login: String,
+    /// Numeric id from the roster.
+    pub id: u32,
+    /// Current state.
+    pub state: AgentState,
+    /// Since when, ms since the Unix epoch.
+    pub state_since_ms: Option<u64>,
+    /// Time in the current state.
+    pub time_in_state_ms: Option<u64>,
+    /// The contacts it holds (offered, talking, wrap-up).
+    pub contacts: Vec<ContactView>,
+    /// In answers to login, logout and state changes: whether the agent's state changed now
+    /// (`false`: it already was so; a logout during a contact takes effect after wrap-up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<bool>,
+}
+
+/// Every agent of the site.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentsView {
+    /// Site id.
+    pub site: String,
+    /// Agents, by login.
+    pub agents: Vec<AgentView>,
+}
+
+/// Every queue of the site.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueuesView {
+    /// Site id.
+    pub site: String,
+    /// One row per skill.
+    pub queues: Vec<QueueView>,
+}
+
+/// A supervisor's listen/whisper/barge request, as the gateway receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MonitorRequest {
+    /// Always `monitor` (stream message type).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// listen, whisper or barge.
+    pub mode: String,
+    /// Supervisor name.
+    pub supervisor: String,
+    /// Agent login.
+    pub agent: String,
+    /// The agent's talking contact.
+    pub contact: u64,
+    /// When, ms since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// A chat message taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Accepted {
+    /// Always true.
+    pub accepted: bool,
+}
+
+/// What the Site actor answers an input: one typed view per kind of request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum SiteReply {
+    /// A contact.
+    Contact(Box<ContactView>),
+    /// One agent.
+    Agent(Box<AgentView>),
+    /// Every agent.
+    Agents(AgentsView),
+    /// Every queue.
+    Queues(QueuesView),
+    /// A monitoring request sent to the gateways.
+    Monitor(MonitorRequest),
+    /// Interval reports.
+    Report(Box<MetricsReport>),
+    /// A message taken.
+    Accepted(Accepted),
+}
+
+impl SiteReply {
+    /// A contact reply.
+    pub fn contact(view: ContactView) -> Self {
+        SiteReply::Contact(Box::new(view))
+    }
+
+    /// An agent reply.
+    pub fn agent(view: AgentView) -> Self {
+        SiteReply::Agent(Box::new(view))
+    }
 }
 
 /// Quantiles of a latency sample set (microseconds).
@@ -141,65 +304,79 @@ pub fn state_name(state: AgentState) -> &'static str {
 }
 
 impl SiteActor {
-    pub(super) fn contact_json(&self, contact: ContactId) -> Value {
-        let Some(record) = self.live.contacts.get(&contact) else {
-            return Value::Null;
-        };
+    /// A live contact's view; `None` once the Site forgot it (finished, or never here).
+    pub(super) fn contact_view(&self, contact: ContactId) -> Option<ContactView> {
+        let record = self.live.contacts.get(&contact)?;
         let position = self.site.queue_position(contact);
-        json!({
-            "id": record.id.0,
-            "caller": record.caller,
-            "channel": record.channel,
-            "topic": record.topic,
-            "skill": self.skill_name(record.skill),
-            "direction": record.direction,
-            "callback": record.callback,
-            "agent": record.agent.and_then(|agent| self.roster.logins.get(&agent)),
-            "stage": record.stage,
-            "arrived_at_ms": record.arrived_at_ms,
-            "queue_position": position.map(|position| position.position),
-            "wait_ms_estimated": position.map(|position| position.estimated_wait_ms).filter(|wait| *wait != u64::MAX),
-            "wrap_up_code": record.wrap_up_code,
-            "transferred_from": record.transferred_from.map(|skill| self.skill_name(skill)),
-            "overflowed_from": record.overflowed_from,
-            "overflowed_to": record.overflowed_to,
+        Some(ContactView {
+            id: record.id.0,
+            caller: record.caller.clone(),
+            channel: record.channel,
+            topic: record.topic,
+            skill: self.skill_name(record.skill),
+            direction: record.direction,
+            callback: record.callback,
+            agent: record
+                .agent
+                .and_then(|agent| self.roster.logins.get(&agent).cloned()),
+            stage: record.stage,
+            arrived_at_ms: record.arrived_at_ms,
+            queue_position: position.map(|position| position.position),
+            wait_ms_estimated: position
+                .map(|position| position.estimated_wait_ms)
+                .filter(|wait| *wait != u64::MAX),
+            wrap_up_code: record.wrap_up_code.clone(),
+            transferred_from: record.transferred_from.map(|skill| self.skill_name(skill)),
+            overflowed_from: record.overflowed_from.clone(),
+            overflowed_to: record.overflowed_to.clone(),
+            messages: None,
         })
     }
 
-    pub(super) fn agent_json(&self, login: &str, agent: AgentId) -> Value {
+    /// A live contact's view as a reply; an unknown contact is not found.
+    pub(super) fn contact_reply(&self, contact: ContactId) -> SiteResult {
+        self.contact_view(contact)
+            .map(SiteReply::contact)
+            .ok_or_else(|| SiteError::NotFound(format!("contact {contact} not found")))
+    }
+
+    /// An agent's view: state, since when, and the contacts it holds.
+    pub(super) fn agent_view(&self, login: &str, agent: AgentId) -> AgentView {
         let state = self
             .site
             .agent_state(agent)
             .unwrap_or(AgentState::LoggedOut);
         let since = self.roster.state_since_ms.get(&agent).copied();
-        let contacts: Vec<Value> = self
+        let contacts: Vec<ContactView> = self
             .site
             .agent_contacts(agent)
-            .map(|contacts| contacts.map(|contact| self.contact_json(contact)).collect())
+            .map(|contacts| {
+                contacts
+                    .filter_map(|contact| self.contact_view(contact))
+                    .collect()
+            })
             .unwrap_or_default();
-        json!({
-            "login": login,
-            "id": agent.0,
-            "state": state,
-            "state_since_ms": since,
-            "time_in_state_ms": since.map(|since| now_ms().saturating_sub(since)),
-            "contacts": contacts,
-        })
+        AgentView {
+            login: login.to_string(),
+            id: agent.0,
+            state,
+            state_since_ms: since,
+            time_in_state_ms: since.map(|since| now_ms().saturating_sub(since)),
+            contacts,
+            changed: None,
+        }
     }
 
-    pub(super) fn queues_json(&self) -> Value {
-        let rows: Vec<Value> = (0..self.config.routing.skills.len())
+    /// Every queue of the site.
+    pub(super) fn queues_view(&self) -> QueuesView {
+        let queues = (0..self.config.routing.skills.len())
             .filter_map(|index| u16::try_from(index).ok())
-            .map(|index| self.queue_json(SkillId(index)))
+            .filter_map(|index| self.queue_view(SkillId(index)))
             .collect();
-        json!({ "site": self.config.site.id, "queues": rows })
-    }
-
-    /// One queue's live view as JSON (the Queue actor's, and a row of `GET /supervisor/queues`).
-    pub(super) fn queue_json(&self, skill_id: SkillId) -> Value {
-        self.queue_view(skill_id)
-            .and_then(|view| serde_json::to_value(view).ok())
-            .unwrap_or(Value::Null)
+        QueuesView {
+            site: self.config.site.id.clone(),
+            queues,
+        }
     }
 
     /// One queue's live view, typed; `None` for an unknown skill.
@@ -317,7 +494,7 @@ impl Handler<LookupMetrics> for SiteActor {
 }
 
 impl Handler<LookupContact> for SiteActor {
-    type Result = ResponseFuture<SiteResult>;
+    type Result = ResponseFuture<Result<ContactView, SiteError>>;
 
     fn handle(&mut self, lookup: LookupContact, _ctx: &mut Self::Context) -> Self::Result {
         let contact = lookup.contact;
@@ -329,7 +506,7 @@ impl Handler<LookupContact> for SiteActor {
             {
                 return Box::pin(async move { Err(error) });
             }
-            Some(self.contact_json(contact))
+            self.contact_view(contact)
         } else {
             None
         };

@@ -214,3 +214,34 @@ pub(super) async fn agent_transfer(
     )
     .await
 }
+
+/// `POST /agents/{login}/contacts/{contact}/messages`: the agent's chat reply.
+pub(super) async fn agent_chat(
+    state: Data,
+    request: HttpRequest,
+    path: web::Path<(String, u64)>,
+    body: web::Json<super::gateway::ChatMessageBody>,
+) -> ApiResult {
+    let (login, contact) = path.into_inner();
+    agent_path(&state, &request, &login)?;
+    let text = body.into_inner().text;
+    ask(&state, chat_input(login, ContactId(contact), text)?).await
+}
+
+/// A checked agent chat input (API and desktop stream).
+pub(super) fn chat_input(
+    login: String,
+    contact: ContactId,
+    text: String,
+) -> Result<SiteInput, ApiError> {
+    if text.trim().is_empty() || text.chars().count() > CHAT_TEXT_CHARS_MAX {
+        return Err(ApiError::BadRequest(format!(
+            "text must be 1 to {CHAT_TEXT_CHARS_MAX} characters"
+        )));
+    }
+    Ok(SiteInput::AgentChat {
+        login,
+        contact,
+        text,
+    })
+}

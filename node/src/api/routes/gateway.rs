@@ -71,15 +71,28 @@ pub(super) async fn contact_view(
     lookup_contact(&state, ContactId(path.into_inner()), agent).await
 }
 
+/// `POST /contacts/{id}/answered`: which agent's leg was answered.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AnsweredBody {
+    agent: String,
+}
+
 pub(super) async fn contact_answered(
     state: Data,
     request: HttpRequest,
     path: web::Path<u64>,
+    body: web::Json<AnsweredBody>,
 ) -> ApiResult {
     authenticate(&state, &request, &[Role::Gateway])?;
+    let agent = body.into_inner().agent;
+    validate_login(&agent)?;
     ask(
         &state,
-        SiteInput::ContactAnswered(ContactId(path.into_inner())),
+        SiteInput::ContactAnswered {
+            contact: ContactId(path.into_inner()),
+            agent,
+        },
     )
     .await
 }
@@ -128,7 +141,7 @@ pub(super) async fn contact_self_served(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ChatMessageBody {
-    text: String,
+    pub(super) text: String,
 }
 
 pub(super) async fn chat_message(

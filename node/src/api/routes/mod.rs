@@ -53,6 +53,7 @@ pub fn register(service: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(super::metrics::metrics))
         .service(
             web::scope("/api/v1")
+                .wrap(actix_web::middleware::from_fn(super::authenticate_first))
                 .route("/openapi.json", web::get().to(ops::openapi))
                 // gateway
                 .route("/contacts", web::post().to(gateway::contact_arrived))
@@ -119,6 +120,10 @@ pub fn register(service: &mut web::ServiceConfig) {
                 .route(
                     "/agents/{login}/contacts/{contact}/transfer",
                     web::post().to(desktop::agent_transfer),
+                )
+                .route(
+                    "/agents/{login}/contacts/{contact}/messages",
+                    web::post().to(desktop::agent_chat),
                 )
                 .route(
                     "/agents/{login}/stream",

@@ -9,12 +9,25 @@ pub(super) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-pub(super) async fn readyz(state: Data) -> HttpResponse {
+/// `GET /readyz`: ready or not for anyone (load balancers); the cluster's details (members,
+/// addresses, indexes) only with a supervisor or admin token.
+pub(super) async fn readyz(state: Data, request: HttpRequest) -> HttpResponse {
     let health = state.proposer.replicator().health();
-    if health.leader.is_some() {
-        HttpResponse::Ok().json(json!({"status": "ready", "cluster": health}))
+    let ready = health.leader.is_some();
+    let status = if ready { "ready" } else { "no leader" };
+    let details = state
+        .tokens
+        .authenticate(&request)
+        .is_ok_and(|actor| require(&actor, &[Role::Supervisor]).is_ok());
+    let body = if details {
+        json!({"status": status, "cluster": health})
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({"status": "no leader", "cluster": health}))
+        json!({"status": status})
+    };
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
     }
 }
 

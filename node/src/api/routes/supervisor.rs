@@ -75,7 +75,9 @@ pub(super) async fn report_intervals(
     query: web::Query<ReportQuery>,
 ) -> ApiResult {
     authenticate(&state, &request, &[Role::Supervisor])?;
-    let report = state.site.send(SiteInput::Report).await??;
+    let reply = state.site.send(SiteInput::Report).await??;
+    let report =
+        serde_json::to_value(&reply).map_err(|error| ApiError::Internal(error.to_string()))?;
     match query.format {
         Some(ReportFormat::Csv) => Ok(HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")

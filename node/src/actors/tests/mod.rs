@@ -8,16 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use callgrid_domain::{AgentId, AgentState, Channel, ContactId, SkillId, Topic};
+use callgrid_domain::{AgentId, AgentState, Channel, ContactId, Direction, SkillId, Topic};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::agent::{AgentActor, AgentToSite, SiteToAgent, SubscribeAgentStream};
 use super::call::{CallActor, CallToSite, LookupCall, SiteToCall};
 use super::queue::{LookupQueue, QueueActor, QueueToSite, SiteToQueue, SubscribeQueueStream};
+use super::site::views::{ChatAuthor, ChatLine, QueueView};
 use super::site::{
-    Arrival, Audience, LookupChildren, LookupContact, LookupMetrics, SiteActor, SiteInput,
-    Subscribe,
+    Arrival, Audience, ContactStage, ContactView, LookupChildren, LookupContact, LookupMetrics,
+    SiteActor, SiteInput, Subscribe,
 };
 use super::{ChildCounts, GatewayStreams};
 use crate::config::NodeConfig;
@@ -109,13 +110,13 @@ async fn offer_timeout_fires_from_the_agent_actor_and_a_settled_offer_does_not()
     let now = now_ms();
     agent.do_send(SiteToAgent::Offer {
         contact: ContactId(1),
-        view: json!({"id": 1}),
+        view: Box::new(contact_view(1, ContactStage::Offered)),
         deadline_ms: now + 50,
     });
     agent.do_send(SiteToAgent::OfferSettled(ContactId(1)));
     agent.do_send(SiteToAgent::Offer {
         contact: ContactId(2),
-        view: json!({"id": 2}),
+        view: Box::new(contact_view(2, ContactStage::Offered)),
         deadline_ms: now + 150,
     });
     match next(&mut told).await {
@@ -160,7 +161,7 @@ async fn agent_actor_restarted_after_a_panic_rearms_the_offers_the_site_holds() 
     let agent = Supervisor::start(move |_| actor);
     agent.do_send(SiteToAgent::Offer {
         contact: ContactId(9),
-        view: json!({"id": 9}),
+        view: Box::new(contact_view(9, ContactStage::Offered)),
         deadline_ms: now_ms() + 600_000,
     });
     agent.do_send(SiteToAgent::Panic);
@@ -181,7 +182,11 @@ async fn agent_actor_restarted_after_a_panic_rearms_the_offers_the_site_holds() 
     agent.do_send(SiteToAgent::Restore {
         state: AgentState::Reserved,
         since_ms: now_ms(),
-        offers: vec![(ContactId(9), json!({"id": 9}), now_ms() + 20)],
+        offers: vec![(
+            ContactId(9),
+            contact_view(9, ContactStage::Offered),
+            now_ms() + 20,
+        )],
     });
     match next(&mut told).await {
         AgentToSite::OfferExpired { contact, .. } => assert_eq!(contact, ContactId(9)),
@@ -203,13 +208,18 @@ async fn call_actor_restarted_after_a_panic_recovers_its_view_and_keeps_the_tran
         counts.clone(),
     );
     let call = Supervisor::start(move |_| actor);
-    call.do_send(SiteToCall::ViewChanged(json!({
-        "id": 5, "stage": "offered", "agent": "anna", "direction": "outbound_callback",
-        "caller": "+79160000005", "callback": 11,
-    })));
-    call.do_send(SiteToCall::ChatMessage(
-        json!({"from": "customer", "text": "hello"}),
-    ));
+    let mut offered = contact_view(5, ContactStage::Offered);
+    offered.agent = Some("anna".to_string());
+    offered.direction = Direction::OutboundCallback;
+    offered.caller = "+79160000005".to_string();
+    offered.callback = Some(11);
+    call.do_send(SiteToCall::ViewChanged(Box::new(offered.clone())));
+    call.do_send(SiteToCall::ChatMessage(ChatLine {
+        from: ChatAuthor::Customer,
+        agent: None,
+        text: "hello".to_string(),
+        at_ms: now_ms(),
+    }));
     // Gateway-facing events: the stage change, then the dial request for the callback.
     let stage: Value = serde_json::from_str(&next(&mut gateway).await).unwrap();
     assert_eq!(stage["type"], "contact");
@@ -223,9 +233,9 @@ async fn call_actor_restarted_after_a_panic_recovers_its_view_and_keeps_the_tran
     match next(&mut told).await {
         CallToSite::Restarted(contact) => assert_eq!(contact, ContactId(5)),
     }
-    call.do_send(SiteToCall::ViewChanged(json!({
-        "id": 5, "stage": "talking", "agent": "anna", "direction": "outbound_callback",
-    })));
+    let mut talking = offered;
+    talking.stage = ContactStage::Talking;
+    call.do_send(SiteToCall::ViewChanged(Box::new(talking)));
     let view = call
         .send(LookupCall {
             fresh: None,
@@ -235,11 +245,16 @@ async fn call_actor_restarted_after_a_panic_recovers_its_view_and_keeps_the_tran
         .unwrap()
         .unwrap();
     assert_eq!(
-        view["stage"], "talking",
+        view.stage,
+        ContactStage::Talking,
         "the view the Site sent after the restart"
     );
     assert_eq!(
-        view["messages"][0]["text"], "hello",
+        view.messages
+            .as_ref()
+            .and_then(|lines| lines.first())
+            .map(|line| line.text.as_str()),
+        Some("hello"),
         "the transcript survived"
     );
     let refused = call
@@ -258,12 +273,7 @@ async fn call_actor_restarted_after_a_panic_recovers_its_view_and_keeps_the_tran
 async fn queue_actor_publishes_only_changes_and_recovers_after_a_panic() {
     let (site, mut told) = probe::<QueueToSite>();
     let counts = ChildCounts::default();
-    let actor = QueueActor::new(
-        SkillId(0),
-        json!({"skill": "line1", "in_queue": 0}),
-        site.recipient(),
-        counts.clone(),
-    );
+    let actor = QueueActor::new(SkillId(0), queue_view(0), site.recipient(), counts.clone());
     let queue = Supervisor::start(move |_| actor);
     let (stream, mut wallboard) = mpsc::channel(PROBE_BUFFER);
     queue
@@ -273,12 +283,8 @@ async fn queue_actor_publishes_only_changes_and_recovers_after_a_panic() {
         .unwrap();
     let first: Value = serde_json::from_str(&next(&mut wallboard).await).unwrap();
     assert_eq!(first["queue"]["in_queue"], 0, "the current view at once");
-    queue.do_send(SiteToQueue::ViewChanged(
-        json!({"skill": "line1", "in_queue": 0}),
-    ));
-    queue.do_send(SiteToQueue::ViewChanged(
-        json!({"skill": "line1", "in_queue": 2}),
-    ));
+    queue.do_send(SiteToQueue::ViewChanged(queue_view(0)));
+    queue.do_send(SiteToQueue::ViewChanged(queue_view(2)));
     let update: Value = serde_json::from_str(&next(&mut wallboard).await).unwrap();
     assert_eq!(
         update["queue"]["in_queue"], 2,
@@ -289,15 +295,13 @@ async fn queue_actor_publishes_only_changes_and_recovers_after_a_panic() {
     match next(&mut told).await {
         QueueToSite::Restarted(skill) => assert_eq!(skill, SkillId(0)),
     }
-    queue.do_send(SiteToQueue::ViewChanged(
-        json!({"skill": "line1", "in_queue": 3}),
-    ));
+    queue.do_send(SiteToQueue::ViewChanged(queue_view(3)));
     let update: Value = serde_json::from_str(&next(&mut wallboard).await).unwrap();
     assert_eq!(
         update["queue"]["in_queue"], 3,
         "wallboards kept across the restart"
     );
-    assert_eq!(queue.send(LookupQueue).await.unwrap()["in_queue"], 3);
+    assert_eq!(queue.send(LookupQueue).await.unwrap().in_queue, 3);
 }
 
 fn site_config(offer_timeout_ms: u64) -> Arc<NodeConfig> {
@@ -341,7 +345,48 @@ fn start_site(offer_timeout_ms: u64) -> Addr<SiteActor> {
 }
 
 async fn ask(site: &Addr<SiteActor>, input: SiteInput) -> Value {
-    site.send(input).await.unwrap().unwrap()
+    serde_json::to_value(site.send(input).await.unwrap().unwrap()).unwrap()
+}
+
+/// A contact view for feeding children directly.
+fn contact_view(id: u64, stage: ContactStage) -> ContactView {
+    ContactView {
+        id,
+        caller: "+79160000000".to_string(),
+        channel: Channel::Voice,
+        topic: Topic::Order,
+        skill: "line1".to_string(),
+        direction: Direction::Inbound,
+        callback: None,
+        agent: None,
+        stage,
+        arrived_at_ms: now_ms(),
+        queue_position: None,
+        wait_ms_estimated: None,
+        wrap_up_code: None,
+        transferred_from: None,
+        overflowed_from: None,
+        overflowed_to: None,
+        messages: None,
+    }
+}
+
+/// A queue view with `in_queue` waiting.
+fn queue_view(in_queue: u32) -> QueueView {
+    QueueView {
+        skill: "line1".to_string(),
+        channel: Channel::Voice,
+        line: callgrid_domain::Line::Line1,
+        in_queue,
+        oldest_age_ms: None,
+        newest_age_ms: None,
+        wait_ms_estimated: None,
+        agents_staffed: 0,
+        agents_available: 0,
+        agents_on_contact: 0,
+        agents_wrap_up: 0,
+        agents_not_ready: 0,
+    }
 }
 
 async fn arrive(site: &Addr<SiteActor>, channel: Channel) -> Value {
@@ -476,9 +521,15 @@ async fn a_contact_has_a_call_actor_that_answers_lookups_after_it_finished() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(view["stage"], "finished");
-    assert_eq!(view["wrap_up_code"], "done");
-    assert_eq!(view["messages"][0]["text"], "do you have aspirin?");
+    assert_eq!(view.stage, ContactStage::Finished);
+    assert_eq!(view.wrap_up_code.as_deref(), Some("done"));
+    assert_eq!(
+        view.messages
+            .as_ref()
+            .and_then(|lines| lines.first())
+            .map(|line| line.text.as_str()),
+        Some("do you have aspirin?")
+    );
     let refused = site
         .send(LookupContact {
             contact,
@@ -523,7 +574,7 @@ async fn a_restarted_agent_actor_still_times_out_its_offer() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(supervisor_view["stage"], "queued");
+    assert_eq!(supervisor_view.stage, ContactStage::Queued);
 }
 
 #[actix_rt::test]
@@ -822,3 +873,5 @@ async fn a_contact_that_moved_the_maximum_number_of_times_is_not_moved_again() {
         Some("callgrid_contacts_overflowed_out_total{site=\"msk\"} 1")
     );
 }
+
+mod defects;
