@@ -11,12 +11,15 @@
 //! - [`problem`] — errors as problem details, extractor configs.
 //! - [`routes`] — the endpoints.
 //! - [`openapi`] — the OpenAPI document.
+//! - [`session`] — browser sign-in: session cookie and CSRF token.
 
 pub mod auth;
+pub mod host_metrics;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
+pub mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,6 +114,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(problem::payload_config(body_bytes_max))
             .app_data(problem::path_config())
             .app_data(problem::query_config());
+        session::register(service);
+        crate::ui::register(service);
         routes::register(service);
     }
 }
