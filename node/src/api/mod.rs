@@ -12,8 +12,10 @@
 //! - [`routes`] — the endpoints.
 //! - [`openapi`] — the OpenAPI document.
 //! - [`session`] — browser sign-in: session cookie and CSRF token.
+//! - [`export`] — `.xlsx` exports of reports and the order journal.
 
 pub mod auth;
+pub mod export;
 pub mod host_metrics;
 pub mod metrics;
 pub mod openapi;
@@ -115,6 +117,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(problem::path_config())
             .app_data(problem::query_config());
         session::register(service);
+        export::register(service);
         crate::ui::register(service);
         routes::register(service);
     }
