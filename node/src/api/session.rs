@@ -131,7 +131,7 @@ impl SessionStore {
 }
 
 fn safe_method(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+    method == Method::GET || method == Method::HEAD || method == Method::OPTIONS
 }
 
 /// A request's `Origin`, when present, must name the host it was sent to.
