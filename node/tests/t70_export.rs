@@ -26,7 +26,12 @@ fn download(node: &Node, name: &str, token: &str) -> (u16, Option<String>, Vec<u
 #[test]
 fn supervisors_download_workbooks_with_one_sheet_per_site() {
     let (_directory, node) = single_site();
-    let (status, body) = node.call("POST", "/api/v1/orders", Some(ANNA), Some(order_body("+79160001122")));
+    let (status, body) = node.call(
+        "POST",
+        "/api/v1/orders",
+        Some(ANNA),
+        Some(order_body("+79160001122")),
+    );
     assert_eq!(status, 201, "{body}");
     ready(&node, "anna", ANNA);
     for name in ["intervals.xlsx", "agents.xlsx", "orders.xlsx"] {
@@ -36,12 +41,24 @@ fn supervisors_download_workbooks_with_one_sheet_per_site() {
         assert!(bytes.starts_with(b"PK\x03\x04"), "{name} is a zip");
         let text = String::from_utf8_lossy(&bytes);
         assert!(text.contains("xl/worksheets/sheet1.xml"), "{name}");
-        assert!(!text.contains("xl/worksheets/sheet2.xml"), "{name}: one site, one sheet");
+        assert!(
+            !text.contains("xl/worksheets/sheet2.xml"),
+            "{name}: one site, one sheet"
+        );
     }
-    assert_eq!(download(&node, "orders.xlsx", ANNA).0, 403, "agents do not export");
+    assert_eq!(
+        download(&node, "orders.xlsx", ANNA).0,
+        403,
+        "agents do not export"
+    );
     assert_eq!(download(&node, "orders.xlsx", GATEWAY).0, 403);
     assert_eq!(download(&node, "secrets.xlsx", SUPERVISOR).0, 404);
-    let (status, body) = node.call("GET", "/api/v1/reports/intervals?format=csv", Some(SUPERVISOR), None);
+    let (status, body) = node.call(
+        "GET",
+        "/api/v1/reports/intervals?format=csv",
+        Some(SUPERVISOR),
+        None,
+    );
     assert_eq!(status, 200, "the CSV stays");
     assert!(body.as_str().unwrap().starts_with("interval_start,"));
 }

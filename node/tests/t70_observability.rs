@@ -13,7 +13,9 @@ use common::*;
 use serde_json::Value;
 
 fn deploy(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(path)
 }
 
 /// `callgrid_*` names in a text (expressions, rules).
@@ -82,7 +84,9 @@ fn dashboard_expressions(value: &Value, out: &mut Vec<String>) {
                 }
             }
         }
-        Value::Array(list) => list.iter().for_each(|value| dashboard_expressions(value, out)),
+        Value::Array(list) => list
+            .iter()
+            .for_each(|value| dashboard_expressions(value, out)),
         _ => {}
     }
 }
@@ -93,20 +97,30 @@ fn dashboard_and_rules_use_only_exported_metrics() {
     traffic(&node);
     let text = scrape(&node);
     let exported = exported(&text);
-    for family in ["callgrid_data_dir_available_bytes", "callgrid_data_dir_size_bytes"] {
+    for family in [
+        "callgrid_data_dir_available_bytes",
+        "callgrid_data_dir_size_bytes",
+    ] {
         assert!(exported.contains(family), "{family} is exported");
-        assert!(text.contains(&format!("# HELP {family} ")), "{family} has HELP");
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "{family} has HELP"
+        );
     }
 
-    let dashboard: Value =
-        serde_json::from_str(&std::fs::read_to_string(deploy("grafana/callgrid-dashboard.json")).unwrap())
-            .unwrap();
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(deploy("grafana/callgrid-dashboard.json")).unwrap(),
+    )
+    .unwrap();
     assert!(dashboard["title"].is_string() && dashboard["uid"].is_string());
     let panels = dashboard["panels"].as_array().unwrap();
     assert!(panels.len() >= 10);
     let mut ids = BTreeSet::new();
     for panel in panels {
-        assert!(ids.insert(panel["id"].as_u64().unwrap()), "panel ids are unique");
+        assert!(
+            ids.insert(panel["id"].as_u64().unwrap()),
+            "panel ids are unique"
+        );
         assert!(panel["gridPos"]["w"].as_u64().unwrap() <= 24);
         assert!(!panel["targets"].as_array().unwrap().is_empty());
     }
@@ -146,7 +160,11 @@ fn promtool_accepts_the_rules_and_a_real_scrape() {
         .arg(deploy("prometheus/callgrid.rules.yml"))
         .output()
         .expect("promtool is installed");
-    assert!(rules.status.success(), "{}", String::from_utf8_lossy(&rules.stdout));
+    assert!(
+        rules.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rules.stdout)
+    );
 
     let (_directory, node) = single_site();
     traffic(&node);
@@ -159,7 +177,12 @@ fn promtool_accepts_the_rules_and_a_real_scrape() {
         .spawn()
         .unwrap();
     use std::io::Write as _;
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     let report = format!(
         "{}{}",
@@ -187,8 +210,14 @@ fn promtool_accepts_the_rules_and_a_real_scrape() {
 
 /// Known promtool lint findings on existing metric families.
 const LEGACY_LINT: &[(&str, &str)] = &[
-    ("callgrid_complaints_total", "non-counter metrics should not have \"_total\" suffix"),
-    ("callgrid_orders_total", "non-counter metrics should not have \"_total\" suffix"),
+    (
+        "callgrid_complaints_total",
+        "non-counter metrics should not have \"_total\" suffix",
+    ),
+    (
+        "callgrid_orders_total",
+        "non-counter metrics should not have \"_total\" suffix",
+    ),
     ("callgrid_offer_latency_immediate_us", "abbreviated units"),
     ("callgrid_offer_latency_us", "abbreviated units"),
     ("callgrid_queue_oldest_age_ms", "abbreviated units"),

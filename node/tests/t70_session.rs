@@ -17,7 +17,8 @@ struct Browser {
 }
 
 fn sign_in(node: &Node, token: &str) -> (u16, Value, Option<String>) {
-    let result = ureq::post(&format!("{}/api/v1/session", node.base)).send_json(json!({"token": token}));
+    let result =
+        ureq::post(&format!("{}/api/v1/session", node.base)).send_json(json!({"token": token}));
     let response = match result {
         Ok(response) => response,
         Err(ureq::Error::Status(_, response)) => response,
@@ -43,8 +44,8 @@ fn browser(node: &Node, token: &str) -> Browser {
 
 impl Browser {
     fn call(&self, method: &str, path: &str, csrf: bool, body: Option<Value>) -> (u16, Value) {
-        let mut request = ureq::request(method, &format!("{}{path}", self.base))
-            .set("Cookie", &self.cookie);
+        let mut request =
+            ureq::request(method, &format!("{}{path}", self.base)).set("Cookie", &self.cookie);
         if csrf {
             request = request.set("X-CSRF-Token", &self.csrf);
         }
@@ -59,7 +60,10 @@ impl Browser {
         };
         let status = response.status();
         let text = response.into_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 }
 
@@ -72,7 +76,10 @@ fn sign_in_sets_an_http_only_strict_cookie_and_keeps_the_roles() {
     assert_eq!(body["role"], "agent");
     let cookie = cookie.unwrap();
     assert!(cookie.starts_with("cg_session="), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     assert!(!cookie.contains(ANNA), "the token is not the cookie");
 
     let anna = browser(&node, ANNA);
@@ -95,9 +102,18 @@ fn sign_in_sets_an_http_only_strict_cookie_and_keeps_the_roles() {
 fn unknown_tokens_gateways_and_bad_bodies_are_refused() {
     let (_directory, node) = single_site();
     assert_eq!(sign_in(&node, "no-such-token").0, 401);
-    assert_eq!(sign_in(&node, GATEWAY).0, 403, "gateways keep bearer tokens");
+    assert_eq!(
+        sign_in(&node, GATEWAY).0,
+        403,
+        "gateways keep bearer tokens"
+    );
     assert_eq!(sign_in(&node, "").0, 400);
-    let (status, _) = node.call("POST", "/api/v1/session", None, Some(json!({"token": ANNA, "x": 1})));
+    let (status, _) = node.call(
+        "POST",
+        "/api/v1/session",
+        None,
+        Some(json!({"token": ANNA, "x": 1})),
+    );
     assert_eq!(status, 400);
     let (status, _) = node.call("GET", "/api/v1/session", None, None);
     assert_eq!(status, 401);
@@ -107,7 +123,10 @@ fn unknown_tokens_gateways_and_bad_bodies_are_refused() {
         cookie: format!("cg_session={}", "ab".repeat(32)),
         csrf: String::new(),
     };
-    assert_eq!(forged.call("GET", "/api/v1/agents/anna", false, None).0, 401);
+    assert_eq!(
+        forged.call("GET", "/api/v1/agents/anna", false, None).0,
+        401
+    );
 }
 
 #[test]
@@ -117,12 +136,25 @@ fn state_changes_by_cookie_need_the_csrf_token() {
     let (status, body) = anna.call("POST", "/api/v1/agents/anna/login", false, None);
     assert_eq!(status, 403, "{body}");
     let (_, view) = node.call("GET", "/api/v1/agents/anna", Some(ANNA), None);
-    assert_eq!(view["state"], "logged_out", "the refused request changed nothing");
-    let mut wrong = Browser { csrf: "0".repeat(64), ..anna };
-    assert_eq!(wrong.call("POST", "/api/v1/agents/anna/login", true, None).0, 403);
+    assert_eq!(
+        view["state"], "logged_out",
+        "the refused request changed nothing"
+    );
+    let mut wrong = Browser {
+        csrf: "0".repeat(64),
+        ..anna
+    };
+    assert_eq!(
+        wrong
+            .call("POST", "/api/v1/agents/anna/login", true, None)
+            .0,
+        403
+    );
     wrong.csrf = browser(&node, BORIS).csrf;
     assert_eq!(
-        wrong.call("POST", "/api/v1/agents/anna/login", true, None).0,
+        wrong
+            .call("POST", "/api/v1/agents/anna/login", true, None)
+            .0,
         403,
         "another session's CSRF token does not fit"
     );
@@ -136,11 +168,18 @@ fn state_changes_by_cookie_need_the_csrf_token() {
 }
 
 fn stream_by_cookie(node: &Node, browser: &Browser, origin: Option<&str>) -> Result<Socket, u16> {
-    let url = format!("{}/api/v1/supervisor/stream", node.base.replacen("http://", "ws://", 1));
+    let url = format!(
+        "{}/api/v1/supervisor/stream",
+        node.base.replacen("http://", "ws://", 1)
+    );
     let mut request = url.as_str().into_client_request().unwrap();
-    request.headers_mut().insert("Cookie", browser.cookie.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("Cookie", browser.cookie.parse().unwrap());
     if let Some(origin) = origin {
-        request.headers_mut().insert("Origin", origin.parse().unwrap());
+        request
+            .headers_mut()
+            .insert("Origin", origin.parse().unwrap());
     }
     let stream = TcpStream::connect(node.base.trim_start_matches("http://")).unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
@@ -180,16 +219,34 @@ fn websocket_streams_open_by_cookie_from_the_same_origin_only() {
 #[test]
 fn pages_and_assets_are_served_with_a_strict_csp() {
     let (_directory, node) = single_site();
-    for path in ["/ui/", "/ui/agent", "/ui/assets/wallboard.js", "/ui/assets/style.css"] {
+    for path in [
+        "/ui/",
+        "/ui/agent",
+        "/ui/assets/wallboard.js",
+        "/ui/assets/style.css",
+    ] {
         let response = ureq::get(&format!("{}{path}", node.base)).call().unwrap();
-        let csp = response.header("Content-Security-Policy").unwrap().to_string();
-        assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
-        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
+        let csp = response
+            .header("Content-Security-Policy")
+            .unwrap()
+            .to_string();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+            "{csp}"
+        );
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+            "{csp}"
+        );
         assert_eq!(response.header("X-Content-Type-Options"), Some("nosniff"));
     }
     let page = ureq::get(&format!("{}/ui/", node.base)).call().unwrap();
     assert!(page.content_type().starts_with("text/html"));
-    assert!(page.into_string().unwrap().contains("/ui/assets/wallboard.js"));
+    assert!(
+        page.into_string()
+            .unwrap()
+            .contains("/ui/assets/wallboard.js")
+    );
     let missing = ureq::get(&format!("{}/ui/assets/../../etc/passwd", node.base)).call();
     assert!(matches!(missing, Err(ureq::Error::Status(404, _))));
     let missing = ureq::get(&format!("{}/ui/assets/nope.js", node.base)).call();

@@ -89,7 +89,10 @@ impl TokenTable {
     /// The principal of a request, from `Authorization: Bearer <token>`, or without that
     /// header from the session cookie (see [`super::session`]: CSRF and origin checked).
     pub fn authenticate(&self, request: &HttpRequest) -> Result<Actor, ApiError> {
-        let Some(header) = request.headers().get(actix_web::http::header::AUTHORIZATION) else {
+        let Some(header) = request
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+        else {
             return authenticate_cookie(&self.sessions, request);
         };
         let token = header

@@ -85,7 +85,11 @@ pub fn sheet_name(raw: &str) -> String {
         .take(SHEET_NAME_CHARS_MAX)
         .collect();
     let name = name.trim_matches('\'').to_string();
-    if name.is_empty() { "sheet".to_string() } else { name }
+    if name.is_empty() {
+        "sheet".to_string()
+    } else {
+        name
+    }
 }
 
 struct Formats {
@@ -412,9 +416,9 @@ pub(crate) async fn export(
                 .read_barrier()
                 .await
                 .map_err(|error| ApiError::Unavailable(error.to_string()))?;
-            state.shared.read(|replicated| {
-                order_sheets(&replicated.orders_recent(EXPORT_ORDERS_MAX))
-            })
+            state
+                .shared
+                .read(|replicated| order_sheets(&replicated.orders_recent(EXPORT_ORDERS_MAX)))
         }
         _ => {
             return Err(ApiError::NotFound(

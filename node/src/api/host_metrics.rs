@@ -13,11 +13,12 @@ use crate::replicate::ReplicaHealth;
 /// Directory of the node certificates when `cluster.certificates_dir` is not set (as the
 /// cluster module resolves it).
 fn certificates_directory(config: &NodeConfig) -> PathBuf {
-    config
-        .cluster
-        .certificates_dir
-        .clone()
-        .unwrap_or_else(|| config.site.data_dir.join(crate::cluster::CERTIFICATES_DIRECTORY))
+    config.cluster.certificates_dir.clone().unwrap_or_else(|| {
+        config
+            .site
+            .data_dir
+            .join(crate::cluster::CERTIFICATES_DIRECTORY)
+    })
 }
 
 /// `notAfter` of the first certificate in a PEM file, in Unix seconds.
@@ -63,7 +64,8 @@ pub fn render(text: &mut String, config: &NodeConfig, health: &ReplicaHealth) {
             );
         }
     }
-    let certificate = node_certificate_path(&certificates_directory(config), config.cluster.node_id);
+    let certificate =
+        node_certificate_path(&certificates_directory(config), config.cluster.node_id);
     if let Some(not_after) = std::fs::read(&certificate)
         .ok()
         .and_then(|pem| certificate_not_after(&pem))
@@ -94,9 +96,14 @@ pub fn render(text: &mut String, config: &NodeConfig, health: &ReplicaHealth) {
                 "callgrid_data_dir_size_bytes",
                 "Size of the data directory's filesystem in bytes.",
             );
-            let _ = writeln!(text, "callgrid_data_dir_size_bytes{{site=\"{site}\"}} {size}");
+            let _ = writeln!(
+                text,
+                "callgrid_data_dir_size_bytes{{site=\"{site}\"}} {size}"
+            );
         }
-        None => tracing::warn!(dir = %config.site.data_dir.display(), "data directory statvfs failed"),
+        None => {
+            tracing::warn!(dir = %config.site.data_dir.display(), "data directory statvfs failed")
+        }
     }
 }
 

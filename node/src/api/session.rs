@@ -154,9 +154,7 @@ fn same_origin(request: &HttpRequest) -> bool {
 /// state changes need the CSRF header, and every request a same-origin `Origin` if any.
 pub fn authenticate_cookie(store: &SessionStore, request: &HttpRequest) -> Result<Actor, ApiError> {
     let id = session_id(request).ok_or(ApiError::Unauthorized)?;
-    let (actor, csrf) = store
-        .lookup(&id)
-        .ok_or(ApiError::Unauthorized)?;
+    let (actor, csrf) = store.lookup(&id).ok_or(ApiError::Unauthorized)?;
     if !same_origin(request) {
         tracing::warn!(principal = %actor.name, "session request from another origin refused");
         return Err(ApiError::Forbidden(
@@ -307,7 +305,10 @@ mod tests {
         let (actor, stored_csrf) = store.lookup(&id).unwrap();
         assert_eq!(actor, anna());
         assert_eq!(stored_csrf, csrf);
-        assert!(store.lookup(&csrf).is_none(), "the CSRF token is no session id");
+        assert!(
+            store.lookup(&csrf).is_none(),
+            "the CSRF token is no session id"
+        );
         assert!(store.close(&id));
         assert!(store.lookup(&id).is_none());
         assert!(!store.close(&id));

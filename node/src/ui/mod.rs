@@ -111,7 +111,10 @@ mod tests {
     fn pages_load_only_embedded_same_origin_assets() {
         for page in [WALLBOARD_HTML, AGENT_HTML] {
             assert!(!page.contains("http://") && !page.contains("https://"));
-            assert!(!page.contains("<script>"), "no inline scripts under the CSP");
+            assert!(
+                !page.contains("<script>"),
+                "no inline scripts under the CSP"
+            );
             assert!(!page.contains("style="), "no inline styles under the CSP");
             for reference in page.split("/ui/assets/").skip(1) {
                 let name: String = reference
@@ -122,7 +125,11 @@ mod tests {
             }
         }
         for asset in ASSETS {
-            assert!(!asset.body.contains("innerHTML"), "{} builds DOM nodes", asset.name);
+            assert!(
+                !asset.body.contains("innerHTML"),
+                "{} builds DOM nodes",
+                asset.name
+            );
         }
     }
 }

@@ -59,7 +59,8 @@ async function loadHistory(caller) {
           (record.name ? " · " + record.quantity + "× " + record.name : "")));
       }
     } catch (error) {
-      items.push(cg.h("li", { class: "muted" }, kind + "s: " + error.message));
+      // A role that may not list these records (agents and complaints) simply sees none.
+      if (error.status !== 403) items.push(cg.h("li", { class: "muted" }, kind + "s: " + error.message));
     }
   }
   if (!items.length) items.push(cg.h("li", { class: "muted" }, "no earlier orders, pre-orders or complaints"));
