@@ -347,7 +347,10 @@ fn wallboard_shows_the_numbers_of_the_api_after_a_burst() {
         .collect();
     assert!(matched, "wallboard {shown:?} vs API {expected:?}");
     assert_ne!(expected[0].1, "0", "callers wait");
-    assert_eq!(expected[1].1, "5", "five contacts offered");
+    assert_eq!(
+        expected[1].1, "6",
+        "five callers and the callback the test site creates for the one who abandoned"
+    );
     assert_eq!(page.text("[data-testid='leader']"), "leader 1");
     // The SL curve is drawn as inline SVG.
     assert_eq!(
