@@ -357,6 +357,14 @@ fn wallboard_shows_the_numbers_of_the_api_after_a_burst() {
         page.eval("document.querySelectorAll('#curve svg path.sl').length"),
         json!(1)
     );
+    // Every interval's point lies inside the chart (x from the interval's start in the day).
+    let points = page.eval("document.querySelectorAll('#curve svg circle').length");
+    assert!(points.as_u64().unwrap() >= 1, "{points}");
+    let inside = page.eval(
+        "Array.from(document.querySelectorAll('#curve svg circle')).every((c) => \
+         +c.getAttribute('cx') >= 48 && +c.getAttribute('cx') <= 1192)",
+    );
+    assert_eq!(inside, json!(true));
 }
 
 #[test]

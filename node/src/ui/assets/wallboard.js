@@ -113,16 +113,17 @@ function renderCurve() {
     .filter((point) => point.sl !== null && point.sl !== undefined);
   const width = 1200, height = 220, left = 48, bottom = 24, top = 8;
   const y = (value) => top + (1 - value) * (height - top - bottom);
-  const dayStart = new Date(); dayStart.setHours(0, 0, 0, 0);
-  const x = (at) => left + ((at - dayStart.getTime()) / 86400000) * (width - left - 8);
+  // start_ms is the interval's start in ms since the node's midnight (UTC).
+  const x = (at) => left + (at / 86400000) * (width - left - 8);
+  const clock = (at) => String(Math.floor(at / 3600000)).padStart(2, "0") + ":" + String(Math.floor(at / 60000) % 60).padStart(2, "0");
   const svg = cg.s("svg", { viewBox: "0 0 " + width + " " + height, role: "img", "aria-label": "service level per interval", class: "chart" });
   for (const value of [0, 0.5, 1]) {
     svg.append(cg.s("line", { x1: left, x2: width - 8, y1: y(value), y2: y(value), class: "grid" }));
     svg.append(cg.s("text", { x: left - 6, y: y(value) + 5, "text-anchor": "end", class: "axis" }, (value * 100) + "%"));
   }
   for (let hour = 0; hour <= 24; hour += 3) {
-    const at = dayStart.getTime() + hour * 3600000;
-    svg.append(cg.s("text", { x: x(at), y: height - 6, "text-anchor": "middle", class: "axis" }, String(hour).padStart(2, "0") + ":00"));
+    const at = hour * 3600000;
+    svg.append(cg.s("text", { x: x(at), y: height - 6, "text-anchor": "middle", class: "axis" }, clock(at)));
   }
   svg.append(cg.s("line", { x1: left, x2: width - 8, y1: y(SL_GOAL), y2: y(SL_GOAL), class: "goal" }));
   if (points.length) {
@@ -130,11 +131,11 @@ function renderCurve() {
     svg.append(cg.s("path", { d: path, class: "sl" }));
     for (const point of points) {
       svg.append(cg.s("circle", { cx: x(point.at).toFixed(1), cy: y(point.sl).toFixed(1), r: 4, class: point.sl < SL_GOAL ? "dot breach" : "dot" },
-        cg.s("title", {}, new Date(point.at).toLocaleTimeString() + " " + cg.percent(point.sl))));
+        cg.s("title", {}, clock(point.at) + " UTC " + cg.percent(point.sl))));
     }
   }
   cg.put("curve", svg);
-  cg.text("target", "(goal " + SL_GOAL * 100 + " % within " + report.service_level_target_ms / 1000 + " s)");
+  cg.text("target", "(UTC; goal " + SL_GOAL * 100 + " % within " + report.service_level_target_ms / 1000 + " s)");
 }
 
 function renderCluster() {
