@@ -50,3 +50,4 @@ drill "image + compose drill" deploy/compose/drill.sh
 drill "k8s manifests + systemd unit" deploy/check.sh
 drill "backup and restore" cargo test --locked -p callgrid-tests --test backup_restore
 drill "runbook" deploy/runbook-drill.sh
+drill "browser (wallboard, desktop) + promtool" scripts/ci-browser.sh

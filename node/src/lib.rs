@@ -16,6 +16,7 @@
 //! - [`actors`] — the actix actors around the routing core: the Site (routing, supervisor) and
 //!   its Agent, Call and Queue children (streams, offer timers, transcripts, live views).
 //! - [`api`] — HTTP JSON API, WebSocket streams, metrics and health.
+//! - [`ui`] — the supervisor wallboard and the agent desktop, embedded static pages.
 //! - [`node`] — wiring it all together into a running node.
 
 pub mod actors;
@@ -25,3 +26,4 @@ pub mod config;
 pub mod node;
 pub mod replicate;
 pub mod state;
+pub mod ui;

@@ -6,12 +6,14 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use actix_web::HttpRequest;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::problem::ApiError;
+use super::session::{SessionStore, authenticate_cookie};
 use crate::config::TokenEntry;
 use crate::state::model::{Actor, Role};
 
@@ -36,10 +38,11 @@ pub enum AuthError {
     Corrupted(String),
 }
 
-/// Token hash → principal.
+/// Token hash → principal, and the browser sessions signed in with those tokens.
 #[derive(Debug, Clone, Default)]
 pub struct TokenTable {
     by_hash: HashMap<[u8; 32], Actor>,
+    sessions: Arc<SessionStore>,
 }
 
 /// Hashes a token.
@@ -73,27 +76,37 @@ impl TokenTable {
         self.by_hash.insert(hash, Actor { name, role });
     }
 
-    /// The principal of a request, from `Authorization: Bearer <token>`.
+    /// The principal a token maps to.
+    pub fn principal(&self, token: &str) -> Option<Actor> {
+        self.by_hash.get(&hash_token(token)).cloned()
+    }
+
+    /// The browser sessions.
+    pub fn sessions(&self) -> &SessionStore {
+        &self.sessions
+    }
+
+    /// The principal of a request, from `Authorization: Bearer <token>`, or without that
+    /// header from the session cookie (see [`super::session`]: CSRF and origin checked).
     pub fn authenticate(&self, request: &HttpRequest) -> Result<Actor, ApiError> {
-        let header = request
+        let Some(header) = request
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok());
-        let token = match header {
-            Some(header) => header
-                .strip_prefix("Bearer ")
-                .ok_or(ApiError::Unauthorized)?
-                .trim()
-                .to_string(),
-            // Browsers cannot set headers on a WebSocket: they offer the subprotocols
-            // `bearer` and the token instead.
-            None => websocket_token(request).ok_or(ApiError::Unauthorized)?,
+        else {
+            // Browsers cannot set headers on a WebSocket: they offer the subprotocols `bearer`
+            // and the token, or send the session cookie of a sign-in.
+            if let Some(token) = websocket_token(request) {
+                return self.principal(&token).ok_or(ApiError::Unauthorized);
+            }
+            return authenticate_cookie(&self.sessions, request);
         };
-        let token = token.as_str();
-        self.by_hash
-            .get(&hash_token(token))
-            .cloned()
-            .ok_or(ApiError::Unauthorized)
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|header| header.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?
+            .trim();
+        self.principal(token).ok_or(ApiError::Unauthorized)
     }
 }
 

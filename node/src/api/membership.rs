@@ -30,11 +30,18 @@ pub const ADDRESS_CHARS_MAX: usize = 255;
 
 /// Registers the endpoints; call before the `/api/v1` scope so they are matched first.
 pub fn register(service: &mut web::ServiceConfig) {
+    // Authenticated before any body is read, as the rest of `/api/v1` (a 401, never a 400).
+    // One resource each: a `/api/v1/cluster` scope would hide `/api/v1/cluster/status`.
+    let guarded = |path: &str, route: actix_web::Route| {
+        web::resource(path)
+            .wrap(actix_web::middleware::from_fn(super::authenticate_first))
+            .route(route)
+    };
     service
-        .route("/api/v1/cluster/learners", web::post().to(add_learner))
-        .route("/api/v1/cluster/voters/{id}", web::post().to(promote))
-        .route("/api/v1/cluster/members/{id}", web::delete().to(remove))
-        .route("/api/v1/cluster/leader", web::post().to(transfer_leader));
+        .service(guarded("/api/v1/cluster/learners", web::post().to(add_learner)))
+        .service(guarded("/api/v1/cluster/voters/{id}", web::post().to(promote)))
+        .service(guarded("/api/v1/cluster/members/{id}", web::delete().to(remove)))
+        .service(guarded("/api/v1/cluster/leader", web::post().to(transfer_leader)));
 }
 
 #[derive(Debug, Deserialize)]

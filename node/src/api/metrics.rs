@@ -324,6 +324,7 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     for (name, help, value) in raft {
         single(&mut text, site, name, Kind::Gauge, help, value);
     }
+    super::host_metrics::render(&mut text, &state.config, &health);
     let counts = state.shared.read(|replicated| replicated.counts());
     let records = [
         (

@@ -12,13 +12,18 @@
 //! - [`routes`] — the endpoints.
 //! - [`membership`] — cluster membership for operators.
 //! - [`openapi`] — the OpenAPI document.
+//! - [`session`] — browser sign-in: session cookie and CSRF token.
+//! - [`export`] — `.xlsx` exports of reports and the order journal.
 
 pub mod auth;
+pub mod export;
+pub mod host_metrics;
 pub mod membership;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
+pub mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,6 +143,9 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(problem::query_config());
         // Before the `/api/v1` scope, whose default service answers 404 for what it lacks.
         membership::register(service);
+        session::register(service);
+        export::register(service);
+        crate::ui::register(service);
         routes::register(service);
     }
 }

@@ -343,6 +343,27 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     ),
     ("get", "/cluster/status", "Raft status", "supervisor", None),
     ("get", "/openapi.json", "This document", "anyone", None),
+    (
+        "get",
+        "/exports/intervals.xlsx",
+        "Interval reports as .xlsx (one sheet per site)",
+        "supervisor",
+        None,
+    ),
+    (
+        "get",
+        "/exports/agents.xlsx",
+        "Per-agent workload as .xlsx",
+        "supervisor",
+        None,
+    ),
+    (
+        "get",
+        "/exports/orders.xlsx",
+        "The order journal as .xlsx",
+        "supervisor",
+        None,
+    ),
 ];
 
 fn schemas() -> Value {
