@@ -122,6 +122,10 @@ pub struct SiteSection {
     /// Where RocksDB and the token file live.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// The site's fixed offset from UTC in minutes (Moscow: 180): reports roll over at the
+    /// site's local midnight and show local times. Within -720..=840, whole quarter hours.
+    #[serde(default)]
+    pub utc_offset_minutes: i16,
 }
 
 /// `[http]`
@@ -378,6 +382,7 @@ impl NodeConfig {
                 city: "default".to_string(),
                 number: 0,
                 data_dir: default_data_dir(),
+                utc_offset_minutes: 0,
             },
             http: HttpSection::default(),
             cluster: ClusterSection::default(),
@@ -397,6 +402,14 @@ impl NodeConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.site.id.trim().is_empty() || self.site.id.len() > 64 {
             return Err(invalid("site.id", "must be 1 to 64 characters"));
+        }
+        if !(-720..=840).contains(&self.site.utc_offset_minutes)
+            || self.site.utc_offset_minutes % 15 != 0
+        {
+            return Err(invalid(
+                "site.utc_offset_minutes",
+                "must be within -720..=840 and a whole number of quarter hours",
+            ));
         }
         if self.http.body_bytes_max == 0 || self.http.body_bytes_max > 16 * 1024 * 1024 {
             return Err(invalid(

@@ -402,7 +402,7 @@ pub(crate) async fn export(
     let name = path.into_inner();
     let sheets = match name.as_str() {
         "intervals.xlsx" | "agents.xlsx" => {
-            let reply = state.site.send(SiteInput::Report).await??;
+            let reply = state.site.send(SiteInput::Report { date: None }).await??;
             // The sheets read the report as the API shows it (its JSON form).
             let report = serde_json::to_value(&reply)
                 .map_err(|error| ApiError::Internal(format!("report: {error}")))?;

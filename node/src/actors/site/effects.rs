@@ -24,6 +24,8 @@ impl SiteActor {
             match effect {
                 Effect::Event(event) => {
                     self.metrics.record(&event);
+                    self.days
+                        .record(&event, self.epoch_ms.saturating_add(event.at.0));
                     self.on_event(&event.kind, event.at);
                     if !self.streams.supervisors.is_empty() {
                         self.streams

@@ -171,8 +171,11 @@ pub enum SiteInput {
         /// Mode.
         mode: String,
     },
-    /// Reports: per-interval statistics.
-    Report,
+    /// Reports: one local day's per-interval statistics (today when `None`).
+    Report {
+        /// The site's local day.
+        date: Option<super::reports::LocalDay>,
+    },
 }
 
 impl Message for SiteInput {

@@ -39,6 +39,7 @@ mod effects;
 mod gateway;
 pub mod messages;
 mod overflow;
+pub mod reports;
 mod supervisor;
 pub mod views;
 
@@ -218,6 +219,8 @@ pub struct SiteActor {
     epoch_ms: u64,
     site: callgrid_domain::Site,
     metrics: Metrics,
+    /// Daily interval reports (today live, closed days on disk).
+    days: reports::DayBook,
     effects: Vec<Effect>,
     proposer: Proposer,
     shared: SharedState,
@@ -305,6 +308,14 @@ impl SiteActor {
             usize::from(config.site.number) + 1,
             skill_count,
         );
+        let days = reports::DayBook::open(
+            &config.site.data_dir,
+            &config.site.id,
+            config.site.utc_offset_minutes,
+            config.metrics.clone(),
+            (usize::from(config.site.number) + 1, skill_count),
+            now,
+        );
         let node_id = config.cluster.node_id;
         Ok(Self {
             config,
@@ -312,6 +323,7 @@ impl SiteActor {
             epoch_ms,
             site,
             metrics,
+            days,
             effects: Vec::with_capacity(64),
             proposer,
             shared,
@@ -509,7 +521,11 @@ impl SiteActor {
                 agent,
                 mode,
             } => self.monitor(&supervisor, &agent, &mode),
-            SiteInput::Report => Ok(SiteReply::Report(Box::new(self.metrics.report()))),
+            SiteInput::Report { date } => self
+                .days
+                .report(date, now_ms())
+                .map(|report| SiteReply::Report(Box::new(report)))
+                .map_err(|error| SiteError::NotFound(error.to_string())),
         }
     }
 }
@@ -561,6 +577,9 @@ impl Actor for SiteActor {
             actor.sweep_lingering();
             actor.arm_overflow_timer(ctx);
             actor.flush(ctx);
+        });
+        ctx.run_interval(reports::FLUSH_INTERVAL, |actor, _ctx| {
+            actor.days.flush(now_ms());
         });
         if self.config.overflow.enabled || !self.config.peer_sites.is_empty() {
             ctx.run_interval(SUMMARY_PUBLISH_INTERVAL, |actor, ctx| {

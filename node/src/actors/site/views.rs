@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use actix::prelude::*;
 use callgrid_domain::{
-    AgentId, AgentState, Channel, ContactId, Counters, Direction, Line, MetricsReport, SkillId,
+    AgentId, AgentState, Channel, ContactId, Counters, Direction, Line, SkillId,
     Topic,
 };
 use serde::Serialize;
@@ -188,7 +188,7 @@ pub enum SiteReply {
     /// A monitoring request sent to the gateways.
     Monitor(MonitorRequest),
     /// Interval reports.
-    Report(Box<MetricsReport>),
+    Report(Box<super::reports::DayReport>),
     /// A message taken.
     Accepted(Accepted),
 }
