@@ -279,6 +279,16 @@ impl DayBook {
             ),
             None => (live, live_observed),
         };
+        let mut report = report;
+        // Intervals with no traffic and no agent time (before the first event of the day) are
+        // left out rather than listed as zeros.
+        report.intervals.retain(|interval| {
+            interval
+                .sites
+                .iter()
+                .chain(&interval.queues)
+                .any(|row| row.counters != Counters::default())
+        });
         DayFile {
             version: FILE_VERSION,
             site: self.site.clone(),
