@@ -92,9 +92,16 @@ fn the_days_report_survives_a_restart() {
 
     let (after, offered) = offered_today(&node, &format!("?date={date}"));
     assert_eq!(after, date);
-    assert_eq!(offered, 2, "the day's figures are still there after the restart");
+    assert_eq!(
+        offered, 2,
+        "the day's figures are still there after the restart"
+    );
     arrive(&node, "+79160002203");
-    assert_eq!(offered_today(&node, "").1, 3, "and later traffic adds to them");
+    assert_eq!(
+        offered_today(&node, "").1,
+        3,
+        "and later traffic adds to them"
+    );
 
     let (status, body) = node.call(
         "GET",
@@ -132,7 +139,12 @@ fn interval_csv_has_local_times_and_a_semicolon_variant() {
 
     let comma = csv("");
     let mut lines = comma.lines();
-    assert!(lines.next().unwrap().starts_with("interval_start,site,skill,offered"));
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("interval_start,site,skill,offered")
+    );
     let rows: Vec<&str> = lines.collect();
     assert!(
         rows.iter().all(|row| !row.contains(",all,0,0,0,0,0,,,,,0")),
@@ -149,7 +161,10 @@ fn interval_csv_has_local_times_and_a_semicolon_variant() {
     );
     assert_eq!(start.len(), "2026-12-03T09:15:00+03:00".len(), "{start}");
     assert!(site_row.contains(",msk,all,1,0,0,0,0,"), "{site_row}");
-    assert!(site_row.contains(",0.0000,"), "abandon rate with a point: {site_row}");
+    assert!(
+        site_row.contains(",0.0000,"),
+        "abandon rate with a point: {site_row}"
+    );
 
     for query in ["&sep=semicolon", "&sep=%3B"] {
         let semicolon = csv(query);
@@ -164,7 +179,10 @@ fn interval_csv_has_local_times_and_a_semicolon_variant() {
         let row = lines
             .find(|line| line.split(';').nth(2) == Some("all"))
             .unwrap_or_else(|| panic!("no site row in\n{semicolon}"));
-        assert!(row.starts_with(&format!("{start};msk;all;1;0;0;0;0;")), "{row}");
+        assert!(
+            row.starts_with(&format!("{start};msk;all;1;0;0;0;0;")),
+            "{row}"
+        );
         assert!(row.contains(";0,0000;"), "decimal comma: {row}");
         assert!(!row.contains('.'), "no decimal points: {row}");
     }

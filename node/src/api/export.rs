@@ -255,7 +255,7 @@ pub fn interval_sheets(state: &AppState, report: &Value) -> Vec<Sheet> {
         }
     }
     let header = vec![
-        "Interval start (UTC)",
+        "Interval start (site local time)",
         "Queue",
         "Offered",
         "Answered",

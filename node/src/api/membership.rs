@@ -38,10 +38,22 @@ pub fn register(service: &mut web::ServiceConfig) {
             .route(route)
     };
     service
-        .service(guarded("/api/v1/cluster/learners", web::post().to(add_learner)))
-        .service(guarded("/api/v1/cluster/voters/{id}", web::post().to(promote)))
-        .service(guarded("/api/v1/cluster/members/{id}", web::delete().to(remove)))
-        .service(guarded("/api/v1/cluster/leader", web::post().to(transfer_leader)));
+        .service(guarded(
+            "/api/v1/cluster/learners",
+            web::post().to(add_learner),
+        ))
+        .service(guarded(
+            "/api/v1/cluster/voters/{id}",
+            web::post().to(promote),
+        ))
+        .service(guarded(
+            "/api/v1/cluster/members/{id}",
+            web::delete().to(remove),
+        ))
+        .service(guarded(
+            "/api/v1/cluster/leader",
+            web::post().to(transfer_leader),
+        ));
 }
 
 #[derive(Debug, Deserialize)]

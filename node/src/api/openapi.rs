@@ -183,7 +183,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     (
         "get",
         "/reports/intervals",
-        "Per-interval statistics (?format=json|csv)",
+        "One local day of per-interval statistics (?date=YYYY-MM-DD, default today at the site's utc_offset_minutes; 404 for a day not kept, the last 35 are; ?format=json|csv; ?sep=comma|semicolon: CSV with `;` and decimal commas; interval_start in RFC 3339 local time)",
         "supervisor",
         None,
     ),

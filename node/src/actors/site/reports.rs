@@ -6,9 +6,9 @@
 //! to `data_dir/reports/YYYY-MM-DD.json` and a new accumulator starts (agents' current states
 //! are restated at 00:00 so their time keeps counting). The current day is written there too
 //! every [`FLUSH_INTERVAL`] while it changes, so a restarted node reloads the day's figures
-//! and adds to them. Files are versioned, validated on load and written atomically (temp file
-//! + rename); a corrupt or foreign file is logged and skipped, never fatal. Files of days older
-//! than [`DAYS_KEPT`] are removed.
+//! and adds to them. Files are versioned, validated on load and written atomically (temp file,
+//! fsync, rename); a corrupt or foreign file is logged and skipped, never fatal. Files of days
+//! older than [`DAYS_KEPT`] are removed.
 //!
 //! Known limit: queue lengths are not restated at midnight (a queue that is not empty at
 //! 00:00 counts from its next change).
@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use callgrid_domain::{
-    AgentCounters, AgentId, Counters, Event, EventKind, Metrics, MetricsConfig, MetricsReport,
-    Row, ServiceLevelPolicy, SiteId, SkillId, TimeMs,
+    AgentCounters, AgentId, Counters, Event, EventKind, Metrics, MetricsConfig, MetricsReport, Row,
+    ServiceLevelPolicy, SiteId, SkillId, TimeMs,
 };
 use serde::{Deserialize, Serialize};
 
@@ -212,7 +212,7 @@ impl DayBook {
         }
         // A late event from before midnight counts at the start of the current day.
         let within = if day < self.day { 0 } else { within };
-        let mut local = event.clone();
+        let mut local = *event;
         local.at = TimeMs(within);
         self.live.record(&local);
         if let EventKind::AgentStateChanged { agent, .. } = event.kind {
@@ -365,7 +365,10 @@ impl DayBook {
 
     fn validate(&self, file: DayFile, day: LocalDay) -> Result<DayFile, String> {
         if file.version != FILE_VERSION {
-            return Err(format!("version {} (expected {FILE_VERSION})", file.version));
+            return Err(format!(
+                "version {} (expected {FILE_VERSION})",
+                file.version
+            ));
         }
         if file.site != self.site || file.date != day.to_string() {
             return Err(format!("holds {} of site {}", file.date, file.site));

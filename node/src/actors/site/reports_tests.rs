@@ -47,8 +47,18 @@ fn dates_convert_both_ways() {
     assert_eq!(day.to_string(), "2026-12-03");
     assert_eq!(within, HOUR_MS);
     assert_eq!(LocalDay::parse("2026-12-03"), Some(day));
-    assert_eq!(LocalDay::parse("2024-02-29").unwrap().to_string(), "2024-02-29");
-    for bad in ["2026-02-29", "2026-13-01", "2026-1-01", "26-12-03", "2026-12-03x", ""] {
+    assert_eq!(
+        LocalDay::parse("2024-02-29").unwrap().to_string(),
+        "2024-02-29"
+    );
+    for bad in [
+        "2026-02-29",
+        "2026-13-01",
+        "2026-1-01",
+        "26-12-03",
+        "2026-12-03x",
+        "",
+    ] {
         assert_eq!(LocalDay::parse(bad), None, "{bad}");
     }
     // 22:00 UTC is already the next day in Moscow (+03:00), and 02:00 the previous in -05:00.
@@ -100,7 +110,10 @@ fn days_roll_at_local_midnight() {
     assert_eq!(today.utc_offset_minutes, 180);
     assert_eq!(offered_at(&today.report, HOUR_MS / 2), 1);
     let third = book.report(LocalDay::parse("2026-12-03"), DAY_ONE_UTC_MS + 22 * HOUR_MS);
-    assert_eq!(offered_at(&third.unwrap().report, 23 * HOUR_MS + HOUR_MS / 2), 1);
+    assert_eq!(
+        offered_at(&third.unwrap().report, 23 * HOUR_MS + HOUR_MS / 2),
+        1
+    );
 }
 
 /// A reopened book (node restart) adds to the day's figures written before.
@@ -131,9 +144,20 @@ fn corrupt_files_are_skipped_and_old_days_removed() {
     std::fs::write(reports.join("2026-10-01.json"), b"{}").unwrap();
     let at = DAY_ONE_UTC_MS + HOUR_MS;
     let mut book = book(directory.path(), 0, at);
-    assert_eq!(book.report(None, at).unwrap().report.totals.counters.offered, 0);
+    assert_eq!(
+        book.report(None, at)
+            .unwrap()
+            .report
+            .totals
+            .counters
+            .offered,
+        0
+    );
     assert!(book.report(LocalDay::parse("2026-12-02"), at).is_err());
-    assert!(!reports.join("2026-10-01.json").exists(), "older than 35 days");
+    assert!(
+        !reports.join("2026-10-01.json").exists(),
+        "older than 35 days"
+    );
     book.record(&arrival(1), at);
     book.flush(at);
     let reopened = super::DayBook::open(
@@ -162,7 +186,15 @@ fn thirty_five_days_are_kept() {
         let report = book.report(Some(day), now).unwrap();
         assert_eq!(report.report.totals.counters.offered, 1, "{day}");
     }
-    assert!(book.report(Some(LocalDay(last.0 - DAYS_KEPT - 1)), now).is_err());
-    let files = std::fs::read_dir(directory.path().join("reports")).unwrap().count();
-    assert_eq!(files as i64, DAYS_KEPT, "closed days on disk (today is not yet flushed)");
+    assert!(
+        book.report(Some(LocalDay(last.0 - DAYS_KEPT - 1)), now)
+            .is_err()
+    );
+    let files = std::fs::read_dir(directory.path().join("reports"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        files as i64, DAYS_KEPT,
+        "closed days on disk (today is not yet flushed)"
+    );
 }

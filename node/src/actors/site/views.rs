@@ -5,8 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use actix::prelude::*;
 use callgrid_domain::{
-    AgentId, AgentState, Channel, ContactId, Counters, Direction, Line, SkillId,
-    Topic,
+    AgentId, AgentState, Channel, ContactId, Counters, Direction, Line, SkillId, Topic,
 };
 use serde::Serialize;
 
