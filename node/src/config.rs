@@ -761,10 +761,26 @@ sha256 = "686c866500d6d3052f6ce44ef79b368d30fce9e40796aa100b7a851fe28e335d"
                 FULL.replace("skill = \"line2\"\n", "skill = \"nope\"\n"),
                 "topics[0].skill",
             ),
+            (
+                FULL.replacen("[site]\n", "[site]\nutc_offset_minutes = 900\n", 1),
+                "site.utc_offset_minutes",
+            ),
+            (
+                FULL.replacen("[site]\n", "[site]\nutc_offset_minutes = 185\n", 1),
+                "site.utc_offset_minutes",
+            ),
         ];
         for (text, key) in cases {
             let error = parse(&text).unwrap_err().to_string();
             assert!(error.contains(key), "expected `{key}` in: {error}");
+        }
+        for offset in [-720, -210, 0, 180, 345, 840] {
+            let text = FULL.replacen(
+                "[site]\n",
+                &format!("[site]\nutc_offset_minutes = {offset}\n"),
+                1,
+            );
+            assert_eq!(parse(&text).unwrap().site.utc_offset_minutes, offset);
         }
     }
 
