@@ -113,7 +113,8 @@ function renderCurve() {
     .filter((point) => point.sl !== null && point.sl !== undefined);
   const width = 1200, height = 220, left = 48, bottom = 24, top = 8;
   const y = (value) => top + (1 - value) * (height - top - bottom);
-  // start_ms is the interval's start in ms since the node's midnight (UTC).
+  // start_ms is the interval's start in ms since the site's local midnight (report.date, at
+  // report.utc_offset_minutes).
   const x = (at) => left + (at / 86400000) * (width - left - 8);
   const clock = (at) => String(Math.floor(at / 3600000)).padStart(2, "0") + ":" + String(Math.floor(at / 60000) % 60).padStart(2, "0");
   const svg = cg.s("svg", { viewBox: "0 0 " + width + " " + height, role: "img", "aria-label": "service level per interval", class: "chart" });
