@@ -121,13 +121,17 @@ pub async fn authenticate_first(
     if PUBLIC_API_PATHS.contains(&request.path()) {
         return Ok(next.call(request).await?.map_into_left_body());
     }
-    let authenticated = request
-        .app_data::<web::Data<AppState>>()
-        .is_some_and(|state| state.tokens.authenticate(request.request()).is_ok());
-    if authenticated {
-        return Ok(next.call(request).await?.map_into_left_body());
-    }
-    let response = problem::ApiError::Unauthorized.error_response();
+    // Who it is, or why not: no or unknown token 401; a session cookie without its CSRF
+    // token, or from another origin, 403.
+    let authenticated = match request.app_data::<web::Data<AppState>>() {
+        Some(state) => state.tokens.authenticate(request.request()).map(|_| ()),
+        None => Err(problem::ApiError::Unauthorized),
+    };
+    let error = match authenticated {
+        Ok(()) => return Ok(next.call(request).await?.map_into_left_body()),
+        Err(error) => error,
+    };
+    let response = error.error_response();
     Ok(request.into_response(response).map_into_right_body())
 }
 

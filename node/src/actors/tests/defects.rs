@@ -6,7 +6,7 @@ use super::*;
 /// An input about a contact the site never saw is "not found", not a state conflict.
 #[actix_rt::test]
 async fn an_unknown_contact_is_not_found_not_a_conflict() {
-    let site = start_site(60_000);
+    let (site, _data) = start_site(60_000);
     for input in [
         SiteInput::ContactAnswered {
             contact: ContactId(424_242),
@@ -27,12 +27,12 @@ async fn an_unknown_contact_is_not_found_not_a_conflict() {
 /// again, so a late gateway event for an old contact cannot hit a new one.
 #[actix_rt::test]
 async fn contact_ids_stay_unique_across_a_restart_of_the_site() {
-    let first = start_site(60_000);
+    let (first, _first_data) = start_site(60_000);
     let before = arrive(&first, Channel::Voice).await["id"].as_u64().unwrap();
     drop(first);
     // A new process starts (a real restart takes far longer than the counter's millisecond).
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let second = start_site(60_000);
+    let (second, _second_data) = start_site(60_000);
     let after = arrive(&second, Channel::Voice).await["id"]
         .as_u64()
         .unwrap();
@@ -44,7 +44,7 @@ async fn contact_ids_stay_unique_across_a_restart_of_the_site() {
 /// agent (the contact was re-offered) is refused and changes nothing.
 #[actix_rt::test]
 async fn answered_names_the_agent_and_is_refused_for_another_one() {
-    let site = start_site(60_000);
+    let (site, _data) = start_site(60_000);
     ask(&site, SiteInput::Login("anna".to_string())).await;
     ask(&site, SiteInput::Ready("anna".to_string())).await;
     ask(&site, SiteInput::Login("boris".to_string())).await;
@@ -76,12 +76,12 @@ async fn answered_names_the_agent_and_is_refused_for_another_one() {
     assert_eq!(answered["agent"], "anna");
 }
 
-fn transfer_config() -> Arc<NodeConfig> {
+fn transfer_config(data: &Path) -> Arc<NodeConfig> {
     let text = r#"
 [site]
 id = "msk"
 number = 0
-data_dir = "unused"
+data_dir = "DATA_DIR"
 
 [routing]
 offer_timeout_ms = 60000
@@ -101,7 +101,8 @@ id = 3
 skills = ["line2"]
 certificate_valid_until = "2099-12-31"
 "#;
-    Arc::new(NodeConfig::parse(text, Path::new("test.toml")).unwrap())
+    let text = text.replace("DATA_DIR", &data.display().to_string());
+    Arc::new(NodeConfig::parse(&text, Path::new("test.toml")).unwrap())
 }
 
 /// Defect 13: the consultant's offer after a line-1 → line-2 transfer names the new skill and
@@ -113,7 +114,8 @@ async fn a_transfer_offers_the_new_skill_and_refuses_the_same_skill() {
         Arc::new(LocalReplicator::new(shared.clone())),
         "msk".to_string(),
     );
-    let actor = SiteActor::new(transfer_config(), proposer, shared).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let actor = SiteActor::new(transfer_config(data.path()), proposer, shared).unwrap();
     let site = Supervisor::start(move |_| actor);
     for login in ["anna", "vera"] {
         ask(&site, SiteInput::Login(login.to_string())).await;
@@ -209,7 +211,8 @@ async fn claimed_callbacks_are_requeued_after_the_state_is_reloaded() {
     use crate::state::model::{Actor as Principal, StatePolicy};
     use crate::state::{Command, Outcome};
 
-    let config = site_config(60_000);
+    let data = tempfile::tempdir().unwrap();
+    let config = site_config(60_000, data.path());
     let shared = SharedState::new();
     let inner = LocalReplicator::new(shared.clone());
     let (replay_done, replayed) = tokio::sync::watch::channel(false);
@@ -268,7 +271,7 @@ async fn claimed_callbacks_are_requeued_after_the_state_is_reloaded() {
 /// Defect 13: a presence input that changes nothing says so (200 with `changed: false`).
 #[actix_rt::test]
 async fn a_presence_input_that_changes_nothing_says_so() {
-    let site = start_site(60_000);
+    let (site, _data) = start_site(60_000);
     let login = ask(&site, SiteInput::Login("anna".to_string())).await;
     assert_eq!(login["changed"], true, "{login}");
     let paused = ask(
@@ -296,7 +299,7 @@ async fn a_presence_input_that_changes_nothing_says_so() {
 /// joins the transcript kept with the contact; another agent may not write into it.
 #[actix_rt::test]
 async fn an_agent_replies_to_a_chat_and_the_transcript_keeps_both_sides() {
-    let site = start_site(60_000);
+    let (site, _data) = start_site(60_000);
     ask(&site, SiteInput::Login("anna".to_string())).await;
     ask(&site, SiteInput::Ready("anna".to_string())).await;
     let (stream, mut gateway) = mpsc::channel(PROBE_BUFFER);
@@ -377,7 +380,7 @@ async fn an_agent_replies_to_a_chat_and_the_transcript_keeps_both_sides() {
 /// Section 4: a logged-out agent's desktop stream gets the state snapshot on connect.
 #[actix_rt::test]
 async fn a_logged_out_agents_stream_gets_its_state_on_connect() {
-    let site = start_site(60_000);
+    let (site, _data) = start_site(60_000);
     let (stream, mut desktop) = mpsc::channel(PROBE_BUFFER);
     site.send(Subscribe {
         audience: Audience::Agent("anna".to_string()),

@@ -304,14 +304,15 @@ async fn queue_actor_publishes_only_changes_and_recovers_after_a_panic() {
     assert_eq!(queue.send(LookupQueue).await.unwrap().in_queue, 3);
 }
 
-fn site_config(offer_timeout_ms: u64) -> Arc<NodeConfig> {
+/// The test site's config; `data` is its data directory (interval reports are written there).
+fn site_config(offer_timeout_ms: u64, data: &Path) -> Arc<NodeConfig> {
     let text = format!(
         r#"
 [site]
 id = "msk"
 city = "Testgrad"
 number = 0
-data_dir = "unused"
+data_dir = "{data}"
 
 [routing]
 offer_timeout_ms = {offer_timeout_ms}
@@ -329,19 +330,23 @@ skills = ["line1", "chat"]
 login = "boris"
 id = 2
 skills = ["line1"]
-"#
+"#,
+        data = data.display()
     );
     Arc::new(NodeConfig::parse(&text, Path::new("test.toml")).unwrap())
 }
 
-fn start_site(offer_timeout_ms: u64) -> Addr<SiteActor> {
+/// A site on a fresh data directory, removed when the returned guard drops.
+fn start_site(offer_timeout_ms: u64) -> (Addr<SiteActor>, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
     let shared = SharedState::new();
     let proposer = Proposer::new(
         Arc::new(LocalReplicator::new(shared.clone())),
         "msk".to_string(),
     );
-    let actor = SiteActor::new(site_config(offer_timeout_ms), proposer, shared).unwrap();
-    Supervisor::start(move |_| actor)
+    let actor =
+        SiteActor::new(site_config(offer_timeout_ms, data.path()), proposer, shared).unwrap();
+    (Supervisor::start(move |_| actor), data)
 }
 
 async fn ask(site: &Addr<SiteActor>, input: SiteInput) -> Value {
@@ -406,7 +411,7 @@ async fn arrive(site: &Addr<SiteActor>, channel: Channel) -> Value {
 
 #[actix_rt::test]
 async fn login_starts_an_agent_actor_and_logout_stops_it_keeping_the_desktop_stream() {
-    let site = start_site(60_000);
+    let (site, _data) = start_site(60_000);
     let (stream, mut desktop) = mpsc::channel(PROBE_BUFFER);
     // A desktop may connect before its agent logs in.
     site.send(Subscribe {
@@ -479,7 +484,7 @@ async fn login_starts_an_agent_actor_and_logout_stops_it_keeping_the_desktop_str
 
 #[actix_rt::test]
 async fn a_contact_has_a_call_actor_that_answers_lookups_after_it_finished() {
-    let site = start_site(60_000);
+    let (site, _data) = start_site(60_000);
     ask(&site, SiteInput::Login("anna".to_string())).await;
     ask(&site, SiteInput::Ready("anna".to_string())).await;
     let arrived = arrive(&site, Channel::Chat).await;
@@ -542,7 +547,7 @@ async fn a_contact_has_a_call_actor_that_answers_lookups_after_it_finished() {
 
 #[actix_rt::test]
 async fn a_restarted_agent_actor_still_times_out_its_offer() {
-    let site = start_site(300);
+    let (site, _data) = start_site(300);
     ask(&site, SiteInput::Login("anna".to_string())).await;
     ask(&site, SiteInput::Ready("anna".to_string())).await;
     let children = site.send(LookupChildren).await.unwrap();
@@ -579,7 +584,7 @@ async fn a_restarted_agent_actor_still_times_out_its_offer() {
 
 #[actix_rt::test]
 async fn a_rejected_contact_offered_on_keeps_the_next_agents_timer() {
-    let site = start_site(300);
+    let (site, _data) = start_site(300);
     ask(&site, SiteInput::Login("anna".to_string())).await;
     ask(&site, SiteInput::Ready("anna".to_string())).await;
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -618,7 +623,7 @@ async fn a_rejected_contact_offered_on_keeps_the_next_agents_timer() {
 
 #[actix_rt::test]
 async fn supervisor_stream_gets_queue_updates_from_the_queue_actors() {
-    let site = start_site(60_000);
+    let (site, _data) = start_site(60_000);
     let (stream, mut wallboard) = mpsc::channel(PROBE_BUFFER);
     site.send(Subscribe {
         audience: Audience::Supervisor,
@@ -639,12 +644,12 @@ async fn supervisor_stream_gets_queue_updates_from_the_queue_actors() {
     }
 }
 
-fn overflow_config() -> Arc<NodeConfig> {
+fn overflow_config(data: &Path) -> Arc<NodeConfig> {
     let text = r#"
 [site]
 id = "msk"
 number = 0
-data_dir = "unused"
+data_dir = "DATA_DIR"
 
 [routing]
 offer_timeout_ms = 60000
@@ -666,7 +671,8 @@ login = "anna"
 id = 1
 skills = ["line1"]
 "#;
-    Arc::new(NodeConfig::parse(text, Path::new("test.toml")).unwrap())
+    let text = text.replace("DATA_DIR", &data.display().to_string());
+    Arc::new(NodeConfig::parse(&text, Path::new("test.toml")).unwrap())
 }
 
 async fn queue_length(site: &Addr<SiteActor>) -> u64 {
@@ -691,7 +697,8 @@ async fn a_queued_callback_is_never_overflowed_but_an_inbound_call_is() {
     use crate::state::Command;
     use crate::state::model::{Actor as Principal, SiteSummary, SkillSummary, StatePolicy};
 
-    let config = overflow_config();
+    let data = tempfile::tempdir().unwrap();
+    let config = overflow_config(data.path());
     let shared = SharedState::new();
     let replicator = Arc::new(LocalReplicator::new(shared.clone()));
     let at_msk = Proposer::new(replicator.clone(), "msk".to_string());
@@ -788,7 +795,8 @@ async fn a_contact_that_moved_the_maximum_number_of_times_is_not_moved_again() {
     use crate::state::Command;
     use crate::state::model::{Actor as Principal, SiteSummary, SkillSummary};
 
-    let config = overflow_config();
+    let data = tempfile::tempdir().unwrap();
+    let config = overflow_config(data.path());
     let shared = SharedState::new();
     let replicator = Arc::new(LocalReplicator::new(shared.clone()));
     let at_msk = Proposer::new(replicator.clone(), "msk".to_string());
