@@ -300,7 +300,8 @@ fn wallboard_shows_the_numbers_of_the_api_after_a_burst() {
         200
     );
     let answered = format!("/api/v1/contacts/{first}/answered");
-    assert_eq!(node.call("POST", &answered, Some(GATEWAY), None).0, 200);
+    let anna = Some(json!({"agent": "anna"}));
+    assert_eq!(node.call("POST", &answered, Some(GATEWAY), anna).0, 200);
     let last = arrive(&node, "+79160000005", "price_availability");
     let abandoned = format!("/api/v1/contacts/{last}/abandoned");
     assert_eq!(node.call("POST", &abandoned, Some(GATEWAY), None).0, 200);
@@ -389,7 +390,12 @@ fn agent_takes_an_order_and_wraps_up_through_the_page() {
     page.alt_key('a');
     let answered = format!("/api/v1/contacts/{contact}/answered");
     eventually("the accept", || {
-        let (status, _) = node.call("POST", &answered, Some(GATEWAY), None);
+        let (status, _) = node.call(
+            "POST",
+            &answered,
+            Some(GATEWAY),
+            Some(json!({"agent": "anna"})),
+        );
         (status == 200).then_some(())
     });
     page.wait_for("document.getElementById('current-stage').textContent === 'talking'");
