@@ -481,7 +481,7 @@ fn failovers(cluster: &mut Cluster, rounds: u64) -> anyhow::Result<()> {
     let median_ms = median.as_secs_f64() * 1_000.0;
     let max_ms = max.as_secs_f64() * 1_000.0;
     println!(
-        "failover ({} rounds, default election timeout 10 ticks × 100 ms, randomised 1–2 s): \
+        "failover ({} rounds, default election timeout 10 ticks × 100 ms, randomised 1–1.5 s): \
          median {median_ms:.0} ms, max {max_ms:.0} ms (target < {TARGET_FAILOVER_MS} ms: \
          median {}, max {})",
         times.len(),
