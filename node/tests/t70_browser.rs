@@ -442,3 +442,57 @@ fn agent_takes_an_order_and_wraps_up_through_the_page() {
     assert_eq!(view["stage"], "finished");
     page.screenshot("agent-done.png");
 }
+
+#[test]
+#[ignore = "needs chromium (Debian package); run by scripts/ci-browser.sh"]
+fn agent_replies_to_a_chat_through_the_page() {
+    let (_directory, node) = single_site();
+    let chromium = Chromium::start();
+    let mut page = chromium.page();
+    page.goto(&format!("{}/ui/agent", node.base));
+    page.sign_in(ANNA);
+    page.wait_for("document.getElementById('state').textContent === 'logged out'");
+    page.eval("document.getElementById('login').click()");
+    page.wait_for("!['logged out', '–'].includes(document.getElementById('state').textContent)");
+    page.alt_key('r');
+    page.wait_for("document.getElementById('state').textContent === 'available'");
+
+    let (status, body) = node.call(
+        "POST",
+        "/api/v1/contacts",
+        Some(GATEWAY),
+        Some(json!({"caller": "+79165550078", "channel": "chat", "topic": "order"})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let contact = body["contact"]["id"].as_u64().unwrap();
+    page.wait_for("!document.getElementById('offer').hidden");
+    page.alt_key('a');
+    let answered = format!("/api/v1/contacts/{contact}/answered");
+    eventually("the accept", || {
+        let (status, _) = node.call(
+            "POST",
+            &answered,
+            Some(GATEWAY),
+            Some(json!({"agent": "anna"})),
+        );
+        (status == 200).then_some(())
+    });
+    page.wait_for("!document.getElementById('chat-form').hidden");
+    page.fill("chat-text", "Nurofen is in stock at apteka-7");
+    page.eval("document.getElementById('chat-form').requestSubmit()");
+    page.wait_for("document.getElementById('transcript').textContent.includes('apteka-7')");
+    page.screenshot("agent-chat.png");
+
+    let (status, view) = node.call(
+        "GET",
+        &format!("/api/v1/agents/anna/contacts/{contact}"),
+        Some(ANNA),
+        None,
+    );
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["messages"][0]["from"], "agent", "{view}");
+    assert_eq!(
+        view["messages"][0]["text"], "Nurofen is in stock at apteka-7",
+        "{view}"
+    );
+}

@@ -122,6 +122,23 @@ function render() {
   renderCurrent();
   const current = contactOf(["talking", "wrap_up"]);
   if (current && current.channel === "chat") showTranscript(current.id);
+  // Replies only while talking on a chat.
+  document.getElementById("chat-form").hidden =
+    !(current && current.channel === "chat" && current.stage === "talking");
+}
+
+async function sendChat(event) {
+  event.preventDefault();
+  const current = contactOf(["talking"]);
+  const input = document.getElementById("chat-text");
+  if (!current || current.channel !== "chat" || !input.value.trim()) return;
+  const sent = await act("reply", "POST", agentPath("/contacts/" + current.id + "/messages"), {
+    text: input.value,
+  });
+  if (sent !== null) {
+    input.value = "";
+    showTranscript(current.id);
+  }
 }
 
 async function refresh() {
@@ -243,6 +260,7 @@ document.addEventListener("DOMContentLoaded", () => {
       event.preventDefault();
       actions.wrapUp();
     });
+    document.getElementById("chat-form").addEventListener("submit", sendChat);
     document.getElementById("order-form").addEventListener("submit", placeOrder);
     document.getElementById("pre-order-form").addEventListener("submit", placePreOrder);
     document.addEventListener("keydown", onKey);
