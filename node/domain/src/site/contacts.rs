@@ -81,7 +81,6 @@ impl Site {
                 operation: "be accepted",
             });
         };
-        self.advance(now, out);
         let before = self.contribution(index);
         let agent = &mut self.agents[index as usize];
         let agent_id = agent.id;
@@ -126,7 +125,6 @@ impl Site {
                 operation: "be rejected",
             });
         };
-        self.advance(now, out);
         self.return_offer(now, slot, index, NotReadyReason::REJECTED, false, out);
         Ok(())
     }
@@ -151,7 +149,6 @@ impl Site {
         {
             return false;
         }
-        self.advance(now, out);
         self.return_offer(now, slot, index, NotReadyReason::NO_ANSWER, true, out);
         true
     }
@@ -318,7 +315,6 @@ impl Site {
                 operation: "end",
             });
         };
-        self.advance(now, out);
         self.finish_talk(now, slot, index, out);
         self.free_contact(slot);
         Ok(())
@@ -337,7 +333,6 @@ impl Site {
         else {
             return Err(DomainError::NotAssigned { contact, agent });
         };
-        self.advance(now, out);
         self.end_wrap_up(now, index, position, out);
         Ok(())
     }
@@ -418,7 +413,6 @@ impl Site {
                 skill: to_skill,
             });
         }
-        self.advance(now, out);
         let from_skill = self.contacts[slot as usize].contact.skill;
         let agent = self.agents[index as usize].id;
         self.finish_talk(now, slot, index, out);

@@ -215,6 +215,21 @@ impl Site {
         }
     }
 
+    /// Runs one input: time first passes to `now` (expired grants end, wrap-ups at their
+    /// maximum end), then `input` runs, then the invariants are checked in debug builds. Every
+    /// public `handle_*` goes through here, so none can skip either.
+    fn step<T>(
+        &mut self,
+        now: TimeMs,
+        out: &mut Vec<Effect>,
+        input: impl FnOnce(&mut Self, &mut Vec<Effect>) -> T,
+    ) -> T {
+        self.advance(now, out);
+        let result = input(self, out);
+        self.debug_check_invariants();
+        result
+    }
+
     /// When the earliest wrap-up reaches the configured maximum (`wrap_up_max_ms`), if any:
     /// the driver calls [`Site::handle_timers`] then (a deadline whose wrap-up ended earlier
     /// does nothing).
@@ -227,8 +242,7 @@ impl Site {
     /// Time passed with no other input: wrap-ups at their maximum end (the agent takes the
     /// next contact) and expired certificates are removed.
     pub fn handle_timers(&mut self, now: TimeMs, out: &mut Vec<Effect>) {
-        self.advance(now, out);
-        self.debug_check_invariants();
+        self.step(now, out, |_, _| ());
     }
 
     // ----- handlers (each checks the invariants in debug builds) -------------------------
@@ -242,10 +256,9 @@ impl Site {
         grants: Vec<SkillGrant>,
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
-        self.advance(now, out);
-        let result = self.skills_changed(now, agent, grants, out);
-        self.debug_check_invariants();
-        result
+        self.step(now, out, |site, out| {
+            site.skills_changed(now, agent, grants, out)
+        })
     }
 
     /// Logs an agent in: ready, idle since `now`. Cancels a pending logout.
@@ -255,10 +268,7 @@ impl Site {
         agent: AgentId,
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
-        self.advance(now, out);
-        let result = self.login(now, agent, out);
-        self.debug_check_invariants();
-        result
+        self.step(now, out, |site, out| site.login(now, agent, out))
     }
 
     /// Logs an agent out. With contacts in hand the agent finishes them and takes no new one
@@ -270,10 +280,7 @@ impl Site {
         agent: AgentId,
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
-        self.advance(now, out);
-        let result = self.logout(now, agent, out);
-        self.debug_check_invariants();
-        result
+        self.step(now, out, |site, out| site.logout(now, agent, out))
     }
 
     /// Makes a logged-in agent ready (available for offers).
@@ -283,10 +290,7 @@ impl Site {
         agent: AgentId,
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
-        self.advance(now, out);
-        let result = self.ready(now, agent, out);
-        self.debug_check_invariants();
-        result
+        self.step(now, out, |site, out| site.ready(now, agent, out))
     }
 
     /// Makes a logged-in agent not ready. Contacts in hand (and a ringing offer) continue; no
@@ -298,10 +302,9 @@ impl Site {
         reason: NotReadyReason,
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
-        self.advance(now, out);
-        let result = self.not_ready(now, agent, reason, out);
-        self.debug_check_invariants();
-        result
+        self.step(now, out, |site, out| {
+            site.not_ready(now, agent, reason, out)
+        })
     }
 
     /// A new contact arrives at this site: offered to the longest-idle qualified agent, or
@@ -312,10 +315,7 @@ impl Site {
         contact: Contact,
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
-        self.advance(now, out);
-        let result = self.arrival(now, contact, out);
-        self.debug_check_invariants();
-        result
+        self.step(now, out, |site, out| site.arrival(now, contact, out))
     }
 
     /// A contact overflowed from site `from` arrives; it keeps its ordering time, so it is
@@ -327,10 +327,9 @@ impl Site {
         from: SiteId,
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
-        self.advance(now, out);
-        let result = self.overflow_in(now, contact, from, out);
-        self.debug_check_invariants();
-        result
+        self.step(now, out, |site, out| {
+            site.overflow_in(now, contact, from, out)
+        })
     }
 
     /// The agent accepted the offer: talking starts.
@@ -340,10 +339,7 @@ impl Site {
         contact: ContactId,
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
-        self.advance(now, out);
-        let result = self.accept(now, contact, out);
-        self.debug_check_invariants();
-        result
+        self.step(now, out, |site, out| site.accept(now, contact, out))
     }
 
     /// The agent rejected the offer: the contact returns to its old place at the head of its
@@ -355,10 +351,7 @@ impl Site {
         contact: ContactId,
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
-        self.advance(now, out);
-        let result = self.reject(now, contact, out);
-        self.debug_check_invariants();
-        result
+        self.step(now, out, |site, out| site.reject(now, contact, out))
     }
 
     /// The offer made to `agent` rang out. Returns false (and does nothing) when the timeout
@@ -372,10 +365,9 @@ impl Site {
         agent: AgentId,
         out: &mut Vec<Effect>,
     ) -> bool {
-        self.advance(now, out);
-        let result = self.offer_timeout(now, contact, agent, out);
-        self.debug_check_invariants();
-        result
+        self.step(now, out, |site, out| {
+            site.offer_timeout(now, contact, agent, out)
+        })
     }
 
     /// The customer hung up before being answered (waiting or ringing). Returns false (and
@@ -387,10 +379,7 @@ impl Site {
         contact: ContactId,
         out: &mut Vec<Effect>,
     ) -> bool {
-        self.advance(now, out);
-        let result = self.abandon(now, contact, out);
-        self.debug_check_invariants();
-        result
+        self.step(now, out, |site, out| site.abandon(now, contact, out))
     }
 
     /// The self-service bot served the caller before an agent answered: the contact leaves
@@ -402,10 +391,9 @@ impl Site {
         contact: ContactId,
         out: &mut Vec<Effect>,
     ) -> bool {
-        self.advance(now, out);
-        let result = self.leave_unanswered(now, contact, true, out);
-        self.debug_check_invariants();
-        result
+        self.step(now, out, |site, out| {
+            site.leave_unanswered(now, contact, true, out)
+        })
     }
 
     /// Puts a talking contact on hold (hold time counts in handle time, not talk time).
@@ -415,10 +403,7 @@ impl Site {
         contact: ContactId,
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
-        self.advance(now, out);
-        let result = self.hold(now, contact, out);
-        self.debug_check_invariants();
-        result
+        self.step(now, out, |site, out| site.hold(now, contact, out))
     }
 
     /// Takes a contact off hold.
@@ -428,10 +413,7 @@ impl Site {
         contact: ContactId,
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
-        self.advance(now, out);
-        let result = self.resume(now, contact, out);
-        self.debug_check_invariants();
-        result
+        self.step(now, out, |site, out| site.resume(now, contact, out))
     }
 
     /// The conversation ended (either side hung up, chat closed). The agent keeps the
@@ -442,10 +424,7 @@ impl Site {
         contact: ContactId,
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
-        self.advance(now, out);
-        let result = self.end(now, contact, out);
-        self.debug_check_invariants();
-        result
+        self.step(now, out, |site, out| site.end(now, contact, out))
     }
 
     /// The agent finished after-contact work for `contact`: its slot is free and it takes the
@@ -457,10 +436,9 @@ impl Site {
         contact: ContactId,
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
-        self.advance(now, out);
-        let result = self.wrap_up_end(now, agent, contact, out);
-        self.debug_check_invariants();
-        result
+        self.step(now, out, |site, out| {
+            site.wrap_up_end(now, agent, contact, out)
+        })
     }
 
     /// A talking contact is transferred (line 1 → line 2) to `to_skill`'s queue: the agent's
@@ -473,10 +451,9 @@ impl Site {
         to_skill: SkillId,
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
-        self.advance(now, out);
-        let result = self.transfer(now, contact, to_skill, out);
-        self.debug_check_invariants();
-        result
+        self.step(now, out, |site, out| {
+            site.transfer(now, contact, to_skill, out)
+        })
     }
 
     /// Applies the overflow rule: for each queue whose measured wait crossed the on-threshold
@@ -486,9 +463,7 @@ impl Site {
     /// agent left for this pass. Call after arrivals, when peer summaries change, and at
     /// [`Site::overflow_deadline`].
     pub fn poll_overflow(&mut self, now: TimeMs, peers: &[SiteSummary], out: &mut Vec<Effect>) {
-        self.advance(now, out);
-        self.overflow_pass(now, peers, out);
-        self.debug_check_invariants();
+        self.step(now, out, |site, out| site.overflow_pass(now, peers, out));
     }
 
     /// Marks the site down. Ringing offers are withdrawn; each waiting contact (and, while
@@ -498,15 +473,11 @@ impl Site {
     /// (an arrival is then blocked). Nothing is routed here while down. Calling it again with
     /// fresh summaries re-targets.
     pub fn handle_site_down(&mut self, now: TimeMs, peers: &[SiteSummary], out: &mut Vec<Effect>) {
-        self.advance(now, out);
-        self.site_down(now, peers, out);
-        self.debug_check_invariants();
+        self.step(now, out, |site, out| site.site_down(now, peers, out));
     }
 
     /// Marks the site up again: routing resumes (idle agents take waiting contacts).
     pub fn handle_site_up(&mut self, now: TimeMs, out: &mut Vec<Effect>) {
-        self.advance(now, out);
-        self.site_up(now, out);
-        self.debug_check_invariants();
+        self.step(now, out, |site, out| site.site_up(now, out));
     }
 }

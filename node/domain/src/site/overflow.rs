@@ -14,7 +14,6 @@ impl Site {
         if !self.overflow.enabled || !self.up {
             return;
         }
-        self.advance(now, out);
         for skill_index in 0..self.skills.len() {
             let skill = SkillId(skill_index as u16);
             if self.skills[skill_index].queue.waiting == 0 {
@@ -86,7 +85,6 @@ impl Site {
 
     /// See [`Site::handle_site_down`].
     pub(super) fn site_down(&mut self, now: TimeMs, peers: &[SiteSummary], out: &mut Vec<Effect>) {
-        self.advance(now, out);
         self.up = false;
         self.outage_peers.clear();
         self.outage_peers.extend_from_slice(peers);
@@ -127,7 +125,6 @@ impl Site {
 
     /// See [`Site::handle_site_up`].
     pub(super) fn site_up(&mut self, now: TimeMs, out: &mut Vec<Effect>) {
-        self.advance(now, out);
         if self.up {
             return;
         }

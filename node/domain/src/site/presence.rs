@@ -61,7 +61,6 @@ impl Site {
                 return Err(DomainError::UnknownSkill(grant.skill));
             }
         }
-        self.advance(now, out);
         let before = self.contribution(index);
         let entry = &mut self.agents[index as usize];
         let mut skills = SkillSet::EMPTY;
@@ -88,7 +87,6 @@ impl Site {
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
         let index = self.agent(agent)?;
-        self.advance(now, out);
         let before = self.contribution(index);
         let entry = &mut self.agents[index as usize];
         match entry.presence {
@@ -118,7 +116,6 @@ impl Site {
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
         let index = self.agent(agent)?;
-        self.advance(now, out);
         if matches!(self.agents[index as usize].presence, Presence::LoggedOut) {
             return Err(DomainError::AgentState {
                 agent,
@@ -141,7 +138,6 @@ impl Site {
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
         let index = self.agent(agent)?;
-        self.advance(now, out);
         let entry = &self.agents[index as usize];
         match entry.presence {
             Presence::Ready => return Ok(()),
@@ -172,7 +168,6 @@ impl Site {
         out: &mut Vec<Effect>,
     ) -> Result<(), DomainError> {
         let index = self.agent(agent)?;
-        self.advance(now, out);
         let entry = &self.agents[index as usize];
         if matches!(entry.presence, Presence::LoggedOut | Presence::LoggingOut) {
             return Err(DomainError::AgentState {
