@@ -69,10 +69,13 @@ pub fn start(
     shared: SharedState,
 ) -> Result<RunningNode, NodeError> {
     let proposer = Proposer::new(replicator, config.site.id.clone());
-    actix_web::rt::spawn(sync_policy(
+    let tokens = tokens.with_replicated(shared.clone());
+    actix_web::rt::spawn(sync_site_settings(
         proposer.clone(),
         shared.clone(),
+        config.site.id.clone(),
         config.state_policy(),
+        tokens.seed(),
     ));
     let actor = SiteActor::new(config.clone(), proposer.clone(), shared.clone())?;
     let site = Supervisor::start(move |_| actor);
@@ -109,34 +112,72 @@ pub fn start(
     })
 }
 
-/// Attempts to replicate the configured policy before giving up (one a second).
-pub const POLICY_SYNC_ATTEMPTS_MAX: u32 = 120;
+/// Attempts (one a second) to replicate this site's settings before giving up with a warning.
+pub const SETTINGS_SYNC_ATTEMPTS_MAX: u32 = 3_600;
+/// Pause between two attempts.
+pub const SETTINGS_SYNC_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Replicates this site's `[callbacks]`/`[orders]` policy when the cluster holds another one.
-/// Sites should carry the same values; if they differ, the last site started wins.
-async fn sync_policy(
+/// Replicates this site's settings once the node has caught up (a read barrier: everything
+/// committed before it is applied here), and only what differs from the cluster's:
+/// - its `[callbacks]`/`[orders]` policy, kept for this site alone (`SetSitePolicy`), so a
+///   restart never changes another site's rules;
+/// - its token seed (`[[tokens]]` and its admin token), merged: hashes the cluster knows —
+///   active or revoked — stay as they are.
+async fn sync_site_settings(
     proposer: Proposer,
     shared: SharedState,
+    site: String,
     policy: crate::state::model::StatePolicy,
+    seed: Vec<crate::state::command::TokenGrant>,
 ) {
-    for _ in 0..POLICY_SYNC_ATTEMPTS_MAX {
-        if shared.read(|state| state.policy == policy) {
-            return;
-        }
-        let command = crate::state::Command::SetPolicy(policy.clone());
-        match proposer
-            .propose(crate::state::model::Actor::system(), command)
-            .await
-        {
-            Ok(_) => {
-                tracing::info!("replicated policy updated from this site's configuration");
-                return;
+    use crate::state::Command;
+    use crate::state::model::Actor;
+    for _ in 0..SETTINGS_SYNC_ATTEMPTS_MAX {
+        let step = async {
+            proposer
+                .replicator()
+                .read_barrier()
+                .await
+                .map_err(|error| error.to_string())?;
+            let (policy_differs, unknown_tokens) = shared.read(|state| {
+                (
+                    state.site_policy(&site) != Some(&policy),
+                    seed.iter().any(|grant| state.token(&grant.sha256).is_none()),
+                )
+            });
+            if policy_differs {
+                let command = Command::SetSitePolicy {
+                    site: site.clone(),
+                    policy: policy.clone(),
+                };
+                proposer
+                    .propose(Actor::system(), command)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                tracing::info!(%site, "this site's policy replicated from its configuration");
             }
-            Err(error) => tracing::debug!(%error, "policy not replicated yet; retrying"),
+            if unknown_tokens {
+                for chunk in seed.chunks(crate::state::command::TOKENS_PER_COMMAND_MAX) {
+                    let command = Command::GrantTokens {
+                        tokens: chunk.to_vec(),
+                        seed: true,
+                    };
+                    proposer
+                        .propose(Actor::system(), command)
+                        .await
+                        .map_err(|error| error.to_string())?;
+                }
+                tracing::info!(%site, tokens = seed.len(), "token seed merged into the cluster's tokens");
+            }
+            Ok::<(), String>(())
+        };
+        match step.await {
+            Ok(()) => return,
+            Err(error) => tracing::debug!(%error, "site settings not replicated yet; retrying"),
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(SETTINGS_SYNC_RETRY_INTERVAL).await;
     }
-    tracing::warn!("could not replicate this site's policy");
+    tracing::warn!("could not replicate this site's policy and token seed");
 }
 
 /// The replicator the binary runs: Raft on RocksDB (and QUIC when the site has peers).

@@ -33,6 +33,8 @@ fn valid_body(schema: &str) -> Value {
         "Complaint" => json!({"caller": "+79160005054", "text": "late"}),
         "Resolve" => json!({"resolution": "refunded"}),
         "CallbackOutcome" => json!({"outcome": "reached"}),
+        "TokenAdd" => json!({"name": "ivr-2", "role": "gateway",
+            "sha256": sha256_hex("a-token-added-by-the-roles-test")}),
         other => panic!("no sample body for schema {other}: add one"),
     }
 }

@@ -39,10 +39,17 @@ pub enum AuthError {
 }
 
 /// Token hash → principal, and the browser sessions signed in with those tokens.
+///
+/// Two sources: the replicated table every site shares (tokens added or revoked with
+/// `callgrid cluster token`, and every node's seed), and this node's own seed (its config's
+/// `[[tokens]]` and its generated admin token), which answers only for hashes the cluster
+/// does not know yet (before the seed committed, or while no quorum is reachable). A hash the
+/// cluster revoked is refused whatever the local config says.
 #[derive(Debug, Clone, Default)]
 pub struct TokenTable {
     by_hash: HashMap<[u8; 32], Actor>,
     sessions: Arc<SessionStore>,
+    replicated: Option<crate::state::SharedState>,
 }
 
 /// Hashes a token.
@@ -76,9 +83,45 @@ impl TokenTable {
         self.by_hash.insert(hash, Actor { name, role });
     }
 
+    /// Consults the replicated token table first (see the type's documentation).
+    pub fn with_replicated(mut self, shared: crate::state::SharedState) -> Self {
+        self.replicated = Some(shared);
+        self
+    }
+
+    /// This node's seed: its configured tokens and its admin token, as grants to merge into
+    /// the cluster's table.
+    pub fn seed(&self) -> Vec<crate::state::command::TokenGrant> {
+        let mut grants: Vec<_> = self
+            .by_hash
+            .iter()
+            .map(|(hash, actor)| crate::state::command::TokenGrant {
+                sha256: *hash,
+                name: actor.name.clone(),
+                role: actor.role,
+            })
+            .collect();
+        grants.sort_by(|left, right| left.sha256.cmp(&right.sha256));
+        grants
+    }
+
     /// The principal a token maps to.
     pub fn principal(&self, token: &str) -> Option<Actor> {
-        self.by_hash.get(&hash_token(token)).cloned()
+        let hash = hash_token(token);
+        if let Some(shared) = &self.replicated {
+            let known = shared.read(|state| {
+                state.token(&hash).map(|record| {
+                    (!record.revoked).then(|| Actor {
+                        name: record.name.clone(),
+                        role: record.role,
+                    })
+                })
+            });
+            if let Some(answer) = known {
+                return answer;
+            }
+        }
+        self.by_hash.get(&hash).cloned()
     }
 
     /// The browser sessions.

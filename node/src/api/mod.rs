@@ -11,6 +11,7 @@
 //! - [`problem`] — errors as problem details, extractor configs.
 //! - [`routes`] — the endpoints.
 //! - [`membership`] — cluster membership for operators.
+//! - [`site_control`] — cluster overview, drain/undrain, cluster-wide tokens (operators).
 //! - [`openapi`] — the OpenAPI document.
 //! - [`session`] — browser sign-in: session cookie and CSRF token.
 //! - [`export`] — `.xlsx` exports of reports and the order journal.
@@ -24,6 +25,7 @@ pub mod openapi;
 pub mod problem;
 pub mod routes;
 pub mod session;
+pub mod site_control;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -147,6 +149,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(problem::query_config());
         // Before the `/api/v1` scope, whose default service answers 404 for what it lacks.
         membership::register(service);
+        site_control::register(service);
         session::register(service);
         export::register(service);
         crate::ui::register(service);

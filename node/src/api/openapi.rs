@@ -342,6 +342,42 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
         Some("CallbackOutcome"),
     ),
     ("get", "/cluster/status", "Raft status", "supervisor", None),
+    (
+        "get",
+        "/cluster/overview",
+        "Members, leader, lag, each site's load and drain state",
+        "admin",
+        None,
+    ),
+    (
+        "post",
+        "/cluster/sites/{id}/drain",
+        "Drain a site (no new contacts, callbacks move away)",
+        "admin",
+        None,
+    ),
+    (
+        "post",
+        "/cluster/sites/{id}/undrain",
+        "Undrain a site",
+        "admin",
+        None,
+    ),
+    ("get", "/cluster/tokens", "Cluster-wide tokens (hashes)", "admin", None),
+    (
+        "post",
+        "/cluster/tokens",
+        "Add a token valid at every site",
+        "admin",
+        Some("TokenAdd"),
+    ),
+    (
+        "delete",
+        "/cluster/tokens/{id}",
+        "Revoke a token at every site (id: its sha256)",
+        "admin",
+        None,
+    ),
     ("get", "/openapi.json", "This document", "anyone", None),
     (
         "get",
@@ -414,6 +450,7 @@ fn schemas() -> Value {
         "Complaint": object(json!(["caller", "text"]), json!({"caller": {"type": "string"}, "order": {"type": "integer"}, "text": {"type": "string"}})),
         "Resolve": object(json!(["resolution"]), json!({"resolution": {"type": "string"}})),
         "CallbackOutcome": object(json!(["outcome"]), json!({"outcome": {"type": "string", "enum": ["reached", "no_answer", "busy", "cancelled"]}})),
+        "TokenAdd": object(json!(["name", "role", "sha256"]), json!({"name": {"type": "string"}, "role": {"type": "string", "enum": ["gateway", "agent", "supervisor", "admin"]}, "sha256": {"type": "string", "description": "hex SHA-256 of the token (`callgrid token hash`)"}})),
     })
 }
 

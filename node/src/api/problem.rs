@@ -37,6 +37,14 @@ pub enum ApiError {
     /// Something failed inside the node.
     #[error("{0}")]
     Internal(String),
+    /// The site is drained: no new contacts; present the contact at one of `peers`.
+    #[error("site `{site}` is draining: present new contacts at a peer site")]
+    SiteDraining {
+        /// This site.
+        site: String,
+        /// Live peer sites (not drained, publishing): `{"site", "api_url"}` objects.
+        peers: Vec<serde_json::Value>,
+    },
 }
 
 impl ApiError {
@@ -50,6 +58,7 @@ impl ApiError {
             ApiError::TooLarge(_) => "too-large",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
+            ApiError::SiteDraining { .. } => "site-draining",
         }
     }
 }
@@ -65,17 +74,22 @@ impl ResponseError for ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::SiteDraining { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        let body = json!({
+        let mut body = json!({
             "type": format!("https://callgrid.invalid/problems/{}", self.slug()),
             "title": status.canonical_reason().unwrap_or("error"),
             "status": status.as_u16(),
             "detail": self.to_string(),
         });
+        if let ApiError::SiteDraining { site, peers } = self {
+            body["site"] = json!(site);
+            body["peers"] = json!(peers);
+        }
         let mut response = HttpResponse::build(status);
         response.insert_header(ContentType(mime_problem()));
         if matches!(self, ApiError::Unauthorized) {

@@ -23,6 +23,8 @@ pub const LONG_TEXT_CHARS_MAX: usize = 4_000;
 pub const SKILLS_PER_SUMMARY_MAX: usize = 64;
 /// Callback attempts a policy may allow.
 pub const CALLBACK_ATTEMPTS_MAX: u32 = 20;
+/// Tokens one `GrantTokens` command may carry (a config's seed, or one operator's add).
+pub const TOKENS_PER_COMMAND_MAX: usize = 1_000;
 
 /// A command with the context the proposer stamped on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,6 +173,46 @@ pub enum Command {
         /// The caller's number (normalized).
         caller: String,
     },
+    /// An operator drains a site (no new contacts, no callback claims, its claims released)
+    /// or undrains it. Appended: the log encodes variants by position.
+    SetSiteDrained {
+        /// The site id.
+        site: String,
+        /// Drained (true) or serving again (false).
+        drained: bool,
+    },
+    /// Tokens valid at every site. `seed`: a node's configured tokens, merged — a hash the
+    /// cluster already knows (active or revoked) is left as it is; otherwise (an operator's
+    /// add) the grant replaces what the cluster had for the hash. Appended.
+    GrantTokens {
+        /// The tokens (hashes only).
+        tokens: Vec<TokenGrant>,
+        /// Merge as a configuration seed.
+        seed: bool,
+    },
+    /// Revokes a token at every site (kept as revoked, so no seed brings it back). Appended.
+    RevokeToken {
+        /// The token's SHA-256.
+        sha256: [u8; 32],
+    },
+    /// A site's own `[callbacks]`/`[orders]` policy, kept per site. Appended.
+    SetSitePolicy {
+        /// The site id.
+        site: String,
+        /// Its policy.
+        policy: StatePolicy,
+    },
+}
+
+/// A token as the replicated state holds it: its hash, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenGrant {
+    /// SHA-256 of the token.
+    pub sha256: [u8; 32],
+    /// Principal name (an agent's login for agent tokens).
+    pub name: String,
+    /// Role.
+    pub role: Role,
 }
 
 impl Command {
@@ -195,6 +237,10 @@ impl Command {
             Command::PublishSiteSummary(_) => "publish_site_summary",
             Command::SetPolicy(_) => "set_policy",
             Command::CallerCalledIn { .. } => "caller_called_in",
+            Command::SetSiteDrained { .. } => "set_site_drained",
+            Command::GrantTokens { .. } => "grant_tokens",
+            Command::RevokeToken { .. } => "revoke_token",
+            Command::SetSitePolicy { .. } => "set_site_policy",
         }
     }
 
@@ -288,25 +334,46 @@ impl Command {
                 }
                 Ok(())
             }
-            Command::SetPolicy(policy) => {
-                if policy.callback_attempts_max == 0
-                    || policy.callback_attempts_max > CALLBACK_ATTEMPTS_MAX
-                {
+            Command::SetSiteDrained { site, .. } => {
+                validate_text("site", site, SHORT_TEXT_CHARS_MAX, false)
+            }
+            Command::GrantTokens { tokens, .. } => {
+                if tokens.is_empty() || tokens.len() > TOKENS_PER_COMMAND_MAX {
                     return Err(InvalidCommand::new(
-                        "callback_attempts_max",
-                        "must be between 1 and 20",
+                        "tokens",
+                        &format!("must hold 1 to {TOKENS_PER_COMMAND_MAX} tokens"),
                     ));
                 }
-                if policy.order_ready_repeat_interval_ms == 0 {
-                    return Err(InvalidCommand::new(
-                        "order_ready_repeat_interval_ms",
-                        "must be positive",
-                    ));
+                for token in tokens {
+                    validate_text("name", &token.name, SHORT_TEXT_CHARS_MAX, false)?;
                 }
                 Ok(())
             }
+            Command::RevokeToken { .. } => Ok(()),
+            Command::SetSitePolicy { site, policy } => {
+                validate_text("site", site, SHORT_TEXT_CHARS_MAX, false)?;
+                validate_policy(policy)
+            }
+            Command::SetPolicy(policy) => validate_policy(policy),
         }
     }
+}
+
+/// The bounds every replicated policy keeps.
+fn validate_policy(policy: &StatePolicy) -> Result<(), InvalidCommand> {
+    if policy.callback_attempts_max == 0 || policy.callback_attempts_max > CALLBACK_ATTEMPTS_MAX {
+        return Err(InvalidCommand::new(
+            "callback_attempts_max",
+            "must be between 1 and 20",
+        ));
+    }
+    if policy.order_ready_repeat_interval_ms == 0 {
+        return Err(InvalidCommand::new(
+            "order_ready_repeat_interval_ms",
+            "must be positive",
+        ));
+    }
+    Ok(())
 }
 
 /// A command that fails validation: which field and why.

@@ -3,7 +3,9 @@
 use actix::prelude::*;
 use callgrid_domain::{Channel, Contact, ContactId, Direction, Priority, TimeMs, Topic};
 
-use super::{CALLBACK_ORPHAN_AFTER_MS, CALLBACKS_PER_SWEEP_MAX, SiteActor, caller_number};
+use super::{
+    CALLBACK_ORPHAN_AFTER_MS, CALLBACKS_PER_SWEEP_MAX, ContactStage, SiteActor, caller_number,
+};
 use crate::replicate::now_ms;
 use crate::state::Command;
 use crate::state::model::{Actor as Principal, CallbackOutcome, CallbackReason};
@@ -78,15 +80,22 @@ impl SiteActor {
         if self.draining {
             return;
         }
-        let now = now_ms();
         let site = self.config.site.id.clone();
+        if self.shared.read(|state| state.is_drained(&site)) {
+            self.release_claimed_while_drained(ctx);
+            return;
+        }
+        let now = now_ms();
         let due: Vec<(u64, String, CallbackReason)> = self.shared.read(|state| {
             state
                 .callbacks_due(now, CALLBACKS_PER_SWEEP_MAX * 4)
                 .into_iter()
                 .filter(|callback| {
+                    // Its own, an orphan whose owner has not claimed it for long, or one of a
+                    // drained site (which claims none).
                     callback.site == site
                         || callback.due_at_ms.saturating_add(CALLBACK_ORPHAN_AFTER_MS) <= now
+                        || state.is_drained(&callback.site)
                 })
                 .map(|callback| {
                     (
@@ -124,6 +133,60 @@ impl SiteActor {
                         }
                     },
                 ),
+            );
+        }
+    }
+
+    /// A drained site gives back the callbacks it claimed and has not started to dial: each
+    /// one still waiting in the queue leaves it (withdrawn: counted as served by the
+    /// self-service path, never as abandoned) and is released through Raft, so a peer
+    /// claims and dials it. One already ringing or talking finishes here.
+    fn release_claimed_while_drained(&mut self, ctx: &mut Context<Self>) {
+        let site = self.config.site.id.clone();
+        let claimed: Vec<u64> = self.shared.read(|state| {
+            state
+                .callbacks_claimed_by(&site)
+                .into_iter()
+                .map(|callback| callback.id)
+                .take(CALLBACKS_PER_SWEEP_MAX)
+                .collect()
+        });
+        for callback in claimed {
+            if let Some(contact) = self.callbacks.queued.get(&callback).copied() {
+                let waiting = self
+                    .live
+                    .contacts
+                    .get(&contact)
+                    .is_some_and(|record| record.stage == ContactStage::Queued);
+                if !waiting {
+                    continue;
+                }
+                if let Err(error) = self.self_served(ctx, contact) {
+                    tracing::warn!(%error, callback, "drained: callback contact not withdrawn");
+                    continue;
+                }
+                self.callbacks.queued.remove(&callback);
+            }
+            if !self.callbacks.releasing.insert(callback) {
+                continue;
+            }
+            let proposer = self.proposer.clone();
+            ctx.spawn(
+                async move {
+                    let result = proposer
+                        .propose(Principal::system(), Command::ReleaseCallback { callback })
+                        .await;
+                    (callback, result)
+                }
+                .into_actor(self)
+                .map(|(callback, result), actor, _ctx| {
+                    actor.callbacks.releasing.remove(&callback);
+                    match result {
+                        Ok(_) => tracing::info!(callback, "drained: callback released for a peer"),
+                        // Retried by the next sweep while the claim is still this site's.
+                        Err(error) => tracing::warn!(callback, %error, "drained: release failed"),
+                    }
+                }),
             );
         }
     }

@@ -180,6 +180,8 @@ struct Dirty {
 #[derive(Debug, Default)]
 struct CallbackWork {
     claiming: BTreeSet<u64>,
+    /// Releases in flight (a drained site giving its claims back).
+    releasing: BTreeSet<u64>,
     /// Callback → the outbound contact working it.
     queued: BTreeMap<u64, ContactId>,
 }

@@ -86,12 +86,15 @@ impl SiteActor {
             );
         }
         if self.config.overflow.enabled {
+            // A drained peer's summary counts as unavailable: nothing overflows to it.
             let peers = self.shared.read(|state| {
                 rule::peer_summaries(
                     &self.config,
                     wall_ms,
                     &mut self.overflow.arrivals,
-                    state.site_summaries(),
+                    state
+                        .site_summaries()
+                        .filter(|summary| !state.is_drained(&summary.site)),
                 )
             });
             if peers != self.overflow.peers {

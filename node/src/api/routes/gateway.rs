@@ -22,6 +22,34 @@ pub(super) struct ContactArrivedBody {
     overflowed_from: Option<crate::actors::overflow::OverflowedFrom>,
 }
 
+/// A drained site takes no new contacts (also none overflowed here): the problem names the
+/// live peer sites — configured, not drained, with a published summary — so the gateway
+/// presents the contact at one of them.
+fn refuse_when_drained(state: &Data) -> Result<(), ApiError> {
+    let site = &state.config.site.id;
+    state.shared.read(|replicated| {
+        if !replicated.is_drained(site) {
+            return Ok(());
+        }
+        let peers = state
+            .config
+            .peer_sites
+            .iter()
+            .filter(|peer| !replicated.is_drained(&peer.id))
+            .filter(|peer| {
+                replicated
+                    .site_summaries()
+                    .any(|summary| summary.site == peer.id)
+            })
+            .map(|peer| json!({"site": peer.id, "api_url": peer.api_url}))
+            .collect();
+        Err(ApiError::SiteDraining {
+            site: site.clone(),
+            peers,
+        })
+    })
+}
+
 pub(super) fn voice() -> Channel {
     Channel::Voice
 }
@@ -32,6 +60,7 @@ pub(super) async fn contact_arrived(
     body: web::Json<ContactArrivedBody>,
 ) -> ApiResult {
     authenticate(&state, &request, &[Role::Gateway])?;
+    refuse_when_drained(&state)?;
     let body = body.into_inner();
     let caller = phone(&body.caller)?;
     // The self-service bot answers order-status calls when the number has open orders.

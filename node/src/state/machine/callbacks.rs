@@ -84,9 +84,13 @@ impl ReplicatedState {
             reason: reason.clone(),
             claimed_by: None,
         };
-        self.callback_machine
-            .open(time(at_ms), TaskId(id), payload, time(due_at_ms))?;
-        let rules = self.callback_machine.rules();
+        // The machine works under the creating site's policy for this task.
+        self.with_site_rules(site, |state| {
+            state
+                .callback_machine
+                .open(time(at_ms), TaskId(id), payload, time(due_at_ms))
+        })?;
+        let rules = rules(self.policy_for(site));
         self.callbacks.insert(
             id,
             Callback {
@@ -140,7 +144,7 @@ impl ReplicatedState {
             skill: skill.to_string(),
             ordering_time_ms,
         };
-        let due_at_ms = at_ms.saturating_add(self.policy.abandoned_callback_delay_ms);
+        let due_at_ms = at_ms.saturating_add(self.policy_for(site).abandoned_callback_delay_ms);
         match self.open_callback(at_ms, site, caller, reason, due_at_ms) {
             Ok(id) => Ok(Outcome::CallbacksCreated(vec![id])),
             Err(CallbackError::AlreadyOpenForCaller(_)) => {
@@ -186,9 +190,17 @@ impl ReplicatedState {
         callback: CallbackId,
         outcome: CallbackOutcome,
     ) -> Response {
+        let owner = self
+            .callbacks
+            .get(&callback)
+            .map(|record| record.site.clone())
+            .unwrap_or_default();
         let result = self
-            .callback_machine
-            .record_outcome(time(at_ms), TaskId(callback), outcome)
+            .with_site_rules(&owner, |state| {
+                state
+                    .callback_machine
+                    .record_outcome(time(at_ms), TaskId(callback), outcome)
+            })
             .map_err(|error| self.callback_refusal(callback, error))?;
         let created = self.after_attempt(at_ms, callback, result);
         Ok(match created {
@@ -262,7 +274,10 @@ impl ReplicatedState {
         if closed.outcome == CallbackOutcome::Cancelled || !waiting {
             return None;
         }
-        let due = at_ms.saturating_add(self.policy.order_ready_repeat_interval_ms);
+        let due = at_ms.saturating_add(
+            self.policy_for(&payload.site)
+                .order_ready_repeat_interval_ms,
+        );
         let (site, caller) = (payload.site.clone(), payload.caller.clone());
         self.create_callback(
             at_ms,
@@ -275,7 +290,12 @@ impl ReplicatedState {
 
     /// Copies an open task's life cycle into its record.
     fn sync_callback(&mut self, callback: CallbackId) {
-        let rules = self.callback_machine.rules();
+        let rules = self
+            .callbacks
+            .get(&callback)
+            .map_or_else(|| self.callback_machine.rules(), |record| {
+                rules(self.policy_for(&record.site))
+            });
         let (Some(entry), Some(record)) = (
             self.callback_machine.get(TaskId(callback)),
             self.callbacks.get_mut(&callback),

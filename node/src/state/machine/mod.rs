@@ -19,6 +19,7 @@ mod orders;
 mod pre_orders;
 mod reservations;
 mod retention;
+mod site_control;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 pub use callbacks::{CALLBACK_CLAIM_LEASE_MS, CALLBACKS_OPEN_MAX, NodeCallback};
 pub use retention::CLOSED_RECORD_RETENTION_MS;
+pub use site_control::{SiteControl, TOKENS_MAX, TokenRecord};
 use retention::RecordKind;
 
 use super::command::{ApplyError, Command, Envelope, Outcome, Response, normalize_phone};
@@ -116,6 +118,8 @@ pub struct ReplicatedState {
     /// Closed records by when they may be dropped.
     retention: BTreeSet<(TimestampMs, RecordKind, u64)>,
     tallies: Tallies,
+    /// Drained sites, cluster-wide tokens, per-site policies (snapshot format 3).
+    control: SiteControl,
 }
 
 impl Default for ReplicatedState {
@@ -139,6 +143,7 @@ impl Default for ReplicatedState {
             order_ready_callbacks: BTreeMap::new(),
             retention: BTreeSet::new(),
             tallies: Tallies::default(),
+            control: SiteControl::default(),
         }
     }
 }
@@ -286,6 +291,12 @@ impl ReplicatedState {
                 self.callback_machine.set_rules(callbacks::rules(policy));
                 Ok(Outcome::Done)
             }
+            Command::SetSiteDrained { site, drained } => self.set_site_drained(site, *drained),
+            Command::GrantTokens { tokens, seed } => {
+                self.grant_tokens(at_ms, site, tokens, *seed)
+            }
+            Command::RevokeToken { sha256 } => self.revoke_token(at_ms, site, sha256),
+            Command::SetSitePolicy { site, policy } => self.set_site_policy(site, policy),
         }
     }
 

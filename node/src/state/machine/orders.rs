@@ -166,7 +166,7 @@ impl ReplicatedState {
                 ));
             }
             OrderStatus::Delivered => {
-                let due = at_ms.saturating_add(self.policy.follow_up_delay_ms);
+                let due = at_ms.saturating_add(self.policy_for(&owner).follow_up_delay_ms);
                 created.extend(self.create_callback(
                     at_ms,
                     &owner,

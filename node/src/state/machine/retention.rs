@@ -30,7 +30,7 @@ impl ReplicatedState {
     /// Schedules the closed record `id` to be dropped after the retention period (at least
     /// the complaint repeat window, so repeats stay detectable).
     pub(super) fn retain_until(&mut self, closed_at_ms: TimestampMs, kind: RecordKind, id: u64) {
-        let window_ms = u64::from(self.policy.complaint_repeat_window_days).saturating_mul(DAY_MS);
+        let window_ms = u64::from(self.complaint_window_days_max()).saturating_mul(DAY_MS);
         let keep_ms = CLOSED_RECORD_RETENTION_MS.max(window_ms);
         self.retention
             .insert((closed_at_ms.saturating_add(keep_ms), kind, id));
