@@ -205,12 +205,66 @@ impl Replicator for ClusterReplicator {
         })
     }
 
+    fn hand_over_leadership(
+        &self,
+        wait: std::time::Duration,
+    ) -> BoxFuture<Result<Option<u64>, MembershipFailure>> {
+        let handle = self.handle.clone();
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + wait;
+            let status = handle.status();
+            let me = status.node_id;
+            if status.leader != Some(me) {
+                return Ok(None);
+            }
+            let Some(target) = most_caught_up_voter(&status) else {
+                return Ok(None);
+            };
+            tracing::info!(to = target, "handing leadership over before stopping");
+            match tokio::time::timeout_at(deadline, handle.transfer_leader(target)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, to = target, "leadership transfer failed"),
+                Err(_) => tracing::warn!(to = target, "leadership transfer timed out"),
+            }
+            // Whoever won (the target, or another voter after a failed transfer): a leader
+            // other than this node is what lets the cluster go on writing.
+            loop {
+                let leader = handle.status().leader;
+                if let Some(leader) = leader.filter(|leader| *leader != me) {
+                    return Ok(Some(leader));
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(MembershipFailure::Unavailable(
+                        "no other leader within the hand-over wait".to_string(),
+                    ));
+                }
+                tokio::time::sleep(HAND_OVER_POLL_INTERVAL).await;
+            }
+        })
+    }
+
     fn shutdown(&self) {
         self.handle.shutdown();
         if let Some(transport) = self.transport.lock().take() {
             transport.shutdown();
         }
     }
+}
+
+/// How often a leader handing over checks whether another node leads.
+pub const HAND_OVER_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The voter other than this node with the highest match index (ties: the lowest id).
+fn most_caught_up_voter(status: &callgrid_cluster::ClusterStatus) -> Option<u64> {
+    status
+        .members
+        .iter()
+        .filter(|member| {
+            member.kind == callgrid_cluster::status::MemberKind::Voter
+                && member.id != status.node_id
+        })
+        .max_by_key(|member| (member.match_index.unwrap_or(0), std::cmp::Reverse(member.id)))
+        .map(|member| member.id)
 }
 
 /// Opens RocksDB in the data directory, starts the transport and the Raft thread.

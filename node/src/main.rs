@@ -15,6 +15,7 @@ use callgrid_node::state::SharedState;
 use clap::{Parser, Subcommand};
 
 mod backup;
+mod cli;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,6 +56,9 @@ enum Commands {
         #[command(subcommand)]
         command: CertsCommand,
     },
+    /// SRE commands over a node's admin API (status, membership, leader, drain, tokens), and
+    /// `cluster local`: a three-city cluster on this machine.
+    Cluster(cli::cluster::ClusterArguments),
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +126,7 @@ fn main() -> anyhow::Result<()> {
         Some(Commands::Token { command }) => return token(command),
         Some(Commands::Config { command }) => return config_command(command),
         Some(Commands::Probe { url }) => return probe(&url),
+        Some(Commands::Cluster(arguments)) => std::process::exit(cli::cluster::run(arguments)),
         Some(Commands::Backup(arguments)) => {
             init_logging(false);
             return backup::run_backup(arguments);
@@ -188,13 +193,42 @@ async fn run(
     );
     tracing::info!(http = %running.http_address, cluster = %config.cluster.listen, "node started");
     let site = running.site.clone();
-    // actix-web stops on SIGTERM/SIGINT: it stops accepting, lets requests in flight finish
-    // (`http.drain_s`), and then this future resolves.
-    running.server.await?;
+    let mut server = actix_web::rt::spawn(running.server);
+    tokio::select! {
+        stopped = &mut server => stopped??,
+        signal = stop_signal() => {
+            let signal = signal?;
+            tracing::info!(signal, "stopping");
+            // A leader hands over first, while this node still serves: the cluster's writes
+            // pause for one transfer, not for an election timeout after it is gone.
+            match replicator.hand_over_leadership(LEADER_HAND_OVER_WAIT).await {
+                Ok(Some(leader)) => tracing::info!(leader, "leadership handed over"),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "leadership not handed over; stopping anyway"),
+            }
+            // Stop accepting, let requests in flight finish (`http.drain_s`).
+            running.handle.stop(true).await;
+            server.await??;
+        }
+    }
     site.do_send(callgrid_node::actors::site::Drain);
     replicator.shutdown();
     tracing::info!("node stopped");
     Ok(())
+}
+
+/// Longest wait, on SIGTERM, for another node to lead before this one stops anyway.
+const LEADER_HAND_OVER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Resolves with the name of the first SIGTERM or SIGINT.
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    Ok(tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    })
 }
 
 fn certs(command: CertsCommand) -> anyhow::Result<()> {

@@ -98,6 +98,8 @@ pub fn start(
     .backlog(HTTP_BACKLOG)
     .max_connections(HTTP_CONNECTIONS_MAX)
     .shutdown_timeout(config.http.drain_s)
+    // The binary handles SIGTERM/SIGINT itself: a leader hands leadership over first.
+    .disable_signals()
     .client_request_timeout(Duration::from_secs(10))
     .bind(address)
     .map_err(|source| NodeError::Bind { address, source })?;

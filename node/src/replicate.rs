@@ -78,6 +78,16 @@ pub trait Replicator: Send + Sync + 'static {
     fn health(&self) -> ReplicaHealth;
     /// Stops replication (idempotent).
     fn shutdown(&self);
+    /// On the leader: hands leadership to the most caught-up voter and waits (at most
+    /// `wait`) until another node leads; resolves with the new leader. Resolves with `None`
+    /// at once when this node does not lead or has no other voter (the default).
+    fn hand_over_leadership(
+        &self,
+        wait: std::time::Duration,
+    ) -> BoxFuture<Result<Option<u64>, MembershipFailure>> {
+        let _ = wait;
+        Box::pin(async { Ok(None) })
+    }
     /// Changes the cluster's membership or leadership (operators, on the leader). A
     /// replicator without a cluster refuses.
     fn change_membership(

@@ -1,0 +1,336 @@
+//! `callgrid cluster ...`: the SRE commands over a node's admin API.
+//!
+//! Membership changes are made on the leader (a follower answers 409 naming the leader);
+//! drain, undrain and tokens go through Raft from any node. Output is an aligned table, or
+//! the node's JSON with `--json`.
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::{AdminClient, CliError, print_table};
+use callgrid_node::api::auth::{TOKEN_BYTES, hash_token};
+use callgrid_node::state::model::Role;
+
+/// `callgrid cluster`.
+#[derive(Debug, Args)]
+pub struct ClusterArguments {
+    /// A node's API base URL.
+    #[arg(long, env = "CALLGRID_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    pub url: String,
+    /// An admin token (better: the CALLGRID_TOKEN environment variable; it is never printed).
+    #[arg(long, env = "CALLGRID_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Members (voter/learner), leader, term, commit/applied, each member's lag (ask the
+    /// leader), each site's load (waiting, agents available, summary age) and drain state.
+    Status,
+    /// Add a node as a learner (it receives the log but does not vote); on the leader.
+    Add {
+        /// Its Raft node id.
+        id: u64,
+        /// `host:port` of its cluster (QUIC) listener.
+        address: String,
+    },
+    /// Promote a caught-up learner to voter; on the leader.
+    Promote {
+        /// The learner's id.
+        id: u64,
+    },
+    /// Remove a voter or learner; on the leader.
+    Remove {
+        /// Its id.
+        id: u64,
+    },
+    /// Hand leadership to a voter; on the leader.
+    TransferLeader {
+        /// The voter's id.
+        id: u64,
+    },
+    /// Drain a site: no new contacts, no callback claims, its waiting callbacks go to peers.
+    Drain {
+        /// The site id.
+        site: String,
+    },
+    /// Undrain a site: it takes contacts and callbacks again.
+    Undrain {
+        /// The site id.
+        site: String,
+    },
+    /// Tokens valid at every site.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// A three-city cluster on this machine (msk, ekb, nsk) to try things on.
+    Local(super::local::LocalArguments),
+}
+
+/// `callgrid cluster token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// List the cluster's tokens (hashes, names, roles, revoked).
+    List,
+    /// Add a token: a new one is generated and printed once, unless `--sha256` gives the hash
+    /// of one the holder generated (`callgrid token new`).
+    Add {
+        /// Principal name (an agent's login for an agent token).
+        #[arg(long)]
+        name: String,
+        /// gateway, agent, supervisor or admin.
+        #[arg(long)]
+        role: String,
+        /// The hex SHA-256 of an existing token.
+        #[arg(long)]
+        sha256: Option<String>,
+    },
+    /// Revoke a token at every site, by hash or by name (an active token with that name).
+    Revoke {
+        /// The token's hex SHA-256.
+        sha256: Option<String>,
+        /// The token's name instead.
+        #[arg(long, conflicts_with = "sha256")]
+        name: Option<String>,
+    },
+}
+
+/// Runs a `cluster` subcommand; returns the exit code.
+pub fn run(arguments: ClusterArguments) -> i32 {
+    let result = match arguments.command {
+        ClusterCommand::Local(local) => super::local::run(local, arguments.json),
+        ref command => AdminClient::new(&arguments.url, arguments.token.as_deref().unwrap_or(""))
+            .and_then(|client| remote(&client, command, arguments.json)),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("callgrid cluster: {error}");
+            error.exit_code()
+        }
+    }
+}
+
+fn remote(client: &AdminClient, command: &ClusterCommand, json: bool) -> Result<(), CliError> {
+    let done = |value: Value, text: String| {
+        if json {
+            println!("{value}");
+        } else {
+            println!("{text}");
+        }
+        Ok(())
+    };
+    match command {
+        ClusterCommand::Status => {
+            let overview = client.call("GET", "/api/v1/cluster/overview", None)?;
+            if json {
+                println!("{overview}");
+            } else {
+                print_status(&overview);
+            }
+            Ok(())
+        }
+        ClusterCommand::Add { id, address } => {
+            let body = json!({"id": id, "address": address});
+            let value = client.call("POST", "/api/v1/cluster/learners", Some(&body))?;
+            done(value, format!("node {id} added as a learner ({address})"))
+        }
+        ClusterCommand::Promote { id } => {
+            let value = client.call("POST", &format!("/api/v1/cluster/voters/{id}"), None)?;
+            done(value, format!("node {id} is a voter"))
+        }
+        ClusterCommand::Remove { id } => {
+            let value = client.call("DELETE", &format!("/api/v1/cluster/members/{id}"), None)?;
+            done(value, format!("node {id} removed"))
+        }
+        ClusterCommand::TransferLeader { id } => {
+            let body = json!({"id": id});
+            let value = client.call("POST", "/api/v1/cluster/leader", Some(&body))?;
+            done(value, format!("node {id} leads"))
+        }
+        ClusterCommand::Drain { site } => {
+            let path = format!("/api/v1/cluster/sites/{}/drain", path_segment(site)?);
+            let value = client.call("POST", &path, None)?;
+            done(value, format!("site {site} drained: no new contacts, callbacks move to peers"))
+        }
+        ClusterCommand::Undrain { site } => {
+            let path = format!("/api/v1/cluster/sites/{}/undrain", path_segment(site)?);
+            let value = client.call("POST", &path, None)?;
+            done(value, format!("site {site} serves again"))
+        }
+        ClusterCommand::Token { command } => token(client, command, json),
+        ClusterCommand::Local(_) => Err(CliError::Usage("local runs on this machine".to_string())),
+    }
+}
+
+/// A site id as a URL path segment: letters, digits, `-`, `_`, `.` only.
+fn path_segment(site: &str) -> Result<&str, CliError> {
+    let valid = !site.is_empty()
+        && site.len() <= 64
+        && site
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(site)
+    } else {
+        Err(CliError::Usage(format!(
+            "site id `{site}`: letters, digits, - _ . only"
+        )))
+    }
+}
+
+fn token(client: &AdminClient, command: &TokenCommand, json: bool) -> Result<(), CliError> {
+    match command {
+        TokenCommand::List => {
+            let value = client.call("GET", "/api/v1/cluster/tokens", None)?;
+            if json {
+                println!("{value}");
+                return Ok(());
+            }
+            let mut rows = vec![["SHA256", "NAME", "ROLE", "STATE", "CHANGED BY"].map(String::from).to_vec()];
+            for token in value["tokens"].as_array().into_iter().flatten() {
+                let hash = token["sha256"].as_str().unwrap_or_default();
+                rows.push(vec![
+                    format!("{}…", hash.get(..16).unwrap_or(hash)),
+                    text(&token["name"]),
+                    text(&token["role"]),
+                    if token["revoked"] == true { "revoked" } else { "active" }.to_string(),
+                    text(&token["changed_by_site"]),
+                ]);
+            }
+            print_table(&rows);
+            Ok(())
+        }
+        TokenCommand::Add { name, role, sha256 } => {
+            let role: Role = serde_json::from_value(Value::String(role.clone())).map_err(|_| {
+                CliError::Usage("--role must be gateway, agent, supervisor or admin".to_string())
+            })?;
+            let (hash, secret) = match sha256 {
+                Some(hash) => (hash.trim().to_lowercase(), None),
+                None => {
+                    let mut bytes = [0_u8; TOKEN_BYTES];
+                    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+                    let secret = format!("cg_{}", hex::encode(bytes));
+                    (hex::encode(hash_token(&secret)), Some(secret))
+                }
+            };
+            let body = json!({"name": name, "role": role, "sha256": hash});
+            client.call("POST", "/api/v1/cluster/tokens", Some(&body))?;
+            if json {
+                println!("{}", json!({"name": name, "role": role, "sha256": hash, "token": secret}));
+            } else {
+                println!("token `{name}` ({role:?}) added at every site; sha256 {hash}");
+                if let Some(secret) = secret {
+                    println!("token (shown once, give it to its holder): {secret}");
+                }
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { sha256, name } => {
+            let hash = match (sha256, name) {
+                (Some(hash), _) => hash.trim().to_lowercase(),
+                (None, Some(name)) => hash_by_name(client, name)?,
+                (None, None) => {
+                    return Err(CliError::Usage(
+                        "give the token's sha256 or --name".to_string(),
+                    ));
+                }
+            };
+            let value = client.call("DELETE", &format!("/api/v1/cluster/tokens/{hash}"), None)?;
+            if json {
+                println!("{value}");
+            } else {
+                println!("token {hash} revoked at every site");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The hash of the one active token called `name`.
+fn hash_by_name(client: &AdminClient, name: &str) -> Result<String, CliError> {
+    let value = client.call("GET", "/api/v1/cluster/tokens", None)?;
+    let matching: Vec<String> = value["tokens"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|token| token["name"] == name && token["revoked"] != true)
+        .filter_map(|token| token["sha256"].as_str().map(str::to_string))
+        .collect();
+    match matching.as_slice() {
+        [hash] => Ok(hash.clone()),
+        [] => Err(CliError::Usage(format!("no active token is called `{name}`"))),
+        _ => Err(CliError::Usage(format!(
+            "{} active tokens are called `{name}`: give the sha256",
+            matching.len()
+        ))),
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_string(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn print_status(overview: &Value) {
+    let node = text(&overview["node_id"]);
+    let leader = text(&overview["leader"]);
+    println!(
+        "node {node} (site {}) is {}; leader {leader}, term {}, commit {}, applied {}",
+        text(&overview["site"]),
+        text(&overview["role"]),
+        text(&overview["term"]),
+        text(&overview["commit_index"]),
+        text(&overview["applied_index"]),
+    );
+    println!();
+    let mut rows = vec![["MEMBER", "ROLE", "ADDRESS", "MATCH", "LAG"].map(String::from).to_vec()];
+    for member in overview["members"].as_array().into_iter().flatten() {
+        let mut role = text(&member["role"]);
+        if member["leader"] == true {
+            role.push_str(" (leader)");
+        }
+        rows.push(vec![
+            text(&member["id"]),
+            role,
+            text(&member["address"]),
+            text(&member["match_index"]),
+            text(&member["lag"]),
+        ]);
+    }
+    print_table(&rows);
+    if node != leader {
+        println!("(lag is tracked by the leader: ask node {leader} for it)");
+    }
+    println!();
+    let mut rows = vec![
+        ["SITE", "STATE", "WAITING", "AGENTS AVAILABLE", "SUMMARY AGE"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for site in overview["sites"].as_array().into_iter().flatten() {
+        let age = site["summary_age_ms"]
+            .as_u64()
+            .map_or_else(|| "-".to_string(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
+        rows.push(vec![
+            text(&site["site"]),
+            if site["drained"] == true { "drained" } else { "serving" }.to_string(),
+            text(&site["waiting"]),
+            text(&site["agents_available"]),
+            age,
+        ]);
+    }
+    print_table(&rows);
+}
