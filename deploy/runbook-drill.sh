@@ -287,4 +287,10 @@ status="$(api "$KZN/api/v1/cluster/status")"
 jq -e '.voters | index(4)' <<<"$status" >/dev/null || { say "kzn is not a voter: $status"; exit 1; }
 for id in "$first_order" "$second_order" "$third_order"; do api "$KZN/api/v1/orders/$id" >/dev/null; done
 
+section 11 "drain and undrain msk"
+run_section 11
+
+section 12 "cluster-wide tokens"
+run_section 12
+
 say "passed: every section of RUNBOOK.md ran"

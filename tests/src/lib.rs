@@ -133,6 +133,8 @@ pub struct Node {
     pub base: String,
     /// What it runs.
     pub site: Site,
+    /// The admin token the node generated and printed on its first start, if it did.
+    pub generated_admin_token: Option<String>,
 }
 
 impl Node {
@@ -158,11 +160,15 @@ impl Node {
             }
         });
         let deadline = Instant::now() + WAIT;
+        let mut generated_admin_token = None;
         let base = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = receiver
                 .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("{} did not print its address", site.id));
+            if let Some(token) = line.split("keep it): ").nth(1) {
+                generated_admin_token = Some(token.trim().to_string());
+            }
             if let Some(rest) = line.split("listening on http://").nth(1) {
                 let address = rest.split_whitespace().next().unwrap();
                 break format!("http://{address}");
@@ -172,21 +178,40 @@ impl Node {
             child: Some(child),
             base,
             site: site.clone(),
+            generated_admin_token,
         }
     }
 
-    /// SIGKILL.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+    /// SIGTERM, then waits (at most [`WAIT`]) for the exit status; `None` if it had to be
+    /// killed.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 
-    /// `METHOD path` with the admin token and an optional JSON body: (status, JSON body).
-    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    /// `METHOD path` with `token` (instead of the admin token): (status, JSON body).
+    pub fn call_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let request = ureq::request(method, &format!("{}{path}", self.base))
-            .set("Authorization", &format!("Bearer {ADMIN}"))
+            .set("Authorization", &format!("Bearer {token}"))
             .timeout(Duration::from_secs(20));
         let result = match body {
             Some(body) => request.send_json(body),
@@ -203,6 +228,19 @@ impl Node {
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `METHOD path` with the admin token and an optional JSON body: (status, JSON body).
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_as(ADMIN, method, path, body)
     }
 
     /// The cluster status (`/api/v1/cluster/status`).

@@ -42,9 +42,10 @@ pub enum AuthError {
 ///
 /// Two sources: the replicated table every site shares (tokens added or revoked with
 /// `callgrid cluster token`, and every node's seed), and this node's own seed (its config's
-/// `[[tokens]]` and its generated admin token), which answers only for hashes the cluster
-/// does not know yet (before the seed committed, or while no quorum is reachable). A hash the
-/// cluster revoked is refused whatever the local config says.
+/// `[[tokens]]` and its generated admin token). Once the replicated table holds any token it
+/// alone decides — a token the cluster revoked is refused whatever the local config says;
+/// the local seed answers only while this node's replicated table is empty (a new cluster
+/// before its first seed committed, a new member before it caught up).
 #[derive(Debug, Clone, Default)]
 pub struct TokenTable {
     by_hash: HashMap<[u8; 32], Actor>,
@@ -110,12 +111,13 @@ impl TokenTable {
         let hash = hash_token(token);
         if let Some(shared) = &self.replicated {
             let known = shared.read(|state| {
-                state.token(&hash).map(|record| {
+                state.tokens().next()?;
+                Some(state.token(&hash).and_then(|record| {
                     (!record.revoked).then(|| Actor {
                         name: record.name.clone(),
                         role: record.role,
                     })
-                })
+                }))
             });
             if let Some(answer) = known {
                 return answer;
