@@ -147,7 +147,7 @@ pub fn print_table(rows: &[Vec<String>]) {
         let line: Vec<String> = row
             .iter()
             .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
+            .map(|(cell, &width)| format!("{cell:<width$}"))
             .collect();
         println!("{}", line.join("  ").trim_end());
     }
