@@ -115,6 +115,8 @@ async fn overview(state: Data, request: HttpRequest) -> ApiResult {
                     "agents_available": sum(|skill| skill.agents_idle),
                     // On the publisher's clock against this node's: skewed clocks skew it.
                     "summary_age_ms": summary.map(|summary| now.saturating_sub(summary.at_ms)),
+                    // The `[callbacks]`/`[orders]` policy the site replicated (null: not yet).
+                    "policy": replicated.site_policy(&site),
                 })
             })
             .collect()

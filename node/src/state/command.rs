@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{
     Actor, CallbackId, CallbackOutcome, ComplaintId, Fulfilment, OrderId, OrderItem, OrderStatus,
-    PaymentForm, PreOrderId, ReservationId, SiteSummary, StatePolicy, TimestampMs,
+    PaymentForm, PreOrderId, ReservationId, Role, SiteSummary, StatePolicy, TimestampMs,
 };
 
 /// Items allowed in one order, pre-order or reservation.
