@@ -263,7 +263,12 @@ fn most_caught_up_voter(status: &callgrid_cluster::ClusterStatus) -> Option<u64>
             member.kind == callgrid_cluster::status::MemberKind::Voter
                 && member.id != status.node_id
         })
-        .max_by_key(|member| (member.match_index.unwrap_or(0), std::cmp::Reverse(member.id)))
+        .max_by_key(|member| {
+            (
+                member.match_index.unwrap_or(0),
+                std::cmp::Reverse(member.id),
+            )
+        })
         .map(|member| member.id)
 }
 

@@ -144,7 +144,8 @@ async fn sync_site_settings(
             let (policy_differs, unknown_tokens) = shared.read(|state| {
                 (
                     state.site_policy(&site) != Some(&policy),
-                    seed.iter().any(|grant| state.token(&grant.sha256).is_none()),
+                    seed.iter()
+                        .any(|grant| state.token(&grant.sha256).is_none()),
                 )
             });
             if policy_differs {

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use callgrid_tests::{ADMIN, Node, Site, binary, certificates, eventually, free_udp_port, token_sha256};
+use callgrid_tests::{
+    ADMIN, Node, Site, binary, certificates, eventually, free_udp_port, token_sha256,
+};
 use serde_json::{Value, json};
 
 const CITIES: [&str; 3] = ["msk", "ekb", "nsk"];
@@ -115,7 +117,10 @@ fn cluster_cli(url: &str, token: &str, arguments: &[&str]) -> (i32, Value) {
         !stdout.contains(token) || arguments.contains(&"add"),
         "the token is never echoed: {stdout}"
     );
-    assert!(!stderr.contains(token), "the token is never echoed: {stderr}");
+    assert!(
+        !stderr.contains(token),
+        "the token is never echoed: {stderr}"
+    );
     let value = stdout
         .lines()
         .last()
@@ -192,7 +197,10 @@ fn a_drained_site_takes_no_contacts_and_peers_dial_its_claimed_callbacks() {
     });
     assert_eq!(status, 503);
     assert!(
-        problem["type"].as_str().unwrap().ends_with("/site-draining"),
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/site-draining"),
         "{problem}"
     );
     let peers: Vec<&str> = problem["peers"]
@@ -201,7 +209,10 @@ fn a_drained_site_takes_no_contacts_and_peers_dial_its_claimed_callbacks() {
         .iter()
         .filter_map(|peer| peer["site"].as_str())
         .collect();
-    assert!(peers.contains(&"ekb") && peers.contains(&"nsk"), "{problem}");
+    assert!(
+        peers.contains(&"ekb") && peers.contains(&"nsk"),
+        "{problem}"
+    );
     assert!(!peers.contains(&"msk"), "{problem}");
 
     // Its claimed callback is released and a peer claims (dials) it.
@@ -277,7 +288,11 @@ fn tokens_are_cluster_wide_added_and_revoked_at_one_site_for_all() {
     assert_eq!(status, 403);
 
     // Revoked at ekb (by name): refused at msk and nsk.
-    let (code, answer) = cluster_cli(&nodes[1].base, ADMIN, &["token", "revoke", "--name", "ivr-2"]);
+    let (code, answer) = cluster_cli(
+        &nodes[1].base,
+        ADMIN,
+        &["token", "revoke", "--name", "ivr-2"],
+    );
     assert_eq!(code, 0, "{answer}");
     for node in [&nodes[0], &nodes[2]] {
         eventually("the revoked token to be refused", || {
@@ -305,7 +320,11 @@ fn tokens_are_cluster_wide_added_and_revoked_at_one_site_for_all() {
     // The last admin token cannot be revoked... while others exist it can; the drill's root
     // and each node's generated one are admins, so revoking root is allowed and refused
     // afterwards.
-    let (code, _) = cluster_cli(&nodes[0].base, ADMIN, &["token", "revoke", "--name", "nobody"]);
+    let (code, _) = cluster_cli(
+        &nodes[0].base,
+        ADMIN,
+        &["token", "revoke", "--name", "nobody"],
+    );
     assert_eq!(code, 2, "no such name: a usage error");
 }
 
@@ -324,7 +343,11 @@ fn restart_order_does_not_change_another_sites_policy() {
     let mut nodes = start_all(&sites);
     let check = |nodes: &[Node], round: u32| {
         let at_ekb = abandoned_callback(&nodes[1], &format!("+7916000910{round}"));
-        assert_eq!(callback_delay_ms(&nodes[1], at_ekb), 600_000, "ekb's own delay");
+        assert_eq!(
+            callback_delay_ms(&nodes[1], at_ekb),
+            600_000,
+            "ekb's own delay"
+        );
         let at_msk = abandoned_callback(&nodes[0], &format!("+7916000920{round}"));
         assert_eq!(callback_delay_ms(&nodes[0], at_msk), 0, "msk's own delay");
     };
@@ -398,7 +421,10 @@ fn sigterm_on_the_leader_hands_leadership_over_without_a_write_gap() {
             .filter(|known| *known != leader)
     });
     let known_after = stopped_at.elapsed();
-    let status = terminator.join().unwrap().expect("the leader stopped by itself");
+    let status = terminator
+        .join()
+        .unwrap()
+        .expect("the leader stopped by itself");
     let stop_took = stopped_at.elapsed();
     assert!(status.success(), "{status:?}");
     std::thread::sleep(Duration::from_secs(2));
@@ -466,7 +492,9 @@ fn cluster_local_starts_three_voters_and_stops_without_leftovers() {
     let dir = directory.path().join("local");
     let guard = LocalCluster(&dir);
     let output = Command::new(binary())
-        .args(["cluster", "local", "--sites", "3", "--detach", "--json", "--dir"])
+        .args([
+            "cluster", "local", "--sites", "3", "--detach", "--json", "--dir",
+        ])
         .arg(&dir)
         .output()
         .unwrap();
@@ -479,7 +507,10 @@ fn cluster_local_starts_three_voters_and_stops_without_leftovers() {
     let started: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let sites = started["sites"].as_array().unwrap();
     assert_eq!(sites.len(), 3, "{started}");
-    let names: Vec<&str> = sites.iter().filter_map(|site| site["site"].as_str()).collect();
+    let names: Vec<&str> = sites
+        .iter()
+        .filter_map(|site| site["site"].as_str())
+        .collect();
     assert_eq!(names, CITIES);
     let token = started["token"].as_str().unwrap();
     let url = sites[0]["url"].as_str().unwrap();
@@ -503,13 +534,20 @@ fn cluster_local_starts_three_voters_and_stops_without_leftovers() {
     let (code, _) = cluster_cli(url, "not-the-token-at-all-000", &["status"]);
     assert_eq!(code, 1);
 
-    let pids: Vec<u64> = sites.iter().filter_map(|site| site["pid"].as_u64()).collect();
+    let pids: Vec<u64> = sites
+        .iter()
+        .filter_map(|site| site["pid"].as_u64())
+        .collect();
     let output = Command::new(binary())
         .args(["cluster", "local", "stop", "--dir"])
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     drop(guard);
     for pid in pids {
         assert!(!pid_alive(pid), "node {pid} still runs after stop");

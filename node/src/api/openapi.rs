@@ -363,7 +363,13 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
         "admin",
         None,
     ),
-    ("get", "/cluster/tokens", "Cluster-wide tokens (hashes)", "admin", None),
+    (
+        "get",
+        "/cluster/tokens",
+        "Cluster-wide tokens (hashes)",
+        "admin",
+        None,
+    ),
     (
         "post",
         "/cluster/tokens",

@@ -94,7 +94,11 @@ async fn overview(state: Data, request: HttpRequest) -> ApiResult {
     let sites: Vec<Value> = state.shared.read(|replicated| {
         let mut names: Vec<String> = std::iter::once(state.config.site.id.clone())
             .chain(state.config.peer_sites.iter().map(|peer| peer.id.clone()))
-            .chain(replicated.site_summaries().map(|summary| summary.site.clone()))
+            .chain(
+                replicated
+                    .site_summaries()
+                    .map(|summary| summary.site.clone()),
+            )
             .chain(replicated.drained_sites().map(str::to_string))
             .collect();
         names.sort();

@@ -15,7 +15,12 @@ use callgrid_node::state::model::Role;
 #[derive(Debug, Args)]
 pub struct ClusterArguments {
     /// A node's API base URL.
-    #[arg(long, env = "CALLGRID_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "CALLGRID_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub url: String,
     /// An admin token (better: the CALLGRID_TOKEN environment variable; it is never printed).
     #[arg(long, env = "CALLGRID_TOKEN", hide_env_values = true, global = true)]
@@ -160,7 +165,10 @@ fn remote(client: &AdminClient, command: &ClusterCommand, json: bool) -> Result<
         ClusterCommand::Drain { site } => {
             let path = format!("/api/v1/cluster/sites/{}/drain", path_segment(site)?);
             let value = client.call("POST", &path, None)?;
-            done(value, format!("site {site} drained: no new contacts, callbacks move to peers"))
+            done(
+                value,
+                format!("site {site} drained: no new contacts, callbacks move to peers"),
+            )
         }
         ClusterCommand::Undrain { site } => {
             let path = format!("/api/v1/cluster/sites/{}/undrain", path_segment(site)?);
@@ -196,14 +204,23 @@ fn token(client: &AdminClient, command: &TokenCommand, json: bool) -> Result<(),
                 println!("{value}");
                 return Ok(());
             }
-            let mut rows = vec![["SHA256", "NAME", "ROLE", "STATE", "CHANGED BY"].map(String::from).to_vec()];
+            let mut rows = vec![
+                ["SHA256", "NAME", "ROLE", "STATE", "CHANGED BY"]
+                    .map(String::from)
+                    .to_vec(),
+            ];
             for token in value["tokens"].as_array().into_iter().flatten() {
                 let hash = token["sha256"].as_str().unwrap_or_default();
                 rows.push(vec![
                     format!("{}…", hash.get(..16).unwrap_or(hash)),
                     text(&token["name"]),
                     text(&token["role"]),
-                    if token["revoked"] == true { "revoked" } else { "active" }.to_string(),
+                    if token["revoked"] == true {
+                        "revoked"
+                    } else {
+                        "active"
+                    }
+                    .to_string(),
                     text(&token["changed_by_site"]),
                 ]);
             }
@@ -226,7 +243,10 @@ fn token(client: &AdminClient, command: &TokenCommand, json: bool) -> Result<(),
             let body = json!({"name": name, "role": role, "sha256": hash});
             client.call("POST", "/api/v1/cluster/tokens", Some(&body))?;
             if json {
-                println!("{}", json!({"name": name, "role": role, "sha256": hash, "token": secret}));
+                println!(
+                    "{}",
+                    json!({"name": name, "role": role, "sha256": hash, "token": secret})
+                );
             } else {
                 println!("token `{name}` ({role:?}) added at every site; sha256 {hash}");
                 if let Some(secret) = secret {
@@ -268,7 +288,9 @@ fn hash_by_name(client: &AdminClient, name: &str) -> Result<String, CliError> {
         .collect();
     match matching.as_slice() {
         [hash] => Ok(hash.clone()),
-        [] => Err(CliError::Usage(format!("no active token is called `{name}`"))),
+        [] => Err(CliError::Usage(format!(
+            "no active token is called `{name}`"
+        ))),
         _ => Err(CliError::Usage(format!(
             "{} active tokens are called `{name}`: give the sha256",
             matching.len()
@@ -296,7 +318,11 @@ fn print_status(overview: &Value) {
         text(&overview["applied_index"]),
     );
     println!();
-    let mut rows = vec![["MEMBER", "ROLE", "ADDRESS", "MATCH", "LAG"].map(String::from).to_vec()];
+    let mut rows = vec![
+        ["MEMBER", "ROLE", "ADDRESS", "MATCH", "LAG"]
+            .map(String::from)
+            .to_vec(),
+    ];
     for member in overview["members"].as_array().into_iter().flatten() {
         let mut role = text(&member["role"]);
         if member["leader"] == true {
@@ -316,17 +342,29 @@ fn print_status(overview: &Value) {
     }
     println!();
     let mut rows = vec![
-        ["SITE", "STATE", "WAITING", "AGENTS AVAILABLE", "SUMMARY AGE"]
-            .map(String::from)
-            .to_vec(),
+        [
+            "SITE",
+            "STATE",
+            "WAITING",
+            "AGENTS AVAILABLE",
+            "SUMMARY AGE",
+        ]
+        .map(String::from)
+        .to_vec(),
     ];
     for site in overview["sites"].as_array().into_iter().flatten() {
-        let age = site["summary_age_ms"]
-            .as_u64()
-            .map_or_else(|| "-".to_string(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
+        let age = site["summary_age_ms"].as_u64().map_or_else(
+            || "-".to_string(),
+            |ms| format!("{:.1} s", ms as f64 / 1000.0),
+        );
         rows.push(vec![
             text(&site["site"]),
-            if site["drained"] == true { "drained" } else { "serving" }.to_string(),
+            if site["drained"] == true {
+                "drained"
+            } else {
+                "serving"
+            }
+            .to_string(),
             text(&site["waiting"]),
             text(&site["agents_available"]),
             age,

@@ -232,7 +232,8 @@ fn write_configs(
 fn spawn_node(dir: &Path, site: &str, config: &Path) -> Result<Child, CliError> {
     let local = |error: &dyn std::fmt::Display| CliError::Local(error.to_string());
     let binary = std::env::current_exe().map_err(|error| local(&error))?;
-    let log = std::fs::File::create(dir.join(site).join("node.log")).map_err(|error| local(&error))?;
+    let log =
+        std::fs::File::create(dir.join(site).join("node.log")).map_err(|error| local(&error))?;
     let log_err = log.try_clone().map_err(|error| local(&error))?;
     Command::new(binary)
         .arg("node")
@@ -278,10 +279,7 @@ fn wait_ready(started: &mut [Started]) -> Result<(), CliError> {
 
 fn announce(dir: &Path, started: &[Started], token: &str, detach: bool, json: bool) {
     let stop = if detach {
-        format!(
-            "callgrid cluster local stop --dir {}",
-            dir.display()
-        )
+        format!("callgrid cluster local stop --dir {}", dir.display())
     } else {
         "Ctrl-C".to_string()
     };
@@ -299,7 +297,11 @@ fn announce(dir: &Path, started: &[Started], token: &str, detach: bool, json: bo
         );
         return;
     }
-    println!("callgrid local cluster: {} sites, data in {}", started.len(), dir.display());
+    println!(
+        "callgrid local cluster: {} sites, data in {}",
+        started.len(),
+        dir.display()
+    );
     super::print_table(
         &std::iter::once(["SITE", "NODE", "URL", "LOG"].map(String::from).to_vec())
             .chain(started.iter().map(|node| {
@@ -403,6 +405,10 @@ fn stop_detached(dir: &Path) -> Result<(), CliError> {
         }
     }
     std::fs::remove_file(&path).map_err(|error| CliError::Local(error.to_string()))?;
-    println!("stopped {} nodes; data kept in {}", pids.len(), dir.display());
+    println!(
+        "stopped {} nodes; data kept in {}",
+        pids.len(),
+        dir.display()
+    );
     Ok(())
 }

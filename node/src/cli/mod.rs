@@ -107,7 +107,10 @@ impl AdminClient {
             None => request.call(),
         };
         let (status, text) = match result {
-            Ok(response) => (response.status(), response.into_string().unwrap_or_default()),
+            Ok(response) => (
+                response.status(),
+                response.into_string().unwrap_or_default(),
+            ),
             Err(ureq::Error::Status(status, response)) => {
                 (status, response.into_string().unwrap_or_default())
             }

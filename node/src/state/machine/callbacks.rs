@@ -290,12 +290,10 @@ impl ReplicatedState {
 
     /// Copies an open task's life cycle into its record.
     fn sync_callback(&mut self, callback: CallbackId) {
-        let rules = self
-            .callbacks
-            .get(&callback)
-            .map_or_else(|| self.callback_machine.rules(), |record| {
-                rules(self.policy_for(&record.site))
-            });
+        let rules = self.callbacks.get(&callback).map_or_else(
+            || self.callback_machine.rules(),
+            |record| rules(self.policy_for(&record.site)),
+        );
         let (Some(entry), Some(record)) = (
             self.callback_machine.get(TaskId(callback)),
             self.callbacks.get_mut(&callback),

@@ -21,7 +21,8 @@ impl ReplicatedState {
             return Err(ApplyError::not_found("order", order));
         }
         let at_ms = envelope.at_ms;
-        let window_ms = u64::from(self.policy_for(&envelope.site).complaint_repeat_window_days).saturating_mul(DAY_MS);
+        let window_ms = u64::from(self.policy_for(&envelope.site).complaint_repeat_window_days)
+            .saturating_mul(DAY_MS);
         let since = at_ms.saturating_sub(window_ms);
         let repeat_of: Vec<ComplaintId> = self
             .complaints_by_caller

@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 
 pub use callbacks::{CALLBACK_CLAIM_LEASE_MS, CALLBACKS_OPEN_MAX, NodeCallback};
 pub use retention::CLOSED_RECORD_RETENTION_MS;
-pub use site_control::{SiteControl, TOKENS_MAX, TokenRecord};
 use retention::RecordKind;
+pub use site_control::{SiteControl, TOKENS_MAX, TokenRecord};
 
 use super::command::{ApplyError, Command, Envelope, Outcome, Response, normalize_phone};
 use super::model::{
@@ -292,9 +292,7 @@ impl ReplicatedState {
                 Ok(Outcome::Done)
             }
             Command::SetSiteDrained { site, drained } => self.set_site_drained(site, *drained),
-            Command::GrantTokens { tokens, seed } => {
-                self.grant_tokens(at_ms, site, tokens, *seed)
-            }
+            Command::GrantTokens { tokens, seed } => self.grant_tokens(at_ms, site, tokens, *seed),
             Command::RevokeToken { sha256 } => self.revoke_token(at_ms, site, sha256),
             Command::SetSitePolicy { site, policy } => self.set_site_policy(site, policy),
         }

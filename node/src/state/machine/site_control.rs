@@ -107,7 +107,8 @@ impl ReplicatedState {
 
     pub(super) fn set_site_drained(&mut self, site: &str, drained: bool) -> Response {
         if drained {
-            if !self.control.drained.contains(site) && self.control.drained.len() >= DRAINED_SITES_MAX
+            if !self.control.drained.contains(site)
+                && self.control.drained.len() >= DRAINED_SITES_MAX
             {
                 return Err(ApplyError::Conflict("too many drained sites".to_string()));
             }

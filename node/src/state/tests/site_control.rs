@@ -11,7 +11,12 @@ fn grant(byte: u8, name: &str, role: Role) -> TokenGrant {
     }
 }
 
-fn at_site(harness: &mut Harness, site: &str, at_ms: u64, command: Command) -> Result<Outcome, ApplyError> {
+fn at_site(
+    harness: &mut Harness,
+    site: &str,
+    at_ms: u64,
+    command: Command,
+) -> Result<Outcome, ApplyError> {
     harness.index += 1;
     let envelope = Envelope {
         at_ms,
@@ -43,7 +48,13 @@ fn a_seed_merges_but_never_overwrites_nor_revives_a_revoked_token() {
     let mut harness = Harness::new();
     let seed = |tokens| Command::GrantTokens { tokens, seed: true };
     harness
-        .run(1, seed(vec![grant(1, "root", Role::Admin), grant(2, "pbx", Role::Gateway)]))
+        .run(
+            1,
+            seed(vec![
+                grant(1, "root", Role::Admin),
+                grant(2, "pbx", Role::Gateway),
+            ]),
+        )
         .unwrap();
     // An operator changes pbx's role; a later seed with the old role leaves it.
     harness
@@ -56,13 +67,26 @@ fn a_seed_merges_but_never_overwrites_nor_revives_a_revoked_token() {
         )
         .unwrap();
     harness
-        .run(3, seed(vec![grant(2, "pbx", Role::Gateway), grant(3, "ekb-root", Role::Admin)]))
+        .run(
+            3,
+            seed(vec![
+                grant(2, "pbx", Role::Gateway),
+                grant(3, "ekb-root", Role::Admin),
+            ]),
+        )
         .unwrap();
-    assert_eq!(harness.state.token(&[2; 32]).unwrap().role, Role::Supervisor);
+    assert_eq!(
+        harness.state.token(&[2; 32]).unwrap().role,
+        Role::Supervisor
+    );
     assert_eq!(harness.state.token(&[3; 32]).unwrap().name, "ekb-root");
     // Revoked, then seeded again by a restart: still revoked.
-    harness.run(4, Command::RevokeToken { sha256: [2; 32] }).unwrap();
-    harness.run(5, seed(vec![grant(2, "pbx", Role::Gateway)])).unwrap();
+    harness
+        .run(4, Command::RevokeToken { sha256: [2; 32] })
+        .unwrap();
+    harness
+        .run(5, seed(vec![grant(2, "pbx", Role::Gateway)]))
+        .unwrap();
     assert!(harness.state.token(&[2; 32]).unwrap().revoked);
     // An operator's explicit add brings it back.
     harness
@@ -84,17 +108,28 @@ fn the_last_active_admin_token_cannot_be_revoked() {
         .run(
             1,
             Command::GrantTokens {
-                tokens: vec![grant(1, "root", Role::Admin), grant(2, "second", Role::Admin)],
+                tokens: vec![
+                    grant(1, "root", Role::Admin),
+                    grant(2, "second", Role::Admin),
+                ],
                 seed: true,
             },
         )
         .unwrap();
-    harness.run(2, Command::RevokeToken { sha256: [1; 32] }).unwrap();
+    harness
+        .run(2, Command::RevokeToken { sha256: [1; 32] })
+        .unwrap();
     let refused = harness.run(3, Command::RevokeToken { sha256: [2; 32] });
-    assert!(matches!(refused, Err(ApplyError::Conflict(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(ApplyError::Conflict(_))),
+        "{refused:?}"
+    );
     assert!(!harness.state.token(&[2; 32]).unwrap().revoked);
     let unknown = harness.run(4, Command::RevokeToken { sha256: [9; 32] });
-    assert!(matches!(unknown, Err(ApplyError::Conflict(_))), "{unknown:?}");
+    assert!(
+        matches!(unknown, Err(ApplyError::Conflict(_))),
+        "{unknown:?}"
+    );
 }
 
 /// Regression (issue 9 item 6): the policy replicated last used to replace every site's.
@@ -126,7 +161,10 @@ fn each_site_keeps_its_own_policy_whoever_proposed_last() {
     else {
         panic!("no callback");
     };
-    assert_eq!(harness.state.callback(at_ekb[0]).unwrap().due_at_ms, 600_010);
+    assert_eq!(
+        harness.state.callback(at_ekb[0]).unwrap().due_at_ms,
+        600_010
+    );
     assert_eq!(harness.state.callback(at_msk[0]).unwrap().due_at_ms, 10);
     assert_eq!(harness.state.site_policy("ekb"), Some(&policy(600_000)));
     // A site that never proposed one follows the cluster default.
@@ -140,7 +178,9 @@ fn site_control_survives_a_snapshot() {
     let mut apply = |command: Command| {
         index += 1;
         let bytes = encode_envelope(&envelope(1, command)).unwrap();
-        decode_response(&shared.apply_entry(index, &bytes)).unwrap().unwrap();
+        decode_response(&shared.apply_entry(index, &bytes))
+            .unwrap()
+            .unwrap();
     };
     apply(Command::SetSiteDrained {
         site: "nsk".to_string(),
