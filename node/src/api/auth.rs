@@ -102,7 +102,7 @@ impl TokenTable {
                 role: actor.role,
             })
             .collect();
-        grants.sort_by(|left, right| left.sha256.cmp(&right.sha256));
+        grants.sort_by_key(|grant| grant.sha256);
         grants
     }
 
