@@ -114,10 +114,12 @@ pub fn start(
     })
 }
 
-/// Attempts (one a second) to replicate this site's settings before giving up with a warning.
-pub const SETTINGS_SYNC_ATTEMPTS_MAX: u32 = 3_600;
-/// Pause between two attempts.
-pub const SETTINGS_SYNC_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// Attempts to replicate this site's settings before giving up with a warning (an hour).
+pub const SETTINGS_SYNC_ATTEMPTS_MAX: u32 = 18_000;
+/// Pause between two attempts: short, because until a site's policy is replicated, its
+/// commands follow the policy it replicated before (or the cluster default on its first
+/// start).
+pub const SETTINGS_SYNC_RETRY_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Replicates this site's settings once the node has caught up (a read barrier: everything
 /// committed before it is applied here), and only what differs from the cluster's:

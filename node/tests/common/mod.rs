@@ -297,7 +297,21 @@ pub fn single_site() -> (tempfile::TempDir, Node) {
     let path = directory.path().join("site.toml");
     std::fs::write(&path, config).unwrap();
     let node = Node::start(&path, &data);
+    wait_site_policy(&node, "msk");
     (directory, node)
+}
+
+/// Waits until `site` replicated its `[callbacks]`/`[orders]` policy (a node does once it
+/// caught up; until then its commands follow the cluster default on a first start).
+pub fn wait_site_policy(node: &Node, site: &str) {
+    eventually("the site's policy to be replicated", || {
+        let (status, overview) = node.call("GET", "/api/v1/cluster/overview", Some(ADMIN), None);
+        let replicated = overview["sites"]
+            .as_array()?
+            .iter()
+            .any(|entry| entry["site"] == site && entry["policy"].is_object());
+        (status == 200 && replicated).then_some(())
+    });
 }
 
 pub fn order_body(caller: &str) -> Value {
