@@ -158,9 +158,11 @@ fn main() -> anyhow::Result<()> {
 
     let mut tokens = TokenTable::from_config(&config.tokens);
     let (admin_hash, generated) = ensure_admin_token(&config.site.data_dir)?;
+    // Named after its site: the cluster's token list tells the sites' admin tokens apart
+    // (`callgrid cluster token revoke --name admin@msk`).
     tokens.insert(
         admin_hash,
-        "admin".to_string(),
+        format!("admin@{}", config.site.id),
         callgrid_node::state::model::Role::Admin,
     );
     let admin = generated.map(|token| (admin_hash, token));
