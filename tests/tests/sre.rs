@@ -302,6 +302,48 @@ fn tokens_are_cluster_wide_added_and_revoked_at_one_site_for_all() {
         });
     }
 
+    // A browser session signed in with a token ends when the token is revoked elsewhere.
+    let (code, added) = cluster_cli(
+        &nodes[0].base,
+        ADMIN,
+        &["token", "add", "--name", "olga", "--role", "supervisor"],
+    );
+    assert_eq!(code, 0, "{added}");
+    let olga = added["token"].as_str().unwrap().to_string();
+    let cookie = eventually("a session signed in at nsk with olga's token", || {
+        let response = ureq::post(&format!("{}/api/v1/session", nodes[2].base))
+            .send_json(json!({"token": olga}))
+            .ok()?;
+        let cookie = response
+            .header("set-cookie")?
+            .split(';')
+            .next()?
+            .to_string();
+        Some(cookie)
+    });
+    let with_cookie = |node: &Node| {
+        ureq::get(&format!("{}/api/v1/callbacks", node.base))
+            .set("Cookie", &cookie)
+            .call()
+            .map_or_else(
+                |error| match error {
+                    ureq::Error::Status(status, _) => status,
+                    ureq::Error::Transport(_) => 0,
+                },
+                |response| response.status(),
+            )
+    };
+    assert_eq!(with_cookie(&nodes[2]), 200);
+    let (code, answer) = cluster_cli(
+        &nodes[1].base,
+        ADMIN,
+        &["token", "revoke", "--name", "olga"],
+    );
+    assert_eq!(code, 0, "{answer}");
+    eventually("olga's session to end", || {
+        (with_cookie(&nodes[2]) == 401).then_some(())
+    });
+
     // A configured token revoked cluster-wide stays revoked when a site whose config holds it
     // restarts (its seed merges, it does not overwrite).
     let (code, answer) = cluster_cli(&nodes[0].base, ADMIN, &["token", "revoke", "--name", "pbx"]);

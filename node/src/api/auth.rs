@@ -108,7 +108,12 @@ impl TokenTable {
 
     /// The principal a token maps to.
     pub fn principal(&self, token: &str) -> Option<Actor> {
-        let hash = hash_token(token);
+        self.principal_by_hash(&hash_token(token))
+    }
+
+    /// The principal a token hash maps to.
+    pub fn principal_by_hash(&self, hash: &[u8; 32]) -> Option<Actor> {
+        let hash = *hash;
         if let Some(shared) = &self.replicated {
             let known = shared.read(|state| {
                 state.tokens().next()?;
@@ -143,7 +148,7 @@ impl TokenTable {
             if let Some(token) = websocket_token(request) {
                 return self.principal(&token).ok_or(ApiError::Unauthorized);
             }
-            return authenticate_cookie(&self.sessions, request);
+            return authenticate_cookie(self, request);
         };
         let token = header
             .to_str()

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::auth::hash_token;
+use super::auth::{TokenTable, hash_token};
 use super::problem::ApiError;
 use crate::state::model::{Actor, Role};
 
@@ -43,6 +43,8 @@ const SECRET_BYTES: usize = 32;
 #[derive(Debug, Clone)]
 struct Session {
     actor: Actor,
+    /// The SHA-256 of the token signed in with: a session ends when the cluster revokes it.
+    token_sha256: [u8; 32],
     csrf: String,
     expires: Instant,
 }
@@ -70,8 +72,9 @@ fn same_secret(left: &str, right: &str) -> bool {
 }
 
 impl SessionStore {
-    /// Opens a session for `actor`; returns its id (the cookie value) and its CSRF token.
-    pub fn open(&self, actor: Actor) -> (String, String) {
+    /// Opens a session for `actor`, signed in with the token whose hash is `token_sha256`;
+    /// returns its id (the cookie value) and its CSRF token.
+    pub fn open(&self, actor: Actor, token_sha256: [u8; 32]) -> (String, String) {
         let id = secret();
         let csrf = secret();
         let now = Instant::now();
@@ -90,6 +93,7 @@ impl SessionStore {
             hash_token(&id),
             Session {
                 actor,
+                token_sha256,
                 csrf: csrf.clone(),
                 expires: now + SESSION_TTL,
             },
@@ -98,14 +102,16 @@ impl SessionStore {
         (id, csrf)
     }
 
-    /// The principal and CSRF token of a live session.
-    pub fn lookup(&self, id: &str) -> Option<(Actor, String)> {
+    /// The principal, CSRF token and sign-in token hash of a live session.
+    pub fn lookup(&self, id: &str) -> Option<(Actor, String, [u8; 32])> {
         let hash = hash_token(id);
         let mut sessions = self.sessions.lock();
         match sessions.get(&hash) {
-            Some(session) if session.expires > Instant::now() => {
-                Some((session.actor.clone(), session.csrf.clone()))
-            }
+            Some(session) if session.expires > Instant::now() => Some((
+                session.actor.clone(),
+                session.csrf.clone(),
+                session.token_sha256,
+            )),
             Some(_) => {
                 sessions.remove(&hash);
                 None
@@ -152,9 +158,17 @@ fn same_origin(request: &HttpRequest) -> bool {
 
 /// The principal of a request carrying the session cookie (no `Authorization` header):
 /// state changes need the CSRF header, and every request a same-origin `Origin` if any.
-pub fn authenticate_cookie(store: &SessionStore, request: &HttpRequest) -> Result<Actor, ApiError> {
+/// A session whose sign-in token the cluster revoked (or gave another role) is refused.
+pub fn authenticate_cookie(tokens: &TokenTable, request: &HttpRequest) -> Result<Actor, ApiError> {
     let id = session_id(request).ok_or(ApiError::Unauthorized)?;
-    let (actor, csrf) = store.lookup(&id).ok_or(ApiError::Unauthorized)?;
+    let (actor, csrf, token_sha256) = tokens
+        .sessions()
+        .lookup(&id)
+        .ok_or(ApiError::Unauthorized)?;
+    if tokens.principal_by_hash(&token_sha256).as_ref() != Some(&actor) {
+        tokens.sessions().close(&id);
+        return Err(ApiError::Unauthorized);
+    }
     if !same_origin(request) {
         tracing::warn!(principal = %actor.name, "session request from another origin refused");
         return Err(ApiError::Forbidden(
@@ -236,7 +250,10 @@ pub(crate) async fn sign_in(
             "gateways use bearer tokens, not sessions".to_string(),
         ));
     }
-    let (id, csrf) = state.tokens.sessions().open(actor.clone());
+    let (id, csrf) = state
+        .tokens
+        .sessions()
+        .open(actor.clone(), hash_token(token));
     tracing::info!(principal = %actor.name, role = ?actor.role, "signed in");
     Ok(HttpResponse::Ok()
         .insert_header(("Set-Cookie", session_cookie(&request, &id, SESSION_TTL)))
@@ -250,8 +267,8 @@ pub(crate) async fn current(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&request).ok_or(ApiError::Unauthorized)?;
-    authenticate_cookie(state.tokens.sessions(), &request)?;
-    let (actor, csrf) = state
+    authenticate_cookie(&state.tokens, &request)?;
+    let (actor, csrf, _) = state
         .tokens
         .sessions()
         .lookup(&id)
@@ -267,7 +284,7 @@ pub(crate) async fn sign_out(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&request).ok_or(ApiError::Unauthorized)?;
-    let actor = authenticate_cookie(state.tokens.sessions(), &request)?;
+    let actor = authenticate_cookie(&state.tokens, &request)?;
     state.tokens.sessions().close(&id);
     tracing::info!(principal = %actor.name, "signed out");
     Ok(HttpResponse::NoContent()
@@ -300,10 +317,11 @@ mod tests {
     #[test]
     fn sessions_open_look_up_and_close() {
         let store = SessionStore::default();
-        let (id, csrf) = store.open(anna());
+        let (id, csrf) = store.open(anna(), [7; 32]);
         assert_ne!(id, csrf);
-        let (actor, stored_csrf) = store.lookup(&id).unwrap();
+        let (actor, stored_csrf, token_sha256) = store.lookup(&id).unwrap();
         assert_eq!(actor, anna());
+        assert_eq!(token_sha256, [7; 32]);
         assert_eq!(stored_csrf, csrf);
         assert!(
             store.lookup(&csrf).is_none(),
