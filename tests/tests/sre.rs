@@ -568,6 +568,17 @@ fn cluster_local_starts_three_voters_and_stops_without_leftovers() {
         (code == 0 && voters == 3 && overview["leader"].is_u64()).then_some(overview)
     });
     assert_eq!(overview["sites"].as_array().unwrap().len(), 3, "{overview}");
+    // Given every node's URL, status asks the leader: each member's lag is known.
+    let urls: Vec<&str> = sites
+        .iter()
+        .filter_map(|site| site["url"].as_str())
+        .collect();
+    let (code, overview) = cluster_cli(&urls.join(","), token, &["status"]);
+    assert_eq!(code, 0, "{overview}");
+    assert_eq!(overview["node_id"], overview["leader"], "{overview}");
+    for member in overview["members"].as_array().unwrap() {
+        assert!(member["lag"].is_u64(), "{overview}");
+    }
     // The same token works at every site.
     for site in sites {
         let (code, _) = cluster_cli(site["url"].as_str().unwrap(), token, &["status"]);

@@ -14,14 +14,17 @@ use callgrid_node::state::model::Role;
 /// `callgrid cluster`.
 #[derive(Debug, Args)]
 pub struct ClusterArguments {
-    /// A node's API base URL.
+    /// A node's API base URL; repeat it (or separate with commas) to name several nodes:
+    /// status and membership changes then go to the leader among them, the rest to the first
+    /// that answers.
     #[arg(
         long,
         env = "CALLGRID_URL",
         default_value = "http://127.0.0.1:8080",
+        value_delimiter = ',',
         global = true
     )]
-    pub url: String,
+    pub url: Vec<String>,
     /// An admin token (better: the CALLGRID_TOKEN environment variable; it is never printed).
     #[arg(long, env = "CALLGRID_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
@@ -113,8 +116,24 @@ pub enum TokenCommand {
 pub fn run(arguments: ClusterArguments) -> i32 {
     let result = match arguments.command {
         ClusterCommand::Local(local) => super::local::run(local, arguments.json),
-        ref command => AdminClient::new(&arguments.url, arguments.token.as_deref().unwrap_or(""))
-            .and_then(|client| remote(&client, command, arguments.json)),
+        ref command => {
+            let token = arguments.token.as_deref().unwrap_or("");
+            arguments
+                .url
+                .iter()
+                .map(|url| AdminClient::new(url, token))
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|clients| {
+                    let leader_wanted = !matches!(
+                        command,
+                        ClusterCommand::Drain { .. }
+                            | ClusterCommand::Undrain { .. }
+                            | ClusterCommand::Token { .. }
+                    );
+                    let client = choose(&clients, leader_wanted)?;
+                    remote(client, command, arguments.json)
+                })
+        }
     };
     match result {
         Ok(()) => 0,
@@ -122,6 +141,40 @@ pub fn run(arguments: ClusterArguments) -> i32 {
             eprintln!("callgrid cluster: {error}");
             error.exit_code()
         }
+    }
+}
+
+/// The node to ask: with one URL, that one; with several, the leader among them when
+/// `leader_wanted` (else, or when none of them leads, the first that answers).
+fn choose(clients: &[AdminClient], leader_wanted: bool) -> Result<&AdminClient, CliError> {
+    let [first, ..] = clients else {
+        return Err(CliError::Usage("--url is required".to_string()));
+    };
+    if clients.len() == 1 {
+        return Ok(first);
+    }
+    let mut answering = None;
+    let mut last_error = None;
+    for client in clients {
+        match client.call("GET", "/api/v1/cluster/overview", None) {
+            Ok(overview) => {
+                let leads = overview["node_id"].as_u64().is_some()
+                    && overview["node_id"] == overview["leader"];
+                if leads && leader_wanted {
+                    return Ok(client);
+                }
+                answering.get_or_insert(client);
+                if !leader_wanted {
+                    break;
+                }
+            }
+            Err(error) => last_error = Some(error),
+        }
+    }
+    match (answering, last_error) {
+        (Some(client), _) => Ok(client),
+        (None, Some(error)) => Err(error),
+        (None, None) => Ok(first),
     }
 }
 
