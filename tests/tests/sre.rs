@@ -216,6 +216,16 @@ fn a_drained_site_takes_no_contacts_and_peers_dial_its_claimed_callbacks() {
     );
     assert!(!peers.contains(&"msk"), "{problem}");
 
+    let metrics = ureq::get(&format!("{}/metrics", msk.base))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        metrics.contains("callgrid_site_drained{site=\"msk\"} 1"),
+        "the drained gauge"
+    );
+
     // Its claimed callback is released and a peer claims (dials) it.
     let claimer = eventually("a peer to claim msk's callback", || {
         let view = callback(ekb, id);

@@ -366,6 +366,32 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     for (name, help, value) in records {
         single(&mut text, site, name, Kind::Gauge, help, value);
     }
+    // Operators' controls: a site left drained after maintenance is worth an alert.
+    let (drained, tokens_active) = state.shared.read(|replicated| {
+        (
+            u8::from(replicated.is_drained(site)),
+            replicated
+                .tokens()
+                .filter(|(_, token)| !token.revoked)
+                .count(),
+        )
+    });
+    single(
+        &mut text,
+        site,
+        "callgrid_site_drained",
+        Kind::Gauge,
+        "1 while this site is drained (no new contacts, no callback claims).",
+        drained,
+    );
+    single(
+        &mut text,
+        site,
+        "callgrid_cluster_tokens_active",
+        Kind::Gauge,
+        "Tokens the cluster accepts at every site (not revoked).",
+        tokens_active,
+    );
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(text))
