@@ -589,6 +589,24 @@ fn cluster_local_starts_three_voters_and_stops_without_leftovers() {
     for member in overview["members"].as_array().unwrap() {
         assert!(member["lag"].is_u64(), "{overview}");
     }
+    // transfer-leader goes to the leader among the URLs; the target leads afterwards.
+    let leader = overview["leader"].as_u64().unwrap();
+    let target = if leader == 3 { 2 } else { 3 };
+    let (code, answer) = cluster_cli(
+        &urls.join(","),
+        token,
+        &["transfer-leader", &target.to_string()],
+    );
+    assert_eq!(code, 0, "{answer}");
+    eventually("the target to lead", || {
+        let (_, overview) = cluster_cli(url, token, &["status"]);
+        (overview["leader"].as_u64() == Some(target)).then_some(())
+    });
+    // A bad address is refused (exit code 1), a missing id is a usage error (2).
+    let (code, _) = cluster_cli(&urls.join(","), token, &["add", "9", "no-port"]);
+    assert_eq!(code, 1);
+    let (code, _) = cluster_cli(url, token, &["promote"]);
+    assert_eq!(code, 2);
     // The same token works at every site.
     for site in sites {
         let (code, _) = cluster_cli(site["url"].as_str().unwrap(), token, &["status"]);
