@@ -362,10 +362,33 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
             "Callbacks not yet closed.",
             counts.callbacks_open,
         ),
+        (
+            "callgrid_idempotency_keys",
+            "Idempotency keys whose first result the replicated state remembers.",
+            counts.idempotency_keys,
+        ),
     ];
     for (name, help, value) in records {
         single(&mut text, site, name, Kind::Gauge, help, value);
     }
+    single(
+        &mut text,
+        site,
+        "callgrid_idempotency_keys_evicted_total",
+        Kind::Counter,
+        "Idempotency keys forgotten before their expiry because the table was full.",
+        counts.idempotency_keys_evicted,
+    );
+    single(
+        &mut text,
+        site,
+        "callgrid_raft_quorum_contact_age_ms",
+        Kind::Gauge,
+        "Milliseconds since this node last knew itself in contact with a quorum (the age of its local reads; +Inf: never since it started).",
+        health
+            .quorum_contact_age_ms
+            .map_or_else(|| "+Inf".to_string(), |age_ms| age_ms.to_string()),
+    );
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(text))

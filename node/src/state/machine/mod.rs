@@ -11,10 +11,12 @@
 //!
 //! One file per record kind: [`orders`], [`pre_orders`], [`reservations`], [`complaints`],
 //! [`callbacks`] (the domain's callback machine with the node's payloads); [`retention`] drops
-//! closed records after [`CLOSED_RECORD_RETENTION_MS`].
+//! closed records after [`CLOSED_RECORD_RETENTION_MS`]; [`idempotency`] remembers the first
+//! result of each idempotent create for [`IDEMPOTENCY_KEY_TTL_MS`].
 
 mod callbacks;
 mod complaints;
+mod idempotency;
 mod orders;
 mod pre_orders;
 mod reservations;
@@ -26,6 +28,10 @@ use callgrid_domain::{CallbackMachine, TimeMs};
 use serde::{Deserialize, Serialize};
 
 pub use callbacks::{CALLBACK_CLAIM_LEASE_MS, CALLBACKS_OPEN_MAX, NodeCallback};
+pub use idempotency::{
+    IDEMPOTENCY_EXPIRIES_PER_APPLY_MAX, IDEMPOTENCY_KEY_TTL_MS, IDEMPOTENCY_KEYS_MAX,
+};
+use idempotency::IdempotencyTable;
 pub use retention::CLOSED_RECORD_RETENTION_MS;
 use retention::RecordKind;
 
@@ -116,6 +122,8 @@ pub struct ReplicatedState {
     /// Closed records by when they may be dropped.
     retention: BTreeSet<(TimestampMs, RecordKind, u64)>,
     tallies: Tallies,
+    /// The first result of each idempotent create, per (principal, key), until it expires.
+    idempotency: IdempotencyTable,
 }
 
 impl Default for ReplicatedState {
@@ -139,6 +147,7 @@ impl Default for ReplicatedState {
             order_ready_callbacks: BTreeMap::new(),
             retention: BTreeSet::new(),
             tallies: Tallies::default(),
+            idempotency: IdempotencyTable::default(),
         }
     }
 }
@@ -166,8 +175,12 @@ impl ReplicatedState {
         self.expire_reservations(envelope.at_ms, events);
         self.expire_callback_claims(envelope.at_ms, events);
         self.drop_expired_records(envelope.at_ms);
+        self.idempotency.expire(envelope.at_ms);
         if let Err(invalid) = envelope.command.validate() {
             return Err(ApplyError::Invalid(invalid));
+        }
+        if let Command::Idempotent { key, command } = &envelope.command {
+            return self.apply_once(index, envelope, key, command, events);
         }
         self.apply_command(envelope, events)
     }
@@ -286,6 +299,10 @@ impl ReplicatedState {
                 self.callback_machine.set_rules(callbacks::rules(policy));
                 Ok(Outcome::Done)
             }
+            // Unwrapped by `apply_with_events`; validation refuses one inside another.
+            Command::Idempotent { .. } => Err(ApplyError::Invalid(
+                super::command::InvalidCommand::new("command", "nested idempotency key"),
+            )),
         }
     }
 
@@ -362,6 +379,8 @@ impl ReplicatedState {
             complaints: count(self.tallies.complaints_filed),
             complaints_escalated: count(self.tallies.complaints_escalated),
             callbacks_open: self.callback_machine.open_count(),
+            idempotency_keys: self.idempotency.len(),
+            idempotency_keys_evicted: self.idempotency.evicted(),
         }
     }
 
@@ -387,6 +406,7 @@ impl ReplicatedState {
         if recounted != kept {
             return Err(format!("tallies {kept:?} but records say {recounted:?}"));
         }
+        self.idempotency.check_invariants()?;
         self.callback_machine.check_invariants()
     }
 }
@@ -408,6 +428,10 @@ pub struct StateCounts {
     pub complaints_escalated: usize,
     /// Callbacks pending or queued.
     pub callbacks_open: usize,
+    /// Idempotency keys remembered (at most `IDEMPOTENCY_KEYS_MAX`).
+    pub idempotency_keys: usize,
+    /// Idempotency keys forgotten before their expiry because the table was full.
+    pub idempotency_keys_evicted: u64,
 }
 
 fn time(at_ms: TimestampMs) -> TimeMs {

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod defects;
+mod idempotency;
 
 use crate::state::command::{ApplyError, Command, Envelope, Outcome};
 use crate::state::model::{
