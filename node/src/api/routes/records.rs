@@ -1,7 +1,7 @@
 //! Orders and the records around them: pre-orders, stock arrivals, reservations,
 //! complaints, callbacks.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
