@@ -221,3 +221,55 @@ fn a_cut_off_site_answers_its_calls_refuses_writes_marks_reads_stale_and_catches
         assert_eq!(order_count(&answer), 1, "{}: {:?}", node.site.id, answer.body);
     }
 }
+
+fn nft_tables() -> String {
+    let output = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The helper itself: UDP between the two ports is dropped both ways while cut, flows again
+/// after the heal, and the table is gone after a panic while cut.
+#[test]
+fn the_partition_drops_only_the_ports_given_and_is_removed_even_on_a_panic() {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+    let socket = || {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        socket
+    };
+    let (one, two, bystander) = (socket(), socket(), socket());
+    let port = |socket: &UdpSocket| socket.local_addr().unwrap().port();
+    let delivered = |from: &UdpSocket, to: &UdpSocket| {
+        // A packet dropped on the output hook fails the send itself (EPERM).
+        if from.send_to(b"ping", to.local_addr().unwrap()).is_err() {
+            return false;
+        }
+        let mut buffer = [0_u8; 16];
+        to.recv_from(&mut buffer).is_ok()
+    };
+    let mut partition = Partition::cut_off(port(&one), &[port(&two)]).unwrap();
+    assert!(nft_tables().contains(partition.table()));
+    assert!(!delivered(&one, &two), "one → two is cut");
+    assert!(!delivered(&two, &one), "two → one is cut");
+    assert!(delivered(&bystander, &one), "other ports are untouched");
+    assert!(delivered(&two, &bystander), "other ports are untouched");
+    partition.heal().unwrap();
+    assert!(!nft_tables().contains(partition.table()));
+    assert!(delivered(&one, &two) && delivered(&two, &one), "healed");
+
+    let (ports_one, ports_two) = (port(&one), port(&two));
+    let panicked = std::panic::catch_unwind(move || {
+        let partition = Partition::cut_off(ports_one, &[ports_two]).unwrap();
+        panic!("{}", partition.table());
+    });
+    let table = *panicked.unwrap_err().downcast::<String>().unwrap();
+    assert!(table.starts_with("callgrid_test_"), "{table}");
+    assert!(!nft_tables().contains(&table), "{table} removed on unwinding");
+    assert!(delivered(&one, &two));
+}
