@@ -254,8 +254,7 @@ pub fn start(
     cluster_config.read_timeout_ms = config.cluster.proposal_timeout_ms;
     let state_machine = NodeStateMachine { shared };
     let tick_interval_ms = cluster_config.tick_interval_ms;
-    let election_timeout_ms =
-        tick_interval_ms.saturating_mul(cluster_config.election_ticks as u64);
+    let election_timeout_ms = tick_interval_ms.saturating_mul(cluster_config.election_ticks as u64);
 
     if config.cluster.peers.is_empty() {
         // One voter: nothing to talk to, so no listener and no certificates are needed.

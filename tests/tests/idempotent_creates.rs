@@ -23,7 +23,14 @@ fn order_body(caller: &str) -> Value {
 /// retry loop: "no quorum" and "outcome unknown" both say retry with the same key).
 fn post_with_key(base: &str, path: &str, key: &str, body: &Value) -> Answer {
     eventually("an answer other than 503", || {
-        let answer = send(base, "POST", path, ADMIN, &[("Idempotency-Key", key)], Some(body));
+        let answer = send(
+            base,
+            "POST",
+            path,
+            ADMIN,
+            &[("Idempotency-Key", key)],
+            Some(body),
+        );
         (answer.status != 503 && answer.status != 0).then_some(answer)
     })
 }
@@ -64,21 +71,37 @@ fn a_hundred_retries_of_one_create_make_one_order_across_two_sites() {
     let order = answers[0].body["order"].as_u64().expect("an order id");
     for answer in &answers {
         assert_eq!(answer.status, 201, "{:?}", answer.body);
-        assert_eq!(answer.body["order"].as_u64(), Some(order), "{:?}", answer.body);
+        assert_eq!(
+            answer.body["order"].as_u64(),
+            Some(order),
+            "{:?}",
+            answer.body
+        );
     }
     let first_answers = answers.iter().filter(|answer| !replayed(answer)).count();
-    assert!(first_answers <= 1, "{first_answers} answers claim to be the first");
+    assert!(
+        first_answers <= 1,
+        "{first_answers} answers claim to be the first"
+    );
     for node in &nodes {
         assert_eq!(orders_of(node, caller), 1, "one order at {}", node.site.id);
     }
 
     // The third site answers the same.
     let third = post_with_key(&nodes[2].base, "/api/v1/orders", key, &body);
-    assert_eq!((third.status, third.body["order"].as_u64()), (201, Some(order)));
+    assert_eq!(
+        (third.status, third.body["order"].as_u64()),
+        (201, Some(order))
+    );
     assert!(replayed(&third));
 
     // Another body under the key is refused; a malformed key is a bad request.
-    let reused = post_with_key(&bases[1], "/api/v1/orders", key, &order_body("+79165550199"));
+    let reused = post_with_key(
+        &bases[1],
+        "/api/v1/orders",
+        key,
+        &order_body("+79165550199"),
+    );
     assert_eq!(reused.status, 422, "{:?}", reused.body);
     assert_eq!(reused.problem(), Some("idempotency-key-reused"));
     for bad in ["has space", &"k".repeat(129)] {
@@ -101,7 +124,8 @@ fn every_create_replays_its_first_answer() {
     let directory = tempfile::tempdir().unwrap();
     let (nodes, _certs) = cluster(directory.path(), &[1, 2, 3], &[]);
     nodes[0].take_order("+79160000002");
-    let item = json!({"sku": "ASP-100", "name": "Aspirin", "quantity": 1, "unit_price_minor": 9900});
+    let item =
+        json!({"sku": "ASP-100", "name": "Aspirin", "quantity": 1, "unit_price_minor": 9900});
     let creates = [
         ("/api/v1/orders", order_body("+79165550200"), 201),
         (

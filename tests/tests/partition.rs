@@ -43,7 +43,10 @@ fn get(node: &Node, path: &str) -> Answer {
 }
 
 fn post(node: &Node, path: &str, key: Option<&str>, body: &Value) -> Answer {
-    let headers: Vec<(&str, &str)> = key.map(|key| ("Idempotency-Key", key)).into_iter().collect();
+    let headers: Vec<(&str, &str)> = key
+        .map(|key| ("Idempotency-Key", key))
+        .into_iter()
+        .collect();
     send(&node.base, "POST", path, ADMIN, &headers, Some(body))
 }
 
@@ -54,13 +57,23 @@ fn order_count(answer: &Answer) -> usize {
 fn has_orders(answer: &Answer, ids: &[u64]) -> bool {
     let listed: Vec<u64> = answer.body["orders"]
         .as_array()
-        .map(|orders| orders.iter().filter_map(|order| order["id"].as_u64()).collect())
+        .map(|orders| {
+            orders
+                .iter()
+                .filter_map(|order| order["id"].as_u64())
+                .collect()
+        })
         .unwrap_or_default();
     ids.iter().all(|id| listed.contains(id))
 }
 
 fn port(site: &Site) -> u16 {
-    site.cluster_address.rsplit(':').next().unwrap().parse().unwrap()
+    site.cluster_address
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// Three sites with an agent each; returns the nodes once every one knows a leader.
@@ -110,12 +123,18 @@ fn a_cut_off_site_answers_its_calls_refuses_writes_marks_reads_stale_and_catches
         .iter()
         .position(|node| node.site.node_id != leader_id)
         .unwrap();
-    let majority: Vec<&Node> = (0..3).filter(|index| *index != cut).map(|index| &nodes[index]).collect();
+    let majority: Vec<&Node> = (0..3)
+        .filter(|index| *index != cut)
+        .map(|index| &nodes[index])
+        .collect();
     let isolated = &nodes[cut];
     let agent = format!("agent{}", isolated.site.node_id);
     for (path, body) in [
         (format!("/api/v1/agents/{agent}/login"), None),
-        (format!("/api/v1/agents/{agent}/state"), Some(json!({"state": "ready"}))),
+        (
+            format!("/api/v1/agents/{agent}/state"),
+            Some(json!({"state": "ready"})),
+        ),
     ] {
         let answer = send(&isolated.base, "POST", &path, ADMIN, &[], body.as_ref());
         assert_eq!(answer.status, 200, "{path}: {:?}", answer.body);
@@ -137,7 +156,11 @@ fn a_cut_off_site_answers_its_calls_refuses_writes_marks_reads_stale_and_catches
         &json!({"caller": "+79160003111", "topic": "price_availability", "skill": "line1"}),
     );
     assert_eq!(arrived.status, 201, "{:?}", arrived.body);
-    assert_eq!(arrived.body["contact"]["stage"], "offered", "{:?}", arrived.body);
+    assert_eq!(
+        arrived.body["contact"]["stage"], "offered",
+        "{:?}",
+        arrived.body
+    );
     assert_eq!(arrived.body["contact"]["agent"], agent.as_str());
     let contact = arrived.body["contact"]["id"].as_u64().unwrap();
     let accepted = post(
@@ -151,7 +174,12 @@ fn a_cut_off_site_answers_its_calls_refuses_writes_marks_reads_stale_and_catches
 
     // Its creates fail clearly, and create nothing.
     let key = "partition-order-1";
-    let refused = post(isolated, "/api/v1/orders", Some(key), &order_body("+79160003222"));
+    let refused = post(
+        isolated,
+        "/api/v1/orders",
+        Some(key),
+        &order_body("+79160003222"),
+    );
     assert_eq!(refused.status, 503, "{:?}", refused.body);
     assert!(
         matches!(refused.problem(), Some("no-quorum" | "outcome-unknown")),
@@ -168,9 +196,20 @@ fn a_cut_off_site_answers_its_calls_refuses_writes_marks_reads_stale_and_catches
     assert_eq!(local.status, 200, "{:?}", local.body);
     assert_eq!(local.header("X-Callgrid-Read"), Some("local"));
     assert_eq!(local.header("X-Callgrid-Stale"), Some("true"));
-    let age: u64 = local.header("X-Callgrid-Staleness-Ms").unwrap().parse().unwrap();
-    assert!(age >= 1_000, "cut off for longer than an election timeout: {age} ms");
-    assert_eq!(order_count(&local), before, "nothing new reached the cut-off site");
+    let age: u64 = local
+        .header("X-Callgrid-Staleness-Ms")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        age >= 1_000,
+        "cut off for longer than an election timeout: {age} ms"
+    );
+    assert_eq!(
+        order_count(&local),
+        before,
+        "nothing new reached the cut-off site"
+    );
 
     // The majority goes on committing, and reads as current.
     let during: Vec<u64> = majority
@@ -194,7 +233,10 @@ fn a_cut_off_site_answers_its_calls_refuses_writes_marks_reads_stale_and_catches
         let answer = get(isolated, "/api/v1/orders?limit=500");
         (answer.status == 200 && has_orders(&answer, &during)).then_some(answer)
     });
-    eprintln!("caught up {} ms after the heal", healed_at.elapsed().as_millis());
+    eprintln!(
+        "caught up {} ms after the heal",
+        healed_at.elapsed().as_millis()
+    );
     assert_eq!(caught_up.header("X-Callgrid-Read"), Some("linearizable"));
     let applied: u64 = caught_up
         .header("X-Callgrid-Applied-Index")
@@ -209,16 +251,32 @@ fn a_cut_off_site_answers_its_calls_refuses_writes_marks_reads_stale_and_catches
 
     // The client retries the refused create with its key: it commits exactly once.
     let retried = eventually("the retried create to commit", || {
-        let answer = post(isolated, "/api/v1/orders", Some(key), &order_body("+79160003222"));
+        let answer = post(
+            isolated,
+            "/api/v1/orders",
+            Some(key),
+            &order_body("+79160003222"),
+        );
         (answer.status != 503).then_some(answer)
     });
     assert_eq!(retried.status, 201, "{:?}", retried.body);
-    let again = post(majority[0], "/api/v1/orders", Some(key), &order_body("+79160003222"));
+    let again = post(
+        majority[0],
+        "/api/v1/orders",
+        Some(key),
+        &order_body("+79160003222"),
+    );
     assert_eq!(again.body["order"], retried.body["order"]);
     assert_eq!(again.header("Idempotent-Replayed"), Some("true"));
     for node in &nodes {
         let answer = get(node, "/api/v1/orders?caller=%2B79160003222");
-        assert_eq!(order_count(&answer), 1, "{}: {:?}", node.site.id, answer.body);
+        assert_eq!(
+            order_count(&answer),
+            1,
+            "{}: {:?}",
+            node.site.id,
+            answer.body
+        );
     }
 }
 
@@ -270,6 +328,9 @@ fn the_partition_drops_only_the_ports_given_and_is_removed_even_on_a_panic() {
     });
     let table = *panicked.unwrap_err().downcast::<String>().unwrap();
     assert!(table.starts_with("callgrid_test_"), "{table}");
-    assert!(!nft_tables().contains(&table), "{table} removed on unwinding");
+    assert!(
+        !nft_tables().contains(&table),
+        "{table} removed on unwinding"
+    );
     assert!(delivered(&one, &two));
 }

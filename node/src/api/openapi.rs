@@ -439,7 +439,10 @@ fn document_replicated_read(operation: &mut Value) {
 }
 
 fn push_parameter(operation: &mut Value, parameter: Value) {
-    match operation.get_mut("parameters").and_then(Value::as_array_mut) {
+    match operation
+        .get_mut("parameters")
+        .and_then(Value::as_array_mut)
+    {
         Some(parameters) => parameters.push(parameter),
         None => operation["parameters"] = json!([parameter]),
     }

@@ -253,11 +253,10 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(type_uri.ends_with("/no-quorum"), "{type_uri}");
         assert_eq!(retry_after.as_deref(), Some("1"));
-        let (status, type_uri, _) = problem(ProposeFailure::Refused(
-            ApplyError::IdempotencyKeyReused {
+        let (status, type_uri, _) =
+            problem(ProposeFailure::Refused(ApplyError::IdempotencyKeyReused {
                 key: "k".to_string(),
-            },
-        ));
+            }));
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(type_uri.ends_with("/idempotency-key-reused"), "{type_uri}");
     }

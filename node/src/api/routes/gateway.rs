@@ -199,5 +199,7 @@ pub(super) async fn order_status_lookup(
             })
             .collect()
     });
-    Ok(stamp.ok().json(json!({"caller": caller, "open_orders": orders})))
+    Ok(stamp
+        .ok()
+        .json(json!({"caller": caller, "open_orders": orders})))
 }

@@ -261,7 +261,6 @@ pub(super) async fn propose(
     })
 }
 
-
 pub(super) fn phone(raw: &str) -> Result<String, ApiError> {
     normalize_phone(raw).map_err(|error| ApiError::BadRequest(error.to_string()))
 }

@@ -70,8 +70,8 @@ pub(super) enum Seen {
 pub(super) fn fingerprint(command: &Command) -> Fingerprint {
     // Encoding our own command into a Vec cannot fail; should it ever, the empty input
     // still yields a deterministic fingerprint on every replica.
-    let bytes = bincode::serde::encode_to_vec(command, bincode::config::standard())
-        .unwrap_or_default();
+    let bytes =
+        bincode::serde::encode_to_vec(command, bincode::config::standard()).unwrap_or_default();
     sha2::Sha256::digest(&bytes).into()
 }
 
@@ -160,8 +160,7 @@ impl IdempotencyTable {
 
     /// Checks that the map and its expiry index agree (debug assertions and tests).
     pub(super) fn check_invariants(&self) -> Result<(), String> {
-        if self.entries.len() != self.expiries.len() || self.entries.len() > IDEMPOTENCY_KEYS_MAX
-        {
+        if self.entries.len() != self.expiries.len() || self.entries.len() > IDEMPOTENCY_KEYS_MAX {
             return Err(format!(
                 "idempotency table: {} keys, {} expiries (max {IDEMPOTENCY_KEYS_MAX})",
                 self.entries.len(),
@@ -170,7 +169,9 @@ impl IdempotencyTable {
         }
         for (expiry, scope) in &self.expiries {
             if self.entries.get(scope).map(|entry| entry.expiry) != Some(*expiry) {
-                return Err(format!("idempotency key {scope:?} not indexed at {expiry:?}"));
+                return Err(format!(
+                    "idempotency key {scope:?} not indexed at {expiry:?}"
+                ));
             }
         }
         Ok(())

@@ -28,10 +28,10 @@ use callgrid_domain::{CallbackMachine, TimeMs};
 use serde::{Deserialize, Serialize};
 
 pub use callbacks::{CALLBACK_CLAIM_LEASE_MS, CALLBACKS_OPEN_MAX, NodeCallback};
+use idempotency::IdempotencyTable;
 pub use idempotency::{
     IDEMPOTENCY_EXPIRIES_PER_APPLY_MAX, IDEMPOTENCY_KEY_TTL_MS, IDEMPOTENCY_KEYS_MAX,
 };
-use idempotency::IdempotencyTable;
 pub use retention::CLOSED_RECORD_RETENTION_MS;
 use retention::RecordKind;
 

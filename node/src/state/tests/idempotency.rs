@@ -24,7 +24,12 @@ fn orders(harness: &Harness) -> usize {
     harness.state.orders_recent(usize::MAX).len()
 }
 
-fn as_principal(harness: &mut Harness, name: &str, at_ms: u64, command: Command) -> Result<Outcome, ApplyError> {
+fn as_principal(
+    harness: &mut Harness,
+    name: &str,
+    at_ms: u64,
+    command: Command,
+) -> Result<Outcome, ApplyError> {
     harness.index += 1;
     let mut envelope = envelope(at_ms, command);
     envelope.actor.name = name.to_string();
@@ -51,7 +56,12 @@ fn a_retry_gets_the_first_result_and_a_different_body_is_refused() {
     assert_eq!(orders(&harness), 1);
 
     // Another principal's key of the same name is another key.
-    let other = created_id(as_principal(&mut harness, "boris", T0, once("order-1", pickup_order())));
+    let other = created_id(as_principal(
+        &mut harness,
+        "boris",
+        T0,
+        once("order-1", pickup_order()),
+    ));
     assert_ne!(other, first);
     // Another key is another create.
     let second = created_id(harness.run(T0, once("order-2", pickup_order())));
@@ -82,11 +92,18 @@ fn a_key_expires_by_log_time_and_is_then_new() {
     let first = created_id(harness.run(T0, once("k", pickup_order())));
     let just_before = T0 + IDEMPOTENCY_KEY_TTL_MS - 1;
     assert_eq!(
-        created_id(replayed(harness.run(just_before, once("k", pickup_order())))),
+        created_id(replayed(
+            harness.run(just_before, once("k", pickup_order()))
+        )),
         first
     );
     // Any command carrying a later time sweeps the expired key out.
-    harness.run(T0 + IDEMPOTENCY_KEY_TTL_MS, status(first, OrderStatus::Confirmed)).unwrap();
+    harness
+        .run(
+            T0 + IDEMPOTENCY_KEY_TTL_MS,
+            status(first, OrderStatus::Confirmed),
+        )
+        .unwrap();
     assert_eq!(harness.state.counts().idempotency_keys, 0);
     let later = created_id(harness.run(T0 + IDEMPOTENCY_KEY_TTL_MS, once("k", pickup_order())));
     assert_ne!(later, first, "an expired key is a new request");
@@ -126,11 +143,18 @@ fn keys_are_validated_and_only_creates_take_one() {
     let too_long = "k".repeat(129);
     for key in ["", "with space", "tab\there", "ключ", too_long.as_str()] {
         assert!(
-            matches!(harness.run(T0, once(key, pickup_order())), Err(ApplyError::Invalid(_))),
+            matches!(
+                harness.run(T0, once(key, pickup_order())),
+                Err(ApplyError::Invalid(_))
+            ),
             "{key:?}"
         );
     }
-    assert!(harness.run(T0, once(&"k".repeat(128), pickup_order())).is_ok());
+    assert!(
+        harness
+            .run(T0, once(&"k".repeat(128), pickup_order()))
+            .is_ok()
+    );
     assert!(matches!(
         harness.run(T0, once("nested", once("inner", pickup_order()))),
         Err(ApplyError::Invalid(_))
