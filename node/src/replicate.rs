@@ -62,9 +62,8 @@ pub struct ReplicaHealth {
     pub voters: Vec<u64>,
     /// Learners.
     pub learners: Vec<u64>,
-    /// Milliseconds since this node last knew itself in contact with a quorum (a leader: since
-    /// a quorum of voters last answered; a follower or learner: since it last heard from its
-    /// leader). `None` when it never was since it started.
+    /// Milliseconds since this node last heard from a quorum of voters (itself included) or
+    /// from its leader. `None` when it never did since it started.
     pub quorum_contact_age_ms: Option<u64>,
     /// Past this age (the election timeout) a node's local reads are stale: it may be cut
     /// off, and the others may have committed what it has not seen.

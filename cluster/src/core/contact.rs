@@ -1,8 +1,9 @@
-//! Quorum contact: how long ago this node last knew itself connected to a quorum, so readers
-//! of its local state can tell how old that state may be. A leader is in contact while a
-//! quorum of voters (itself included) answers it; a follower or learner while it hears from
-//! its leader (who, with check-quorum, steps down after an election timeout without a quorum).
-//! Counted in ticks of this node, like every other time in the core.
+//! Quorum contact: how long ago this node last heard from a quorum or from its leader, so
+//! readers of its local state can tell how old that state may be. A node is in contact while
+//! a quorum of voters (itself included) is heard from, or while it hears from its leader
+//! (who, with check-quorum, steps down after an election timeout without a quorum). A leader
+//! cut off from the others thus ages from its last answer from the majority, also after it
+//! stepped down. Counted in ticks of this node, like every other time in the core.
 
 use std::collections::BTreeMap;
 
@@ -27,18 +28,15 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         }
     }
 
-    /// Ticks since this node last knew itself in contact with a quorum; `None` if never since
-    /// it started.
+    /// Ticks since this node last heard from a quorum of voters (itself included) or from its
+    /// leader; `None` if neither ever happened since it started.
     pub fn quorum_contact_ticks(&self) -> Option<u64> {
-        let heard = if self.is_leader() {
-            self.quorum_heard()
-        } else {
-            self.contact.leader_heard
-        };
+        let heard = self.contact.leader_heard.max(self.quorum_heard());
         heard.map(|tick| self.tick.saturating_sub(tick))
     }
 
-    /// The leader's view: the latest tick by which a quorum of voters had been heard from.
+    /// The latest tick by which a quorum of voters (this node counts as heard now, when it is
+    /// a voter) had been heard from.
     fn quorum_heard(&self) -> Option<u64> {
         let voters = &self.conf_state.voters;
         let quorum = voters.len() / 2 + 1;
