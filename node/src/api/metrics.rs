@@ -382,12 +382,13 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     single(
         &mut text,
         site,
-        "callgrid_raft_quorum_contact_age_ms",
+        "callgrid_raft_quorum_contact_age_seconds",
         Kind::Gauge,
-        "Milliseconds since this node last knew itself in contact with a quorum (the age of its local reads; +Inf: never since it started).",
-        health
-            .quorum_contact_age_ms
-            .map_or_else(|| "+Inf".to_string(), |age_ms| age_ms.to_string()),
+        "Seconds since this node last heard from a quorum of voters or its leader (the age of its local reads; +Inf: never since it started).",
+        health.quorum_contact_age_ms.map_or_else(
+            || "+Inf".to_string(),
+            |age_ms| format!("{}.{:03}", age_ms / 1_000, age_ms % 1_000),
+        ),
     );
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
