@@ -72,6 +72,15 @@ pub struct ReplicaHealth {
     pub details: serde_json::Value,
 }
 
+impl ReplicaHealth {
+    /// Whether this node's local reads are stale: no contact with a quorum within
+    /// [`Self::stale_after_ms`], or never.
+    pub fn is_stale(&self) -> bool {
+        self.quorum_contact_age_ms
+            .is_none_or(|age_ms| age_ms > self.stale_after_ms)
+    }
+}
+
 /// Gets commands committed and applied.
 pub trait Replicator: Send + Sync + 'static {
     /// Proposes an encoded envelope; resolves with the state machine's encoded response after
@@ -217,15 +226,6 @@ pub struct Once {
     pub replayed: bool,
 }
 
-impl ReplicaHealth {
-    /// Whether this node's local reads are stale: no contact with a quorum within
-    /// [`Self::stale_after_ms`], or never.
-    pub fn is_stale(&self) -> bool {
-        self.quorum_contact_age_ms
-            .is_none_or(|age_ms| age_ms > self.stale_after_ms)
-    }
-}
-
 /// Stamps, validates, encodes and proposes commands for one site.
 #[derive(Clone)]
 pub struct Proposer {
@@ -278,9 +278,7 @@ impl Proposer {
             ))),
         }
     }
-}
 
-impl Proposer {
     /// Proposes the create `command` at most once per (`actor`, `key`): wrapped in
     /// `Command::Idempotent`, so a retry with the same key and the same command gets the
     /// first result back (`replayed`), and the same key with another command is refused with
