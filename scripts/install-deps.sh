@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the system packages callgrid's build and tests need, when they are missing.
-#   scripts/install-deps.sh            build + unit/integration tests (libclang for RocksDB's bindgen)
+#   scripts/install-deps.sh            build + unit/integration tests (libclang for RocksDB's bindgen,
+#                                      nftables for the partition test in tests/, which runs as root)
 #   scripts/install-deps.sh --drills   also what the drills use (chromium, promtool, docker, ...)
 # Safe to run repeatedly: it asks apt only for what is not installed yet.
 set -euo pipefail
 
-packages=(libclang-dev)
+packages=(libclang-dev nftables)
 if [ "${1:-}" = "--drills" ]; then
   # docker.io + docker-compose: the compose drill; binutils: objcopy (stripped image);
   # jq, curl, openssl: the compose and runbook drills; systemd: systemd-analyze.

@@ -78,6 +78,10 @@ pub struct ClusterStatus {
     /// A leader proved that this node's store lost entries it had acknowledged: it does not
     /// vote until removed and re-added as a learner (then promoted).
     pub rejoin_required: bool,
+    /// Ticks since this node last heard from a quorum of voters (itself included) or from its
+    /// leader; `None` if never since it started. Times the tick interval, the age of this
+    /// node's local reads.
+    pub quorum_contact_ticks: Option<u64>,
     /// Set when the driver stopped on a fatal error.
     pub fatal_error: Option<String>,
 }

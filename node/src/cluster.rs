@@ -94,6 +94,10 @@ impl StateMachine for NodeStateMachine {
 pub struct ClusterReplicator {
     handle: ClusterHandle,
     transport: Mutex<Option<QuicTransport>>,
+    /// Duration of a Raft tick (the unit of the cluster's quorum-contact age).
+    tick_interval_ms: u64,
+    /// The election timeout: past it without quorum contact, local reads are stale.
+    election_timeout_ms: u64,
 }
 
 impl std::fmt::Debug for ClusterReplicator {
@@ -176,6 +180,10 @@ impl Replicator for ClusterReplicator {
             applied_index: status.applied_index,
             voters: kind(callgrid_cluster::status::MemberKind::Voter),
             learners: kind(callgrid_cluster::status::MemberKind::Learner),
+            quorum_contact_age_ms: status
+                .quorum_contact_ticks
+                .map(|ticks| ticks.saturating_mul(self.tick_interval_ms)),
+            stale_after_ms: self.election_timeout_ms,
             details: serde_json::to_value(&status).unwrap_or_default(),
         }
     }
@@ -304,6 +312,8 @@ pub fn start(
     cluster_config.proposal_timeout_ms = config.cluster.proposal_timeout_ms;
     cluster_config.read_timeout_ms = config.cluster.proposal_timeout_ms;
     let state_machine = NodeStateMachine { shared };
+    let tick_interval_ms = cluster_config.tick_interval_ms;
+    let election_timeout_ms = tick_interval_ms.saturating_mul(cluster_config.election_ticks as u64);
 
     if config.cluster.peers.is_empty() {
         // One voter: nothing to talk to, so no listener and no certificates are needed.
@@ -315,6 +325,8 @@ pub fn start(
         return Ok(ClusterReplicator {
             handle,
             transport: Mutex::new(None),
+            tick_interval_ms,
+            election_timeout_ms,
         });
     }
 
@@ -359,6 +371,8 @@ pub fn start(
     Ok(ClusterReplicator {
         handle,
         transport: Mutex::new(Some(transport)),
+        tick_interval_ms,
+        election_timeout_ms,
     })
 }
 

@@ -62,8 +62,23 @@ pub struct ReplicaHealth {
     pub voters: Vec<u64>,
     /// Learners.
     pub learners: Vec<u64>,
+    /// Milliseconds since this node last heard from a quorum of voters (itself included) or
+    /// from its leader. `None` when it never did since it started.
+    pub quorum_contact_age_ms: Option<u64>,
+    /// Past this age (the election timeout) a node's local reads are stale: it may be cut
+    /// off, and the others may have committed what it has not seen.
+    pub stale_after_ms: u64,
     /// Free-form details from the cluster crate (JSON).
     pub details: serde_json::Value,
+}
+
+impl ReplicaHealth {
+    /// Whether this node's local reads are stale: no contact with a quorum within
+    /// [`Self::stale_after_ms`], or never.
+    pub fn is_stale(&self) -> bool {
+        self.quorum_contact_age_ms
+            .is_none_or(|age_ms| age_ms > self.stale_after_ms)
+    }
 }
 
 /// Gets commands committed and applied.
@@ -188,6 +203,8 @@ impl Replicator for LocalReplicator {
             applied_index: index,
             voters: vec![1],
             learners: Vec::new(),
+            quorum_contact_age_ms: Some(0),
+            stale_after_ms: 0,
             details: serde_json::Value::Null,
         }
     }
@@ -207,6 +224,16 @@ pub enum ProposeFailure {
     /// Replication failed.
     #[error("{0}")]
     Replication(ReplicateError),
+}
+
+/// The answer to an idempotent proposal ([`Proposer::propose_once`]).
+#[derive(Debug)]
+pub struct Once {
+    /// The outcome, or why there is none.
+    pub result: Result<Outcome, ProposeFailure>,
+    /// Whether `result` is the remembered first result of an earlier request with the same
+    /// key (nothing was changed by this one).
+    pub replayed: bool,
 }
 
 /// Stamps, validates, encodes and proposes commands for one site.
@@ -259,6 +286,27 @@ impl Proposer {
             Err(error) => Err(ProposeFailure::Replication(ReplicateError::Indeterminate(
                 error.to_string(),
             ))),
+        }
+    }
+
+    /// Proposes the create `command` at most once per (`actor`, `key`): wrapped in
+    /// `Command::Idempotent`, so a retry with the same key and the same command gets the
+    /// first result back (`replayed`), and the same key with another command is refused with
+    /// `ApplyError::IdempotencyKeyReused`.
+    pub async fn propose_once(&self, actor: Actor, key: String, command: Command) -> Once {
+        let wrapped = Command::Idempotent {
+            key,
+            command: Box::new(command),
+        };
+        match self.propose(actor, wrapped).await {
+            Ok(Outcome::Replayed(first)) => Once {
+                result: (*first).map_err(ProposeFailure::Refused),
+                replayed: true,
+            },
+            result => Once {
+                result,
+                replayed: false,
+            },
         }
     }
 }

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod http;
+pub mod netns;
+
 /// How long to wait for a node to start, or for a condition.
 pub const WAIT: Duration = Duration::from_secs(60);
 /// The admin token every drill site accepts (`[[tokens]]`).

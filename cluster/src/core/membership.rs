@@ -119,6 +119,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                     self.snapshot_for_new_member = true;
                 }
                 self.conf_state = conf_state;
+                self.forget_former_members();
                 self.note_readded(entry.index);
             }
             Err(error) => {

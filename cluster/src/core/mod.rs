@@ -51,6 +51,7 @@ use crate::storage::{PersistRequest, Storage};
 use crate::transport::{NodeId, PeerMessage, RemoteError};
 
 mod admit;
+mod contact;
 mod forward;
 mod membership;
 mod reads;
@@ -279,6 +280,8 @@ pub struct RaftCore<S: Storage, M: StateMachine> {
     /// message).
     vote_refusals_logged_term: u64,
     leader_seen: u64,
+    /// When a quorum (or the leader) was last heard from.
+    contact: contact::QuorumContact,
     counters: Counters,
     output: CoreOutput,
 }
@@ -391,6 +394,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             identity_changed: false,
             vote_refusals_logged_term: 0,
             leader_seen: 0,
+            contact: contact::QuorumContact::default(),
             counters: Counters::default(),
             output,
         })
@@ -551,6 +555,8 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                 }
                 if let Err(error) = self.raw.step(*message) {
                     tracing::debug!(from, %error, "raft message refused");
+                } else {
+                    self.note_heard(from);
                 }
             }
             PeerMessage::Forward {
@@ -765,6 +771,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             compactions: self.counters.compactions,
             entries_compacted: self.counters.entries_compacted,
             rejoin_required: self.identity.rejoin_required(),
+            quorum_contact_ticks: self.quorum_contact_ticks(),
             fatal_error: None,
         }
     }

@@ -77,6 +77,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             self.peer_addresses.insert(id, address);
         }
         self.conf_state = metadata.get_conf_state().clone();
+        self.forget_former_members();
         self.note_readded(metadata.index);
         self.applied = metadata.index;
         self.snapshot_index = metadata.index;

@@ -559,3 +559,46 @@ fn two_entries_of_one_proposal_apply_once_on_every_node() {
         assert_eq!(applied, 1, "node {}", core.node_id());
     }
 }
+
+/// A node cut off from the others loses quorum contact: the age it reports grows with every
+/// tick, while the majority's stays within a heartbeat round; after the heal it is back in
+/// contact.
+#[test]
+fn quorum_contact_age_grows_on_a_cut_off_node_and_recovers_after_the_heal() {
+    let mut cluster = Cluster::new();
+    assert_eq!(
+        cluster.cores[&1].quorum_contact_ticks(),
+        None,
+        "never in contact before the first election"
+    );
+    cluster.run_until(|cluster| cluster.agreed_leader().is_some());
+    let leader = cluster.agreed_leader().unwrap();
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    cluster.run_until(|cluster| {
+        cluster
+            .cores
+            .values()
+            .all(|core| core.quorum_contact_ticks().is_some_and(|ticks| ticks <= 6))
+    });
+
+    cluster.cut_off.insert(follower);
+    for _ in 0..50 {
+        cluster.round();
+    }
+    let cut_off_ticks = cluster.cores[&follower].quorum_contact_ticks().unwrap();
+    assert!(cut_off_ticks >= 45, "cut off for 50 ticks: {cut_off_ticks}");
+    cluster.run_until(|cluster| cluster.agreed_leader().is_some());
+    for (id, core) in &cluster.cores {
+        if *id != follower {
+            let ticks = core.quorum_contact_ticks().unwrap();
+            assert!(ticks <= 6, "node {id} is in the majority: {ticks}");
+        }
+    }
+
+    cluster.cut_off.clear();
+    cluster.run_until(|cluster| {
+        cluster.cores[&follower]
+            .quorum_contact_ticks()
+            .is_some_and(|ticks| ticks <= 6)
+    });
+}

@@ -418,7 +418,7 @@ pub(crate) async fn export(
                 .replicator()
                 .read_barrier()
                 .await
-                .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+                .map_err(ApiError::from)?;
             state
                 .shared
                 .read(|replicated| order_sheets(&replicated.orders_recent(EXPORT_ORDERS_MAX)))

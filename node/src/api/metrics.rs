@@ -362,6 +362,11 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
             "Callbacks not yet closed.",
             counts.callbacks_open,
         ),
+        (
+            "callgrid_idempotency_keys",
+            "Idempotency keys whose first result the replicated state remembers.",
+            counts.idempotency_keys,
+        ),
     ];
     for (name, help, value) in records {
         single(&mut text, site, name, Kind::Gauge, help, value);
@@ -387,10 +392,29 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     single(
         &mut text,
         site,
+        "callgrid_idempotency_keys_evicted_total",
+        Kind::Counter,
+        "Idempotency keys forgotten before their expiry because the table was full.",
+        counts.idempotency_keys_evicted,
+    );
+    single(
+        &mut text,
+        site,
         "callgrid_cluster_tokens_active",
         Kind::Gauge,
         "Tokens the cluster accepts at every site (not revoked).",
         tokens_active,
+    );
+    single(
+        &mut text,
+        site,
+        "callgrid_raft_quorum_contact_age_seconds",
+        Kind::Gauge,
+        "Seconds since this node last heard from a quorum of voters or its leader (the age of its local reads; +Inf: never since it started).",
+        health.quorum_contact_age_ms.map_or_else(
+            || "+Inf".to_string(),
+            |age_ms| format!("{}.{:03}", age_ms / 1_000, age_ms % 1_000),
+        ),
     );
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -408,6 +408,88 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     ),
 ];
 
+/// The creates that take an `Idempotency-Key` (method, path): see `api::routes::replicated`.
+pub const IDEMPOTENT_CREATES: &[(&str, &str)] = &[
+    ("post", "/orders"),
+    ("post", "/pre-orders"),
+    ("post", "/reservations"),
+    ("post", "/complaints"),
+    ("post", "/callbacks/{id}/outcome"),
+];
+
+/// The reads of the replicated state (GET paths): `?consistency=` and the read headers.
+pub const REPLICATED_READS: &[&str] = &[
+    "/self-service/order-status",
+    "/orders",
+    "/orders/{order}",
+    "/pre-orders",
+    "/pre-orders/{id}",
+    "/reservations",
+    "/reservations/{id}",
+    "/complaints",
+    "/complaints/{id}",
+    "/callbacks",
+    "/callbacks/{id}",
+];
+
+/// Problem types a client acts on differently (slug, status, meaning).
+const PROBLEM_TYPES: &[(&str, u16, &str)] = &[
+    (
+        "no-quorum",
+        503,
+        "No leader or no quorum answers: nothing was written (a read: this node cannot prove its copy current; read with ?consistency=local to get it marked with its age). Retry after Retry-After.",
+    ),
+    (
+        "outcome-unknown",
+        503,
+        "The write may or may not have committed (timed out, leader changed). Retry with the same Idempotency-Key: the retry returns the first result if there was one, and creates nothing twice.",
+    ),
+    (
+        "idempotency-key-reused",
+        422,
+        "The Idempotency-Key was used before (by this principal, within a day) for a different request body.",
+    ),
+];
+
+/// Adds the `Idempotency-Key` parameter and the replay answers to a create's operation.
+fn document_idempotent_create(operation: &mut Value) {
+    let key = json!({"name": "Idempotency-Key", "in": "header", "required": false,
+        "description": "Makes the create happen at most once: a retry with the same key and body (also through another site) returns the first result with Idempotent-Replayed: true. Scoped to the principal, remembered for 24 h of log time (the oldest keys beyond 50,000 are forgotten first).",
+        "schema": {"type": "string", "minLength": 1, "maxLength": crate::state::command::IDEMPOTENCY_KEY_CHARS_MAX, "pattern": "^[!-~]+$"}});
+    push_parameter(operation, key);
+    let replayed = json!({"Idempotent-Replayed": {"description": "true when this is the remembered first result of an earlier request with the same key", "schema": {"type": "string", "enum": ["true"]}}});
+    for status in ["200", "201"] {
+        operation["responses"][status] = json!({"description": "OK", "headers": replayed.clone()});
+    }
+    operation["responses"]["422"] = json!({"description": "The Idempotency-Key was used for a different request (type .../idempotency-key-reused)",
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
+}
+
+/// Adds `?consistency=` and the read headers to a read's operation.
+fn document_replicated_read(operation: &mut Value) {
+    push_parameter(
+        operation,
+        json!({"name": "consistency", "in": "query", "required": false,
+            "description": "linearizable (default): current as of the request, or 503 no-quorum; local: this node's copy at once, marked with its age (served when cut off from the quorum)",
+            "schema": {"type": "string", "enum": ["linearizable", "local"], "default": "linearizable"}}),
+    );
+    operation["responses"]["200"] = json!({"description": "OK", "headers": {
+        "X-Callgrid-Read": {"description": "how the read was made", "schema": {"type": "string", "enum": ["linearizable", "local"]}},
+        "X-Callgrid-Applied-Index": {"description": "the Raft index applied on this node before the read (the data is at least this new)", "schema": {"type": "integer"}},
+        "X-Callgrid-Staleness-Ms": {"description": "0 for a linearizable read; for a local one, ms since this node last knew itself in contact with a quorum (absent: never since it started)", "schema": {"type": "integer"}},
+        "X-Callgrid-Stale": {"description": "true when a local read may miss what the cluster committed (no quorum contact within an election timeout)", "schema": {"type": "string", "enum": ["true", "false"]}}}});
+}
+
+fn push_parameter(operation: &mut Value, parameter: Value) {
+    match operation
+        .get_mut("parameters")
+        .and_then(Value::as_array_mut)
+    {
+        Some(parameters) => parameters.push(parameter),
+        None => operation["parameters"] = json!([parameter]),
+    }
+}
+
 fn schemas() -> Value {
     let item = json!({"type": "object", "additionalProperties": false, "required": ["sku", "name", "quantity", "unit_price_minor"],
         "properties": {"sku": {"type": "string"}, "name": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1, "maximum": 10000},
@@ -420,7 +502,7 @@ fn schemas() -> Value {
     let payment = json!({"type": "string", "enum": ["cash", "card", "online"]});
     let object = |required: Value, properties: Value| json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties});
     json!({
-        "Problem": {"type": "object", "description": "RFC 9457 problem details", "properties": {
+        "Problem": {"type": "object", "description": problem_description(), "properties": {
             "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"}}},
         "OrderItem": item,
         "Fulfilment": fulfilment,
@@ -460,6 +542,16 @@ fn schemas() -> Value {
     })
 }
 
+fn problem_description() -> String {
+    let mut text = String::from(
+        "RFC 9457 problem details; `type` is https://callgrid.invalid/problems/<slug>. Slugs a client acts on:",
+    );
+    for (slug, status, meaning) in PROBLEM_TYPES {
+        text.push_str(&format!(" `{slug}` ({status}): {meaning}"));
+    }
+    text
+}
+
 /// The document.
 pub fn document() -> Value {
     let mut paths = Map::new();
@@ -475,7 +567,9 @@ pub fn document() -> Value {
                 "404": {"description": "Not found"},
                 "409": {"description": "State does not allow it"},
                 "413": {"description": "Body too large"},
-                "503": {"description": "No quorum; retry"}
+                "503": {"description": "Retry after Retry-After (seconds): type .../no-quorum (nothing written), .../outcome-unknown (maybe written: retry with the same Idempotency-Key) or .../unavailable (shutting down)",
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
             }
         });
         if let Some(schema) = body {
@@ -499,6 +593,12 @@ pub fn document() -> Value {
             .collect();
         if !parameters.is_empty() {
             operation["parameters"] = Value::Array(parameters);
+        }
+        if IDEMPOTENT_CREATES.contains(&(*method, *path)) {
+            document_idempotent_create(&mut operation);
+        }
+        if *method == "get" && REPLICATED_READS.contains(path) {
+            document_replicated_read(&mut operation);
         }
         let entry = paths
             .entry(format!("/api/v1{path}"))
@@ -540,4 +640,33 @@ pub fn roles_markdown() -> String {
         ));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The idempotent creates and the replicated reads are endpoints of the table, and the
+    /// document shows their header, parameter and problem types.
+    #[test]
+    fn idempotent_creates_and_replicated_reads_are_documented() {
+        let document = document();
+        for (method, path) in IDEMPOTENT_CREATES {
+            let operation = &document["paths"][format!("/api/v1{path}")][*method];
+            let text = operation.to_string();
+            assert!(text.contains("Idempotency-Key"), "{method} {path}: {text}");
+            assert!(text.contains("Idempotent-Replayed"), "{method} {path}");
+            assert!(operation["responses"]["422"].is_object(), "{method} {path}");
+        }
+        for path in REPLICATED_READS {
+            let operation = &document["paths"][format!("/api/v1{path}")]["get"];
+            let text = operation.to_string();
+            assert!(text.contains("X-Callgrid-Staleness-Ms"), "{path}: {text}");
+            assert!(text.contains("\"consistency\""), "{path}");
+        }
+        let problem = document["components"]["schemas"]["Problem"].to_string();
+        for (slug, _, _) in PROBLEM_TYPES {
+            assert!(problem.contains(slug), "{slug}");
+        }
+    }
 }

@@ -31,9 +31,22 @@ pub enum ApiError {
     /// The body is larger than the limit.
     #[error("request body larger than {0} bytes")]
     TooLarge(usize),
-    /// The cluster cannot commit now (no quorum, shutting down); retry later.
+    /// The node cannot serve now (shutting down, an actor gone); retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// No leader or no quorum answers: nothing was written (or, for a read, this node cannot
+    /// prove its state current). Retry later, or read with `?consistency=local`.
+    #[error("no quorum: {0}")]
+    NoQuorum(String),
+    /// The write may or may not have committed (timed out, leader changed). Retry with the
+    /// same `Idempotency-Key`: the retry returns the first result if there was one.
+    #[error(
+        "outcome unknown: {0}; the request may or may not have been applied: retry with the same Idempotency-Key"
+    )]
+    OutcomeUnknown(String),
+    /// The `Idempotency-Key` was used before for a different request.
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
     /// Something failed inside the node.
     #[error("{0}")]
     Internal(String),
@@ -57,11 +70,24 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge(_) => "too-large",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::NoQuorum(_) => "no-quorum",
+            ApiError::OutcomeUnknown(_) => "outcome-unknown",
+            ApiError::IdempotencyKeyReused(_) => "idempotency-key-reused",
             ApiError::Internal(_) => "internal",
             ApiError::SiteDraining { .. } => "site-draining",
         }
     }
+
+    /// The problem's `type` URI.
+    pub fn type_uri(&self) -> String {
+        format!("{PROBLEM_TYPE_BASE}{}", self.slug())
+    }
 }
+
+/// Where the problem `type` URIs live; the slug follows (`.../outcome-unknown`).
+pub const PROBLEM_TYPE_BASE: &str = "https://callgrid.invalid/problems/";
+/// `Retry-After` (seconds) on 503 answers: about one election timeout.
+pub const RETRY_AFTER_S: u64 = 1;
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
@@ -72,7 +98,10 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::NoQuorum(_) | ApiError::OutcomeUnknown(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::IdempotencyKeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::SiteDraining { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -81,7 +110,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         let mut body = json!({
-            "type": format!("https://callgrid.invalid/problems/{}", self.slug()),
+            "type": self.type_uri(),
             "title": status.canonical_reason().unwrap_or("error"),
             "status": status.as_u16(),
             "detail": self.to_string(),
@@ -94,6 +123,9 @@ impl ResponseError for ApiError {
         response.insert_header(ContentType(mime_problem()));
         if matches!(self, ApiError::Unauthorized) {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header(("Retry-After", RETRY_AFTER_S.to_string()));
         }
         response.body(body.to_string())
     }
@@ -139,11 +171,22 @@ impl From<ProposeFailure> for ApiError {
             ProposeFailure::Refused(ApplyError::Invalid(invalid)) => {
                 ApiError::BadRequest(invalid.to_string())
             }
-            ProposeFailure::Refused(other) => ApiError::Conflict(other.to_string()),
-            ProposeFailure::Replication(ReplicateError::Refused(message)) => {
-                ApiError::BadRequest(message)
+            ProposeFailure::Refused(error @ ApplyError::IdempotencyKeyReused { .. }) => {
+                ApiError::IdempotencyKeyReused(error.to_string())
             }
-            ProposeFailure::Replication(other) => ApiError::Unavailable(other.to_string()),
+            ProposeFailure::Refused(other) => ApiError::Conflict(other.to_string()),
+            ProposeFailure::Replication(error) => error.into(),
+        }
+    }
+}
+
+impl From<ReplicateError> for ApiError {
+    fn from(error: ReplicateError) -> Self {
+        match error {
+            ReplicateError::Refused(message) => ApiError::BadRequest(message),
+            ReplicateError::Unavailable(message) => ApiError::NoQuorum(message),
+            ReplicateError::Indeterminate(message) => ApiError::OutcomeUnknown(message),
+            error @ ReplicateError::ShuttingDown => ApiError::Unavailable(error.to_string()),
         }
     }
 }
@@ -198,6 +241,39 @@ pub fn query_config() -> web::QueryConfig {
 mod tests {
     use super::*;
     use callgrid_domain::{AgentId, ContactId, DomainError};
+
+    /// "No quorum" (nothing written) and "outcome unknown" (maybe written: retry with the
+    /// same key) are distinct retryable problems; a reused key is 422.
+    #[test]
+    fn replication_failures_are_distinct_problem_types() {
+        let problem = |failure: ProposeFailure| {
+            let error = ApiError::from(failure);
+            let response = error.error_response();
+            let retry_after = response
+                .headers()
+                .get("Retry-After")
+                .map(|value| value.to_str().unwrap_or_default().to_string());
+            (error.status_code(), error.type_uri(), retry_after)
+        };
+        let (status, type_uri, retry_after) = problem(ProposeFailure::Replication(
+            ReplicateError::Indeterminate("timed out".to_string()),
+        ));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(type_uri.ends_with("/outcome-unknown"), "{type_uri}");
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        let (status, type_uri, retry_after) = problem(ProposeFailure::Replication(
+            ReplicateError::Unavailable("no leader".to_string()),
+        ));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(type_uri.ends_with("/no-quorum"), "{type_uri}");
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        let (status, type_uri, _) =
+            problem(ProposeFailure::Refused(ApplyError::IdempotencyKeyReused {
+                key: "k".to_string(),
+            }));
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(type_uri.ends_with("/idempotency-key-reused"), "{type_uri}");
+    }
 
     /// The domain's cause decides the status: unknown records are 404, refusals 409.
     #[test]

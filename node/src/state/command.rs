@@ -25,6 +25,8 @@ pub const SKILLS_PER_SUMMARY_MAX: usize = 64;
 pub const CALLBACK_ATTEMPTS_MAX: u32 = 20;
 /// Tokens one `GrantTokens` command may carry (a config's seed, or one operator's add).
 pub const TOKENS_PER_COMMAND_MAX: usize = 1_000;
+/// Characters an idempotency key may have (visible ASCII, `!` to `~`).
+pub const IDEMPOTENCY_KEY_CHARS_MAX: usize = 128;
 
 /// A command with the context the proposer stamped on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +204,21 @@ pub enum Command {
         /// Its policy.
         policy: StatePolicy,
     },
+    /// A create made at most once per (principal, `key`): the first time it is applied and its
+    /// result remembered; a retry with the same key and the same command gets that first
+    /// result (`Outcome::Replayed`), the same key with another command is refused
+    /// (`ApplyError::IdempotencyKeyReused`). See `machine::idempotency`.
+    ///
+    /// A wrapper rather than a key field on each create: the creates keep their layout (so
+    /// old log entries still decode and no format version changes), and the rule is applied
+    /// in one place for every create, present and future. Appended last: the log encodes
+    /// variants by position.
+    Idempotent {
+        /// The client's `Idempotency-Key` (1–128 visible ASCII characters).
+        key: String,
+        /// The create it guards (see [`Command::takes_idempotency_key`]).
+        command: Box<Command>,
+    },
 }
 
 /// A token as the replicated state holds it: its hash, never the secret.
@@ -241,7 +258,21 @@ impl Command {
             Command::GrantTokens { .. } => "grant_tokens",
             Command::RevokeToken { .. } => "revoke_token",
             Command::SetSitePolicy { .. } => "set_site_policy",
+            Command::Idempotent { command, .. } => command.kind(),
         }
+    }
+
+    /// Whether the command may be wrapped in [`Command::Idempotent`]: the creates a client
+    /// makes (orders, pre-orders, reservations, complaints, callback outcomes).
+    pub fn takes_idempotency_key(&self) -> bool {
+        matches!(
+            self,
+            Command::CreateOrder { .. }
+                | Command::CreatePreOrder { .. }
+                | Command::CreateReservation { .. }
+                | Command::FileComplaint { .. }
+                | Command::RecordCallbackAttempt { .. }
+        )
     }
 
     /// Checks everything that can be checked without the state: lengths, ranges, formats.
@@ -355,6 +386,16 @@ impl Command {
                 validate_policy(policy)
             }
             Command::SetPolicy(policy) => validate_policy(policy),
+            Command::Idempotent { key, command } => {
+                validate_idempotency_key(key)?;
+                if !command.takes_idempotency_key() {
+                    return Err(InvalidCommand::new(
+                        "command",
+                        "only creates take an idempotency key",
+                    ));
+                }
+                command.validate()
+            }
         }
     }
 }
@@ -371,6 +412,24 @@ fn validate_policy(policy: &StatePolicy) -> Result<(), InvalidCommand> {
         return Err(InvalidCommand::new(
             "order_ready_repeat_interval_ms",
             "must be positive",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an idempotency key: 1 to [`IDEMPOTENCY_KEY_CHARS_MAX`] visible ASCII characters
+/// (`!` to `~`; no spaces, no control characters).
+pub fn validate_idempotency_key(key: &str) -> Result<(), InvalidCommand> {
+    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_CHARS_MAX {
+        return Err(InvalidCommand::new(
+            "Idempotency-Key",
+            &format!("must have 1 to {IDEMPOTENCY_KEY_CHARS_MAX} characters"),
+        ));
+    }
+    if !key.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Err(InvalidCommand::new(
+            "Idempotency-Key",
+            "must be visible ASCII characters only (no spaces)",
         ));
     }
     Ok(())
@@ -525,6 +584,9 @@ pub enum Outcome {
     CallbacksCreated(Vec<CallbackId>),
     /// The change was applied; nothing new was created.
     Done,
+    /// A retried idempotent create: this is the first request's result; nothing changed now.
+    /// Appended last (responses encode variants by position).
+    Replayed(Box<Response>),
 }
 
 /// Why the state machine refused a command. The state is unchanged when this is returned.
@@ -547,6 +609,13 @@ pub enum ApplyError {
     /// The log entry could not be decoded (written by a newer version, or corrupted).
     #[error("undecodable command: {0}")]
     Undecodable(String),
+    /// The idempotency key was used before for another request (a different body). Appended
+    /// last (responses encode variants by position).
+    #[error("idempotency key `{key}` was already used for a different request")]
+    IdempotencyKeyReused {
+        /// The key.
+        key: String,
+    },
 }
 
 impl ApplyError {

@@ -41,11 +41,10 @@ pub const STATE_FORMAT_VERSION: u8 = next_if_upgrading(STATE_FORMAT_BASE);
 
 /// The snapshot format of this tree's layouts. Version 2: callbacks are held by the domain's
 /// callback machine, closed records carry a retention schedule, and counts are kept as
-/// tallies. A version-1 snapshot is refused with `UnknownVersion { found: 1 }`: the node then
-/// needs the log from the start or a snapshot from an upgraded peer.
-///
-/// Version 3: the state ends with the site control (drained sites, cluster-wide tokens,
-/// per-site policies). A version-2 snapshot is refused the same way.
+/// tallies. Version 3: the state ends with the site control (drained sites, cluster-wide
+/// tokens, per-site policies) and the idempotency keys' first results. An older snapshot is
+/// refused with `UnknownVersion { found }`: the node then needs the log from the start or a
+/// snapshot from an upgraded peer.
 const SNAPSHOT_FORMAT_BASE: u8 = 3;
 
 /// Version byte of the snapshot encoding this binary writes (bumped by `codec-next` as

@@ -274,5 +274,10 @@ pub fn outcome_json(outcome: &Outcome) -> Value {
         } => json!({"complaint": complaint, "escalated": escalated}),
         Outcome::CallbacksCreated(ids) => json!({"callbacks": ids}),
         Outcome::Done => json!({}),
+        // The proposer unwraps replays; the first result's body, should one get here.
+        Outcome::Replayed(first) => match first.as_ref() {
+            Ok(outcome) => outcome_json(outcome),
+            Err(_) => json!({}),
+        },
     }
 }

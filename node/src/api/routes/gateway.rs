@@ -200,6 +200,9 @@ pub(super) async fn chat_message(
 #[serde(deny_unknown_fields)]
 pub(super) struct CallerQuery {
     caller: String,
+    /// `linearizable` (default) or `local` (see [`super::replicated`]).
+    #[serde(default)]
+    consistency: Option<replicated::Consistency>,
 }
 
 pub(super) async fn order_status_lookup(
@@ -213,7 +216,7 @@ pub(super) async fn order_status_lookup(
         &[Role::Gateway, Role::Agent, Role::Supervisor],
     )?;
     let caller = phone(&query.caller)?;
-    linearizable(&state).await?;
+    let stamp = read(&state, query.consistency).await?;
     let orders: Vec<Value> = state.shared.read(|replicated| {
         replicated
             .orders_by_caller(&caller, true)
@@ -225,5 +228,7 @@ pub(super) async fn order_status_lookup(
             })
             .collect()
     });
-    Ok(HttpResponse::Ok().json(json!({"caller": caller, "open_orders": orders})))
+    Ok(stamp
+        .ok()
+        .json(json!({"caller": caller, "open_orders": orders})))
 }

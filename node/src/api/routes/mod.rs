@@ -40,6 +40,9 @@ type ApiResult = Result<HttpResponse, ApiError>;
 
 mod desktop;
 mod gateway;
+pub mod replicated;
+
+use replicated::{ReadQuery, propose_create, read};
 mod ops;
 mod records;
 mod streams;
@@ -256,15 +259,6 @@ pub(super) async fn propose(
     } else {
         HttpResponse::Ok().json(body)
     })
-}
-
-pub(super) async fn linearizable(state: &Data) -> Result<(), ApiError> {
-    state
-        .proposer
-        .replicator()
-        .read_barrier()
-        .await
-        .map_err(|error| ApiError::Unavailable(error.to_string()))
 }
 
 pub(super) fn phone(raw: &str) -> Result<String, ApiError> {

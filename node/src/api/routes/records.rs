@@ -1,7 +1,7 @@
 //! Orders and the records around them: pre-orders, stock arrivals, reservations,
 //! complaints, callbacks.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -35,7 +35,7 @@ pub(super) async fn order_create(
         payment: body.payment,
         delivery_note: body.delivery_note,
     };
-    propose(&state, actor, command, true).await
+    propose_create(&state, &request, actor, command, true).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,6 +45,9 @@ pub(super) struct ListQuery {
     caller: Option<String>,
     #[serde(default)]
     limit: Option<usize>,
+    /// `linearizable` (default) or `local` (see [`super::replicated`]).
+    #[serde(default)]
+    consistency: Option<replicated::Consistency>,
 }
 
 pub(super) fn limit(query: &ListQuery) -> Result<usize, ApiError> {
@@ -66,7 +69,7 @@ pub(super) async fn order_list(
     authenticate(&state, &request, STAFF_ROLES)?;
     let limit = limit(&query)?;
     let caller = query.caller.as_deref().map(phone).transpose()?;
-    linearizable(&state).await?;
+    let stamp = read(&state, query.consistency).await?;
     let orders = state.shared.read(|replicated| {
         let orders = match &caller {
             Some(caller) => replicated.orders_by_caller(caller, false),
@@ -75,22 +78,23 @@ pub(super) async fn order_list(
         serde_json::to_value(orders.into_iter().take(limit).collect::<Vec<_>>())
             .unwrap_or(Value::Null)
     });
-    Ok(HttpResponse::Ok().json(json!({"orders": orders})))
+    Ok(stamp.ok().json(json!({"orders": orders})))
 }
 
 pub(super) async fn order_view(
     state: Data,
     request: HttpRequest,
     path: web::Path<u64>,
+    query: web::Query<ReadQuery>,
 ) -> ApiResult {
     authenticate(&state, &request, ORDER_ROLES)?;
     let id = path.into_inner();
-    linearizable(&state).await?;
+    let stamp = read(&state, query.consistency).await?;
     let order = state
         .shared
         .read(|replicated| replicated.order(id).map(serde_json::to_value));
     match order {
-        Some(Ok(order)) => Ok(HttpResponse::Ok().json(order)),
+        Some(Ok(order)) => Ok(stamp.ok().json(order)),
         Some(Err(error)) => Err(ApiError::Internal(error.to_string())),
         None => Err(ApiError::NotFound(format!("order {id} not found"))),
     }
@@ -178,7 +182,7 @@ pub(super) async fn pre_order_create(
         quantity: body.quantity,
         pharmacy: body.pharmacy,
     };
-    propose(&state, actor, command, true).await
+    propose_create(&state, &request, actor, command, true).await
 }
 
 /// The most recent records of one kind (newest first, at most the query's limit), read
@@ -193,22 +197,31 @@ pub(super) async fn recent_list<T: serde::Serialize + Clone>(
 ) -> ApiResult {
     authenticate(state, request, roles)?;
     let limit = limit(query)?;
-    linearizable(state).await?;
+    let stamp = read(state, query.consistency).await?;
     let items: Vec<T> = state
         .shared
         .read(|replicated| recent(replicated, limit).into_iter().cloned().collect());
-    list_response(key, items)
+    list_response(&stamp, key, items)
 }
 
-pub(super) fn list_response<T: serde::Serialize>(key: &str, items: Vec<T>) -> ApiResult {
+pub(super) fn list_response<T: serde::Serialize>(
+    stamp: &replicated::ReadStamp,
+    key: &str,
+    items: Vec<T>,
+) -> ApiResult {
     let value =
         serde_json::to_value(items).map_err(|error| ApiError::Internal(error.to_string()))?;
-    Ok(HttpResponse::Ok().json(json!({ key: value })))
+    Ok(stamp.ok().json(json!({ key: value })))
 }
 
-pub(super) fn one_response<T: serde::Serialize>(kind: &str, id: u64, item: Option<T>) -> ApiResult {
+pub(super) fn one_response<T: serde::Serialize>(
+    stamp: &replicated::ReadStamp,
+    kind: &str,
+    id: u64,
+    item: Option<T>,
+) -> ApiResult {
     match item {
-        Some(item) => Ok(HttpResponse::Ok().json(item)),
+        Some(item) => Ok(stamp.ok().json(item)),
         None => Err(ApiError::NotFound(format!("{kind} {id} not found"))),
     }
 }
@@ -233,11 +246,13 @@ pub(super) async fn pre_order_view(
     state: Data,
     request: HttpRequest,
     path: web::Path<u64>,
+    query: web::Query<ReadQuery>,
 ) -> ApiResult {
     authenticate(&state, &request, ORDER_ROLES)?;
     let id = path.into_inner();
-    linearizable(&state).await?;
+    let stamp = read(&state, query.consistency).await?;
     one_response(
+        &stamp,
         "pre-order",
         id,
         state
@@ -312,7 +327,7 @@ pub(super) async fn reservation_create(
         items: body.items,
         expires_at_ms: body.expires_at_ms,
     };
-    propose(&state, actor, command, true).await
+    propose_create(&state, &request, actor, command, true).await
 }
 
 pub(super) async fn reservation_list(
@@ -335,11 +350,13 @@ pub(super) async fn reservation_view(
     state: Data,
     request: HttpRequest,
     path: web::Path<u64>,
+    query: web::Query<ReadQuery>,
 ) -> ApiResult {
     authenticate(&state, &request, ORDER_ROLES)?;
     let id = path.into_inner();
-    linearizable(&state).await?;
+    let stamp = read(&state, query.consistency).await?;
     one_response(
+        &stamp,
         "reservation",
         id,
         state
@@ -403,7 +420,7 @@ pub(super) async fn complaint_create(
         order: body.order,
         text: body.text,
     };
-    propose(&state, actor, command, true).await
+    propose_create(&state, &request, actor, command, true).await
 }
 
 pub(super) async fn complaint_list(
@@ -426,11 +443,13 @@ pub(super) async fn complaint_view(
     state: Data,
     request: HttpRequest,
     path: web::Path<u64>,
+    query: web::Query<ReadQuery>,
 ) -> ApiResult {
     authenticate(&state, &request, STAFF_ROLES)?;
     let id = path.into_inner();
-    linearizable(&state).await?;
+    let stamp = read(&state, query.consistency).await?;
     one_response(
+        &stamp,
         "complaint",
         id,
         state
@@ -479,6 +498,7 @@ pub(super) async fn callback_view(
     state: Data,
     request: HttpRequest,
     path: web::Path<u64>,
+    query: web::Query<ReadQuery>,
 ) -> ApiResult {
     authenticate(
         &state,
@@ -486,8 +506,9 @@ pub(super) async fn callback_view(
         &[Role::Supervisor, Role::Gateway, Role::Agent],
     )?;
     let id = path.into_inner();
-    linearizable(&state).await?;
+    let stamp = read(&state, query.consistency).await?;
     one_response(
+        &stamp,
         "callback",
         id,
         state
@@ -513,5 +534,5 @@ pub(super) async fn callback_outcome(
         callback: path.into_inner(),
         outcome: body.into_inner().outcome,
     };
-    propose(&state, actor, command, false).await
+    propose_create(&state, &request, actor, command, false).await
 }

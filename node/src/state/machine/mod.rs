@@ -11,10 +11,12 @@
 //!
 //! One file per record kind: [`orders`], [`pre_orders`], [`reservations`], [`complaints`],
 //! [`callbacks`] (the domain's callback machine with the node's payloads); [`retention`] drops
-//! closed records after [`CLOSED_RECORD_RETENTION_MS`].
+//! closed records after [`CLOSED_RECORD_RETENTION_MS`]; [`idempotency`] remembers the first
+//! result of each idempotent create for [`IDEMPOTENCY_KEY_TTL_MS`].
 
 mod callbacks;
 mod complaints;
+mod idempotency;
 mod orders;
 mod pre_orders;
 mod reservations;
@@ -27,6 +29,10 @@ use callgrid_domain::{CallbackMachine, TimeMs};
 use serde::{Deserialize, Serialize};
 
 pub use callbacks::{CALLBACK_CLAIM_LEASE_MS, CALLBACKS_OPEN_MAX, NodeCallback};
+use idempotency::IdempotencyTable;
+pub use idempotency::{
+    IDEMPOTENCY_EXPIRIES_PER_APPLY_MAX, IDEMPOTENCY_KEY_TTL_MS, IDEMPOTENCY_KEYS_MAX,
+};
 pub use retention::CLOSED_RECORD_RETENTION_MS;
 use retention::RecordKind;
 pub use site_control::{SiteControl, TOKENS_MAX, TokenRecord};
@@ -120,6 +126,8 @@ pub struct ReplicatedState {
     tallies: Tallies,
     /// Drained sites, cluster-wide tokens, per-site policies (snapshot format 3).
     control: SiteControl,
+    /// The first result of each idempotent create, per (principal, key), until it expires.
+    idempotency: IdempotencyTable,
 }
 
 impl Default for ReplicatedState {
@@ -144,6 +152,7 @@ impl Default for ReplicatedState {
             retention: BTreeSet::new(),
             tallies: Tallies::default(),
             control: SiteControl::default(),
+            idempotency: IdempotencyTable::default(),
         }
     }
 }
@@ -171,8 +180,12 @@ impl ReplicatedState {
         self.expire_reservations(envelope.at_ms, events);
         self.expire_callback_claims(envelope.at_ms, events);
         self.drop_expired_records(envelope.at_ms);
+        self.idempotency.expire(envelope.at_ms);
         if let Err(invalid) = envelope.command.validate() {
             return Err(ApplyError::Invalid(invalid));
+        }
+        if let Command::Idempotent { key, command } = &envelope.command {
+            return self.apply_once(index, envelope, key, command, events);
         }
         self.apply_command(envelope, events)
     }
@@ -295,6 +308,10 @@ impl ReplicatedState {
             Command::GrantTokens { tokens, seed } => self.grant_tokens(at_ms, site, tokens, *seed),
             Command::RevokeToken { sha256 } => self.revoke_token(at_ms, site, sha256),
             Command::SetSitePolicy { site, policy } => self.set_site_policy(site, policy),
+            // Unwrapped by `apply_with_events`; validation refuses one inside another.
+            Command::Idempotent { .. } => Err(ApplyError::Invalid(
+                super::command::InvalidCommand::new("command", "nested idempotency key"),
+            )),
         }
     }
 
@@ -371,6 +388,8 @@ impl ReplicatedState {
             complaints: count(self.tallies.complaints_filed),
             complaints_escalated: count(self.tallies.complaints_escalated),
             callbacks_open: self.callback_machine.open_count(),
+            idempotency_keys: self.idempotency.len(),
+            idempotency_keys_evicted: self.idempotency.evicted(),
         }
     }
 
@@ -396,6 +415,7 @@ impl ReplicatedState {
         if recounted != kept {
             return Err(format!("tallies {kept:?} but records say {recounted:?}"));
         }
+        self.idempotency.check_invariants()?;
         self.callback_machine.check_invariants()
     }
 }
@@ -417,6 +437,10 @@ pub struct StateCounts {
     pub complaints_escalated: usize,
     /// Callbacks pending or queued.
     pub callbacks_open: usize,
+    /// Idempotency keys remembered (at most `IDEMPOTENCY_KEYS_MAX`).
+    pub idempotency_keys: usize,
+    /// Idempotency keys forgotten before their expiry because the table was full.
+    pub idempotency_keys_evicted: u64,
 }
 
 fn time(at_ms: TimestampMs) -> TimeMs {

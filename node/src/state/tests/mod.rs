@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod defects;
+mod idempotency;
 mod site_control;
 
 use crate::state::command::{ApplyError, Command, Envelope, Outcome};
