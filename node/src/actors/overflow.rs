@@ -75,6 +75,37 @@ pub struct OverflowedFrom {
     pub hops: u8,
 }
 
+impl OverflowedFrom {
+    /// Checks the field against the configuration: a configured peer site, a positive
+    /// contact, hops within 1..=[`OVERFLOW_HOPS_MAX`], a past arrival time (clock skew
+    /// allowed). Returns the peer site's number, or what is wrong (a 400).
+    pub fn check(&self, config: &NodeConfig, now_ms: u64) -> Result<u16, String> {
+        let peer = config.peer_site(&self.site).ok_or_else(|| {
+            format!(
+                "overflowed_from.site: `{}` is not one of this site's peer sites",
+                self.site.chars().take(64).collect::<String>()
+            )
+        })?;
+        if self.contact == 0 {
+            return Err("overflowed_from.contact: must be positive".to_string());
+        }
+        if !(1..=OVERFLOW_HOPS_MAX).contains(&self.hops) {
+            return Err(format!(
+                "overflowed_from.hops: must be 1..={OVERFLOW_HOPS_MAX}"
+            ));
+        }
+        if self.arrived_at_ms == 0
+            || self.arrived_at_ms > now_ms.saturating_add(ARRIVAL_CLOCK_SKEW_MS_MAX)
+        {
+            return Err(
+                "overflowed_from.arrived_at_ms: must be a past time in ms since the Unix epoch"
+                    .to_string(),
+            );
+        }
+        Ok(peer.number)
+    }
+}
+
 /// Where a contact was overflowed to: `overflowed_to` in its view and on the gateway stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OverflowedTo {

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::site_writes::OutboxBatch;
 use super::model::{
     Actor, CallbackId, CallbackOutcome, ComplaintId, Fulfilment, OrderId, OrderItem, OrderStatus,
     PaymentForm, PreOrderId, ReservationId, SiteSummary, StatePolicy, TimestampMs,
@@ -171,6 +172,19 @@ pub enum Command {
         /// The caller's number (normalized).
         caller: String,
     },
+    /// A batch of one site's durable outbox (abandoned-call callbacks, attempt outcomes, ...):
+    /// applied entry by entry, each once (see [`super::site_writes`]).
+    Outbox(OutboxBatch),
+    /// The target site claims a contact its owner released for overflow: the first claim
+    /// wins, within the hop cap (see `machine::ledger`). Proposed by `to`.
+    ClaimOverflow {
+        /// The contact's id at `from`.
+        contact: u64,
+        /// The site that released it.
+        from: String,
+        /// The claiming site (the proposer).
+        to: String,
+    },
 }
 
 impl Command {
@@ -195,6 +209,8 @@ impl Command {
             Command::PublishSiteSummary(_) => "publish_site_summary",
             Command::SetPolicy(_) => "set_policy",
             Command::CallerCalledIn { .. } => "caller_called_in",
+            Command::Outbox(_) => "outbox",
+            Command::ClaimOverflow { .. } => "claim_overflow",
         }
     }
 
@@ -275,6 +291,14 @@ impl Command {
                 validate_text("skill", skill, SHORT_TEXT_CHARS_MAX, false)
             }
             Command::CallerCalledIn { caller } => validate_phone("caller", caller),
+            Command::Outbox(batch) => batch.validate(),
+            Command::ClaimOverflow { contact, from, to } => {
+                if *contact == 0 {
+                    return Err(InvalidCommand::new("contact", "must be positive"));
+                }
+                validate_text("from", from, SHORT_TEXT_CHARS_MAX, false)?;
+                validate_text("to", to, SHORT_TEXT_CHARS_MAX, false)
+            }
             Command::ClaimCallback { .. }
             | Command::ReleaseCallback { .. }
             | Command::RecordCallbackAttempt { .. } => Ok(()),
@@ -357,7 +381,7 @@ pub fn normalize_phone(raw: &str) -> Result<String, InvalidCommand> {
     Ok(out)
 }
 
-fn validate_phone(field: &str, value: &str) -> Result<(), InvalidCommand> {
+pub(super) fn validate_phone(field: &str, value: &str) -> Result<(), InvalidCommand> {
     let normalized =
         normalize_phone(value).map_err(|error| InvalidCommand::new(field, &error.reason))?;
     if normalized != value {
@@ -366,7 +390,7 @@ fn validate_phone(field: &str, value: &str) -> Result<(), InvalidCommand> {
     Ok(())
 }
 
-fn validate_text(
+pub(super) fn validate_text(
     field: &str,
     value: &str,
     chars_max: usize,
@@ -458,6 +482,25 @@ pub enum Outcome {
     CallbacksCreated(Vec<CallbackId>),
     /// The change was applied; nothing new was created.
     Done,
+    /// An outbox batch was applied: entries applied, skipped as already applied, and refused
+    /// by the state (a refusal is final: the entry is consumed, the refusal logged).
+    OutboxApplied {
+        /// Entries applied.
+        applied: u32,
+        /// Entries skipped: applied before (a retried batch).
+        duplicates: u32,
+        /// Entries the state refused (e.g. an attempt on a callback that closed meanwhile).
+        refused: u32,
+    },
+    /// An overflow claim committed: the claimer owns the contact now.
+    OverflowClaimed {
+        /// Moves between sites, this one included (the ledger's count).
+        hops: u8,
+        /// When the caller first arrived in the chain.
+        arrived_at_ms: TimestampMs,
+        /// Where the caller first arrived.
+        arrived_at_site: String,
+    },
 }
 
 /// Why the state machine refused a command. The state is unchanged when this is returned.

@@ -1,4 +1,5 @@
-//! Due callbacks: claimed through Raft, queued here as outbound contacts, outcomes recorded.
+//! Due callbacks: claimed through Raft, queued here as outbound contacts, outcomes recorded
+//! through the durable outbox.
 
 use actix::prelude::*;
 use callgrid_domain::{Channel, Contact, ContactId, Direction, Priority, TimeMs, Topic};
@@ -7,6 +8,7 @@ use super::{CALLBACK_ORPHAN_AFTER_MS, CALLBACKS_PER_SWEEP_MAX, SiteActor, caller
 use crate::replicate::now_ms;
 use crate::state::Command;
 use crate::state::model::{Actor as Principal, CallbackOutcome, CallbackReason};
+use crate::state::site_writes::SiteWrite;
 
 /// Sent to itself when a callback claim committed.
 #[derive(Debug, Message)]
@@ -203,7 +205,6 @@ impl SiteActor {
 
     pub(super) fn record_callback_outcome(
         &mut self,
-        ctx: &mut Context<Self>,
         contact: ContactId,
         outcome: CallbackOutcome,
     ) {
@@ -216,16 +217,7 @@ impl SiteActor {
             return;
         };
         self.callbacks.queued.remove(&callback);
-        let proposer = self.proposer.clone();
-        ctx.spawn(
-            async move {
-                let command = Command::RecordCallbackAttempt { callback, outcome };
-                if let Err(error) = proposer.propose(Principal::system(), command).await {
-                    tracing::error!(callback, %error, "callback outcome not recorded");
-                }
-            }
-            .into_actor(self),
-        );
+        self.write_through_outbox(SiteWrite::CallbackAttempt { callback, outcome });
     }
 }
 

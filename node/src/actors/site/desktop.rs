@@ -171,9 +171,7 @@ impl SiteActor {
             record.wrap_up_code = Some(code);
         }
         if is_callback {
-            self.record_callback_outcome(
-                ctx,
-                contact,
+            self.record_callback_outcome(contact,
                 callback_outcome.unwrap_or(CallbackOutcome::Reached),
             );
         }
@@ -271,7 +269,7 @@ impl SiteActor {
                 continue;
             }
             if record.callback.is_some() {
-                self.record_callback_outcome(ctx, contact, CallbackOutcome::Reached);
+                self.record_callback_outcome(contact, CallbackOutcome::Reached);
             }
             self.finish(contact);
         }

@@ -14,8 +14,7 @@ use super::{OFFER_LATENCY_SAMPLES_MAX, OFFER_TIMER_GRACE_MS, SiteActor};
 use crate::actors::agent::SiteToAgent;
 use crate::actors::overflow::OverflowedTo;
 use crate::replicate::now_ms;
-use crate::state::Command;
-use crate::state::model::Actor as Principal;
+use crate::state::site_writes::SiteWrite;
 
 impl SiteActor {
     pub(super) fn process_effects(&mut self, ctx: &mut Context<Self>) {
@@ -27,6 +26,7 @@ impl SiteActor {
                     self.days
                         .record(&event, self.epoch_ms.saturating_add(event.at.0));
                     self.on_event(&event.kind, event.at);
+                    self.note_for_ledger(&event.kind, event.at);
                     if !self.streams.supervisors.is_empty() {
                         self.streams
                             .supervisors
@@ -82,22 +82,12 @@ impl SiteActor {
                     }) else {
                         continue;
                     };
-                    let caller = record.caller.clone();
-                    let command = Command::CreateAbandonedCallback {
-                        caller,
+                    let write = SiteWrite::AbandonedCallback {
+                        caller: record.caller.clone(),
                         skill: self.skill_name(request.skill),
                         ordering_time_ms: self.epoch_ms.saturating_add(request.ordering_time.0),
                     };
-                    let proposer = self.proposer.clone();
-                    ctx.spawn(
-                        async move {
-                            if let Err(error) = proposer.propose(Principal::system(), command).await
-                            {
-                                tracing::error!(%error, "abandoned-call callback not recorded");
-                            }
-                        }
-                        .into_actor(self),
-                    );
+                    self.write_through_outbox(write);
                 }
             }
         }

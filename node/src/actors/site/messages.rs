@@ -39,6 +39,9 @@ pub enum SiteError {
     /// The contact is finished: only its Call actor (lookups) knows it still.
     #[error("contact {0} is finished")]
     Finished(ContactId),
+    /// The site's durable outbox could not be opened or took no write.
+    #[error("outbox: {0}")]
+    Outbox(#[source] std::sync::Arc<crate::outbox::OutboxError>),
 }
 
 /// Result of a Site actor request.
@@ -274,5 +277,15 @@ pub fn outcome_json(outcome: &Outcome) -> Value {
         } => json!({"complaint": complaint, "escalated": escalated}),
         Outcome::CallbacksCreated(ids) => json!({"callbacks": ids}),
         Outcome::Done => json!({}),
+        Outcome::OutboxApplied {
+            applied,
+            duplicates,
+            refused,
+        } => json!({"applied": applied, "duplicates": duplicates, "refused": refused}),
+        Outcome::OverflowClaimed {
+            hops,
+            arrived_at_ms,
+            arrived_at_site,
+        } => json!({"hops": hops, "arrived_at_ms": arrived_at_ms, "arrived_at_site": arrived_at_site}),
     }
 }

@@ -7,7 +7,8 @@
 //! children: offers to the Agent actor (which rings the desktop and times the offer), contact
 //! views to the Call actor (transcript, gateway events, lookups), queue views to the Queue
 //! actor (wallboards). It turns events into metrics and the supervisor event stream, and
-//! callback requests into Raft proposals. It also works due callbacks: claims them through
+//! callback requests into writes of its durable outbox (`crate::outbox`: fsync'd, then
+//! committed in batches, each once). It also works due callbacks: claims them through
 //! Raft and queues them as outbound contacts. It publishes the site's availability summary
 //! through Raft and applies the overflow rule with the peers' summaries; an overflowed
 //! contact leaves with stage `overflowed` for the gateway to re-present at the target site
@@ -24,6 +25,7 @@
 //! - `children` — starting, telling and stopping children; streams;
 //! - `callbacks` — working due callbacks through Raft;
 //! - `overflow` — the summary tick and the overflow rule's timer;
+//! - `ledger` — the contact ledger's updates (through the outbox) and overflowed-in claims;
 //! - [`views`] — the read models (contacts, agents, queues, metrics snapshot).
 //!
 //! Its mailbox is bounded ([`SITE_MAILBOX_CAPACITY`]); API senders wait when it is full. Its
@@ -37,6 +39,7 @@ mod children;
 mod desktop;
 mod effects;
 mod gateway;
+mod ledger;
 pub mod messages;
 mod overflow;
 pub mod reports;
@@ -60,7 +63,9 @@ use super::queue::{QueueActor, SubscribeQueueStream};
 use super::{ChildCounts, GatewayStreams, Subscribers};
 pub use super::{STREAM_BUFFER_EVENTS, SUBSCRIBERS_MAX};
 use crate::config::{NodeConfig, parse_date_end_ms};
+use crate::outbox::Outbox;
 use crate::replicate::{Proposer, now_ms};
+use crate::state::site_writes::SiteWrite;
 use crate::state::SharedState;
 use crate::state::model::DAY_MS;
 pub use messages::{
@@ -223,6 +228,8 @@ pub struct SiteActor {
     days: reports::DayBook,
     effects: Vec<Effect>,
     proposer: Proposer,
+    /// Writes the site must get committed (callbacks, attempt outcomes), durable first.
+    outbox: Outbox,
     shared: SharedState,
     node_id: u64,
     draining: bool,
@@ -234,6 +241,8 @@ pub struct SiteActor {
     callbacks: CallbackWork,
     overflow: OverflowGlue,
     stats: OfferStats,
+    /// The contacts the ledger follows, and the overflowed-in contacts taken.
+    ledger: ledger::LedgerGlue,
 }
 
 impl std::fmt::Debug for SiteActor {
@@ -246,11 +255,25 @@ impl std::fmt::Debug for SiteActor {
 }
 
 impl SiteActor {
-    /// Builds the actor: the domain site with the configured roster (all logged out).
+    /// Builds the actor: the domain site with the configured roster (all logged out), and
+    /// opens the site's durable outbox in the data dir (its drainer proposes through
+    /// `proposer`).
     pub fn new(
         config: Arc<NodeConfig>,
         proposer: Proposer,
         shared: SharedState,
+    ) -> Result<Self, SiteError> {
+        let outbox = Outbox::open(&config.site.data_dir, proposer.clone())
+            .map_err(|error| SiteError::Outbox(Arc::new(error)))?;
+        Self::build(config, proposer, shared, outbox)
+    }
+
+    /// Builds the actor around an open outbox (a restart keeps the outbox).
+    fn build(
+        config: Arc<NodeConfig>,
+        proposer: Proposer,
+        shared: SharedState,
+        outbox: Outbox,
     ) -> Result<Self, SiteError> {
         let now = now_ms();
         // Domain time counts from midnight UTC of the start day, so report intervals line up
@@ -326,6 +349,7 @@ impl SiteActor {
             days,
             effects: Vec::with_capacity(64),
             proposer,
+            outbox,
             shared,
             node_id,
             draining: false,
@@ -342,7 +366,16 @@ impl SiteActor {
             callbacks: CallbackWork::default(),
             overflow: OverflowGlue::default(),
             stats: OfferStats::default(),
+            ledger: ledger::LedgerGlue::default(),
         })
+    }
+
+    /// Hands `write` to the outbox (durable, then committed once; never waits for Raft).
+    fn write_through_outbox(&self, write: SiteWrite) {
+        let kind = write.kind();
+        if let Err(error) = self.outbox.append(write) {
+            tracing::error!(kind, %error, "site write not taken by the outbox");
+        }
     }
 
     fn now(&self) -> TimeMs {
@@ -598,10 +631,11 @@ impl actix::Supervised for SiteActor {
         // by `started`. The children's addresses go with the old state, so they stop; Agent
         // actors hand their desktop streams back as they do.
         tracing::warn!(site = %self.config.site.id, "site actor restarting");
-        if let Ok(fresh) = SiteActor::new(
+        if let Ok(fresh) = SiteActor::build(
             self.config.clone(),
             self.proposer.clone(),
             self.shared.clone(),
+            self.outbox.clone(),
         ) {
             let parked = std::mem::take(&mut self.streams.parked_agents);
             let supervisors = std::mem::take(&mut self.streams.supervisors);

@@ -31,9 +31,13 @@ pub(super) async fn contact_arrived(
     request: HttpRequest,
     body: web::Json<ContactArrivedBody>,
 ) -> ApiResult {
-    authenticate(&state, &request, &[Role::Gateway])?;
-    let body = body.into_inner();
+    let actor = authenticate(&state, &request, &[Role::Gateway])?;
+    let mut body = body.into_inner();
     let caller = phone(&body.caller)?;
+    if let Some(from) = &mut body.overflowed_from {
+        // Routed here only with a committed claim (hops and arrival from the ledger).
+        super::ledger::claim_overflow(&state, actor, from).await?;
+    }
     // The self-service bot answers order-status calls when the number has open orders.
     let open_orders: Vec<Value> = state.shared.read(|replicated| {
         replicated

@@ -6,7 +6,8 @@
 //! refused request changes nothing.
 //!
 //! One file per audience: `gateway`, `desktop` (agents), `supervisor` (and reports),
-//! `records` (orders, pre-orders, reservations, complaints, callbacks), `streams`
+//! `records` (orders, pre-orders, reservations, complaints, callbacks), `ledger` (the
+//! contact ledger, overflow claims), `streams`
 //! (WebSockets), `ops` (health, readiness, OpenAPI, cluster status); `/metrics` is
 //! [`super::metrics`]. Shared helpers (authentication, asking the Site actor, proposing)
 //! live here.
@@ -40,6 +41,7 @@ type ApiResult = Result<HttpResponse, ApiError>;
 
 mod desktop;
 mod gateway;
+mod ledger;
 mod ops;
 mod records;
 mod streams;
@@ -193,6 +195,14 @@ pub fn register(service: &mut web::ServiceConfig) {
                 .route(
                     "/callbacks/{id}/outcome",
                     web::post().to(records::callback_outcome),
+                )
+                .route(
+                    "/ledger/contacts/{id}",
+                    web::get().to(ledger::ledger_contact),
+                )
+                .route(
+                    "/ledger/sites/{site}/open",
+                    web::get().to(ledger::ledger_open),
                 )
                 .route("/cluster/status", web::get().to(ops::cluster_status))
                 .default_service(web::to(not_found)),

@@ -11,11 +11,14 @@
 //!
 //! One file per record kind: [`orders`], [`pre_orders`], [`reservations`], [`complaints`],
 //! [`callbacks`] (the domain's callback machine with the node's payloads); [`retention`] drops
-//! closed records after [`CLOSED_RECORD_RETENTION_MS`].
+//! closed records after [`CLOSED_RECORD_RETENTION_MS`]; [`outbox`] applies a site's outbox
+//! batches, each entry once; [`ledger`] keeps the contact ledger and overflow claims.
 
 mod callbacks;
 mod complaints;
+mod ledger;
 mod orders;
+mod outbox;
 mod pre_orders;
 mod reservations;
 mod retention;
@@ -26,10 +29,13 @@ use callgrid_domain::{CallbackMachine, TimeMs};
 use serde::{Deserialize, Serialize};
 
 pub use callbacks::{CALLBACK_CLAIM_LEASE_MS, CALLBACKS_OPEN_MAX, NodeCallback};
+pub use ledger::OVERFLOW_HOPS_MAX;
 pub use retention::CLOSED_RECORD_RETENTION_MS;
 use retention::RecordKind;
 
 use super::command::{ApplyError, Command, Envelope, Outcome, Response, normalize_phone};
+use super::ledger::{LedgerEntry, OverflowCounts};
+use super::site_writes::OutboxProgress;
 use super::model::{
     Callback, CallbackId, Complaint, ComplaintId, Order, OrderId, PreOrder, PreOrderId,
     Reservation, ReservationId, SiteSummary, StatePolicy, TimestampMs,
@@ -116,6 +122,14 @@ pub struct ReplicatedState {
     /// Closed records by when they may be dropped.
     retention: BTreeSet<(TimestampMs, RecordKind, u64)>,
     tallies: Tallies,
+    /// Per site, how far its outbox has been applied (de-duplication of retried batches).
+    outbox_progress: BTreeMap<String, OutboxProgress>,
+    /// The contact ledger: every contact's entry, by its id at its site.
+    ledger: BTreeMap<u64, LedgerEntry>,
+    /// Open ledger entries by owner site.
+    ledger_open_by_site: BTreeMap<String, BTreeSet<u64>>,
+    /// Overflow moves per site, from committed claims.
+    overflow_counts: BTreeMap<String, OverflowCounts>,
 }
 
 impl Default for ReplicatedState {
@@ -139,6 +153,10 @@ impl Default for ReplicatedState {
             order_ready_callbacks: BTreeMap::new(),
             retention: BTreeSet::new(),
             tallies: Tallies::default(),
+            outbox_progress: BTreeMap::new(),
+            ledger: BTreeMap::new(),
+            ledger_open_by_site: BTreeMap::new(),
+            overflow_counts: BTreeMap::new(),
         }
     }
 }
@@ -276,6 +294,15 @@ impl ReplicatedState {
                 self.record_attempt(at_ms, *callback, *outcome)
             }
             Command::CallerCalledIn { caller } => self.caller_called_in(at_ms, caller),
+            Command::Outbox(batch) => self.apply_outbox_batch(at_ms, site, batch),
+            Command::ClaimOverflow { contact, from, to } => {
+                if to != site {
+                    return Err(ApplyError::Conflict(format!(
+                        "site {site} cannot claim for {to}"
+                    )));
+                }
+                self.claim_overflow(at_ms, site, *contact, from)
+            }
             Command::PublishSiteSummary(summary) => {
                 self.site_summaries
                     .insert(summary.site.clone(), summary.clone());

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod defects;
+mod ledger;
+mod outbox;
 
 use crate::state::command::{ApplyError, Command, Envelope, Outcome};
 use crate::state::model::{
