@@ -21,11 +21,14 @@
 //!    counted it overflowed out); its view's stage becomes `overflowed` with `overflowed_to`
 //!    (target site id, API URL if configured, and the hop count), which the gateway sees on
 //!    its stream. The telephony side re-presents the call at the target with
-//!    `POST /api/v1/contacts` and an [`OverflowedFrom`] field; the target calls
-//!    `handle_overflow_in`, keeping the caller's original arrival time as its ordering time
-//!    and the hop count as the contact's overflow count. The hop count has to travel with
-//!    the call: without it every site would see a first move, and a contact could be passed
-//!    on A→B→C→… while the domain means to stop it after [`OVERFLOW_HOPS_MAX`] moves.
+//!    `POST /api/v1/contacts` and an [`OverflowedFrom`] field. The source has released the
+//!    contact in the contact ledger (stage `overflowed`, through its outbox); the target
+//!    claims it (`Command::ClaimOverflow`, the first claim wins) and routes it only once the
+//!    claim committed, else 409 (`api::routes::ledger`). It then calls `handle_overflow_in`,
+//!    keeping the caller's original arrival time as its ordering time and the hop count as
+//!    the contact's overflow count — both as the ledger has them, not as the gateway says:
+//!    the ledger enforces [`OVERFLOW_HOPS_MAX`], so a contact cannot be passed on A→B→C→…
+//!    past the cap whatever the gateway sends.
 //!
 //! Summaries are state, not a log: only the latest per site is kept (one entry per site).
 

@@ -32,7 +32,7 @@ mod tests;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
 pub use store::{OutboxStore, PendingEntry, StoreError};
@@ -222,8 +222,9 @@ impl Outbox {
         })
     }
 
-    /// Stops the threads and waits for them (the store is closed when this returns, if this
-    /// was the last handle). What is pending stays on disk for the next [`Outbox::open`].
+    /// Stops the threads and waits for them (at most a proposal and a poll interval): on the
+    /// last handle, the store is closed when this returns. Writes still queued are made
+    /// durable first; what is not committed stays on disk for the next [`Outbox::open`].
     pub fn close(self) {
         let Outbox {
             shared,
@@ -303,7 +304,13 @@ impl Outbox {
 
 /// The writer: takes what is queued (up to a group), fsyncs it as one batch, wakes the drainer.
 fn write_loop(shared: &Shared, receiver: &Receiver<SiteWrite>, mut last: u64) {
-    while let Ok(first) = receiver.recv() {
+    loop {
+        let first = match receiver.recv_timeout(OUTBOX_IDLE_POLL) {
+            Ok(write) => write,
+            Err(RecvTimeoutError::Timeout) if shared.stop.load(Ordering::SeqCst) => return,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
         let mut group = vec![first];
         while group.len() < OUTBOX_GROUP_MAX {
             match receiver.try_recv() {

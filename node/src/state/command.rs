@@ -185,6 +185,12 @@ pub enum Command {
         /// The claiming site (the proposer).
         to: String,
     },
+    /// The proposing site adopts a lost site's open contacts (callbacks for its callers) and
+    /// releases the callbacks it had claimed (see `machine::adoption`).
+    AdoptSite {
+        /// The lost site.
+        site: String,
+    },
 }
 
 impl Command {
@@ -211,6 +217,7 @@ impl Command {
             Command::CallerCalledIn { .. } => "caller_called_in",
             Command::Outbox(_) => "outbox",
             Command::ClaimOverflow { .. } => "claim_overflow",
+            Command::AdoptSite { .. } => "adopt_site",
         }
     }
 
@@ -299,6 +306,7 @@ impl Command {
                 validate_text("from", from, SHORT_TEXT_CHARS_MAX, false)?;
                 validate_text("to", to, SHORT_TEXT_CHARS_MAX, false)
             }
+            Command::AdoptSite { site } => validate_text("site", site, SHORT_TEXT_CHARS_MAX, false),
             Command::ClaimCallback { .. }
             | Command::ReleaseCallback { .. }
             | Command::RecordCallbackAttempt { .. } => Ok(()),
@@ -500,6 +508,15 @@ pub enum Outcome {
         arrived_at_ms: TimestampMs,
         /// Where the caller first arrived.
         arrived_at_site: String,
+    },
+    /// A lost site's contacts were adopted.
+    SiteAdopted {
+        /// Open contacts adopted.
+        contacts: u32,
+        /// Callbacks created for their callers.
+        callbacks: Vec<CallbackId>,
+        /// Callbacks of the lost site released.
+        released: u32,
     },
 }
 

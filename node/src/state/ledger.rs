@@ -20,7 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::command::{InvalidCommand, SHORT_TEXT_CHARS_MAX, validate_text};
+use super::command::{InvalidCommand, SHORT_TEXT_CHARS_MAX, validate_phone, validate_text};
 use super::model::TimestampMs;
 
 /// Open (not yet ended) ledger entries allowed; an `opened` beyond it is refused (logged by
@@ -56,6 +56,11 @@ pub enum LedgerStage {
     },
     /// The self-service bot served it.
     ServedByBot,
+    /// Its site was lost; another site adopted it (a callback task replaces the call).
+    Adopted {
+        /// The adopting site.
+        by: String,
+    },
 }
 
 impl LedgerStage {
@@ -66,6 +71,7 @@ impl LedgerStage {
             LedgerStage::Ended
                 | LedgerStage::Abandoned
                 | LedgerStage::ServedByBot
+                | LedgerStage::Adopted { .. }
                 | LedgerStage::Overflowed { claimed: true, .. }
         )
     }
@@ -78,6 +84,8 @@ pub struct LedgerEntry {
     pub contact: u64,
     /// The site that works (or worked) on it.
     pub owner: String,
+    /// The caller's number (normalized).
+    pub caller: String,
     /// Its queue (skill name).
     pub skill: String,
     /// When the caller first arrived in the chain (kept across overflows).
@@ -101,6 +109,8 @@ pub struct LedgerEntry {
 pub enum LedgerChange {
     /// The contact arrived here (from the gateway, or overflowed from `moved_from`).
     Opened {
+        /// The caller's number (normalized): what a callback would dial.
+        caller: String,
         /// Its queue.
         skill: String,
         /// When the caller first arrived (for an overflowed contact: at the first site).
@@ -135,7 +145,11 @@ impl LedgerUpdate {
             return Err(InvalidCommand::new("contact", "must be positive"));
         }
         match &self.change {
-            LedgerChange::Opened { skill, .. } | LedgerChange::Requeued { skill } => {
+            LedgerChange::Opened { caller, skill, .. } => {
+                validate_phone("caller", caller)?;
+                validate_text("skill", skill, SHORT_TEXT_CHARS_MAX, false)
+            }
+            LedgerChange::Requeued { skill } => {
                 validate_text("skill", skill, SHORT_TEXT_CHARS_MAX, false)
             }
             LedgerChange::Stage(LedgerStage::Answered { agent }) => {
@@ -150,6 +164,10 @@ impl LedgerUpdate {
                 }
                 validate_text("to", to, SHORT_TEXT_CHARS_MAX, false)
             }
+            LedgerChange::Stage(LedgerStage::Adopted { .. }) => Err(InvalidCommand::new(
+                "stage",
+                "only an adoption marks a contact adopted",
+            )),
             LedgerChange::Stage(_) => Ok(()),
         }
     }

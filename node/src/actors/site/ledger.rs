@@ -24,6 +24,8 @@ pub(super) struct LedgerGlue {
     overflowed_in: HashMap<u64, ContactId>,
     /// Insertion order of `overflowed_in`, to bound it.
     overflowed_in_order: std::collections::VecDeque<u64>,
+    /// An adoption of a lost site is being proposed (at most one at a time).
+    pub(super) adopting: bool,
 }
 
 impl SiteActor {
@@ -83,6 +85,7 @@ impl SiteActor {
                 Some((
                     contact,
                     LedgerChange::Opened {
+                        caller: record.caller.clone(),
                         skill: self.skill_name(skill),
                         arrived_at_ms: record.arrived_at_ms,
                         moved_from: None,
@@ -95,6 +98,7 @@ impl SiteActor {
                 Some((
                     contact,
                     LedgerChange::Opened {
+                        caller: record.caller.clone(),
                         skill: self.skill_name(skill),
                         arrived_at_ms: from.arrived_at_ms,
                         moved_from: Some(from.contact),

@@ -287,5 +287,10 @@ pub fn outcome_json(outcome: &Outcome) -> Value {
             arrived_at_ms,
             arrived_at_site,
         } => json!({"hops": hops, "arrived_at_ms": arrived_at_ms, "arrived_at_site": arrived_at_site}),
+        Outcome::SiteAdopted {
+            contacts,
+            callbacks,
+            released,
+        } => json!({"contacts": contacts, "callbacks": callbacks, "released": released}),
     }
 }

@@ -25,6 +25,7 @@
 //! - `children` — starting, telling and stopping children; streams;
 //! - `callbacks` — working due callbacks through Raft;
 //! - `overflow` — the summary tick and the overflow rule's timer;
+//! - `adoption` — adopting a lost peer's contacts (site loss);
 //! - `ledger` — the contact ledger's updates (through the outbox) and overflowed-in claims;
 //! - [`views`] — the read models (contacts, agents, queues, metrics snapshot).
 //!
@@ -34,6 +35,7 @@
 //! the Site's own sweep [`OFFER_TIMER_GRACE_MS`] after its deadline. Streams are bounded
 //! channels; a desktop that does not read loses events, never the node.
 
+mod adoption;
 mod callbacks;
 mod children;
 mod desktop;
@@ -617,6 +619,7 @@ impl Actor for SiteActor {
         if self.config.overflow.enabled || !self.config.peer_sites.is_empty() {
             ctx.run_interval(SUMMARY_PUBLISH_INTERVAL, |actor, ctx| {
                 actor.overflow_tick(ctx);
+                actor.adoption_tick(ctx);
                 actor.flush(ctx);
             });
         }

@@ -36,10 +36,17 @@ impl ReplicatedState {
         let contact = update.contact;
         let mut entry = match &update.change {
             LedgerChange::Opened {
+                caller,
                 skill,
                 arrived_at_ms,
                 moved_from,
-            } => self.opened_entry(site, contact, skill, *arrived_at_ms, *moved_from)?,
+            } => self.opened_entry(
+                site,
+                contact,
+                (caller, skill),
+                *arrived_at_ms,
+                *moved_from,
+            )?,
             change => {
                 let entry = self
                     .ledger
@@ -78,7 +85,7 @@ impl ReplicatedState {
         &self,
         site: &str,
         contact: u64,
-        skill: &str,
+        (caller, skill): (&str, &str),
         arrived_at_ms: TimestampMs,
         moved_from: Option<u64>,
     ) -> Result<LedgerEntry, ApplyError> {
@@ -95,6 +102,7 @@ impl ReplicatedState {
         let mut entry = LedgerEntry {
             contact,
             owner: site.to_string(),
+            caller: caller.to_string(),
             skill: skill.to_string(),
             arrived_at_ms,
             arrived_at_site: site.to_string(),

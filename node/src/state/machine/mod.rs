@@ -12,8 +12,10 @@
 //! One file per record kind: [`orders`], [`pre_orders`], [`reservations`], [`complaints`],
 //! [`callbacks`] (the domain's callback machine with the node's payloads); [`retention`] drops
 //! closed records after [`CLOSED_RECORD_RETENTION_MS`]; [`outbox`] applies a site's outbox
-//! batches, each entry once; [`ledger`] keeps the contact ledger and overflow claims.
+//! batches, each entry once; [`ledger`] keeps the contact ledger and overflow claims;
+//! [`adoption`] hands a lost site's open contacts to a live one.
 
+mod adoption;
 mod callbacks;
 mod complaints;
 mod ledger;
@@ -29,6 +31,7 @@ use callgrid_domain::{CallbackMachine, TimeMs};
 use serde::{Deserialize, Serialize};
 
 pub use callbacks::{CALLBACK_CLAIM_LEASE_MS, CALLBACKS_OPEN_MAX, NodeCallback};
+pub use adoption::{ADOPTIONS_PER_COMMAND_MAX, SITE_LOST_AFTER_MS};
 pub use ledger::OVERFLOW_HOPS_MAX;
 pub use retention::CLOSED_RECORD_RETENTION_MS;
 use retention::RecordKind;
@@ -303,6 +306,7 @@ impl ReplicatedState {
                 }
                 self.claim_overflow(at_ms, site, *contact, from)
             }
+            Command::AdoptSite { site: lost } => self.adopt_site(at_ms, site, lost),
             Command::PublishSiteSummary(summary) => {
                 self.site_summaries
                     .insert(summary.site.clone(), summary.clone());

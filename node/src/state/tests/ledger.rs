@@ -49,6 +49,7 @@ fn report(
 
 fn opened(skill: &str, arrived_at_ms: u64, moved_from: Option<u64>) -> LedgerChange {
     LedgerChange::Opened {
+        caller: "+79160001234".to_string(),
         skill: skill.to_string(),
         arrived_at_ms,
         moved_from,
@@ -177,4 +178,94 @@ fn the_hop_cap_is_the_ledgers() {
         contact = next;
     }
     panic!("the cap was never reached");
+}
+
+#[test]
+fn a_lost_sites_callers_get_callbacks_at_their_place_and_its_claims_are_released() {
+    use crate::state::machine::SITE_LOST_AFTER_MS;
+    use crate::state::model::{SiteSummary, StatePolicy};
+    let mut harness = Harness::new();
+    let summary = |site: &str, at_ms| {
+        Command::PublishSiteSummary(SiteSummary {
+            site: site.to_string(),
+            at_ms,
+            skills: Vec::new(),
+        })
+    };
+    run_at(&mut harness, "msk", 1_000, summary("msk", 1_000)).unwrap();
+    let waiting = |caller: &str| LedgerChange::Opened {
+        caller: caller.to_string(),
+        skill: "line1".into(),
+        arrived_at_ms: 900,
+        moved_from: None,
+    };
+    let talking = LedgerChange::Stage(LedgerStage::Answered {
+        agent: "anna".into(),
+    });
+    report(
+        &mut harness,
+        "msk",
+        1,
+        1_000,
+        vec![
+            (1, waiting("+79160000001")),
+            (2, waiting("+79160000002")),
+            (2, talking),
+            (3, waiting("+79160000003")),
+            (3, LedgerChange::Stage(LedgerStage::Ended)),
+        ],
+    );
+    // A callback msk had claimed (it dialled it when it died).
+    let Outcome::CallbacksCreated(ids) = run_at(
+        &mut harness,
+        "msk",
+        1_000,
+        Command::CreateAbandonedCallback {
+            caller: "+79160000009".into(),
+            skill: "line1".into(),
+            ordering_time_ms: 10,
+        },
+    )
+    .unwrap() else {
+        panic!()
+    };
+    let due = 1_000 + StatePolicy::default().abandoned_callback_delay_ms;
+    run_at(&mut harness, "msk", due, Command::ClaimCallback { callback: ids[0] }).unwrap();
+    let adopt = || Command::AdoptSite { site: "msk".into() };
+    // Not lost yet: msk published recently.
+    assert!(run_at(&mut harness, "ekb", 1_000 + SITE_LOST_AFTER_MS - 1, adopt()).is_err());
+    let at = due + SITE_LOST_AFTER_MS;
+    let Outcome::SiteAdopted {
+        contacts,
+        callbacks,
+        released,
+    } = run_at(&mut harness, "ekb", at, adopt()).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!((contacts, callbacks.len(), released), (2, 2, 1));
+    for callback in &callbacks {
+        let callback = harness.state.callback(*callback).unwrap();
+        assert_eq!(callback.site, "ekb");
+        assert_eq!(
+            callback.reason,
+            crate::state::model::CallbackReason::Abandoned {
+                skill: "line1".into(),
+                ordering_time_ms: 900
+            },
+            "at the caller's original place"
+        );
+    }
+    assert!(harness.state.ledger_open("msk", 10).is_empty());
+    assert_eq!(
+        harness.state.ledger_entry(1).unwrap().stage,
+        LedgerStage::Adopted { by: "ekb".into() }
+    );
+    assert_eq!(harness.state.callback(ids[0]).unwrap().claimed_by, None);
+    // Adopted once: a second adoption finds nothing open.
+    let again = run_at(&mut harness, "spb", at + 1, adopt()).unwrap();
+    assert!(matches!(again, Outcome::SiteAdopted { contacts: 0, .. }), "{again:?}");
+    // A late report of the lost site changes nothing.
+    let late = report(&mut harness, "msk", 6, at + 2, vec![(1, LedgerChange::Stage(LedgerStage::Abandoned))]);
+    assert_eq!(refused(&late), 1);
 }
