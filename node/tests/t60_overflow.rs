@@ -335,7 +335,9 @@ fn racing_presentations_of_one_overflowed_contact_leave_exactly_one_owner() {
         .collect();
     assert_eq!(taken.len(), 1, "{answers:?}");
     assert!(
-        answers.iter().all(|(status, _)| *status == 201 || *status == 409),
+        answers
+            .iter()
+            .all(|(status, _)| *status == 201 || *status == 409),
         "{answers:?}"
     );
     assert_eq!(
@@ -379,10 +381,23 @@ fn racing_presentations_of_one_overflowed_contact_leave_exactly_one_owner() {
         (metric(spb, "callgrid_ledger_overflowed_in_total{site=\"spb\"}") == Some(1.0))
             .then_some(())
     });
-    let (_, open) = spb.call("GET", "/api/v1/ledger/sites/msk/open", Some(SUPERVISOR), None);
-    let (_, open_spb) = spb.call("GET", "/api/v1/ledger/sites/spb/open", Some(SUPERVISOR), None);
+    let (_, open) = spb.call(
+        "GET",
+        "/api/v1/ledger/sites/msk/open",
+        Some(SUPERVISOR),
+        None,
+    );
+    let (_, open_spb) = spb.call(
+        "GET",
+        "/api/v1/ledger/sites/spb/open",
+        Some(SUPERVISOR),
+        None,
+    );
     assert_eq!(
-        (open["overflowed_out"].as_u64(), open_spb["overflowed_in"].as_u64()),
+        (
+            open["overflowed_out"].as_u64(),
+            open_spb["overflowed_in"].as_u64()
+        ),
         (Some(1), Some(1)),
         "{open} {open_spb}"
     );

@@ -39,7 +39,11 @@ fn three_peered_sites(directory: &std::path::Path) -> Vec<Site> {
                 .open(&site.config)
                 .unwrap();
             for other in (1..=3u64).filter(|other| *other != id) {
-                writeln!(config, "\n[[peer_sites]]\nid = \"site{other}\"\nnumber = {other}").unwrap();
+                writeln!(
+                    config,
+                    "\n[[peer_sites]]\nid = \"site{other}\"\nnumber = {other}"
+                )
+                .unwrap();
             }
             site
         })
@@ -102,7 +106,10 @@ fn callers_waiting_at_a_killed_site_all_get_callbacks_from_a_live_one() {
             .unwrap_or_else(|| panic!("no callback for {caller}"));
         assert_eq!(callback["site"], "site1", "{callback}");
         assert!(
-            callback["reason"]["abandoned"]["ordering_time_ms"].as_u64().unwrap() > 0,
+            callback["reason"]["abandoned"]["ordering_time_ms"]
+                .as_u64()
+                .unwrap()
+                > 0,
             "{callback}"
         );
     }
@@ -119,8 +126,11 @@ fn callers_waiting_at_a_killed_site_all_get_callbacks_from_a_live_one() {
     nodes[2] = Node::start(&sites[2]);
     eventually("site3 caught up", || {
         let (status, body) = nodes[2].call("GET", "/api/v1/callbacks?limit=500", None);
-        (status == 200 && body["callbacks"].as_array().is_some_and(|all| all.len() >= CALLERS))
-            .then_some(())
+        (status == 200
+            && body["callbacks"]
+                .as_array()
+                .is_some_and(|all| all.len() >= CALLERS))
+        .then_some(())
     });
     assert!(open_at(&nodes[2], "site3").is_empty());
 }

@@ -190,7 +190,10 @@ impl Outbox {
             .accepted
             .store(last.saturating_sub(committed), Ordering::SeqCst);
         if last > committed {
-            tracing::info!(pending = last - committed, "outbox resumes with pending writes");
+            tracing::info!(
+                pending = last - committed,
+                "outbox resumes with pending writes"
+            );
         }
         let (appends, receiver) = sync_channel(OUTBOX_APPEND_QUEUE_MAX);
         let stop = Arc::new(StopOnDrop {
@@ -255,9 +258,7 @@ impl Outbox {
         };
         if let Some(write) = write {
             tracing::warn!(kind, "outbox append queue full; waiting for the disk");
-            self.appends
-                .send(write)
-                .map_err(|_| OutboxError::Closed)?;
+            self.appends.send(write).map_err(|_| OutboxError::Closed)?;
         }
         self.shared.stats.accepted.fetch_add(1, Ordering::SeqCst);
         Ok(())
@@ -329,7 +330,10 @@ fn write_loop(shared: &Shared, receiver: &Receiver<SiteWrite>, mut last: u64) {
                 }
                 Err(error) => {
                     // Never dropped: the Site waits (queue full) rather than lose writes.
-                    shared.stats.store_errors_total.fetch_add(1, Ordering::SeqCst);
+                    shared
+                        .stats
+                        .store_errors_total
+                        .fetch_add(1, Ordering::SeqCst);
                     tracing::error!(%error, writes = group.len(), "outbox append failed; retrying");
                     if shared.stop.load(Ordering::SeqCst) {
                         return;
@@ -365,7 +369,10 @@ async fn drain_loop(shared: &Shared, proposer: &Proposer, mut committed: u64) {
         let pending = match shared.store.read_from(committed.saturating_add(1), limit) {
             Ok(pending) => pending,
             Err(error) => {
-                shared.stats.store_errors_total.fetch_add(1, Ordering::SeqCst);
+                shared
+                    .stats
+                    .store_errors_total
+                    .fetch_add(1, Ordering::SeqCst);
                 tracing::error!(%error, "outbox read failed; retrying");
                 wait(shared, OUTBOX_DISK_RETRY).await;
                 continue;
@@ -381,7 +388,9 @@ async fn drain_loop(shared: &Shared, proposer: &Proposer, mut committed: u64) {
             .stats
             .oldest_pending_at_ms
             .store(oldest_at_ms.max(1), Ordering::SeqCst);
-        let last = pending.last().map_or(committed, |entry| entry.entry.sequence);
+        let last = pending
+            .last()
+            .map_or(committed, |entry| entry.entry.sequence);
         let count = pending.len() as u64;
         let batch = OutboxBatch {
             incarnation: shared.store.incarnation(),
@@ -393,7 +402,9 @@ async fn drain_loop(shared: &Shared, proposer: &Proposer, mut committed: u64) {
         {
             Ok(outcome) => {
                 if let Outcome::OutboxApplied {
-                    refused, duplicates, ..
+                    refused,
+                    duplicates,
+                    ..
                 } = outcome
                     && (refused > 0 || duplicates > 0)
                 {

@@ -120,7 +120,10 @@ impl OutboxStore {
 
     /// The first pending sequence, if any (after a restart: where proposing resumes).
     pub fn first_pending(&self) -> Result<Option<u64>, StoreError> {
-        Ok(self.read_from(1, 1)?.first().map(|pending| pending.entry.sequence))
+        Ok(self
+            .read_from(1, 1)?
+            .first()
+            .map(|pending| pending.entry.sequence))
     }
 
     /// Appends `writes` after sequence `last` and fsyncs; returns the new last sequence.
@@ -138,7 +141,8 @@ impl OutboxStore {
                 appended_at_ms,
                 write,
             };
-            let value = codec::encode_versioned(&stored).map_err(|error| self.corrupt("entry", error))?;
+            let value =
+                codec::encode_versioned(&stored).map_err(|error| self.corrupt("entry", error))?;
             batch.put(entry_key(sequence), value);
         }
         batch.put(KEY_LAST, sequence.to_be_bytes());
@@ -150,7 +154,10 @@ impl OutboxStore {
     pub fn read_from(&self, from: u64, limit: usize) -> Result<Vec<PendingEntry>, StoreError> {
         let start = entry_key(from);
         let mut entries = Vec::new();
-        for item in self.db.iterator(IteratorMode::From(&start, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator(IteratorMode::From(&start, Direction::Forward))
+        {
             if entries.len() >= limit {
                 break;
             }

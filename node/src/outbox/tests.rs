@@ -86,7 +86,8 @@ fn writes_are_committed_in_batches_and_the_store_empties() {
     let data = tempfile::tempdir().unwrap();
     let shared = SharedState::new();
     let replicator = flaky(&shared, NORMAL);
-    let outbox = Outbox::open(data.path(), Proposer::new(replicator.clone(), "msk".into())).unwrap();
+    let outbox =
+        Outbox::open(data.path(), Proposer::new(replicator.clone(), "msk".into())).unwrap();
     for caller in 0..200 {
         outbox.append(abandoned(caller)).unwrap();
     }
@@ -99,10 +100,17 @@ fn writes_are_committed_in_batches_and_the_store_empties() {
     );
     let snapshot = outbox.snapshot();
     assert_eq!((snapshot.depth, snapshot.committed_total), (0, 200));
-    assert_eq!(shared.read(|state| state.outbox_progress("msk")).sequence, 200);
+    assert_eq!(
+        shared.read(|state| state.outbox_progress("msk")).sequence,
+        200
+    );
     outbox.close();
     let store = OutboxStore::open(&data.path().join(super::OUTBOX_DIRECTORY), 1).unwrap();
-    assert_eq!(store.first_pending().unwrap(), None, "committed entries deleted");
+    assert_eq!(
+        store.first_pending().unwrap(),
+        None,
+        "committed entries deleted"
+    );
     assert_eq!(store.last_sequence().unwrap(), 200);
 }
 
@@ -111,7 +119,8 @@ fn writes_taken_while_cut_off_survive_a_restart_and_commit_once() {
     let data = tempfile::tempdir().unwrap();
     let shared = SharedState::new();
     let replicator = flaky(&shared, UNAVAILABLE);
-    let outbox = Outbox::open(data.path(), Proposer::new(replicator.clone(), "msk".into())).unwrap();
+    let outbox =
+        Outbox::open(data.path(), Proposer::new(replicator.clone(), "msk".into())).unwrap();
     for caller in 0..5 {
         outbox.append(abandoned(caller)).unwrap();
     }
@@ -120,13 +129,18 @@ fn writes_taken_while_cut_off_survive_a_restart_and_commit_once() {
         replicator.proposals.load(Ordering::SeqCst) > 0
     });
     assert_eq!(outbox.snapshot().depth, 5);
-    assert_eq!(callbacks_open(&shared), 0, "nothing committed while cut off");
+    assert_eq!(
+        callbacks_open(&shared),
+        0,
+        "nothing committed while cut off"
+    );
     let incarnation = outbox.incarnation();
     outbox.close();
 
     // The node restarts; the quorum is back but answers "outcome unknown" after committing.
     let replicator = flaky(&shared, APPLY_THEN_UNKNOWN);
-    let outbox = Outbox::open(data.path(), Proposer::new(replicator.clone(), "msk".into())).unwrap();
+    let outbox =
+        Outbox::open(data.path(), Proposer::new(replicator.clone(), "msk".into())).unwrap();
     assert_eq!(outbox.incarnation(), incarnation, "same store");
     assert_eq!(outbox.snapshot().depth, 5, "resumed from disk");
     wait_until("two unknown outcomes", || {

@@ -4,11 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::site_writes::OutboxBatch;
 use super::model::{
     Actor, CallbackId, CallbackOutcome, ComplaintId, Fulfilment, OrderId, OrderItem, OrderStatus,
     PaymentForm, PreOrderId, ReservationId, SiteSummary, StatePolicy, TimestampMs,
 };
+use super::site_writes::OutboxBatch;
 
 /// Items allowed in one order, pre-order or reservation.
 pub const ITEMS_PER_ORDER_MAX: usize = 100;

@@ -203,11 +203,7 @@ impl SiteActor {
         }
     }
 
-    pub(super) fn record_callback_outcome(
-        &mut self,
-        contact: ContactId,
-        outcome: CallbackOutcome,
-    ) {
+    pub(super) fn record_callback_outcome(&mut self, contact: ContactId, outcome: CallbackOutcome) {
         let Some(callback) = self
             .live
             .contacts

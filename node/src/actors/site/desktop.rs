@@ -171,7 +171,8 @@ impl SiteActor {
             record.wrap_up_code = Some(code);
         }
         if is_callback {
-            self.record_callback_outcome(contact,
+            self.record_callback_outcome(
+                contact,
                 callback_outcome.unwrap_or(CallbackOutcome::Reached),
             );
         }

@@ -277,7 +277,9 @@ impl SiteActor {
     /// Checks an `overflowed_from` field (see [`OverflowedFrom::check`]) and that this site
     /// has not taken the contact already (a second presentation of one claim).
     fn overflow_source(&self, from: OverflowedFrom) -> Result<(SiteId, OverflowedFrom), SiteError> {
-        let peer = from.check(&self.config, now_ms()).map_err(SiteError::Invalid)?;
+        let peer = from
+            .check(&self.config, now_ms())
+            .map_err(SiteError::Invalid)?;
         if let Some(local) = self.overflowed_in_already(from.contact) {
             return Err(SiteError::Conflict(format!(
                 "contact {} from {} was taken here already (as contact {local})",

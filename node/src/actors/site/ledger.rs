@@ -56,10 +56,7 @@ impl SiteActor {
             return;
         }
         let closes = matches!(&change, LedgerChange::Stage(stage) if stage.is_closed())
-            || matches!(
-                change,
-                LedgerChange::Stage(LedgerStage::Overflowed { .. })
-            );
+            || matches!(change, LedgerChange::Stage(LedgerStage::Overflowed { .. }));
         if opening {
             self.ledger.open.insert(contact);
         } else if closes {

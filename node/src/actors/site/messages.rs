@@ -286,7 +286,9 @@ pub fn outcome_json(outcome: &Outcome) -> Value {
             hops,
             arrived_at_ms,
             arrived_at_site,
-        } => json!({"hops": hops, "arrived_at_ms": arrived_at_ms, "arrived_at_site": arrived_at_site}),
+        } => {
+            json!({"hops": hops, "arrived_at_ms": arrived_at_ms, "arrived_at_site": arrived_at_site})
+        }
         Outcome::SiteAdopted {
             contacts,
             callbacks,

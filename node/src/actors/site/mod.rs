@@ -67,9 +67,10 @@ pub use super::{STREAM_BUFFER_EVENTS, SUBSCRIBERS_MAX};
 use crate::config::{NodeConfig, parse_date_end_ms};
 use crate::outbox::Outbox;
 use crate::replicate::{Proposer, now_ms};
-use crate::state::site_writes::SiteWrite;
 use crate::state::SharedState;
 use crate::state::model::DAY_MS;
+use crate::state::site_writes::SiteWrite;
+pub use adoption::ADOPTION_BOUND_MS;
 pub use messages::{
     Arrival, Audience, ContactStage, Drain, LookupChildren, LookupContact, LookupMetrics,
     SiteChildren, SiteError, SiteInput, SiteResult, Subscribe, outcome_json,

@@ -51,10 +51,12 @@ pub(super) async fn claim_overflow(
                 hops,
                 arrived_at_ms,
                 ..
-            }) => break Claimed {
-                hops,
-                arrived_at_ms,
-            },
+            }) => {
+                break Claimed {
+                    hops,
+                    arrived_at_ms,
+                };
+            }
             Ok(other) => {
                 return Err(ApiError::Internal(format!(
                     "unexpected claim outcome {other:?}"
@@ -64,22 +66,23 @@ pub(super) async fn claim_overflow(
             Err(failure) => return Err(failure.into()),
         };
         // Already ours (a retry of a claim whose answer was lost)? Not yet released?
-        let (ours, waiting) = state.shared.read(|replicated| {
-            match replicated.ledger_entry(from.contact) {
-                None => (None, true),
-                Some(entry) => match &entry.stage {
-                    LedgerStage::Overflowed { to, claimed: true } if *to == site => (
-                        Some(Claimed {
-                            hops: entry.hops.saturating_add(1),
-                            arrived_at_ms: entry.arrived_at_ms,
-                        }),
-                        false,
-                    ),
-                    LedgerStage::Queued => (None, entry.owner == from.site),
-                    _ => (None, false),
-                },
-            }
-        });
+        let (ours, waiting) =
+            state
+                .shared
+                .read(|replicated| match replicated.ledger_entry(from.contact) {
+                    None => (None, true),
+                    Some(entry) => match &entry.stage {
+                        LedgerStage::Overflowed { to, claimed: true } if *to == site => (
+                            Some(Claimed {
+                                hops: entry.hops.saturating_add(1),
+                                arrived_at_ms: entry.arrived_at_ms,
+                            }),
+                            false,
+                        ),
+                        LedgerStage::Queued => (None, entry.owner == from.site),
+                        _ => (None, false),
+                    },
+                });
         if let Some(claimed) = ours {
             // The Site refuses a second arrival for the same source contact.
             break claimed;

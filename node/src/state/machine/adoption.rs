@@ -24,7 +24,9 @@ impl ReplicatedState {
     /// `adopter` takes over `lost`'s open contacts and releases its claimed callbacks.
     pub(super) fn adopt_site(&mut self, at_ms: TimestampMs, adopter: &str, lost: &str) -> Response {
         if adopter == lost {
-            return Err(ApplyError::Conflict("a site cannot adopt itself".to_string()));
+            return Err(ApplyError::Conflict(
+                "a site cannot adopt itself".to_string(),
+            ));
         }
         let last_summary_ms = self
             .site_summaries

@@ -40,13 +40,7 @@ impl ReplicatedState {
                 skill,
                 arrived_at_ms,
                 moved_from,
-            } => self.opened_entry(
-                site,
-                contact,
-                (caller, skill),
-                *arrived_at_ms,
-                *moved_from,
-            )?,
+            } => self.opened_entry(site, contact, (caller, skill), *arrived_at_ms, *moved_from)?,
             change => {
                 let entry = self
                     .ledger
@@ -117,8 +111,7 @@ impl ReplicatedState {
                 .ledger
                 .get(&previous)
                 .ok_or_else(|| ApplyError::not_found("ledger contact", previous))?;
-            if !matches!(&from.stage, LedgerStage::Overflowed { to, claimed: true } if to == site)
-            {
+            if !matches!(&from.stage, LedgerStage::Overflowed { to, claimed: true } if to == site) {
                 return Err(ApplyError::Conflict(format!(
                     "contact {previous} has no committed claim to {site}"
                 )));
@@ -191,7 +184,10 @@ impl ReplicatedState {
             arrived_at_site: entry.arrived_at_site.clone(),
         };
         self.store_ledger_entry(entry);
-        self.overflow_counts.entry(from.to_string()).or_default().out += 1;
+        self.overflow_counts
+            .entry(from.to_string())
+            .or_default()
+            .out += 1;
         self.overflow_counts
             .entry(claimer.to_string())
             .or_default()
@@ -200,7 +196,7 @@ impl ReplicatedState {
     }
 
     /// Stores `entry`, keeping the per-site open index and the retention schedule.
-    fn store_ledger_entry(&mut self, entry: LedgerEntry) {
+    pub(super) fn store_ledger_entry(&mut self, entry: LedgerEntry) {
         let contact = entry.contact;
         if entry.stage.is_closed() {
             if let Some(open) = self.ledger_open_by_site.get_mut(&entry.owner) {
@@ -210,7 +206,9 @@ impl ReplicatedState {
                 }
             }
             self.retention.insert((
-                entry.updated_at_ms.saturating_add(LEDGER_ENDED_RETENTION_MS),
+                entry
+                    .updated_at_ms
+                    .saturating_add(LEDGER_ENDED_RETENTION_MS),
                 RecordKind::LedgerEntry,
                 contact,
             ));

@@ -30,19 +30,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use callgrid_domain::{CallbackMachine, TimeMs};
 use serde::{Deserialize, Serialize};
 
-pub use callbacks::{CALLBACK_CLAIM_LEASE_MS, CALLBACKS_OPEN_MAX, NodeCallback};
 pub use adoption::{ADOPTIONS_PER_COMMAND_MAX, SITE_LOST_AFTER_MS};
+pub use callbacks::{CALLBACK_CLAIM_LEASE_MS, CALLBACKS_OPEN_MAX, NodeCallback};
 pub use ledger::OVERFLOW_HOPS_MAX;
 pub use retention::CLOSED_RECORD_RETENTION_MS;
 use retention::RecordKind;
 
 use super::command::{ApplyError, Command, Envelope, Outcome, Response, normalize_phone};
 use super::ledger::{LedgerEntry, OverflowCounts};
-use super::site_writes::OutboxProgress;
 use super::model::{
     Callback, CallbackId, Complaint, ComplaintId, Order, OrderId, PreOrder, PreOrderId,
     Reservation, ReservationId, SiteSummary, StatePolicy, TimestampMs,
 };
+use super::site_writes::OutboxProgress;
 
 /// Audit entries kept per order; older ones are dropped first (transitions are few, updates
 /// are what could grow it).

@@ -59,10 +59,13 @@ impl ReplicatedState {
             }
         }
         debug_assert!(
-            self.outbox_progress
-                .get(site)
-                .is_none_or(|before| (before.incarnation, before.sequence)
-                    <= (progress.incarnation, progress.sequence)),
+            self.outbox_progress.get(site).is_none_or(|before| (
+                before.incarnation,
+                before.sequence
+            ) <= (
+                progress.incarnation,
+                progress.sequence
+            )),
             "an outbox mark never goes back"
         );
         self.outbox_progress.insert(site.to_string(), progress);

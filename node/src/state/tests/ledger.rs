@@ -9,7 +9,12 @@ use crate::state::model::Actor;
 use crate::state::site_writes::{OutboxBatch, OutboxEntry, SiteWrite};
 
 /// Runs `command` as proposed by `site`.
-fn run_at(harness: &mut Harness, site: &str, at_ms: u64, command: Command) -> Result<Outcome, ApplyError> {
+fn run_at(
+    harness: &mut Harness,
+    site: &str,
+    at_ms: u64,
+    command: Command,
+) -> Result<Outcome, ApplyError> {
     harness.index += 1;
     let envelope = Envelope {
         at_ms,
@@ -81,10 +86,21 @@ fn refused(outcome: &Outcome) -> u32 {
 #[test]
 fn a_contact_is_followed_from_arrival_to_its_end() {
     let mut harness = Harness::new();
-    report(&mut harness, "msk", 1, 1_000, vec![(10, opened("line1", 1_000, None))]);
+    report(
+        &mut harness,
+        "msk",
+        1,
+        1_000,
+        vec![(10, opened("line1", 1_000, None))],
+    );
     let entry = harness.state.ledger_entry(10).unwrap();
     assert_eq!(
-        (entry.owner.as_str(), entry.arrived_at_site.as_str(), &entry.stage, entry.hops),
+        (
+            entry.owner.as_str(),
+            entry.arrived_at_site.as_str(),
+            &entry.stage,
+            entry.hops
+        ),
         ("msk", "msk", &LedgerStage::Queued, 0)
     );
     assert_eq!(harness.state.ledger_open("msk", 10).len(), 1);
@@ -93,25 +109,68 @@ fn a_contact_is_followed_from_arrival_to_its_end() {
     });
     report(&mut harness, "msk", 2, 2_000, vec![(10, answered)]);
     // Another site cannot report on msk's contact.
-    let foreign = report(&mut harness, "ekb", 1, 2_500, vec![(10, LedgerChange::Stage(LedgerStage::Ended))]);
+    let foreign = report(
+        &mut harness,
+        "ekb",
+        1,
+        2_500,
+        vec![(10, LedgerChange::Stage(LedgerStage::Ended))],
+    );
     assert_eq!(refused(&foreign), 1);
-    report(&mut harness, "msk", 3, 3_000, vec![(10, LedgerChange::Stage(LedgerStage::Ended))]);
+    report(
+        &mut harness,
+        "msk",
+        3,
+        3_000,
+        vec![(10, LedgerChange::Stage(LedgerStage::Ended))],
+    );
     let entry = harness.state.ledger_entry(10).unwrap();
     assert_eq!((&entry.stage, entry.sequence), (&LedgerStage::Ended, 3));
     assert!(harness.state.ledger_open("msk", 10).is_empty());
     // Closed: later reports are refused, and the entry goes after its retention.
-    let late = report(&mut harness, "msk", 4, 3_500, vec![(10, LedgerChange::Stage(LedgerStage::Abandoned))]);
+    let late = report(
+        &mut harness,
+        "msk",
+        4,
+        3_500,
+        vec![(10, LedgerChange::Stage(LedgerStage::Abandoned))],
+    );
     assert_eq!(refused(&late), 1);
-    run_at(&mut harness, "msk", 3_000 + LEDGER_ENDED_RETENTION_MS - 1, Command::CallerCalledIn { caller: "+79990001122".into() }).unwrap();
+    run_at(
+        &mut harness,
+        "msk",
+        3_000 + LEDGER_ENDED_RETENTION_MS - 1,
+        Command::CallerCalledIn {
+            caller: "+79990001122".into(),
+        },
+    )
+    .unwrap();
     assert!(harness.state.ledger_entry(10).is_some());
-    run_at(&mut harness, "msk", 3_000 + LEDGER_ENDED_RETENTION_MS, Command::CallerCalledIn { caller: "+79990001122".into() }).unwrap();
-    assert!(harness.state.ledger_entry(10).is_none(), "dropped after retention");
+    run_at(
+        &mut harness,
+        "msk",
+        3_000 + LEDGER_ENDED_RETENTION_MS,
+        Command::CallerCalledIn {
+            caller: "+79990001122".into(),
+        },
+    )
+    .unwrap();
+    assert!(
+        harness.state.ledger_entry(10).is_none(),
+        "dropped after retention"
+    );
 }
 
 #[test]
 fn racing_claims_for_one_contact_leave_exactly_one_owner() {
     let mut harness = Harness::new();
-    report(&mut harness, "msk", 1, 1_000, vec![(10, opened("line1", 900, None))]);
+    report(
+        &mut harness,
+        "msk",
+        1,
+        1_000,
+        vec![(10, opened("line1", 900, None))],
+    );
     // Not released yet: a claim is refused (the target retries).
     assert!(run_at(&mut harness, "spb", 1_100, claim(10, "msk", "spb")).is_err());
     report(&mut harness, "msk", 2, 1_200, vec![(10, released("spb"))]);
@@ -142,19 +201,45 @@ fn racing_claims_for_one_contact_leave_exactly_one_owner() {
         harness.state.overflow_counts("spb"),
         harness.state.overflow_counts("ekb"),
     );
-    assert_eq!((msk.out, msk.into, spb.out, spb.into, ekb.out, ekb.into), (1, 0, 0, 1, 0, 0));
+    assert_eq!(
+        (msk.out, msk.into, spb.out, spb.into, ekb.out, ekb.into),
+        (1, 0, 0, 1, 0, 0)
+    );
     // The source's own late reports on it are refused: spb owns the contact now.
-    let late = report(&mut harness, "msk", 3, 1_400, vec![(10, LedgerChange::Stage(LedgerStage::Abandoned))]);
+    let late = report(
+        &mut harness,
+        "msk",
+        3,
+        1_400,
+        vec![(10, LedgerChange::Stage(LedgerStage::Abandoned))],
+    );
     assert_eq!(refused(&late), 1);
     // spb opens it on its claim, with the ledger's arrival and hops (not the gateway's).
-    report(&mut harness, "spb", 1, 1_500, vec![(77, opened("line1", 5, Some(10)))]);
+    report(
+        &mut harness,
+        "spb",
+        1,
+        1_500,
+        vec![(77, opened("line1", 5, Some(10)))],
+    );
     let at_spb = harness.state.ledger_entry(77).unwrap();
     assert_eq!(
-        (at_spb.arrived_at_ms, at_spb.arrived_at_site.as_str(), at_spb.hops, at_spb.moved_from),
+        (
+            at_spb.arrived_at_ms,
+            at_spb.arrived_at_site.as_str(),
+            at_spb.hops,
+            at_spb.moved_from
+        ),
         (900, "msk", 1, Some(10))
     );
     // ekb cannot open it: no claim to ekb.
-    let stolen = report(&mut harness, "ekb", 1, 1_600, vec![(78, opened("line1", 5, Some(10)))]);
+    let stolen = report(
+        &mut harness,
+        "ekb",
+        1,
+        1_600,
+        vec![(78, opened("line1", 5, Some(10)))],
+    );
     assert_eq!(refused(&stolen), 1);
 }
 
@@ -162,19 +247,47 @@ fn racing_claims_for_one_contact_leave_exactly_one_owner() {
 fn the_hop_cap_is_the_ledgers() {
     let mut harness = Harness::new();
     let sites = ["s0", "s1", "s2", "s3", "s4", "s5"];
-    report(&mut harness, sites[0], 1, 1_000, vec![(100, opened("line1", 1_000, None))]);
+    report(
+        &mut harness,
+        sites[0],
+        1,
+        1_000,
+        vec![(100, opened("line1", 1_000, None))],
+    );
     let mut contact = 100;
     for hop in 1..=usize::from(OVERFLOW_HOPS_MAX) + 1 {
         let (from, to) = (sites[hop - 1], sites[hop]);
-        report(&mut harness, from, 2, 1_000 + hop as u64, vec![(contact, released(to))]);
-        let claimed = run_at(&mut harness, to, 1_000 + hop as u64, claim(contact, from, to));
+        report(
+            &mut harness,
+            from,
+            2,
+            1_000 + hop as u64,
+            vec![(contact, released(to))],
+        );
+        let claimed = run_at(
+            &mut harness,
+            to,
+            1_000 + hop as u64,
+            claim(contact, from, to),
+        );
         if hop > usize::from(OVERFLOW_HOPS_MAX) {
-            assert!(matches!(claimed, Err(ApplyError::Conflict(ref reason)) if reason.contains("cap")), "{claimed:?}");
+            assert!(
+                matches!(claimed, Err(ApplyError::Conflict(ref reason)) if reason.contains("cap")),
+                "{claimed:?}"
+            );
             return;
         }
-        assert!(matches!(claimed, Ok(Outcome::OverflowClaimed { hops, .. }) if usize::from(hops) == hop));
+        assert!(
+            matches!(claimed, Ok(Outcome::OverflowClaimed { hops, .. }) if usize::from(hops) == hop)
+        );
         let next = contact + 1;
-        report(&mut harness, to, 1, 1_000 + hop as u64, vec![(next, opened("line1", 1, Some(contact)))]);
+        report(
+            &mut harness,
+            to,
+            1,
+            1_000 + hop as u64,
+            vec![(next, opened("line1", 1, Some(contact)))],
+        );
         contact = next;
     }
     panic!("the cap was never reached");
@@ -230,7 +343,13 @@ fn a_lost_sites_callers_get_callbacks_at_their_place_and_its_claims_are_released
         panic!()
     };
     let due = 1_000 + StatePolicy::default().abandoned_callback_delay_ms;
-    run_at(&mut harness, "msk", due, Command::ClaimCallback { callback: ids[0] }).unwrap();
+    run_at(
+        &mut harness,
+        "msk",
+        due,
+        Command::ClaimCallback { callback: ids[0] },
+    )
+    .unwrap();
     let adopt = || Command::AdoptSite { site: "msk".into() };
     // Not lost yet: msk published recently.
     assert!(run_at(&mut harness, "ekb", 1_000 + SITE_LOST_AFTER_MS - 1, adopt()).is_err());
@@ -264,8 +383,17 @@ fn a_lost_sites_callers_get_callbacks_at_their_place_and_its_claims_are_released
     assert_eq!(harness.state.callback(ids[0]).unwrap().claimed_by, None);
     // Adopted once: a second adoption finds nothing open.
     let again = run_at(&mut harness, "spb", at + 1, adopt()).unwrap();
-    assert!(matches!(again, Outcome::SiteAdopted { contacts: 0, .. }), "{again:?}");
+    assert!(
+        matches!(again, Outcome::SiteAdopted { contacts: 0, .. }),
+        "{again:?}"
+    );
     // A late report of the lost site changes nothing.
-    let late = report(&mut harness, "msk", 6, at + 2, vec![(1, LedgerChange::Stage(LedgerStage::Abandoned))]);
+    let late = report(
+        &mut harness,
+        "msk",
+        6,
+        at + 2,
+        vec![(1, LedgerChange::Stage(LedgerStage::Abandoned))],
+    );
     assert_eq!(refused(&late), 1);
 }

@@ -43,7 +43,12 @@ fn claimed_callback(harness: &mut Harness) -> (u64, u64) {
     };
     let due = 1_000 + StatePolicy::default().abandoned_callback_delay_ms;
     harness
-        .run(due, Command::ClaimCallback { callback: created[0] })
+        .run(
+            due,
+            Command::ClaimCallback {
+                callback: created[0],
+            },
+        )
         .unwrap();
     (created[0], due)
 }
@@ -92,9 +97,15 @@ fn a_refused_entry_is_consumed_and_a_new_incarnation_starts_over() {
     );
     assert_eq!(harness.state.outbox_progress("msk").sequence, 2);
     // The store was lost and recreated: sequences start again under a newer incarnation.
-    assert_eq!(harness.run(20, batch(6, &[(1, called_in.clone())])), applied(1, 0, 0));
+    assert_eq!(
+        harness.run(20, batch(6, &[(1, called_in.clone())])),
+        applied(1, 0, 0)
+    );
     // A late batch of the old store is skipped whole.
-    assert_eq!(harness.run(30, batch(5, &[(3, called_in)])), applied(0, 1, 0));
+    assert_eq!(
+        harness.run(30, batch(5, &[(3, called_in)])),
+        applied(0, 1, 0)
+    );
     let progress = harness.state.outbox_progress("msk");
     assert_eq!((progress.incarnation, progress.sequence), (6, 1));
 }
