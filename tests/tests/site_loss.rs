@@ -83,9 +83,14 @@ fn callers_waiting_at_a_killed_site_all_get_callbacks_from_a_live_one() {
         assert_eq!(body["contact"]["stage"], "queued", "{body}");
         callers.push(caller);
     }
-    // The ledger (every site's replica) holds the 50 waiting callers before the loss.
+    // The ledger (every site's replica) holds the 50 waiting callers before the loss, and
+    // site3 has published its summary (what its peers watch).
     eventually("50 open ledger entries at site3", || {
         (open_at(&nodes[0], "site3").len() == CALLERS).then_some(())
+    });
+    eventually("site3's summary", || {
+        let (_, body) = nodes[0].call("GET", "/api/v1/ledger/sites/site3/open?limit=1", None);
+        body["last_summary_at_ms"].as_u64()
     });
     let killed_at = std::time::Instant::now();
     nodes[2].kill();

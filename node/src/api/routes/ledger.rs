@@ -129,7 +129,8 @@ pub(super) struct OpenQuery {
     limit: Option<usize>,
 }
 
-/// `GET /api/v1/ledger/sites/{site}/open`: a site's open contacts, with its overflow counts.
+/// `GET /api/v1/ledger/sites/{site}/open`: a site's open contacts, with its overflow counts
+/// and when its last summary was published (a site is adopted once that stops).
 pub(super) async fn ledger_open(
     state: Data,
     request: HttpRequest,
@@ -155,8 +156,13 @@ pub(super) async fn ledger_open(
     linearizable(&state).await?;
     let body = state.shared.read(|replicated| {
         let counts = replicated.overflow_counts(&site);
+        let last_summary_at_ms = replicated
+            .site_summaries()
+            .find(|summary| summary.site == site)
+            .map(|summary| summary.at_ms);
         json!({
             "site": site,
+            "last_summary_at_ms": last_summary_at_ms,
             "open": replicated.ledger_open(&site, limit),
             "overflowed_out": counts.out,
             "overflowed_in": counts.into,
