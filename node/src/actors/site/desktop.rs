@@ -261,7 +261,7 @@ impl SiteActor {
             })
             .collect();
         self.effects = effects;
-        self.process_effects(ctx);
+        self.process_effects();
         for (contact, agent) in ended {
             let Some(record) = self.live.contacts.get(&contact) else {
                 continue;

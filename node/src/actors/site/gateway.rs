@@ -172,7 +172,7 @@ impl SiteActor {
                 self.domain(ctx, |site, now, out| site.handle_end(now, contact, out))?;
             }
             ContactStage::Queued | ContactStage::Offered => {
-                return self.abandon(ctx, contact);
+                return self.abandon(contact);
             }
             _ => {}
         }
@@ -264,7 +264,7 @@ impl SiteActor {
         );
         self.effects = effects;
         self.live.arriving = Some(contact.id);
-        self.process_effects(ctx);
+        self.process_effects();
         self.live.arriving = None;
         self.start_call(ctx, contact.id);
         self.dirty.contacts.push(contact.id);
@@ -289,7 +289,7 @@ impl SiteActor {
         Ok((SiteId(peer), from))
     }
 
-    pub(super) fn abandon(&mut self, ctx: &mut Context<Self>, contact: ContactId) -> SiteResult {
+    pub(super) fn abandon(&mut self, contact: ContactId) -> SiteResult {
         let record = self
             .live
             .contacts
@@ -317,17 +317,13 @@ impl SiteActor {
                 .retain(|effect| !matches!(effect, Effect::RequestCallback(_)));
             self.record_callback_outcome(contact, CallbackOutcome::NoAnswer);
         }
-        self.process_effects(ctx);
+        self.process_effects();
         self.finish_reply(contact)
     }
 
     /// The self-service bot served the caller: the contact leaves by the domain's own ending
     /// (counted apart; no abandonment, no callback).
-    pub(super) fn self_served(
-        &mut self,
-        ctx: &mut Context<Self>,
-        contact: ContactId,
-    ) -> SiteResult {
+    pub(super) fn self_served(&mut self, contact: ContactId) -> SiteResult {
         if !self.live.contacts.contains_key(&contact) {
             return Err(SiteError::NotFound(format!("contact {contact} not found")));
         }
@@ -341,7 +337,7 @@ impl SiteActor {
                 "contact {contact} is not waiting or ringing"
             )));
         }
-        self.process_effects(ctx);
+        self.process_effects();
         self.finish_reply(contact)
     }
 }

@@ -502,7 +502,7 @@ impl SiteActor {
         self.effects = effects;
         match result {
             Ok(value) => {
-                self.process_effects(ctx);
+                self.process_effects();
                 self.arm_wrap_up_timer(ctx);
                 Ok(value)
             }
@@ -520,8 +520,8 @@ impl SiteActor {
                 self.contact_answered(ctx, contact, &agent)
             }
             SiteInput::ContactEnded(contact) => self.contact_ended(ctx, contact),
-            SiteInput::ContactAbandoned(contact) => self.abandon(ctx, contact),
-            SiteInput::ContactSelfServed(contact) => self.self_served(ctx, contact),
+            SiteInput::ContactAbandoned(contact) => self.abandon(contact),
+            SiteInput::ContactSelfServed(contact) => self.self_served(contact),
             SiteInput::ChatMessage { contact, text } => self.chat_message(contact, text),
             SiteInput::AgentChat {
                 login,
@@ -609,7 +609,7 @@ impl Actor for SiteActor {
         self.flush(ctx);
         ctx.run_interval(CALLBACK_SWEEP_INTERVAL, |actor, ctx| {
             actor.sweep_callbacks(ctx);
-            actor.sweep_offers(ctx);
+            actor.sweep_offers();
             actor.sweep_lingering();
             actor.arm_overflow_timer(ctx);
             actor.flush(ctx);
