@@ -5,7 +5,9 @@
 //! count it (out at the source, in at the target), and the source's gateway stream tells
 //! where it went, with the hop count to pass on. Invalid `overflowed_from` fields are 400.
 //! With the oldest-wait trigger, a call that waits past the threshold is moved by the
-//! site's deadline timer, with no other arrival or peer change to wake the rule.
+//! site's deadline timer, with no other arrival or peer change to wake the rule. Racing
+//! re-presentations of one overflowed contact: the ledger's committed claim lets exactly one
+//! through (the others 409), and the sites' ledger overflow counts balance.
 #![allow(clippy::unwrap_used)]
 
 mod common;
