@@ -22,8 +22,9 @@
 //! - A batch the state machine refuses as a whole (never expected: entries are validated on
 //!   append) is retried entry by entry; an entry refused alone is logged and counted dropped.
 //!
-//! The window between the site answering its caller and the fsync is one group commit (the
-//! writer's next batch, milliseconds): a crash of the node inside it loses those writes.
+//! Answers that acknowledge a write (an abandoned caller's callback, an attempt's outcome)
+//! wait for [`Outbox::durable`] — one group commit, milliseconds — so what was acknowledged
+//! survives a crash of the node; the arrival → offer path never waits for it.
 
 mod store;
 #[cfg(test)]
@@ -54,6 +55,8 @@ pub const OUTBOX_RETRY_BACKOFF_MIN: Duration = Duration::from_millis(100);
 pub const OUTBOX_RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Wait between disk retries when the store fails.
 pub const OUTBOX_DISK_RETRY: Duration = Duration::from_secs(1);
+/// How long [`Outbox::durable`] waits for the disk before giving up.
+pub const OUTBOX_DURABLE_WAIT: Duration = Duration::from_secs(5);
 /// The drainer looks at the store at least this often even without a wake-up.
 pub const OUTBOX_IDLE_POLL: Duration = Duration::from_secs(1);
 
@@ -69,6 +72,9 @@ pub enum OutboxError {
     /// The writer thread is gone (the node is stopping).
     #[error("outbox closed")]
     Closed,
+    /// The writes were not fsync'd within the wait (the disk is failing or very slow).
+    #[error("outbox writes not durable within {0:?}")]
+    NotDurable(Duration),
     /// A thread could not be started.
     #[error("cannot start the outbox {what} thread: {source}")]
     Thread {
@@ -128,6 +134,10 @@ pub struct OutboxSnapshot {
 struct Shared {
     store: OutboxStore,
     stats: Stats,
+    /// Writes taken by [`Outbox::append`] since this process opened the store.
+    appended_total: AtomicU64,
+    /// Of those, written and fsync'd (the writer publishes after each group).
+    written_total: tokio::sync::watch::Sender<u64>,
     wake: tokio::sync::Notify,
     stop: AtomicBool,
 }
@@ -180,6 +190,8 @@ impl Outbox {
         let shared = Arc::new(Shared {
             store,
             stats: Stats::default(),
+            appended_total: AtomicU64::new(0),
+            written_total: tokio::sync::watch::Sender::new(0),
             wake: tokio::sync::Notify::new(),
             stop: AtomicBool::new(false),
         });
@@ -261,7 +273,26 @@ impl Outbox {
             self.appends.send(write).map_err(|_| OutboxError::Closed)?;
         }
         self.shared.stats.accepted.fetch_add(1, Ordering::SeqCst);
+        self.shared.appended_total.fetch_add(1, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Resolves once every write appended before the call is fsync'd (not committed: the
+    /// drainer commits it later, whatever happens to this process), or fails after
+    /// [`OUTBOX_DURABLE_WAIT`]. What a site acknowledges after this survives a crash.
+    pub async fn durable(&self) -> Result<(), OutboxError> {
+        let target = self.shared.appended_total.load(Ordering::SeqCst);
+        let mut written = self.shared.written_total.subscribe();
+        match tokio::time::timeout(
+            OUTBOX_DURABLE_WAIT,
+            written.wait_for(|written| *written >= target),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(OutboxError::Closed),
+            Err(_) => Err(OutboxError::NotDurable(OUTBOX_DURABLE_WAIT)),
+        }
     }
 
     /// The incarnation of the store (its creation time in ms).
@@ -325,6 +356,9 @@ fn write_loop(shared: &Shared, receiver: &Receiver<SiteWrite>, mut last: u64) {
                     debug_assert_eq!(new_last, last + group.len() as u64);
                     last = new_last;
                     shared.stats.durable.store(last, Ordering::SeqCst);
+                    shared
+                        .written_total
+                        .send_modify(|written| *written += group.len() as u64);
                     shared.wake.notify_one();
                     break;
                 }

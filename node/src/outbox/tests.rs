@@ -173,3 +173,20 @@ fn an_invalid_write_is_refused_on_append() {
     assert_eq!(outbox.snapshot().depth, 0);
     outbox.close();
 }
+
+#[tokio::test]
+async fn durable_resolves_once_the_appended_writes_are_fsynced() {
+    let data = tempfile::tempdir().unwrap();
+    let shared = SharedState::new();
+    let replicator = flaky(&shared, UNAVAILABLE);
+    let outbox = Outbox::open(data.path(), Proposer::new(replicator, "msk".into())).unwrap();
+    outbox.durable().await.unwrap();
+    for caller in 0..3 {
+        outbox.append(abandoned(caller)).unwrap();
+    }
+    outbox.durable().await.unwrap();
+    assert_eq!(outbox.durable_sequence(), 3, "on disk though not committed");
+    assert_eq!(outbox.committed_sequence(), 0);
+    let outbox = tokio::task::spawn_blocking(move || outbox.close());
+    outbox.await.unwrap();
+}

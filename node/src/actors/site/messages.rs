@@ -237,6 +237,13 @@ pub struct Arrival {
     pub overflowed_from: Option<OverflowedFrom>,
 }
 
+/// Resolves once the writes the Site handed to its outbox so far are fsync'd: asked after
+/// an input whose answer acknowledges such a write (an abandoned caller's callback, a dial
+/// attempt's outcome).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), SiteError>")]
+pub struct OutboxDurable;
+
 /// Asks the actor to stop taking new work (SIGTERM): it releases queued callbacks.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]

@@ -73,7 +73,7 @@ use crate::state::site_writes::SiteWrite;
 pub use adoption::ADOPTION_BOUND_MS;
 pub use messages::{
     Arrival, Audience, ContactStage, Drain, LookupChildren, LookupContact, LookupMetrics,
-    SiteChildren, SiteError, SiteInput, SiteResult, Subscribe, outcome_json,
+    OutboxDurable, SiteChildren, SiteError, SiteInput, SiteResult, Subscribe, outcome_json,
 };
 pub use views::{
     AgentView, AgentsView, ContactView, MonitorRequest, QueuesView, RoutingMetrics, SiteReply,
@@ -665,6 +665,20 @@ impl Handler<SiteInput> for SiteActor {
         self.arm_overflow_timer(ctx);
         self.flush(ctx);
         result
+    }
+}
+
+impl Handler<OutboxDurable> for SiteActor {
+    type Result = ResponseFuture<Result<(), SiteError>>;
+
+    fn handle(&mut self, _durable: OutboxDurable, _ctx: &mut Self::Context) -> Self::Result {
+        let outbox = self.outbox.clone();
+        Box::pin(async move {
+            outbox
+                .durable()
+                .await
+                .map_err(|error| SiteError::Outbox(Arc::new(error)))
+        })
     }
 }
 

@@ -109,7 +109,11 @@ pub(super) async fn contact_ended(
     authenticate(&state, &request, &[Role::Gateway])?;
     let contact = ContactId(path.into_inner());
     match state.site.send(SiteInput::ContactEnded(contact)).await? {
-        Ok(value) => Ok(HttpResponse::Ok().json(value)),
+        Ok(value) => {
+            // A hang-up while waiting is an abandonment: its callback is acknowledged durable.
+            state.site.send(OutboxDurable).await??;
+            Ok(HttpResponse::Ok().json(value))
+        }
         // The agent already ended and wrapped it up: the hang-up changes nothing.
         Err(SiteError::Finished(_)) => lookup_contact(&state, contact, None).await,
         Err(error) => Err(error.into()),
@@ -122,7 +126,7 @@ pub(super) async fn contact_abandoned(
     path: web::Path<u64>,
 ) -> ApiResult {
     authenticate(&state, &request, &[Role::Gateway])?;
-    ask(
+    ask_durable(
         &state,
         SiteInput::ContactAbandoned(ContactId(path.into_inner())),
     )

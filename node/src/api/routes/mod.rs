@@ -21,7 +21,7 @@ use super::auth::{require, require_agent};
 use super::problem::ApiError;
 use crate::actors::STREAM_BUFFER_EVENTS;
 use crate::actors::site::{
-    Arrival, Audience, LookupContact, SiteError, SiteInput, Subscribe, outcome_json,
+    Arrival, Audience, LookupContact, OutboxDurable, SiteError, SiteInput, Subscribe, outcome_json,
 };
 use crate::state::command::normalize_phone;
 use crate::state::model::{
@@ -240,6 +240,14 @@ pub(super) fn validate_login(login: &str) -> Result<(), ApiError> {
 
 pub(super) async fn ask(state: &Data, input: SiteInput) -> ApiResult {
     let value = state.site.send(input).await??;
+    Ok(HttpResponse::Ok().json(value))
+}
+
+/// [`ask`] for inputs whose answer acknowledges a write of the Site's outbox (an abandoned
+/// caller's callback, a dial attempt's outcome): answered once that write is fsync'd.
+pub(super) async fn ask_durable(state: &Data, input: SiteInput) -> ApiResult {
+    let value = state.site.send(input).await??;
+    state.site.send(OutboxDurable).await??;
     Ok(HttpResponse::Ok().json(value))
 }
 
