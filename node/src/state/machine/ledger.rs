@@ -4,7 +4,9 @@
 //!
 //! Rules, checked before anything changes:
 //! - only the owner reports on an entry, and never after it closed (ended, abandoned, served
-//!   by the bot, or claimed away);
+//!   by the bot, or claimed away) — except that an owner whose contacts were adopted while it
+//!   was only cut off may still report that it answered, ended or served the contact: the
+//!   adoption's callback is then withdrawn (not if it is being dialled);
 //! - an overflowed-in contact is opened only on a committed claim to the opening site;
 //! - a claim is made by the target site, on an entry its owner released (`overflowed`, not
 //!   yet claimed), within [`OVERFLOW_HOPS_MAX`] moves.
@@ -29,6 +31,7 @@ impl ReplicatedState {
     /// Applies `site`'s report `update` (its outbox entry `sequence`).
     pub(super) fn apply_ledger_update(
         &mut self,
+        at_ms: TimestampMs,
         site: &str,
         sequence: u64,
         update: &LedgerUpdate,
@@ -52,10 +55,24 @@ impl ReplicatedState {
                         entry.owner
                     )));
                 }
-                if entry.stage.is_closed() {
+                let resumed = matches!(entry.stage, LedgerStage::Adopted { .. })
+                    && matches!(
+                        change,
+                        LedgerChange::Stage(
+                            LedgerStage::Answered { .. }
+                                | LedgerStage::Ended
+                                | LedgerStage::ServedByBot
+                        )
+                    );
+                if entry.stage.is_closed() && !resumed {
                     return Err(ApplyError::Conflict(format!("contact {contact} is closed")));
                 }
                 let mut entry = entry.clone();
+                if resumed {
+                    // The owner was cut off, not lost: it served the caller after all. The
+                    // adoption's callback is withdrawn unless it is being dialled already.
+                    self.caller_called_in(at_ms, &entry.caller)?;
+                }
                 match change {
                     LedgerChange::Requeued { skill } => {
                         entry.skill.clone_from(skill);

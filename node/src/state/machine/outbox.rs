@@ -94,7 +94,7 @@ impl ReplicatedState {
             SiteWrite::CallbackAttempt { callback, outcome } => {
                 self.record_attempt(at_ms, *callback, *outcome)
             }
-            SiteWrite::Ledger(update) => self.apply_ledger_update(site, sequence, update),
+            SiteWrite::Ledger(update) => self.apply_ledger_update(at_ms, site, sequence, update),
         }
     }
 

@@ -387,7 +387,7 @@ fn a_lost_sites_callers_get_callbacks_at_their_place_and_its_claims_are_released
         matches!(again, Outcome::SiteAdopted { contacts: 0, .. }),
         "{again:?}"
     );
-    // A late report of the lost site changes nothing.
+    // A late report of the lost site changes nothing...
     let late = report(
         &mut harness,
         "msk",
@@ -396,4 +396,36 @@ fn a_lost_sites_callers_get_callbacks_at_their_place_and_its_claims_are_released
         vec![(1, LedgerChange::Stage(LedgerStage::Abandoned))],
     );
     assert_eq!(refused(&late), 1);
+    // ...unless it says the caller was served after all (msk was cut off, not lost): the
+    // adoption's callback for that caller is withdrawn.
+    assert!(
+        harness
+            .state
+            .abandoned_callback_for("+79160000002")
+            .is_some()
+    );
+    let served = report(
+        &mut harness,
+        "msk",
+        7,
+        at + 3,
+        vec![(2, LedgerChange::Stage(LedgerStage::Ended))],
+    );
+    assert_eq!(refused(&served), 0);
+    assert!(
+        harness
+            .state
+            .abandoned_callback_for("+79160000002")
+            .is_none()
+    );
+    assert!(
+        harness
+            .state
+            .abandoned_callback_for("+79160000001")
+            .is_some()
+    );
+    assert_eq!(
+        harness.state.ledger_entry(2).unwrap().stage,
+        LedgerStage::Ended
+    );
 }
