@@ -139,3 +139,45 @@ fn callers_waiting_at_a_killed_site_all_get_callbacks_from_a_live_one() {
     });
     assert!(open_at(&nodes[2], "site3").is_empty());
 }
+
+/// A site killed and restarted at once (its peers never see it stale): the callers it had
+/// waiting are gone from its memory; it recovers them from the ledger as callbacks itself.
+#[test]
+fn callers_waiting_at_a_site_that_restarts_at_once_get_callbacks_from_it() {
+    let directory = tempfile::tempdir().unwrap();
+    let sites = three_peered_sites(directory.path());
+    let mut nodes: Vec<Node> = sites.iter().map(Node::start).collect();
+    for node in &nodes {
+        eventually("a leader", || {
+            (node.call("GET", "/readyz", None).0 == 200).then_some(())
+        });
+    }
+    let callers: Vec<String> = (0..10).map(|index| format!("+7916444{index:04}")).collect();
+    for caller in &callers {
+        let (status, body) = nodes[2].call(
+            "POST",
+            "/api/v1/contacts",
+            Some(json!({"caller": caller, "topic": "order"})),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    eventually("10 open ledger entries at site3", || {
+        (open_at(&nodes[0], "site3").len() == callers.len()).then_some(())
+    });
+    nodes[2].kill();
+    nodes[2] = Node::start(&sites[2]);
+    let callbacks = eventually("the callers' callbacks", || {
+        let (status, body) = nodes[0].call("GET", "/api/v1/callbacks?limit=500", None);
+        assert_eq!(status, 200, "{body}");
+        let callbacks: Vec<Value> = body["callbacks"].as_array().unwrap().clone();
+        (callbacks.len() >= callers.len()).then_some(callbacks)
+    });
+    for caller in &callers {
+        let callback = callbacks
+            .iter()
+            .find(|callback| callback["caller"] == caller.as_str())
+            .unwrap_or_else(|| panic!("no callback for {caller}"));
+        assert_eq!(callback["site"], "site3", "{callback}");
+    }
+    assert!(open_at(&nodes[0], "site3").is_empty());
+}

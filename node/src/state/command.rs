@@ -191,6 +191,12 @@ pub enum Command {
         /// The lost site.
         site: String,
     },
+    /// The proposing site, restarted, recovers its own contacts that were open when it
+    /// stopped (last updated before `before_ms`): callbacks for their callers.
+    RecoverOwnContacts {
+        /// The site's start (its clock).
+        before_ms: TimestampMs,
+    },
 }
 
 impl Command {
@@ -218,6 +224,7 @@ impl Command {
             Command::Outbox(_) => "outbox",
             Command::ClaimOverflow { .. } => "claim_overflow",
             Command::AdoptSite { .. } => "adopt_site",
+            Command::RecoverOwnContacts { .. } => "recover_own_contacts",
         }
     }
 
@@ -307,6 +314,7 @@ impl Command {
                 validate_text("to", to, SHORT_TEXT_CHARS_MAX, false)
             }
             Command::AdoptSite { site } => validate_text("site", site, SHORT_TEXT_CHARS_MAX, false),
+            Command::RecoverOwnContacts { .. } => Ok(()),
             Command::ClaimCallback { .. }
             | Command::ReleaseCallback { .. }
             | Command::RecordCallbackAttempt { .. } => Ok(()),

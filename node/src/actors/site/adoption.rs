@@ -1,4 +1,6 @@
-//! Site loss, the Site's part: on each summary tick, a peer whose summaries stopped (stale on
+//! Site loss, the Site's part. A restarted site recovers its own contacts that were open
+//! when it stopped (`Command::RecoverOwnContacts`, once its outbox committed what it held),
+//! so a crash followed by a quick restart forgets no caller either. On each summary tick, a peer whose summaries stopped (stale on
 //! this node's clock) and that still has open ledger entries or claimed callbacks is adopted
 //! by the lowest-numbered live site (`Command::AdoptSite`: its callers get callback tasks at
 //! their original place, its claimed callbacks are released).
@@ -7,6 +9,8 @@
 //! publishes at least every `SUMMARY_REFRESH_AFTER_MS` + a tick, so its contacts are adopted
 //! within [`ADOPTION_BOUND_MS`] of its death (plus one commit); a proposal that fails is
 //! made again on the next tick.
+
+use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -89,6 +93,73 @@ impl SiteActor {
                         }
                     }
                 }),
+        );
+    }
+}
+
+/// How long a restarted Site waits for its outbox to commit what it held before recovering
+/// its own orphaned contacts (it recovers then anyway: late entries stay open, logged).
+pub const RECOVERY_OUTBOX_WAIT: Duration = Duration::from_secs(60);
+/// Attempts to propose the recovery (one a second) before giving up until the next start.
+pub const RECOVERY_ATTEMPTS_MAX: u32 = 120;
+
+impl SiteActor {
+    /// After a restart (of the process or of this actor), the contacts this site had open are
+    /// gone from its memory: once its outbox committed what it held and the state is caught
+    /// up, their callers get callbacks (`Command::RecoverOwnContacts`), as a lost site's do.
+    pub(super) fn recover_own_contacts(&mut self, ctx: &mut Context<Self>) {
+        let started_ms = now_ms();
+        let outbox = self.outbox.clone();
+        let proposer = self.proposer.clone();
+        let shared = self.shared.clone();
+        let site = self.config.site.id.clone();
+        ctx.spawn(
+            async move {
+                if let Err(error) = outbox.durable().await {
+                    tracing::warn!(%error, "outbox not durable before recovery");
+                }
+                let through = outbox.durable_sequence();
+                let deadline = tokio::time::Instant::now() + RECOVERY_OUTBOX_WAIT;
+                while outbox.committed_sequence() < through
+                    && tokio::time::Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                for _ in 0..RECOVERY_ATTEMPTS_MAX {
+                    if proposer.replicator().read_barrier().await.is_ok() {
+                        let orphans = shared.read(|state| {
+                            state
+                                .ledger_open(&site, usize::MAX)
+                                .iter()
+                                .any(|entry| entry.updated_at_ms < started_ms)
+                        });
+                        if !orphans {
+                            return;
+                        }
+                        let command = Command::RecoverOwnContacts {
+                            before_ms: started_ms,
+                        };
+                        match proposer.propose(Principal::system(), command).await {
+                            Ok(Outcome::SiteAdopted {
+                                contacts,
+                                callbacks,
+                                ..
+                            }) => {
+                                tracing::warn!(
+                                    contacts,
+                                    callbacks = callbacks.len(),
+                                    "recovered contacts open before the restart"
+                                );
+                                continue;
+                            }
+                            Ok(_) => return,
+                            Err(error) => tracing::info!(%error, "recovery not done; retrying"),
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            .into_actor(self),
         );
     }
 }

@@ -606,6 +606,7 @@ impl Actor for SiteActor {
         // Callbacks this site had queued before a restart go back into its queue, once the
         // replicated state has been reloaded.
         self.requeue_claimed_after_reload(ctx);
+        self.recover_own_contacts(ctx);
         self.flush(ctx);
         ctx.run_interval(CALLBACK_SWEEP_INTERVAL, |actor, ctx| {
             actor.sweep_callbacks(ctx);

@@ -39,9 +39,41 @@ impl ReplicatedState {
                 at_ms.saturating_sub(last_summary_ms)
             )));
         }
+        Ok(self.adopt_open(at_ms, adopter, lost, None))
+    }
+
+    /// A site that restarted recovers its own contacts that were open when it stopped (their
+    /// last update is older than `before_ms`, its start): they are gone from its memory, so
+    /// their callers get callbacks as a lost site's do.
+    pub(super) fn recover_own_contacts(
+        &mut self,
+        at_ms: TimestampMs,
+        site: &str,
+        before_ms: TimestampMs,
+    ) -> Response {
+        if before_ms > at_ms {
+            return Err(ApplyError::Conflict(
+                "recovery of contacts from the future".to_string(),
+            ));
+        }
+        Ok(self.adopt_open(at_ms, site, site, Some(before_ms)))
+    }
+
+    /// `adopter` takes over `lost`'s open entries (only those last updated before
+    /// `before_ms`, if given): callbacks for their callers, claimed callbacks released (for a
+    /// lost site only: a recovering site re-queues its own).
+    fn adopt_open(
+        &mut self,
+        at_ms: TimestampMs,
+        adopter: &str,
+        lost: &str,
+        before_ms: Option<TimestampMs>,
+    ) -> Outcome {
         let open: Vec<u64> = self
-            .ledger_open(lost, ADOPTIONS_PER_COMMAND_MAX)
+            .ledger_open(lost, usize::MAX)
             .into_iter()
+            .filter(|entry| before_ms.is_none_or(|before| entry.updated_at_ms < before))
+            .take(ADOPTIONS_PER_COMMAND_MAX)
             .map(|entry| entry.contact)
             .collect();
         let mut callbacks = Vec::new();
@@ -66,21 +98,24 @@ impl ReplicatedState {
             entry.updated_at_ms = at_ms;
             self.store_ledger_entry(entry);
         }
-        let claimed: Vec<u64> = self
-            .callbacks_claimed_by(lost)
-            .into_iter()
-            .map(|callback| callback.id)
-            .collect();
+        let claimed: Vec<u64> = if before_ms.is_some() {
+            Vec::new()
+        } else {
+            self.callbacks_claimed_by(lost)
+                .into_iter()
+                .map(|callback| callback.id)
+                .collect()
+        };
         let mut released = 0u32;
         for callback in claimed {
             if self.release_callback(callback).is_ok() {
                 released += 1;
             }
         }
-        Ok(Outcome::SiteAdopted {
+        Outcome::SiteAdopted {
             contacts: u32::try_from(open.len()).unwrap_or(u32::MAX),
             callbacks,
             released,
-        })
+        }
     }
 }

@@ -307,6 +307,9 @@ impl ReplicatedState {
                 self.claim_overflow(at_ms, site, *contact, from)
             }
             Command::AdoptSite { site: lost } => self.adopt_site(at_ms, site, lost),
+            Command::RecoverOwnContacts { before_ms } => {
+                self.recover_own_contacts(at_ms, site, *before_ms)
+            }
             Command::PublishSiteSummary(summary) => {
                 self.site_summaries
                     .insert(summary.site.clone(), summary.clone());

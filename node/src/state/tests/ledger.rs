@@ -429,3 +429,58 @@ fn a_lost_sites_callers_get_callbacks_at_their_place_and_its_claims_are_released
         LedgerStage::Ended
     );
 }
+
+#[test]
+fn a_restarted_site_recovers_only_the_contacts_open_before_its_start() {
+    let mut harness = Harness::new();
+    let open = |caller: &str, at_ms| LedgerChange::Opened {
+        caller: caller.to_string(),
+        skill: "line1".into(),
+        arrived_at_ms: at_ms,
+        moved_from: None,
+    };
+    report(
+        &mut harness,
+        "msk",
+        1,
+        1_000,
+        vec![(1, open("+79160000001", 1_000))],
+    );
+    // msk restarted at 3,000; contact 2 arrived after the restart.
+    report(
+        &mut harness,
+        "msk",
+        2,
+        5_000,
+        vec![(2, open("+79160000002", 5_000))],
+    );
+    let recover = Command::RecoverOwnContacts { before_ms: 3_000 };
+    assert!(
+        run_at(&mut harness, "msk", 2_000, recover.clone()).is_err(),
+        "from the future"
+    );
+    let outcome = run_at(&mut harness, "msk", 6_000, recover).unwrap();
+    assert!(
+        matches!(&outcome, Outcome::SiteAdopted { contacts: 1, callbacks, released: 0 } if callbacks.len() == 1),
+        "{outcome:?}"
+    );
+    assert!(
+        harness
+            .state
+            .abandoned_callback_for("+79160000001")
+            .is_some()
+    );
+    assert!(
+        harness
+            .state
+            .abandoned_callback_for("+79160000002")
+            .is_none()
+    );
+    let still_open: Vec<u64> = harness
+        .state
+        .ledger_open("msk", 10)
+        .iter()
+        .map(|entry| entry.contact)
+        .collect();
+    assert_eq!(still_open, vec![2]);
+}
