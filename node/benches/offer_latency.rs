@@ -44,11 +44,18 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
+/// The bench token's hash, as a config stores it (plaintext tokens are refused).
+fn token_sha256() -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(TOKEN.as_bytes()))
+}
+
 fn config(site: &str, number: u16, data: &Path, cluster: &str) -> String {
     let mut text = format!(
         "[site]\nid = \"{site}\"\nnumber = {number}\ndata_dir = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n{cluster}\n\
-         [[tokens]]\nname = \"bench\"\nrole = \"admin\"\ntoken = \"{TOKEN}\"\n",
-        data.display()
+         [[tokens]]\nname = \"bench\"\nrole = \"admin\"\nsha256 = \"{}\"\n",
+        data.display(),
+        token_sha256()
     );
     for agent in 0..AGENTS {
         text.push_str(&format!(

@@ -12,6 +12,8 @@
 //! - [`state`] — the replicated state machine (orders, pre-orders, reservations, complaints,
 //!   callbacks) applied from the Raft log.
 //! - [`replicate`] — the boundary to Raft: the `Replicator` trait, the proposer.
+//! - [`outbox`] — the durable per-site outbox: writes the site must get committed, fsync'd
+//!   in its own RocksDB and proposed in batches until committed, each applied once.
 //! - [`cluster`] — the Raft replicator: RocksDB in the data dir, QUIC with mutual TLS.
 //! - [`actors`] — the actix actors around the routing core: the Site (routing, supervisor) and
 //!   its Agent, Call and Queue children (streams, offer timers, transcripts, live views).
@@ -24,6 +26,7 @@ pub mod api;
 pub mod cluster;
 pub mod config;
 pub mod node;
+pub mod outbox;
 pub mod replicate;
 pub mod state;
 pub mod ui;

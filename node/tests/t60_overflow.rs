@@ -5,7 +5,9 @@
 //! count it (out at the source, in at the target), and the source's gateway stream tells
 //! where it went, with the hop count to pass on. Invalid `overflowed_from` fields are 400.
 //! With the oldest-wait trigger, a call that waits past the threshold is moved by the
-//! site's deadline timer, with no other arrival or peer change to wake the rule.
+//! site's deadline timer, with no other arrival or peer change to wake the rule. Racing
+//! re-presentations of one overflowed contact: the ledger's committed claim lets exactly one
+//! through (the others 409), and the sites' ledger overflow counts balance.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -271,4 +273,137 @@ fn a_call_waiting_past_the_oldest_wait_threshold_is_overflowed_by_the_deadline_t
         metric(msk, "callgrid_contacts_offered_total{site=\"msk\"}"),
         Some(1.0)
     );
+}
+
+/// Concurrent re-presentations of one overflowed contact: the ledger's claim lets exactly
+/// one through; the others are 409 and nothing else is queued; the contact's ledger entry
+/// names the one owner and the sites' overflow counts (from committed claims) balance. A
+/// contact its site never released is not claimable.
+#[test]
+fn racing_presentations_of_one_overflowed_contact_leave_exactly_one_owner() {
+    let (_directory, nodes) = two_sites(
+        "enabled = true\ntrigger = \"predicted_wait\"\nthreshold_on_ms = 1000\nthreshold_off_ms = 500\nshare_out_max = 1.0\nwindow_s = 600",
+    );
+    let (msk, spb) = (&nodes[0], &nodes[1]);
+    // A call queued at msk (nobody idle at spb yet) is not released: a claim is refused
+    // after the bounded wait, and nothing is queued at spb.
+    let (status, kept) = msk.call(
+        "POST",
+        "/api/v1/contacts",
+        Some(GATEWAY),
+        Some(arrival("+79160006060", None)),
+    );
+    assert_eq!(status, 201, "{kept}");
+    assert_eq!(kept["contact"]["stage"], "queued", "{kept}");
+    let kept_id = kept["contact"]["id"].as_u64().unwrap();
+    let (status, body) = spb.call(
+        "POST",
+        "/api/v1/contacts",
+        Some(GATEWAY),
+        Some(arrival(
+            "+79160006060",
+            Some(json!({"site": "msk", "contact": kept_id, "arrived_at_ms": now_ms() - 10})),
+        )),
+    );
+    assert_eq!(status, 409, "{body}");
+
+    ready(spb, "boris", BORIS);
+    let view = eventually("the call to be overflowed", || {
+        let (_, view) = msk.call(
+            "GET",
+            &format!("/api/v1/contacts/{kept_id}"),
+            Some(GATEWAY),
+            None,
+        );
+        (view["stage"] == "overflowed").then_some(view)
+    });
+    let from = json!({"site": "msk", "contact": kept_id,
+        "arrived_at_ms": view["arrived_at_ms"], "hops": 1});
+    let base = spb.base.clone();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let base = base.clone();
+            let body = arrival("+79160006060", Some(from.clone()));
+            std::thread::spawn(move || {
+                common::call(&base, "POST", "/api/v1/contacts", Some(GATEWAY), Some(body))
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, Value)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let taken: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == 201)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(taken.len(), 1, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|(status, _)| *status == 201 || *status == 409),
+        "{answers:?}"
+    );
+    assert_eq!(
+        metric(spb, "callgrid_contacts_offered_total{site=\"spb\"}"),
+        Some(1.0),
+        "one arrival at spb"
+    );
+    let (status, entry) = msk.call(
+        "GET",
+        &format!("/api/v1/ledger/contacts/{kept_id}"),
+        Some(SUPERVISOR),
+        None,
+    );
+    assert_eq!(status, 200, "{entry}");
+    assert_eq!(entry["owner"], "msk", "{entry}");
+    assert_eq!(
+        entry["stage"],
+        json!({"overflowed": {"to": "spb", "claimed": true}}),
+        "{entry}"
+    );
+    let at_spb = taken[0]["contact"]["id"].as_u64().unwrap();
+    let entry = eventually("spb's ledger entry", || {
+        let (status, entry) = spb.call(
+            "GET",
+            &format!("/api/v1/ledger/contacts/{at_spb}"),
+            Some(SUPERVISOR),
+            None,
+        );
+        (status == 200).then_some(entry)
+    });
+    assert_eq!(entry["owner"], "spb", "{entry}");
+    assert_eq!(entry["moved_from"], kept_id, "{entry}");
+    assert_eq!(entry["arrived_at_site"], "msk", "{entry}");
+    assert_eq!(entry["hops"], 1, "{entry}");
+    // Counted from the one committed claim, at both ends.
+    eventually("msk's out count", || {
+        (metric(msk, "callgrid_ledger_overflowed_out_total{site=\"msk\"}") == Some(1.0))
+            .then_some(())
+    });
+    eventually("spb's in count", || {
+        (metric(spb, "callgrid_ledger_overflowed_in_total{site=\"spb\"}") == Some(1.0))
+            .then_some(())
+    });
+    let (_, open) = spb.call(
+        "GET",
+        "/api/v1/ledger/sites/msk/open",
+        Some(SUPERVISOR),
+        None,
+    );
+    let (_, open_spb) = spb.call(
+        "GET",
+        "/api/v1/ledger/sites/spb/open",
+        Some(SUPERVISOR),
+        None,
+    );
+    assert_eq!(
+        (
+            open["overflowed_out"].as_u64(),
+            open_spb["overflowed_in"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{open} {open_spb}"
+    );
+    // The agent role cannot read the ledger.
+    let (status, _) = spb.call("GET", "/api/v1/ledger/sites/msk/open", Some(BORIS), None);
+    assert_eq!(status, 403);
 }

@@ -21,11 +21,14 @@
 //!    counted it overflowed out); its view's stage becomes `overflowed` with `overflowed_to`
 //!    (target site id, API URL if configured, and the hop count), which the gateway sees on
 //!    its stream. The telephony side re-presents the call at the target with
-//!    `POST /api/v1/contacts` and an [`OverflowedFrom`] field; the target calls
-//!    `handle_overflow_in`, keeping the caller's original arrival time as its ordering time
-//!    and the hop count as the contact's overflow count. The hop count has to travel with
-//!    the call: without it every site would see a first move, and a contact could be passed
-//!    on A→B→C→… while the domain means to stop it after [`OVERFLOW_HOPS_MAX`] moves.
+//!    `POST /api/v1/contacts` and an [`OverflowedFrom`] field. The source has released the
+//!    contact in the contact ledger (stage `overflowed`, through its outbox); the target
+//!    claims it (`Command::ClaimOverflow`, the first claim wins) and routes it only once the
+//!    claim committed, else 409 (`api::routes::ledger`). It then calls `handle_overflow_in`,
+//!    keeping the caller's original arrival time as its ordering time and the hop count as
+//!    the contact's overflow count — both as the ledger has them, not as the gateway says:
+//!    the ledger enforces [`OVERFLOW_HOPS_MAX`], so a contact cannot be passed on A→B→C→…
+//!    past the cap whatever the gateway sends.
 //!
 //! Summaries are state, not a log: only the latest per site is kept (one entry per site).
 
@@ -73,6 +76,37 @@ pub struct OverflowedFrom {
     /// when the maximum is 1 and at C when it is 2.
     #[serde(default = "hops_default")]
     pub hops: u8,
+}
+
+impl OverflowedFrom {
+    /// Checks the field against the configuration: a configured peer site, a positive
+    /// contact, hops within 1..=[`OVERFLOW_HOPS_MAX`], a past arrival time (clock skew
+    /// allowed). Returns the peer site's number, or what is wrong (a 400).
+    pub fn check(&self, config: &NodeConfig, now_ms: u64) -> Result<u16, String> {
+        let peer = config.peer_site(&self.site).ok_or_else(|| {
+            format!(
+                "overflowed_from.site: `{}` is not one of this site's peer sites",
+                self.site.chars().take(64).collect::<String>()
+            )
+        })?;
+        if self.contact == 0 {
+            return Err("overflowed_from.contact: must be positive".to_string());
+        }
+        if !(1..=OVERFLOW_HOPS_MAX).contains(&self.hops) {
+            return Err(format!(
+                "overflowed_from.hops: must be 1..={OVERFLOW_HOPS_MAX}"
+            ));
+        }
+        if self.arrived_at_ms == 0
+            || self.arrived_at_ms > now_ms.saturating_add(ARRIVAL_CLOCK_SKEW_MS_MAX)
+        {
+            return Err(
+                "overflowed_from.arrived_at_ms: must be a past time in ms since the Unix epoch"
+                    .to_string(),
+            );
+        }
+        Ok(peer.number)
+    }
 }
 
 /// Where a contact was overflowed to: `overflowed_to` in its view and on the gateway stream.

@@ -269,6 +269,103 @@ pub fn render_routing(text: &mut String, routing: &RoutingMetrics) {
             peer.peer, peer.skill, peer.idle_agents
         );
     }
+    render_outbox(text, site, &routing.outbox);
+}
+
+/// The contact ledger's families: its size, and this site's overflow moves from committed
+/// claims (the counts that balance across sites).
+fn render_ledger(text: &mut String, site: &str, shared: &crate::state::SharedState) {
+    let (open, held, counts) = shared.read(|replicated| {
+        (
+            replicated.ledger_open_count(),
+            replicated.ledger_len(),
+            replicated.overflow_counts(site),
+        )
+    });
+    let gauges = [
+        (
+            "callgrid_ledger_contacts_open",
+            "Open contacts in the replicated contact ledger (all sites).",
+            open as u64,
+        ),
+        (
+            "callgrid_ledger_contacts_held",
+            "Contacts the ledger holds, open and closed within retention (all sites).",
+            held as u64,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        single(text, site, name, Kind::Gauge, help, value);
+    }
+    let counters = [
+        (
+            "callgrid_ledger_overflowed_out_total",
+            "Contacts claimed away from this site (committed overflow claims).",
+            counts.out,
+        ),
+        (
+            "callgrid_ledger_overflowed_in_total",
+            "Contacts this site claimed from other sites (committed overflow claims).",
+            counts.into,
+        ),
+    ];
+    for (name, help, value) in counters {
+        single(text, site, name, Kind::Counter, help, value);
+    }
+}
+
+/// The durable outbox's families.
+fn render_outbox(text: &mut String, site: &str, outbox: &crate::outbox::OutboxSnapshot) {
+    let gauges = [
+        (
+            "callgrid_outbox_depth",
+            "Site writes accepted by the outbox and not yet committed.",
+            outbox.depth,
+        ),
+        (
+            "callgrid_outbox_oldest_age_ms",
+            "Age of the oldest write waiting in the outbox (0 when empty).",
+            outbox.oldest_age_ms,
+        ),
+        (
+            "callgrid_outbox_commit_lag_ms",
+            "Append-to-commit time of the oldest write of the last committed outbox batch.",
+            outbox.commit_lag_ms,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        single(text, site, name, Kind::Gauge, help, value);
+    }
+    let counters = [
+        (
+            "callgrid_outbox_committed_total",
+            "Outbox writes committed.",
+            outbox.committed_total,
+        ),
+        (
+            "callgrid_outbox_batches_total",
+            "Outbox batches committed (one replicated command each).",
+            outbox.batches_total,
+        ),
+        (
+            "callgrid_outbox_retries_total",
+            "Outbox batch proposals that failed (no quorum, outcome unknown) and were retried.",
+            outbox.retries_total,
+        ),
+        (
+            "callgrid_outbox_dropped_total",
+            "Outbox writes the replicated state refused alone (never committable).",
+            outbox.dropped_total,
+        ),
+        (
+            "callgrid_outbox_store_errors_total",
+            "Disk errors of the outbox store (writes are retried, never dropped).",
+            outbox.store_errors_total,
+        ),
+    ];
+    for (name, help, value) in counters {
+        single(text, site, name, Kind::Counter, help, value);
+    }
 }
 
 /// `GET /metrics`.
@@ -416,6 +513,7 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
             |age_ms| format!("{}.{:03}", age_ms / 1_000, age_ms % 1_000),
         ),
     );
+    render_ledger(&mut text, site, &state.shared);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(text))
@@ -464,12 +562,17 @@ mod tests {
             offer_timers_lost: 0,
             agents_by_state: [("busy", 1)].into_iter().collect(),
             peer_idle: Vec::new(),
+            outbox: crate::outbox::OutboxSnapshot {
+                depth: 4,
+                ..Default::default()
+            },
         };
         let mut text = String::new();
         render_routing(&mut text, &routing);
         assert_every_family_documented(&text);
         assert!(text.contains("callgrid_queue_contacts_waiting{site=\"msk\",skill=\"line1\"} 2\n"));
         assert!(text.contains("callgrid_offer_latency_us{site=\"msk\",quantile=\"0.99\"} 3\n"));
+        assert!(text.contains("callgrid_outbox_depth{site=\"msk\"} 4\n"));
     }
 
     /// Checks that each sample's family was introduced by HELP and TYPE.

@@ -8,7 +8,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     (
         "post",
         "/contacts",
-        "Gateway: a contact arrived (IVR topic chosen)",
+        "Gateway: a contact arrived (IVR topic chosen); with overflowed_from it is routed only on a committed ledger claim to this site (409 otherwise)",
         "gateway",
         Some("ContactArrived"),
     ),
@@ -341,6 +341,20 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
         "gateway, supervisor",
         Some("CallbackOutcome"),
     ),
+    (
+        "get",
+        "/ledger/contacts/{id}",
+        "A contact's ledger entry (owner site, queue, original arrival, coarse stage, hops)",
+        "supervisor",
+        None,
+    ),
+    (
+        "get",
+        "/ledger/sites/{site}/open",
+        "A site's open ledger entries and its overflow counts from committed claims",
+        "supervisor",
+        None,
+    ),
     ("get", "/cluster/status", "Raft status", "supervisor", None),
     (
         "get",
@@ -430,6 +444,8 @@ pub const REPLICATED_READS: &[&str] = &[
     "/complaints/{id}",
     "/callbacks",
     "/callbacks/{id}",
+    "/ledger/contacts/{id}",
+    "/ledger/sites/{site}/open",
 ];
 
 /// Problem types a client acts on differently (slug, status, meaning).

@@ -145,6 +145,7 @@ impl From<SiteError> for ApiError {
             SiteError::Forbidden(message) => ApiError::Forbidden(message),
             SiteError::Invalid(message) => ApiError::BadRequest(message),
             error @ SiteError::Finished(_) => ApiError::Conflict(error.to_string()),
+            error @ SiteError::Outbox(_) => ApiError::Unavailable(error.to_string()),
             SiteError::Domain(cause) => {
                 use callgrid_domain::DomainError;
                 match cause {

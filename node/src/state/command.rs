@@ -8,6 +8,7 @@ use super::model::{
     Actor, CallbackId, CallbackOutcome, ComplaintId, Fulfilment, OrderId, OrderItem, OrderStatus,
     PaymentForm, PreOrderId, ReservationId, Role, SiteSummary, StatePolicy, TimestampMs,
 };
+use super::site_writes::OutboxBatch;
 
 /// Items allowed in one order, pre-order or reservation.
 pub const ITEMS_PER_ORDER_MAX: usize = 100;
@@ -219,6 +220,31 @@ pub enum Command {
         /// The create it guards (see [`Command::takes_idempotency_key`]).
         command: Box<Command>,
     },
+    /// A batch of one site's durable outbox (abandoned-call callbacks, attempt outcomes, ...):
+    /// applied entry by entry, each once (see [`super::site_writes`]).
+    Outbox(OutboxBatch),
+    /// The target site claims a contact its owner released for overflow: the first claim
+    /// wins, within the hop cap (see `machine::ledger`). Proposed by `to`.
+    ClaimOverflow {
+        /// The contact's id at `from`.
+        contact: u64,
+        /// The site that released it.
+        from: String,
+        /// The claiming site (the proposer).
+        to: String,
+    },
+    /// The proposing site adopts a lost site's open contacts (callbacks for its callers) and
+    /// releases the callbacks it had claimed (see `machine::adoption`).
+    AdoptSite {
+        /// The lost site.
+        site: String,
+    },
+    /// The proposing site, restarted, recovers its own contacts that were open when it
+    /// stopped (last updated before `before_ms`): callbacks for their callers.
+    RecoverOwnContacts {
+        /// The site's start (its clock).
+        before_ms: TimestampMs,
+    },
 }
 
 /// A token as the replicated state holds it: its hash, never the secret.
@@ -259,6 +285,10 @@ impl Command {
             Command::RevokeToken { .. } => "revoke_token",
             Command::SetSitePolicy { .. } => "set_site_policy",
             Command::Idempotent { command, .. } => command.kind(),
+            Command::Outbox(_) => "outbox",
+            Command::ClaimOverflow { .. } => "claim_overflow",
+            Command::AdoptSite { .. } => "adopt_site",
+            Command::RecoverOwnContacts { .. } => "recover_own_contacts",
         }
     }
 
@@ -352,6 +382,16 @@ impl Command {
                 validate_text("skill", skill, SHORT_TEXT_CHARS_MAX, false)
             }
             Command::CallerCalledIn { caller } => validate_phone("caller", caller),
+            Command::Outbox(batch) => batch.validate(),
+            Command::ClaimOverflow { contact, from, to } => {
+                if *contact == 0 {
+                    return Err(InvalidCommand::new("contact", "must be positive"));
+                }
+                validate_text("from", from, SHORT_TEXT_CHARS_MAX, false)?;
+                validate_text("to", to, SHORT_TEXT_CHARS_MAX, false)
+            }
+            Command::AdoptSite { site } => validate_text("site", site, SHORT_TEXT_CHARS_MAX, false),
+            Command::RecoverOwnContacts { .. } => Ok(()),
             Command::ClaimCallback { .. }
             | Command::ReleaseCallback { .. }
             | Command::RecordCallbackAttempt { .. } => Ok(()),
@@ -483,7 +523,7 @@ pub fn normalize_phone(raw: &str) -> Result<String, InvalidCommand> {
     Ok(out)
 }
 
-fn validate_phone(field: &str, value: &str) -> Result<(), InvalidCommand> {
+pub(super) fn validate_phone(field: &str, value: &str) -> Result<(), InvalidCommand> {
     let normalized =
         normalize_phone(value).map_err(|error| InvalidCommand::new(field, &error.reason))?;
     if normalized != value {
@@ -492,7 +532,7 @@ fn validate_phone(field: &str, value: &str) -> Result<(), InvalidCommand> {
     Ok(())
 }
 
-fn validate_text(
+pub(super) fn validate_text(
     field: &str,
     value: &str,
     chars_max: usize,
@@ -587,6 +627,34 @@ pub enum Outcome {
     /// A retried idempotent create: this is the first request's result; nothing changed now.
     /// Appended last (responses encode variants by position).
     Replayed(Box<Response>),
+    /// An outbox batch was applied: entries applied, skipped as already applied, and refused
+    /// by the state (a refusal is final: the entry is consumed, the refusal logged).
+    OutboxApplied {
+        /// Entries applied.
+        applied: u32,
+        /// Entries skipped: applied before (a retried batch).
+        duplicates: u32,
+        /// Entries the state refused (e.g. an attempt on a callback that closed meanwhile).
+        refused: u32,
+    },
+    /// An overflow claim committed: the claimer owns the contact now.
+    OverflowClaimed {
+        /// Moves between sites, this one included (the ledger's count).
+        hops: u8,
+        /// When the caller first arrived in the chain.
+        arrived_at_ms: TimestampMs,
+        /// Where the caller first arrived.
+        arrived_at_site: String,
+    },
+    /// A lost site's contacts were adopted.
+    SiteAdopted {
+        /// Open contacts adopted.
+        contacts: u32,
+        /// Callbacks created for their callers.
+        callbacks: Vec<CallbackId>,
+        /// Callbacks of the lost site released.
+        released: u32,
+    },
 }
 
 /// Why the state machine refused a command. The state is unchanged when this is returned.

@@ -9,13 +9,17 @@
 //! - [`model`] — the records (orders, pre-orders, reservations, complaints, callbacks).
 //! - [`command`] — commands, their validation, outcomes and errors.
 //! - [`machine`] — the deterministic state machine that applies committed commands.
+//! - [`ledger`] — the contact ledger's records (where each contact is, at coarse grain).
+//! - [`site_writes`] — the batches of a site's durable outbox and their de-duplication mark.
 //!
 //! Encoding is bincode 2 with a version byte, through the cluster crate's codec, so an old log
 //! replays on a new binary (see `callgrid_cluster::codec`).
 
 pub mod command;
+pub mod ledger;
 pub mod machine;
 pub mod model;
+pub mod site_writes;
 
 #[cfg(test)]
 mod tests;
@@ -42,9 +46,10 @@ pub const STATE_FORMAT_VERSION: u8 = next_if_upgrading(STATE_FORMAT_BASE);
 /// The snapshot format of this tree's layouts. Version 2: callbacks are held by the domain's
 /// callback machine, closed records carry a retention schedule, and counts are kept as
 /// tallies. Version 3: the state ends with the site control (drained sites, cluster-wide
-/// tokens, per-site policies) and the idempotency keys' first results. An older snapshot is
-/// refused with `UnknownVersion { found }`: the node then needs the log from the start or a
-/// snapshot from an upgraded peer.
+/// tokens, per-site policies), the idempotency keys' first results, each site's outbox
+/// progress (the de-duplication mark of its batches), the contact ledger and the overflow
+/// counts. An older snapshot is refused with `UnknownVersion { found }`: the node then needs
+/// the log from the start or a snapshot from an upgraded peer.
 const SNAPSHOT_FORMAT_BASE: u8 = 3;
 
 /// Version byte of the snapshot encoding this binary writes (bumped by `codec-next` as

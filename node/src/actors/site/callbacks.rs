@@ -1,4 +1,5 @@
-//! Due callbacks: claimed through Raft, queued here as outbound contacts, outcomes recorded.
+//! Due callbacks: claimed through Raft, queued here as outbound contacts, outcomes recorded
+//! through the durable outbox.
 
 use actix::prelude::*;
 use callgrid_domain::{Channel, Contact, ContactId, Direction, Priority, TimeMs, Topic};
@@ -9,6 +10,7 @@ use super::{
 use crate::replicate::now_ms;
 use crate::state::Command;
 use crate::state::model::{Actor as Principal, CallbackOutcome, CallbackReason};
+use crate::state::site_writes::SiteWrite;
 
 /// Sent to itself when a callback claim committed.
 #[derive(Debug, Message)]
@@ -161,7 +163,7 @@ impl SiteActor {
                 if !waiting {
                     continue;
                 }
-                if let Err(error) = self.self_served(ctx, contact) {
+                if let Err(error) = self.self_served(contact) {
                     tracing::warn!(%error, callback, "drained: callback contact not withdrawn");
                     continue;
                 }
@@ -264,12 +266,7 @@ impl SiteActor {
         }
     }
 
-    pub(super) fn record_callback_outcome(
-        &mut self,
-        ctx: &mut Context<Self>,
-        contact: ContactId,
-        outcome: CallbackOutcome,
-    ) {
+    pub(super) fn record_callback_outcome(&mut self, contact: ContactId, outcome: CallbackOutcome) {
         let Some(callback) = self
             .live
             .contacts
@@ -279,16 +276,7 @@ impl SiteActor {
             return;
         };
         self.callbacks.queued.remove(&callback);
-        let proposer = self.proposer.clone();
-        ctx.spawn(
-            async move {
-                let command = Command::RecordCallbackAttempt { callback, outcome };
-                if let Err(error) = proposer.propose(Principal::system(), command).await {
-                    tracing::error!(callback, %error, "callback outcome not recorded");
-                }
-            }
-            .into_actor(self),
-        );
+        self.write_through_outbox(SiteWrite::CallbackAttempt { callback, outcome });
     }
 }
 

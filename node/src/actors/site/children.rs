@@ -246,7 +246,7 @@ impl Handler<AgentToSite> for SiteActor {
     fn handle(&mut self, message: AgentToSite, ctx: &mut Self::Context) {
         match message {
             AgentToSite::OfferExpired { agent, contact } => {
-                self.offer_expired(ctx, contact, agent);
+                self.offer_expired(contact, agent);
             }
             AgentToSite::Restarted(agent) => {
                 // A restarted actor of a logged-out agent gets nothing: it stops when the

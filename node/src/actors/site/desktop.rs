@@ -172,7 +172,6 @@ impl SiteActor {
         }
         if is_callback {
             self.record_callback_outcome(
-                ctx,
                 contact,
                 callback_outcome.unwrap_or(CallbackOutcome::Reached),
             );
@@ -262,7 +261,7 @@ impl SiteActor {
             })
             .collect();
         self.effects = effects;
-        self.process_effects(ctx);
+        self.process_effects();
         for (contact, agent) in ended {
             let Some(record) = self.live.contacts.get(&contact) else {
                 continue;
@@ -271,7 +270,7 @@ impl SiteActor {
                 continue;
             }
             if record.callback.is_some() {
-                self.record_callback_outcome(ctx, contact, CallbackOutcome::Reached);
+                self.record_callback_outcome(contact, CallbackOutcome::Reached);
             }
             self.finish(contact);
         }

@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 
-use actix::prelude::*;
 use callgrid_domain::{
     AgentId, ContactId, ContactPhase, Direction, Effect, EventKind, SkillId, TimeMs,
 };
@@ -14,11 +13,10 @@ use super::{OFFER_LATENCY_SAMPLES_MAX, OFFER_TIMER_GRACE_MS, SiteActor};
 use crate::actors::agent::SiteToAgent;
 use crate::actors::overflow::OverflowedTo;
 use crate::replicate::now_ms;
-use crate::state::Command;
-use crate::state::model::Actor as Principal;
+use crate::state::site_writes::SiteWrite;
 
 impl SiteActor {
-    pub(super) fn process_effects(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn process_effects(&mut self) {
         let mut effects = std::mem::take(&mut self.effects);
         for effect in effects.drain(..) {
             match effect {
@@ -27,6 +25,7 @@ impl SiteActor {
                     self.days
                         .record(&event, self.epoch_ms.saturating_add(event.at.0));
                     self.on_event(&event.kind, event.at);
+                    self.note_for_ledger(&event.kind, event.at);
                     if !self.streams.supervisors.is_empty() {
                         self.streams
                             .supervisors
@@ -82,22 +81,12 @@ impl SiteActor {
                     }) else {
                         continue;
                     };
-                    let caller = record.caller.clone();
-                    let command = Command::CreateAbandonedCallback {
-                        caller,
+                    let write = SiteWrite::AbandonedCallback {
+                        caller: record.caller.clone(),
                         skill: self.skill_name(request.skill),
                         ordering_time_ms: self.epoch_ms.saturating_add(request.ordering_time.0),
                     };
-                    let proposer = self.proposer.clone();
-                    ctx.spawn(
-                        async move {
-                            if let Err(error) = proposer.propose(Principal::system(), command).await
-                            {
-                                tracing::error!(%error, "abandoned-call callback not recorded");
-                            }
-                        }
-                        .into_actor(self),
-                    );
+                    self.write_through_outbox(write);
                 }
             }
         }
@@ -106,7 +95,7 @@ impl SiteActor {
         self.effects = effects;
         if !pending.is_empty() {
             self.effects = pending;
-            self.process_effects(ctx);
+            self.process_effects();
         }
     }
 
@@ -209,12 +198,7 @@ impl SiteActor {
 
     /// An offer rang out: the domain decides (it ignores a stale timeout — accepted, rejected,
     /// re-offered since).
-    pub(super) fn offer_expired(
-        &mut self,
-        ctx: &mut Context<Self>,
-        contact: ContactId,
-        agent: AgentId,
-    ) {
+    pub(super) fn offer_expired(&mut self, contact: ContactId, agent: AgentId) {
         let now = self.now();
         let mut effects = std::mem::take(&mut self.effects);
         let timed_out = self
@@ -229,12 +213,12 @@ impl SiteActor {
                 "offer timed out; contact back at its place"
             );
         }
-        self.process_effects(ctx);
+        self.process_effects();
     }
 
     /// Times out offers whose Agent actor did not report in time (its timer was lost), and
     /// forgets offers that ended without the Site noticing.
-    pub(super) fn sweep_offers(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn sweep_offers(&mut self) {
         let now = now_ms();
         let overdue: Vec<(ContactId, AgentId)> = self
             .live
@@ -251,7 +235,7 @@ impl SiteActor {
                     "offer timer lost; timing out"
                 );
                 self.stats.offer_timers_lost += 1;
-                self.offer_expired(ctx, contact, agent);
+                self.offer_expired(contact, agent);
             } else {
                 self.live.offers.remove(&contact);
             }

@@ -11,10 +11,10 @@ use super::messages::{Arrival, ContactStage, SiteError, SiteResult};
 use super::views::{Accepted, ChatAuthor, ChatLine, SiteReply};
 use super::{ContactRecord, SiteActor, caller_number};
 use crate::actors::call::SiteToCall;
-use crate::actors::overflow::{ARRIVAL_CLOCK_SKEW_MS_MAX, OVERFLOW_HOPS_MAX, OverflowedFrom};
+use crate::actors::overflow::OverflowedFrom;
 use crate::replicate::now_ms;
-use crate::state::Command;
-use crate::state::model::{Actor as Principal, CallbackOutcome};
+use crate::state::model::CallbackOutcome;
+use crate::state::site_writes::SiteWrite;
 
 impl SiteActor {
     /// A contact arrived at the gateway (or was overflowed here by a peer).
@@ -75,8 +75,12 @@ impl SiteActor {
             contact.overflow_count = from.hops;
         }
         self.overflow.last_overflowed = None;
-        self.caller_called_in(ctx, &caller);
+        self.caller_called_in(&caller);
+        let source_contact = source.as_ref().map(|(_, from)| from.contact);
         let view = self.arrive(ctx, contact, caller, None, source)?;
+        if let Some(source_contact) = source_contact {
+            self.remember_overflowed_in(source_contact, id);
+        }
         // A new arrival may start (predicted-wait trigger) or feed the rule.
         self.poll_overflow(ctx);
         match self.overflow.last_overflowed.take() {
@@ -89,26 +93,17 @@ impl SiteActor {
     }
 
     /// A caller phoned in: the callback waiting for their earlier abandoned call (if any, and
-    /// not being dialled) is cancelled through the replicated state, by the domain's rule.
-    fn caller_called_in(&mut self, ctx: &mut Context<Self>, caller: &str) {
+    /// not being dialled) is cancelled through the outbox, by the domain's rule.
+    fn caller_called_in(&mut self, caller: &str) {
         let waiting = self
             .shared
             .read(|state| state.abandoned_callback_for(caller).is_some());
         if !waiting {
             return;
         }
-        let command = Command::CallerCalledIn {
+        self.write_through_outbox(SiteWrite::CallerCalledIn {
             caller: caller.to_string(),
-        };
-        let proposer = self.proposer.clone();
-        ctx.spawn(
-            async move {
-                if let Err(error) = proposer.propose(Principal::system(), command).await {
-                    tracing::warn!(%error, "callback of a caller who phoned again not cancelled");
-                }
-            }
-            .into_actor(self),
-        );
+        });
     }
 
     /// Checks that the Site works on `contact`: a finished one is [`SiteError::Finished`], one
@@ -177,7 +172,7 @@ impl SiteActor {
                 self.domain(ctx, |site, now, out| site.handle_end(now, contact, out))?;
             }
             ContactStage::Queued | ContactStage::Offered => {
-                return self.abandon(ctx, contact);
+                return self.abandon(contact);
             }
             _ => {}
         }
@@ -269,7 +264,7 @@ impl SiteActor {
         );
         self.effects = effects;
         self.live.arriving = Some(contact.id);
-        self.process_effects(ctx);
+        self.process_effects();
         self.live.arriving = None;
         self.start_call(ctx, contact.id);
         self.dirty.contacts.push(contact.id);
@@ -279,36 +274,22 @@ impl SiteActor {
         self.contact_reply(contact.id)
     }
 
-    /// Checks an `overflowed_from` field: a configured peer site, a plausible arrival time.
+    /// Checks an `overflowed_from` field (see [`OverflowedFrom::check`]) and that this site
+    /// has not taken the contact already (a second presentation of one claim).
     fn overflow_source(&self, from: OverflowedFrom) -> Result<(SiteId, OverflowedFrom), SiteError> {
-        let peer = self.config.peer_site(&from.site).ok_or_else(|| {
-            SiteError::Invalid(format!(
-                "overflowed_from.site: `{}` is not one of this site's peer sites",
-                from.site.chars().take(64).collect::<String>()
-            ))
-        })?;
-        if from.contact == 0 {
-            return Err(SiteError::Invalid(
-                "overflowed_from.contact: must be positive".to_string(),
-            ));
-        }
-        if !(1..=OVERFLOW_HOPS_MAX).contains(&from.hops) {
-            return Err(SiteError::Invalid(format!(
-                "overflowed_from.hops: must be 1..={OVERFLOW_HOPS_MAX}"
+        let peer = from
+            .check(&self.config, now_ms())
+            .map_err(SiteError::Invalid)?;
+        if let Some(local) = self.overflowed_in_already(from.contact) {
+            return Err(SiteError::Conflict(format!(
+                "contact {} from {} was taken here already (as contact {local})",
+                from.contact, from.site
             )));
         }
-        if from.arrived_at_ms == 0
-            || from.arrived_at_ms > now_ms().saturating_add(ARRIVAL_CLOCK_SKEW_MS_MAX)
-        {
-            return Err(SiteError::Invalid(
-                "overflowed_from.arrived_at_ms: must be a past time in ms since the Unix epoch"
-                    .to_string(),
-            ));
-        }
-        Ok((SiteId(peer.number), from))
+        Ok((SiteId(peer), from))
     }
 
-    pub(super) fn abandon(&mut self, ctx: &mut Context<Self>, contact: ContactId) -> SiteResult {
+    pub(super) fn abandon(&mut self, contact: ContactId) -> SiteResult {
         let record = self
             .live
             .contacts
@@ -334,19 +315,15 @@ impl SiteActor {
             // The customer did not pick up the callback: a failed attempt, retried by policy.
             self.effects
                 .retain(|effect| !matches!(effect, Effect::RequestCallback(_)));
-            self.record_callback_outcome(ctx, contact, CallbackOutcome::NoAnswer);
+            self.record_callback_outcome(contact, CallbackOutcome::NoAnswer);
         }
-        self.process_effects(ctx);
+        self.process_effects();
         self.finish_reply(contact)
     }
 
     /// The self-service bot served the caller: the contact leaves by the domain's own ending
     /// (counted apart; no abandonment, no callback).
-    pub(super) fn self_served(
-        &mut self,
-        ctx: &mut Context<Self>,
-        contact: ContactId,
-    ) -> SiteResult {
+    pub(super) fn self_served(&mut self, contact: ContactId) -> SiteResult {
         if !self.live.contacts.contains_key(&contact) {
             return Err(SiteError::NotFound(format!("contact {contact} not found")));
         }
@@ -360,7 +337,7 @@ impl SiteActor {
                 "contact {contact} is not waiting or ringing"
             )));
         }
-        self.process_effects(ctx);
+        self.process_effects();
         self.finish_reply(contact)
     }
 }

@@ -39,6 +39,9 @@ pub enum SiteError {
     /// The contact is finished: only its Call actor (lookups) knows it still.
     #[error("contact {0} is finished")]
     Finished(ContactId),
+    /// The site's durable outbox could not be opened or took no write.
+    #[error("outbox: {0}")]
+    Outbox(#[source] std::sync::Arc<crate::outbox::OutboxError>),
 }
 
 /// Result of a Site actor request.
@@ -234,6 +237,13 @@ pub struct Arrival {
     pub overflowed_from: Option<OverflowedFrom>,
 }
 
+/// Resolves once the writes the Site handed to its outbox so far are fsync'd: asked after
+/// an input whose answer acknowledges such a write (an abandoned caller's callback, a dial
+/// attempt's outcome).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), SiteError>")]
+pub struct OutboxDurable;
+
 /// Asks the actor to stop taking new work (SIGTERM): it releases queued callbacks.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -279,5 +289,22 @@ pub fn outcome_json(outcome: &Outcome) -> Value {
             Ok(outcome) => outcome_json(outcome),
             Err(_) => json!({}),
         },
+        Outcome::OutboxApplied {
+            applied,
+            duplicates,
+            refused,
+        } => json!({"applied": applied, "duplicates": duplicates, "refused": refused}),
+        Outcome::OverflowClaimed {
+            hops,
+            arrived_at_ms,
+            arrived_at_site,
+        } => {
+            json!({"hops": hops, "arrived_at_ms": arrived_at_ms, "arrived_at_site": arrived_at_site})
+        }
+        Outcome::SiteAdopted {
+            contacts,
+            callbacks,
+            released,
+        } => json!({"contacts": contacts, "callbacks": callbacks, "released": released}),
     }
 }

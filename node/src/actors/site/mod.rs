@@ -7,7 +7,8 @@
 //! children: offers to the Agent actor (which rings the desktop and times the offer), contact
 //! views to the Call actor (transcript, gateway events, lookups), queue views to the Queue
 //! actor (wallboards). It turns events into metrics and the supervisor event stream, and
-//! callback requests into Raft proposals. It also works due callbacks: claims them through
+//! callback requests into writes of its durable outbox (`crate::outbox`: fsync'd, then
+//! committed in batches, each once). It also works due callbacks: claims them through
 //! Raft and queues them as outbound contacts. It publishes the site's availability summary
 //! through Raft and applies the overflow rule with the peers' summaries; an overflowed
 //! contact leaves with stage `overflowed` for the gateway to re-present at the target site
@@ -24,6 +25,8 @@
 //! - `children` — starting, telling and stopping children; streams;
 //! - `callbacks` — working due callbacks through Raft;
 //! - `overflow` — the summary tick and the overflow rule's timer;
+//! - `adoption` — adopting a lost peer's contacts (site loss);
+//! - `ledger` — the contact ledger's updates (through the outbox) and overflowed-in claims;
 //! - [`views`] — the read models (contacts, agents, queues, metrics snapshot).
 //!
 //! Its mailbox is bounded ([`SITE_MAILBOX_CAPACITY`]); API senders wait when it is full. Its
@@ -32,11 +35,13 @@
 //! the Site's own sweep [`OFFER_TIMER_GRACE_MS`] after its deadline. Streams are bounded
 //! channels; a desktop that does not read loses events, never the node.
 
+mod adoption;
 mod callbacks;
 mod children;
 mod desktop;
 mod effects;
 mod gateway;
+mod ledger;
 pub mod messages;
 mod overflow;
 pub mod reports;
@@ -60,12 +65,15 @@ use super::queue::{QueueActor, SubscribeQueueStream};
 use super::{ChildCounts, GatewayStreams, Subscribers};
 pub use super::{STREAM_BUFFER_EVENTS, SUBSCRIBERS_MAX};
 use crate::config::{NodeConfig, parse_date_end_ms};
+use crate::outbox::Outbox;
 use crate::replicate::{Proposer, now_ms};
 use crate::state::SharedState;
 use crate::state::model::DAY_MS;
+use crate::state::site_writes::SiteWrite;
+pub use adoption::ADOPTION_BOUND_MS;
 pub use messages::{
     Arrival, Audience, ContactStage, Drain, LookupChildren, LookupContact, LookupMetrics,
-    SiteChildren, SiteError, SiteInput, SiteResult, Subscribe, outcome_json,
+    OutboxDurable, SiteChildren, SiteError, SiteInput, SiteResult, Subscribe, outcome_json,
 };
 pub use views::{
     AgentView, AgentsView, ContactView, MonitorRequest, QueuesView, RoutingMetrics, SiteReply,
@@ -225,6 +233,8 @@ pub struct SiteActor {
     days: reports::DayBook,
     effects: Vec<Effect>,
     proposer: Proposer,
+    /// Writes the site must get committed (callbacks, attempt outcomes), durable first.
+    outbox: Outbox,
     shared: SharedState,
     node_id: u64,
     draining: bool,
@@ -236,6 +246,8 @@ pub struct SiteActor {
     callbacks: CallbackWork,
     overflow: OverflowGlue,
     stats: OfferStats,
+    /// The contacts the ledger follows, and the overflowed-in contacts taken.
+    ledger: ledger::LedgerGlue,
 }
 
 impl std::fmt::Debug for SiteActor {
@@ -248,11 +260,25 @@ impl std::fmt::Debug for SiteActor {
 }
 
 impl SiteActor {
-    /// Builds the actor: the domain site with the configured roster (all logged out).
+    /// Builds the actor: the domain site with the configured roster (all logged out), and
+    /// opens the site's durable outbox in the data dir (its drainer proposes through
+    /// `proposer`).
     pub fn new(
         config: Arc<NodeConfig>,
         proposer: Proposer,
         shared: SharedState,
+    ) -> Result<Self, SiteError> {
+        let outbox = Outbox::open(&config.site.data_dir, proposer.clone())
+            .map_err(|error| SiteError::Outbox(Arc::new(error)))?;
+        Self::build(config, proposer, shared, outbox)
+    }
+
+    /// Builds the actor around an open outbox (a restart keeps the outbox).
+    fn build(
+        config: Arc<NodeConfig>,
+        proposer: Proposer,
+        shared: SharedState,
+        outbox: Outbox,
     ) -> Result<Self, SiteError> {
         let now = now_ms();
         // Domain time counts from midnight UTC of the start day, so report intervals line up
@@ -328,6 +354,7 @@ impl SiteActor {
             days,
             effects: Vec::with_capacity(64),
             proposer,
+            outbox,
             shared,
             node_id,
             draining: false,
@@ -344,7 +371,16 @@ impl SiteActor {
             callbacks: CallbackWork::default(),
             overflow: OverflowGlue::default(),
             stats: OfferStats::default(),
+            ledger: ledger::LedgerGlue::default(),
         })
+    }
+
+    /// Hands `write` to the outbox (durable, then committed once; never waits for Raft).
+    fn write_through_outbox(&self, write: SiteWrite) {
+        let kind = write.kind();
+        if let Err(error) = self.outbox.append(write) {
+            tracing::error!(kind, %error, "site write not taken by the outbox");
+        }
     }
 
     fn now(&self) -> TimeMs {
@@ -468,7 +504,7 @@ impl SiteActor {
         self.effects = effects;
         match result {
             Ok(value) => {
-                self.process_effects(ctx);
+                self.process_effects();
                 self.arm_wrap_up_timer(ctx);
                 Ok(value)
             }
@@ -486,8 +522,8 @@ impl SiteActor {
                 self.contact_answered(ctx, contact, &agent)
             }
             SiteInput::ContactEnded(contact) => self.contact_ended(ctx, contact),
-            SiteInput::ContactAbandoned(contact) => self.abandon(ctx, contact),
-            SiteInput::ContactSelfServed(contact) => self.self_served(ctx, contact),
+            SiteInput::ContactAbandoned(contact) => self.abandon(contact),
+            SiteInput::ContactSelfServed(contact) => self.self_served(contact),
             SiteInput::ChatMessage { contact, text } => self.chat_message(contact, text),
             SiteInput::AgentChat {
                 login,
@@ -572,10 +608,11 @@ impl Actor for SiteActor {
         // Callbacks this site had queued before a restart go back into its queue, once the
         // replicated state has been reloaded.
         self.requeue_claimed_after_reload(ctx);
+        self.recover_own_contacts(ctx);
         self.flush(ctx);
         ctx.run_interval(CALLBACK_SWEEP_INTERVAL, |actor, ctx| {
             actor.sweep_callbacks(ctx);
-            actor.sweep_offers(ctx);
+            actor.sweep_offers();
             actor.sweep_lingering();
             actor.arm_overflow_timer(ctx);
             actor.flush(ctx);
@@ -586,6 +623,7 @@ impl Actor for SiteActor {
         if self.config.overflow.enabled || !self.config.peer_sites.is_empty() {
             ctx.run_interval(SUMMARY_PUBLISH_INTERVAL, |actor, ctx| {
                 actor.overflow_tick(ctx);
+                actor.adoption_tick(ctx);
                 actor.flush(ctx);
             });
         }
@@ -600,10 +638,11 @@ impl actix::Supervised for SiteActor {
         // by `started`. The children's addresses go with the old state, so they stop; Agent
         // actors hand their desktop streams back as they do.
         tracing::warn!(site = %self.config.site.id, "site actor restarting");
-        if let Ok(fresh) = SiteActor::new(
+        if let Ok(fresh) = SiteActor::build(
             self.config.clone(),
             self.proposer.clone(),
             self.shared.clone(),
+            self.outbox.clone(),
         ) {
             let parked = std::mem::take(&mut self.streams.parked_agents);
             let supervisors = std::mem::take(&mut self.streams.supervisors);
@@ -629,6 +668,20 @@ impl Handler<SiteInput> for SiteActor {
         self.arm_overflow_timer(ctx);
         self.flush(ctx);
         result
+    }
+}
+
+impl Handler<OutboxDurable> for SiteActor {
+    type Result = ResponseFuture<Result<(), SiteError>>;
+
+    fn handle(&mut self, _durable: OutboxDurable, _ctx: &mut Self::Context) -> Self::Result {
+        let outbox = self.outbox.clone();
+        Box::pin(async move {
+            outbox
+                .durable()
+                .await
+                .map_err(|error| SiteError::Outbox(Arc::new(error)))
+        })
     }
 }
 

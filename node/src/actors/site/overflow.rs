@@ -23,7 +23,7 @@ impl SiteActor {
         self.site
             .poll_overflow(now, &self.overflow.peers, &mut effects);
         self.effects = effects;
-        self.process_effects(ctx);
+        self.process_effects();
         self.arm_overflow_timer(ctx);
     }
 

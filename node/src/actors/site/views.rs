@@ -288,6 +288,8 @@ pub struct RoutingMetrics {
     pub agents_by_state: BTreeMap<&'static str, u64>,
     /// Idle agents per skill at each peer.
     pub peer_idle: Vec<PeerIdle>,
+    /// The durable outbox: depth, age, commit lag, counters.
+    pub outbox: crate::outbox::OutboxSnapshot,
 }
 
 /// The metrics name of an agent state.
@@ -480,6 +482,7 @@ impl SiteActor {
             offer_timers_lost: self.stats.offer_timers_lost,
             agents_by_state,
             peer_idle,
+            outbox: self.outbox.snapshot(),
         }
     }
 }

@@ -173,7 +173,7 @@ pub(super) async fn agent_wrap_up(
             "`code` must be 1 to 64 characters".to_string(),
         ));
     }
-    ask(
+    ask_durable(
         &state,
         SiteInput::WrapUp {
             login,

@@ -59,10 +59,14 @@ pub(super) async fn contact_arrived(
     request: HttpRequest,
     body: web::Json<ContactArrivedBody>,
 ) -> ApiResult {
-    authenticate(&state, &request, &[Role::Gateway])?;
+    let actor = authenticate(&state, &request, &[Role::Gateway])?;
     refuse_when_drained(&state)?;
-    let body = body.into_inner();
+    let mut body = body.into_inner();
     let caller = phone(&body.caller)?;
+    if let Some(from) = &mut body.overflowed_from {
+        // Routed here only with a committed claim (hops and arrival from the ledger).
+        super::ledger::claim_overflow(&state, actor, from).await?;
+    }
     // The self-service bot answers order-status calls when the number has open orders.
     let open_orders: Vec<Value> = state.shared.read(|replicated| {
         replicated
@@ -134,7 +138,11 @@ pub(super) async fn contact_ended(
     authenticate(&state, &request, &[Role::Gateway])?;
     let contact = ContactId(path.into_inner());
     match state.site.send(SiteInput::ContactEnded(contact)).await? {
-        Ok(value) => Ok(HttpResponse::Ok().json(value)),
+        Ok(value) => {
+            // A hang-up while waiting is an abandonment: its callback is acknowledged durable.
+            state.site.send(OutboxDurable).await??;
+            Ok(HttpResponse::Ok().json(value))
+        }
         // The agent already ended and wrapped it up: the hang-up changes nothing.
         Err(SiteError::Finished(_)) => lookup_contact(&state, contact, None).await,
         Err(error) => Err(error.into()),
@@ -147,7 +155,7 @@ pub(super) async fn contact_abandoned(
     path: web::Path<u64>,
 ) -> ApiResult {
     authenticate(&state, &request, &[Role::Gateway])?;
-    ask(
+    ask_durable(
         &state,
         SiteInput::ContactAbandoned(ContactId(path.into_inner())),
     )

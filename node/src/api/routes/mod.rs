@@ -6,7 +6,8 @@
 //! refused request changes nothing.
 //!
 //! One file per audience: `gateway`, `desktop` (agents), `supervisor` (and reports),
-//! `records` (orders, pre-orders, reservations, complaints, callbacks), `streams`
+//! `records` (orders, pre-orders, reservations, complaints, callbacks), `ledger` (the
+//! contact ledger, overflow claims), `streams`
 //! (WebSockets), `ops` (health, readiness, OpenAPI, cluster status); `/metrics` is
 //! [`super::metrics`]. Shared helpers (authentication, asking the Site actor, proposing)
 //! live here.
@@ -20,7 +21,7 @@ use super::auth::{require, require_agent};
 use super::problem::ApiError;
 use crate::actors::STREAM_BUFFER_EVENTS;
 use crate::actors::site::{
-    Arrival, Audience, LookupContact, SiteError, SiteInput, Subscribe, outcome_json,
+    Arrival, Audience, LookupContact, OutboxDurable, SiteError, SiteInput, Subscribe, outcome_json,
 };
 use crate::state::command::normalize_phone;
 use crate::state::model::{
@@ -43,6 +44,7 @@ mod gateway;
 pub mod replicated;
 
 use replicated::{ReadQuery, propose_create, read};
+mod ledger;
 mod ops;
 mod records;
 mod streams;
@@ -197,6 +199,14 @@ pub fn register(service: &mut web::ServiceConfig) {
                     "/callbacks/{id}/outcome",
                     web::post().to(records::callback_outcome),
                 )
+                .route(
+                    "/ledger/contacts/{id}",
+                    web::get().to(ledger::ledger_contact),
+                )
+                .route(
+                    "/ledger/sites/{site}/open",
+                    web::get().to(ledger::ledger_open),
+                )
                 .route("/cluster/status", web::get().to(ops::cluster_status))
                 .default_service(web::to(not_found)),
         );
@@ -233,6 +243,14 @@ pub(super) fn validate_login(login: &str) -> Result<(), ApiError> {
 
 pub(super) async fn ask(state: &Data, input: SiteInput) -> ApiResult {
     let value = state.site.send(input).await??;
+    Ok(HttpResponse::Ok().json(value))
+}
+
+/// [`ask`] for inputs whose answer acknowledges a write of the Site's outbox (an abandoned
+/// caller's callback, a dial attempt's outcome): answered once that write is fsync'd.
+pub(super) async fn ask_durable(state: &Data, input: SiteInput) -> ApiResult {
+    let value = state.site.send(input).await??;
+    state.site.send(OutboxDurable).await??;
     Ok(HttpResponse::Ok().json(value))
 }
 

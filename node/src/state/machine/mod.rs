@@ -12,12 +12,17 @@
 //! One file per record kind: [`orders`], [`pre_orders`], [`reservations`], [`complaints`],
 //! [`callbacks`] (the domain's callback machine with the node's payloads); [`retention`] drops
 //! closed records after [`CLOSED_RECORD_RETENTION_MS`]; [`idempotency`] remembers the first
-//! result of each idempotent create for [`IDEMPOTENCY_KEY_TTL_MS`].
+//! result of each idempotent create for [`IDEMPOTENCY_KEY_TTL_MS`]; [`outbox`] applies a
+//! site's outbox batches, each entry once; [`ledger`] keeps the contact ledger and overflow
+//! claims; [`adoption`] hands a lost site's open contacts to a live one.
 
+mod adoption;
 mod callbacks;
 mod complaints;
 mod idempotency;
+mod ledger;
 mod orders;
+mod outbox;
 mod pre_orders;
 mod reservations;
 mod retention;
@@ -28,20 +33,24 @@ use std::collections::{BTreeMap, BTreeSet};
 use callgrid_domain::{CallbackMachine, TimeMs};
 use serde::{Deserialize, Serialize};
 
+pub use adoption::{ADOPTIONS_PER_COMMAND_MAX, SITE_LOST_AFTER_MS};
 pub use callbacks::{CALLBACK_CLAIM_LEASE_MS, CALLBACKS_OPEN_MAX, NodeCallback};
 use idempotency::IdempotencyTable;
 pub use idempotency::{
     IDEMPOTENCY_EXPIRIES_PER_APPLY_MAX, IDEMPOTENCY_KEY_TTL_MS, IDEMPOTENCY_KEYS_MAX,
 };
+pub use ledger::OVERFLOW_HOPS_MAX;
 pub use retention::CLOSED_RECORD_RETENTION_MS;
 use retention::RecordKind;
 pub use site_control::{SiteControl, TOKENS_MAX, TokenRecord};
 
 use super::command::{ApplyError, Command, Envelope, Outcome, Response, normalize_phone};
+use super::ledger::{LedgerEntry, OverflowCounts};
 use super::model::{
     Callback, CallbackId, Complaint, ComplaintId, Order, OrderId, PreOrder, PreOrderId,
     Reservation, ReservationId, SiteSummary, StatePolicy, TimestampMs,
 };
+use super::site_writes::OutboxProgress;
 
 /// Audit entries kept per order; older ones are dropped first (transitions are few, updates
 /// are what could grow it).
@@ -128,6 +137,14 @@ pub struct ReplicatedState {
     control: SiteControl,
     /// The first result of each idempotent create, per (principal, key), until it expires.
     idempotency: IdempotencyTable,
+    /// Per site, how far its outbox has been applied (de-duplication of retried batches).
+    outbox_progress: BTreeMap<String, OutboxProgress>,
+    /// The contact ledger: every contact's entry, by its id at its site.
+    ledger: BTreeMap<u64, LedgerEntry>,
+    /// Open ledger entries by owner site.
+    ledger_open_by_site: BTreeMap<String, BTreeSet<u64>>,
+    /// Overflow moves per site, from committed claims.
+    overflow_counts: BTreeMap<String, OverflowCounts>,
 }
 
 impl Default for ReplicatedState {
@@ -153,6 +170,10 @@ impl Default for ReplicatedState {
             tallies: Tallies::default(),
             control: SiteControl::default(),
             idempotency: IdempotencyTable::default(),
+            outbox_progress: BTreeMap::new(),
+            ledger: BTreeMap::new(),
+            ledger_open_by_site: BTreeMap::new(),
+            overflow_counts: BTreeMap::new(),
         }
     }
 }
@@ -294,6 +315,19 @@ impl ReplicatedState {
                 self.record_attempt(at_ms, *callback, *outcome)
             }
             Command::CallerCalledIn { caller } => self.caller_called_in(at_ms, caller),
+            Command::Outbox(batch) => self.apply_outbox_batch(at_ms, site, batch),
+            Command::ClaimOverflow { contact, from, to } => {
+                if to != site {
+                    return Err(ApplyError::Conflict(format!(
+                        "site {site} cannot claim for {to}"
+                    )));
+                }
+                self.claim_overflow(at_ms, site, *contact, from)
+            }
+            Command::AdoptSite { site: lost } => self.adopt_site(at_ms, site, lost),
+            Command::RecoverOwnContacts { before_ms } => {
+                self.recover_own_contacts(at_ms, site, *before_ms)
+            }
             Command::PublishSiteSummary(summary) => {
                 self.site_summaries
                     .insert(summary.site.clone(), summary.clone());

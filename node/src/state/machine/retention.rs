@@ -24,6 +24,8 @@ pub(super) enum RecordKind {
     Reservation,
     Complaint,
     Callback,
+    /// A closed contact ledger entry (kept [`super::super::ledger::LEDGER_ENDED_RETENTION_MS`]).
+    LedgerEntry,
 }
 
 impl ReplicatedState {
@@ -91,6 +93,7 @@ impl ReplicatedState {
                     remove_from_index(&mut self.complaints_by_caller, &complaint.caller, id);
                 }
             }
+            RecordKind::LedgerEntry => self.drop_ledger_entry(id),
             RecordKind::Callback => {
                 if self
                     .callbacks

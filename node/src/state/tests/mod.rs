@@ -4,6 +4,8 @@
 
 mod defects;
 mod idempotency;
+mod ledger;
+mod outbox;
 mod site_control;
 
 use crate::state::command::{ApplyError, Command, Envelope, Outcome};

@@ -1,0 +1,192 @@
+//! The outbox against a replicator that can be cut off or answer "outcome unknown", on a real
+//! RocksDB in a temp dir.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{Outbox, OutboxStore};
+use crate::replicate::{
+    BoxFuture, LocalReplicator, Proposer, ReplicaHealth, ReplicateError, Replicator,
+};
+use crate::state::SharedState;
+use crate::state::site_writes::SiteWrite;
+
+/// How the test replicator answers.
+const UNAVAILABLE: u32 = 0;
+const APPLY_THEN_UNKNOWN: u32 = 1;
+const NORMAL: u32 = 2;
+
+/// Applies through a [`LocalReplicator`], or refuses, or applies and then says the outcome is
+/// unknown (a leader change after commit).
+struct Flaky {
+    inner: LocalReplicator,
+    mode: AtomicU32,
+    proposals: AtomicU64,
+}
+
+impl Replicator for Flaky {
+    fn propose(&self, command: Vec<u8>) -> BoxFuture<Result<Vec<u8>, ReplicateError>> {
+        self.proposals.fetch_add(1, Ordering::SeqCst);
+        match self.mode.load(Ordering::SeqCst) {
+            UNAVAILABLE => Box::pin(async { Err(ReplicateError::Unavailable("cut off".into())) }),
+            APPLY_THEN_UNKNOWN => {
+                let applied = self.inner.propose(command);
+                Box::pin(async move {
+                    let _ = applied.await;
+                    Err(ReplicateError::Indeterminate("leader changed".into()))
+                })
+            }
+            _ => self.inner.propose(command),
+        }
+    }
+
+    fn read_barrier(&self) -> BoxFuture<Result<(), ReplicateError>> {
+        self.inner.read_barrier()
+    }
+
+    fn health(&self) -> ReplicaHealth {
+        self.inner.health()
+    }
+
+    fn shutdown(&self) {}
+}
+
+fn flaky(shared: &SharedState, mode: u32) -> Arc<Flaky> {
+    Arc::new(Flaky {
+        inner: LocalReplicator::new(shared.clone()),
+        mode: AtomicU32::new(mode),
+        proposals: AtomicU64::new(0),
+    })
+}
+
+fn abandoned(caller: u32) -> SiteWrite {
+    SiteWrite::AbandonedCallback {
+        caller: format!("+7916000{caller:04}"),
+        skill: "line1".to_string(),
+        ordering_time_ms: 1_000 + u64::from(caller),
+    }
+}
+
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn callbacks_open(shared: &SharedState) -> usize {
+    shared.read(|state| state.counts().callbacks_open)
+}
+
+#[test]
+fn writes_are_committed_in_batches_and_the_store_empties() {
+    let data = tempfile::tempdir().unwrap();
+    let shared = SharedState::new();
+    let replicator = flaky(&shared, NORMAL);
+    let outbox =
+        Outbox::open(data.path(), Proposer::new(replicator.clone(), "msk".into())).unwrap();
+    for caller in 0..200 {
+        outbox.append(abandoned(caller)).unwrap();
+    }
+    wait_until("200 commits", || outbox.committed_sequence() == 200);
+    assert_eq!(callbacks_open(&shared), 200);
+    assert!(
+        replicator.proposals.load(Ordering::SeqCst) < 200,
+        "batched: {} proposals for 200 writes",
+        replicator.proposals.load(Ordering::SeqCst)
+    );
+    let snapshot = outbox.snapshot();
+    assert_eq!((snapshot.depth, snapshot.committed_total), (0, 200));
+    assert_eq!(
+        shared.read(|state| state.outbox_progress("msk")).sequence,
+        200
+    );
+    outbox.close();
+    let store = OutboxStore::open(&data.path().join(super::OUTBOX_DIRECTORY), 1).unwrap();
+    assert_eq!(
+        store.first_pending().unwrap(),
+        None,
+        "committed entries deleted"
+    );
+    assert_eq!(store.last_sequence().unwrap(), 200);
+}
+
+#[test]
+fn writes_taken_while_cut_off_survive_a_restart_and_commit_once() {
+    let data = tempfile::tempdir().unwrap();
+    let shared = SharedState::new();
+    let replicator = flaky(&shared, UNAVAILABLE);
+    let outbox =
+        Outbox::open(data.path(), Proposer::new(replicator.clone(), "msk".into())).unwrap();
+    for caller in 0..5 {
+        outbox.append(abandoned(caller)).unwrap();
+    }
+    wait_until("5 durable", || outbox.durable_sequence() == 5);
+    wait_until("a refused proposal", || {
+        replicator.proposals.load(Ordering::SeqCst) > 0
+    });
+    assert_eq!(outbox.snapshot().depth, 5);
+    assert_eq!(
+        callbacks_open(&shared),
+        0,
+        "nothing committed while cut off"
+    );
+    let incarnation = outbox.incarnation();
+    outbox.close();
+
+    // The node restarts; the quorum is back but answers "outcome unknown" after committing.
+    let replicator = flaky(&shared, APPLY_THEN_UNKNOWN);
+    let outbox =
+        Outbox::open(data.path(), Proposer::new(replicator.clone(), "msk".into())).unwrap();
+    assert_eq!(outbox.incarnation(), incarnation, "same store");
+    assert_eq!(outbox.snapshot().depth, 5, "resumed from disk");
+    wait_until("two unknown outcomes", || {
+        replicator.proposals.load(Ordering::SeqCst) >= 2
+    });
+    replicator.mode.store(NORMAL, Ordering::SeqCst);
+    wait_until("5 commits", || outbox.committed_sequence() == 5);
+    assert_eq!(callbacks_open(&shared), 5, "each write applied once");
+    let progress = shared.read(|state| state.outbox_progress("msk"));
+    assert_eq!((progress.incarnation, progress.sequence), (incarnation, 5));
+    assert!(outbox.snapshot().retries_total >= 2);
+    outbox.close();
+}
+
+#[test]
+fn an_invalid_write_is_refused_on_append() {
+    let data = tempfile::tempdir().unwrap();
+    let shared = SharedState::new();
+    let outbox = Outbox::open(
+        data.path(),
+        Proposer::new(Arc::new(LocalReplicator::new(shared)), "msk".into()),
+    )
+    .unwrap();
+    let error = outbox
+        .append(SiteWrite::CallerCalledIn {
+            caller: "not a number".into(),
+        })
+        .unwrap_err();
+    assert!(error.to_string().contains("caller"), "{error}");
+    assert_eq!(outbox.snapshot().depth, 0);
+    outbox.close();
+}
+
+#[tokio::test]
+async fn durable_resolves_once_the_appended_writes_are_fsynced() {
+    let data = tempfile::tempdir().unwrap();
+    let shared = SharedState::new();
+    let replicator = flaky(&shared, UNAVAILABLE);
+    let outbox = Outbox::open(data.path(), Proposer::new(replicator, "msk".into())).unwrap();
+    outbox.durable().await.unwrap();
+    for caller in 0..3 {
+        outbox.append(abandoned(caller)).unwrap();
+    }
+    outbox.durable().await.unwrap();
+    assert_eq!(outbox.durable_sequence(), 3, "on disk though not committed");
+    assert_eq!(outbox.committed_sequence(), 0);
+    let outbox = tokio::task::spawn_blocking(move || outbox.close());
+    outbox.await.unwrap();
+}
