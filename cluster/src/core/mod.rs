@@ -412,6 +412,12 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         &self.state_machine
     }
 
+    /// The state machine, mutable (the simulation drains what its recording machine saw).
+    /// Changing the replicated state through it breaks replication: tests only.
+    pub fn state_machine_mut(&mut self) -> &mut M {
+        &mut self.state_machine
+    }
+
     /// The storage.
     pub fn storage(&self) -> &S {
         self.raw.store()
