@@ -15,7 +15,8 @@ use callgrid_cluster::simulation::{Simulation, SimulationOptions};
 const SEEDS_MAX: u64 = 16;
 const STEPS: u64 = 4_000;
 
-fn caught_within(mutation: Mutation, options: impl Fn(u64) -> SimulationOptions) -> u64 {
+/// Runs seeds with `mutation` on until one reports a violation; returns its reason.
+fn caught_within(mutation: Mutation, options: impl Fn(u64) -> SimulationOptions) -> String {
     mutations::set(mutation, true);
     for n in 0..SEEDS_MAX {
         let seed = 0x0B17_E000 + n;
@@ -27,7 +28,7 @@ fn caught_within(mutation: Mutation, options: impl Fn(u64) -> SimulationOptions)
             Err(violation) => {
                 println!("{mutation:?}: caught at seed {seed} ({nodes} nodes), try {}: {violation}", n + 1);
                 mutations::set(mutation, false);
-                return n + 1;
+                return violation.reason;
             }
         }
     }
@@ -51,6 +52,16 @@ fn skipping_the_fsync_is_caught() {
 #[test]
 fn answering_a_read_before_apply_is_caught() {
     caught_within(Mutation::ReadBeforeApply, default_options);
+}
+
+#[test]
+fn a_read_before_apply_is_caught_by_the_linearizability_checker_alone() {
+    let violation = caught_within(Mutation::ReadBeforeApply, |seed| {
+        let mut options = default_options(seed);
+        options.check_read_index = false;
+        options
+    });
+    assert!(violation.contains("not linearizable"), "{violation}");
 }
 
 #[test]

@@ -412,6 +412,12 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         &self.state_machine
     }
 
+    /// True once a leader proved this store lost entries it had acknowledged (a wiped or
+    /// restored disk): it will not vote until re-added.
+    pub fn rejoin_required(&self) -> bool {
+        self.identity.rejoin_required()
+    }
+
     /// The state machine, mutable (the simulation drains what its recording machine saw).
     /// Changing the replicated state through it breaks replication: tests only.
     pub fn state_machine_mut(&mut self) -> &mut M {

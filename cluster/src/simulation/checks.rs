@@ -135,6 +135,23 @@ impl Simulation {
         Ok(())
     }
 
+    /// A store whose disk was not wiped never loses what it acknowledged: the core finds
+    /// out when a leader's commit index passes its log (and stops voting), so a node that
+    /// says so without a wiped disk lost synced writes (or acknowledged before syncing).
+    pub(super) fn check_store_kept(&self, index: usize) -> Result<(), Violation> {
+        let node = &self.nodes[index];
+        match node.core.as_ref() {
+            Some(core) if core.rejoin_required() && !node.awaiting_rejoin => {
+                Err(self.violation(format!(
+                    "node {}: its store lost entries it had acknowledged, but its disk was \
+                     never wiped (a write acknowledged before it was durable)",
+                    node.id
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// At most one leader per term.
     pub(super) fn check_leaders(&mut self) -> Result<(), Violation> {
         for node in &self.nodes {

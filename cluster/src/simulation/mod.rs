@@ -89,6 +89,10 @@ pub struct SimulationOptions {
     pub transfer: f64,
     /// Snapshot threshold (small, so compaction and snapshot catch-up happen).
     pub snapshot_threshold_entries: u64,
+    /// Check each read's index as it is answered (not below an acknowledged put, applied
+    /// by the node). Off, only the linearizability check judges reads (the mutation test
+    /// of a read answered before apply uses that to show the checker bites on its own).
+    pub check_read_index: bool,
 }
 
 impl SimulationOptions {
@@ -110,6 +114,7 @@ impl SimulationOptions {
             replace: 0.0003,
             transfer: 0.001,
             snapshot_threshold_entries: 40,
+            check_read_index: true,
         }
     }
 }

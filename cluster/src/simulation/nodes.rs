@@ -27,6 +27,9 @@ pub(super) struct SimNode {
     pub(super) last_applied: u64,
     /// Committed entries of this node's store checked up to here.
     pub(super) checked_commit: u64,
+    /// The disk was wiped and the runbook has not re-added the node yet: it may (must)
+    /// find out that its store lost acknowledged entries.
+    pub(super) awaiting_rejoin: bool,
 }
 
 impl SimNode {
@@ -37,6 +40,7 @@ impl SimNode {
             core: None,
             last_applied: 0,
             checked_commit: 0,
+            awaiting_rejoin: false,
         }
     }
 }
@@ -97,6 +101,7 @@ impl Simulation {
             self.crash(index);
         }
         self.nodes[index].storage.wipe();
+        self.nodes[index].awaiting_rejoin = true;
         self.report.wipes += 1;
         self.restart(index)
     }
@@ -162,6 +167,7 @@ impl Simulation {
                 })?;
         }
         self.check_commits(index)?;
+        self.check_store_kept(index)?;
         let view = match self.nodes[index].core.as_ref() {
             Some(core) => {
                 let machine = core.state_machine();
@@ -172,6 +178,7 @@ impl Simulation {
                 ReadView {
                     applied: core.applied_index(),
                     values,
+                    check_index: self.options.check_read_index,
                 }
             }
             None => return Ok(()),

@@ -241,6 +241,9 @@ impl Simulation {
                 address: nodes::address(plan.victim),
             }),
             Stage::Promote if kind_of(plan.victim) == Some(MemberKind::Voter) => {
+                if let Some(index) = victim_index {
+                    self.nodes[index].awaiting_rejoin = false;
+                }
                 self.operator.plan = None;
                 return Ok(());
             }
