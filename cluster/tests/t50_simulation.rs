@@ -31,7 +31,10 @@ fn run(nodes: usize) -> Vec<SimulationReport> {
                 .and_then(Simulation::run)
                 .unwrap_or_else(|violation| panic!("{violation}"));
             println!("simulation: seed {seed}, {nodes} nodes, {STEPS} steps: {report:?}");
-            assert!(report.commands_applied > 0, "seed {seed}: nothing committed");
+            assert!(
+                report.commands_applied > 0,
+                "seed {seed}: nothing committed"
+            );
             assert!(
                 report.linearizability.reads > 0,
                 "seed {seed}: no read was checked"
@@ -51,7 +54,10 @@ fn assert_faults_happened(reports: &[SimulationReport]) {
     assert!(sum(|r| r.membership_changes) > 0, "no membership change");
     assert!(sum(|r| r.transfers) > 0, "no leadership transfer");
     assert!(sum(|r| r.snapshots_chunked) > 0, "no snapshot sent");
-    assert!(sum(|r| r.linearizability.unknown_writes) > 0, "no unknown write checked");
+    assert!(
+        sum(|r| r.linearizability.unknown_writes) > 0,
+        "no unknown write checked"
+    );
 }
 
 #[test]

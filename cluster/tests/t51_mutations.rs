@@ -26,7 +26,10 @@ fn caught_within(mutation: Mutation, options: impl Fn(u64) -> SimulationOptions)
         match Simulation::new(options).and_then(Simulation::run) {
             Ok(_) => println!("{mutation:?}: seed {seed} ({nodes} nodes) passed"),
             Err(violation) => {
-                println!("{mutation:?}: caught at seed {seed} ({nodes} nodes), try {}: {violation}", n + 1);
+                println!(
+                    "{mutation:?}: caught at seed {seed} ({nodes} nodes), try {}: {violation}",
+                    n + 1
+                );
                 mutations::set(mutation, false);
                 return violation.reason;
             }

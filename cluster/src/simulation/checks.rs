@@ -109,7 +109,9 @@ impl Simulation {
             None,
             GetEntriesContext::empty(false),
         )
-        .map_err(|error| self.violation(format!("node {id}: committed entries unreadable: {error}")))?;
+        .map_err(|error| {
+            self.violation(format!("node {id}: committed entries unreadable: {error}"))
+        })?;
         for entry in entries {
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
             entry.data[..].hash(&mut hasher);

@@ -167,7 +167,9 @@ impl Clients {
                     self.acknowledged_index_max = self.acknowledged_index_max.max(index);
                     self.puts_succeeded += 1;
                 }
-                Err(ProposeError::Dropped | ProposeError::Rejected(_) | ProposeError::Overloaded) => {
+                Err(
+                    ProposeError::Dropped | ProposeError::Rejected(_) | ProposeError::Overloaded,
+                ) => {
                     if let Some(index) = history.index_of(value) {
                         return Err(format!(
                             "node {node}: put {value} reported {result:?} but applied at {index}"

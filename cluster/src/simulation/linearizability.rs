@@ -96,7 +96,11 @@ pub fn check_register(history: &[Timed]) -> Result<Coverage, CheckError> {
         search_steps: 0,
     };
     for timed in &operations {
-        debug_assert!(timed.response.is_none_or(|response| response > timed.invoked));
+        debug_assert!(
+            timed
+                .response
+                .is_none_or(|response| response > timed.invoked)
+        );
     }
     coverage.search_steps = search(&operations)?;
     Ok(coverage)
@@ -140,7 +144,13 @@ impl List {
             .map(|next| if next >= count { NONE } else { next })
             .collect();
         let previous = (0..=count)
-            .map(|node| if node == 0 { head } else { node.wrapping_sub(1) })
+            .map(|node| {
+                if node == 0 {
+                    head
+                } else {
+                    node.wrapping_sub(1)
+                }
+            })
             .collect();
         Self {
             events,
@@ -318,7 +328,10 @@ mod tests {
             op(Operation::Read(2), 10, Some(11)),
         ];
         let coverage = check_register(&history).expect("linearizable");
-        assert_eq!(coverage.unknown_writes, 1, "the unread unknown write is left out");
+        assert_eq!(
+            coverage.unknown_writes, 1,
+            "the unread unknown write is left out"
+        );
         // A value that goes back in time is not.
         let history = [
             op(Operation::Write(1), 0, Some(1)),

@@ -67,9 +67,13 @@ impl KvStateMachine {
 
     /// A digest of the whole state (equal states, equal digests).
     pub fn digest(&self) -> u64 {
-        self.values.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, value| {
-            (hash ^ value).wrapping_mul(0x0100_0000_01b3).rotate_left(29)
-        })
+        self.values
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, value| {
+                (hash ^ value)
+                    .wrapping_mul(0x0100_0000_01b3)
+                    .rotate_left(29)
+            })
     }
 
     /// Take what happened since the last call.

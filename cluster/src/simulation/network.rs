@@ -119,7 +119,9 @@ fn through_chunks(message_id: u64, message: &PeerMessage) -> Result<PeerMessage,
     let mut assembler = ChunkAssembler::default();
     let mut assembled = None;
     for frame in frames {
-        let frame_body = frame.get(4..).ok_or(CodecError::InconsistentChunk("short frame"))?;
+        let frame_body = frame
+            .get(4..)
+            .ok_or(CodecError::InconsistentChunk("short frame"))?;
         let Frame::Chunk(chunk) = codec::decode_frame_body(frame_body)? else {
             return Err(CodecError::InconsistentChunk("not a chunk"));
         };

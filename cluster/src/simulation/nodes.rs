@@ -184,7 +184,11 @@ impl Simulation {
             None => return Ok(()),
         };
         for completion in output.completions {
-            if let Completion::Membership { id: request, result } = &completion {
+            if let Completion::Membership {
+                id: request,
+                result,
+            } = &completion
+            {
                 let done = self
                     .operator
                     .complete(id, *request, result.is_ok())

@@ -84,15 +84,17 @@ impl Simulation {
                     .as_ref()
                     .is_some_and(|core| core.is_leader())
             })
-            .max_by_key(|index| self.nodes[*index].core.as_ref().map_or(0, |core| core.term()))
+            .max_by_key(|index| {
+                self.nodes[*index]
+                    .core
+                    .as_ref()
+                    .map_or(0, |core| core.term())
+            })
     }
 
     /// Members (voters and learners) as the leader (or the most advanced node) sees them.
     pub(super) fn members(&self) -> BTreeSet<NodeId> {
-        self.member_kinds()
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect()
+        self.member_kinds().into_iter().map(|(id, _)| id).collect()
     }
 
     fn member_kinds(&self) -> Vec<(NodeId, MemberKind)> {

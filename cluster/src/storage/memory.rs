@@ -240,7 +240,11 @@ mod tests {
         storage.crash();
         let state = storage.log_state();
         assert_eq!(state.last_index(), 2);
-        assert_eq!(state.hard_state().commit, 0, "the commit index was not synced");
+        assert_eq!(
+            state.hard_state().commit,
+            0,
+            "the commit index was not synced"
+        );
     }
 
     #[test]
