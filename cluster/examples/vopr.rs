@@ -67,8 +67,25 @@ fn main() -> anyhow::Result<()> {
                     };
                     let options = SimulationOptions::new(seed, nodes, arguments.steps);
                     let seed_started = Instant::now();
-                    let result = Simulation::new(options).and_then(Simulation::run);
+                    // A panic (raft-rs asserts, the core's debug assertions) is a failure
+                    // of this seed, not of the run.
+                    let result = std::panic::catch_unwind(|| {
+                        Simulation::new(options).and_then(Simulation::run)
+                    });
                     let elapsed = seed_started.elapsed();
+                    let result = match result {
+                        Ok(result) => result,
+                        Err(panic) => {
+                            let message = panic
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                                .unwrap_or_default();
+                            println!("seed {seed} nodes {nodes}: PANIC {message}");
+                            failures.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    };
                     match result {
                         Ok(report) if !arguments.quiet => {
                             println!("seed {seed} nodes {nodes}: ok in {elapsed:.2?} {report:?}");

@@ -268,6 +268,10 @@ pub struct RaftCore<S: Storage, M: StateMachine> {
     /// node, so until a snapshot taken after the addition exists, a new node (empty log)
     /// cannot be caught up at all — with a large threshold and little traffic, for hours.
     snapshot_for_new_member: bool,
+    /// This node leads and applied its own removal: step down after the Ready loop.
+    /// raft-rs keeps a removed leader leading (`post_conf_change`: "untested"), and its next
+    /// commit advance unwraps its own, removed, progress — a panic.
+    step_down_removed: bool,
     /// Applied proposal tags (replicated at-most-once).
     sessions: Sessions,
     /// The store's identity; `lost_through` is set once a leader proved this store lost
@@ -386,6 +390,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             applied: snapshot_index,
             snapshot_index,
             snapshot_for_new_member: false,
+            step_down_removed: false,
             sessions,
             identity,
             identity_changed: false,
@@ -704,6 +709,15 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         }
         for (to, message_type) in unsent {
             self.handle_send_failure(to, message_type);
+        }
+        if std::mem::take(&mut self.step_down_removed) && self.is_leader() {
+            tracing::info!(
+                node_id = self.config.node_id,
+                term = self.raw.raft.term,
+                "removed from the voters while leading: stepping down"
+            );
+            let term = self.raw.raft.term;
+            self.raw.raft.become_follower(term, raft::INVALID_ID);
         }
         if self.identity_changed {
             self.raw.mut_store().set_identity(&self.identity)?;
