@@ -34,10 +34,19 @@ struct Arguments {
     /// Print only failures and the summary.
     #[arg(long)]
     quiet: bool,
+    /// Log the cores' tracing events at this level filter (e.g. `info`), to debug a replay.
+    #[arg(long)]
+    log: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
     let arguments = Arguments::parse();
+    if let Some(filter) = &arguments.log {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .without_time()
+            .init();
+    }
     let first = arguments.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

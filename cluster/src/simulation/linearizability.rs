@@ -5,12 +5,14 @@
 //!
 //! Operations have an invocation time and a response time; an operation whose outcome is
 //! unknown (timed out, its node crashed) has no response: it may take effect at any point
-//! after its invocation, or never. Two reductions keep the search small without losing
-//! anything (values are unique per write): an unknown write whose value nobody read is left
-//! out (taking effect could only make later reads wrong), and a write that certainly failed
-//! is left out (a read of its value then has no write to explain it).
+//! after its invocation, or never. Reductions keep the search small without losing anything
+//! (values are unique per write): an unknown write whose value nobody read is left out
+//! (taking effect could only make later reads wrong); an unknown write whose value was read
+//! took effect before the first such read answered, so that answer is its response (an
+//! open-ended write would multiply the orders to try by two per write); and a write that
+//! certainly failed is left out (a read of its value then has no write to explain it).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// One operation on a register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,38 +70,52 @@ enum Event {
 
 /// Check one register's history; returns what was covered.
 pub fn check_register(history: &[Timed]) -> Result<Coverage, CheckError> {
-    let read_values: HashSet<u64> = history
-        .iter()
-        .filter_map(|timed| match timed.operation {
-            Operation::Read(value) => Some(value),
-            Operation::Write(_) => None,
-        })
-        .collect();
-    let operations: Vec<Timed> = history
-        .iter()
-        .filter(|timed| match timed.operation {
-            Operation::Write(value) => timed.response.is_some() || read_values.contains(&value),
-            Operation::Read(_) => timed.response.is_some(),
-        })
-        .copied()
-        .collect();
+    // value → the earliest answer of a read that returned it.
+    let mut first_read: HashMap<u64, u64> = HashMap::new();
+    for timed in history {
+        if let (Operation::Read(value), Some(response)) = (timed.operation, timed.response) {
+            let first = first_read.entry(value).or_insert(response);
+            *first = (*first).min(response);
+        }
+    }
+    let mut operations = Vec::with_capacity(history.len());
+    let mut unknown_writes = 0;
+    for timed in history {
+        let mut timed = *timed;
+        match (timed.operation, timed.response) {
+            (Operation::Read(_), None) => continue,
+            (Operation::Write(value), None) => {
+                let Some(&read_at) = first_read.get(&value) else {
+                    continue;
+                };
+                if read_at <= timed.invoked {
+                    return Err(CheckError::NotLinearizable(format!(
+                        "value {value} was read (answered at {read_at}) before its write was \
+                         invoked (at {})",
+                        timed.invoked
+                    )));
+                }
+                timed.response = Some(read_at);
+                unknown_writes += 1;
+            }
+            _ => {}
+        }
+        operations.push(timed);
+    }
     let mut coverage = Coverage {
         operations: operations.len() as u64,
         reads: operations
             .iter()
             .filter(|timed| matches!(timed.operation, Operation::Read(_)))
             .count() as u64,
-        unknown_writes: operations
-            .iter()
-            .filter(|timed| timed.response.is_none())
-            .count() as u64,
+        unknown_writes,
         search_steps: 0,
     };
     for timed in &operations {
         debug_assert!(
             timed
                 .response
-                .is_none_or(|response| response > timed.invoked)
+                .is_some_and(|response| response > timed.invoked)
         );
     }
     coverage.search_steps = search(&operations)?;
