@@ -1,7 +1,13 @@
 //! Long runs of the deterministic cluster simulation.
 //!
-//! `cargo run -p callgrid-cluster --release --example vopr -- --seed 7 --seeds 100 --steps 50000`
-//! runs seeds 7..107; a failure prints its seed, and `--seed N --seeds 1` replays it.
+//! `cargo run -p callgrid-cluster --release --example vopr -- --seed 7 --seeds 100 --jobs 2`
+//! runs seeds 7..107 on two threads; a failure prints its seed, and `--seed N --seeds 1`
+//! replays it. At the end: seeds run, failures, wall time and the per-seed time (median, p99,
+//! max).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use callgrid_cluster::simulation::{Simulation, SimulationOptions};
@@ -22,30 +28,107 @@ struct Arguments {
     /// Cluster size; 0 alternates 3 and 5.
     #[arg(long, default_value_t = 0)]
     nodes: usize,
+    /// Threads running seeds.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Print only failures and the summary.
+    #[arg(long)]
+    quiet: bool,
+    /// Log the cores' tracing events at this level filter (e.g. `info`), to debug a replay.
+    #[arg(long)]
+    log: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
     let arguments = Arguments::parse();
+    if let Some(filter) = &arguments.log {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .without_time()
+            .init();
+    }
     let first = arguments.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |elapsed| elapsed.as_nanos() as u64)
     });
-    let mut failures = 0;
-    for seed in first..first + arguments.seeds {
-        let nodes = match arguments.nodes {
-            0 => 3 + 2 * (seed % 2) as usize,
-            nodes => nodes,
-        };
-        let options = SimulationOptions::new(seed, nodes, arguments.steps);
-        match Simulation::new(options).and_then(Simulation::run) {
-            Ok(report) => println!("seed {seed} nodes {nodes}: ok {report:?}"),
-            Err(violation) => {
-                println!("seed {seed} nodes {nodes}: VIOLATION {violation}");
-                failures += 1;
-            }
+    println!(
+        "vopr: seeds {first}..{} ({} steps, {} jobs)",
+        first + arguments.seeds,
+        arguments.steps,
+        arguments.jobs
+    );
+    let next = AtomicU64::new(first);
+    let failures = AtomicU64::new(0);
+    let durations = Mutex::new(Vec::with_capacity(arguments.seeds as usize));
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..arguments.jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= first + arguments.seeds {
+                        break;
+                    }
+                    let nodes = match arguments.nodes {
+                        0 => 3 + 2 * (seed % 2) as usize,
+                        nodes => nodes,
+                    };
+                    let options = SimulationOptions::new(seed, nodes, arguments.steps);
+                    let seed_started = Instant::now();
+                    // A panic (raft-rs asserts, the core's debug assertions) is a failure
+                    // of this seed, not of the run.
+                    let result = std::panic::catch_unwind(|| {
+                        Simulation::new(options).and_then(Simulation::run)
+                    });
+                    let elapsed = seed_started.elapsed();
+                    let result = match result {
+                        Ok(result) => result,
+                        Err(panic) => {
+                            let message = panic
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                                .unwrap_or_default();
+                            println!("seed {seed} nodes {nodes}: PANIC {message}");
+                            failures.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    };
+                    match result {
+                        Ok(report) if !arguments.quiet => {
+                            println!("seed {seed} nodes {nodes}: ok in {elapsed:.2?} {report:?}");
+                        }
+                        Ok(_) => {}
+                        Err(violation) => {
+                            println!("seed {seed} nodes {nodes}: VIOLATION {violation}");
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    if let Ok(mut durations) = durations.lock() {
+                        durations.push(elapsed);
+                    }
+                }
+            });
         }
-    }
+    });
+    let mut durations = durations.into_inner().unwrap_or_default();
+    durations.sort();
+    let at = |quantile: f64| {
+        durations
+            .get(((durations.len() as f64 - 1.0) * quantile).round() as usize)
+            .copied()
+            .unwrap_or(Duration::ZERO)
+    };
+    let failures = failures.into_inner();
+    println!(
+        "vopr: {} seeds, {failures} failed, wall {:.1?}; per seed median {:.3?}, p99 {:.3?}, max {:.3?}",
+        durations.len(),
+        started.elapsed(),
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
     if failures > 0 {
         bail!(
             "{failures} of {} seeds violated an invariant",

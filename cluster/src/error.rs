@@ -41,6 +41,10 @@ pub enum StorageError {
     /// The store was already initialised with a different cluster membership.
     #[error("store already holds state; refusing to bootstrap it again")]
     AlreadyInitialized,
+    /// A fault injected by a test store ([`crate::storage::memory::MemoryStorage`]): the
+    /// write did not happen.
+    #[error("injected storage fault: {0}")]
+    Injected(&'static str),
 }
 
 /// Why the state machine could not produce or restore a snapshot.

@@ -17,6 +17,8 @@
 //! - [`certs`] — the cluster CA and node certificates (rcgen), loaded into rustls configs, and
 //!   the revocation list;
 //! - [`config`], [`status`], [`error`] — settings, operator view, error enums;
+//! - [`mutations`] — deliberately broken rules for the simulation's mutation tests (only
+//!   with the test-only feature `sim-mutations`);
 //! - [`simulation`] — the seeded deterministic cluster simulation (tests and `examples/vopr`).
 
 pub mod certs;
@@ -24,6 +26,7 @@ pub mod codec;
 pub mod config;
 pub mod core;
 pub mod error;
+pub mod mutations;
 pub mod runtime;
 pub mod simulation;
 pub mod state_machine;

@@ -1,11 +1,13 @@
 //! Deterministic cluster simulation: seeded runs of 3- and 5-node clusters through the sans-IO
-//! core with loss, duplication, reordering, partitions and crash-restart, checking Raft's
-//! invariants after every step (see `callgrid_cluster::simulation`).
+//! core with loss, duplication, reordering, partitions, crashes that lose unsynced writes,
+//! failed fsyncs, crashes mid-Ready, wiped disks, membership changes and leadership
+//! transfers, checking Raft's invariants after every step and the whole client history for
+//! linearizability at the end (see `callgrid_cluster::simulation`).
 //!
 //! Replay a failure with `CALLGRID_SIM_SEED=<seed> cargo test -p callgrid-cluster --test
 //! t50_simulation`; longer runs: `cargo run -p callgrid-cluster --release --example vopr`.
 
-use callgrid_cluster::simulation::{Simulation, SimulationOptions};
+use callgrid_cluster::simulation::{Simulation, SimulationOptions, SimulationReport};
 
 const SEEDS: u64 = 6;
 const STEPS: u64 = 4_000;
@@ -20,29 +22,58 @@ fn seeds() -> Vec<u64> {
     }
 }
 
-fn run(nodes: usize) {
-    for seed in seeds() {
-        println!("simulation: seed {seed}, {nodes} nodes, {STEPS} steps");
-        let options = SimulationOptions::new(seed, nodes, STEPS);
-        let report = Simulation::new(options)
-            .and_then(Simulation::run)
-            .unwrap_or_else(|violation| panic!("{violation}"));
-        println!("simulation: seed {seed}: {report:?}");
-        assert!(
-            report.commands_applied > 0,
-            "seed {seed}: nothing committed"
-        );
-    }
+fn run(nodes: usize) -> Vec<SimulationReport> {
+    seeds()
+        .into_iter()
+        .map(|seed| {
+            let options = SimulationOptions::new(seed, nodes, STEPS);
+            let report = Simulation::new(options)
+                .and_then(Simulation::run)
+                .unwrap_or_else(|violation| panic!("{violation}"));
+            println!("simulation: seed {seed}, {nodes} nodes, {STEPS} steps: {report:?}");
+            assert!(
+                report.commands_applied > 0,
+                "seed {seed}: nothing committed"
+            );
+            assert!(
+                report.linearizability.reads > 0,
+                "seed {seed}: no read was checked"
+            );
+            report
+        })
+        .collect()
+}
+
+/// Summed over the seeds, the faults the simulation claims to inject did happen.
+fn assert_faults_happened(reports: &[SimulationReport]) {
+    let sum = |field: fn(&SimulationReport) -> u64| reports.iter().map(field).sum::<u64>();
+    assert!(sum(|r| r.crashes) > 0, "no crash");
+    assert!(sum(|r| r.fsync_failures) > 0, "no failed fsync");
+    assert!(sum(|r| r.crashes_mid_ready) > 0, "no crash mid-Ready");
+    assert!(sum(|r| r.wipes) > 0, "no wiped disk");
+    assert!(sum(|r| r.membership_changes) > 0, "no membership change");
+    assert!(sum(|r| r.transfers) > 0, "no leadership transfer");
+    assert!(sum(|r| r.snapshots_chunked) > 0, "no snapshot sent");
+    assert!(
+        sum(|r| r.linearizability.unknown_writes) > 0,
+        "no unknown write checked"
+    );
 }
 
 #[test]
 fn three_node_cluster_keeps_raft_invariants_under_faults() {
-    run(3);
+    let reports = run(3);
+    if reports.len() > 1 {
+        assert_faults_happened(&reports);
+    }
 }
 
 #[test]
 fn five_node_cluster_keeps_raft_invariants_under_faults() {
-    run(5);
+    let reports = run(5);
+    if reports.len() > 1 {
+        assert_faults_happened(&reports);
+    }
 }
 
 #[test]

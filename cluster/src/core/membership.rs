@@ -121,6 +121,9 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                 self.conf_state = conf_state;
                 self.forget_former_members();
                 self.note_readded(entry.index);
+                if self.is_leader() && !self.conf_state.voters.contains(&self.config.node_id) {
+                    self.step_down_removed = true;
+                }
             }
             Err(error) => {
                 tracing::warn!(index = entry.index, %error, "conf change refused");

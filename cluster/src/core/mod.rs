@@ -269,6 +269,10 @@ pub struct RaftCore<S: Storage, M: StateMachine> {
     /// node, so until a snapshot taken after the addition exists, a new node (empty log)
     /// cannot be caught up at all — with a large threshold and little traffic, for hours.
     snapshot_for_new_member: bool,
+    /// This node leads and applied its own removal: step down after the Ready loop.
+    /// raft-rs keeps a removed leader leading (`post_conf_change`: "untested"), and its next
+    /// commit advance unwraps its own, removed, progress — a panic.
+    step_down_removed: bool,
     /// Applied proposal tags (replicated at-most-once).
     sessions: Sessions,
     /// The store's identity; `lost_through` is set once a leader proved this store lost
@@ -389,6 +393,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             applied: snapshot_index,
             snapshot_index,
             snapshot_for_new_member: false,
+            step_down_removed: false,
             sessions,
             identity,
             identity_changed: false,
@@ -414,6 +419,18 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
     /// The state machine (for checks in tests and the simulation).
     pub fn state_machine(&self) -> &M {
         &self.state_machine
+    }
+
+    /// True once a leader proved this store lost entries it had acknowledged (a wiped or
+    /// restored disk): it will not vote until re-added.
+    pub fn rejoin_required(&self) -> bool {
+        self.identity.rejoin_required()
+    }
+
+    /// The state machine, mutable (the simulation drains what its recording machine saw).
+    /// Changing the replicated state through it breaks replication: tests only.
+    pub fn state_machine_mut(&mut self) -> &mut M {
+        &mut self.state_machine
     }
 
     /// The storage.
@@ -698,6 +715,15 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         }
         for (to, message_type) in unsent {
             self.handle_send_failure(to, message_type);
+        }
+        if std::mem::take(&mut self.step_down_removed) && self.is_leader() {
+            tracing::info!(
+                node_id = self.config.node_id,
+                term = self.raw.raft.term,
+                "removed from the voters while leading: stepping down"
+            );
+            let term = self.raw.raft.term;
+            self.raw.raft.become_follower(term, raft::INVALID_ID);
         }
         if self.identity_changed {
             self.raw.mut_store().set_identity(&self.identity)?;

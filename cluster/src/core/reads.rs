@@ -27,7 +27,12 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         let done: Vec<u64> = self
             .read_batches
             .iter()
-            .filter(|(_, batch)| batch.index.is_some_and(|index| index <= applied))
+            .filter(|(_, batch)| {
+                batch.index.is_some_and(|index| {
+                    index <= applied
+                        || crate::mutations::enabled(crate::mutations::Mutation::ReadBeforeApply)
+                })
+            })
             .map(|(sequence, _)| *sequence)
             .collect();
         for sequence in done {

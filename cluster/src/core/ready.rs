@@ -27,6 +27,15 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             }
             None => self.queue_raft_messages(early),
         }
+        if crate::mutations::enabled(crate::mutations::Mutation::SendBeforePersist)
+            && let Some(send) = send_early
+        {
+            for message in ready.take_persisted_messages() {
+                if let Some((to, message)) = self.outgoing(message) {
+                    send(to, message);
+                }
+            }
+        }
         let snapshot = (!ready.snapshot().is_empty()).then(|| ready.snapshot().clone());
         self.raw.mut_store().persist(PersistRequest {
             snapshot: snapshot.as_ref(),

@@ -602,3 +602,48 @@ fn quorum_contact_age_grows_on_a_cut_off_node_and_recovers_after_the_heal() {
             .is_some_and(|ticks| ticks <= 6)
     });
 }
+
+#[test]
+fn a_leader_that_removes_itself_steps_down_instead_of_panicking() {
+    let mut cluster = Cluster::new();
+    cluster.run_until(|cluster| cluster.agreed_leader().is_some());
+    let leader = cluster.agreed_leader().unwrap();
+    let lagging = (1..=3).find(|id| *id != leader).unwrap();
+    // The lagging follower misses the removal and the entry after it: under the new
+    // configuration (the two others) that entry commits only once it catches up.
+    cluster.cut_off.insert(lagging);
+    cluster
+        .cores
+        .get_mut(&leader)
+        .unwrap()
+        .handle_membership(1, MembershipChange::Remove { id: leader });
+    cluster.round();
+    cluster
+        .cores
+        .get_mut(&leader)
+        .unwrap()
+        .handle_propose(2, b"after the removal".to_vec());
+    cluster.round();
+    cluster.round();
+    cluster.round();
+    assert!(
+        cluster.completions.iter().any(|(node, completion)| {
+            *node == leader
+                && *completion
+                    == Completion::Membership {
+                        id: 1,
+                        result: Ok(()),
+                    }
+        }),
+        "the removal applied on the leader"
+    );
+    // Before the fix the removed node kept leading, and when the lagging follower acked the
+    // entry raft-rs panicked (`maybe_commit` unwraps the leader's own, removed, progress).
+    cluster.cut_off.remove(&lagging);
+    for _ in 0..50 {
+        cluster.round();
+    }
+    assert!(!cluster.cores[&leader].is_leader());
+    cluster.cut_off.insert(leader);
+    cluster.run_until(|cluster| cluster.agreed_leader().is_some_and(|new| new != leader));
+}
