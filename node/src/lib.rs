@@ -12,6 +12,7 @@
 //! - [`state`] — the replicated state machine (orders, pre-orders, reservations, complaints,
 //!   callbacks) applied from the Raft log.
 //! - [`replicate`] — the boundary to Raft: the `Replicator` trait, the proposer.
+//! - [`clock`] — the routing clock: wall time, or a scaled clock for drills.
 //! - [`cluster`] — the Raft replicator: RocksDB in the data dir, QUIC with mutual TLS.
 //! - [`actors`] — the actix actors around the routing core: the Site (routing, supervisor) and
 //!   its Agent, Call and Queue children (streams, offer timers, transcripts, live views).
@@ -21,6 +22,7 @@
 
 pub mod actors;
 pub mod api;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod node;

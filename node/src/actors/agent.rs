@@ -137,14 +137,14 @@ impl AgentActor {
             counts,
             streams: subscribers,
             state: AgentState::LoggedOut,
-            since_ms: now_ms(),
+            since_ms: crate::clock::now_ms(),
             timers: HashMap::new(),
             restarted: false,
         }
     }
 
     fn arm(&mut self, ctx: &mut Context<Self>, contact: ContactId, deadline_ms: u64) {
-        let delay = Duration::from_millis(deadline_ms.saturating_sub(now_ms()));
+        let delay = crate::clock::wall_delay(deadline_ms.saturating_sub(crate::clock::now_ms()));
         let agent = self.agent;
         let handle = ctx.run_later(delay, move |actor, _ctx| {
             actor.timers.remove(&contact);

@@ -235,7 +235,7 @@ impl SiteActor {
     /// Times out offers whose Agent actor did not report in time (its timer was lost), and
     /// forgets offers that ended without the Site noticing.
     pub(super) fn sweep_offers(&mut self, ctx: &mut Context<Self>) {
-        let now = now_ms();
+        let now = crate::clock::now_ms();
         let overdue: Vec<(ContactId, AgentId)> = self
             .live
             .offers

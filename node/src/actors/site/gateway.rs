@@ -258,7 +258,7 @@ impl SiteActor {
                 } else {
                     ContactStage::Queued
                 },
-                arrived_at_ms: now_ms(),
+                arrived_at_ms: crate::clock::now_ms(),
                 arrived_at: std::time::Instant::now(),
                 offered_once: false,
                 wrap_up_code: None,
@@ -298,7 +298,7 @@ impl SiteActor {
             )));
         }
         if from.arrived_at_ms == 0
-            || from.arrived_at_ms > now_ms().saturating_add(ARRIVAL_CLOCK_SKEW_MS_MAX)
+            || from.arrived_at_ms > crate::clock::now_ms().saturating_add(ARRIVAL_CLOCK_SKEW_MS_MAX)
         {
             return Err(SiteError::Invalid(
                 "overflowed_from.arrived_at_ms: must be a past time in ms since the Unix epoch"

@@ -41,7 +41,7 @@ impl SiteActor {
             ctx.cancel_future(handle);
         }
         if let Some(at) = deadline {
-            let delay = Duration::from_millis(at.0.saturating_sub(self.now().0));
+            let delay = crate::clock::wall_delay(at.0.saturating_sub(self.now().0));
             let handle = ctx.run_later(delay, |actor, ctx| {
                 actor.overflow.timer = None;
                 actor.poll_overflow(ctx);
