@@ -76,6 +76,20 @@ pub fn now_ms() -> u64 {
     }
 }
 
+/// Shortest wall period of a periodic task scaled with the clock (see [`scaled_interval`]).
+pub const SCALED_INTERVAL_MIN: Duration = Duration::from_millis(100);
+
+/// The wall period of a periodic routing task (the overflow summary publication): its wall
+/// period divided by the speed, but never below [`SCALED_INTERVAL_MIN`], so a fast drill clock
+/// keeps the sites' views of each other about as fresh in routing time as the cluster can
+/// afford in proposals.
+pub fn scaled_interval(period: Duration) -> Duration {
+    match CLOCK.get() {
+        Some(clock) => period.div_f64(clock.speed).max(SCALED_INTERVAL_MIN).min(period),
+        None => period,
+    }
+}
+
 /// The wall duration of a routing delay (for timers armed from routing deadlines).
 pub fn wall_delay(routing_ms: u64) -> Duration {
     match CLOCK.get() {

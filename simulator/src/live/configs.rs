@@ -308,7 +308,7 @@ fn routing_sections(
                 .iter()
                 .any(|skill| line2.as_deref() == Some(skill))
                 .then(|| CERTIFICATE_VALID_UNTIL.to_string()),
-            chat_slots: scenario.channels.chat_slots.clamp(1, 255) as u8,
+            chat_slots: scenario.channels.chat_slots.max(1),
         })
         .collect();
     let mut token_entries = vec![
