@@ -83,6 +83,8 @@ struct Player<'a> {
     stream: ws::Stream,
     agenda: BinaryHeap<Reverse<(u64, u64, Action)>>,
     sequence: u64,
+    /// Within a shift and logged in.
+    logged_in: bool,
 }
 
 impl<'a> Player<'a> {
@@ -94,6 +96,7 @@ impl<'a> Player<'a> {
             stream,
             agenda: BinaryHeap::new(),
             sequence: 0,
+            logged_in: false,
         };
         for (start, end) in &agent.shifts {
             player.at(*start, Action::Login);
@@ -122,6 +125,13 @@ impl<'a> Player<'a> {
             });
             match self.stream.read(wait) {
                 Read::Message(message) if message["type"] == "offer" => self.offered(&message),
+                // A missed offer leaves the agent not ready: a drill agent gets ready again.
+                Read::Message(message)
+                    if message["type"] == "state" && !message["state"]["not_ready"].is_null() && self.logged_in =>
+                {
+                    let ready = json!({"state": "ready"});
+                    self.call("ready", "POST", "/state", Some(&ready), About::default());
+                }
                 Read::Message(_) | Read::Idle => {}
                 Read::Closed(reason) => {
                     tracing::warn!(agent = %self.agent.login, %reason, "agent stream closed");
@@ -190,11 +200,13 @@ impl<'a> Player<'a> {
             Action::Login => {
                 let about = About::default();
                 if self.call("login", "POST", "/login", None, about) {
+                    self.logged_in = true;
                     let ready = json!({"state": "ready"});
                     self.call("ready", "POST", "/state", Some(&ready), about);
                 }
             }
             Action::Logout => {
+                self.logged_in = false;
                 self.call("logout", "POST", "/logout", None, About::default());
             }
             Action::Accept(leg) => self.accept(now, leg),
@@ -257,6 +269,9 @@ impl<'a> Player<'a> {
                 let body = json!({"skill": skill});
                 let path = format!("/contacts/{}/transfer", leg.contact);
                 if self.call("transfer", "POST", &path, Some(&body), about) {
+                    // The agent's leg ends with the transfer: wrap-up follows.
+                    let wrap_up = Action::WrapUp { contact: leg.contact, outcome: Outcome::None };
+                    self.at(now + world.plan.wrap_up_ms, wrap_up);
                     return;
                 }
             }

@@ -164,6 +164,15 @@ pub fn node_skills(skills: &SkillMap, name: &str) -> Vec<String> {
     names
 }
 
+/// Wall time an offer may ring at a drill site before it times out: the players' request
+/// latency must fit in it, which at 600× a 15 s routing timeout (25 ms) would not.
+pub const OFFER_TIMEOUT_WALL_MS: f64 = 2_000.0;
+
+/// The offer timeout of a drill site (routing ms): the scenario's, or longer at high speed.
+pub fn offer_timeout_ms(scenario_timeout_ms: u64, speed: f64) -> u64 {
+    scenario_timeout_ms.max((OFFER_TIMEOUT_WALL_MS * speed) as u64)
+}
+
 /// The id of site `index` (its scenario name as a login-safe word).
 pub fn site_id(scenario: &Scenario, index: usize) -> String {
     login_part(&scenario.sites[index].name)
@@ -251,7 +260,8 @@ fn site_toml(
             }
         }
     }
-    let sections = routing_sections(scenario, plan, skills, tokens, addresses, site);
+    let mut sections = routing_sections(scenario, plan, skills, tokens, addresses, site);
+    sections.routing.offer_timeout_ms = offer_timeout_ms(sections.routing.offer_timeout_ms, clock.speed);
     let body = toml::to_string(&sections).map_err(|error| ConfigsError::Invalid(error.to_string()))?;
     text.push('\n');
     text.push_str(&body);

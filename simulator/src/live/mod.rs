@@ -145,7 +145,7 @@ pub fn run(options: LiveOptions) -> Result<LiveOutcome, LiveError> {
         tokens: options.tokens.clone(),
         api,
         clock,
-        offer_timeout_ms: routing.offer_timeout_ms,
+        offer_timeout_ms: configs::offer_timeout_ms(routing.offer_timeout_ms, clock.speed),
         whereabouts: Mutex::new(HashMap::new()),
         by_contact: Mutex::new(HashMap::new()),
         stop: AtomicBool::new(false),
