@@ -16,7 +16,7 @@
 //! routing clock is the wall clock.
 
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Fastest clock a config may ask for.
 pub const CLOCK_SPEED_MAX: f64 = 10_000.0;
@@ -85,7 +85,10 @@ pub const SCALED_INTERVAL_MIN: Duration = Duration::from_millis(100);
 /// afford in proposals.
 pub fn scaled_interval(period: Duration) -> Duration {
     match CLOCK.get() {
-        Some(clock) => period.div_f64(clock.speed).max(SCALED_INTERVAL_MIN).min(period),
+        Some(clock) => period
+            .div_f64(clock.speed)
+            .max(SCALED_INTERVAL_MIN)
+            .min(period),
         None => period,
     }
 }

@@ -434,15 +434,22 @@ impl NodeConfig {
                 format!("must be between 1 and {}", crate::clock::CLOCK_SPEED_MAX),
             ));
         }
-        let scaled = site.clock_speed.is_some_and(|speed| speed != 1.0) || site.clock_start_ms.is_some();
+        let scaled =
+            site.clock_speed.is_some_and(|speed| speed != 1.0) || site.clock_start_ms.is_some();
         if scaled && site.clock_epoch_ms.is_none() {
             return Err(invalid(
                 "site.clock_epoch_ms",
                 "required with clock_speed or clock_start_ms (every node must agree on it)",
             ));
         }
-        if site.clock_epoch_ms.is_some() && site.clock_speed.is_none() && site.clock_start_ms.is_none() {
-            return Err(invalid("site.clock_epoch_ms", "only with clock_speed or clock_start_ms"));
+        if site.clock_epoch_ms.is_some()
+            && site.clock_speed.is_none()
+            && site.clock_start_ms.is_none()
+        {
+            return Err(invalid(
+                "site.clock_epoch_ms",
+                "only with clock_speed or clock_start_ms",
+            ));
         }
         Ok(())
     }

@@ -28,10 +28,9 @@
 //! (`Metrics::new_cyclic`), so nothing grows with the number of days either.
 
 use callgrid_domain::{
-    AgentId, AgentSpec, AgentState, CallbackBook, CallbackId, CallbackOutcome, CallbackPolicy,
-    CallerNumber, Channel, Contact, ContactId, Direction, Effect, EventKind, Line, Metrics,
-    MetricsConfig, OverflowConfig, Priority, RoutingConfig, ServiceLevelPolicy, Site, SiteId,
-    SiteSummary, SkillConfig, SkillGrant, SkillId, TimeMs, Topic,
+    AgentId, AgentSpec, AgentState, CallbackBook, CallbackId, CallbackOutcome, CallerNumber,
+    Channel, Contact, ContactId, Direction, Effect, EventKind, Line, Metrics, Priority,
+    ServiceLevelPolicy, Site, SiteId, SiteSummary, SkillConfig, SkillGrant, SkillId, TimeMs, Topic,
 };
 use rand::SeedableRng;
 use rand_pcg::Pcg64;

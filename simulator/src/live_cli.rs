@@ -104,7 +104,10 @@ pub fn run_live(arguments: LiveArguments) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", live::summary::render(&outcome.summary));
         print!("{}", outcome.verdict.render());
-        println!("history, summary and plot in {}", arguments.history.display());
+        println!(
+            "history, summary and plot in {}",
+            arguments.history.display()
+        );
     }
     Ok(if outcome.verdict.passed() {
         ExitCode::SUCCESS
@@ -120,12 +123,25 @@ fn emit(
 ) -> anyhow::Result<ExitCode> {
     let sites = scenario.sites.len();
     let default_addresses = |port: u16| -> Vec<String> {
-        (0..sites).map(|site| format!("127.0.0.1:{}", port + site as u16)).collect()
+        (0..sites)
+            .map(|site| format!("127.0.0.1:{}", port + site as u16))
+            .collect()
     };
     let addresses = configs::Addresses {
-        http: if arguments.http_listen.is_empty() { default_addresses(18_080) } else { arguments.http_listen.clone() },
-        cluster: if arguments.cluster_listen.is_empty() { default_addresses(17_080) } else { arguments.cluster_listen.clone() },
-        certificates: arguments.certificates_dir.clone().unwrap_or_else(|| directory.join("certs")),
+        http: if arguments.http_listen.is_empty() {
+            default_addresses(18_080)
+        } else {
+            arguments.http_listen.clone()
+        },
+        cluster: if arguments.cluster_listen.is_empty() {
+            default_addresses(17_080)
+        } else {
+            arguments.cluster_listen.clone()
+        },
+        certificates: arguments
+            .certificates_dir
+            .clone()
+            .unwrap_or_else(|| directory.join("certs")),
     };
     anyhow::ensure!(
         (1.0..=live::clock::SPEED_MAX).contains(&arguments.speed),
@@ -136,9 +152,17 @@ fn emit(
     // The routing clock starts five simulated minutes before the first interval, so agents are
     // logged in when the first caller rings.
     let day_ms = plan.day_span_ms.0.saturating_sub(5 * 60_000);
-    let clock = DrillClock::starting_in(arguments.speed, Duration::from_secs(arguments.start_in_s), day_ms);
+    let clock = DrillClock::starting_in(
+        arguments.speed,
+        Duration::from_secs(arguments.start_in_s),
+        day_ms,
+    );
     configs::emit(scenario, &plan, &clock, &addresses, directory)?;
-    let urls: Vec<String> = addresses.http.iter().map(|address| format!("http://{address}")).collect();
+    let urls: Vec<String> = addresses
+        .http
+        .iter()
+        .map(|address| format!("http://{address}"))
+        .collect();
     println!(
         "wrote {} site configs ({} agents), tokens.json and clock.json to {}\n\
          the simulated day starts in {} s at {}×; before that:\n  \

@@ -43,8 +43,12 @@ fn a_thousand_contacts_against_three_sites_check_green_and_match_the_prediction(
     let certs = directory.path().join("certs");
     certificates(&certs, &[1, 2, 3]);
     let addresses = configs::Addresses {
-        http: (0..3).map(|_| format!("127.0.0.1:{}", free_tcp_port())).collect(),
-        cluster: (0..3).map(|_| format!("127.0.0.1:{}", free_udp_port())).collect(),
+        http: (0..3)
+            .map(|_| format!("127.0.0.1:{}", free_tcp_port()))
+            .collect(),
+        cluster: (0..3)
+            .map(|_| format!("127.0.0.1:{}", free_udp_port()))
+            .collect(),
         certificates: certs,
     };
     let configs_dir = directory.path().join("configs");
@@ -83,9 +87,10 @@ fn a_thousand_contacts_against_three_sites_check_green_and_match_the_prediction(
     let summary = &outcome.summary;
     assert!(summary.client.offered >= 700, "{summary:?}");
     let measured = summary.cluster.service_level.expect("cluster SL");
-    let predicted = summary
-        .predicted_service_level_interval
-        .map_or(summary.predicted.service_level.expect("predicted SL"), |(mean, _)| mean);
+    let predicted = summary.predicted_service_level_interval.map_or(
+        summary.predicted.service_level.expect("predicted SL"),
+        |(mean, _)| mean,
+    );
     assert!(
         (measured - predicted).abs() <= SERVICE_LEVEL_TOLERANCE,
         "measured SL {measured:.3} vs predicted {predicted:.3} (tolerance {SERVICE_LEVEL_TOLERANCE})"
@@ -106,7 +111,10 @@ fn wait_ready(base: &str) {
         if status == 200 {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "{base} never became ready");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{base} never became ready"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -12,7 +12,6 @@
 //! timers from the deadlines the Site holds. Desktop streams survive a restart.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use actix::prelude::*;
 use callgrid_domain::{AgentId, AgentState, ContactId};
@@ -22,7 +21,6 @@ use super::site::views::ContactView;
 use tokio::sync::mpsc;
 
 use super::{ChildCounts, StreamsFull, Subscribers, count_in, count_out, guarded};
-use crate::replicate::now_ms;
 
 /// Messages an Agent actor may hold before the Site's sends to it fail.
 pub const AGENT_MAILBOX_CAPACITY: usize = 256;

@@ -61,7 +61,11 @@ pub fn start(world: &Arc<World>) -> Result<Vec<JoinHandle<()>>, String> {
             .cloned()
             .ok_or_else(|| format!("tokens file has no token for agent `{}`", agent.login))?;
         let base = &world.api.sites[agent.site];
-        let stream = ws::open(base, &format!("/api/v1/agents/{}/stream", agent.login), &token)?;
+        let stream = ws::open(
+            base,
+            &format!("/api/v1/agents/{}/stream", agent.login),
+            &token,
+        )?;
         let world = Arc::clone(world);
         let thread = std::thread::Builder::new()
             .name(format!("agent-{}", agent.login))
@@ -121,13 +125,18 @@ impl<'a> Player<'a> {
                 continue;
             }
             let wait = self.agenda.peek().map_or(READ_TICK, |Reverse((at, _, _))| {
-                self.world.clock.wall_duration(at.saturating_sub(now)).min(READ_TICK)
+                self.world
+                    .clock
+                    .wall_duration(at.saturating_sub(now))
+                    .min(READ_TICK)
             });
             match self.stream.read(wait) {
                 Read::Message(message) if message["type"] == "offer" => self.offered(&message),
                 // A missed offer leaves the agent not ready: a drill agent gets ready again.
                 Read::Message(message)
-                    if message["type"] == "state" && !message["state"]["not_ready"].is_null() && self.logged_in =>
+                    if message["type"] == "state"
+                        && !message["state"]["not_ready"].is_null()
+                        && self.logged_in =>
                 {
                     let ready = json!({"state": "ready"});
                     self.call("ready", "POST", "/state", Some(&ready), About::default());
@@ -141,12 +150,28 @@ impl<'a> Player<'a> {
         }
     }
 
-    fn call(&self, class: &str, method: &str, path: &str, body: Option<&Value>, about: About) -> bool {
+    fn call(
+        &self,
+        class: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        about: About,
+    ) -> bool {
         let path = format!("/api/v1/agents/{}{path}", self.agent.login);
         let world = self.world;
         world
             .api
-            .call(&self.agent.login, self.agent.site, class, method, &path, &self.token, body, about)
+            .call(
+                &self.agent.login,
+                self.agent.site,
+                class,
+                method,
+                &path,
+                &self.token,
+                body,
+                about,
+            )
             .ok()
     }
 
@@ -177,7 +202,8 @@ impl<'a> Player<'a> {
         };
         let clock = &self.world.clock;
         let offered_routing = deadline.saturating_sub(self.world.offer_timeout_ms);
-        let offered_wall_us = clock.wall_of_day(offered_routing.saturating_sub(clock.midnight_ms)) * 1_000;
+        let offered_wall_us =
+            clock.wall_of_day(offered_routing.saturating_sub(clock.midnight_ms)) * 1_000;
         let history = self.world.api.history();
         history.record(Request {
             seq: history.next_seq(),
@@ -218,8 +244,17 @@ impl<'a> Player<'a> {
                     Outcome::NoAnswer => body["callback_outcome"] = json!("no_answer"),
                     Outcome::None => {}
                 }
-                let about = About { plan: None, contact: Some(contact) };
-                self.call("wrap_up", "POST", &format!("/contacts/{contact}/wrap-up"), Some(&body), about);
+                let about = About {
+                    plan: None,
+                    contact: Some(contact),
+                };
+                self.call(
+                    "wrap_up",
+                    "POST",
+                    &format!("/contacts/{contact}/wrap-up"),
+                    Some(&body),
+                    about,
+                );
             }
         }
     }
@@ -231,7 +266,10 @@ impl<'a> Player<'a> {
         if first && !world.settle(leg.index, fate::WAITING, fate::ANSWERED) {
             return;
         }
-        let about = About { plan: Some(leg.index), contact: Some(leg.contact) };
+        let about = About {
+            plan: Some(leg.index),
+            contact: Some(leg.contact),
+        };
         let path = format!("/contacts/{}/accept", leg.contact);
         if !self.call("accept", "POST", &path, None, about) {
             if first {
@@ -242,7 +280,16 @@ impl<'a> Player<'a> {
         if first {
             let path = format!("/api/v1/contacts/{}/answered", leg.contact);
             let body = json!({"agent": self.agent.login});
-            world.api.call("gateway", self.agent.site, "answered", "POST", &path, &world.tokens.gateway, Some(&body), about);
+            world.api.call(
+                "gateway",
+                self.agent.site,
+                "answered",
+                "POST",
+                &path,
+                &world.tokens.gateway,
+                Some(&body),
+                about,
+            );
         }
         let Some(contact) = world.plan.contacts.get(leg.index) else {
             return;
@@ -259,7 +306,10 @@ impl<'a> Player<'a> {
 
     fn talk_end(&mut self, now: u64, leg: Leg) {
         let world = self.world;
-        let about = About { plan: Some(leg.index), contact: Some(leg.contact) };
+        let about = About {
+            plan: Some(leg.index),
+            contact: Some(leg.contact),
+        };
         let Some(contact) = world.plan.contacts.get(leg.index) else {
             return;
         };
@@ -270,19 +320,34 @@ impl<'a> Player<'a> {
                 let path = format!("/contacts/{}/transfer", leg.contact);
                 if self.call("transfer", "POST", &path, Some(&body), about) {
                     // The agent's leg ends with the transfer: wrap-up follows.
-                    let wrap_up = Action::WrapUp { contact: leg.contact, outcome: Outcome::None };
+                    let wrap_up = Action::WrapUp {
+                        contact: leg.contact,
+                        outcome: Outcome::None,
+                    };
                     self.at(now + world.plan.wrap_up_ms, wrap_up);
                     return;
                 }
             }
         }
-        self.call("end", "POST", &format!("/contacts/{}/end", leg.contact), None, about);
+        self.call(
+            "end",
+            "POST",
+            &format!("/contacts/{}/end", leg.contact),
+            None,
+            about,
+        );
         let outcome = match (leg.callback, contact.callback_reached) {
             (false, _) => Outcome::None,
             (true, true) => Outcome::Reached,
             (true, false) => Outcome::NoAnswer,
         };
-        self.at(now + world.plan.wrap_up_ms, Action::WrapUp { contact: leg.contact, outcome });
+        self.at(
+            now + world.plan.wrap_up_ms,
+            Action::WrapUp {
+                contact: leg.contact,
+                outcome,
+            },
+        );
     }
 
     /// Takes the order, pre-order or complaint of the contact's topic; reads an order back at
@@ -290,31 +355,64 @@ impl<'a> Player<'a> {
     fn take_record(&self, leg: Leg, kind: Option<RecordKind>) {
         let world = self.world;
         let caller = super::plan::caller_of(leg.index);
-        let about = About { plan: Some(leg.index), contact: Some(leg.contact) };
+        let about = About {
+            plan: Some(leg.index),
+            contact: Some(leg.contact),
+        };
         let (class, path, body) = match kind {
             None => return,
-            Some(RecordKind::Order) => ("order", "/api/v1/orders", json!({
-                "caller": caller,
-                "items": [{"sku": "NUR-200", "name": "Nurofen 200 mg", "quantity": 1, "unit_price_minor": 25050}],
-                "fulfilment": {"pickup": {"pharmacy": "apteka-7"}},
-                "payment": "card",
-            })),
-            Some(RecordKind::PreOrder) => ("pre_order", "/api/v1/pre-orders", json!({
-                "caller": caller, "sku": "ARB-100", "name": "Arbidol 100 mg", "quantity": 1,
-                "pharmacy": "apteka-7",
-            })),
-            Some(RecordKind::Complaint) => ("complaint", "/api/v1/complaints", json!({
-                "caller": caller, "text": "drill complaint",
-            })),
+            Some(RecordKind::Order) => (
+                "order",
+                "/api/v1/orders",
+                json!({
+                    "caller": caller,
+                    "items": [{"sku": "NUR-200", "name": "Nurofen 200 mg", "quantity": 1, "unit_price_minor": 25050}],
+                    "fulfilment": {"pickup": {"pharmacy": "apteka-7"}},
+                    "payment": "card",
+                }),
+            ),
+            Some(RecordKind::PreOrder) => (
+                "pre_order",
+                "/api/v1/pre-orders",
+                json!({
+                    "caller": caller, "sku": "ARB-100", "name": "Arbidol 100 mg", "quantity": 1,
+                    "pharmacy": "apteka-7",
+                }),
+            ),
+            Some(RecordKind::Complaint) => (
+                "complaint",
+                "/api/v1/complaints",
+                json!({
+                    "caller": caller, "text": "drill complaint",
+                }),
+            ),
         };
         // No retry: the API has no idempotency key, so a retried create could double it.
-        let answer = world.api.call(&self.agent.login, self.agent.site, class, "POST", path, &self.token, Some(&body), about);
+        let answer = world.api.call(
+            &self.agent.login,
+            self.agent.site,
+            class,
+            "POST",
+            path,
+            &self.token,
+            Some(&body),
+            about,
+        );
         if let (Some(RecordKind::Order), Some(order)) = (kind, answer.body["order"].as_u64())
             && answer.ok()
         {
             let site = (self.agent.site + 1) % world.api.sites.len().max(1);
             let path = format!("/api/v1/orders/{order}");
-            world.api.call("gateway", site, "order_read", "GET", &path, &world.tokens.gateway, None, about);
+            world.api.call(
+                "gateway",
+                site,
+                "order_read",
+                "GET",
+                &path,
+                &world.tokens.gateway,
+                None,
+                about,
+            );
         }
     }
 }

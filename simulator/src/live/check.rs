@@ -69,7 +69,9 @@ impl Verdict {
         let mut text = String::from("history check:\n");
         for (kind, count) in &self.checked {
             let failed = self.failure_counts.get(kind).copied().unwrap_or(0);
-            text.push_str(&format!("  {kind:<34} {count:>8} checked {failed:>6} failed\n"));
+            text.push_str(&format!(
+                "  {kind:<34} {count:>8} checked {failed:>6} failed\n"
+            ));
         }
         for failure in &self.failures {
             text.push_str(&format!("  FAIL {failure}\n"));
@@ -107,7 +109,10 @@ pub fn check_directory(directory: &Path) -> Result<Verdict, HistoryError> {
 pub fn check(requests: &[Request], replicas: &[Replica], info: &RunInfo) -> Verdict {
     let mut verdict = Verdict::default();
     if replicas.is_empty() {
-        verdict.fail("replicas", "no replica's records were collected".to_string());
+        verdict.fail(
+            "replicas",
+            "no replica's records were collected".to_string(),
+        );
     }
     for replica in replicas {
         verdict.count("replicas read");
@@ -135,12 +140,24 @@ fn check_records(requests: &[Request], replicas: &[Replica], verdict: &mut Verdi
         let check = format!("acknowledged {kind} on every replica");
         verdict.count(&check);
         let Some(id) = request.body[kind].as_u64() else {
-            verdict.fail(&check, format!("request {} was acknowledged without an id", request.seq));
+            verdict.fail(
+                &check,
+                format!("request {} was acknowledged without an id", request.seq),
+            );
             continue;
         };
         for replica in replicas.iter().filter(|replica| replica.reachable) {
-            if field(replica).get(&id).is_none_or(serde_json::Value::is_null) {
-                verdict.fail(&check, format!("{kind} {id} (request {}) is missing on {}", request.seq, replica.site));
+            if field(replica)
+                .get(&id)
+                .is_none_or(serde_json::Value::is_null)
+            {
+                verdict.fail(
+                    &check,
+                    format!(
+                        "{kind} {id} (request {}) is missing on {}",
+                        request.seq, replica.site
+                    ),
+                );
             }
         }
     }
@@ -156,7 +173,10 @@ fn check_answers(requests: &[Request], verdict: &mut Verdict) {
         let key = request.contact.map(|contact| (request.site, contact));
         match (request.class.as_str(), key, request.plan) {
             ("accept", Some(key), _) => {
-                accepts.entry(key).or_default().insert(request.actor.as_str());
+                accepts
+                    .entry(key)
+                    .or_default()
+                    .insert(request.actor.as_str());
             }
             ("transfer", Some(key), _) => *transfers.entry(key).or_default() += 1,
             ("answered", _, Some(plan)) => *answered.entry(plan).or_default() += 1,
@@ -172,29 +192,46 @@ fn check_answers(requests: &[Request], verdict: &mut Verdict) {
         if agents.len() > allowed {
             verdict.fail(
                 "contacts answered by one agent",
-                format!("contact {} at site {} was accepted by {agents:?}", key.1, key.0),
+                format!(
+                    "contact {} at site {} was accepted by {agents:?}",
+                    key.1, key.0
+                ),
             );
         }
     }
     for (plan, count) in &answered {
         verdict.count("callers answered once");
         if *count > 1 {
-            verdict.fail("callers answered once", format!("caller {plan} was answered {count} times"));
+            verdict.fail(
+                "callers answered once",
+                format!("caller {plan} was answered {count} times"),
+            );
         }
         if abandoned.contains(plan) {
-            verdict.fail("callers answered once", format!("caller {plan} was both answered and abandoned"));
+            verdict.fail(
+                "callers answered once",
+                format!("caller {plan} was both answered and abandoned"),
+            );
         }
     }
 }
 
 /// Every acknowledged voice abandon (not short) has a callback for its caller everywhere.
-fn check_callbacks(requests: &[Request], replicas: &[Replica], info: &RunInfo, verdict: &mut Verdict) {
+fn check_callbacks(
+    requests: &[Request],
+    replicas: &[Replica],
+    info: &RunInfo,
+    verdict: &mut Verdict,
+) {
     const CHECK: &str = "abandoned callers with a callback";
     if !info.callbacks_enabled {
         return;
     }
     let mut arrivals: HashMap<usize, &Request> = HashMap::new();
-    for request in requests.iter().filter(|request| request.acknowledged() && request.class == "arrive") {
+    for request in requests
+        .iter()
+        .filter(|request| request.acknowledged() && request.class == "arrive")
+    {
         if let Some(plan) = request.plan {
             arrivals.entry(plan).or_insert(request);
         }
@@ -209,20 +246,32 @@ fn check_callbacks(requests: &[Request], replicas: &[Replica], info: &RunInfo, v
                 .collect()
         })
         .collect();
-    for request in requests.iter().filter(|request| request.acknowledged() && request.class == "abandon") {
+    for request in requests
+        .iter()
+        .filter(|request| request.acknowledged() && request.class == "abandon")
+    {
         let Some(plan) = request.plan else { continue };
-        let Some(arrival) = arrivals.get(&plan) else { continue };
+        let Some(arrival) = arrivals.get(&plan) else {
+            continue;
+        };
         if arrival.body["contact"]["channel"] != "voice" {
             continue;
         }
-        let waited_ms = (request.start_us.saturating_sub(arrival.start_us) as f64 / 1_000.0) * info.speed;
+        let waited_ms =
+            (request.start_us.saturating_sub(arrival.start_us) as f64 / 1_000.0) * info.speed;
         if waited_ms < info.short_abandon_ms as f64 {
             continue;
         }
         verdict.count(CHECK);
         for (replica, callers) in replicas.iter().zip(&per_replica) {
             if replica.reachable && !callers.contains(&plan) {
-                verdict.fail(CHECK, format!("caller {plan} abandoned (request {}) has no callback on {}", request.seq, replica.site));
+                verdict.fail(
+                    CHECK,
+                    format!(
+                        "caller {plan} abandoned (request {}) has no callback on {}",
+                        request.seq, replica.site
+                    ),
+                );
             }
         }
     }
@@ -236,11 +285,21 @@ fn check_order_reads(requests: &[Request], verdict: &mut Verdict) {
         .filter(|request| request.acknowledged() && request.class == "order")
         .filter_map(|request| Some((request.body["order"].as_u64()?, request.end_us)))
         .collect();
-    for read in requests.iter().filter(|request| request.class == "order_read") {
-        let Some(order) = read.path.rsplit('/').next().and_then(|id| id.parse::<u64>().ok()) else {
+    for read in requests
+        .iter()
+        .filter(|request| request.class == "order_read")
+    {
+        let Some(order) = read
+            .path
+            .rsplit('/')
+            .next()
+            .and_then(|id| id.parse::<u64>().ok())
+        else {
             continue;
         };
-        let Some(acknowledged_us) = created.get(&order) else { continue };
+        let Some(acknowledged_us) = created.get(&order) else {
+            continue;
+        };
         if read.start_us < *acknowledged_us {
             continue;
         }
@@ -250,7 +309,13 @@ fn check_order_reads(requests: &[Request], verdict: &mut Verdict) {
             continue;
         }
         if read.status != 200 || read.body["id"].as_u64() != Some(order) {
-            verdict.fail(CHECK, format!("read {} of order {order} answered {} {}", read.seq, read.status, read.body));
+            verdict.fail(
+                CHECK,
+                format!(
+                    "read {} of order {order} answered {} {}",
+                    read.seq, read.status, read.body
+                ),
+            );
         }
     }
 }

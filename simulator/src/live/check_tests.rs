@@ -4,7 +4,16 @@ use serde_json::{Value, json};
 
 use super::*;
 
-fn request(seq: u64, actor: &str, site: usize, class: &str, status: u16, plan: Option<usize>, contact: Option<u64>, body: Value) -> Request {
+fn request(
+    seq: u64,
+    actor: &str,
+    site: usize,
+    class: &str,
+    status: u16,
+    plan: Option<usize>,
+    contact: Option<u64>,
+    body: Value,
+) -> Request {
     Request {
         seq,
         actor: actor.to_string(),
@@ -33,17 +42,53 @@ fn info() -> RunInfo {
 /// abandoned after 60 s (routing time) and got a callback.
 fn honest() -> (Vec<Request>, Vec<Replica>) {
     let voice = |id: u64| json!({"contact": {"id": id, "channel": "voice"}});
-    let mut read = request(6, "gateway", 1, "order_read", 200, Some(0), Some(11), json!({"id": 7}));
+    let mut read = request(
+        6,
+        "gateway",
+        1,
+        "order_read",
+        200,
+        Some(0),
+        Some(11),
+        json!({"id": 7}),
+    );
     read.method = "GET".to_string();
     read.path = "/api/v1/orders/7".to_string();
-    let mut abandon = request(200, "gateway", 0, "abandon", 200, Some(1), Some(12), json!({}));
+    let mut abandon = request(
+        200,
+        "gateway",
+        0,
+        "abandon",
+        200,
+        Some(1),
+        Some(12),
+        json!({}),
+    );
     abandon.start_us = 2_000 + 100_000; // 100 ms of wall time = 60 s at 600×
     let requests = vec![
         request(1, "gateway", 0, "arrive", 201, Some(0), None, voice(11)),
         request(2, "gateway", 0, "arrive", 201, Some(1), None, voice(12)),
         request(3, "anna", 0, "accept", 200, Some(0), Some(11), json!({})),
-        request(4, "gateway", 0, "answered", 200, Some(0), Some(11), json!({})),
-        request(5, "anna", 0, "order", 201, Some(0), Some(11), json!({"order": 7})),
+        request(
+            4,
+            "gateway",
+            0,
+            "answered",
+            200,
+            Some(0),
+            Some(11),
+            json!({}),
+        ),
+        request(
+            5,
+            "anna",
+            0,
+            "order",
+            201,
+            Some(0),
+            Some(11),
+            json!({"order": 7}),
+        ),
         read,
         abandon,
     ];
@@ -54,7 +99,10 @@ fn honest() -> (Vec<Request>, Vec<Replica>) {
         callbacks: vec![json!({"id": 1, "caller": "+79000000001"})],
         ..Replica::default()
     };
-    (requests, vec![replica("msk"), replica("ekb"), replica("nsk")])
+    (
+        requests,
+        vec![replica("msk"), replica("ekb"), replica("nsk")],
+    )
 }
 
 #[test]
@@ -74,26 +122,68 @@ fn a_lost_order_fails() {
     replicas[2].orders.clear();
     let verdict = check(&requests, &replicas, &info());
     assert!(!verdict.passed());
-    assert_eq!(verdict.failure_counts["acknowledged order on every replica"], 1, "{}", verdict.render());
+    assert_eq!(
+        verdict.failure_counts["acknowledged order on every replica"],
+        1,
+        "{}",
+        verdict.render()
+    );
 }
 
 #[test]
 fn a_double_answer_fails() {
     let (mut requests, replicas) = honest();
-    requests.push(request(7, "boris", 0, "accept", 200, Some(0), Some(11), json!({})));
+    requests.push(request(
+        7,
+        "boris",
+        0,
+        "accept",
+        200,
+        Some(0),
+        Some(11),
+        json!({}),
+    ));
     let verdict = check(&requests, &replicas, &info());
-    assert_eq!(verdict.failure_counts["contacts answered by one agent"], 1, "{}", verdict.render());
+    assert_eq!(
+        verdict.failure_counts["contacts answered by one agent"],
+        1,
+        "{}",
+        verdict.render()
+    );
     // A transfer makes the second agent legitimate.
-    requests.push(request(8, "anna", 0, "transfer", 200, Some(0), Some(11), json!({})));
+    requests.push(request(
+        8,
+        "anna",
+        0,
+        "transfer",
+        200,
+        Some(0),
+        Some(11),
+        json!({}),
+    ));
     assert!(check(&requests, &replicas, &info()).passed());
 }
 
 #[test]
 fn a_caller_answered_and_abandoned_fails() {
     let (mut requests, replicas) = honest();
-    requests.push(request(9, "gateway", 0, "abandon", 200, Some(0), Some(11), json!({})));
+    requests.push(request(
+        9,
+        "gateway",
+        0,
+        "abandon",
+        200,
+        Some(0),
+        Some(11),
+        json!({}),
+    ));
     let verdict = check(&requests, &replicas, &info());
-    assert_eq!(verdict.failure_counts["callers answered once"], 1, "{}", verdict.render());
+    assert_eq!(
+        verdict.failure_counts["callers answered once"],
+        1,
+        "{}",
+        verdict.render()
+    );
 }
 
 #[test]
@@ -101,7 +191,12 @@ fn an_abandon_without_a_callback_fails() {
     let (requests, mut replicas) = honest();
     replicas[1].callbacks.clear();
     let verdict = check(&requests, &replicas, &info());
-    assert_eq!(verdict.failure_counts["abandoned callers with a callback"], 1, "{}", verdict.render());
+    assert_eq!(
+        verdict.failure_counts["abandoned callers with a callback"],
+        1,
+        "{}",
+        verdict.render()
+    );
 }
 
 #[test]
@@ -110,7 +205,12 @@ fn a_stale_order_read_fails() {
     requests[5].status = 404;
     requests[5].body = json!({"title": "order 7 not found"});
     let verdict = check(&requests, &replicas, &info());
-    assert_eq!(verdict.failure_counts["order reads after the write"], 1, "{}", verdict.render());
+    assert_eq!(
+        verdict.failure_counts["order reads after the write"],
+        1,
+        "{}",
+        verdict.render()
+    );
 }
 
 #[test]

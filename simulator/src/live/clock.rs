@@ -87,10 +87,11 @@ impl DrillClock {
             path: path.display().to_string(),
             source,
         })?;
-        let clock: DrillClock = serde_json::from_str(&text).map_err(|source| ClockError::Parse {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let clock: DrillClock =
+            serde_json::from_str(&text).map_err(|source| ClockError::Parse {
+                path: path.display().to_string(),
+                source,
+            })?;
         if !(1.0..=SPEED_MAX).contains(&clock.speed) {
             return Err(ClockError::Invalid(format!(
                 "speed {} is outside 1..={SPEED_MAX}",
@@ -149,7 +150,10 @@ mod tests {
         assert_eq!(clock.routing_at(1_000_000), clock.start_ms);
         let nine = 9 * 3_600_000;
         assert_eq!(clock.wall_of_day(nine), 1_000_000 + 6_000);
-        assert_eq!(clock.routing_at(clock.wall_of_day(nine)) - clock.midnight_ms, nine);
+        assert_eq!(
+            clock.routing_at(clock.wall_of_day(nine)) - clock.midnight_ms,
+            nine
+        );
         assert_eq!(clock.wall_duration(20_000), Duration::from_micros(33_333));
     }
 }

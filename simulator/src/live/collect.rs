@@ -53,7 +53,8 @@ pub fn collect(
         let handles: Vec<_> = (0..options.sites.len())
             .map(|site| {
                 let api = &api;
-                let (orders, pre_orders, complaints, date) = (&orders, &pre_orders, &complaints, &date);
+                let (orders, pre_orders, complaints, date) =
+                    (&orders, &pre_orders, &complaints, &date);
                 scope.spawn(move || {
                     let mut replica = Replica {
                         site: site_ids.get(site).cloned().unwrap_or_default(),
@@ -112,34 +113,70 @@ pub fn collect(
 /// A read retried while the site answers "unavailable" or not at all (reads are safe to
 /// repeat).
 fn read(api: &Api, site: usize, class: &str, path: &str, token: &str) -> Answer {
-    let mut answer = api.call("collector", site, class, "GET", path, token, None, About::default());
+    let mut answer = api.call(
+        "collector",
+        site,
+        class,
+        "GET",
+        path,
+        token,
+        None,
+        About::default(),
+    );
     for _ in 1..READ_ATTEMPTS {
         if answer.status != 0 && answer.status != 503 {
             break;
         }
         std::thread::sleep(READ_PAUSE);
-        answer = api.call("collector", site, class, "GET", path, token, None, About::default());
+        answer = api.call(
+            "collector",
+            site,
+            class,
+            "GET",
+            path,
+            token,
+            None,
+            About::default(),
+        );
     }
     answer
 }
 
 /// Every callback a replica holds: the recent list, then by id below it when the list is full.
 fn callbacks(api: &Api, site: usize, token: &str) -> Option<Vec<Value>> {
-    let answer = read(api, site, "collect_callbacks", &format!("/api/v1/callbacks?limit={LIST_LIMIT}"), token);
+    let answer = read(
+        api,
+        site,
+        "collect_callbacks",
+        &format!("/api/v1/callbacks?limit={LIST_LIMIT}"),
+        token,
+    );
     if !answer.ok() {
         return None;
     }
-    let mut callbacks = answer.body["callbacks"].as_array().cloned().unwrap_or_default();
+    let mut callbacks = answer.body["callbacks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if callbacks.len() < LIST_LIMIT {
         return Some(callbacks);
     }
-    let known: BTreeSet<u64> = callbacks.iter().filter_map(|callback| callback["id"].as_u64()).collect();
+    let known: BTreeSet<u64> = callbacks
+        .iter()
+        .filter_map(|callback| callback["id"].as_u64())
+        .collect();
     let highest = known.iter().next_back().copied().unwrap_or(0);
     for id in 1..=highest {
         if known.contains(&id) {
             continue;
         }
-        let answer = read(api, site, "collect_callback", &format!("/api/v1/callbacks/{id}"), token);
+        let answer = read(
+            api,
+            site,
+            "collect_callback",
+            &format!("/api/v1/callbacks/{id}"),
+            token,
+        );
         match answer.status {
             200 => callbacks.push(answer.body),
             404 => {}
@@ -172,11 +209,16 @@ pub fn civil_date(midnight_ms: u64) -> String {
     let days = (midnight_ms / 86_400_000) as i64 + 719_468;
     let era = days.div_euclid(146_097);
     let day_of_era = days.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}")
 }

@@ -192,12 +192,15 @@ pub fn emit(
             "{sites} sites need {sites} HTTP and {sites} cluster addresses"
         )));
     }
-    let skills = SkillMap::new(scenario).map_err(|error| ConfigsError::Invalid(error.to_string()))?;
+    let skills =
+        SkillMap::new(scenario).map_err(|error| ConfigsError::Invalid(error.to_string()))?;
     let tokens = Tokens::generate(plan);
     write(directory, TOKENS_FILE, &json_text(&tokens)?)?;
     write(directory, CLOCK_FILE, &json_text(clock)?)?;
     for site in 0..sites {
-        let text = site_toml(scenario, plan, &skills, &tokens, clock, addresses, directory, site)?;
+        let text = site_toml(
+            scenario, plan, &skills, &tokens, clock, addresses, directory, site,
+        )?;
         write(&directory.join(site_id(scenario, site)), "site.toml", &text)?;
     }
     Ok(tokens)
@@ -261,8 +264,10 @@ fn site_toml(
         }
     }
     let mut sections = routing_sections(scenario, plan, skills, tokens, addresses, site);
-    sections.routing.offer_timeout_ms = offer_timeout_ms(sections.routing.offer_timeout_ms, clock.speed);
-    let body = toml::to_string(&sections).map_err(|error| ConfigsError::Invalid(error.to_string()))?;
+    sections.routing.offer_timeout_ms =
+        offer_timeout_ms(sections.routing.offer_timeout_ms, clock.speed);
+    let body =
+        toml::to_string(&sections).map_err(|error| ConfigsError::Invalid(error.to_string()))?;
     text.push('\n');
     text.push_str(&body);
     Ok(text)
@@ -283,7 +288,10 @@ fn routing_sections(
             .into_iter()
             .zip(node_skills(skills, &topic.skill))
         {
-            if !topics.iter().any(|route| route.topic == name && route.channel == channel) {
+            if !topics
+                .iter()
+                .any(|route| route.topic == name && route.channel == channel)
+            {
                 topics.push(TopicRoute {
                     topic: name.clone(),
                     channel,

@@ -134,7 +134,9 @@ fn schedule(shared: &Arc<Shared>) {
 fn work(shared: &Shared, receiver: &Mutex<Receiver<Job>>) {
     loop {
         let job = {
-            let Ok(receiver) = receiver.lock() else { return };
+            let Ok(receiver) = receiver.lock() else {
+                return;
+            };
             match receiver.recv_timeout(TIMER_TICK) {
                 Ok(job) => job,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
@@ -174,13 +176,26 @@ fn arrive(shared: &Shared, index: usize, overflow: Option<(usize, Value)>) {
         }
         None => contact.site,
     };
-    let class = if overflow.is_some() { "represent" } else { "arrive" };
+    let class = if overflow.is_some() {
+        "represent"
+    } else {
+        "arrive"
+    };
     let about = About {
         plan: Some(index),
         contact: None,
     };
     let token = &world.tokens.gateway;
-    let answer = world.api.call("gateway", site, class, "POST", "/api/v1/contacts", token, Some(&body), about);
+    let answer = world.api.call(
+        "gateway",
+        site,
+        class,
+        "POST",
+        "/api/v1/contacts",
+        token,
+        Some(&body),
+        about,
+    );
     let view = &answer.body["contact"];
     let Some(id) = view["id"].as_u64().filter(|_| answer.ok()) else {
         if overflow.is_none() {
@@ -190,7 +205,8 @@ fn arrive(shared: &Shared, index: usize, overflow: Option<(usize, Value)>) {
     };
     world.place(index, site, id);
     if overflow.is_none()
-        && let (Some(at), Ok(mut arrived)) = (view["arrived_at_ms"].as_u64(), shared.arrived_at_ms.lock())
+        && let (Some(at), Ok(mut arrived)) =
+            (view["arrived_at_ms"].as_u64(), shared.arrived_at_ms.lock())
     {
         arrived.insert(index, at);
     }
@@ -201,8 +217,20 @@ fn arrive(shared: &Shared, index: usize, overflow: Option<(usize, Value)>) {
     if contact.bot && overflow.is_none() {
         if world.settle(index, fate::WAITING, fate::SELF_SERVED) {
             let path = format!("/api/v1/contacts/{id}/self-served");
-            let about = About { plan: Some(index), contact: Some(id) };
-            world.api.call("gateway", site, "self_served", "POST", &path, token, None, about);
+            let about = About {
+                plan: Some(index),
+                contact: Some(id),
+            };
+            world.api.call(
+                "gateway",
+                site,
+                "self_served",
+                "POST",
+                &path,
+                token,
+                None,
+                about,
+            );
         }
         return;
     }
@@ -228,9 +256,16 @@ fn abandon(shared: &Shared, index: usize) {
         plan: Some(index),
         contact: Some(id),
     };
-    world
-        .api
-        .call("gateway", site, "abandon", "POST", &path, &world.tokens.gateway, None, about);
+    world.api.call(
+        "gateway",
+        site,
+        "abandon",
+        "POST",
+        &path,
+        &world.tokens.gateway,
+        None,
+        about,
+    );
 }
 
 /// Hangs up callers at their patience deadline (if they are still waiting then).
@@ -249,13 +284,18 @@ fn patience(shared: &Shared) {
                     if shared.jobs.send(Job::Abandon(index)).is_err() {
                         return;
                     }
-                    let Ok(relocked) = shared.deadlines.lock() else { return };
+                    let Ok(relocked) = shared.deadlines.lock() else {
+                        return;
+                    };
                     deadlines = relocked;
                 }
             }
             next => {
                 let wait = next.map_or(TIMER_TICK, |Reverse((at, _))| {
-                    world.clock.wall_duration(at.saturating_sub(now)).min(TIMER_TICK)
+                    world
+                        .clock
+                        .wall_duration(at.saturating_sub(now))
+                        .min(TIMER_TICK)
                 });
                 let Ok((relocked, _)) = shared.wake.wait_timeout(deadlines, wait) else {
                     return;

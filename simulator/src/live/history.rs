@@ -129,13 +129,12 @@ pub fn start(directory: &Path) -> Result<(HistorySink, HistoryWriter), HistoryEr
             let mut out = BufWriter::new(file);
             let mut written = 0;
             for request in receiver {
-                let line = serde_json::to_string(&request).map_err(|source| {
-                    HistoryError::Parse {
+                let line =
+                    serde_json::to_string(&request).map_err(|source| HistoryError::Parse {
                         path: path.clone(),
                         line: 0,
                         source,
-                    }
-                })?;
+                    })?;
                 writeln!(out, "{line}").map_err(io(&path))?;
                 written += 1;
             }
@@ -202,7 +201,11 @@ pub struct Replica {
 }
 
 /// Writes `directory/replicas/<index>.json`.
-pub fn write_replica(directory: &Path, index: usize, replica: &Replica) -> Result<(), HistoryError> {
+pub fn write_replica(
+    directory: &Path,
+    index: usize,
+    replica: &Replica,
+) -> Result<(), HistoryError> {
     let folder = directory.join(REPLICAS_DIR);
     std::fs::create_dir_all(&folder).map_err(io(&folder))?;
     let path = folder.join(format!("{index}.json"));

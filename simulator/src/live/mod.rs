@@ -135,12 +135,21 @@ pub fn run(options: LiveOptions) -> Result<LiveOutcome, LiveError> {
     let site_ids: Vec<String> = (0..scenario.sites.len())
         .map(|site| configs::site_id(scenario, site))
         .collect();
-    let end_ms = plan.day_span_ms.1.max(plan.contacts.last().map_or(0, |contact| contact.at_ms)) + DRAIN_MS;
+    let end_ms = plan
+        .day_span_ms
+        .1
+        .max(plan.contacts.last().map_or(0, |contact| contact.at_ms))
+        + DRAIN_MS;
     let planned = plan.contacts.len() as u64;
     let world = Arc::new(World {
         topics: topics(scenario),
-        transfer_skill: scenario.transfer.as_ref().map(|transfer| format!("{}_voice", transfer.to_skill)),
-        fates: (0..plan.contacts.len()).map(|_| AtomicU8::new(world::fate::WAITING)).collect(),
+        transfer_skill: scenario
+            .transfer
+            .as_ref()
+            .map(|transfer| format!("{}_voice", transfer.to_skill)),
+        fates: (0..plan.contacts.len())
+            .map(|_| AtomicU8::new(world::fate::WAITING))
+            .collect(),
         plan,
         tokens: options.tokens.clone(),
         api,
@@ -161,7 +170,9 @@ pub fn run(options: LiveOptions) -> Result<LiveOutcome, LiveError> {
     }
     let wall_s = started.elapsed().as_secs_f64();
     let Ok(world) = Arc::try_unwrap(world) else {
-        return Err(LiveError::Setup("a player thread outlived the run".to_string()));
+        return Err(LiveError::Setup(
+            "a player thread outlived the run".to_string(),
+        ));
     };
     drop(world.api);
     writer.finish()?;
@@ -173,7 +184,11 @@ pub fn run(options: LiveOptions) -> Result<LiveOutcome, LiveError> {
     let predicted = engine::simulate(scenario, options.seed, None)?;
     let mut summary = Summary {
         cluster: summary::cluster_figures(&collected.reports),
-        client: summary::client_figures(&requests, clock.speed, scenario.service_level.threshold_s * 1_000.0),
+        client: summary::client_figures(
+            &requests,
+            clock.speed,
+            scenario.service_level.threshold_s * 1_000.0,
+        ),
         predicted: summary::predicted_figures(&predicted),
         predicted_service_level_interval: prediction_interval(scenario, options.seed)?,
         latency: summary::latencies(&requests),
@@ -192,12 +207,21 @@ pub fn run(options: LiveOptions) -> Result<LiveOutcome, LiveError> {
     })?;
     write_json(&options.history.join("summary.json"), &summary)?;
     write_json(&options.history.join("verdict.json"), &verdict)?;
-    Ok(LiveOutcome { summary, verdict, svg })
+    Ok(LiveOutcome {
+        summary,
+        verdict,
+        svg,
+    })
 }
 
 /// Arrivals the gateway presented later than planned by more than the SL threshold (in
 /// simulated time): the players could not keep up with the speed.
-fn late_arrivals(plan: &plan::Plan, clock: &DrillClock, requests: &[history::Request], threshold_ms: f64) -> u64 {
+fn late_arrivals(
+    plan: &plan::Plan,
+    clock: &DrillClock,
+    requests: &[history::Request],
+    threshold_ms: f64,
+) -> u64 {
     let slack_us = threshold_ms / clock.speed * 1_000.0;
     requests
         .iter()
@@ -269,18 +293,23 @@ fn prediction_interval(scenario: &Scenario, seed: u64) -> Result<Option<(f64, f6
     }
     let count = levels.len() as f64;
     let mean = levels.iter().sum::<f64>() / count;
-    let variance = levels.iter().map(|level| (level - mean).powi(2)).sum::<f64>() / (count - 1.0);
+    let variance = levels
+        .iter()
+        .map(|level| (level - mean).powi(2))
+        .sum::<f64>()
+        / (count - 1.0);
     // Student t, 4 degrees of freedom (5 replications), 95 % two-sided.
     let t = if levels.len() == 5 { 2.776 } else { 2.0 };
     Ok(Some((mean, t * (variance / count).sqrt())))
 }
 
 fn write_json<T: serde::Serialize>(path: &std::path::Path, value: &T) -> Result<(), LiveError> {
-    let text = serde_json::to_string_pretty(value).map_err(|source| history::HistoryError::Parse {
-        path: path.to_path_buf(),
-        line: 0,
-        source,
-    })?;
+    let text =
+        serde_json::to_string_pretty(value).map_err(|source| history::HistoryError::Parse {
+            path: path.to_path_buf(),
+            line: 0,
+            source,
+        })?;
     std::fs::write(path, text).map_err(|source| {
         LiveError::History(history::HistoryError::Io {
             path: path.to_path_buf(),

@@ -153,7 +153,9 @@ impl Samplers {
         let line2 = scenario
             .transfer
             .as_ref()
-            .map_or(scenario::Distribution::None, |transfer| transfer.handle_time);
+            .map_or(scenario::Distribution::None, |transfer| {
+                transfer.handle_time
+            });
         Samplers {
             voice: Sampler::new(&scenario.handle_time.voice),
             chat: Sampler::new(&scenario.handle_time.chat),
@@ -235,7 +237,10 @@ fn agents(scenario: &Scenario, interval_ms: u64) -> Vec<PlannedAgent> {
                     if *target <= k {
                         continue;
                     }
-                    let (start, end) = (interval as u64 * interval_ms, (interval as u64 + 1) * interval_ms);
+                    let (start, end) = (
+                        interval as u64 * interval_ms,
+                        (interval as u64 + 1) * interval_ms,
+                    );
                     match shifts.last_mut() {
                         Some(last) if last.1 == start => last.1 = end,
                         _ => shifts.push((start, end)),
@@ -263,7 +268,11 @@ pub fn login_part(name: &str) -> String {
         .map(|c| c.to_ascii_lowercase())
         .take(24)
         .collect();
-    if part.is_empty() { "site".to_string() } else { part }
+    if part.is_empty() {
+        "site".to_string()
+    } else {
+        part
+    }
 }
 
 /// The node's topic name (IVR topic) of a scenario topic.
@@ -292,7 +301,11 @@ mod tests {
         let plan = draw(&scenario, 7).expect("plan");
         let count = plan.contacts.len() as f64;
         assert!((16_000.0..18_000.0).contains(&count), "{count}");
-        assert!(plan.contacts.windows(2).all(|pair| pair[0].at_ms <= pair[1].at_ms));
+        assert!(
+            plan.contacts
+                .windows(2)
+                .all(|pair| pair[0].at_ms <= pair[1].at_ms)
+        );
         let peak_line1_moscow = plan
             .agents
             .iter()

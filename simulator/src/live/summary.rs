@@ -125,7 +125,9 @@ pub fn client_figures(requests: &[Request], speed: f64, threshold_ms: f64) -> Fi
     figures.offered = (arrived.len() as u64).saturating_sub(self_served);
     let mut wait_sum = 0.0;
     for (plan, answered_us) in &answered {
-        let Some(arrived_us) = arrived.get(plan) else { continue };
+        let Some(arrived_us) = arrived.get(plan) else {
+            continue;
+        };
         let wait_ms = answered_us.saturating_sub(*arrived_us) as f64 / 1_000.0 * speed;
         figures.answered += 1;
         wait_sum += wait_ms;
@@ -145,8 +147,14 @@ pub fn predicted_figures(report: &RunReport) -> Figures {
         answered_within: total.answered_within_threshold,
         abandoned: total.abandoned,
         overflowed: total.overflowed_out,
-        service_level: total.service_level.is_finite().then_some(total.service_level),
-        asa_s: total.answer_speed_s_mean.is_finite().then_some(total.answer_speed_s_mean),
+        service_level: total
+            .service_level
+            .is_finite()
+            .then_some(total.service_level),
+        asa_s: total
+            .answer_speed_s_mean
+            .is_finite()
+            .then_some(total.answer_speed_s_mean),
         abandonment: total.abandonment.is_finite().then_some(total.abandonment),
     }
 }
@@ -156,7 +164,9 @@ pub fn latencies(requests: &[Request]) -> BTreeMap<String, Latency> {
     let mut samples: BTreeMap<String, (Vec<f64>, u64)> = BTreeMap::new();
     for request in requests {
         let entry = samples.entry(request.class.clone()).or_default();
-        entry.0.push(request.end_us.saturating_sub(request.start_us) as f64 / 1_000.0);
+        entry
+            .0
+            .push(request.end_us.saturating_sub(request.start_us) as f64 / 1_000.0);
         entry.1 += u64::from(request.acknowledged());
     }
     samples
@@ -206,7 +216,9 @@ pub fn render(summary: &Summary) -> String {
             figures.abandoned,
             figures.overflowed,
             percent(figures.service_level),
-            figures.asa_s.map_or("-".to_string(), |asa| format!("{asa:.1}")),
+            figures
+                .asa_s
+                .map_or("-".to_string(), |asa| format!("{asa:.1}")),
             percent(figures.abandonment),
         ));
     }
@@ -242,7 +254,10 @@ pub fn service_level_svg(
         for interval in &report.intervals {
             let cell = measured.entry(interval.start_ms).or_default();
             for row in &interval.sites {
-                cell.0 += row.counters.offered.saturating_sub(row.counters.overflowed_in);
+                cell.0 += row
+                    .counters
+                    .offered
+                    .saturating_sub(row.counters.overflowed_in);
                 cell.1 += row.counters.answered_within_target;
                 cell.2 += 1;
             }
@@ -264,10 +279,16 @@ pub fn service_level_svg(
         .filter_map(|row| {
             let start = row.interval_start.as_deref()?;
             let minutes = crate::scenario::parse_clock_minutes(start).ok()?;
-            Some((f64::from(minutes) + interval_minutes / 2.0, row.service_level * 100.0))
+            Some((
+                f64::from(minutes) + interval_minutes / 2.0,
+                row.service_level * 100.0,
+            ))
         })
         .collect();
-    let xs = measured_points.iter().chain(&predicted_points).map(|(x, _)| *x);
+    let xs = measured_points
+        .iter()
+        .chain(&predicted_points)
+        .map(|(x, _)| *x);
     let from = xs.clone().fold(f64::INFINITY, f64::min) - interval_minutes / 2.0;
     let to = xs.fold(f64::NEG_INFINITY, f64::max) + interval_minutes / 2.0;
     let series = [
@@ -278,8 +299,18 @@ pub fn service_level_svg(
         let minute = minute.max(0.0) as u32;
         format!("{:02}:{:02}", minute / 60, minute % 60)
     };
-    let (from, to) = if from.is_finite() && to.is_finite() { (from, to) } else { (0.0, 1440.0) };
-    let mut chart = svg::time_chart("Service level per interval, %", (from, to), 100.0, &series, &label);
+    let (from, to) = if from.is_finite() && to.is_finite() {
+        (from, to)
+    } else {
+        (0.0, 1440.0)
+    };
+    let mut chart = svg::time_chart(
+        "Service level per interval, %",
+        (from, to),
+        100.0,
+        &series,
+        &label,
+    );
     shade(&mut chart, faults, (from, to));
     chart
 }

@@ -1,7 +1,6 @@
 //! Desktop inputs: an agent's login, state, offers, wrap-up and transfer.
 
 use actix::prelude::*;
-use std::time::Duration;
 
 use callgrid_domain::{
     AgentId, AgentState, Channel, ContactId, ContactPhase, Effect, Event, EventKind, NotReadyReason,

@@ -13,7 +13,6 @@ use super::messages::ContactStage;
 use super::{OFFER_LATENCY_SAMPLES_MAX, OFFER_TIMER_GRACE_MS, SiteActor};
 use crate::actors::agent::SiteToAgent;
 use crate::actors::overflow::OverflowedTo;
-use crate::replicate::now_ms;
 use crate::state::Command;
 use crate::state::model::Actor as Principal;
 

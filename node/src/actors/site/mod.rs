@@ -582,10 +582,13 @@ impl Actor for SiteActor {
             actor.days.flush(crate::clock::now_ms());
         });
         if self.config.overflow.enabled || !self.config.peer_sites.is_empty() {
-            ctx.run_interval(crate::clock::scaled_interval(SUMMARY_PUBLISH_INTERVAL), |actor, ctx| {
-                actor.overflow_tick(ctx);
-                actor.flush(ctx);
-            });
+            ctx.run_interval(
+                crate::clock::scaled_interval(SUMMARY_PUBLISH_INTERVAL),
+                |actor, ctx| {
+                    actor.overflow_tick(ctx);
+                    actor.flush(ctx);
+                },
+            );
         }
         tracing::info!(site = %self.config.site.id, agents = self.roster.agents_by_login.len(), "site actor started");
     }

@@ -1,8 +1,6 @@
 //! The node's side of the overflow rule inside the Site actor: the summary tick (publish
 //! this site's summary, read the peers'), the rule's polls and its timer.
 
-use std::time::Duration;
-
 use actix::prelude::*;
 
 use super::SiteActor;
