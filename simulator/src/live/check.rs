@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 use super::history::{self, HistoryError, Replica, Request};
 use super::plan::index_of_caller;
 
+/// One kind of record a replica holds, by id.
+type RecordsOf = fn(&Replica) -> &BTreeMap<u64, serde_json::Value>;
+
 /// The run facts the checker needs (`run.json` in the history directory).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
@@ -130,13 +133,12 @@ pub fn check(requests: &[Request], replicas: &[Replica], info: &RunInfo) -> Verd
 /// Every acknowledged create is on every replica.
 fn check_records(requests: &[Request], replicas: &[Replica], verdict: &mut Verdict) {
     for request in requests.iter().filter(|request| request.acknowledged()) {
-        let (kind, field): (&str, fn(&Replica) -> &BTreeMap<u64, serde_json::Value>) =
-            match request.class.as_str() {
-                "order" => ("order", |replica| &replica.orders),
-                "pre_order" => ("pre_order", |replica| &replica.pre_orders),
-                "complaint" => ("complaint", |replica| &replica.complaints),
-                _ => continue,
-            };
+        let (kind, field): (&str, RecordsOf) = match request.class.as_str() {
+            "order" => ("order", |replica| &replica.orders),
+            "pre_order" => ("pre_order", |replica| &replica.pre_orders),
+            "complaint" => ("complaint", |replica| &replica.complaints),
+            _ => continue,
+        };
         let check = format!("acknowledged {kind} on every replica");
         verdict.count(&check);
         let Some(id) = request.body[kind].as_u64() else {

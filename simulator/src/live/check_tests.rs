@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use super::*;
 
+#[allow(clippy::too_many_arguments)]
 fn request(
     seq: u64,
     actor: &str,

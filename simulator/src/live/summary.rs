@@ -91,7 +91,11 @@ pub fn cluster_figures(reports: &[MetricsReport]) -> Figures {
     let mut wait = 0.0;
     for report in reports {
         let counters = &report.totals.counters;
-        figures.offered += counters.offered.saturating_sub(counters.overflowed_in);
+        // Each contact once (not again where it was overflowed to); bot calls never queued.
+        figures.offered += counters
+            .offered
+            .saturating_sub(counters.overflowed_in)
+            .saturating_sub(counters.self_served);
         figures.answered += counters.answered;
         figures.answered_within += counters.answered_within_target;
         figures.abandoned += counters.abandoned;
@@ -257,7 +261,8 @@ pub fn service_level_svg(
                 cell.0 += row
                     .counters
                     .offered
-                    .saturating_sub(row.counters.overflowed_in);
+                    .saturating_sub(row.counters.overflowed_in)
+                    .saturating_sub(row.counters.self_served);
                 cell.1 += row.counters.answered_within_target;
                 cell.2 += 1;
             }
