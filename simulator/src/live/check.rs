@@ -218,7 +218,11 @@ fn check_answers(requests: &[Request], verdict: &mut Verdict) {
     }
 }
 
-/// Every acknowledged voice abandon (not short) has a callback for its caller everywhere.
+/// Every acknowledged voice abandon that was surely not short has a callback for its caller
+/// on every replica. The node measures the wait from the contact's entry at the abandoning
+/// site; the client knows that moment only to within its requests' latency, so it requires a
+/// callback only when even the shortest possible wait (from the end of the request that placed
+/// the contact there to the start of the abandon) reaches the short-abandon threshold.
 fn check_callbacks(
     requests: &[Request],
     replicas: &[Replica],
@@ -229,13 +233,12 @@ fn check_callbacks(
     if !info.callbacks_enabled {
         return;
     }
-    let mut arrivals: HashMap<usize, &Request> = HashMap::new();
-    for request in requests
-        .iter()
-        .filter(|request| request.acknowledged() && request.class == "arrive")
-    {
-        if let Some(plan) = request.plan {
-            arrivals.entry(plan).or_insert(request);
+    let mut placed: HashMap<(usize, u64), &Request> = HashMap::new();
+    for request in requests.iter().filter(|request| {
+        request.acknowledged() && (request.class == "arrive" || request.class == "represent")
+    }) {
+        if let Some(id) = request.body["contact"]["id"].as_u64() {
+            placed.insert((request.site, id), request);
         }
     }
     let per_replica: Vec<BTreeSet<usize>> = replicas
@@ -252,15 +255,17 @@ fn check_callbacks(
         .iter()
         .filter(|request| request.acknowledged() && request.class == "abandon")
     {
-        let Some(plan) = request.plan else { continue };
-        let Some(arrival) = arrivals.get(&plan) else {
+        let (Some(plan), Some(contact)) = (request.plan, request.contact) else {
             continue;
         };
-        if arrival.body["contact"]["channel"] != "voice" {
+        let Some(placing) = placed.get(&(request.site, contact)) else {
+            continue;
+        };
+        if placing.body["contact"]["channel"] != "voice" {
             continue;
         }
         let waited_ms =
-            (request.start_us.saturating_sub(arrival.start_us) as f64 / 1_000.0) * info.speed;
+            (request.start_us.saturating_sub(placing.end_us) as f64 / 1_000.0) * info.speed;
         if waited_ms < info.short_abandon_ms as f64 {
             continue;
         }
