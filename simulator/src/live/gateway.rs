@@ -27,6 +27,8 @@ pub const GATEWAY_WORKERS: usize = 16;
 pub const JOB_CHANNEL_CAPACITY: usize = 4_096;
 /// The patience timer wakes at least this often (to notice the end of the run).
 const TIMER_TICK: Duration = Duration::from_millis(20);
+/// Moves of one contact an abandon follows at most.
+pub const OVERFLOW_HOPS_FOLLOWED: usize = 4;
 /// Stream reads wake at least this often.
 const STREAM_TICK: Duration = Duration::from_millis(50);
 
@@ -204,6 +206,11 @@ fn arrive(shared: &Shared, index: usize, overflow: Option<(usize, Value)>) {
         return;
     };
     world.place(index, site, id);
+    // The caller may have hung up while the call moved: the new site must hear it too.
+    if overflow.is_some() && world.fate(index) == fate::ABANDONED {
+        post_abandoned(world, index, site, id);
+        return;
+    }
     if overflow.is_none()
         && let (Some(at), Ok(mut arrived)) =
             (view["arrived_at_ms"].as_u64(), shared.arrived_at_ms.lock())
@@ -251,21 +258,31 @@ fn abandon(shared: &Shared, index: usize) {
     let Some((site, id)) = world.whereabouts(index) else {
         return;
     };
-    let path = format!("/api/v1/contacts/{id}/abandoned");
-    let about = About {
-        plan: Some(index),
-        contact: Some(id),
-    };
-    world.api.call(
-        "gateway",
-        site,
-        "abandon",
-        "POST",
-        &path,
-        &world.tokens.gateway,
-        None,
-        about,
-    );
+    post_abandoned(world, index, site, id);
+}
+
+/// Tells the site holding contact `index` that its caller hung up. A contact that moved
+/// meanwhile (overflow) is followed: a 404 with newer whereabouts is retried there, and a
+/// re-presentation that lands after the hang-up reports it itself (see [`arrive`]).
+fn post_abandoned(world: &World, index: usize, mut site: usize, mut id: u64) {
+    for _ in 0..=crate::live::gateway::OVERFLOW_HOPS_FOLLOWED {
+        let path = format!("/api/v1/contacts/{id}/abandoned");
+        let about = About {
+            plan: Some(index),
+            contact: Some(id),
+        };
+        let token = &world.tokens.gateway;
+        let answer = world.api.call(
+            "gateway", site, "abandon", "POST", &path, token, None, about,
+        );
+        if answer.status != 404 {
+            return;
+        }
+        match world.whereabouts(index) {
+            Some(moved) if moved != (site, id) => (site, id) = moved,
+            _ => return,
+        }
+    }
 }
 
 /// Hangs up callers at their patience deadline (if they are still waiting then).

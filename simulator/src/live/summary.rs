@@ -111,6 +111,7 @@ pub fn client_figures(requests: &[Request], speed: f64, threshold_ms: f64) -> Fi
     let mut answered: HashMap<usize, u64> = HashMap::new();
     let mut figures = Figures::default();
     let mut self_served = 0;
+    let mut abandoned = std::collections::HashSet::new();
     for request in requests.iter().filter(|request| request.acknowledged()) {
         let Some(plan) = request.plan else { continue };
         match request.class.as_str() {
@@ -120,13 +121,16 @@ pub fn client_figures(requests: &[Request], speed: f64, threshold_ms: f64) -> Fi
             "accept" => {
                 answered.entry(plan).or_insert(request.end_us);
             }
-            "abandon" => figures.abandoned += 1,
+            "abandon" => {
+                abandoned.insert(plan);
+            }
             "represent" => figures.overflowed += 1,
             "self_served" => self_served += 1,
             _ => {}
         }
     }
     figures.offered = (arrived.len() as u64).saturating_sub(self_served);
+    figures.abandoned = abandoned.len() as u64;
     let mut wait_sum = 0.0;
     for (plan, answered_us) in &answered {
         let Some(arrived_us) = arrived.get(plan) else {
