@@ -96,6 +96,7 @@ pub fn run_live(arguments: LiveArguments) -> anyhow::Result<ExitCode> {
         clock: DrillClock::load(&clock_file)?,
         history: arguments.history.clone(),
         progress: !arguments.json && std::io::stderr().is_terminal(),
+        fault_windows: Vec::new(),
     };
     let outcome = live::run(options)?;
     if arguments.json {

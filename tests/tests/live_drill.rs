@@ -1,12 +1,16 @@
 //! The live drill: three real `callgrid` sites on a scaled clock, the drill scenario's ~1,000
 //! contacts played through the public API by `callgrid-sim live` (gateway and every agent),
-//! the history checker green, and the cluster's service level within a stated tolerance of
-//! the offline simulator's prediction for the same scenario and seed.
+//! one site killed with SIGKILL at 12:40 simulated and restarted at 13:00 from its disk, the
+//! history checker green (every acknowledged record on every replica, no double answers, a
+//! callback for every abandoned caller, no stale order read), and the cluster's service level
+//! within a stated tolerance of the offline simulator's prediction for the same scenario and
+//! seed.
 //!
 //! Run: `cargo build -p callgrid-node && cargo test -p callgrid-tests --test live_drill --
 //! --nocapture` (or `CALLGRID_BINARY=…`); the speed is `CALLGRID_DRILL_SPEED` (default 300).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use callgrid_sim::live::{self, clock::DrillClock, configs};
@@ -17,6 +21,10 @@ use callgrid_tests::{Node, Site, certificates, free_udp_port};
 /// (absolute): the prediction's own 95 % interval over replications of a 1,000-contact run is
 /// about ±5 points, and the scaled clock adds the API's wall latency to every wait.
 const SERVICE_LEVEL_TOLERANCE: f64 = 0.12;
+/// The site killed and restarted (scenario order) and when, ms into the simulated day.
+const FAULT_SITE: usize = 1;
+const KILL_AT_MS: u64 = (12 * 60 + 40) * 60_000;
+const RESTART_AT_MS: u64 = 13 * 3_600_000;
 /// Wall time the sites get to start and elect a leader before the simulated day begins.
 const LEAD: Duration = Duration::from_secs(25);
 
@@ -53,33 +61,48 @@ fn a_thousand_contacts_against_three_sites_check_green_and_match_the_prediction(
     };
     let configs_dir = directory.path().join("configs");
     let tokens = configs::emit(&scenario, &plan, &clock, &addresses, &configs_dir).expect("emit");
-    let nodes: Vec<Node> = (0..3)
+    let sites: Vec<Site> = (0..3)
         .map(|index| {
             let id = configs::site_id(&scenario, index);
-            let site = Site {
+            Site {
                 id: id.clone(),
                 node_id: index as u64 + 1,
                 cluster_address: addresses.cluster[index].clone(),
                 config: configs_dir.join(&id).join("site.toml"),
                 data: configs_dir.join(&id).join("data"),
-            };
-            Node::start(&site)
+            }
         })
         .collect();
+    let nodes: Vec<Node> = sites.iter().map(Node::start).collect();
     for node in &nodes {
         wait_ready(&node.base);
     }
+    let bases: Vec<String> = nodes.iter().map(|node| node.base.clone()).collect();
+    let nodes = Arc::new(Mutex::new(nodes));
+    let fault = {
+        let nodes = Arc::clone(&nodes);
+        let site = sites[FAULT_SITE].clone();
+        std::thread::spawn(move || {
+            clock.sleep_until_day(KILL_AT_MS);
+            nodes.lock().expect("nodes")[FAULT_SITE].kill();
+            clock.sleep_until_day(RESTART_AT_MS);
+            let restarted = Node::start(&site);
+            nodes.lock().expect("nodes")[FAULT_SITE] = restarted;
+        })
+    };
     let history = directory.path().join("history");
     let outcome = live::run(live::LiveOptions {
         seed: scenario.seed,
         scenario: scenario.clone(),
-        sites: nodes.iter().map(|node| node.base.clone()).collect(),
+        sites: bases,
         tokens,
         clock,
         history: history.clone(),
         progress: false,
+        fault_windows: vec![(KILL_AT_MS, RESTART_AT_MS)],
     })
     .expect("live run");
+    fault.join().expect("the fault thread");
     println!("{}", live::summary::render(&outcome.summary));
     println!("{}", outcome.verdict.render());
     keep_on_failure(&history, outcome.verdict.passed());

@@ -143,11 +143,33 @@ impl<'a> Player<'a> {
                 }
                 Read::Message(_) | Read::Idle => {}
                 Read::Closed(reason) => {
-                    tracing::warn!(agent = %self.agent.login, %reason, "agent stream closed");
-                    return;
+                    tracing::warn!(agent = %self.agent.login, %reason, "agent stream closed; reopening");
+                    if !self.reconnect() {
+                        return;
+                    }
                 }
             }
         }
+    }
+
+    /// Reopens the stream after the site went away; a restarted site has forgotten who was
+    /// logged in, so an agent within its shift logs in again. False when the run stops first.
+    fn reconnect(&mut self) -> bool {
+        let world = self.world;
+        let base = &world.api.sites[self.agent.site];
+        let path = format!("/api/v1/agents/{}/stream", self.agent.login);
+        let Some(stream) = ws::reopen(base, &path, &self.token, &|| world.stopping()) else {
+            return false;
+        };
+        self.stream = stream;
+        if self.logged_in {
+            let about = About::default();
+            if self.call("login", "POST", "/login", None, about) {
+                let ready = json!({"state": "ready"});
+                self.call("ready", "POST", "/state", Some(&ready), about);
+            }
+        }
+        true
     }
 
     fn call(

@@ -335,8 +335,13 @@ fn read_stream(shared: &Shared, site: usize, mut stream: ws::Stream) {
             }
             Read::Idle => {}
             Read::Closed(reason) => {
-                tracing::warn!(site, %reason, "gateway stream closed");
-                return;
+                tracing::warn!(site, %reason, "gateway stream closed; reopening");
+                let base = &world.api.sites[site];
+                let token = &world.tokens.gateway;
+                match ws::reopen(base, "/api/v1/gateway/stream", token, &|| world.stopping()) {
+                    Some(reopened) => stream = reopened,
+                    None => return,
+                }
             }
         }
     }

@@ -85,6 +85,9 @@ pub struct LiveOptions {
     pub history: PathBuf,
     /// Show a progress bar.
     pub progress: bool,
+    /// Fault windows (ms into the simulated day) to shade on the SL plot: a drill that kills,
+    /// stops or cuts off a site says when.
+    pub fault_windows: Vec<(u64, u64)>,
 }
 
 /// What a live run produced.
@@ -198,7 +201,12 @@ pub fn run(options: LiveOptions) -> Result<LiveOutcome, LiveError> {
         late_arrivals,
     };
     summary.latency.retain(|_, latency| latency.count > 0);
-    let svg = summary::service_level_svg(&collected.reports, &predicted, &[]);
+    let faults: Vec<(f64, f64)> = options
+        .fault_windows
+        .iter()
+        .map(|(start, end)| (*start as f64 / 60_000.0, *end as f64 / 60_000.0))
+        .collect();
+    let svg = summary::service_level_svg(&collected.reports, &predicted, &faults);
     std::fs::write(options.history.join("service_level.svg"), &svg).map_err(|source| {
         history::HistoryError::Io {
             path: options.history.join("service_level.svg"),

@@ -54,6 +54,21 @@ pub fn open(base: &str, path: &str, token: &str) -> Result<Stream, String> {
     Ok(Stream { socket })
 }
 
+/// Pause between attempts to reopen a stream whose site went away.
+pub const REOPEN_PAUSE: Duration = Duration::from_millis(100);
+
+/// Reopens a stream after its site went away (killed, restarting): retries every
+/// [`REOPEN_PAUSE`] until it opens or `give_up()` says to stop.
+pub fn reopen(base: &str, path: &str, token: &str, give_up: &dyn Fn() -> bool) -> Option<Stream> {
+    while !give_up() {
+        std::thread::sleep(REOPEN_PAUSE);
+        if let Ok(stream) = open(base, path, token) {
+            return Some(stream);
+        }
+    }
+    None
+}
+
 impl Stream {
     /// Waits up to `timeout` for a message.
     pub fn read(&mut self, timeout: Duration) -> Read {

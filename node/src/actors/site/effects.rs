@@ -13,8 +13,14 @@ use super::messages::ContactStage;
 use super::{OFFER_LATENCY_SAMPLES_MAX, OFFER_TIMER_GRACE_MS, SiteActor};
 use crate::actors::agent::SiteToAgent;
 use crate::actors::overflow::OverflowedTo;
+use crate::replicate::ProposeFailure;
 use crate::state::Command;
 use crate::state::model::Actor as Principal;
+
+/// Attempts to record an abandoned caller's callback while replication fails.
+pub const CALLBACK_PROPOSE_ATTEMPTS: u32 = 40;
+/// Pause between those attempts (40 × 250 ms covers an election and a node restart).
+pub const CALLBACK_PROPOSE_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl SiteActor {
     pub(super) fn process_effects(&mut self, ctx: &mut Context<Self>) {
@@ -87,12 +93,26 @@ impl SiteActor {
                         skill: self.skill_name(request.skill),
                         ordering_time_ms: self.epoch_ms.saturating_add(request.ordering_time.0),
                     };
+                    // Retried while replication fails (a leader election, a lost quorum):
+                    // the caller was told nothing, the callback must still happen. Safe to
+                    // repeat: one open abandoned-call callback per caller.
                     let proposer = self.proposer.clone();
                     ctx.spawn(
                         async move {
-                            if let Err(error) = proposer.propose(Principal::system(), command).await
-                            {
-                                tracing::error!(%error, "abandoned-call callback not recorded");
+                            for attempt in 1..=CALLBACK_PROPOSE_ATTEMPTS {
+                                match proposer.propose(Principal::system(), command.clone()).await {
+                                    Err(ProposeFailure::Replication(error))
+                                        if attempt < CALLBACK_PROPOSE_ATTEMPTS =>
+                                    {
+                                        tracing::warn!(%error, attempt, "abandoned-call callback not recorded yet; retrying");
+                                        tokio::time::sleep(CALLBACK_PROPOSE_RETRY).await;
+                                    }
+                                    Err(error) => {
+                                        tracing::error!(%error, "abandoned-call callback not recorded");
+                                        return;
+                                    }
+                                    Ok(_) => return,
+                                }
                             }
                         }
                         .into_actor(self),
