@@ -1,6 +1,6 @@
 //! The live drill: three real `callgrid` sites on a scaled clock, the drill scenario's ~1,000
 //! contacts played through the public API by `callgrid-sim live` (gateway and every agent),
-//! one site killed with SIGKILL at 12:40 simulated and restarted at 13:00 from its disk, the
+//! the leader's site killed with SIGKILL at 12:40 simulated and restarted at 13:00 from its disk, the
 //! history checker green (every acknowledged record on every replica, no double answers, a
 //! callback for every abandoned caller, no stale order read), and the cluster's service level
 //! within a stated tolerance of the offline simulator's prediction for the same scenario and
@@ -21,8 +21,7 @@ use callgrid_tests::{Node, Site, certificates, free_udp_port};
 /// (absolute): the prediction's own 95 % interval over replications of a 1,000-contact run is
 /// about ±5 points, and the scaled clock adds the API's wall latency to every wait.
 const SERVICE_LEVEL_TOLERANCE: f64 = 0.12;
-/// The site killed and restarted (scenario order) and when, ms into the simulated day.
-const FAULT_SITE: usize = 1;
+/// When the leader's site is killed and restarted, ms into the simulated day.
 const KILL_AT_MS: u64 = (12 * 60 + 40) * 60_000;
 const RESTART_AT_MS: u64 = 13 * 3_600_000;
 /// Wall time the sites get to start and elect a leader before the simulated day begins.
@@ -81,13 +80,20 @@ fn a_thousand_contacts_against_three_sites_check_green_and_match_the_prediction(
     let nodes = Arc::new(Mutex::new(nodes));
     let fault = {
         let nodes = Arc::clone(&nodes);
-        let site = sites[FAULT_SITE].clone();
+        let sites = sites.clone();
+        let supervisor = tokens.supervisor.clone();
         std::thread::spawn(move || {
             clock.sleep_until_day(KILL_AT_MS);
-            nodes.lock().expect("nodes")[FAULT_SITE].kill();
+            // The leader: its loss stalls every write until a new one is elected.
+            let victim = leader_index(&nodes.lock().expect("nodes")[0].base, &supervisor);
+            nodes.lock().expect("nodes")[victim].kill();
+            println!(
+                "killed {} (the leader) at 12:40 simulated",
+                sites[victim].id
+            );
             clock.sleep_until_day(RESTART_AT_MS);
-            let restarted = Node::start(&site);
-            nodes.lock().expect("nodes")[FAULT_SITE] = restarted;
+            let restarted = Node::start(&sites[victim]);
+            nodes.lock().expect("nodes")[victim] = restarted;
         })
     };
     let history = directory.path().join("history");
@@ -95,7 +101,7 @@ fn a_thousand_contacts_against_three_sites_check_green_and_match_the_prediction(
         seed: scenario.seed,
         scenario: scenario.clone(),
         sites: bases,
-        tokens,
+        tokens: tokens.clone(),
         clock,
         history: history.clone(),
         progress: false,
@@ -118,6 +124,19 @@ fn a_thousand_contacts_against_three_sites_check_green_and_match_the_prediction(
         (measured - predicted).abs() <= SERVICE_LEVEL_TOLERANCE,
         "measured SL {measured:.3} vs predicted {predicted:.3} (tolerance {SERVICE_LEVEL_TOLERANCE})"
     );
+}
+
+/// The Raft leader's site index (node ids are index + 1), as `base` sees it.
+fn leader_index(base: &str, supervisor: &str) -> usize {
+    let status: serde_json::Value = ureq::get(&format!("{base}/api/v1/cluster/status"))
+        .set("Authorization", &format!("Bearer {supervisor}"))
+        .timeout(Duration::from_secs(5))
+        .call()
+        .expect("cluster status")
+        .into_json()
+        .expect("cluster status JSON");
+    let leader = status["leader"].as_u64().expect("a leader");
+    usize::try_from(leader - 1).expect("leader index")
 }
 
 fn wait_ready(base: &str) {
