@@ -126,6 +126,29 @@ pub struct SiteSection {
     /// site's local midnight and show local times. Within -720..=840, whole quarter hours.
     #[serde(default)]
     pub utc_offset_minutes: i16,
+    /// Drills only: routing time runs this many times faster than wall time (1..=10,000;
+    /// default 1). Every node of the cluster must use the same clock (see [`crate::clock`]).
+    #[serde(default)]
+    pub clock_speed: Option<f64>,
+    /// Drills only: wall time (ms since the Unix epoch) from which a scaled clock runs;
+    /// required with `clock_speed`.
+    #[serde(default)]
+    pub clock_epoch_ms: Option<u64>,
+    /// Drills only: what the scaled clock reads at `clock_epoch_ms` (default: the epoch).
+    #[serde(default)]
+    pub clock_start_ms: Option<u64>,
+}
+
+impl SiteSection {
+    /// The routing clock this site asks for (wall time without `clock_speed`).
+    pub fn clock(&self) -> crate::clock::ScaledClock {
+        let epoch_ms = self.clock_epoch_ms.unwrap_or(0);
+        crate::clock::ScaledClock {
+            speed: self.clock_speed.unwrap_or(1.0),
+            epoch_ms,
+            start_ms: self.clock_start_ms.unwrap_or(epoch_ms),
+        }
+    }
 }
 
 /// `[http]`
@@ -383,6 +406,9 @@ impl NodeConfig {
                 number: 0,
                 data_dir: default_data_dir(),
                 utc_offset_minutes: 0,
+                clock_speed: None,
+                clock_epoch_ms: None,
+                clock_start_ms: None,
             },
             http: HttpSection::default(),
             cluster: ClusterSection::default(),
@@ -398,6 +424,36 @@ impl NodeConfig {
         }
     }
 
+    fn validate_clock(&self) -> Result<(), ConfigError> {
+        let site = &self.site;
+        if let Some(speed) = site.clock_speed
+            && !(1.0..=crate::clock::CLOCK_SPEED_MAX).contains(&speed)
+        {
+            return Err(invalid(
+                "site.clock_speed",
+                format!("must be between 1 and {}", crate::clock::CLOCK_SPEED_MAX),
+            ));
+        }
+        let scaled =
+            site.clock_speed.is_some_and(|speed| speed != 1.0) || site.clock_start_ms.is_some();
+        if scaled && site.clock_epoch_ms.is_none() {
+            return Err(invalid(
+                "site.clock_epoch_ms",
+                "required with clock_speed or clock_start_ms (every node must agree on it)",
+            ));
+        }
+        if site.clock_epoch_ms.is_some()
+            && site.clock_speed.is_none()
+            && site.clock_start_ms.is_none()
+        {
+            return Err(invalid(
+                "site.clock_epoch_ms",
+                "only with clock_speed or clock_start_ms",
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks ranges and cross-references; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.site.id.trim().is_empty() || self.site.id.len() > 64 {
@@ -411,6 +467,7 @@ impl NodeConfig {
                 "must be within -720..=840 and a whole number of quarter hours",
             ));
         }
+        self.validate_clock()?;
         if self.http.body_bytes_max == 0 || self.http.body_bytes_max > 16 * 1024 * 1024 {
             return Err(invalid(
                 "http.body_bytes_max",

@@ -14,6 +14,7 @@
 //! - [`replicate`] — the boundary to Raft: the `Replicator` trait, the proposer.
 //! - [`outbox`] — the durable per-site outbox: writes the site must get committed, fsync'd
 //!   in its own RocksDB and proposed in batches until committed, each applied once.
+//! - [`clock`] — the routing clock: wall time, or a scaled clock for drills.
 //! - [`cluster`] — the Raft replicator: RocksDB in the data dir, QUIC with mutual TLS.
 //! - [`actors`] — the actix actors around the routing core: the Site (routing, supervisor) and
 //!   its Agent, Call and Queue children (streams, offer timers, transcripts, live views).
@@ -23,6 +24,7 @@
 
 pub mod actors;
 pub mod api;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod node;

@@ -152,6 +152,9 @@ fn main() -> anyhow::Result<()> {
         config.site.data_dir = data_dir.clone();
     }
     config.validate()?;
+    if !callgrid_node::clock::install(config.site.clock()) {
+        anyhow::bail!("the routing clock was installed twice with different settings");
+    }
     std::fs::create_dir_all(&config.site.data_dir)
         .with_context(|| format!("creating data directory {}", config.site.data_dir.display()))?;
     let config = Arc::new(config);

@@ -28,10 +28,9 @@
 //! (`Metrics::new_cyclic`), so nothing grows with the number of days either.
 
 use callgrid_domain::{
-    AgentId, AgentSpec, AgentState, CallbackBook, CallbackId, CallbackOutcome, CallbackPolicy,
-    CallerNumber, Channel, Contact, ContactId, Direction, Effect, EventKind, Line, Metrics,
-    MetricsConfig, OverflowConfig, Priority, RoutingConfig, ServiceLevelPolicy, Site, SiteId,
-    SiteSummary, SkillConfig, SkillGrant, SkillId, TimeMs, Topic,
+    AgentId, AgentSpec, AgentState, CallbackBook, CallbackId, CallbackOutcome, CallerNumber,
+    Channel, Contact, ContactId, Direction, Effect, EventKind, Line, Metrics, Priority,
+    ServiceLevelPolicy, Site, SiteId, SiteSummary, SkillConfig, SkillGrant, SkillId, TimeMs, Topic,
 };
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
@@ -39,6 +38,7 @@ use rand_pcg::Pcg64;
 use crate::agenda::Agenda;
 use crate::chain::{ChainContact, ChainMetrics, chain_row_counters};
 use crate::contacts::ContactLog;
+use crate::domain_config;
 use crate::report::{Row, RunReport};
 use crate::sample::{Sampler, chance, gap_s};
 use crate::scenario::{self, Scenario};
@@ -539,49 +539,17 @@ impl Engine {
             outages,
         };
 
-        let mut routing = RoutingConfig::with_skills(skills.configs.clone());
-        routing.short_abandon_ms = ms(scenario.service_level.short_abandon_threshold_s);
-        // Agents in the simulation always pick up; the timeout only has to exceed the ring.
-        routing.offer_timeout_ms = routing.offer_timeout_ms.max(model.ring_ms + 1_000);
-        let overflow = OverflowConfig {
-            enabled: model.overflow_enabled,
-            trigger: match scenario.overflow.trigger {
-                scenario::OverflowTrigger::OldestWait => {
-                    callgrid_domain::OverflowTrigger::OldestWait
-                }
-                scenario::OverflowTrigger::PredictedWait => {
-                    callgrid_domain::OverflowTrigger::PredictedWait
-                }
-            },
-            threshold_on_ms: ms(scenario.overflow.threshold_on_s),
-            threshold_off_ms: ms(scenario.overflow.threshold_off_s),
-            share_out_max: scenario.overflow.share_cap,
-            ..OverflowConfig::default()
-        };
+        let routing = domain_config::routing(scenario, &skills);
+        let overflow = domain_config::overflow(scenario);
         let sites = (0..scenario.sites.len())
             .map(|index| Site::new(SiteId(index as u16), routing.clone(), overflow.clone()))
             .collect::<Result<Vec<_>, _>>()?;
-        let book = CallbackBook::new(CallbackPolicy {
-            enabled: scenario.callbacks.enabled,
-            delay_s: scenario.callbacks.delay_s.round() as u64,
-            retry_interval_s: scenario.callbacks.retry_interval_s.round() as u64,
-            attempts_max: scenario.callbacks.attempts_max.clamp(1, u32::from(u8::MAX)) as u8,
-            ..CallbackPolicy::default()
-        });
+        let book = CallbackBook::new(domain_config::callbacks(scenario));
         let drain_intervals = DRAIN_MS_MAX.div_ceil(interval_ms) as usize;
-        let metrics_config = MetricsConfig {
-            interval_minutes: scenario.interval_minutes,
-            service_level_target_s: scenario.service_level.threshold_s.round() as u64,
-            service_level_policy: match scenario.service_level.policy {
-                scenario::ServiceLevelPolicy::AnsweredWithinOverOffered => {
-                    ServiceLevelPolicy::Offered
-                }
-                scenario::ServiceLevelPolicy::AnsweredWithinOverOfferedMinusShortAbandons => {
-                    ServiceLevelPolicy::OfferedExcludingShortAbandons
-                }
-            },
-            intervals_max: (days * intervals_per_day + drain_intervals) as u32,
-        };
+        let metrics_config = domain_config::metrics(
+            scenario,
+            (days * intervals_per_day + drain_intervals) as u32,
+        );
         // Several days: interval cells repeat daily (memory independent of the number of
         // days); the report's interval rows then sum each clock interval over all days.
         let metrics = if days > 1 {

@@ -12,6 +12,8 @@ use callgrid_sim::{
 };
 use clap::{Parser, Subcommand};
 
+mod live_cli;
+
 /// Capacity planner's simulator for callgrid contact centers.
 #[derive(Debug, Parser)]
 #[command(name = "callgrid-sim", version, about)]
@@ -35,6 +37,12 @@ enum Command {
     Validate(ValidateArguments),
     /// Wall time, events/s and peak memory of the default day and a 100-site 1M-contact day.
     Bench(BenchArguments),
+    /// Play a scenario's day against a real cluster through its API (gateway and agents),
+    /// then check the history and compare with the offline prediction; or, with
+    /// `--emit-configs`, write the cluster's site configs for the scenario.
+    Live(live_cli::LiveArguments),
+    /// Check a live run's history directory (exit 1 when a check fails).
+    Check(live_cli::CheckArguments),
 }
 
 #[derive(Debug, clap::Args, Default)]
@@ -178,6 +186,8 @@ fn main() -> ExitCode {
         Command::Calibrate(arguments) => run_calibrate(arguments),
         Command::Validate(arguments) => run_validate(arguments),
         Command::Bench(arguments) => run_bench(arguments),
+        Command::Live(arguments) => live_cli::run_live(arguments),
+        Command::Check(arguments) => live_cli::run_check(arguments),
     };
     match result {
         Ok(code) => code,
@@ -188,7 +198,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: Option<&Path>) -> anyhow::Result<Scenario> {
+/// The scenario at `path`, or the built-in day.
+pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<Scenario> {
     Ok(match path {
         Some(path) => Scenario::from_file(path)?,
         None => Scenario::built_in()?,

@@ -12,7 +12,6 @@
 //! timers from the deadlines the Site holds. Desktop streams survive a restart.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use actix::prelude::*;
 use callgrid_domain::{AgentId, AgentState, ContactId};
@@ -22,7 +21,6 @@ use super::site::views::ContactView;
 use tokio::sync::mpsc;
 
 use super::{ChildCounts, StreamsFull, Subscribers, count_in, count_out, guarded};
-use crate::replicate::now_ms;
 
 /// Messages an Agent actor may hold before the Site's sends to it fail.
 pub const AGENT_MAILBOX_CAPACITY: usize = 256;
@@ -137,14 +135,14 @@ impl AgentActor {
             counts,
             streams: subscribers,
             state: AgentState::LoggedOut,
-            since_ms: now_ms(),
+            since_ms: crate::clock::now_ms(),
             timers: HashMap::new(),
             restarted: false,
         }
     }
 
     fn arm(&mut self, ctx: &mut Context<Self>, contact: ContactId, deadline_ms: u64) {
-        let delay = Duration::from_millis(deadline_ms.saturating_sub(now_ms()));
+        let delay = crate::clock::wall_delay(deadline_ms.saturating_sub(crate::clock::now_ms()));
         let agent = self.agent;
         let handle = ctx.run_later(delay, move |actor, _ctx| {
             actor.timers.remove(&contact);

@@ -261,7 +261,7 @@ impl Handler<AgentToSite> for SiteActor {
                         .state_since_ms
                         .get(&agent)
                         .copied()
-                        .unwrap_or_else(now_ms);
+                        .unwrap_or_else(crate::clock::now_ms);
                     let offers = self
                         .live
                         .offers

@@ -1,7 +1,6 @@
 //! Desktop inputs: an agent's login, state, offers, wrap-up and transfer.
 
 use actix::prelude::*;
-use std::time::Duration;
 
 use callgrid_domain::{
     AgentId, AgentState, Channel, ContactId, ContactPhase, Effect, Event, EventKind, NotReadyReason,
@@ -235,7 +234,7 @@ impl SiteActor {
         if let Some((_, timer)) = self.live.wrap_up_timer.take() {
             ctx.cancel_future(timer);
         }
-        let delay = Duration::from_millis(deadline.0.saturating_sub(self.now().0));
+        let delay = crate::clock::wall_delay(deadline.0.saturating_sub(self.now().0));
         let timer = ctx.run_later(delay, |actor, ctx| {
             actor.live.wrap_up_timer = None;
             actor.wrap_up_maximum_reached(ctx);

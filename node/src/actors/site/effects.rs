@@ -12,7 +12,6 @@ use super::messages::ContactStage;
 use super::{OFFER_LATENCY_SAMPLES_MAX, OFFER_TIMER_GRACE_MS, SiteActor};
 use crate::actors::agent::SiteToAgent;
 use crate::actors::overflow::OverflowedTo;
-use crate::replicate::now_ms;
 use crate::state::site_writes::SiteWrite;
 
 impl SiteActor {
@@ -219,7 +218,7 @@ impl SiteActor {
     /// Times out offers whose Agent actor did not report in time (its timer was lost), and
     /// forgets offers that ended without the Site noticing.
     pub(super) fn sweep_offers(&mut self) {
-        let now = now_ms();
+        let now = crate::clock::now_ms();
         let overdue: Vec<(ContactId, AgentId)> = self
             .live
             .offers

@@ -253,7 +253,7 @@ impl SiteActor {
                 } else {
                     ContactStage::Queued
                 },
-                arrived_at_ms: now_ms(),
+                arrived_at_ms: crate::clock::now_ms(),
                 arrived_at: std::time::Instant::now(),
                 offered_once: false,
                 wrap_up_code: None,
@@ -278,7 +278,7 @@ impl SiteActor {
     /// has not taken the contact already (a second presentation of one claim).
     fn overflow_source(&self, from: OverflowedFrom) -> Result<(SiteId, OverflowedFrom), SiteError> {
         let peer = from
-            .check(&self.config, now_ms())
+            .check(&self.config, crate::clock::now_ms())
             .map_err(SiteError::Invalid)?;
         if let Some(local) = self.overflowed_in_already(from.contact) {
             return Err(SiteError::Conflict(format!(

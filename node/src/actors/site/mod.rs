@@ -280,7 +280,7 @@ impl SiteActor {
         shared: SharedState,
         outbox: Outbox,
     ) -> Result<Self, SiteError> {
-        let now = now_ms();
+        let now = crate::clock::now_ms();
         // Domain time counts from midnight UTC of the start day, so report intervals line up
         // with the clock.
         let epoch_ms = now - now % DAY_MS;
@@ -384,7 +384,7 @@ impl SiteActor {
     }
 
     fn now(&self) -> TimeMs {
-        TimeMs(now_ms().saturating_sub(self.epoch_ms))
+        TimeMs(crate::clock::now_ms().saturating_sub(self.epoch_ms))
     }
 
     fn agent_id(&self, login: &str) -> Result<AgentId, SiteError> {
@@ -561,7 +561,7 @@ impl SiteActor {
             } => self.monitor(&supervisor, &agent, &mode),
             SiteInput::Report { date } => self
                 .days
-                .report(date, now_ms())
+                .report(date, crate::clock::now_ms())
                 .map(|report| SiteReply::Report(Box::new(report)))
                 .map_err(|error| SiteError::NotFound(error.to_string())),
         }
@@ -618,14 +618,17 @@ impl Actor for SiteActor {
             actor.flush(ctx);
         });
         ctx.run_interval(reports::FLUSH_INTERVAL, |actor, _ctx| {
-            actor.days.flush(now_ms());
+            actor.days.flush(crate::clock::now_ms());
         });
         if self.config.overflow.enabled || !self.config.peer_sites.is_empty() {
-            ctx.run_interval(SUMMARY_PUBLISH_INTERVAL, |actor, ctx| {
-                actor.overflow_tick(ctx);
-                actor.adoption_tick(ctx);
-                actor.flush(ctx);
-            });
+            ctx.run_interval(
+                crate::clock::scaled_interval(SUMMARY_PUBLISH_INTERVAL),
+                |actor, ctx| {
+                    actor.overflow_tick(ctx);
+                    actor.adoption_tick(ctx);
+                    actor.flush(ctx);
+                },
+            );
         }
         tracing::info!(site = %self.config.site.id, agents = self.roster.agents_by_login.len(), "site actor started");
     }

@@ -1,8 +1,6 @@
 //! The node's side of the overflow rule inside the Site actor: the summary tick (publish
 //! this site's summary, read the peers'), the rule's polls and its timer.
 
-use std::time::Duration;
-
 use actix::prelude::*;
 
 use super::SiteActor;
@@ -41,7 +39,7 @@ impl SiteActor {
             ctx.cancel_future(handle);
         }
         if let Some(at) = deadline {
-            let delay = Duration::from_millis(at.0.saturating_sub(self.now().0));
+            let delay = crate::clock::wall_delay(at.0.saturating_sub(self.now().0));
             let handle = ctx.run_later(delay, |actor, ctx| {
                 actor.overflow.timer = None;
                 actor.poll_overflow(ctx);

@@ -13,7 +13,7 @@ use super::SiteActor;
 use super::messages::{ContactStage, LookupContact, LookupMetrics, SiteError, SiteResult};
 use crate::actors::call::{CallLookupError, LookupCall};
 use crate::actors::overflow::{OverflowedFrom, OverflowedTo};
-use crate::replicate::now_ms;
+use crate::clock::now_ms;
 
 /// One queue's live view (the Queue actor's, a row of `GET /supervisor/queues`, `/metrics`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
