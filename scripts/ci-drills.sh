@@ -34,13 +34,13 @@ target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import j
 # (CALLGRID_BINARY and CALLGRID_UPGRADE_BINARY both set: use those, build nothing.)
 if [ -z "${CALLGRID_BINARY:-}" ] || [ -z "${CALLGRID_UPGRADE_BINARY:-}" ]; then
   upgrade_dir="$target_dir/release/codec-next"
-  drill "release build (codec-next)" cargo build --release --locked -p callgrid-node --bin callgrid \
+  drill "release build (codec-next)" env -u ROCKSDB_LIB_DIR -u ROCKSDB_STATIC cargo build --release --locked -p callgrid-node --bin callgrid \
     --features codec-next
   mkdir -p "$upgrade_dir"
   cp "$target_dir/release/callgrid" "$upgrade_dir/callgrid"
   export CALLGRID_UPGRADE_BINARY="$upgrade_dir/callgrid"
 
-  drill "release build (callgrid)" cargo build --release --locked -p callgrid-node --bin callgrid
+  drill "release build (callgrid)" env -u ROCKSDB_LIB_DIR -u ROCKSDB_STATIC cargo build --release --locked -p callgrid-node --bin callgrid
   export CALLGRID_BINARY="$target_dir/release/callgrid"
 fi
 # The plain build must not have left the codec-next binary in place.

@@ -556,8 +556,10 @@ pub fn change_membership(
         }
         let result = cluster.handle(leader).membership_blocking(change.clone());
         match &result {
-            Ok(())
-            | Err(MembershipError::NotLeader { .. })
+            // Applied on the leader. Do not ask `among` again: a leader that removed itself
+            // steps down and, no longer a member, never learns who leads after it.
+            Ok(()) => return (true, (Some(result), status)),
+            Err(MembershipError::NotLeader { .. })
             | Err(MembershipError::TimedOut)
             | Err(MembershipError::Dropped)
             | Err(MembershipError::Overloaded)
