@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::actors::site::NODE_ID_MAX;
 use crate::state::model::{DAY_MS, Role, StatePolicy};
+use crate::state::quality::{QualitySection, validate_checklist};
 
 /// Default HTTP listen address of the embedded single-site mode.
 pub const HTTP_LISTEN_DEFAULT: &str = "127.0.0.1:8080";
@@ -105,6 +106,9 @@ pub struct NodeConfig {
     /// Bearer tokens and their roles.
     #[serde(default)]
     pub tokens: Vec<TokenEntry>,
+    /// Call quality control: the checklist supervisors score finished contacts on.
+    #[serde(default)]
+    pub quality: QualitySection,
 }
 
 /// `[site]`
@@ -421,6 +425,7 @@ impl NodeConfig {
             metrics: MetricsConfig::default(),
             agents: Vec::new(),
             tokens: Vec::new(),
+            quality: QualitySection::default(),
         }
     }
 
@@ -612,6 +617,8 @@ impl NodeConfig {
                 ));
             }
         }
+        validate_checklist(&self.quality.checklist)
+            .map_err(|error| invalid(format!("quality.{}", error.field), error.reason))?;
         if self.tokens.len() > TOKENS_MAX {
             return Err(invalid("tokens", format!("more than {TOKENS_MAX}")));
         }

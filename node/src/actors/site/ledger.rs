@@ -7,6 +7,8 @@ use std::collections::{HashMap, HashSet};
 use callgrid_domain::{ContactId, Direction, EventKind, TimeMs};
 
 use super::SiteActor;
+use super::messages::SiteResult;
+use super::views::{Accepted, SiteReply};
 use crate::state::ledger::{LedgerChange, LedgerStage, LedgerUpdate};
 use crate::state::site_writes::SiteWrite;
 
@@ -67,6 +69,30 @@ impl SiteActor {
             at_ms: self.epoch_ms.saturating_add(at.0),
             change,
         }));
+    }
+
+    /// The gateway's recording reference of `contact`, for its ledger entry: written through
+    /// the outbox when the ledger follows the contact (an inbound contact of this site, open
+    /// here or known to the replicated ledger as this site's); otherwise (an outbound
+    /// callback, which has no entry) it is dropped.
+    pub(super) fn contact_recording(&mut self, contact: ContactId, reference: String) -> SiteResult {
+        let site = &self.config.site.id;
+        let followed = self.ledger.open.contains(&contact)
+            || self.shared.read(|state| {
+                state
+                    .ledger_entry(contact.0)
+                    .is_some_and(|entry| entry.owner == *site)
+            });
+        if followed {
+            self.write_through_outbox(SiteWrite::Ledger(LedgerUpdate {
+                contact: contact.0,
+                at_ms: crate::clock::now_ms(),
+                change: LedgerChange::Recording { reference },
+            }));
+        } else {
+            tracing::debug!(%contact, "recording reference of a contact the ledger does not follow");
+        }
+        Ok(SiteReply::Accepted(Accepted { accepted: true }))
     }
 
     fn ledger_change(&self, kind: &EventKind) -> Option<(ContactId, LedgerChange)> {

@@ -14,7 +14,8 @@
 //! closed records after [`CLOSED_RECORD_RETENTION_MS`]; [`idempotency`] remembers the first
 //! result of each idempotent create for [`IDEMPOTENCY_KEY_TTL_MS`]; [`outbox`] applies a
 //! site's outbox batches, each entry once; [`ledger`] keeps the contact ledger and overflow
-//! claims; [`adoption`] hands a lost site's open contacts to a live one.
+//! claims; [`adoption`] hands a lost site's open contacts to a live one; [`quality`] keeps
+//! supervisors' reviews of finished contacts; [`snapshot_v3`] reads the snapshots of format 3.
 
 mod adoption;
 mod callbacks;
@@ -24,7 +25,9 @@ mod ledger;
 mod orders;
 mod outbox;
 mod pre_orders;
+mod quality;
 mod reservations;
+mod snapshot_v3;
 mod retention;
 mod site_control;
 
@@ -36,6 +39,8 @@ use serde::{Deserialize, Serialize};
 pub use adoption::{ADOPTIONS_PER_COMMAND_MAX, SITE_LOST_AFTER_MS};
 pub use callbacks::{CALLBACK_CLAIM_LEASE_MS, CALLBACKS_OPEN_MAX, NodeCallback};
 use idempotency::IdempotencyTable;
+use quality::QualityBook;
+pub(crate) use snapshot_v3::ReplicatedStateV3;
 pub use idempotency::{
     IDEMPOTENCY_EXPIRIES_PER_APPLY_MAX, IDEMPOTENCY_KEY_TTL_MS, IDEMPOTENCY_KEYS_MAX,
 };
@@ -145,6 +150,8 @@ pub struct ReplicatedState {
     ledger_open_by_site: BTreeMap<String, BTreeSet<u64>>,
     /// Overflow moves per site, from committed claims.
     overflow_counts: BTreeMap<String, OverflowCounts>,
+    /// Quality reviews of finished contacts (snapshot format 4).
+    quality: QualityBook,
 }
 
 impl Default for ReplicatedState {
@@ -174,6 +181,7 @@ impl Default for ReplicatedState {
             ledger: BTreeMap::new(),
             ledger_open_by_site: BTreeMap::new(),
             overflow_counts: BTreeMap::new(),
+            quality: QualityBook::default(),
         }
     }
 }
@@ -328,6 +336,21 @@ impl ReplicatedState {
             Command::RecoverOwnContacts { before_ms } => {
                 self.recover_own_contacts(at_ms, site, *before_ms)
             }
+            Command::ReviewContact {
+                contact,
+                checklist,
+                scores,
+                comment,
+            } => self.review_contact(
+                at_ms,
+                actor,
+                quality::NewReview {
+                    contact: *contact,
+                    checklist,
+                    scores,
+                    comment,
+                },
+            ),
             Command::PublishSiteSummary(summary) => {
                 self.site_summaries
                     .insert(summary.site.clone(), summary.clone());
