@@ -833,6 +833,21 @@ sha256 = "686c866500d6d3052f6ce44ef79b368d30fce9e40796aa100b7a851fe28e335d"
                 FULL.replacen("[site]\n", "[site]\nutc_offset_minutes = 185\n", 1),
                 "site.utc_offset_minutes",
             ),
+            (
+                format!(
+                    "{FULL}\n[[quality.checklist]]\nname = \"greeting\"\nmax_points = 5\n\
+                     [[quality.checklist]]\nname = \"greeting\"\nmax_points = 3\n"
+                ),
+                "quality.checklist[1].name",
+            ),
+            (
+                format!("{FULL}\n[[quality.checklist]]\nname = \"greeting\"\nmax_points = 0\n"),
+                "quality.checklist[0].max_points",
+            ),
+            (
+                format!("{FULL}\n[quality]\nchecklist = []\n"),
+                "quality.checklist",
+            ),
         ];
         for (text, key) in cases {
             let error = parse(&text).unwrap_err().to_string();
@@ -966,6 +981,7 @@ sha256 = "686c866500d6d3052f6ce44ef79b368d30fce9e40796aa100b7a851fe28e335d"
             let leaf = key.rsplit('.').next().unwrap_or(key).trim_end_matches("[]");
             let shown = NodeConfig::EXAMPLE.contains(&format!("{leaf} ="))
                 || NodeConfig::EXAMPLE.contains(&format!("[[{leaf}]]"))
+                || NodeConfig::EXAMPLE.contains(&format!(".{leaf}]]"))
                 || NodeConfig::EXAMPLE.contains(&format!("[{leaf}]"));
             assert!(shown, "documented `{key}` is not in node/site.example.toml");
         }
