@@ -217,7 +217,10 @@ fn run(label: &str, base: &str) {
             })
             .and_then(|line| line.rsplit(' ').next())
             .and_then(|seconds| seconds.parse::<f64>().ok())
-            .map_or_else(|| "?".to_string(), |seconds| format!("{:.0}", seconds * 1e6))
+            .map_or_else(
+                || "?".to_string(),
+                |seconds| format!("{:.0}", seconds * 1e6),
+            )
     };
     println!(
         "{label}: {AGENTS} agents, burst of {CONTACTS} contacts sent in {:.2} s, all handled in {:.2} s",

@@ -152,7 +152,10 @@ fn with_session(
         request = request.set("X-CSRF-Token", csrf);
     }
     match request.call() {
-        Ok(response) => (response.status(), response.into_string().unwrap_or_default()),
+        Ok(response) => (
+            response.status(),
+            response.into_string().unwrap_or_default(),
+        ),
         Err(ureq::Error::Status(status, response)) => {
             (status, response.into_string().unwrap_or_default())
         }
@@ -191,17 +194,22 @@ fn the_session_endpoint_with_every_role() {
         }
         let (status, text) = send(&node, method, url, Some(SUPERVISOR), None);
         if status != 401 {
-            failures.push(format!("{method} {url} with a bearer token only: {status} {text}"));
+            failures.push(format!(
+                "{method} {url} with a bearer token only: {status} {text}"
+            ));
         }
     }
     for (role, token) in ROLES {
-        let response = ureq::post(&format!("{}{url}", node.base))
-            .send_json(json!({"token": token}));
+        let response =
+            ureq::post(&format!("{}{url}", node.base)).send_json(json!({"token": token}));
         let expected_allowed = allowed(roles_of("post"), role);
         let response = match response {
             Ok(response) if expected_allowed => response,
             Ok(response) => {
-                failures.push(format!("POST {url} as {role}: {} (table refuses)", response.status()));
+                failures.push(format!(
+                    "POST {url} as {role}: {} (table refuses)",
+                    response.status()
+                ));
                 continue;
             }
             Err(ureq::Error::Status(403, _)) if !expected_allowed => continue,
@@ -223,7 +231,9 @@ fn the_session_endpoint_with_every_role() {
         }
         let (status, text) = with_session(&node, "DELETE", Some(&cookie), None);
         if status != 403 {
-            failures.push(format!("DELETE {url} as {role} without CSRF: {status} {text}"));
+            failures.push(format!(
+                "DELETE {url} as {role} without CSRF: {status} {text}"
+            ));
         }
         let (status, text) = with_session(&node, "DELETE", Some(&cookie), Some(&csrf));
         let expected = allowed(roles_of("delete"), role);

@@ -569,7 +569,10 @@ fn supervisor_scores_a_call_on_the_qa_page_and_sees_it_in_the_agent_report() {
     page.wait_for("!document.getElementById('review-form').hidden");
     // Everything full marks but drug information 6 of 10 (weight 3 of 7): 5.8 / 7.
     page.fill("score-drug_information", "6");
-    page.fill("review-comment", "analogue explained; dose not repeated back");
+    page.fill(
+        "review-comment",
+        "analogue explained; dose not repeated back",
+    );
     page.screenshot("qa-form.png");
     page.eval("document.getElementById('review-form').requestSubmit()");
     page.wait_for("document.getElementById('review-result').textContent.includes('saved')");

@@ -132,8 +132,14 @@ fn a_supervisor_scores_a_finished_call_and_sees_it_in_the_agent_reports() {
     assert_eq!(list["checklist"].as_array().unwrap().len(), 4, "{list}");
 
     // Refusals: role, body, unknown item, points out of range, unknown contact.
-    assert_eq!(review(&node, contact, ANNA, json!({"scores": scores(10)})).0, 403);
-    assert_eq!(review(&node, contact, GATEWAY, json!({"scores": scores(10)})).0, 403);
+    assert_eq!(
+        review(&node, contact, ANNA, json!({"scores": scores(10)})).0,
+        403
+    );
+    assert_eq!(
+        review(&node, contact, GATEWAY, json!({"scores": scores(10)})).0,
+        403
+    );
     let mut unknown = scores(10);
     unknown["smile"] = json!(1);
     let (status, body) = review(&node, contact, SUPERVISOR, json!({"scores": unknown}));
@@ -165,7 +171,10 @@ fn a_supervisor_scores_a_finished_call_and_sees_it_in_the_agent_reports() {
     assert_eq!(first["replaced"], false, "{first}");
     let again = keyed(json!({"scores": scores(0), "comment": "wrong analogue offered"}));
     assert_eq!(again.header("Idempotent-Replayed"), Some("true"));
-    assert_eq!(again.into_json::<Value>().unwrap()["review"], first["review"]);
+    assert_eq!(
+        again.into_json::<Value>().unwrap()["review"],
+        first["review"]
+    );
 
     // A second review by the same supervisor replaces the first.
     let (status, second) = review(
@@ -206,7 +215,12 @@ fn a_supervisor_scores_a_finished_call_and_sees_it_in_the_agent_reports() {
         None,
     );
     assert_eq!(none["total"], 0, "{none}");
-    let (status, bad) = node.call("GET", "/api/v1/reviews?from=yesterday", Some(SUPERVISOR), None);
+    let (status, bad) = node.call(
+        "GET",
+        "/api/v1/reviews?from=yesterday",
+        Some(SUPERVISOR),
+        None,
+    );
     assert_eq!(status, 400, "{bad}");
 
     let (status, report) = node.call("GET", "/api/v1/reports/agents", Some(SUPERVISOR), None);
@@ -217,7 +231,14 @@ fn a_supervisor_scores_a_finished_call_and_sees_it_in_the_agent_reports() {
         .iter()
         .find(|row| row["login"] == "anna")
         .unwrap_or_else(|| panic!("anna in {report}"));
-    assert_eq!((anna["reviews"].as_u64(), anna["review_score_percent_mean"].as_f64()), (Some(1), Some(100.0)), "{report}");
+    assert_eq!(
+        (
+            anna["reviews"].as_u64(),
+            anna["review_score_percent_mean"].as_f64()
+        ),
+        (Some(1), Some(100.0)),
+        "{report}"
+    );
     let (_, intervals) = node.call("GET", "/api/v1/reports/intervals", Some(SUPERVISOR), None);
     assert!(
         intervals["agents"]
@@ -234,13 +255,20 @@ fn a_supervisor_scores_a_finished_call_and_sees_it_in_the_agent_reports() {
         .into_string()
         .unwrap();
     let header = csv.lines().next().unwrap();
-    assert!(header.ends_with("reviews,review_score_percent_mean"), "{csv}");
     assert!(
-        csv.lines().any(|line| line.contains(",anna,") && line.ends_with(",1,100.0000")),
+        header.ends_with("reviews,review_score_percent_mean"),
+        "{csv}"
+    );
+    assert!(
+        csv.lines()
+            .any(|line| line.contains(",anna,") && line.ends_with(",1,100.0000")),
         "{csv}"
     );
     let strings = xlsx_part(&download_agents(&node), "xl/sharedStrings.xml");
-    assert!(strings.contains("QA mean score") && strings.contains("anna"), "{strings}");
+    assert!(
+        strings.contains("QA mean score") && strings.contains("anna"),
+        "{strings}"
+    );
 }
 
 fn download_agents(node: &Node) -> Vec<u8> {
@@ -257,10 +285,16 @@ fn download_agents(node: &Node) -> Vec<u8> {
 /// ends itself, so the sizes a streaming writer leaves out are not needed).
 fn xlsx_part(bytes: &[u8], name: &str) -> String {
     let mut at = 0;
-    while let Some(offset) = bytes[at..].windows(4).position(|window| window == b"PK\x03\x04") {
+    while let Some(offset) = bytes[at..]
+        .windows(4)
+        .position(|window| window == b"PK\x03\x04")
+    {
         let header = at + offset;
         let field = |position: usize| {
-            usize::from(u16::from_le_bytes([bytes[header + position], bytes[header + position + 1]]))
+            usize::from(u16::from_le_bytes([
+                bytes[header + position],
+                bytes[header + position + 1],
+            ]))
         };
         let (method, name_length, extra_length) = (field(8), field(26), field(28));
         let start = header + 30;

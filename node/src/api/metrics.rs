@@ -344,7 +344,14 @@ fn render_outbox(text: &mut String, site: &str, outbox: &crate::outbox::OutboxSn
         ),
     ];
     for (name, help, ms) in ages {
-        single(text, site, name, Kind::Gauge, help, ms as f64 / MILLIS_PER_SECOND);
+        single(
+            text,
+            site,
+            name,
+            Kind::Gauge,
+            help,
+            ms as f64 / MILLIS_PER_SECOND,
+        );
     }
     let counters = [
         (
@@ -587,12 +594,16 @@ mod tests {
         render_routing(&mut text, &routing);
         assert_every_family_documented(&text);
         assert!(text.contains("callgrid_queue_contacts_waiting{site=\"msk\",skill=\"line1\"} 2\n"));
-        assert!(text.contains(
-            "callgrid_offer_latency_seconds{site=\"msk\",quantile=\"0.99\"} 0.000003\n"
-        ));
-        assert!(text.contains(
-            "callgrid_queue_oldest_age_seconds{site=\"msk\",skill=\"line1\"} 0.005\n"
-        ));
+        assert!(
+            text.contains(
+                "callgrid_offer_latency_seconds{site=\"msk\",quantile=\"0.99\"} 0.000003\n"
+            )
+        );
+        assert!(
+            text.contains(
+                "callgrid_queue_oldest_age_seconds{site=\"msk\",skill=\"line1\"} 0.005\n"
+            )
+        );
         assert!(text.contains("callgrid_outbox_depth{site=\"msk\"} 4\n"));
     }
 

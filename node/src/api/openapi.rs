@@ -656,7 +656,9 @@ pub fn document() -> Value {
             }
         });
         if let Some(schema) = body {
-            operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+            // The end of a call may come without a body (its recording reference is optional).
+            let required = *schema != "Ended";
+            operation["requestBody"] = json!({"required": required, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
         }
         let parameters: Vec<Value> = path
             .split('/')

@@ -102,9 +102,10 @@ pub fn validate_checklist(checklist: &[ChecklistItem]) -> Result<(), InvalidComm
         let field = |name: &str| format!("checklist[{position}].{name}");
         let valid_name = !item.name.is_empty()
             && item.name.len() <= CHECKLIST_ITEM_NAME_CHARS_MAX
-            && item.name.bytes().all(|byte| {
-                byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_'
-            });
+            && item
+                .name
+                .bytes()
+                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_');
         if !valid_name {
             return Err(InvalidCommand::new(
                 &field("name"),

@@ -86,7 +86,11 @@ impl SiteActor {
     /// or recently closed here, or known to the replicated ledger as this site's); otherwise
     /// (an outbound
     /// callback, which has no entry) it is dropped.
-    pub(super) fn contact_recording(&mut self, contact: ContactId, reference: String) -> SiteResult {
+    pub(super) fn contact_recording(
+        &mut self,
+        contact: ContactId,
+        reference: String,
+    ) -> SiteResult {
         let site = &self.config.site.id;
         let followed = self.ledger.open.contains(&contact)
             || self.ledger.closed.contains(&contact)

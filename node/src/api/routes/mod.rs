@@ -172,10 +172,7 @@ pub fn register(service: &mut web::ServiceConfig) {
                     "/reports/intervals",
                     web::get().to(supervisor::report_intervals),
                 )
-                .route(
-                    "/reports/agents",
-                    web::get().to(supervisor::report_agents),
-                )
+                .route("/reports/agents", web::get().to(supervisor::report_agents))
                 // orders and the records around them
                 .route("/orders", web::post().to(records::order_create))
                 .route("/orders", web::get().to(records::order_list))

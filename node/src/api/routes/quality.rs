@@ -133,7 +133,9 @@ pub(super) struct ReviewsQuery {
 fn day(field: &str, text: Option<&str>) -> Result<Option<LocalDay>, ApiError> {
     text.map(|text| {
         LocalDay::parse(text).ok_or_else(|| {
-            ApiError::BadRequest(format!("{field} `{text}` is not a YYYY-MM-DD calendar date"))
+            ApiError::BadRequest(format!(
+                "{field} `{text}` is not a YYYY-MM-DD calendar date"
+            ))
         })
     })
     .transpose()

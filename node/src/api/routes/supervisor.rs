@@ -297,7 +297,12 @@ pub(super) fn agents_csv(state: &Data, report: &Value, sep: CsvSeparator) -> Str
     let empty = Vec::new();
     for row in report["agents"].as_array().unwrap_or(&empty) {
         let counters = &row["counters"];
-        let count = |key: &str| counters[key].as_u64().map(|n| n.to_string()).unwrap_or_default();
+        let count = |key: &str| {
+            counters[key]
+                .as_u64()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        };
         csv.push_str(&style.line(&[
             date.to_string(),
             style.field(&state.config.site.id),

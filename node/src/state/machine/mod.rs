@@ -27,9 +27,9 @@ mod outbox;
 mod pre_orders;
 mod quality;
 mod reservations;
-mod snapshot_v3;
 mod retention;
 mod site_control;
+mod snapshot_v3;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,15 +39,15 @@ use serde::{Deserialize, Serialize};
 pub use adoption::{ADOPTIONS_PER_COMMAND_MAX, SITE_LOST_AFTER_MS};
 pub use callbacks::{CALLBACK_CLAIM_LEASE_MS, CALLBACKS_OPEN_MAX, NodeCallback};
 use idempotency::IdempotencyTable;
-use quality::QualityBook;
-pub(crate) use snapshot_v3::ReplicatedStateV3;
 pub use idempotency::{
     IDEMPOTENCY_EXPIRIES_PER_APPLY_MAX, IDEMPOTENCY_KEY_TTL_MS, IDEMPOTENCY_KEYS_MAX,
 };
 pub use ledger::OVERFLOW_HOPS_MAX;
+use quality::QualityBook;
 pub use retention::CLOSED_RECORD_RETENTION_MS;
 use retention::RecordKind;
 pub use site_control::{SiteControl, TOKENS_MAX, TokenRecord};
+pub(crate) use snapshot_v3::ReplicatedStateV3;
 
 use super::command::{ApplyError, Command, Envelope, Outcome, Response, normalize_phone};
 use super::ledger::{LedgerEntry, OverflowCounts};

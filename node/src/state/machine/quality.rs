@@ -123,7 +123,9 @@ impl ReplicatedState {
     /// Drops a review whose retention ended.
     pub(super) fn drop_review(&mut self, id: ReviewId) {
         if let Some(review) = self.quality.reviews.remove(&id) {
-            self.quality.by_contact.remove(&(review.contact, review.reviewer));
+            self.quality
+                .by_contact
+                .remove(&(review.contact, review.reviewer));
         }
     }
 

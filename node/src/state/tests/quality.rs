@@ -7,11 +7,9 @@ use super::snapshot_v3::apply_v3_log;
 use crate::state::command::{ApplyError, Command, Envelope, Outcome};
 use crate::state::ledger::{LedgerChange, LedgerStage, LedgerUpdate};
 use crate::state::model::{Actor, Role};
-use crate::state::quality::{
-    ChecklistItem, ItemScore, REVIEW_RETENTION_MS, default_checklist,
-};
+use crate::state::quality::{ChecklistItem, ItemScore, REVIEW_RETENTION_MS, default_checklist};
 use crate::state::site_writes::{OutboxBatch, OutboxEntry, SiteWrite};
-use crate::state::{SharedState, SNAPSHOT_FORMAT_VERSION};
+use crate::state::{SNAPSHOT_FORMAT_VERSION, SharedState};
 
 fn supervisor(name: &str) -> Actor {
     Actor {
@@ -143,7 +141,14 @@ fn a_supervisor_scores_a_finished_contact_and_a_second_review_replaces_the_first
         Some("https://pbx.example/rec/10.ogg")
     );
     let olga = supervisor("olga");
-    let first = run_as(&mut harness, &olga, "msk", 30_000, review(10, full_scores())).unwrap();
+    let first = run_as(
+        &mut harness,
+        &olga,
+        "msk",
+        30_000,
+        review(10, full_scores()),
+    )
+    .unwrap();
     let Outcome::ReviewRecorded {
         review: id,
         replaced: false,
@@ -153,7 +158,11 @@ fn a_supervisor_scores_a_finished_contact_and_a_second_review_replaces_the_first
     };
     let stored = harness.state.review(id).unwrap();
     assert_eq!(
-        (stored.agent.as_str(), stored.reviewer.as_str(), stored.site.as_str()),
+        (
+            stored.agent.as_str(),
+            stored.reviewer.as_str(),
+            stored.site.as_str()
+        ),
         ("anna", "olga", "msk")
     );
     assert_eq!(
@@ -179,7 +188,14 @@ fn a_supervisor_scores_a_finished_contact_and_a_second_review_replaces_the_first
 
     // Another supervisor's review stands beside it.
     let ivan = supervisor("ivan");
-    let third = run_as(&mut harness, &ivan, "msk", 32_000, review(10, full_scores())).unwrap();
+    let third = run_as(
+        &mut harness,
+        &ivan,
+        "msk",
+        32_000,
+        review(10, full_scores()),
+    )
+    .unwrap();
     assert!(matches!(third, Outcome::ReviewRecorded { replaced: false, review } if review != id));
     assert_eq!(harness.state.reviews_of_contact(10).len(), 2);
     harness.state.check_tallies().unwrap();
@@ -203,33 +219,54 @@ fn each_apply_rule_refuses_and_changes_nothing() {
         role: Role::Agent,
     };
     let error = refuse(&anna, review(10, full_scores()));
-    assert!(matches!(&error, ApplyError::Conflict(text) if text.contains("only supervisors")), "{error}");
+    assert!(
+        matches!(&error, ApplyError::Conflict(text) if text.contains("only supervisors")),
+        "{error}"
+    );
     // Unknown contact.
     let error = refuse(&olga, review(99, full_scores()));
-    assert!(matches!(error, ApplyError::NotFound { id: 99, .. }), "{error}");
+    assert!(
+        matches!(error, ApplyError::NotFound { id: 99, .. }),
+        "{error}"
+    );
     // Not finished: waiting, abandoned.
     for contact in [11, 12] {
         let error = refuse(&olga, review(contact, full_scores()));
-        assert!(matches!(&error, ApplyError::Conflict(text) if text.contains("has not ended")), "{error}");
+        assert!(
+            matches!(&error, ApplyError::Conflict(text) if text.contains("has not ended")),
+            "{error}"
+        );
     }
     // Ended without an agent (refused at arrival).
     let error = refuse(&olga, review(13, full_scores()));
-    assert!(matches!(&error, ApplyError::Conflict(text) if text.contains("not answered by an agent")), "{error}");
+    assert!(
+        matches!(&error, ApplyError::Conflict(text) if text.contains("not answered by an agent")),
+        "{error}"
+    );
     // An item the checklist lacks.
     let mut unknown = full_scores();
     unknown[0].item = "smile".to_string();
     let error = refuse(&olga, review(10, unknown));
-    assert!(matches!(&error, ApplyError::Invalid(invalid) if invalid.field == "scores.item"), "{error}");
+    assert!(
+        matches!(&error, ApplyError::Invalid(invalid) if invalid.field == "scores.item"),
+        "{error}"
+    );
     // Points out of range.
     let mut too_many = full_scores();
     too_many[0].points = 6;
     let error = refuse(&olga, review(10, too_many));
-    assert!(matches!(&error, ApplyError::Invalid(invalid) if invalid.field == "scores.points"), "{error}");
+    assert!(
+        matches!(&error, ApplyError::Invalid(invalid) if invalid.field == "scores.points"),
+        "{error}"
+    );
     // An item not scored.
     let mut missing = full_scores();
     missing.pop();
     let error = refuse(&olga, review(10, missing));
-    assert!(matches!(&error, ApplyError::Invalid(invalid) if invalid.field == "scores"), "{error}");
+    assert!(
+        matches!(&error, ApplyError::Invalid(invalid) if invalid.field == "scores"),
+        "{error}"
+    );
     // An invalid checklist carried in the command.
     let error = refuse(
         &olga,
@@ -247,7 +284,10 @@ fn each_apply_rule_refuses_and_changes_nothing() {
             comment: String::new(),
         },
     );
-    assert!(matches!(&error, ApplyError::Invalid(invalid) if invalid.field == "checklist[0].max_points"), "{error}");
+    assert!(
+        matches!(&error, ApplyError::Invalid(invalid) if invalid.field == "checklist[0].max_points"),
+        "{error}"
+    );
     // A comment with control characters.
     let error = refuse(
         &olga,
@@ -258,7 +298,10 @@ fn each_apply_rule_refuses_and_changes_nothing() {
             comment: "bad\u{0}".to_string(),
         },
     );
-    assert!(matches!(&error, ApplyError::Invalid(invalid) if invalid.field == "comment"), "{error}");
+    assert!(
+        matches!(&error, ApplyError::Invalid(invalid) if invalid.field == "comment"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -296,7 +339,10 @@ fn recording_references_are_validated_and_only_the_owner_sets_them() {
         }],
     });
     let outcome = run_as(&mut harness, &Actor::system(), "spb", 40_000, batch).unwrap();
-    assert!(matches!(outcome, Outcome::OutboxApplied { refused: 1, .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, Outcome::OutboxApplied { refused: 1, .. }),
+        "{outcome:?}"
+    );
     // The owner may set it after the end; the stage and its time stay.
     let before = harness.state.ledger_entry(13).unwrap().clone();
     report(
@@ -322,15 +368,33 @@ fn recording_references_are_validated_and_only_the_owner_sets_them() {
 fn reviews_are_dropped_after_their_retention() {
     let mut harness = ledger();
     let olga = supervisor("olga");
-    let Ok(Outcome::ReviewRecorded { review: id, .. }) =
-        run_as(&mut harness, &olga, "msk", 30_000, review(10, full_scores()))
-    else {
+    let Ok(Outcome::ReviewRecorded { review: id, .. }) = run_as(
+        &mut harness,
+        &olga,
+        "msk",
+        30_000,
+        review(10, full_scores()),
+    ) else {
         panic!("recorded");
     };
     let later = 30_000 + REVIEW_RETENTION_MS;
-    run_as(&mut harness, &Actor::system(), "msk", later - 1, Command::RecoverOwnContacts { before_ms: 0 }).unwrap();
+    run_as(
+        &mut harness,
+        &Actor::system(),
+        "msk",
+        later - 1,
+        Command::RecoverOwnContacts { before_ms: 0 },
+    )
+    .unwrap();
     assert!(harness.state.review(id).is_some());
-    run_as(&mut harness, &Actor::system(), "msk", later, Command::RecoverOwnContacts { before_ms: 0 }).unwrap();
+    run_as(
+        &mut harness,
+        &Actor::system(),
+        "msk",
+        later,
+        Command::RecoverOwnContacts { before_ms: 0 },
+    )
+    .unwrap();
     assert!(harness.state.review(id).is_none());
     assert!(harness.state.reviews_of_contact(10).is_empty());
 }
@@ -343,17 +407,42 @@ fn a_retried_review_with_its_key_is_recorded_once() {
         key: "review-10".to_string(),
         command: Box::new(command),
     };
-    let first = run_as(&mut harness, &olga, "msk", 30_000, keyed(review(10, full_scores()))).unwrap();
-    let again = run_as(&mut harness, &olga, "spb", 30_500, keyed(review(10, full_scores()))).unwrap();
+    let first = run_as(
+        &mut harness,
+        &olga,
+        "msk",
+        30_000,
+        keyed(review(10, full_scores())),
+    )
+    .unwrap();
+    let again = run_as(
+        &mut harness,
+        &olga,
+        "spb",
+        30_500,
+        keyed(review(10, full_scores())),
+    )
+    .unwrap();
     assert_eq!(again, Outcome::Replayed(Box::new(Ok(first))));
     assert_eq!(harness.state.reviews_len(), 1);
-    assert_eq!(harness.state.reviews().next().unwrap().revision, 0, "not replaced by the retry");
+    assert_eq!(
+        harness.state.reviews().next().unwrap().revision,
+        0,
+        "not replaced by the retry"
+    );
 }
 
 #[test]
 fn reviews_and_recordings_survive_a_snapshot() {
     let mut harness = ledger();
-    run_as(&mut harness, &supervisor("olga"), "msk", 30_000, review(10, full_scores())).unwrap();
+    run_as(
+        &mut harness,
+        &supervisor("olga"),
+        "msk",
+        30_000,
+        review(10, full_scores()),
+    )
+    .unwrap();
     let shared = SharedState::new();
     let bytes = {
         use callgrid_cluster::codec;
@@ -381,7 +470,10 @@ fn a_format_3_snapshot_written_by_the_previous_release_is_still_read() {
             assert_eq!(old.is_drained("spb"), new.is_drained("spb"));
             assert_eq!(old.outbox_progress("msk"), new.outbox_progress("msk"));
             let (before, after) = (old.ledger_entry(10).unwrap(), new.ledger_entry(10).unwrap());
-            assert_eq!((&before.stage, before.updated_at_ms), (&after.stage, after.updated_at_ms));
+            assert_eq!(
+                (&before.stage, before.updated_at_ms),
+                (&after.stage, after.updated_at_ms)
+            );
             assert_eq!(before.agent, None, "format 3 did not keep the agent");
             assert_eq!(after.agent.as_deref(), Some("anna"));
             assert_eq!(old.ledger_open("msk", 10), new.ledger_open("msk", 10));
