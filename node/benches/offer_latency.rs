@@ -3,8 +3,8 @@
 //! 200 agents log in at one site; a burst of 2,000 contacts arrives from 8 gateway threads;
 //! 8 desktop threads accept, end and wrap up whatever their agents are offered, so queued
 //! contacts flow as agents free up. Reported:
-//! - node side: arrival → first offer inside the node (`callgrid_offer_latency_us` quantiles
-//!   from `/metrics`), which includes time spent queued behind busy agents;
+//! - node side: arrival → first offer inside the node (`callgrid_offer_latency_seconds` quantiles
+//!   from `/metrics`, printed in µs), which includes time spent queued behind busy agents;
 //! - client side: the gateway's `POST /api/v1/contacts` round trip (arrival routed and, when
 //!   an agent is free, offered before the answer).
 //!
@@ -207,6 +207,7 @@ fn run(label: &str, base: &str) {
     let drained = started.elapsed();
     let (_, metrics) = call(base, "GET", "/metrics", None);
     let metrics = metrics.as_str().unwrap_or_default().to_string();
+    // The node exports seconds; printed in µs.
     let quantile = |metric: &str, wanted: &str| {
         metrics
             .lines()
@@ -215,8 +216,11 @@ fn run(label: &str, base: &str) {
                     && line.contains(&format!("quantile=\"{wanted}\""))
             })
             .and_then(|line| line.rsplit(' ').next())
-            .unwrap_or("?")
-            .to_string()
+            .and_then(|seconds| seconds.parse::<f64>().ok())
+            .map_or_else(
+                || "?".to_string(),
+                |seconds| format!("{:.0}", seconds * 1e6),
+            )
     };
     println!(
         "{label}: {AGENTS} agents, burst of {CONTACTS} contacts sent in {:.2} s, all handled in {:.2} s",
@@ -225,16 +229,16 @@ fn run(label: &str, base: &str) {
     );
     println!(
         "{label}: arrival→offer in node p50 {} µs, p99 {} µs (includes queueing behind busy agents)",
-        quantile("callgrid_offer_latency_us", "0.5"),
-        quantile("callgrid_offer_latency_us", "0.99")
+        quantile("callgrid_offer_latency_seconds", "0.5"),
+        quantile("callgrid_offer_latency_seconds", "0.99")
     );
     println!(
         "{label}: arrival→offer for contacts that found a free agent (routing only) p50 {} µs, p99 {} µs, count {}",
-        quantile("callgrid_offer_latency_immediate_us", "0.5"),
-        quantile("callgrid_offer_latency_immediate_us", "0.99"),
+        quantile("callgrid_offer_latency_immediate_seconds", "0.5"),
+        quantile("callgrid_offer_latency_immediate_seconds", "0.99"),
         metrics
             .lines()
-            .find(|line| line.starts_with("callgrid_offer_latency_immediate_us_count"))
+            .find(|line| line.starts_with("callgrid_offer_latency_immediate_seconds_count"))
             .and_then(|line| line.rsplit(' ').next())
             .unwrap_or("0")
     );

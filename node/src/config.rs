@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::actors::site::NODE_ID_MAX;
 use crate::state::model::{DAY_MS, Role, StatePolicy};
+use crate::state::quality::{QualitySection, validate_checklist};
 
 /// Default HTTP listen address of the embedded single-site mode.
 pub const HTTP_LISTEN_DEFAULT: &str = "127.0.0.1:8080";
@@ -105,6 +106,9 @@ pub struct NodeConfig {
     /// Bearer tokens and their roles.
     #[serde(default)]
     pub tokens: Vec<TokenEntry>,
+    /// Call quality control: the checklist supervisors score finished contacts on.
+    #[serde(default)]
+    pub quality: QualitySection,
 }
 
 /// `[site]`
@@ -421,6 +425,7 @@ impl NodeConfig {
             metrics: MetricsConfig::default(),
             agents: Vec::new(),
             tokens: Vec::new(),
+            quality: QualitySection::default(),
         }
     }
 
@@ -612,6 +617,8 @@ impl NodeConfig {
                 ));
             }
         }
+        validate_checklist(&self.quality.checklist)
+            .map_err(|error| invalid(format!("quality.{}", error.field), error.reason))?;
         if self.tokens.len() > TOKENS_MAX {
             return Err(invalid("tokens", format!("more than {TOKENS_MAX}")));
         }
@@ -826,6 +833,21 @@ sha256 = "686c866500d6d3052f6ce44ef79b368d30fce9e40796aa100b7a851fe28e335d"
                 FULL.replacen("[site]\n", "[site]\nutc_offset_minutes = 185\n", 1),
                 "site.utc_offset_minutes",
             ),
+            (
+                format!(
+                    "{FULL}\n[[quality.checklist]]\nname = \"greeting\"\nmax_points = 5\n\
+                     [[quality.checklist]]\nname = \"greeting\"\nmax_points = 3\n"
+                ),
+                "quality.checklist[1].name",
+            ),
+            (
+                format!("{FULL}\n[[quality.checklist]]\nname = \"greeting\"\nmax_points = 0\n"),
+                "quality.checklist[0].max_points",
+            ),
+            (
+                format!("{FULL}\n[quality]\nchecklist = []\n"),
+                "quality.checklist",
+            ),
         ];
         for (text, key) in cases {
             let error = parse(&text).unwrap_err().to_string();
@@ -959,6 +981,7 @@ sha256 = "686c866500d6d3052f6ce44ef79b368d30fce9e40796aa100b7a851fe28e335d"
             let leaf = key.rsplit('.').next().unwrap_or(key).trim_end_matches("[]");
             let shown = NodeConfig::EXAMPLE.contains(&format!("{leaf} ="))
                 || NodeConfig::EXAMPLE.contains(&format!("[[{leaf}]]"))
+                || NodeConfig::EXAMPLE.contains(&format!(".{leaf}]]"))
                 || NodeConfig::EXAMPLE.contains(&format!("[{leaf}]"));
             assert!(shown, "documented `{key}` is not in node/site.example.toml");
         }

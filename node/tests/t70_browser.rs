@@ -496,3 +496,117 @@ fn agent_replies_to_a_chat_through_the_page() {
         "{view}"
     );
 }
+
+/// A finished call with a recording: anna answers, the gateway names the recording and ends
+/// it, anna wraps up; returns the contact once the ledger shows it ended.
+fn finished_call_with_recording(node: &Node, caller: &str, recording: &str) -> u64 {
+    ready(node, "anna", ANNA);
+    let contact = arrive(node, caller, "order");
+    let desktop = format!("/api/v1/agents/anna/contacts/{contact}");
+    let (status, body) = node.call("POST", &format!("{desktop}/accept"), Some(ANNA), None);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = node.call(
+        "POST",
+        &format!("/api/v1/contacts/{contact}/answered"),
+        Some(GATEWAY),
+        Some(json!({"agent": "anna"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = node.call(
+        "POST",
+        &format!("/api/v1/contacts/{contact}/ended"),
+        Some(GATEWAY),
+        Some(json!({"recording_ref": recording})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = node.call(
+        "POST",
+        &format!("{desktop}/wrap-up"),
+        Some(ANNA),
+        Some(json!({"code": "order-taken"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    eventually("the ledger to show the call ended", || {
+        let (_, entry) = node.call(
+            "GET",
+            &format!("/api/v1/ledger/contacts/{contact}"),
+            Some(SUPERVISOR),
+            None,
+        );
+        (entry["stage"] == "ended" && entry["recording_ref"] == recording).then_some(())
+    });
+    contact
+}
+
+#[test]
+#[ignore = "needs chromium (Debian package); run by scripts/ci-browser.sh"]
+fn supervisor_scores_a_call_on_the_qa_page_and_sees_it_in_the_agent_report() {
+    let (_directory, node) = single_site();
+    let recording = "https://pbx.example/recordings/call-42.ogg";
+    let contact = finished_call_with_recording(&node, "+79160000042", recording);
+    let chromium = Chromium::start();
+    let mut page = chromium.page();
+    page.goto(&format!("{}/ui/qa", node.base));
+    page.wait_for("!document.getElementById('signin').hidden");
+    page.fill("token", SUPERVISOR);
+    page.eval("document.getElementById('signin-form').requestSubmit()");
+    page.wait_for("!document.getElementById('app').hidden");
+    let row = format!("tr[data-contact='{contact}']");
+    page.wait_for(&format!("document.querySelector({})", json!(row)));
+    assert_eq!(
+        page.eval(&format!(
+            "document.querySelector({}).href",
+            json!(format!("{row} a"))
+        )),
+        json!(recording),
+        "the recording opens from the list"
+    );
+    assert_eq!(page.text(&format!("{row} [data-testid='reviews']")), "0");
+    page.eval(&format!(
+        "document.querySelector({}).click()",
+        json!(format!("{row} button.score"))
+    ));
+    page.wait_for("!document.getElementById('review-form').hidden");
+    // Everything full marks but drug information 6 of 10 (weight 3 of 7): 5.8 / 7.
+    page.fill("score-drug_information", "6");
+    page.fill(
+        "review-comment",
+        "analogue explained; dose not repeated back",
+    );
+    page.screenshot("qa-form.png");
+    page.eval("document.getElementById('review-form').requestSubmit()");
+    page.wait_for("document.getElementById('review-result').textContent.includes('saved')");
+    let anna = "tr[data-agent='anna']";
+    page.wait_for(&format!(
+        "(document.querySelector({}) || {{}}).textContent === '1'",
+        json!(format!("{anna} [data-testid='agent-reviews']"))
+    ));
+    page.screenshot("qa-reviewed.png");
+    let shown = page.text(&format!("{anna} [data-testid='agent-score']"));
+    assert_eq!(shown, "82.9 %", "5.8 of 7 weighted points");
+    assert_eq!(page.text(&format!("{row} [data-testid='reviews']")), "1");
+
+    // The API's agent report says the same.
+    let (status, report) = node.call("GET", "/api/v1/reports/agents", Some(SUPERVISOR), None);
+    assert_eq!(status, 200, "{report}");
+    let row = report["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["login"] == "anna")
+        .unwrap_or_else(|| panic!("anna in {report}"));
+    assert_eq!(row["reviews"], 1, "{report}");
+    let mean = row["review_score_percent_mean"].as_f64().unwrap();
+    assert!((mean - 580.0 / 7.0).abs() < 1e-9, "{mean}");
+    let (_, reviews) = node.call(
+        "GET",
+        &format!("/api/v1/contacts/{contact}/reviews"),
+        Some(SUPERVISOR),
+        None,
+    );
+    assert_eq!(
+        reviews["reviews"][0]["comment"], "analogue explained; dose not repeated back",
+        "{reviews}"
+    );
+    assert_eq!(reviews["reviews"][0]["recording_ref"], recording);
+}

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!   GET /api/v1/exports/intervals.xlsx   interval × queue rows (this node's routing metrics)
-//!   GET /api/v1/exports/agents.xlsx      per-agent workload today
+//!   GET /api/v1/exports/agents.xlsx      per-agent workload and quality reviews today
 //!   GET /api/v1/exports/orders.xlsx      the replicated order journal, newest first
 //! ```
 
@@ -18,7 +18,6 @@ use serde_json::Value;
 use super::AppState;
 use super::auth::require;
 use super::problem::ApiError;
-use crate::actors::site::SiteInput;
 use crate::state::model::{Fulfilment, Order, Role};
 
 /// Orders exported at most (newest first).
@@ -273,7 +272,8 @@ pub fn interval_sheets(state: &AppState, report: &Value) -> Vec<Sheet> {
     sheets(by_site, header)
 }
 
-/// Per-agent workload today, one sheet per site.
+/// Per-agent workload today with the quality reviews of the day's contacts (reviews, mean
+/// score; see `routes::supervisor::add_quality`), one sheet per site.
 pub fn agent_sheets(state: &AppState, report: &Value) -> Vec<Sheet> {
     let names = site_names(state);
     let logins: BTreeMap<u64, &str> = state
@@ -286,10 +286,13 @@ pub fn agent_sheets(state: &AppState, report: &Value) -> Vec<Sheet> {
     let empty = Vec::new();
     for row in report["agents"].as_array().unwrap_or(&empty) {
         let id = row["agent"].as_u64().unwrap_or(0);
-        let login = logins
-            .get(&id)
-            .map(|login| (*login).to_string())
-            .unwrap_or_else(|| format!("agent {id}"));
+        let login = match row["login"].as_str() {
+            Some(login) => login.to_string(),
+            None => logins
+                .get(&id)
+                .map(|login| (*login).to_string())
+                .unwrap_or_else(|| format!("agent {id}")),
+        };
         let counters = &row["counters"];
         let ms = |key: &str| Cell::Duration(counters[key].as_f64());
         by_site.entry(site_of(&names, row)).or_default().push(vec![
@@ -307,6 +310,12 @@ pub fn agent_sheets(state: &AppState, report: &Value) -> Vec<Sheet> {
             ms("not_ready_ms"),
             Cell::Duration(row["aht_ms"].as_f64()),
             Cell::Percent(row["occupancy"].as_f64()),
+            count(&row["reviews"]),
+            Cell::Percent(
+                row["review_score_percent_mean"]
+                    .as_f64()
+                    .map(|percent| percent / 100.0),
+            ),
         ]);
     }
     let header = vec![
@@ -324,6 +333,8 @@ pub fn agent_sheets(state: &AppState, report: &Value) -> Vec<Sheet> {
         "Not ready",
         "AHT",
         "Occupancy",
+        "QA reviews",
+        "QA mean score",
     ];
     sheets(by_site, header)
 }
@@ -402,10 +413,8 @@ pub(crate) async fn export(
     let name = path.into_inner();
     let sheets = match name.as_str() {
         "intervals.xlsx" | "agents.xlsx" => {
-            let reply = state.site.send(SiteInput::Report { date: None }).await??;
             // The sheets read the report as the API shows it (its JSON form).
-            let report = serde_json::to_value(&reply)
-                .map_err(|error| ApiError::Internal(format!("report: {error}")))?;
+            let report = super::routes::day_report(&state, None).await?;
             if name == "intervals.xlsx" {
                 interval_sheets(&state, &report)
             } else {

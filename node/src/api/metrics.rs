@@ -42,7 +42,13 @@ fn single(text: &mut String, site: &str, name: &str, kind: Kind, help: &str, val
     let _ = writeln!(text, "{name}{{site=\"{site}\"}} {value}");
 }
 
-/// A summary family (p50, p90, p99, max, count); nothing while there are no samples.
+/// Microseconds in a second (the latency samples are kept in µs, exported in seconds).
+const MICROS_PER_SECOND: f64 = 1_000_000.0;
+/// Milliseconds in a second.
+const MILLIS_PER_SECOND: f64 = 1_000.0;
+
+/// A summary family in seconds of samples kept in µs (p50, p90, p99, max, count); nothing
+/// while there are no samples.
 fn summary(text: &mut String, site: &str, name: &str, help: &str, latency: Option<LatencySummary>) {
     let Some(latency) = latency else {
         return;
@@ -56,7 +62,8 @@ fn summary(text: &mut String, site: &str, name: &str, help: &str, latency: Optio
     ] {
         let _ = writeln!(
             text,
-            "{name}{{site=\"{site}\",quantile=\"{quantile}\"}} {value}"
+            "{name}{{site=\"{site}\",quantile=\"{quantile}\"}} {}",
+            value as f64 / MICROS_PER_SECOND
         );
     }
     let _ = writeln!(text, "{name}_count{{site=\"{site}\"}} {}", latency.count);
@@ -72,14 +79,14 @@ const QUEUE_FIELDS: [QueueField; 8] = [
         |row| f64::from(row.in_queue),
     ),
     (
-        "callgrid_queue_oldest_age_ms",
-        "Age of the oldest waiting contact in ms (0: none waiting).",
-        |row| row.oldest_age_ms.unwrap_or(0) as f64,
+        "callgrid_queue_oldest_age_seconds",
+        "Age of the oldest waiting contact in seconds (0: none waiting).",
+        |row| row.oldest_age_ms.unwrap_or(0) as f64 / MILLIS_PER_SECOND,
     ),
     (
-        "callgrid_queue_wait_ms_estimated",
-        "Estimated wait for a new contact in ms (0: no estimate).",
-        |row| row.wait_ms_estimated.unwrap_or(0) as f64,
+        "callgrid_queue_estimated_wait_seconds",
+        "Estimated wait for a new contact in seconds (0: no estimate).",
+        |row| row.wait_ms_estimated.unwrap_or(0) as f64 / MILLIS_PER_SECOND,
     ),
     (
         "callgrid_queue_agents_staffed",
@@ -195,14 +202,14 @@ pub fn render_routing(text: &mut String, routing: &RoutingMetrics) {
             routing.abandon_rate,
         ),
         (
-            "callgrid_asa_ms",
-            "Average speed of answer in ms.",
-            routing.asa_ms,
+            "callgrid_asa_seconds",
+            "Average speed of answer in seconds.",
+            routing.asa_ms.map(|ms| ms / MILLIS_PER_SECOND),
         ),
         (
-            "callgrid_aht_ms",
-            "Average handle time in ms.",
-            routing.aht_ms,
+            "callgrid_aht_seconds",
+            "Average handle time in seconds.",
+            routing.aht_ms.map(|ms| ms / MILLIS_PER_SECOND),
         ),
         (
             "callgrid_occupancy",
@@ -218,15 +225,15 @@ pub fn render_routing(text: &mut String, routing: &RoutingMetrics) {
     summary(
         text,
         site,
-        "callgrid_offer_latency_us",
-        "Arrival to first offer in microseconds, recent contacts (queueing included).",
+        "callgrid_offer_latency_seconds",
+        "Arrival to first offer in seconds, recent contacts (queueing included).",
         routing.offer_latency_us,
     );
     summary(
         text,
         site,
-        "callgrid_offer_latency_immediate_us",
-        "Arrival to offer in microseconds for contacts that found a free agent (routing only).",
+        "callgrid_offer_latency_immediate_seconds",
+        "Arrival to offer in seconds for contacts that found a free agent (routing only).",
         routing.offer_latency_immediate_us,
     );
     header(
@@ -316,25 +323,35 @@ fn render_ledger(text: &mut String, site: &str, shared: &crate::state::SharedSta
 
 /// The durable outbox's families.
 fn render_outbox(text: &mut String, site: &str, outbox: &crate::outbox::OutboxSnapshot) {
-    let gauges = [
+    single(
+        text,
+        site,
+        "callgrid_outbox_depth",
+        Kind::Gauge,
+        "Site writes accepted by the outbox and not yet committed.",
+        outbox.depth,
+    );
+    let ages = [
         (
-            "callgrid_outbox_depth",
-            "Site writes accepted by the outbox and not yet committed.",
-            outbox.depth,
-        ),
-        (
-            "callgrid_outbox_oldest_age_ms",
-            "Age of the oldest write waiting in the outbox (0 when empty).",
+            "callgrid_outbox_oldest_age_seconds",
+            "Age of the oldest write waiting in the outbox in seconds (0 when empty).",
             outbox.oldest_age_ms,
         ),
         (
-            "callgrid_outbox_commit_lag_ms",
-            "Append-to-commit time of the oldest write of the last committed outbox batch.",
+            "callgrid_outbox_commit_lag_seconds",
+            "Append-to-commit time of the oldest write of the last committed outbox batch, in seconds.",
             outbox.commit_lag_ms,
         ),
     ];
-    for (name, help, value) in gauges {
-        single(text, site, name, Kind::Gauge, help, value);
+    for (name, help, ms) in ages {
+        single(
+            text,
+            site,
+            name,
+            Kind::Gauge,
+            help,
+            ms as f64 / MILLIS_PER_SECOND,
+        );
     }
     let counters = [
         (
@@ -425,11 +442,6 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     let counts = state.shared.read(|replicated| replicated.counts());
     let records = [
         (
-            "callgrid_orders_total",
-            "Orders in the replicated state.",
-            counts.orders,
-        ),
-        (
             "callgrid_orders_open",
             "Orders not yet closed.",
             counts.orders_open,
@@ -443,11 +455,6 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
             "callgrid_reservations_active",
             "Reservations not yet expired or collected.",
             counts.reservations_active,
-        ),
-        (
-            "callgrid_complaints_total",
-            "Complaints filed.",
-            counts.complaints,
         ),
         (
             "callgrid_complaints_escalated",
@@ -467,6 +474,22 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     ];
     for (name, help, value) in records {
         single(&mut text, site, name, Kind::Gauge, help, value);
+    }
+    // Tallies that only grow (kept through retention and snapshots): counters.
+    let totals = [
+        (
+            "callgrid_orders_total",
+            "Orders taken, chain-wide (the replicated state's count; never decreases).",
+            counts.orders,
+        ),
+        (
+            "callgrid_complaints_total",
+            "Complaints filed, chain-wide (the replicated state's count; never decreases).",
+            counts.complaints,
+        ),
+    ];
+    for (name, help, value) in totals {
+        single(&mut text, site, name, Kind::Counter, help, value);
     }
     // Operators' controls: a site left drained after maintenance is worth an alert.
     let (drained, tokens_active) = state.shared.read(|replicated| {
@@ -571,7 +594,16 @@ mod tests {
         render_routing(&mut text, &routing);
         assert_every_family_documented(&text);
         assert!(text.contains("callgrid_queue_contacts_waiting{site=\"msk\",skill=\"line1\"} 2\n"));
-        assert!(text.contains("callgrid_offer_latency_us{site=\"msk\",quantile=\"0.99\"} 3\n"));
+        assert!(
+            text.contains(
+                "callgrid_offer_latency_seconds{site=\"msk\",quantile=\"0.99\"} 0.000003\n"
+            )
+        );
+        assert!(
+            text.contains(
+                "callgrid_queue_oldest_age_seconds{site=\"msk\",skill=\"line1\"} 0.005\n"
+            )
+        );
         assert!(text.contains("callgrid_outbox_depth{site=\"msk\"} 4\n"));
     }
 

@@ -22,16 +22,16 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     (
         "post",
         "/contacts/{contact}/answered",
-        "Gateway: the named agent's leg was answered (409 for another agent)",
+        "Gateway: the named agent's leg was answered (409 for another agent); recording_ref (optional) is kept with the contact's ledger entry for quality review",
         "gateway",
         Some("Answered"),
     ),
     (
         "post",
         "/contacts/{contact}/ended",
-        "Gateway: the conversation ended",
+        "Gateway: the conversation ended; the body is optional, its recording_ref is kept with the contact's ledger entry (also when the agent ended it first)",
         "gateway",
-        None,
+        Some("Ended"),
     ),
     (
         "post",
@@ -53,6 +53,34 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
         "Gateway: a chat message from the customer",
         "gateway",
         Some("ChatMessage"),
+    ),
+    (
+        "post",
+        "/contacts/{contact}/reviews",
+        "Quality control: score a finished contact (ended after an agent answered it, within the ledger's day of retention) on this site's checklist, with a comment; a second review by the same supervisor replaces the first (replaced: true, same id)",
+        "supervisor",
+        Some("Review"),
+    ),
+    (
+        "get",
+        "/contacts/{contact}/reviews",
+        "Quality control: a contact's ledger entry (agent, recording_ref), its reviews with score_percent, and this site's checklist",
+        "supervisor",
+        None,
+    ),
+    (
+        "get",
+        "/reviews",
+        "Quality control: reviews newest first (?agent=login&from=YYYY-MM-DD&to=YYYY-MM-DD: local days of the contacts' end, inclusive; &limit=) and per agent the count and mean score in percent",
+        "supervisor",
+        None,
+    ),
+    (
+        "get",
+        "/quality/contacts",
+        "Quality control: finished contacts to score (every site's, newest end first, ?limit=) with agent, recording_ref and review count, and this site's checklist",
+        "supervisor",
+        None,
     ),
     (
         "get",
@@ -184,6 +212,13 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
         "get",
         "/reports/intervals",
         "One local day of per-interval statistics (?date=YYYY-MM-DD, default today at the site's utc_offset_minutes; 404 for a day not kept, the last 35 are; ?format=json|csv; ?sep=comma|semicolon: CSV with `;` and decimal commas; interval_start in RFC 3339 local time)",
+        "supervisor",
+        None,
+    ),
+    (
+        "get",
+        "/reports/agents",
+        "One local day of per-agent workload and quality (?date=YYYY-MM-DD, default today; ?format=json|csv; ?sep=comma|semicolon): counters, AHT, occupancy, reviews of the day's contacts and their mean score in percent",
         "supervisor",
         None,
     ),
@@ -400,6 +435,27 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     ),
     ("get", "/openapi.json", "This document", "anyone", None),
     (
+        "post",
+        "/session",
+        "Browser sign-in: the token goes in the body (no Authorization header); answers an HttpOnly session cookie and the CSRF token (gateways may not sign in: 403; unknown token: 401)",
+        "agent, supervisor",
+        Some("SignIn"),
+    ),
+    (
+        "get",
+        "/session",
+        "Who the session cookie belongs to, and its CSRF token (401 without a live session)",
+        "agent, supervisor",
+        None,
+    ),
+    (
+        "delete",
+        "/session",
+        "Sign out (the session cookie and X-CSRF-Token)",
+        "agent, supervisor",
+        None,
+    ),
+    (
         "get",
         "/exports/intervals.xlsx",
         "Interval reports as .xlsx (one sheet per site)",
@@ -429,6 +485,7 @@ pub const IDEMPOTENT_CREATES: &[(&str, &str)] = &[
     ("post", "/reservations"),
     ("post", "/complaints"),
     ("post", "/callbacks/{id}/outcome"),
+    ("post", "/contacts/{contact}/reviews"),
 ];
 
 /// The reads of the replicated state (GET paths): `?consistency=` and the read headers.
@@ -446,6 +503,9 @@ pub const REPLICATED_READS: &[&str] = &[
     "/callbacks/{id}",
     "/ledger/contacts/{id}",
     "/ledger/sites/{site}/open",
+    "/contacts/{contact}/reviews",
+    "/reviews",
+    "/quality/contacts",
 ];
 
 /// Problem types a client acts on differently (slug, status, meaning).
@@ -516,6 +576,8 @@ fn schemas() -> Value {
     ]});
     let status = json!({"type": "string", "enum": ["created", "confirmed", "assembled", "ready", "collected", "delivered", "cancelled", "returned"]});
     let payment = json!({"type": "string", "enum": ["cash", "card", "online"]});
+    let recording_ref = json!({"type": "string", "minLength": 1, "maxLength": crate::state::ledger::RECORDING_REF_CHARS_MAX, "pattern": "^[!-~]+$",
+        "description": "the call's recording: an http(s) URL or an opaque id (printable ASCII, no spaces)"});
     let object = |required: Value, properties: Value| json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties});
     json!({
         "Problem": {"type": "object", "description": problem_description(), "properties": {
@@ -532,7 +594,12 @@ fn schemas() -> Value {
             "properties": {"site": {"type": "string", "description": "source site id"}, "contact": {"type": "integer", "minimum": 1, "description": "contact id at the source"},
                 "arrived_at_ms": {"type": "integer", "minimum": 1, "description": "first arrival, ms since the Unix epoch"},
                 "hops": {"type": "integer", "minimum": 1, "maximum": crate::actors::overflow::OVERFLOW_HOPS_MAX, "default": 1, "description": "moves between sites so far, this one included (overflowed_to.hops at the source)"}}},
-        "Answered": object(json!(["agent"]), json!({"agent": {"type": "string"}})),
+        "Answered": object(json!(["agent"]), json!({"agent": {"type": "string"}, "recording_ref": recording_ref.clone()})),
+        "Ended": object(json!([]), json!({"recording_ref": recording_ref})),
+        "Review": object(json!(["scores"]), json!({
+            "scores": {"type": "object", "description": "points per checklist item name (every item of the site's checklist, 0 to its max_points)", "additionalProperties": {"type": "integer", "minimum": 0, "maximum": crate::state::quality::ITEM_POINTS_MAX}},
+            "comment": {"type": "string", "maxLength": crate::state::quality::REVIEW_COMMENT_CHARS_MAX}})),
+        "SignIn": object(json!(["token"]), json!({"token": {"type": "string", "maxLength": crate::api::session::SIGN_IN_TOKEN_CHARS_MAX}})),
         "ChatMessage": object(json!(["text"]), json!({"text": {"type": "string"}})),
         "AgentState": object(json!(["state"]), json!({"state": {"type": "string", "enum": ["ready", "not_ready"]}, "reason": {"type": "integer"}})),
         "WrapUp": object(json!(["code"]), json!({"code": {"type": "string"}, "callback_outcome": {"type": "string", "enum": ["reached", "no_answer", "busy", "cancelled"]}})),
@@ -589,7 +656,9 @@ pub fn document() -> Value {
             }
         });
         if let Some(schema) = body {
-            operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+            // The end of a call may come without a body (its recording reference is optional).
+            let required = *schema != "Ended";
+            operation["requestBody"] = json!({"required": required, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
         }
         let parameters: Vec<Value> = path
             .split('/')
@@ -616,6 +685,14 @@ pub fn document() -> Value {
         if *method == "get" && REPLICATED_READS.contains(path) {
             document_replicated_read(&mut operation);
         }
+        if *path == "/session" {
+            // Sign-in takes the token in the body; the rest goes by the session cookie.
+            operation["security"] = if *method == "post" {
+                json!([])
+            } else {
+                json!([{"session": []}])
+            };
+        }
         let entry = paths
             .entry(format!("/api/v1{path}"))
             .or_insert_with(|| json!({}));
@@ -626,7 +703,9 @@ pub fn document() -> Value {
         "info": {"title": "callgrid site node", "version": env!("CARGO_PKG_VERSION")},
         "components": {
             "schemas": schemas(),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": crate::api::session::SESSION_COOKIE,
+                    "description": "browser session from POST /session; state changes also need X-CSRF-Token"}}
         },
         "security": [{"bearer": []}],
         "paths": paths,
@@ -646,7 +725,11 @@ pub fn roles_markdown() -> String {
          - `admin` may use every endpoint. A role not listed gets 403.\n\
          - `agent (self)`: an agent only for its own login.\n\
          - `/healthz` and `/metrics` need no token; `/readyz` answers only ready or not \
-         without a supervisor or admin token, and the cluster details with one.\n\n\
+         without a supervisor or admin token, and the cluster details with one.\n\
+         - `/api/v1/session` is the browser's sign-in: `POST` takes the token in the body (no \
+         `Authorization` header) and answers an HttpOnly cookie; `GET` and `DELETE` go by \
+         that cookie (`DELETE` also needs `X-CSRF-Token`). Any role but `gateway` may sign in; \
+         a session has its token's role.\n\n\
          | Method | Path | Roles (besides admin) |\n|---|---|---|\n",
     );
     for (method, path, _summary, roles, _body) in ENDPOINTS {

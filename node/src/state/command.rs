@@ -8,6 +8,7 @@ use super::model::{
     Actor, CallbackId, CallbackOutcome, ComplaintId, Fulfilment, OrderId, OrderItem, OrderStatus,
     PaymentForm, PreOrderId, ReservationId, Role, SiteSummary, StatePolicy, TimestampMs,
 };
+use super::quality::{ChecklistItem, ItemScore, ReviewId, validate_scores};
 use super::site_writes::OutboxBatch;
 
 /// Items allowed in one order, pre-order or reservation.
@@ -245,6 +246,20 @@ pub enum Command {
         /// The site's start (its clock).
         before_ms: TimestampMs,
     },
+    /// A supervisor scores a finished contact of the ledger on a checklist (see
+    /// `super::quality` and `machine::quality`): the contact must have ended after an agent
+    /// answered it; a second review by the same reviewer replaces the first. Appended last:
+    /// the log encodes variants by position.
+    ReviewContact {
+        /// The contact's id at its site (the ledger's key).
+        contact: u64,
+        /// The checklist it is scored on (the proposing site's configuration).
+        checklist: Vec<ChecklistItem>,
+        /// Points per checklist item, every item once.
+        scores: Vec<ItemScore>,
+        /// The supervisor's comment (may be empty).
+        comment: String,
+    },
 }
 
 /// A token as the replicated state holds it: its hash, never the secret.
@@ -289,6 +304,7 @@ impl Command {
             Command::ClaimOverflow { .. } => "claim_overflow",
             Command::AdoptSite { .. } => "adopt_site",
             Command::RecoverOwnContacts { .. } => "recover_own_contacts",
+            Command::ReviewContact { .. } => "review_contact",
         }
     }
 
@@ -302,6 +318,7 @@ impl Command {
                 | Command::CreateReservation { .. }
                 | Command::FileComplaint { .. }
                 | Command::RecordCallbackAttempt { .. }
+                | Command::ReviewContact { .. }
         )
     }
 
@@ -392,6 +409,17 @@ impl Command {
             }
             Command::AdoptSite { site } => validate_text("site", site, SHORT_TEXT_CHARS_MAX, false),
             Command::RecoverOwnContacts { .. } => Ok(()),
+            Command::ReviewContact {
+                contact,
+                checklist,
+                scores,
+                comment,
+            } => {
+                if *contact == 0 {
+                    return Err(InvalidCommand::new("contact", "must be positive"));
+                }
+                validate_scores(checklist, scores, comment)
+            }
             Command::ClaimCallback { .. }
             | Command::ReleaseCallback { .. }
             | Command::RecordCallbackAttempt { .. } => Ok(()),
@@ -654,6 +682,13 @@ pub enum Outcome {
         callbacks: Vec<CallbackId>,
         /// Callbacks of the lost site released.
         released: u32,
+    },
+    /// A quality review was recorded. Appended last (responses encode variants by position).
+    ReviewRecorded {
+        /// Its id (a replacement keeps the first review's id).
+        review: ReviewId,
+        /// Whether it replaced the reviewer's earlier review of the contact.
+        replaced: bool,
     },
 }
 

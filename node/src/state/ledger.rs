@@ -104,6 +104,12 @@ pub struct LedgerEntry {
     pub updated_at_ms: TimestampMs,
     /// The owner's outbox sequence of the last update applied to it.
     pub sequence: u64,
+    /// The agent who last answered it here (kept when it ends: quality reviews score this
+    /// agent). Snapshot format 4.
+    pub agent: Option<String>,
+    /// The gateway's reference to the call's recording (a URL or an opaque id), for the
+    /// supervisor who reviews it. Snapshot format 4.
+    pub recording_ref: Option<String>,
 }
 
 /// A change a site reports for one of its contacts.
@@ -127,6 +133,12 @@ pub enum LedgerChange {
     },
     /// Its stage changed (not to `Queued` with a new skill: that is `Requeued`).
     Stage(LedgerStage),
+    /// The gateway named the call's recording (at the answer or the end): kept with the
+    /// entry, also after it ended. Appended: the log encodes variants by position.
+    Recording {
+        /// A URL (`http`/`https`) or an opaque id (see [`validate_recording_ref`]).
+        reference: String,
+    },
 }
 
 /// One site's report about one of its contacts.
@@ -171,8 +183,41 @@ impl LedgerUpdate {
                 "only an adoption marks a contact adopted",
             )),
             LedgerChange::Stage(_) => Ok(()),
+            LedgerChange::Recording { reference } => validate_recording_ref(reference),
         }
     }
+}
+
+/// Characters a recording reference may have.
+pub const RECORDING_REF_CHARS_MAX: usize = 512;
+
+/// Checks a gateway's recording reference: 1 to [`RECORDING_REF_CHARS_MAX`] visible ASCII
+/// characters (`!` to `~`: no spaces, no control characters; a URL percent-encodes the rest);
+/// something with a scheme (`…://`) must be an `http` or `https` URL, since the supervisor's
+/// page opens it as a link; anything else is an opaque id shown as text.
+pub fn validate_recording_ref(reference: &str) -> Result<(), InvalidCommand> {
+    let field = "recording_ref";
+    if reference.is_empty() || reference.len() > RECORDING_REF_CHARS_MAX {
+        return Err(InvalidCommand::new(
+            field,
+            &format!("must have 1 to {RECORDING_REF_CHARS_MAX} characters"),
+        ));
+    }
+    if !reference.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Err(InvalidCommand::new(
+            field,
+            "must be printable ASCII without spaces (percent-encode a URL)",
+        ));
+    }
+    if let Some((scheme, _)) = reference.split_once("://")
+        && !["http", "https"].contains(&scheme.to_ascii_lowercase().as_str())
+    {
+        return Err(InvalidCommand::new(
+            field,
+            "a URL must be http or https (or give an opaque id without a scheme)",
+        ));
+    }
+    Ok(())
 }
 
 /// Overflow moves a site took part in, counted from committed claims.

@@ -11,6 +11,7 @@
 //! - [`machine`] — the deterministic state machine that applies committed commands.
 //! - [`ledger`] — the contact ledger's records (where each contact is, at coarse grain).
 //! - [`site_writes`] — the batches of a site's durable outbox and their de-duplication mark.
+//! - [`quality`] — the checklist and the supervisors' reviews of finished contacts.
 //!
 //! Encoding is bincode 2 with a version byte, through the cluster crate's codec, so an old log
 //! replays on a new binary (see `callgrid_cluster::codec`).
@@ -19,6 +20,7 @@ pub mod command;
 pub mod ledger;
 pub mod machine;
 pub mod model;
+pub mod quality;
 pub mod site_writes;
 
 #[cfg(test)]
@@ -48,9 +50,14 @@ pub const STATE_FORMAT_VERSION: u8 = next_if_upgrading(STATE_FORMAT_BASE);
 /// tallies. Version 3: the state ends with the site control (drained sites, cluster-wide
 /// tokens, per-site policies), the idempotency keys' first results, each site's outbox
 /// progress (the de-duplication mark of its batches), the contact ledger and the overflow
-/// counts. An older snapshot is refused with `UnknownVersion { found }`: the node then needs
-/// the log from the start or a snapshot from an upgraded peer.
-const SNAPSHOT_FORMAT_BASE: u8 = 3;
+/// counts. Version 4: ledger entries keep the answering agent and the recording reference,
+/// and the state ends with the quality reviews; a version-3 snapshot is still read (converted
+/// by `machine::ReplicatedStateV3`). An older snapshot is refused with
+/// `UnknownVersion { found }`: the node then needs the log from the start or a snapshot from
+/// an upgraded peer.
+const SNAPSHOT_FORMAT_BASE: u8 = 4;
+/// The previous snapshot format, still read.
+const SNAPSHOT_FORMAT_V3: u8 = 3;
 
 /// Version byte of the snapshot encoding this binary writes (bumped by `codec-next` as
 /// [`STATE_FORMAT_VERSION`] is).
@@ -112,6 +119,9 @@ impl codec::Versioned for ReplicatedState {
     const VERSION: u8 = SNAPSHOT_FORMAT_VERSION;
 
     fn decode_other_version(version: u8, body: &[u8]) -> Result<Self, codec::CodecError> {
+        if version == SNAPSHOT_FORMAT_V3 {
+            return codec::decode_body::<machine::ReplicatedStateV3>(body).map(Into::into);
+        }
         decode_base_version(SNAPSHOT_FORMAT_BASE, SNAPSHOT_FORMAT_VERSION, version, body)
     }
 }

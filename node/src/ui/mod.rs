@@ -1,5 +1,6 @@
-//! The pages people look at: the supervisor wallboard (`/ui/`) and the agent desktop
-//! (`/ui/agent`), plain HTML/CSS/JS embedded in the binary (no CDN, no build step).
+//! The pages people look at: the supervisor wallboard (`/ui/`), the supervisors' quality
+//! control page (`/ui/qa`: score finished contacts, open their recordings) and the agent
+//! desktop (`/ui/agent`), plain HTML/CSS/JS embedded in the binary (no CDN, no build step).
 //!
 //! The pages sign in through [`crate::api::session`] and then use the ordinary JSON API and
 //! WebSocket streams with the session cookie, so they have exactly the API's roles. Every
@@ -29,6 +30,8 @@ pub struct Asset {
 pub const WALLBOARD_HTML: &str = include_str!("assets/wallboard.html");
 /// The agent desktop page.
 pub const AGENT_HTML: &str = include_str!("assets/agent.html");
+/// The quality control page.
+pub const QA_HTML: &str = include_str!("assets/qa.html");
 
 /// Scripts and styles under `/ui/assets/`.
 pub const ASSETS: &[Asset] = &[
@@ -51,6 +54,11 @@ pub const ASSETS: &[Asset] = &[
         name: "agent.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("assets/agent.js"),
+    },
+    Asset {
+        name: "qa.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("assets/qa.js"),
     },
 ];
 
@@ -78,6 +86,10 @@ async fn agent_desktop() -> HttpResponse {
     respond("text/html; charset=utf-8", AGENT_HTML, "no-store")
 }
 
+async fn quality() -> HttpResponse {
+    respond("text/html; charset=utf-8", QA_HTML, "no-store")
+}
+
 async fn to_wallboard() -> HttpResponse {
     HttpResponse::PermanentRedirect()
         .insert_header((header::LOCATION, "/ui/"))
@@ -94,12 +106,13 @@ async fn static_asset(name: web::Path<String>) -> HttpResponse {
     }
 }
 
-/// Registers `/ui`, `/ui/`, `/ui/agent` and `/ui/assets/{name}`.
+/// Registers `/ui`, `/ui/`, `/ui/agent`, `/ui/qa` and `/ui/assets/{name}`.
 pub fn register(service: &mut web::ServiceConfig) {
     service
         .route("/ui", web::get().to(to_wallboard))
         .route("/ui/", web::get().to(wallboard))
         .route("/ui/agent", web::get().to(agent_desktop))
+        .route("/ui/qa", web::get().to(quality))
         .route("/ui/assets/{name}", web::get().to(static_asset));
 }
 
@@ -109,7 +122,7 @@ mod tests {
 
     #[test]
     fn pages_load_only_embedded_same_origin_assets() {
-        for page in [WALLBOARD_HTML, AGENT_HTML] {
+        for page in [WALLBOARD_HTML, AGENT_HTML, QA_HTML] {
             assert!(!page.contains("http://") && !page.contains("https://"));
             assert!(
                 !page.contains("<script>"),

@@ -7,6 +7,8 @@ use std::collections::{HashMap, HashSet};
 use callgrid_domain::{ContactId, Direction, EventKind, TimeMs};
 
 use super::SiteActor;
+use super::messages::SiteResult;
+use super::views::{Accepted, SiteReply};
 use crate::state::ledger::{LedgerChange, LedgerStage, LedgerUpdate};
 use crate::state::site_writes::SiteWrite;
 
@@ -14,6 +16,10 @@ use crate::state::site_writes::SiteWrite;
 /// presentation of the same claim; the oldest are forgotten first (the ledger still refuses
 /// a second `opened`).
 pub const OVERFLOWED_IN_REMEMBERED_MAX: usize = 10_000;
+/// Contacts whose ledger entry this Site closed, remembered (oldest forgotten first) so a
+/// recording reference the gateway gives at or after the end still reaches the entry while
+/// the entry's opening may not have committed yet. About two hours of the 17k day's peak.
+pub const LEDGER_CLOSED_REMEMBERED_MAX: usize = 4_096;
 
 /// Which contacts the ledger follows here.
 #[derive(Debug, Default)]
@@ -26,6 +32,8 @@ pub(super) struct LedgerGlue {
     overflowed_in_order: std::collections::VecDeque<u64>,
     /// An adoption of a lost site is being proposed (at most one at a time).
     pub(super) adopting: bool,
+    /// Contacts whose entry was closed from here, newest last (bounded).
+    closed: std::collections::VecDeque<ContactId>,
 }
 
 impl SiteActor {
@@ -61,12 +69,46 @@ impl SiteActor {
             self.ledger.open.insert(contact);
         } else if closes {
             self.ledger.open.remove(&contact);
+            self.ledger.closed.push_back(contact);
+            if self.ledger.closed.len() > LEDGER_CLOSED_REMEMBERED_MAX {
+                self.ledger.closed.pop_front();
+            }
         }
         self.write_through_outbox(SiteWrite::Ledger(LedgerUpdate {
             contact: contact.0,
             at_ms: self.epoch_ms.saturating_add(at.0),
             change,
         }));
+    }
+
+    /// The gateway's recording reference of `contact`, for its ledger entry: written through
+    /// the outbox when the ledger follows the contact (an inbound contact of this site, open
+    /// or recently closed here, or known to the replicated ledger as this site's); otherwise
+    /// (an outbound
+    /// callback, which has no entry) it is dropped.
+    pub(super) fn contact_recording(
+        &mut self,
+        contact: ContactId,
+        reference: String,
+    ) -> SiteResult {
+        let site = &self.config.site.id;
+        let followed = self.ledger.open.contains(&contact)
+            || self.ledger.closed.contains(&contact)
+            || self.shared.read(|state| {
+                state
+                    .ledger_entry(contact.0)
+                    .is_some_and(|entry| entry.owner == *site)
+            });
+        if followed {
+            self.write_through_outbox(SiteWrite::Ledger(LedgerUpdate {
+                contact: contact.0,
+                at_ms: crate::clock::now_ms(),
+                change: LedgerChange::Recording { reference },
+            }));
+        } else {
+            tracing::debug!(%contact, "recording reference of a contact the ledger does not follow");
+        }
+        Ok(SiteReply::Accepted(Accepted { accepted: true }))
     }
 
     fn ledger_change(&self, kind: &EventKind) -> Option<(ContactId, LedgerChange)> {

@@ -85,6 +85,14 @@ pub enum SiteInput {
     },
     /// Gateway: the conversation ended.
     ContactEnded(ContactId),
+    /// Gateway: the call's recording reference (validated), kept with the contact's ledger
+    /// entry.
+    ContactRecording {
+        /// Contact.
+        contact: ContactId,
+        /// A URL or an opaque id.
+        reference: String,
+    },
     /// Gateway: the caller hung up while waiting or ringing.
     ContactAbandoned(ContactId),
     /// Gateway: the self-service bot served the caller while waiting or ringing.
@@ -306,5 +314,8 @@ pub fn outcome_json(outcome: &Outcome) -> Value {
             callbacks,
             released,
         } => json!({"contacts": contacts, "callbacks": callbacks, "released": released}),
+        Outcome::ReviewRecorded { review, replaced } => {
+            json!({"review": review, "replaced": replaced})
+        }
     }
 }

@@ -522,6 +522,9 @@ impl SiteActor {
                 self.contact_answered(ctx, contact, &agent)
             }
             SiteInput::ContactEnded(contact) => self.contact_ended(ctx, contact),
+            SiteInput::ContactRecording { contact, reference } => {
+                self.contact_recording(contact, reference)
+            }
             SiteInput::ContactAbandoned(contact) => self.abandon(contact),
             SiteInput::ContactSelfServed(contact) => self.self_served(contact),
             SiteInput::ChatMessage { contact, text } => self.chat_message(contact, text),

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::state::ledger::validate_recording_ref;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,11 +105,46 @@ pub(super) async fn contact_view(
     lookup_contact(&state, ContactId(path.into_inner()), agent).await
 }
 
-/// `POST /contacts/{id}/answered`: which agent's leg was answered.
+/// `POST /contacts/{id}/answered`: which agent's leg was answered, and the call's recording
+/// if the gateway knows it already.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AnsweredBody {
     agent: String,
+    #[serde(default)]
+    recording_ref: Option<String>,
+}
+
+/// `POST /contacts/{id}/ended`: the body is optional (`{}` or none at all).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EndedBody {
+    #[serde(default)]
+    recording_ref: Option<String>,
+}
+
+fn check_recording_ref(reference: Option<&str>) -> Result<(), ApiError> {
+    match reference {
+        Some(reference) => validate_recording_ref(reference)
+            .map_err(|invalid| ApiError::BadRequest(invalid.to_string())),
+        None => Ok(()),
+    }
+}
+
+/// Keeps the gateway's recording reference with the contact's ledger entry (through the
+/// Site's outbox, after the answer or end it came with).
+async fn keep_recording(
+    state: &Data,
+    contact: ContactId,
+    reference: Option<String>,
+) -> Result<(), ApiError> {
+    if let Some(reference) = reference {
+        state
+            .site
+            .send(SiteInput::ContactRecording { contact, reference })
+            .await??;
+    }
+    Ok(())
 }
 
 pub(super) async fn contact_answered(
@@ -118,33 +154,49 @@ pub(super) async fn contact_answered(
     body: web::Json<AnsweredBody>,
 ) -> ApiResult {
     authenticate(&state, &request, &[Role::Gateway])?;
-    let agent = body.into_inner().agent;
+    let AnsweredBody {
+        agent,
+        recording_ref,
+    } = body.into_inner();
     validate_login(&agent)?;
-    ask(
-        &state,
-        SiteInput::ContactAnswered {
-            contact: ContactId(path.into_inner()),
-            agent,
-        },
-    )
-    .await
+    check_recording_ref(recording_ref.as_deref())?;
+    let contact = ContactId(path.into_inner());
+    let value = state
+        .site
+        .send(SiteInput::ContactAnswered { contact, agent })
+        .await??;
+    keep_recording(&state, contact, recording_ref).await?;
+    Ok(HttpResponse::Ok().json(value))
 }
 
 pub(super) async fn contact_ended(
     state: Data,
     request: HttpRequest,
     path: web::Path<u64>,
+    body: web::Bytes,
 ) -> ApiResult {
     authenticate(&state, &request, &[Role::Gateway])?;
+    let body: EndedBody = if body.iter().all(u8::is_ascii_whitespace) {
+        EndedBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|error| ApiError::BadRequest(format!("invalid body: {error}")))?
+    };
+    check_recording_ref(body.recording_ref.as_deref())?;
     let contact = ContactId(path.into_inner());
     match state.site.send(SiteInput::ContactEnded(contact)).await? {
         Ok(value) => {
+            keep_recording(&state, contact, body.recording_ref).await?;
             // A hang-up while waiting is an abandonment: its callback is acknowledged durable.
             state.site.send(OutboxDurable).await??;
             Ok(HttpResponse::Ok().json(value))
         }
-        // The agent already ended and wrapped it up: the hang-up changes nothing.
-        Err(SiteError::Finished(_)) => lookup_contact(&state, contact, None).await,
+        // The agent already ended and wrapped it up: the hang-up changes nothing (but the
+        // recording is kept).
+        Err(SiteError::Finished(_)) => {
+            keep_recording(&state, contact, body.recording_ref).await?;
+            lookup_contact(&state, contact, None).await
+        }
         Err(error) => Err(error.into()),
     }
 }

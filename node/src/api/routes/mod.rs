@@ -7,7 +7,8 @@
 //!
 //! One file per audience: `gateway`, `desktop` (agents), `supervisor` (and reports),
 //! `records` (orders, pre-orders, reservations, complaints, callbacks), `ledger` (the
-//! contact ledger, overflow claims), `streams`
+//! contact ledger, overflow claims), `quality` (supervisors' reviews of finished contacts),
+//! `streams`
 //! (WebSockets), `ops` (health, readiness, OpenAPI, cluster status); `/metrics` is
 //! [`super::metrics`]. Shared helpers (authentication, asking the Site actor, proposing)
 //! live here.
@@ -46,9 +47,12 @@ pub mod replicated;
 use replicated::{ReadQuery, propose_create, read};
 mod ledger;
 mod ops;
+mod quality;
 mod records;
 mod streams;
 mod supervisor;
+
+pub(crate) use supervisor::day_report;
 
 /// Registers the routes.
 pub fn register(service: &mut web::ServiceConfig) {
@@ -82,6 +86,19 @@ pub fn register(service: &mut web::ServiceConfig) {
                 .route(
                     "/contacts/{contact}/messages",
                     web::post().to(gateway::chat_message),
+                )
+                .route(
+                    "/contacts/{contact}/reviews",
+                    web::post().to(quality::review_create),
+                )
+                .route(
+                    "/contacts/{contact}/reviews",
+                    web::get().to(quality::contact_reviews),
+                )
+                .route("/reviews", web::get().to(quality::review_list))
+                .route(
+                    "/quality/contacts",
+                    web::get().to(quality::finished_contacts),
                 )
                 .route("/gateway/stream", web::get().to(streams::gateway_stream))
                 .route(
@@ -155,6 +172,7 @@ pub fn register(service: &mut web::ServiceConfig) {
                     "/reports/intervals",
                     web::get().to(supervisor::report_intervals),
                 )
+                .route("/reports/agents", web::get().to(supervisor::report_agents))
                 // orders and the records around them
                 .route("/orders", web::post().to(records::order_create))
                 .route("/orders", web::get().to(records::order_list))

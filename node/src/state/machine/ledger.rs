@@ -37,6 +37,9 @@ impl ReplicatedState {
         update: &LedgerUpdate,
     ) -> Response {
         let contact = update.contact;
+        if let LedgerChange::Recording { reference } = &update.change {
+            return self.keep_recording_ref(site, sequence, contact, reference);
+        }
         let mut entry = match &update.change {
             LedgerChange::Opened {
                 caller,
@@ -78,8 +81,13 @@ impl ReplicatedState {
                         entry.skill.clone_from(skill);
                         entry.stage = LedgerStage::Queued;
                     }
-                    LedgerChange::Stage(stage) => entry.stage = stage.clone(),
-                    LedgerChange::Opened { .. } => {}
+                    LedgerChange::Stage(stage) => {
+                        if let LedgerStage::Answered { agent } = stage {
+                            entry.agent = Some(agent.clone());
+                        }
+                        entry.stage = stage.clone();
+                    }
+                    LedgerChange::Opened { .. } | LedgerChange::Recording { .. } => {}
                 }
                 entry
             }
@@ -87,6 +95,31 @@ impl ReplicatedState {
         entry.updated_at_ms = update.at_ms;
         entry.sequence = sequence;
         self.store_ledger_entry(entry);
+        Ok(Outcome::Done)
+    }
+
+    /// Keeps the gateway's recording reference with `site`'s own entry `contact` (also after
+    /// it ended: the gateway may know the recording only at the hang-up). The stage and its
+    /// time are left as they are.
+    fn keep_recording_ref(
+        &mut self,
+        site: &str,
+        sequence: u64,
+        contact: u64,
+        reference: &str,
+    ) -> Response {
+        let entry = self
+            .ledger
+            .get_mut(&contact)
+            .ok_or_else(|| ApplyError::not_found("ledger contact", contact))?;
+        if entry.owner != site {
+            return Err(ApplyError::Conflict(format!(
+                "contact {contact} belongs to {}",
+                entry.owner
+            )));
+        }
+        entry.recording_ref = Some(reference.to_string());
+        entry.sequence = sequence;
         Ok(Outcome::Done)
     }
 
@@ -122,6 +155,8 @@ impl ReplicatedState {
             moved_from,
             updated_at_ms: arrived_at_ms,
             sequence: 0,
+            agent: None,
+            recording_ref: None,
         };
         if let Some(previous) = moved_from {
             let from = self
@@ -265,6 +300,11 @@ impl ReplicatedState {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Every entry held (open, and closed within retention), by contact id.
+    pub fn ledger_entries(&self) -> impl Iterator<Item = &LedgerEntry> {
+        self.ledger.values()
     }
 
     /// Open entries in the whole ledger.

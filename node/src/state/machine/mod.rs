@@ -14,7 +14,8 @@
 //! closed records after [`CLOSED_RECORD_RETENTION_MS`]; [`idempotency`] remembers the first
 //! result of each idempotent create for [`IDEMPOTENCY_KEY_TTL_MS`]; [`outbox`] applies a
 //! site's outbox batches, each entry once; [`ledger`] keeps the contact ledger and overflow
-//! claims; [`adoption`] hands a lost site's open contacts to a live one.
+//! claims; [`adoption`] hands a lost site's open contacts to a live one; [`quality`] keeps
+//! supervisors' reviews of finished contacts; [`snapshot_v3`] reads the snapshots of format 3.
 
 mod adoption;
 mod callbacks;
@@ -24,9 +25,11 @@ mod ledger;
 mod orders;
 mod outbox;
 mod pre_orders;
+mod quality;
 mod reservations;
 mod retention;
 mod site_control;
+mod snapshot_v3;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,9 +43,11 @@ pub use idempotency::{
     IDEMPOTENCY_EXPIRIES_PER_APPLY_MAX, IDEMPOTENCY_KEY_TTL_MS, IDEMPOTENCY_KEYS_MAX,
 };
 pub use ledger::OVERFLOW_HOPS_MAX;
+use quality::QualityBook;
 pub use retention::CLOSED_RECORD_RETENTION_MS;
 use retention::RecordKind;
 pub use site_control::{SiteControl, TOKENS_MAX, TokenRecord};
+pub(crate) use snapshot_v3::ReplicatedStateV3;
 
 use super::command::{ApplyError, Command, Envelope, Outcome, Response, normalize_phone};
 use super::ledger::{LedgerEntry, OverflowCounts};
@@ -145,6 +150,8 @@ pub struct ReplicatedState {
     ledger_open_by_site: BTreeMap<String, BTreeSet<u64>>,
     /// Overflow moves per site, from committed claims.
     overflow_counts: BTreeMap<String, OverflowCounts>,
+    /// Quality reviews of finished contacts (snapshot format 4).
+    quality: QualityBook,
 }
 
 impl Default for ReplicatedState {
@@ -174,6 +181,7 @@ impl Default for ReplicatedState {
             ledger: BTreeMap::new(),
             ledger_open_by_site: BTreeMap::new(),
             overflow_counts: BTreeMap::new(),
+            quality: QualityBook::default(),
         }
     }
 }
@@ -328,6 +336,21 @@ impl ReplicatedState {
             Command::RecoverOwnContacts { before_ms } => {
                 self.recover_own_contacts(at_ms, site, *before_ms)
             }
+            Command::ReviewContact {
+                contact,
+                checklist,
+                scores,
+                comment,
+            } => self.review_contact(
+                at_ms,
+                actor,
+                quality::NewReview {
+                    contact: *contact,
+                    checklist,
+                    scores,
+                    comment,
+                },
+            ),
             Command::PublishSiteSummary(summary) => {
                 self.site_summaries
                     .insert(summary.site.clone(), summary.clone());

@@ -26,6 +26,9 @@ pub(super) enum RecordKind {
     Callback,
     /// A closed contact ledger entry (kept [`super::super::ledger::LEDGER_ENDED_RETENTION_MS`]).
     LedgerEntry,
+    /// A quality review (kept [`super::super::quality::REVIEW_RETENTION_MS`]). Appended:
+    /// snapshots encode variants by position.
+    Review,
 }
 
 impl ReplicatedState {
@@ -94,6 +97,7 @@ impl ReplicatedState {
                 }
             }
             RecordKind::LedgerEntry => self.drop_ledger_entry(id),
+            RecordKind::Review => self.drop_review(id),
             RecordKind::Callback => {
                 if self
                     .callbacks

@@ -6,7 +6,9 @@ mod defects;
 mod idempotency;
 mod ledger;
 mod outbox;
+mod quality;
 mod site_control;
+mod snapshot_v3;
 
 use crate::state::command::{ApplyError, Command, Envelope, Outcome};
 use crate::state::model::{
