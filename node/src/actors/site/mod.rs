@@ -39,6 +39,7 @@ mod adoption;
 mod callbacks;
 mod children;
 mod desktop;
+mod drain;
 mod effects;
 mod gateway;
 mod ledger;
@@ -73,7 +74,7 @@ use crate::state::site_writes::SiteWrite;
 pub use adoption::ADOPTION_BOUND_MS;
 pub use messages::{
     Arrival, Audience, ContactStage, Drain, LookupChildren, LookupContact, LookupMetrics,
-    OutboxDurable, SiteChildren, SiteError, SiteInput, SiteResult, Subscribe, outcome_json,
+    OutboxDurable, OutboxHandle, SiteChildren, SiteError, SiteInput, SiteResult, Subscribe, outcome_json,
 };
 pub use views::{
     AgentView, AgentsView, ContactView, MonitorRequest, QueuesView, RoutingMetrics, SiteReply,
@@ -238,6 +239,8 @@ pub struct SiteActor {
     shared: SharedState,
     node_id: u64,
     draining: bool,
+    /// The domain site is down because this site is drained (its waiting callers moved).
+    drain_down: bool,
     roster: Roster,
     live: LiveContacts,
     children: Children,
@@ -268,7 +271,11 @@ impl SiteActor {
         proposer: Proposer,
         shared: SharedState,
     ) -> Result<Self, SiteError> {
-        let outbox = Outbox::open(&config.site.data_dir, proposer.clone())
+        let outbox = Outbox::open_with(
+            &config.site.data_dir,
+            proposer.clone(),
+            Some(shared.clone()),
+        )
             .map_err(|error| SiteError::Outbox(Arc::new(error)))?;
         Self::build(config, proposer, shared, outbox)
     }
@@ -358,6 +365,7 @@ impl SiteActor {
             shared,
             node_id,
             draining: false,
+            drain_down: false,
             roster: Roster {
                 agents_by_login,
                 logins,
@@ -611,6 +619,7 @@ impl Actor for SiteActor {
         self.recover_own_contacts(ctx);
         self.flush(ctx);
         ctx.run_interval(CALLBACK_SWEEP_INTERVAL, |actor, ctx| {
+            actor.drain_tick();
             actor.sweep_callbacks(ctx);
             actor.sweep_offers();
             actor.sweep_lingering();
@@ -685,6 +694,14 @@ impl Handler<OutboxDurable> for SiteActor {
                 .await
                 .map_err(|error| SiteError::Outbox(Arc::new(error)))
         })
+    }
+}
+
+impl Handler<OutboxHandle> for SiteActor {
+    type Result = MessageResult<OutboxHandle>;
+
+    fn handle(&mut self, _handle: OutboxHandle, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.outbox.clone())
     }
 }
 

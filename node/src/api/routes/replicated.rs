@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use super::{ApiError, ApiResult, Data, propose};
 use crate::actors::site::outcome_json;
+pub use crate::replicate::Once;
 use crate::state::Command;
 use crate::state::command::validate_idempotency_key;
 use crate::state::model::Actor;
@@ -143,10 +144,19 @@ pub async fn propose_create(
     command: Command,
     created: bool,
 ) -> ApiResult {
+    if super::pending::prefers_async(request) && super::pending::may_wait(&command) {
+        return super::pending::create_or_defer(state, request, actor, command).await;
+    }
     let Some(key) = idempotency_key(request)? else {
         return propose(state, actor, command, created).await;
     };
     let once = state.proposer.propose_once(actor, key, command).await;
+    once_response(once, created)
+}
+
+/// The answer to an idempotent create: its outcome (201 or 200), or the replayed refusal,
+/// with `Idempotent-Replayed: true` when it was a replay; an error otherwise.
+pub fn once_response(once: Once, created: bool) -> ApiResult {
     let mut response = match once.result {
         Ok(outcome) => {
             let body = outcome_json(&outcome);

@@ -315,7 +315,7 @@ impl ReplicatedState {
                 self.record_attempt(at_ms, *callback, *outcome)
             }
             Command::CallerCalledIn { caller } => self.caller_called_in(at_ms, caller),
-            Command::Outbox(batch) => self.apply_outbox_batch(at_ms, site, batch),
+            Command::Outbox(batch) => self.apply_outbox_batch(at_ms, site, batch, events),
             Command::ClaimOverflow { contact, from, to } => {
                 if to != site {
                     return Err(ApplyError::Conflict(format!(
