@@ -20,7 +20,7 @@ use rand::RngCore as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::replicated::{Consistency, IDEMPOTENCY_KEY_HEADER, Once, idempotency_key, once_response};
+use super::replicated::{Consistency, Once, idempotency_key, once_response};
 use super::*;
 use crate::actors::site::OutboxHandle;
 use crate::outbox::{OutboxError, PendingRecord};
