@@ -165,6 +165,13 @@ fn partition_drill(cut_leader: bool) {
         assert_eq!(answer.status, 200, "{path}: {:?}", answer.body);
     }
     let before = order_count(&get(isolated, "/api/v1/orders?limit=500"));
+    // The agent's token (its site's seed) is valid once the seed merged into the cluster's
+    // tokens: wait for that before cutting the site off.
+    let token = agent_token(&agent);
+    eventually("the agent's token to be valid", || {
+        let answer = send(&isolated.base, "GET", "/api/v1/pending", &token, &[], None);
+        (answer.status == 200).then_some(())
+    });
 
     let peers: Vec<u16> = majority.iter().map(|node| port(&node.site)).collect();
     let mut partition = Partition::cut_off(port(&isolated.site), &peers).unwrap();
@@ -221,7 +228,6 @@ fn partition_drill(cut_leader: bool) {
     assert!(refused.header("Retry-After").is_some());
 
     // With `Prefer: respond-async` the agent's orders wait at the site: 202 pending.
-    let token = agent_token(&agent);
     let asynchronous = [("Prefer", "respond-async")];
     let pending: Vec<(String, String, String)> = (0..PENDING_ORDERS)
         .map(|number| {
