@@ -281,7 +281,8 @@ fn waiting_caller(node: &Node, caller: &str) -> (u64, u64) {
 
 fn set_agent(node: &Node, steps: &[(&str, Option<Value>)]) {
     for (path, body) in steps {
-        let (status, answer) = node.call("POST", &format!("/api/v1/agents/anna/{path}"), body.clone());
+        let (status, answer) =
+            node.call("POST", &format!("/api/v1/agents/anna/{path}"), body.clone());
         assert_eq!(status, 200, "{path}: {answer}");
     }
 }
@@ -321,7 +322,10 @@ fn a_drained_sites_waiting_callers_move_to_a_peer_or_get_a_callback_at_their_pla
     let (msk, ekb) = (&nodes[0], &nodes[1]);
 
     // anna is ready at ekb; two callers wait at msk (nobody logged in there).
-    set_agent(ekb, &[("login", None), ("state", Some(json!({"state": "ready"})))]);
+    set_agent(
+        ekb,
+        &[("login", None), ("state", Some(json!({"state": "ready"})))],
+    );
     eventually("ekb's idle agent in its published summary", || {
         (agents_available(msk, "ekb") == Some(1)).then_some(())
     });
@@ -346,8 +350,10 @@ fn a_drained_sites_waiting_callers_move_to_a_peer_or_get_a_callback_at_their_pla
                 PBX,
                 "POST",
                 "/api/v1/contacts",
-                Some(json!({"caller": caller, "topic": "order", "overflowed_from": {
-                    "site": "msk", "contact": id, "arrived_at_ms": arrived_at_ms, "hops": hops}})),
+                Some(
+                    json!({"caller": caller, "topic": "order", "overflowed_from": {
+                    "site": "msk", "contact": id, "arrived_at_ms": arrived_at_ms, "hops": hops}}),
+                ),
             );
             (status == 201).then_some(body)
         });

@@ -498,7 +498,10 @@ async fn drain_loop(shared: &Shared, proposer: &Proposer, mut committed: u64) {
             }
         };
         let mut pending = pending;
-        if let Some(create) = pending.iter().position(|entry| entry.entry.write.is_create()) {
+        if let Some(create) = pending
+            .iter()
+            .position(|entry| entry.entry.write.is_create())
+        {
             // One create per batch: the idempotency table keeps one key per log index.
             pending.truncate(create + 1);
         }
@@ -578,12 +581,16 @@ async fn drain_loop(shared: &Shared, proposer: &Proposer, mut committed: u64) {
 
 /// Resolves a pending record from the replicated state, if it can: the idempotency table's
 /// answer to its key (stored once found). An unresolved record stays as it is.
-fn resolve_record(shared: &Shared, mut record: PendingRecord, state: &SharedState) -> PendingRecord {
+fn resolve_record(
+    shared: &Shared,
+    mut record: PendingRecord,
+    state: &SharedState,
+) -> PendingRecord {
     if record.resolved.is_some() {
         return record;
     }
-    let Some(response) =
-        state.read(|state| state.idempotent_result(&record.principal, &record.key, &record.command))
+    let Some(response) = state
+        .read(|state| state.idempotent_result(&record.principal, &record.key, &record.command))
     else {
         return record;
     };

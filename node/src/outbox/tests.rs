@@ -248,10 +248,24 @@ fn pending_creates_survive_a_restart_and_commit_once_each() {
     }
     wait_until("4 durable", || outbox.durable_sequence() == 4);
     let record = outbox.pending_status("p-1", &shared).unwrap().unwrap();
-    assert_eq!((record.principal.as_str(), record.key.as_str()), ("anna", "key-1"));
+    assert_eq!(
+        (record.principal.as_str(), record.key.as_str()),
+        ("anna", "key-1")
+    );
     assert_eq!(record.resolved, None, "pending while cut off");
-    assert_eq!(outbox.pending_list(Some("anna"), &shared, 10).unwrap().len(), 3);
-    assert!(outbox.pending_list(Some("boris"), &shared, 10).unwrap().is_empty());
+    assert_eq!(
+        outbox
+            .pending_list(Some("anna"), &shared, 10)
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(
+        outbox
+            .pending_list(Some("boris"), &shared, 10)
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         outbox.pending_by_key("anna", "key-2").unwrap().unwrap().id,
         "p-2"
@@ -261,7 +275,11 @@ fn pending_creates_survive_a_restart_and_commit_once_each() {
     // Restarted; the quorum is back but every answer is "outcome unknown" (after committing).
     let replicator = flaky(&shared, APPLY_THEN_UNKNOWN);
     let outbox = open(&replicator);
-    assert_eq!(outbox.pending_list(None, &shared, 10).unwrap().len(), 3, "kept on disk");
+    assert_eq!(
+        outbox.pending_list(None, &shared, 10).unwrap().len(),
+        3,
+        "kept on disk"
+    );
     wait_until("a few unknown outcomes", || {
         replicator.proposals.load(Ordering::SeqCst) >= 4
     });

@@ -74,7 +74,8 @@ use crate::state::site_writes::SiteWrite;
 pub use adoption::ADOPTION_BOUND_MS;
 pub use messages::{
     Arrival, Audience, ContactStage, Drain, LookupChildren, LookupContact, LookupMetrics,
-    OutboxDurable, OutboxHandle, SiteChildren, SiteError, SiteInput, SiteResult, Subscribe, outcome_json,
+    OutboxDurable, OutboxHandle, SiteChildren, SiteError, SiteInput, SiteResult, Subscribe,
+    outcome_json,
 };
 pub use views::{
     AgentView, AgentsView, ContactView, MonitorRequest, QueuesView, RoutingMetrics, SiteReply,
@@ -276,7 +277,7 @@ impl SiteActor {
             proposer.clone(),
             Some(shared.clone()),
         )
-            .map_err(|error| SiteError::Outbox(Arc::new(error)))?;
+        .map_err(|error| SiteError::Outbox(Arc::new(error)))?;
         Self::build(config, proposer, shared, outbox)
     }
 

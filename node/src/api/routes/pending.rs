@@ -25,8 +25,8 @@ use super::*;
 use crate::actors::site::OutboxHandle;
 use crate::outbox::{OutboxError, PendingRecord};
 use crate::replicate::{ProposeFailure, ReplicateError};
-use crate::state::site_writes::{SiteWrite, validate_pending_id};
 use crate::state::Outcome;
+use crate::state::site_writes::{SiteWrite, validate_pending_id};
 
 /// Request header carrying the client's preferences (RFC 7240).
 pub const PREFER_HEADER: &str = "Prefer";
@@ -336,7 +336,8 @@ pub(super) async fn pending_list(
     };
     let stamp = replicated::read(&state, Some(Consistency::Local)).await?;
     let outbox = state.site.send(OutboxHandle).await?;
-    let records = outbox.pending_list(principal.as_deref(), &state.shared, PENDING_LIST_LIMIT_MAX)?;
+    let records =
+        outbox.pending_list(principal.as_deref(), &state.shared, PENDING_LIST_LIMIT_MAX)?;
     let listed: Vec<Value> = records
         .iter()
         .filter(|record| !only_pending || record.resolved.is_none())
@@ -360,7 +361,9 @@ mod tests {
             &request("return=minimal, Respond-Async; wait=10").to_http_request()
         ));
         assert!(!prefers_async(&request("return=minimal").to_http_request()));
-        assert!(!prefers_async(&request("respond-asynchronously").to_http_request()));
+        assert!(!prefers_async(
+            &request("respond-asynchronously").to_http_request()
+        ));
         assert!(!prefers_async(&TestRequest::default().to_http_request()));
     }
 

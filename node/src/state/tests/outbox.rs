@@ -177,7 +177,10 @@ fn a_pending_create_commits_once_under_its_key_whoever_retries_it() {
     // The same batch again (outcome unknown): skipped by the outbox mark.
     assert_eq!(harness.run(1_100, first), applied(0, 1, 0));
     // A new store (incarnation) proposes the same create: the key replays it.
-    assert_eq!(harness.run(1_200, batch(8, &[(1, write)])), applied(1, 0, 0));
+    assert_eq!(
+        harness.run(1_200, batch(8, &[(1, write)])),
+        applied(1, 0, 0)
+    );
     // The client retries directly with the same key: the first result.
     harness.index += 1;
     let mut direct = super::envelope(
@@ -197,7 +200,10 @@ fn a_pending_create_commits_once_under_its_key_whoever_retries_it() {
     assert_eq!(orders(&harness), 1, "one order for one key");
     // Another principal's key of the same name is another create.
     assert_eq!(
-        harness.run(1_400, batch(8, &[(2, pending_create("anna", "k-1", order.clone()))])),
+        harness.run(
+            1_400,
+            batch(8, &[(2, pending_create("anna", "k-1", order.clone()))])
+        ),
         applied(1, 0, 0)
     );
     assert_eq!(orders(&harness), 2);
@@ -209,12 +215,18 @@ fn a_pending_create_under_a_reused_key_is_refused_and_says_so() {
     let mut harness = Harness::new();
     let order = super::pickup_order();
     assert_eq!(
-        harness.run(1_000, batch(7, &[(1, pending_create("boris", "k-2", order))])),
+        harness.run(
+            1_000,
+            batch(7, &[(1, pending_create("boris", "k-2", order))])
+        ),
         applied(1, 0, 0)
     );
     let other = super::delivery_order();
     assert_eq!(
-        harness.run(1_100, batch(7, &[(2, pending_create("boris", "k-2", other.clone()))])),
+        harness.run(
+            1_100,
+            batch(7, &[(2, pending_create("boris", "k-2", other.clone()))])
+        ),
         applied(0, 0, 1)
     );
     assert_eq!(harness.state.orders_recent(usize::MAX).len(), 1);
@@ -222,7 +234,10 @@ fn a_pending_create_under_a_reused_key_is_refused_and_says_so() {
         harness.state.idempotent_result("boris", "k-2", &other),
         Some(Err(ApplyError::IdempotencyKeyReused { .. }))
     ));
-    assert_eq!(harness.state.idempotent_result("boris", "k-3", &other), None);
+    assert_eq!(
+        harness.state.idempotent_result("boris", "k-3", &other),
+        None
+    );
 }
 
 #[test]
@@ -240,11 +255,7 @@ fn a_batch_carries_one_create_at_most_and_only_creates() {
         harness.run(1_000, two),
         Err(ApplyError::Invalid(_))
     ));
-    let not_a_create = pending_create(
-        "boris",
-        "k-6",
-        Command::CancelPreOrder { pre_order: 1 },
-    );
+    let not_a_create = pending_create("boris", "k-6", Command::CancelPreOrder { pre_order: 1 });
     assert!(matches!(
         harness.run(1_000, batch(7, &[(1, not_a_create)])),
         Err(ApplyError::Invalid(_))
