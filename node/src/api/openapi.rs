@@ -57,7 +57,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     (
         "get",
         "/gateway/stream",
-        "WebSocket: dial requests for callbacks, monitoring requests, contact stage changes (type contact: stage, queue position, estimated wait; stage overflowed with overflowed_to {site, api_url, hops}: re-present the call there with overflowed_from, hops included)",
+        "WebSocket: dial requests for callbacks, monitoring requests, contact stage changes (type contact: stage, queue position, estimated wait; stage overflowed with overflowed_to {site, api_url, hops}: re-present the call there with overflowed_from, hops included — also when the site is drained; stage callback_scheduled: a drained site with no peer to take the caller scheduled a callback at the caller's place, tell the caller and end the call)",
         "gateway",
         None,
     ),

@@ -396,12 +396,9 @@ impl Outbox {
         principal: &str,
         key: &str,
     ) -> Result<Option<PendingRecord>, OutboxError> {
-        Ok(self
-            .shared
-            .store
-            .pending_all()?
-            .into_iter()
-            .find(|record| record.principal == principal && record.key == key))
+        Ok(self.shared.store.pending_all()?.into_iter().find(|record| {
+            record.principal == principal && record.key == key && record.resolved.is_none()
+        }))
     }
 
     /// The last sequence committed (tests and drills).
@@ -657,11 +654,12 @@ fn sweep_pending(shared: &Shared, committed: u64) {
     let mut forget = Vec::new();
     for record in records {
         match &record.resolved {
-            Some(resolved) => {
-                if now.saturating_sub(resolved.at_ms) > PENDING_RESOLVED_RETENTION_MS {
-                    forget.push(record.id);
-                }
+            Some(resolved)
+                if now.saturating_sub(resolved.at_ms) > PENDING_RESOLVED_RETENTION_MS =>
+            {
+                forget.push(record.id);
             }
+            Some(_) => {}
             None if record.sequence <= committed => {
                 let id = record.id.clone();
                 resolve_committed(shared, &[id]);

@@ -111,9 +111,7 @@ pub async fn create_or_defer(
         .map_err(|invalid| ApiError::BadRequest(invalid.to_string()))?;
     let key = idempotency_key(request)?.unwrap_or_else(new_key);
     let outbox = state.site.send(OutboxHandle).await?;
-    if let Some(record) = outbox.pending_by_key(&actor.name, &key)?
-        && record.resolved.is_none()
-    {
+    if let Some(record) = outbox.pending_by_key(&actor.name, &key)? {
         // The client retried an async create still waiting: the same pending create.
         return Ok(accepted(&record));
     }

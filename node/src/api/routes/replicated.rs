@@ -6,6 +6,9 @@
 //!   principal for a day, so a retry — after a timeout, an "outcome unknown" problem, or
 //!   through another site — gets the same answer (same id, same status) with
 //!   `Idempotent-Replayed: true`, and the same key with another body is a 422 problem.
+//! - **Creates can wait for the quorum.** With `Prefer: respond-async` an order, pre-order,
+//!   reservation or complaint that cannot commit now is kept in the site's durable outbox and
+//!   answered `202` pending; it commits once after the heal (see [`super::pending`]).
 //! - **Reads say how old they are.** A read of the replicated state is linearizable by
 //!   default (a read barrier through the leader; a node cut off from the quorum answers 503
 //!   `no-quorum` instead of serving what it has). With `?consistency=local` the node serves
