@@ -48,9 +48,18 @@ pub const STATE_FORMAT_VERSION: u8 = next_if_upgrading(STATE_FORMAT_BASE);
 /// tallies. Version 3: the state ends with the site control (drained sites, cluster-wide
 /// tokens, per-site policies), the idempotency keys' first results, each site's outbox
 /// progress (the de-duplication mark of its batches), the contact ledger and the overflow
-/// counts. An older snapshot is refused with `UnknownVersion { found }`: the node then needs
-/// the log from the start or a snapshot from an upgraded peer.
-const SNAPSHOT_FORMAT_BASE: u8 = 3;
+/// counts. Version 4: then the cluster-wide agent roster. A version 3 snapshot is still
+/// read (its roster is empty: each site seeds it again). An older one is refused with
+/// `UnknownVersion { found }`: the node then needs the log from the start or a snapshot
+/// from an upgraded peer.
+const SNAPSHOT_FORMAT_BASE: u8 = 4;
+
+/// The last snapshot format without the agent roster, still read.
+const SNAPSHOT_FORMAT_WITHOUT_ROSTER: u8 = 3;
+
+/// The bincode body of an empty agent roster (an empty map: its length, varint 0). A version
+/// 3 body followed by it is a version 4 body: the roster is the state's last field.
+const EMPTY_ROSTER_BODY: [u8; 1] = [0];
 
 /// Version byte of the snapshot encoding this binary writes (bumped by `codec-next` as
 /// [`STATE_FORMAT_VERSION`] is).
@@ -112,6 +121,12 @@ impl codec::Versioned for ReplicatedState {
     const VERSION: u8 = SNAPSHOT_FORMAT_VERSION;
 
     fn decode_other_version(version: u8, body: &[u8]) -> Result<Self, codec::CodecError> {
+        if version == SNAPSHOT_FORMAT_WITHOUT_ROSTER {
+            let mut upgraded = Vec::with_capacity(body.len() + EMPTY_ROSTER_BODY.len());
+            upgraded.extend_from_slice(body);
+            upgraded.extend_from_slice(&EMPTY_ROSTER_BODY);
+            return codec::decode_body(&upgraded);
+        }
         decode_base_version(SNAPSHOT_FORMAT_BASE, SNAPSHOT_FORMAT_VERSION, version, body)
     }
 }

@@ -314,5 +314,10 @@ pub fn outcome_json(outcome: &Outcome) -> Value {
             callbacks,
             released,
         } => json!({"contacts": contacts, "callbacks": callbacks, "released": released}),
+        Outcome::AgentsSeeded {
+            added,
+            unchanged,
+            refused,
+        } => json!({"added": added, "unchanged": unchanged, "refused": refused}),
     }
 }

@@ -17,6 +17,7 @@
 //! claims; [`adoption`] hands a lost site's open contacts to a live one.
 
 mod adoption;
+mod agents;
 mod callbacks;
 mod complaints;
 mod idempotency;
@@ -33,6 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use callgrid_domain::{CallbackMachine, TimeMs};
 use serde::{Deserialize, Serialize};
 
+pub use agents::{AgentRecord, AgentRoster, LOGIN_CHARS_MAX, ROSTER_AGENTS_MAX, describe as describe_refused_agents, login_is_valid};
 pub use adoption::{ADOPTIONS_PER_COMMAND_MAX, SITE_LOST_AFTER_MS};
 pub use callbacks::{CALLBACK_CLAIM_LEASE_MS, CALLBACKS_OPEN_MAX, NodeCallback};
 use idempotency::IdempotencyTable;
@@ -145,6 +147,8 @@ pub struct ReplicatedState {
     ledger_open_by_site: BTreeMap<String, BTreeSet<u64>>,
     /// Overflow moves per site, from committed claims.
     overflow_counts: BTreeMap<String, OverflowCounts>,
+    /// The cluster-wide agent roster (snapshot format 4; last, see `state::SNAPSHOT_FORMAT_BASE`).
+    agents: AgentRoster,
 }
 
 impl Default for ReplicatedState {
@@ -174,6 +178,7 @@ impl Default for ReplicatedState {
             ledger: BTreeMap::new(),
             ledger_open_by_site: BTreeMap::new(),
             overflow_counts: BTreeMap::new(),
+            agents: AgentRoster::default(),
         }
     }
 }
@@ -323,6 +328,9 @@ impl ReplicatedState {
                     )));
                 }
                 self.claim_overflow(at_ms, site, *contact, from)
+            }
+            Command::SeedAgents { skills, agents } => {
+                self.seed_agents(at_ms, site, skills, agents)
             }
             Command::AdoptSite { site: lost } => self.adopt_site(at_ms, site, lost),
             Command::RecoverOwnContacts { before_ms } => {
