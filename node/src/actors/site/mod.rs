@@ -300,30 +300,12 @@ impl SiteActor {
         let mut logins = HashMap::new();
         let mut agent_skills = HashMap::new();
         for agent in &config.agents {
-            let valid_until = agent
-                .certificate_valid_until
-                .as_deref()
-                .and_then(parse_date_end_ms)
-                .map(|end| TimeMs(end.saturating_sub(epoch_ms)));
-            let skills: Vec<SkillGrant> = agent
-                .skills
-                .iter()
-                .filter_map(|name| {
-                    let index = config.skill_index(name)?;
-                    let line2 = config
-                        .skill_by_name(name)
-                        .is_some_and(|skill| skill.line == callgrid_domain::Line::Line2);
-                    Some(SkillGrant {
-                        skill: SkillId(index),
-                        // Line-2 work needs a valid pharma certificate; no date means none.
-                        valid_until: if line2 {
-                            Some(valid_until.unwrap_or(TimeMs::ZERO))
-                        } else {
-                            None
-                        },
-                    })
-                })
-                .collect();
+            let skills = skill_grants(
+                &config,
+                epoch_ms,
+                &agent.skills,
+                agent.certificate_valid_until.as_deref(),
+            );
             agent_skills.insert(
                 AgentId(agent.id),
                 skills.iter().map(|grant| grant.skill).collect::<Vec<_>>(),
@@ -394,6 +376,55 @@ impl SiteActor {
 
     fn now(&self) -> TimeMs {
         TimeMs(crate::clock::now_ms().saturating_sub(self.epoch_ms))
+    }
+
+    /// The agent's id here for a login. An agent of the cluster roster (defined at another
+    /// site) joins this site's roster at its first login, with the skills this site has (the
+    /// others are ignored); with none of them it is refused (409).
+    fn agent_for_login(&mut self, login: &str) -> Result<AgentId, SiteError> {
+        if let Some(agent) = self.roster.agents_by_login.get(login) {
+            return Ok(*agent);
+        }
+        let record = self
+            .shared
+            .read(|state| state.roster_agent(login).cloned())
+            .ok_or_else(|| {
+                SiteError::NotFound(format!(
+                    "agent `{login}` is on neither this site's roster nor the cluster's"
+                ))
+            })?;
+        let definition = record.agent;
+        let skills = skill_grants(
+            &self.config,
+            self.epoch_ms,
+            &definition.skills,
+            definition.certificate_valid_until.as_deref(),
+        );
+        if skills.is_empty() {
+            return Err(SiteError::Conflict(format!(
+                "agent `{login}` (defined by site {}) has none of this site's skills ({})",
+                record.defined_by_site,
+                definition.skills.join(", ")
+            )));
+        }
+        let id = AgentId(definition.id);
+        if let Some(other) = self.roster.logins.get(&id) {
+            return Err(SiteError::Conflict(format!(
+                "agent `{login}`'s id {} is agent `{other}`'s at this site",
+                definition.id
+            )));
+        }
+        let skill_ids = skills.iter().map(|grant| grant.skill).collect::<Vec<_>>();
+        self.site.add_agent(AgentSpec {
+            id,
+            skills,
+            chat_slots: definition.chat_slots,
+        })?;
+        self.roster.agent_skills.insert(id, skill_ids);
+        self.roster.agents_by_login.insert(login.to_string(), id);
+        self.roster.logins.insert(id, login.to_string());
+        tracing::info!(site = %self.config.site.id, %login, defined_by = %record.defined_by_site, "agent of the cluster roster joined this site's roster");
+        Ok(id)
     }
 
     fn agent_id(&self, login: &str) -> Result<AgentId, SiteError> {
@@ -716,4 +747,35 @@ impl Handler<Drain> for SiteActor {
             "site draining"
         );
     }
+}
+
+/// The skill grants of an agent at this site: the named skills the site has (others are
+/// ignored); line-2 skills last until the end of the certificate's day (none without one).
+fn skill_grants(
+    config: &NodeConfig,
+    epoch_ms: u64,
+    skills: &[String],
+    certificate_valid_until: Option<&str>,
+) -> Vec<SkillGrant> {
+    let valid_until = certificate_valid_until
+        .and_then(parse_date_end_ms)
+        .map(|end| TimeMs(end.saturating_sub(epoch_ms)));
+    skills
+        .iter()
+        .filter_map(|name| {
+            let index = config.skill_index(name)?;
+            let line2 = config
+                .skill_by_name(name)
+                .is_some_and(|skill| skill.line == callgrid_domain::Line::Line2);
+            Some(SkillGrant {
+                skill: SkillId(index),
+                // Line-2 work needs a valid pharma certificate; no date means none.
+                valid_until: if line2 {
+                    Some(valid_until.unwrap_or(TimeMs::ZERO))
+                } else {
+                    None
+                },
+            })
+        })
+        .collect()
 }
