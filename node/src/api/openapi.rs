@@ -412,6 +412,13 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
         "admin",
         None,
     ),
+    (
+        "get",
+        "/cluster/agents",
+        "Cluster-wide agent roster (every site's agents; who may log in here)",
+        "admin",
+        None,
+    ),
     ("get", "/openapi.json", "This document", "anyone", None),
     (
         "get",
