@@ -87,6 +87,12 @@ impl ReplicatedState {
         self.agents.by_login.get(login)
     }
 
+    /// The roster itself (the snapshot tests encode it alone).
+    #[cfg(test)]
+    pub(crate) fn agent_roster(&self) -> &AgentRoster {
+        &self.agents
+    }
+
     /// Every agent of the cluster roster, by login.
     pub fn roster_agents(&self) -> impl Iterator<Item = &AgentRecord> {
         self.agents.by_login.values()
