@@ -778,3 +778,73 @@ fn cluster_local_starts_three_voters_and_stops_without_leftovers() {
         assert!(!pid_alive(pid), "node {pid} still runs after stop");
     }
 }
+
+/// An agent token only msk's config holds.
+const KIRA: &str = "kira-agent-token-defined-at-msk-only";
+
+/// The agent roster is cluster-wide: an agent configured only at msk (with its token) logs in
+/// at ekb and takes an offer there; the admin API lists it with the site that defined it.
+#[test]
+fn an_agent_configured_at_one_site_logs_in_at_another_and_takes_an_offer() {
+    let directory = tempfile::tempdir().unwrap();
+    let sites = three_cities(directory.path(), [0, 0, 0]);
+    let mut msk_config = std::fs::read_to_string(&sites[0].config).unwrap();
+    msk_config.push_str(&format!(
+        "\n[[agents]]\nlogin = \"kira\"\nid = 42\nskills = [\"line1\"]\n\n\
+         [[tokens]]\nname = \"kira\"\nrole = \"agent\"\nsha256 = \"{}\"\n",
+        token_sha256(KIRA)
+    ));
+    std::fs::write(&sites[0].config, msk_config).unwrap();
+    let nodes = start_all(&sites);
+    let ekb = &nodes[1];
+
+    // msk's seed reaches the cluster roster; ekb lists kira as msk's.
+    let listed = eventually("kira in the cluster roster at ekb", || {
+        let (status, body) = ekb.call("GET", "/api/v1/cluster/agents", None);
+        assert_eq!(status, 200, "{body}");
+        body["agents"]
+            .as_array()?
+            .iter()
+            .find(|agent| agent["login"] == "kira")
+            .cloned()
+    });
+    assert_eq!(listed["defined_by_site"], "msk", "{listed}");
+    assert_eq!(listed["id"], 42, "{listed}");
+    assert_eq!(listed["may_log_in_here"], true, "{listed}");
+    // An agent token is no admin.
+    let (status, _) = ekb.call_as(KIRA, "GET", "/api/v1/cluster/agents", None);
+    assert_eq!(status, 403);
+    // A login on no roster is still unknown.
+    let (status, body) = ekb.call("POST", "/api/v1/agents/nobody/login", None);
+    assert_eq!(status, 404, "{body}");
+
+    // kira logs in at ekb with its own token (cluster-wide since msk's seed), and is ready.
+    let (status, body) = eventually("kira's token at ekb", || {
+        let answer = ekb.call_as(KIRA, "POST", "/api/v1/agents/kira/login", None);
+        (answer.0 != 401).then_some(answer)
+    });
+    assert_eq!(status, 200, "kira logs in at ekb: {body}");
+    let (status, body) = ekb.call_as(
+        KIRA,
+        "POST",
+        "/api/v1/agents/kira/state",
+        Some(json!({"state": "ready"})),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // A caller at ekb is offered to kira (anna is logged out there), who accepts.
+    let (status, arrived) = arrive(ekb, "+79160009001");
+    assert_eq!(status, 201, "{arrived}");
+    assert_eq!(arrived["contact"]["stage"], "offered", "{arrived}");
+    assert_eq!(arrived["contact"]["agent"], "kira", "{arrived}");
+    let contact = arrived["contact"]["id"].as_u64().unwrap();
+    let (status, accepted) = ekb.call_as(
+        KIRA,
+        "POST",
+        &format!("/api/v1/agents/kira/contacts/{contact}/accept"),
+        Some(json!({})),
+    );
+    assert_eq!(status, 200, "{accepted}");
+    assert_eq!(accepted["stage"], "talking", "{accepted}");
+    drop(nodes);
+}
