@@ -585,10 +585,12 @@ impl NodeConfig {
         let mut logins = BTreeSet::new();
         let mut agent_ids = BTreeSet::new();
         for (position, agent) in self.agents.iter().enumerate() {
-            if agent.login.trim().is_empty() || !logins.insert(agent.login.clone()) {
+            if !crate::state::machine::login_is_valid(&agent.login)
+                || !logins.insert(agent.login.clone())
+            {
                 return Err(invalid(
                     format!("agents[{position}].login"),
-                    "must be unique and not empty",
+                    "must be unique, 1 to 64 characters of A-Z a-z 0-9 . _ - @",
                 ));
             }
             if !agent_ids.insert(agent.id) {
@@ -677,6 +679,20 @@ impl NodeConfig {
     /// The peer site with this routing number.
     pub fn peer_site_by_number(&self, number: u16) -> Option<&PeerSite> {
         self.peer_sites.iter().find(|peer| peer.number == number)
+    }
+
+    /// The `[[agents]]` as the cluster-wide roster holds them.
+    pub fn agent_definitions(&self) -> Vec<crate::state::command::AgentDefinition> {
+        self.agents
+            .iter()
+            .map(|agent| crate::state::command::AgentDefinition {
+                login: agent.login.clone(),
+                id: agent.id,
+                skills: agent.skills.clone(),
+                certificate_valid_until: agent.certificate_valid_until.clone(),
+                chat_slots: agent.chat_slots,
+            })
+            .collect()
     }
 
     /// A skill's index by name.

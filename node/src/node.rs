@@ -73,9 +73,18 @@ pub fn start(
     actix_web::rt::spawn(sync_site_settings(
         proposer.clone(),
         shared.clone(),
-        config.site.id.clone(),
-        config.state_policy(),
-        tokens.seed(),
+        SiteSettings {
+            site: config.site.id.clone(),
+            policy: config.state_policy(),
+            tokens: tokens.seed(),
+            skills: config
+                .routing
+                .skills
+                .iter()
+                .map(|skill| skill.name.clone())
+                .collect(),
+            agents: config.agent_definitions(),
+        },
     ));
     let actor = SiteActor::new(config.clone(), proposer.clone(), shared.clone())?;
     let site = Supervisor::start(move |_| actor);
@@ -121,21 +130,34 @@ pub const SETTINGS_SYNC_ATTEMPTS_MAX: u32 = 18_000;
 /// start).
 pub const SETTINGS_SYNC_RETRY_INTERVAL: Duration = Duration::from_millis(200);
 
+/// What a site replicates from its configuration (see [`sync_site_settings`]).
+struct SiteSettings {
+    site: String,
+    policy: crate::state::model::StatePolicy,
+    tokens: Vec<crate::state::command::TokenGrant>,
+    /// The site's skill names (its agents may hold only these).
+    skills: Vec<String>,
+    agents: Vec<crate::state::command::AgentDefinition>,
+}
+
 /// Replicates this site's settings once the node has caught up (a read barrier: everything
 /// committed before it is applied here), and only what differs from the cluster's:
 /// - its `[callbacks]`/`[orders]` policy, kept for this site alone (`SetSitePolicy`), so a
 ///   restart never changes another site's rules;
 /// - its token seed (`[[tokens]]` and its admin token), merged: hashes the cluster knows —
-///   active or revoked — stay as they are.
-async fn sync_site_settings(
-    proposer: Proposer,
-    shared: SharedState,
-    site: String,
-    policy: crate::state::model::StatePolicy,
-    seed: Vec<crate::state::command::TokenGrant>,
-) {
-    use crate::state::Command;
+///   active or revoked — stay as they are;
+/// - its `[[agents]]`, merged into the cluster-wide roster (`SeedAgents`): an agent another
+///   site defined differently is refused and logged here, never overwritten.
+async fn sync_site_settings(proposer: Proposer, shared: SharedState, settings: SiteSettings) {
     use crate::state::model::Actor;
+    use crate::state::{ApplyError, Command, Outcome};
+    let SiteSettings {
+        site,
+        policy,
+        tokens: seed,
+        skills,
+        agents,
+    } = settings;
     for _ in 0..SETTINGS_SYNC_ATTEMPTS_MAX {
         let step = async {
             proposer
@@ -143,11 +165,15 @@ async fn sync_site_settings(
                 .read_barrier()
                 .await
                 .map_err(|error| error.to_string())?;
-            let (policy_differs, unknown_tokens) = shared.read(|state| {
+            let (policy_differs, unknown_tokens, roster_differs) = shared.read(|state| {
                 (
                     state.site_policy(&site) != Some(&policy),
                     seed.iter()
                         .any(|grant| state.token(&grant.sha256).is_none()),
+                    agents.iter().any(|agent| {
+                        state.roster_agent(&agent.login).map(|record| &record.agent)
+                            != Some(agent)
+                    }),
                 )
             });
             if policy_differs {
@@ -174,6 +200,30 @@ async fn sync_site_settings(
                 }
                 tracing::info!(%site, tokens = seed.len(), "token seed merged into the cluster's tokens");
             }
+            if roster_differs && !agents.is_empty() {
+                let command = Command::SeedAgents {
+                    skills: skills.clone(),
+                    agents: agents.clone(),
+                };
+                match proposer.propose(Actor::system(), command).await {
+                    Ok(Outcome::AgentsSeeded {
+                        added,
+                        unchanged,
+                        refused,
+                    }) => {
+                        for (login, reason) in &refused {
+                            tracing::warn!(%site, %login, %reason, "agent not taken into the cluster roster");
+                        }
+                        tracing::info!(%site, added, unchanged, refused = refused.len(), "agents merged into the cluster roster");
+                    }
+                    Ok(_) => {}
+                    // A refusal is final (every agent conflicts): retrying would not help.
+                    Err(crate::replicate::ProposeFailure::Refused(ApplyError::Conflict(reason))) => {
+                        tracing::warn!(%site, %reason, "no agent of this site taken into the cluster roster");
+                    }
+                    Err(error) => return Err(error.to_string()),
+                }
+            }
             Ok::<(), String>(())
         };
         match step.await {
@@ -182,7 +232,7 @@ async fn sync_site_settings(
         }
         tokio::time::sleep(SETTINGS_SYNC_RETRY_INTERVAL).await;
     }
-    tracing::warn!("could not replicate this site's policy and token seed");
+    tracing::warn!("could not replicate this site's policy, token seed and agents");
 }
 
 /// The replicator the binary runs: Raft on RocksDB (and QUIC when the site has peers).

@@ -9,7 +9,11 @@
 //!   `X-Callgrid-Read: local`, `X-Callgrid-Stale: true` with its age;
 //! - the majority goes on committing;
 //! - after the heal the site catches up, its reads are current again, and the create retried
-//!   with its Idempotency-Key commits exactly once.
+//!   with its Idempotency-Key commits exactly once;
+//! - orders its agent takes with `Prefer: respond-async` while cut off are answered
+//!   `202 pending` (kept in the site's durable outbox), listed as the agent's pending creates,
+//!   and after the heal each commits exactly once (counted on every replica) and its pending
+//!   id resolves to that order.
 //!
 //! Needs root and nftables (`apt-get install -y nftables`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -21,13 +25,23 @@ use callgrid_tests::netns::Partition;
 use callgrid_tests::*;
 use serde_json::{Value, json};
 
-/// Routing for the drill: one voice queue and one agent per site.
+/// Routing for the drill: one voice queue and one agent per site, with the agent's token.
 fn routing(agent: &str, agent_id: u64) -> String {
     format!(
         "\n[routing]\noffer_timeout_ms = 60000\nskills = [\n  {{ name = \"line1\", channel = \"voice\", line = \"line1\" }},\n]\n\n\
-         [[agents]]\nlogin = \"{agent}\"\nid = {agent_id}\nskills = [\"line1\"]\n"
+         [[agents]]\nlogin = \"{agent}\"\nid = {agent_id}\nskills = [\"line1\"]\n\n\
+         [[tokens]]\nname = \"{agent}\"\nrole = \"agent\"\nsha256 = \"{}\"\n",
+        token_sha256(&agent_token(agent))
     )
 }
+
+/// The bearer token of `agent` (its desktop).
+fn agent_token(agent: &str) -> String {
+    format!("{agent}-desktop-token-for-drills")
+}
+
+/// Orders the cut-off site's agent takes while cut off (`Prefer: respond-async`).
+const PENDING_ORDERS: usize = 5;
 
 fn order_body(caller: &str) -> Value {
     json!({
@@ -151,6 +165,13 @@ fn partition_drill(cut_leader: bool) {
         assert_eq!(answer.status, 200, "{path}: {:?}", answer.body);
     }
     let before = order_count(&get(isolated, "/api/v1/orders?limit=500"));
+    // The agent's token (its site's seed) is valid once the seed merged into the cluster's
+    // tokens: wait for that before cutting the site off.
+    let token = agent_token(&agent);
+    eventually("the agent's token to be valid", || {
+        let answer = send(&isolated.base, "GET", "/api/v1/pending", &token, &[], None);
+        (answer.status == 200).then_some(())
+    });
 
     let peers: Vec<u16> = majority.iter().map(|node| port(&node.site)).collect();
     let mut partition = Partition::cut_off(port(&isolated.site), &peers).unwrap();
@@ -205,6 +226,70 @@ fn partition_drill(cut_leader: bool) {
         refused.body
     );
     assert!(refused.header("Retry-After").is_some());
+
+    // With `Prefer: respond-async` the agent's orders wait at the site: 202 pending.
+    let asynchronous = [("Prefer", "respond-async")];
+    let pending: Vec<(String, String, String)> = (0..PENDING_ORDERS)
+        .map(|number| {
+            let caller = format!("+7916000340{number}");
+            let answer = send(
+                &isolated.base,
+                "POST",
+                "/api/v1/orders",
+                &token,
+                &asynchronous,
+                Some(&order_body(&caller)),
+            );
+            assert_eq!(answer.status, 202, "{:?}", answer.body);
+            assert_eq!(answer.body["status"], "pending");
+            assert_eq!(answer.header("Preference-Applied"), Some("respond-async"));
+            let id = answer.body["pending_id"].as_str().unwrap().to_string();
+            assert_eq!(
+                answer.header("Location"),
+                Some(format!("/api/v1/pending/{id}").as_str())
+            );
+            let key = answer.header("Idempotency-Key").unwrap().to_string();
+            (id, key, caller)
+        })
+        .collect();
+    // The desktop retries one with the key it was given: the same pending create.
+    let (first_id, first_key, first_caller) = &pending[0];
+    let again = send(
+        &isolated.base,
+        "POST",
+        "/api/v1/orders",
+        &token,
+        &[("Prefer", "respond-async"), ("Idempotency-Key", first_key)],
+        Some(&order_body(first_caller)),
+    );
+    assert_eq!(again.status, 202, "{:?}", again.body);
+    assert_eq!(again.body["pending_id"].as_str(), Some(first_id.as_str()));
+    let shown = send(
+        &isolated.base,
+        "GET",
+        &format!("/api/v1/pending/{first_id}"),
+        &token,
+        &[],
+        None,
+    );
+    assert_eq!(shown.status, 200, "{:?}", shown.body);
+    assert_eq!(shown.body["status"], "pending");
+    assert_eq!(shown.body["request"]["caller"], first_caller.as_str());
+    let listed = send(
+        &isolated.base,
+        "GET",
+        &format!("/api/v1/pending?agent={agent}&status=pending"),
+        &token,
+        &[],
+        None,
+    );
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+    assert_eq!(
+        listed.body["pending"].as_array().map(Vec::len),
+        Some(PENDING_ORDERS),
+        "{:?}",
+        listed.body
+    );
 
     // A linearizable read is refused; a local one is served, marked stale with its age.
     let linearizable = get(isolated, "/api/v1/orders?limit=500");
@@ -296,6 +381,53 @@ fn partition_drill(cut_leader: bool) {
             answer.body
         );
     }
+
+    // The pending orders committed after the heal, each once, and each pending id resolves
+    // to its order.
+    for (id, _, caller) in &pending {
+        let committed = eventually("a pending order to commit", || {
+            let answer = send(
+                &isolated.base,
+                "GET",
+                &format!("/api/v1/pending/{id}"),
+                &token,
+                &[],
+                None,
+            );
+            (answer.body["status"] == "committed").then_some(answer)
+        });
+        let order = committed.body["result"]["order"].as_u64().unwrap();
+        assert_eq!(committed.body["record"]["id"].as_u64(), Some(order));
+        assert_eq!(committed.body["record"]["caller"], caller.as_str());
+        assert_eq!(
+            committed.body["location"],
+            format!("/api/v1/orders/{order}").as_str()
+        );
+        let query = format!("/api/v1/orders?caller={}", caller.replace('+', "%2B"));
+        for node in &nodes {
+            let answer = eventually("the order on every replica", || {
+                let answer = get(node, &query);
+                (answer.status == 200 && order_count(&answer) > 0).then_some(answer)
+            });
+            assert_eq!(
+                order_count(&answer),
+                1,
+                "{}: {:?}",
+                node.site.id,
+                answer.body
+            );
+            assert_eq!(answer.body["orders"][0]["id"].as_u64(), Some(order));
+        }
+    }
+    let waiting = send(
+        &isolated.base,
+        "GET",
+        &format!("/api/v1/pending?agent={agent}&status=pending"),
+        &token,
+        &[],
+        None,
+    );
+    assert_eq!(waiting.body["pending"].as_array().map(Vec::len), Some(0));
 }
 
 fn nft_tables() -> String {

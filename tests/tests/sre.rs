@@ -261,6 +261,149 @@ fn a_drained_site_takes_no_contacts_and_peers_dial_its_claimed_callbacks() {
     assert_eq!(code, 3);
 }
 
+/// The contact `id` at `node`, as the gateway sees it.
+fn contact(node: &Node, id: u64) -> Value {
+    let (status, body) = node.call_as(PBX, "GET", &format!("/api/v1/contacts/{id}"), None);
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// A caller arrives at `node` and waits (nobody is ready there): (contact id, arrival ms).
+fn waiting_caller(node: &Node, caller: &str) -> (u64, u64) {
+    let (status, body) = arrive(node, caller);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["contact"]["stage"], "queued", "{body}");
+    (
+        body["contact"]["id"].as_u64().unwrap(),
+        body["contact"]["arrived_at_ms"].as_u64().unwrap(),
+    )
+}
+
+fn set_agent(node: &Node, steps: &[(&str, Option<Value>)]) {
+    for (path, body) in steps {
+        let (status, answer) =
+            node.call("POST", &format!("/api/v1/agents/anna/{path}"), body.clone());
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+}
+
+/// `site`'s idle agents as `node` reads the published summaries.
+fn agents_available(node: &Node, site: &str) -> Option<u64> {
+    let (_, overview) = node.call("GET", "/api/v1/cluster/overview", None);
+    overview["sites"]
+        .as_array()?
+        .iter()
+        .find(|entry| entry["site"] == site)?["agents_available"]
+        .as_u64()
+}
+
+/// Finds `ordering_time_ms` anywhere in a callback's JSON.
+fn ordering_time_ms(value: &Value) -> Option<u64> {
+    match value {
+        Value::Object(map) => map
+            .get("ordering_time_ms")
+            .and_then(Value::as_u64)
+            .or_else(|| map.values().find_map(ordering_time_ms)),
+        Value::Array(items) => items.iter().find_map(ordering_time_ms),
+        _ => None,
+    }
+}
+
+/// Drain moves waiting callers: with an idle agent at a peer each waiting caller is
+/// overflowed there (stage `overflowed`; the gateway re-presents it, the peer routes it on a
+/// committed claim, keeping its original arrival); with no peer able to take it, the caller
+/// gets a callback at its original place (stage `callback_scheduled`).
+#[test]
+fn a_drained_sites_waiting_callers_move_to_a_peer_or_get_a_callback_at_their_place() {
+    let directory = tempfile::tempdir().unwrap();
+    // A long callback delay: the callback stays open (not dialled) while the test looks.
+    let sites = three_cities(directory.path(), [3_600, 3_600, 3_600]);
+    let nodes = start_all(&sites);
+    let (msk, ekb) = (&nodes[0], &nodes[1]);
+
+    // anna is ready at ekb; two callers wait at msk (nobody logged in there).
+    set_agent(
+        ekb,
+        &[("login", None), ("state", Some(json!({"state": "ready"})))],
+    );
+    eventually("ekb's idle agent in its published summary", || {
+        (agents_available(msk, "ekb") == Some(1)).then_some(())
+    });
+    let waiting: Vec<(u64, u64)> = ["+79160007101", "+79160007102"]
+        .iter()
+        .map(|caller| waiting_caller(msk, caller))
+        .collect();
+
+    let (code, answer) = cluster_cli(&ekb.base, ADMIN, &["drain", "msk"]);
+    assert_eq!(code, 0, "{answer}");
+    for (index, (id, arrived_at_ms)) in waiting.iter().enumerate() {
+        let view = eventually("the waiting caller to be moved", || {
+            let view = contact(msk, *id);
+            (view["stage"] == "overflowed").then_some(view)
+        });
+        assert_eq!(view["overflowed_to"]["site"], "ekb", "{view}");
+        let hops = view["overflowed_to"]["hops"].as_u64().unwrap();
+        // The gateway re-presents it at ekb, which routes it on a committed claim.
+        let caller = view["caller"].as_str().unwrap().to_string();
+        let presented = eventually("ekb to take the moved caller", || {
+            let (status, body) = ekb.call_as(
+                PBX,
+                "POST",
+                "/api/v1/contacts",
+                Some(
+                    json!({"caller": caller, "topic": "order", "overflowed_from": {
+                    "site": "msk", "contact": id, "arrived_at_ms": arrived_at_ms, "hops": hops}}),
+                ),
+            );
+            (status == 201).then_some(body)
+        });
+        assert_eq!(
+            presented["contact"]["overflowed_from"]["arrived_at_ms"].as_u64(),
+            Some(*arrived_at_ms),
+            "keeps its place: {presented}"
+        );
+        if index == 0 {
+            assert_eq!(presented["contact"]["stage"], "offered", "{presented}");
+        }
+    }
+
+    // No peer can take the next one: anna logs out at ekb, msk is undrained, a caller waits.
+    set_agent(ekb, &[("logout", None)]);
+    let (code, answer) = cluster_cli(&ekb.base, ADMIN, &["undrain", "msk"]);
+    assert_eq!(code, 0, "{answer}");
+    let caller = "+79160007103";
+    let (id, arrived_at_ms) = eventually("msk to take contacts again", || {
+        let (status, body) = arrive(msk, caller);
+        (status == 201).then_some((
+            body["contact"]["id"].as_u64()?,
+            body["contact"]["arrived_at_ms"].as_u64()?,
+        ))
+    });
+    eventually("ekb's summary to show nobody idle", || {
+        (agents_available(msk, "ekb") == Some(0)).then_some(())
+    });
+    let (code, answer) = cluster_cli(&ekb.base, ADMIN, &["drain", "msk"]);
+    assert_eq!(code, 0, "{answer}");
+    let view = eventually("the stranded caller to get a callback", || {
+        let view = contact(msk, id);
+        (view["stage"] != "queued").then_some(view)
+    });
+    assert_eq!(view["stage"], "callback_scheduled", "{view}");
+    let callback = eventually("the callback at the caller's place", || {
+        let (_, list) = msk.call("GET", "/api/v1/callbacks?limit=500&consistency=local", None);
+        list["callbacks"]
+            .as_array()?
+            .iter()
+            .find(|callback| callback["caller"] == caller)
+            .cloned()
+    });
+    assert_eq!(
+        ordering_time_ms(&callback),
+        Some(arrived_at_ms),
+        "at its original place: {callback}"
+    );
+}
+
 #[test]
 fn tokens_are_cluster_wide_added_and_revoked_at_one_site_for_all() {
     let directory = tempfile::tempdir().unwrap();
@@ -634,4 +777,74 @@ fn cluster_local_starts_three_voters_and_stops_without_leftovers() {
     for pid in pids {
         assert!(!pid_alive(pid), "node {pid} still runs after stop");
     }
+}
+
+/// An agent token only msk's config holds.
+const KIRA: &str = "kira-agent-token-defined-at-msk-only";
+
+/// The agent roster is cluster-wide: an agent configured only at msk (with its token) logs in
+/// at ekb and takes an offer there; the admin API lists it with the site that defined it.
+#[test]
+fn an_agent_configured_at_one_site_logs_in_at_another_and_takes_an_offer() {
+    let directory = tempfile::tempdir().unwrap();
+    let sites = three_cities(directory.path(), [0, 0, 0]);
+    let mut msk_config = std::fs::read_to_string(&sites[0].config).unwrap();
+    msk_config.push_str(&format!(
+        "\n[[agents]]\nlogin = \"kira\"\nid = 42\nskills = [\"line1\"]\n\n\
+         [[tokens]]\nname = \"kira\"\nrole = \"agent\"\nsha256 = \"{}\"\n",
+        token_sha256(KIRA)
+    ));
+    std::fs::write(&sites[0].config, msk_config).unwrap();
+    let nodes = start_all(&sites);
+    let ekb = &nodes[1];
+
+    // msk's seed reaches the cluster roster; ekb lists kira as msk's.
+    let listed = eventually("kira in the cluster roster at ekb", || {
+        let (status, body) = ekb.call("GET", "/api/v1/cluster/agents", None);
+        assert_eq!(status, 200, "{body}");
+        body["agents"]
+            .as_array()?
+            .iter()
+            .find(|agent| agent["login"] == "kira")
+            .cloned()
+    });
+    assert_eq!(listed["defined_by_site"], "msk", "{listed}");
+    assert_eq!(listed["id"], 42, "{listed}");
+    assert_eq!(listed["may_log_in_here"], true, "{listed}");
+    // An agent token is no admin.
+    let (status, _) = ekb.call_as(KIRA, "GET", "/api/v1/cluster/agents", None);
+    assert_eq!(status, 403);
+    // A login on no roster is still unknown.
+    let (status, body) = ekb.call("POST", "/api/v1/agents/nobody/login", None);
+    assert_eq!(status, 404, "{body}");
+
+    // kira logs in at ekb with its own token (cluster-wide since msk's seed), and is ready.
+    let (status, body) = eventually("kira's token at ekb", || {
+        let answer = ekb.call_as(KIRA, "POST", "/api/v1/agents/kira/login", None);
+        (answer.0 != 401).then_some(answer)
+    });
+    assert_eq!(status, 200, "kira logs in at ekb: {body}");
+    let (status, body) = ekb.call_as(
+        KIRA,
+        "POST",
+        "/api/v1/agents/kira/state",
+        Some(json!({"state": "ready"})),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // A caller at ekb is offered to kira (anna is logged out there), who accepts.
+    let (status, arrived) = arrive(ekb, "+79160009001");
+    assert_eq!(status, 201, "{arrived}");
+    assert_eq!(arrived["contact"]["stage"], "offered", "{arrived}");
+    assert_eq!(arrived["contact"]["agent"], "kira", "{arrived}");
+    let contact = arrived["contact"]["id"].as_u64().unwrap();
+    let (status, accepted) = ekb.call_as(
+        KIRA,
+        "POST",
+        &format!("/api/v1/agents/kira/contacts/{contact}/accept"),
+        Some(json!({})),
+    );
+    assert_eq!(status, 200, "{accepted}");
+    assert_eq!(accepted["stage"], "talking", "{accepted}");
+    drop(nodes);
 }

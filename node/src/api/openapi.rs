@@ -85,7 +85,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     (
         "get",
         "/gateway/stream",
-        "WebSocket: dial requests for callbacks, monitoring requests, contact stage changes (type contact: stage, queue position, estimated wait; stage overflowed with overflowed_to {site, api_url, hops}: re-present the call there with overflowed_from, hops included)",
+        "WebSocket: dial requests for callbacks, monitoring requests, contact stage changes (type contact: stage, queue position, estimated wait; stage overflowed with overflowed_to {site, api_url, hops}: re-present the call there with overflowed_from, hops included — also when the site is drained; stage callback_scheduled: a drained site with no peer to take the caller scheduled a callback at the caller's place, tell the caller and end the call)",
         "gateway",
         None,
     ),
@@ -390,6 +390,20 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
         "supervisor",
         None,
     ),
+    (
+        "get",
+        "/pending",
+        "Pending creates kept at this site until the quorum is back (?agent=LOGIN: one principal's, the default for agents and gateways; ?status=pending: only those still waiting; ?limit=), each pending, committed (with the record) or refused",
+        "agent (self), supervisor, gateway (self)",
+        None,
+    ),
+    (
+        "get",
+        "/pending/{id}",
+        "A pending create: pending, or committed with the record and its location, or refused with the problem (answered from this site's copy, like ?consistency=local)",
+        "agent (self), supervisor, gateway (self)",
+        None,
+    ),
     ("get", "/cluster/status", "Raft status", "supervisor", None),
     (
         "get",
@@ -430,6 +444,13 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
         "delete",
         "/cluster/tokens/{id}",
         "Revoke a token at every site (id: its sha256)",
+        "admin",
+        None,
+    ),
+    (
+        "get",
+        "/cluster/agents",
+        "Cluster-wide agent roster (every site's agents; who may log in here)",
         "admin",
         None,
     ),
@@ -488,6 +509,10 @@ pub const IDEMPOTENT_CREATES: &[(&str, &str)] = &[
     ("post", "/contacts/{contact}/reviews"),
 ];
 
+/// The creates that may wait in the site's outbox with `Prefer: respond-async` (paths, all
+/// POST): see `api::routes::pending`.
+pub const ASYNC_CREATES: &[&str] = &["/orders", "/pre-orders", "/reservations", "/complaints"];
+
 /// The reads of the replicated state (GET paths): `?consistency=` and the read headers.
 pub const REPLICATED_READS: &[&str] = &[
     "/self-service/order-status",
@@ -539,6 +564,21 @@ fn document_idempotent_create(operation: &mut Value) {
     }
     operation["responses"]["422"] = json!({"description": "The Idempotency-Key was used for a different request (type .../idempotency-key-reused)",
         "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
+}
+
+/// Adds `Prefer: respond-async` and the 202 pending answer to a create's operation.
+fn document_async_create(operation: &mut Value) {
+    push_parameter(
+        operation,
+        json!({"name": "Prefer", "in": "header", "required": false,
+            "description": "respond-async (RFC 7240): when the create cannot commit now (this site is cut off from the quorum, or the proposal ends no-quorum or outcome-unknown) the site keeps it in its durable outbox (fsync'd before answering) under the request's Idempotency-Key (generated when absent, returned in the Idempotency-Key header) and answers 202; it commits once after the heal. Without it such a create is a 503.",
+            "schema": {"type": "string"}}),
+    );
+    operation["responses"]["202"] = json!({"description": "Kept until the quorum is back: {\"status\":\"pending\",\"pending_id\",\"kind\",\"idempotency_key\",\"location\"}; follow GET /api/v1/pending/{id}",
+        "headers": {
+            "Location": {"description": "/api/v1/pending/{id}", "schema": {"type": "string"}},
+            "Preference-Applied": {"description": "respond-async", "schema": {"type": "string"}},
+            "Idempotency-Key": {"description": "the key the create commits under", "schema": {"type": "string"}}}});
 }
 
 /// Adds `?consistency=` and the read headers to a read's operation.
@@ -670,6 +710,8 @@ pub fn document() -> Value {
             .map(|name| {
                 let schema = if name == "login" {
                     json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"})
+                } else if path.starts_with("/pending/") {
+                    json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})
                 } else {
                     json!({"type": "integer", "minimum": 0})
                 };
@@ -681,6 +723,9 @@ pub fn document() -> Value {
         }
         if IDEMPOTENT_CREATES.contains(&(*method, *path)) {
             document_idempotent_create(&mut operation);
+        }
+        if *method == "post" && ASYNC_CREATES.contains(path) {
+            document_async_create(&mut operation);
         }
         if *method == "get" && REPLICATED_READS.contains(path) {
             document_replicated_read(&mut operation);
@@ -762,6 +807,11 @@ mod tests {
             let text = operation.to_string();
             assert!(text.contains("X-Callgrid-Staleness-Ms"), "{path}: {text}");
             assert!(text.contains("\"consistency\""), "{path}");
+        }
+        for path in ASYNC_CREATES {
+            let operation = &document["paths"][format!("/api/v1{path}")]["post"];
+            assert!(operation["responses"]["202"].is_object(), "{path}");
+            assert!(operation.to_string().contains("respond-async"), "{path}");
         }
         let problem = document["components"]["schemas"]["Problem"].to_string();
         for (slug, _, _) in PROBLEM_TYPES {

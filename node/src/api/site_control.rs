@@ -8,6 +8,7 @@
 //! | `GET /api/v1/cluster/tokens` | the cluster's tokens (hashes, names, roles, revoked) |
 //! | `POST /api/v1/cluster/tokens` `{"name", "role", "sha256"}` | a token valid at every site |
 //! | `DELETE /api/v1/cluster/tokens/{sha256}` | revoke it at every site |
+//! | `GET /api/v1/cluster/agents` | the cluster-wide agent roster (each site's `[[agents]]`) |
 //!
 //! Changes go through Raft and answer once committed and applied on this node. The token is
 //! checked before any body is read.
@@ -53,7 +54,37 @@ pub fn register(service: &mut web::ServiceConfig) {
         .service(guarded(
             "/api/v1/cluster/tokens/{sha256}",
             web::delete().to(token_revoke),
-        ));
+        ))
+        .service(guarded("/api/v1/cluster/agents", web::get().to(agent_list)));
+}
+
+/// The cluster-wide roster: every agent any site configured, the site that defined it, and
+/// whether this site has one of its skills (it may log in here).
+async fn agent_list(state: Data, request: HttpRequest) -> ApiResult {
+    admin(&state, &request)?;
+    let agents: Vec<Value> = state.shared.read(|replicated| {
+        replicated
+            .roster_agents()
+            .map(|record| {
+                let agent = &record.agent;
+                let here = agent
+                    .skills
+                    .iter()
+                    .any(|skill| state.config.skill_index(skill).is_some());
+                json!({
+                    "login": agent.login,
+                    "id": agent.id,
+                    "skills": agent.skills,
+                    "certificate_valid_until": agent.certificate_valid_until,
+                    "chat_slots": agent.chat_slots,
+                    "defined_by_site": record.defined_by_site,
+                    "changed_at_ms": record.changed_at_ms,
+                    "may_log_in_here": here,
+                })
+            })
+            .collect()
+    });
+    Ok(HttpResponse::Ok().json(json!({"site": state.config.site.id, "agents": agents})))
 }
 
 fn admin(state: &Data, request: &HttpRequest) -> Result<Actor, ApiError> {

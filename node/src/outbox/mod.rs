@@ -25,6 +25,16 @@
 //! Answers that acknowledge a write (an abandoned caller's callback, an attempt's outcome)
 //! wait for [`Outbox::durable`] — one group commit, milliseconds — so what was acknowledged
 //! survives a crash of the node; the arrival → offer path never waits for it.
+//!
+//! **Pending creates.** An order (pre-order, reservation, complaint) its site could not
+//! commit — cut off from the quorum, or its proposal's outcome unknown — waits here as a
+//! [`SiteWrite::IdempotentCreate`] carrying the principal, the `Idempotency-Key` and the
+//! create; the store keeps a [`PendingRecord`] beside it (same fsync'd batch). The drainer
+//! proposes at most one create per batch (each remembers its key at its batch's log index)
+//! and, once committed, records what became of it ([`Resolved`]: the record's id, or why the
+//! state refused it) from the replicated idempotency table; [`Outbox::pending_status`] answers
+//! `GET /api/v1/pending/{id}`. Resolved records are forgotten after
+//! [`PENDING_RESOLVED_RETENTION_MS`].
 
 mod store;
 #[cfg(test)]
@@ -36,12 +46,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
-pub use store::{OutboxStore, PendingEntry, StoreError};
+pub use store::{OutboxStore, PendingEntry, PendingRecord, Resolved, StoreError};
 
 use crate::replicate::{ProposeFailure, Proposer, ReplicateError, now_ms};
 use crate::state::model::Actor as Principal;
 use crate::state::site_writes::{OUTBOX_BATCH_ENTRIES_MAX, OutboxBatch, SiteWrite};
-use crate::state::{Command, InvalidCommand, Outcome};
+use crate::state::{Command, InvalidCommand, Outcome, SharedState};
 
 /// Directory under the data dir holding the outbox's RocksDB.
 pub const OUTBOX_DIRECTORY: &str = "outbox";
@@ -59,6 +69,11 @@ pub const OUTBOX_DISK_RETRY: Duration = Duration::from_secs(1);
 pub const OUTBOX_DURABLE_WAIT: Duration = Duration::from_secs(5);
 /// The drainer looks at the store at least this often even without a wake-up.
 pub const OUTBOX_IDLE_POLL: Duration = Duration::from_secs(1);
+/// A resolved pending create is remembered this long after it resolved (a day: what an
+/// agent's desktop or a client needs to turn "pending" into the record).
+pub const PENDING_RESOLVED_RETENTION_MS: u64 = 24 * 60 * 60 * 1_000;
+/// How often the drainer resolves and forgets pending records when idle.
+pub const PENDING_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Why the outbox could not take a write or start.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +155,8 @@ struct Shared {
     written_total: tokio::sync::watch::Sender<u64>,
     wake: tokio::sync::Notify,
     stop: AtomicBool,
+    /// The replicated state, where the drainer reads what became of a pending create.
+    resolver: Option<SharedState>,
 }
 
 /// Stops the threads when the last [`Outbox`] handle goes (without waiting for them:
@@ -183,6 +200,16 @@ impl Outbox {
     /// Opens the store in `data_dir/outbox` and starts the writer and the drainer, which
     /// proposes through `proposer` (resuming with what the store still holds).
     pub fn open(data_dir: &Path, proposer: Proposer) -> Result<Self, OutboxError> {
+        Self::open_with(data_dir, proposer, None)
+    }
+
+    /// [`Outbox::open`], resolving pending creates from `resolver` (the replicated state the
+    /// proposer's commands are applied to) once they commit.
+    pub fn open_with(
+        data_dir: &Path,
+        proposer: Proposer,
+        resolver: Option<SharedState>,
+    ) -> Result<Self, OutboxError> {
         let store = OutboxStore::open(&data_dir.join(OUTBOX_DIRECTORY), now_ms())?;
         let last = store.last_sequence()?;
         let first_pending = store.first_pending()?;
@@ -194,6 +221,7 @@ impl Outbox {
             written_total: tokio::sync::watch::Sender::new(0),
             wake: tokio::sync::Notify::new(),
             stop: AtomicBool::new(false),
+            resolver,
         });
         shared.stats.durable.store(last, Ordering::SeqCst);
         shared.stats.committed.store(committed, Ordering::SeqCst);
@@ -323,6 +351,56 @@ impl Outbox {
         }
     }
 
+    /// The pending create `id` as this site knows it, resolved from `state` when it committed
+    /// meanwhile (the resolution is then stored). `None`: no such pending create here.
+    pub fn pending_status(
+        &self,
+        id: &str,
+        state: &SharedState,
+    ) -> Result<Option<PendingRecord>, OutboxError> {
+        let Some(record) = self.shared.store.pending(id)? else {
+            return Ok(None);
+        };
+        Ok(Some(resolve_record(&self.shared, record, state)))
+    }
+
+    /// The pending creates this site remembers, newest first, optionally only `principal`'s,
+    /// each resolved from `state` as [`Outbox::pending_status`] does; at most `limit`.
+    pub fn pending_list(
+        &self,
+        principal: Option<&str>,
+        state: &SharedState,
+        limit: usize,
+    ) -> Result<Vec<PendingRecord>, OutboxError> {
+        let mut records: Vec<PendingRecord> = self
+            .shared
+            .store
+            .pending_all()?
+            .into_iter()
+            .filter(|record| principal.is_none_or(|principal| record.principal == principal))
+            .collect();
+        records.sort_by(|one, other| {
+            (other.taken_at_ms, other.sequence).cmp(&(one.taken_at_ms, one.sequence))
+        });
+        records.truncate(limit);
+        Ok(records
+            .into_iter()
+            .map(|record| resolve_record(&self.shared, record, state))
+            .collect())
+    }
+
+    /// The waiting (unresolved) pending create of `principal` under `key`, if any: a client
+    /// retrying an async create gets the same pending id, not a second entry.
+    pub fn pending_by_key(
+        &self,
+        principal: &str,
+        key: &str,
+    ) -> Result<Option<PendingRecord>, OutboxError> {
+        Ok(self.shared.store.pending_all()?.into_iter().find(|record| {
+            record.principal == principal && record.key == key && record.resolved.is_none()
+        }))
+    }
+
     /// The last sequence committed (tests and drills).
     pub fn committed_sequence(&self) -> u64 {
         self.shared.stats.committed.load(Ordering::SeqCst)
@@ -399,6 +477,10 @@ fn drain_thread(shared: Arc<Shared>, proposer: Proposer, committed: u64) {
 async fn drain_loop(shared: &Shared, proposer: &Proposer, mut committed: u64) {
     let mut backoff = OUTBOX_RETRY_BACKOFF_MIN;
     let mut limit = OUTBOX_BATCH_ENTRIES_MAX;
+    // Resolve what a previous run left unresolved at the first idle moment.
+    let mut last_sweep = tokio::time::Instant::now()
+        .checked_sub(PENDING_SWEEP_INTERVAL)
+        .unwrap_or_else(tokio::time::Instant::now);
     while !shared.stop.load(Ordering::SeqCst) {
         let pending = match shared.store.read_from(committed.saturating_add(1), limit) {
             Ok(pending) => pending,
@@ -412,8 +494,20 @@ async fn drain_loop(shared: &Shared, proposer: &Proposer, mut committed: u64) {
                 continue;
             }
         };
+        let mut pending = pending;
+        if let Some(create) = pending
+            .iter()
+            .position(|entry| entry.entry.write.is_create())
+        {
+            // One create per batch: the idempotency table keeps one key per log index.
+            pending.truncate(create + 1);
+        }
         let Some(first) = pending.first() else {
             shared.stats.oldest_pending_at_ms.store(0, Ordering::SeqCst);
+            if last_sweep.elapsed() >= PENDING_SWEEP_INTERVAL {
+                sweep_pending(shared, committed);
+                last_sweep = tokio::time::Instant::now();
+            }
             wait(shared, OUTBOX_IDLE_POLL).await;
             continue;
         };
@@ -426,6 +520,13 @@ async fn drain_loop(shared: &Shared, proposer: &Proposer, mut committed: u64) {
             .last()
             .map_or(committed, |entry| entry.entry.sequence);
         let count = pending.len() as u64;
+        let creates: Vec<String> = pending
+            .iter()
+            .filter_map(|entry| match &entry.entry.write {
+                SiteWrite::IdempotentCreate { pending, .. } => Some(pending.clone()),
+                _ => None,
+            })
+            .collect();
         let batch = OutboxBatch {
             incarnation: shared.store.incarnation(),
             entries: pending.into_iter().map(|pending| pending.entry).collect(),
@@ -446,6 +547,7 @@ async fn drain_loop(shared: &Shared, proposer: &Proposer, mut committed: u64) {
                 }
                 committed = last;
                 commit_through(shared, committed, count, oldest_at_ms);
+                resolve_committed(shared, &creates);
                 backoff = OUTBOX_RETRY_BACKOFF_MIN;
                 limit = OUTBOX_BATCH_ENTRIES_MAX;
             }
@@ -468,8 +570,107 @@ async fn drain_loop(shared: &Shared, proposer: &Proposer, mut committed: u64) {
                 shared.stats.dropped_total.fetch_add(1, Ordering::SeqCst);
                 committed = last;
                 commit_through(shared, committed, 0, oldest_at_ms);
+                resolve_committed(shared, &creates);
             }
         }
+    }
+}
+
+/// Resolves a pending record from the replicated state, if it can: the idempotency table's
+/// answer to its key (stored once found). An unresolved record stays as it is.
+fn resolve_record(
+    shared: &Shared,
+    mut record: PendingRecord,
+    state: &SharedState,
+) -> PendingRecord {
+    if record.resolved.is_some() {
+        return record;
+    }
+    let Some(response) = state
+        .read(|state| state.idempotent_result(&record.principal, &record.key, &record.command))
+    else {
+        return record;
+    };
+    record.resolved = Some(Resolved {
+        at_ms: now_ms(),
+        response: Some(response),
+    });
+    if let Err(error) = shared.store.put_pending(&record) {
+        // Harmless: resolved again from the state next time.
+        shared
+            .stats
+            .store_errors_total
+            .fetch_add(1, Ordering::SeqCst);
+        tracing::warn!(%error, pending = %record.id, "pending create resolution not stored");
+    }
+    record
+}
+
+/// After a batch with the pending creates `ids` committed: records what became of them.
+fn resolve_committed(shared: &Shared, ids: &[String]) {
+    for id in ids {
+        let record = match shared.store.pending(id) {
+            Ok(Some(record)) => record,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::warn!(%error, pending = %id, "pending record unreadable");
+                continue;
+            }
+        };
+        let record = match &shared.resolver {
+            Some(state) => resolve_record(shared, record, state),
+            None => record,
+        };
+        if record.resolved.is_none() {
+            // Committed, but the key's memory is gone (or no state to read): say so.
+            mark_committed_unknown(shared, record);
+        } else {
+            tracing::info!(pending = %id, "pending create committed");
+        }
+    }
+}
+
+fn mark_committed_unknown(shared: &Shared, mut record: PendingRecord) {
+    record.resolved = Some(Resolved {
+        at_ms: now_ms(),
+        response: None,
+    });
+    if let Err(error) = shared.store.put_pending(&record) {
+        tracing::warn!(%error, pending = %record.id, "pending create resolution not stored");
+    }
+}
+
+/// Resolves the pending records whose entries committed (a restart between the commit and the
+/// resolution) and forgets those resolved more than [`PENDING_RESOLVED_RETENTION_MS`] ago.
+fn sweep_pending(shared: &Shared, committed: u64) {
+    let records = match shared.store.pending_all() {
+        Ok(records) => records,
+        Err(error) => {
+            tracing::warn!(%error, "pending records unreadable");
+            return;
+        }
+    };
+    let now = now_ms();
+    let mut forget = Vec::new();
+    for record in records {
+        match &record.resolved {
+            Some(resolved)
+                if now.saturating_sub(resolved.at_ms) > PENDING_RESOLVED_RETENTION_MS =>
+            {
+                forget.push(record.id);
+            }
+            Some(_) => {}
+            None if record.sequence <= committed => {
+                let id = record.id.clone();
+                resolve_committed(shared, &[id]);
+            }
+            None => {}
+        }
+    }
+    if !forget.is_empty()
+        && let Err(error) = shared.store.forget_pending(&forget)
+    {
+        tracing::warn!(%error, "resolved pending records not forgotten");
     }
 }
 

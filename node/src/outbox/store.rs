@@ -4,9 +4,11 @@
 //!   m:incarnation → u64 BE   when the store was created (ms); names its sequence space
 //!   m:last        → u64 BE   the last sequence appended (never goes back)
 //!   e:<seq BE>    → StoredEntry (versioned bincode): when appended, what to write
+//!   p:<pending>   → PendingRecord (versioned bincode): an idempotent create waiting in the
+//!                   outbox, and once committed what became of it (`GET /api/v1/pending/{id}`)
 //! ```
-//! An append writes its entries and `m:last` in one write batch with `sync` (fsync'd before
-//! it returns). A committed prefix is deleted with one range delete (not synced: if the delete
+//! An append writes its entries (with the pending record of each idempotent create) and
+//! `m:last` in one write batch with `sync` (fsync'd before it returns). A committed prefix is deleted with one range delete (not synced: if the delete
 //! is lost in a crash the entries are proposed again and the state machine skips them).
 
 use std::path::{Path, PathBuf};
@@ -15,11 +17,14 @@ use callgrid_cluster::codec;
 use rocksdb::{DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 
+use crate::state::Response;
+use crate::state::command::Command;
 use crate::state::site_writes::{OutboxEntry, SiteWrite};
 
 const KEY_INCARNATION: &[u8] = b"m:incarnation";
 const KEY_LAST: &[u8] = b"m:last";
 const ENTRY_PREFIX: &[u8] = b"e:";
+const PENDING_PREFIX: &[u8] = b"p:";
 
 /// Why the outbox store failed.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +57,39 @@ struct StoredEntry {
 }
 
 impl codec::Versioned for StoredEntry {
+    const VERSION: u8 = 1;
+}
+
+/// An idempotent create that waited (or waits) in the outbox, as the site remembers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRecord {
+    /// The site's id for it.
+    pub id: String,
+    /// Its outbox sequence (in the store's incarnation).
+    pub sequence: u64,
+    /// When the site took it (ms since the Unix epoch).
+    pub taken_at_ms: u64,
+    /// The principal who made it (the key's scope).
+    pub principal: String,
+    /// Its `Idempotency-Key`.
+    pub key: String,
+    /// The create.
+    pub command: Command,
+    /// What became of it, once committed and seen by this site.
+    pub resolved: Option<Resolved>,
+}
+
+/// What became of a pending create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolved {
+    /// When the site saw it committed (ms since the Unix epoch).
+    pub at_ms: u64,
+    /// The state machine's first answer to the create (a record's id, or why it was refused);
+    /// `None` when the site learnt only that it committed (the key's memory had expired).
+    pub response: Option<Response>,
+}
+
+impl codec::Versioned for PendingRecord {
     const VERSION: u8 = 1;
 }
 
@@ -137,6 +175,26 @@ impl OutboxStore {
         let mut sequence = last;
         for write in writes {
             sequence += 1;
+            if let SiteWrite::IdempotentCreate {
+                pending,
+                actor,
+                key,
+                command,
+            } = &write
+            {
+                let record = PendingRecord {
+                    id: pending.clone(),
+                    sequence,
+                    taken_at_ms: appended_at_ms,
+                    principal: actor.name.clone(),
+                    key: key.clone(),
+                    command: (**command).clone(),
+                    resolved: None,
+                };
+                let value = codec::encode_versioned(&record)
+                    .map_err(|error| self.corrupt("pending record", error))?;
+                batch.put(pending_key(pending), value);
+            }
             let stored = StoredEntry {
                 appended_at_ms,
                 write,
@@ -189,6 +247,60 @@ impl OutboxStore {
         self.db.write(batch).map_err(|source| self.rocks(source))
     }
 
+    /// The pending create `id`, if the site has it.
+    pub fn pending(&self, id: &str) -> Result<Option<PendingRecord>, StoreError> {
+        match self
+            .db
+            .get(pending_key(id))
+            .map_err(|source| self.rocks(source))?
+        {
+            None => Ok(None),
+            Some(value) => codec::decode_versioned(&value)
+                .map(Some)
+                .map_err(|error| self.corrupt(&format!("pending record {id}"), error)),
+        }
+    }
+
+    /// Every pending create the site remembers (waiting, or resolved and not yet forgotten).
+    pub fn pending_all(&self) -> Result<Vec<PendingRecord>, StoreError> {
+        let mut records = Vec::new();
+        for item in self
+            .db
+            .iterator(IteratorMode::From(PENDING_PREFIX, Direction::Forward))
+        {
+            let (key, value) = item.map_err(|source| self.rocks(source))?;
+            if !key.starts_with(PENDING_PREFIX) {
+                break;
+            }
+            let record: PendingRecord = codec::decode_versioned(&value).map_err(|error| {
+                self.corrupt(
+                    &format!("pending record {}", String::from_utf8_lossy(&key)),
+                    error,
+                )
+            })?;
+            records.push(record);
+        }
+        Ok(records)
+    }
+
+    /// Stores `record` (its resolution), fsync'd.
+    pub fn put_pending(&self, record: &PendingRecord) -> Result<(), StoreError> {
+        let value = codec::encode_versioned(record)
+            .map_err(|error| self.corrupt("pending record", error))?;
+        let mut batch = WriteBatch::default();
+        batch.put(pending_key(&record.id), value);
+        self.write_synced(batch)
+    }
+
+    /// Forgets the pending creates `ids` (resolved long ago).
+    pub fn forget_pending(&self, ids: &[String]) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for id in ids {
+            batch.delete(pending_key(id));
+        }
+        self.db.write(batch).map_err(|source| self.rocks(source))
+    }
+
     fn write_synced(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut options = WriteOptions::default();
         options.set_sync(true);
@@ -230,5 +342,12 @@ fn entry_key(sequence: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(ENTRY_PREFIX.len() + 8);
     key.extend_from_slice(ENTRY_PREFIX);
     key.extend_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+fn pending_key(id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(PENDING_PREFIX.len() + id.len());
+    key.extend_from_slice(PENDING_PREFIX);
+    key.extend_from_slice(id.as_bytes());
     key
 }

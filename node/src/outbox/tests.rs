@@ -190,3 +190,148 @@ async fn durable_resolves_once_the_appended_writes_are_fsynced() {
     let outbox = tokio::task::spawn_blocking(move || outbox.close());
     outbox.await.unwrap();
 }
+
+fn order(caller: u32) -> crate::state::Command {
+    use crate::state::model::{Fulfilment, OrderItem, PaymentForm};
+    crate::state::Command::CreateOrder {
+        caller: format!("+7916100{caller:04}"),
+        items: vec![OrderItem {
+            sku: "NUR-200".into(),
+            name: "Nurofen".into(),
+            quantity: 1,
+            unit_price_minor: 25_050,
+        }],
+        fulfilment: Fulfilment::Pickup {
+            pharmacy: "apteka-7".into(),
+        },
+        payment: PaymentForm::Cash,
+        delivery_note: String::new(),
+    }
+}
+
+fn pending_order(caller: u32) -> SiteWrite {
+    SiteWrite::IdempotentCreate {
+        pending: format!("p-{caller}"),
+        actor: crate::state::model::Actor {
+            name: "anna".into(),
+            role: crate::state::model::Role::Agent,
+        },
+        key: format!("key-{caller}"),
+        command: Box::new(order(caller)),
+    }
+}
+
+fn orders(shared: &SharedState) -> usize {
+    shared.read(|state| state.orders_recent(usize::MAX).len())
+}
+
+/// Orders an agent took while the site was cut off wait on disk (pending, also across a
+/// restart), then commit once each — through "outcome unknown" answers that did commit — and
+/// each pending id resolves to its order.
+#[test]
+fn pending_creates_survive_a_restart_and_commit_once_each() {
+    let data = tempfile::tempdir().unwrap();
+    let shared = SharedState::new();
+    let replicator = flaky(&shared, UNAVAILABLE);
+    let open = |replicator: &Arc<Flaky>| {
+        Outbox::open_with(
+            data.path(),
+            Proposer::new(replicator.clone(), "msk".into()),
+            Some(shared.clone()),
+        )
+        .unwrap()
+    };
+    let outbox = open(&replicator);
+    outbox.append(abandoned(1)).unwrap();
+    for caller in 0..3 {
+        outbox.append(pending_order(caller)).unwrap();
+    }
+    wait_until("4 durable", || outbox.durable_sequence() == 4);
+    let record = outbox.pending_status("p-1", &shared).unwrap().unwrap();
+    assert_eq!(
+        (record.principal.as_str(), record.key.as_str()),
+        ("anna", "key-1")
+    );
+    assert_eq!(record.resolved, None, "pending while cut off");
+    assert_eq!(
+        outbox
+            .pending_list(Some("anna"), &shared, 10)
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(
+        outbox
+            .pending_list(Some("boris"), &shared, 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        outbox.pending_by_key("anna", "key-2").unwrap().unwrap().id,
+        "p-2"
+    );
+    outbox.close();
+
+    // Restarted; the quorum is back but every answer is "outcome unknown" (after committing).
+    let replicator = flaky(&shared, APPLY_THEN_UNKNOWN);
+    let outbox = open(&replicator);
+    assert_eq!(
+        outbox.pending_list(None, &shared, 10).unwrap().len(),
+        3,
+        "kept on disk"
+    );
+    wait_until("a few unknown outcomes", || {
+        replicator.proposals.load(Ordering::SeqCst) >= 4
+    });
+    replicator.mode.store(NORMAL, Ordering::SeqCst);
+    wait_until("4 commits", || outbox.committed_sequence() == 4);
+    assert_eq!(orders(&shared), 3, "one order per pending create");
+    assert_eq!(callbacks_open(&shared), 1);
+    let mut ids = Vec::new();
+    for caller in 0..3 {
+        let record = outbox
+            .pending_status(&format!("p-{caller}"), &shared)
+            .unwrap()
+            .unwrap();
+        let resolved = record.resolved.expect("resolved once committed");
+        let Some(Ok(crate::state::Outcome::OrderCreated(id))) = resolved.response else {
+            panic!("resolved to an order: {resolved:?}");
+        };
+        let caller_of = shared.read(|state| state.order(id).map(|order| order.caller.clone()));
+        assert_eq!(caller_of, Some(format!("+7916100{caller:04}")));
+        ids.push(id);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "three distinct orders");
+    outbox.close();
+}
+
+/// The drainer proposes at most one create per batch (each remembers its key at its own log
+/// index), however many are pending.
+#[test]
+fn creates_are_proposed_one_per_batch() {
+    let data = tempfile::tempdir().unwrap();
+    let shared = SharedState::new();
+    let replicator = flaky(&shared, UNAVAILABLE);
+    let outbox = Outbox::open_with(
+        data.path(),
+        Proposer::new(replicator.clone(), "msk".into()),
+        Some(shared.clone()),
+    )
+    .unwrap();
+    for caller in 0..5 {
+        outbox.append(pending_order(caller)).unwrap();
+    }
+    wait_until("5 durable", || outbox.durable_sequence() == 5);
+    let before = replicator.proposals.load(Ordering::SeqCst);
+    replicator.mode.store(NORMAL, Ordering::SeqCst);
+    wait_until("5 commits", || outbox.committed_sequence() == 5);
+    assert_eq!(orders(&shared), 5);
+    assert!(
+        replicator.proposals.load(Ordering::SeqCst) - before >= 5,
+        "one proposal per create"
+    );
+    assert_eq!(outbox.snapshot().dropped_total, 0);
+    outbox.close();
+}

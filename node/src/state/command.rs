@@ -27,6 +27,10 @@ pub const SKILLS_PER_SUMMARY_MAX: usize = 64;
 pub const CALLBACK_ATTEMPTS_MAX: u32 = 20;
 /// Tokens one `GrantTokens` command may carry (a config's seed, or one operator's add).
 pub const TOKENS_PER_COMMAND_MAX: usize = 1_000;
+/// Agents one `SeedAgents` command may carry (a site's `[[agents]]`).
+pub const AGENTS_PER_COMMAND_MAX: usize = 10_000;
+/// Skill names one `SeedAgents` command may carry (the proposing site's catalogue).
+pub const SKILLS_PER_SEED_MAX: usize = 1_000;
 /// Characters an idempotency key may have (visible ASCII, `!` to `~`).
 pub const IDEMPOTENCY_KEY_CHARS_MAX: usize = 128;
 
@@ -260,6 +264,32 @@ pub enum Command {
         /// The supervisor's comment (may be empty).
         comment: String,
     },
+    /// A site's configured agents (`[[agents]]`), merged into the cluster-wide roster so an
+    /// agent may log in at any site that has one of its skills (see `machine::agents`).
+    /// Idempotent; each agent is checked on its own (login syntax, skills among `skills`,
+    /// id not another login's, a login another site defined differently is refused — never
+    /// overwritten) and the refusals come back in [`Outcome::AgentsSeeded`]. Appended last.
+    SeedAgents {
+        /// The proposing site's skill names: the skills its agents may hold.
+        skills: Vec<String>,
+        /// The agents.
+        agents: Vec<AgentDefinition>,
+    },
+}
+
+/// An agent as a site's configuration defines it, replicated to every site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentDefinition {
+    /// Login, also the name of the agent's token.
+    pub login: String,
+    /// Numeric id, unique in the cluster.
+    pub id: u32,
+    /// Skill names.
+    pub skills: Vec<String>,
+    /// Last day (ISO date, inclusive) of the pharma certificate that line-2 skills need.
+    pub certificate_valid_until: Option<String>,
+    /// Chats the agent can hold at once.
+    pub chat_slots: u8,
 }
 
 /// A token as the replicated state holds it: its hash, never the secret.
@@ -305,6 +335,7 @@ impl Command {
             Command::AdoptSite { .. } => "adopt_site",
             Command::RecoverOwnContacts { .. } => "recover_own_contacts",
             Command::ReviewContact { .. } => "review_contact",
+            Command::SeedAgents { .. } => "seed_agents",
         }
     }
 
@@ -419,6 +450,22 @@ impl Command {
                     return Err(InvalidCommand::new("contact", "must be positive"));
                 }
                 validate_scores(checklist, scores, comment)
+            }
+            // Each agent is checked on apply, alone: one bad entry does not refuse the rest.
+            Command::SeedAgents { skills, agents } => {
+                if agents.is_empty() || agents.len() > AGENTS_PER_COMMAND_MAX {
+                    return Err(InvalidCommand::new(
+                        "agents",
+                        &format!("must hold 1 to {AGENTS_PER_COMMAND_MAX} agents"),
+                    ));
+                }
+                if skills.len() > SKILLS_PER_SEED_MAX {
+                    return Err(InvalidCommand::new("skills", "too many skills"));
+                }
+                for skill in skills {
+                    validate_text("skills.skill", skill, SHORT_TEXT_CHARS_MAX, false)?;
+                }
+                Ok(())
             }
             Command::ClaimCallback { .. }
             | Command::ReleaseCallback { .. }
@@ -689,6 +736,15 @@ pub enum Outcome {
         review: ReviewId,
         /// Whether it replaced the reviewer's earlier review of the contact.
         replaced: bool,
+    },
+    /// A site's agents were merged into the cluster roster. Appended last.
+    AgentsSeeded {
+        /// Agents added or changed by the site that defined them.
+        added: u32,
+        /// Agents the roster already held exactly so.
+        unchanged: u32,
+        /// Agents refused: (login, reason).
+        refused: Vec<(String, String)>,
     },
 }
 

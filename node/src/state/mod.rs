@@ -51,8 +51,9 @@ pub const STATE_FORMAT_VERSION: u8 = next_if_upgrading(STATE_FORMAT_BASE);
 /// tokens, per-site policies), the idempotency keys' first results, each site's outbox
 /// progress (the de-duplication mark of its batches), the contact ledger and the overflow
 /// counts. Version 4: ledger entries keep the answering agent and the recording reference,
-/// and the state ends with the quality reviews; a version-3 snapshot is still read (converted
-/// by `machine::ReplicatedStateV3`). An older snapshot is refused with
+/// and the state ends with the quality reviews, then the cluster-wide agent roster; a
+/// version-3 snapshot is still read (converted by `machine::ReplicatedStateV3`: no reviews,
+/// an empty roster that each site seeds again). An older snapshot is refused with
 /// `UnknownVersion { found }`: the node then needs the log from the start or a snapshot from
 /// an upgraded peer.
 const SNAPSHOT_FORMAT_BASE: u8 = 4;

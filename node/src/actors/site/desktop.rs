@@ -37,7 +37,7 @@ impl SiteActor {
 
     /// The agent logs in: its Agent actor starts before the domain's events about it.
     pub(super) fn login(&mut self, ctx: &mut Context<Self>, login: &str) -> SiteResult {
-        let agent = self.agent_id(login)?;
+        let agent = self.agent_for_login(login)?;
         let before = self.presence(agent);
         // The Agent actor exists before the domain's events about the login.
         let started = !self.children.agent_actors.contains_key(&agent);

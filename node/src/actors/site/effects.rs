@@ -141,7 +141,10 @@ impl SiteActor {
             }
             EventKind::SelfServed { contact, .. } => {
                 if let Some(record) = self.live.contacts.get_mut(&contact) {
-                    record.stage = ContactStage::SelfServed;
+                    // A drained site's caller withdrawn for a callback keeps saying so.
+                    if record.stage != ContactStage::CallbackScheduled {
+                        record.stage = ContactStage::SelfServed;
+                    }
                     record.agent = None;
                 }
             }

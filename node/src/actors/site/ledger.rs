@@ -160,7 +160,17 @@ impl SiteActor {
                 stage(contact, LedgerStage::Ended)
             }
             EventKind::Abandoned { contact, .. } => stage(contact, LedgerStage::Abandoned),
-            EventKind::SelfServed { contact, .. } => stage(contact, LedgerStage::ServedByBot),
+            EventKind::SelfServed { contact, .. } => {
+                // A drained site's caller given a callback (see `drain`): its entry ends here.
+                let scheduled = self.live.contacts.get(&contact).is_some_and(|record| {
+                    record.stage == super::messages::ContactStage::CallbackScheduled
+                });
+                if scheduled {
+                    stage(contact, LedgerStage::Ended)
+                } else {
+                    stage(contact, LedgerStage::ServedByBot)
+                }
+            }
             EventKind::OverflowOut {
                 contact, target, ..
             } => {

@@ -69,6 +69,9 @@ pub enum ContactStage {
     Blocked,
     /// Sent to another site by the overflow rule: the gateway re-presents it there.
     Overflowed,
+    /// Waiting at a drained site that no peer could take: a callback at the caller's
+    /// original place was scheduled; the gateway tells the caller and ends the call.
+    CallbackScheduled,
 }
 
 /// An input from the API.
@@ -252,6 +255,11 @@ pub struct Arrival {
 #[rtype(result = "Result<(), SiteError>")]
 pub struct OutboxDurable;
 
+/// Asks for a handle to the site's outbox (pending creates: the API appends and reads them).
+#[derive(Debug, Message)]
+#[rtype(result = "crate::outbox::Outbox")]
+pub struct OutboxHandle;
+
 /// Asks the actor to stop taking new work (SIGTERM): it releases queued callbacks.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -317,5 +325,10 @@ pub fn outcome_json(outcome: &Outcome) -> Value {
         Outcome::ReviewRecorded { review, replaced } => {
             json!({"review": review, "replaced": replaced})
         }
+        Outcome::AgentsSeeded {
+            added,
+            unchanged,
+            refused,
+        } => json!({"added": added, "unchanged": unchanged, "refused": refused}),
     }
 }

@@ -39,6 +39,7 @@ mod adoption;
 mod callbacks;
 mod children;
 mod desktop;
+mod drain;
 mod effects;
 mod gateway;
 mod ledger;
@@ -73,7 +74,8 @@ use crate::state::site_writes::SiteWrite;
 pub use adoption::ADOPTION_BOUND_MS;
 pub use messages::{
     Arrival, Audience, ContactStage, Drain, LookupChildren, LookupContact, LookupMetrics,
-    OutboxDurable, SiteChildren, SiteError, SiteInput, SiteResult, Subscribe, outcome_json,
+    OutboxDurable, OutboxHandle, SiteChildren, SiteError, SiteInput, SiteResult, Subscribe,
+    outcome_json,
 };
 pub use views::{
     AgentView, AgentsView, ContactView, MonitorRequest, QueuesView, RoutingMetrics, SiteReply,
@@ -238,6 +240,8 @@ pub struct SiteActor {
     shared: SharedState,
     node_id: u64,
     draining: bool,
+    /// The domain site is down because this site is drained (its waiting callers moved).
+    drain_down: bool,
     roster: Roster,
     live: LiveContacts,
     children: Children,
@@ -268,8 +272,12 @@ impl SiteActor {
         proposer: Proposer,
         shared: SharedState,
     ) -> Result<Self, SiteError> {
-        let outbox = Outbox::open(&config.site.data_dir, proposer.clone())
-            .map_err(|error| SiteError::Outbox(Arc::new(error)))?;
+        let outbox = Outbox::open_with(
+            &config.site.data_dir,
+            proposer.clone(),
+            Some(shared.clone()),
+        )
+        .map_err(|error| SiteError::Outbox(Arc::new(error)))?;
         Self::build(config, proposer, shared, outbox)
     }
 
@@ -292,30 +300,12 @@ impl SiteActor {
         let mut logins = HashMap::new();
         let mut agent_skills = HashMap::new();
         for agent in &config.agents {
-            let valid_until = agent
-                .certificate_valid_until
-                .as_deref()
-                .and_then(parse_date_end_ms)
-                .map(|end| TimeMs(end.saturating_sub(epoch_ms)));
-            let skills: Vec<SkillGrant> = agent
-                .skills
-                .iter()
-                .filter_map(|name| {
-                    let index = config.skill_index(name)?;
-                    let line2 = config
-                        .skill_by_name(name)
-                        .is_some_and(|skill| skill.line == callgrid_domain::Line::Line2);
-                    Some(SkillGrant {
-                        skill: SkillId(index),
-                        // Line-2 work needs a valid pharma certificate; no date means none.
-                        valid_until: if line2 {
-                            Some(valid_until.unwrap_or(TimeMs::ZERO))
-                        } else {
-                            None
-                        },
-                    })
-                })
-                .collect();
+            let skills = skill_grants(
+                &config,
+                epoch_ms,
+                &agent.skills,
+                agent.certificate_valid_until.as_deref(),
+            );
             agent_skills.insert(
                 AgentId(agent.id),
                 skills.iter().map(|grant| grant.skill).collect::<Vec<_>>(),
@@ -358,6 +348,7 @@ impl SiteActor {
             shared,
             node_id,
             draining: false,
+            drain_down: false,
             roster: Roster {
                 agents_by_login,
                 logins,
@@ -385,6 +376,55 @@ impl SiteActor {
 
     fn now(&self) -> TimeMs {
         TimeMs(crate::clock::now_ms().saturating_sub(self.epoch_ms))
+    }
+
+    /// The agent's id here for a login. An agent of the cluster roster (defined at another
+    /// site) joins this site's roster at its first login, with the skills this site has (the
+    /// others are ignored); with none of them it is refused (409).
+    fn agent_for_login(&mut self, login: &str) -> Result<AgentId, SiteError> {
+        if let Some(agent) = self.roster.agents_by_login.get(login) {
+            return Ok(*agent);
+        }
+        let record = self
+            .shared
+            .read(|state| state.roster_agent(login).cloned())
+            .ok_or_else(|| {
+                SiteError::NotFound(format!(
+                    "agent `{login}` is on neither this site's roster nor the cluster's"
+                ))
+            })?;
+        let definition = record.agent;
+        let skills = skill_grants(
+            &self.config,
+            self.epoch_ms,
+            &definition.skills,
+            definition.certificate_valid_until.as_deref(),
+        );
+        if skills.is_empty() {
+            return Err(SiteError::Conflict(format!(
+                "agent `{login}` (defined by site {}) has none of this site's skills ({})",
+                record.defined_by_site,
+                definition.skills.join(", ")
+            )));
+        }
+        let id = AgentId(definition.id);
+        if let Some(other) = self.roster.logins.get(&id) {
+            return Err(SiteError::Conflict(format!(
+                "agent `{login}`'s id {} is agent `{other}`'s at this site",
+                definition.id
+            )));
+        }
+        let skill_ids = skills.iter().map(|grant| grant.skill).collect::<Vec<_>>();
+        self.site.add_agent(AgentSpec {
+            id,
+            skills,
+            chat_slots: definition.chat_slots,
+        })?;
+        self.roster.agent_skills.insert(id, skill_ids);
+        self.roster.agents_by_login.insert(login.to_string(), id);
+        self.roster.logins.insert(id, login.to_string());
+        tracing::info!(site = %self.config.site.id, %login, defined_by = %record.defined_by_site, "agent of the cluster roster joined this site's roster");
+        Ok(id)
     }
 
     fn agent_id(&self, login: &str) -> Result<AgentId, SiteError> {
@@ -614,6 +654,7 @@ impl Actor for SiteActor {
         self.recover_own_contacts(ctx);
         self.flush(ctx);
         ctx.run_interval(CALLBACK_SWEEP_INTERVAL, |actor, ctx| {
+            actor.drain_tick();
             actor.sweep_callbacks(ctx);
             actor.sweep_offers();
             actor.sweep_lingering();
@@ -691,6 +732,14 @@ impl Handler<OutboxDurable> for SiteActor {
     }
 }
 
+impl Handler<OutboxHandle> for SiteActor {
+    type Result = MessageResult<OutboxHandle>;
+
+    fn handle(&mut self, _handle: OutboxHandle, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.outbox.clone())
+    }
+}
+
 impl Handler<Drain> for SiteActor {
     type Result = ();
 
@@ -701,4 +750,35 @@ impl Handler<Drain> for SiteActor {
             "site draining"
         );
     }
+}
+
+/// The skill grants of an agent at this site: the named skills the site has (others are
+/// ignored); line-2 skills last until the end of the certificate's day (none without one).
+fn skill_grants(
+    config: &NodeConfig,
+    epoch_ms: u64,
+    skills: &[String],
+    certificate_valid_until: Option<&str>,
+) -> Vec<SkillGrant> {
+    let valid_until = certificate_valid_until
+        .and_then(parse_date_end_ms)
+        .map(|end| TimeMs(end.saturating_sub(epoch_ms)));
+    skills
+        .iter()
+        .filter_map(|name| {
+            let index = config.skill_index(name)?;
+            let line2 = config
+                .skill_by_name(name)
+                .is_some_and(|skill| skill.line == callgrid_domain::Line::Line2);
+            Some(SkillGrant {
+                skill: SkillId(index),
+                // Line-2 work needs a valid pharma certificate; no date means none.
+                valid_until: if line2 {
+                    Some(valid_until.unwrap_or(TimeMs::ZERO))
+                } else {
+                    None
+                },
+            })
+        })
+        .collect()
 }

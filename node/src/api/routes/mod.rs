@@ -48,6 +48,7 @@ use replicated::{ReadQuery, propose_create, read};
 mod ledger;
 mod ops;
 mod quality;
+pub mod pending;
 mod records;
 mod streams;
 mod supervisor;
@@ -225,6 +226,8 @@ pub fn register(service: &mut web::ServiceConfig) {
                     "/ledger/sites/{site}/open",
                     web::get().to(ledger::ledger_open),
                 )
+                .route("/pending", web::get().to(pending::pending_list))
+                .route("/pending/{id}", web::get().to(pending::pending_view))
                 .route("/cluster/status", web::get().to(ops::cluster_status))
                 .default_service(web::to(not_found)),
         );

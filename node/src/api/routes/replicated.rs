@@ -6,6 +6,9 @@
 //!   principal for a day, so a retry — after a timeout, an "outcome unknown" problem, or
 //!   through another site — gets the same answer (same id, same status) with
 //!   `Idempotent-Replayed: true`, and the same key with another body is a 422 problem.
+//! - **Creates can wait for the quorum.** With `Prefer: respond-async` an order, pre-order,
+//!   reservation or complaint that cannot commit now is kept in the site's durable outbox and
+//!   answered `202` pending; it commits once after the heal (see [`super::pending`]).
 //! - **Reads say how old they are.** A read of the replicated state is linearizable by
 //!   default (a read barrier through the leader; a node cut off from the quorum answers 503
 //!   `no-quorum` instead of serving what it has). With `?consistency=local` the node serves
@@ -22,6 +25,7 @@ use serde::Deserialize;
 
 use super::{ApiError, ApiResult, Data, propose};
 use crate::actors::site::outcome_json;
+pub use crate::replicate::Once;
 use crate::state::Command;
 use crate::state::command::validate_idempotency_key;
 use crate::state::model::Actor;
@@ -143,10 +147,19 @@ pub async fn propose_create(
     command: Command,
     created: bool,
 ) -> ApiResult {
+    if super::pending::prefers_async(request) && super::pending::may_wait(&command) {
+        return super::pending::create_or_defer(state, request, actor, command).await;
+    }
     let Some(key) = idempotency_key(request)? else {
         return propose(state, actor, command, created).await;
     };
     let once = state.proposer.propose_once(actor, key, command).await;
+    once_response(once, created)
+}
+
+/// The answer to an idempotent create: its outcome (201 or 200), or the replayed refusal,
+/// with `Idempotent-Replayed: true` when it was a replay; an error otherwise.
+pub fn once_response(once: Once, created: bool) -> ApiResult {
     let mut response = match once.result {
         Ok(outcome) => {
             let body = outcome_json(&outcome);

@@ -181,6 +181,29 @@ impl IdempotencyTable {
 }
 
 impl ReplicatedState {
+    /// What the table remembers of `key` of `principal` for the create `command`, if it still
+    /// holds the key (whether or not its time ran out by the log's clock): the first result
+    /// when `command` was the request made under the key, `IdempotencyKeyReused` when another
+    /// was. How a site learns what became of a create that waited in its outbox.
+    pub fn idempotent_result(
+        &self,
+        principal: &str,
+        key: &str,
+        command: &Command,
+    ) -> Option<Response> {
+        let remembered = self
+            .idempotency
+            .entries
+            .get(&(principal.to_string(), key.to_string()))?;
+        Some(if remembered.fingerprint == fingerprint(command) {
+            remembered.response.clone()
+        } else {
+            Err(ApplyError::IdempotencyKeyReused {
+                key: key.to_string(),
+            })
+        })
+    }
+
     /// Applies the create `command` under `key` (the envelope's `Command::Idempotent`, already
     /// validated): the first time it runs and its result is remembered, whatever it was; a
     /// retry of the same request gets that result back, another request under the key is

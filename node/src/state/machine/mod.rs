@@ -18,6 +18,7 @@
 //! supervisors' reviews of finished contacts; [`snapshot_v3`] reads the snapshots of format 3.
 
 mod adoption;
+mod agents;
 mod callbacks;
 mod complaints;
 mod idempotency;
@@ -36,6 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use callgrid_domain::{CallbackMachine, TimeMs};
 use serde::{Deserialize, Serialize};
 
+pub use agents::{AgentRecord, AgentRoster, LOGIN_CHARS_MAX, ROSTER_AGENTS_MAX, describe as describe_refused_agents, login_is_valid};
 pub use adoption::{ADOPTIONS_PER_COMMAND_MAX, SITE_LOST_AFTER_MS};
 pub use callbacks::{CALLBACK_CLAIM_LEASE_MS, CALLBACKS_OPEN_MAX, NodeCallback};
 use idempotency::IdempotencyTable;
@@ -152,6 +154,8 @@ pub struct ReplicatedState {
     overflow_counts: BTreeMap<String, OverflowCounts>,
     /// Quality reviews of finished contacts (snapshot format 4).
     quality: QualityBook,
+    /// The cluster-wide agent roster (snapshot format 4; last, see `state::SNAPSHOT_FORMAT_BASE`).
+    agents: AgentRoster,
 }
 
 impl Default for ReplicatedState {
@@ -182,6 +186,7 @@ impl Default for ReplicatedState {
             ledger_open_by_site: BTreeMap::new(),
             overflow_counts: BTreeMap::new(),
             quality: QualityBook::default(),
+            agents: AgentRoster::default(),
         }
     }
 }
@@ -323,7 +328,7 @@ impl ReplicatedState {
                 self.record_attempt(at_ms, *callback, *outcome)
             }
             Command::CallerCalledIn { caller } => self.caller_called_in(at_ms, caller),
-            Command::Outbox(batch) => self.apply_outbox_batch(at_ms, site, batch),
+            Command::Outbox(batch) => self.apply_outbox_batch(at_ms, site, batch, events),
             Command::ClaimOverflow { contact, from, to } => {
                 if to != site {
                     return Err(ApplyError::Conflict(format!(
@@ -331,6 +336,9 @@ impl ReplicatedState {
                     )));
                 }
                 self.claim_overflow(at_ms, site, *contact, from)
+            }
+            Command::SeedAgents { skills, agents } => {
+                self.seed_agents(at_ms, site, skills, agents)
             }
             Command::AdoptSite { site: lost } => self.adopt_site(at_ms, site, lost),
             Command::RecoverOwnContacts { before_ms } => {

@@ -5,10 +5,10 @@
 //! callback that closed meanwhile) is consumed all the same: the refusal is deterministic, a
 //! retry would meet it again, and one refused entry must not hold back the site's later ones.
 
-use super::super::command::{Outcome, Response};
+use super::super::command::{Envelope, Outcome, Response};
 use super::super::model::TimestampMs;
 use super::super::site_writes::{OutboxBatch, OutboxProgress, SiteWrite};
-use super::ReplicatedState;
+use super::{ReplicatedState, StateEvent};
 
 impl ReplicatedState {
     /// Applies the entries of `batch` of `site` that were not applied before.
@@ -17,6 +17,7 @@ impl ReplicatedState {
         at_ms: TimestampMs,
         site: &str,
         batch: &OutboxBatch,
+        events: &mut Vec<StateEvent>,
     ) -> Response {
         let mut progress = self.outbox_progress.get(site).copied().unwrap_or_default();
         let (mut applied, mut duplicates, mut refused) = (0u32, 0u32, 0u32);
@@ -50,7 +51,7 @@ impl ReplicatedState {
                 );
             }
             progress.sequence = entry.sequence;
-            match self.apply_site_write(at_ms, site, entry.sequence, &entry.write) {
+            match self.apply_site_write(at_ms, site, entry.sequence, &entry.write, events) {
                 Ok(_) => applied += 1,
                 Err(error) => {
                     refused += 1;
@@ -83,6 +84,7 @@ impl ReplicatedState {
         site: &str,
         sequence: u64,
         write: &SiteWrite,
+        events: &mut Vec<StateEvent>,
     ) -> Response {
         match write {
             SiteWrite::AbandonedCallback {
@@ -95,6 +97,26 @@ impl ReplicatedState {
                 self.record_attempt(at_ms, *callback, *outcome)
             }
             SiteWrite::Ledger(update) => self.apply_ledger_update(at_ms, site, sequence, update),
+            SiteWrite::IdempotentCreate {
+                actor,
+                key,
+                command,
+                ..
+            } => {
+                // As if `actor` had proposed `Command::Idempotent` itself: a key the client
+                // also used directly (or an earlier batch that committed) replays.
+                let envelope = Envelope {
+                    at_ms,
+                    actor: actor.clone(),
+                    site: site.to_string(),
+                    command: super::super::command::Command::Idempotent {
+                        key: key.clone(),
+                        command: command.clone(),
+                    },
+                };
+                let index = self.applied_index;
+                self.apply_once(index, &envelope, key, command, events)
+            }
         }
     }
 

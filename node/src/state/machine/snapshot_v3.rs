@@ -17,6 +17,7 @@ use super::super::model::{
 use super::super::site_writes::OutboxProgress;
 use super::callbacks::NodeCallback;
 use super::idempotency::IdempotencyTable;
+use super::agents::AgentRoster;
 use super::quality::QualityBook;
 use super::retention::RecordKind;
 use super::{ReplicatedState, SiteControl, Tallies};
@@ -117,6 +118,7 @@ impl From<ReplicatedStateV3> for ReplicatedState {
             ledger_open_by_site: old.ledger_open_by_site,
             overflow_counts: old.overflow_counts,
             quality: QualityBook::default(),
+            agents: AgentRoster::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! determinism and the encodings.
 #![allow(clippy::unwrap_used)]
 
+mod agents;
 mod defects;
 mod idempotency;
 mod ledger;

@@ -137,3 +137,136 @@ fn malformed_batches_are_refused_by_the_machine() {
     }
     assert_eq!(harness.state.outbox_progress("msk").sequence, 0);
 }
+
+/// A pending create as the outbox carries it: made by `principal` under `key`.
+fn pending_create(principal: &str, key: &str, command: Command) -> SiteWrite {
+    SiteWrite::IdempotentCreate {
+        pending: format!("p-{key}"),
+        actor: crate::state::model::Actor {
+            name: principal.to_string(),
+            role: crate::state::model::Role::Agent,
+        },
+        key: key.to_string(),
+        command: Box::new(command),
+    }
+}
+
+/// Orders taken while cut off commit once each after the heal: a batch retried after
+/// "outcome unknown", a store replaced (new incarnation) that proposes the same create again,
+/// and the client retrying directly with the same key all find the first result.
+#[test]
+fn a_pending_create_commits_once_under_its_key_whoever_retries_it() {
+    let mut harness = Harness::new();
+    let order = super::pickup_order();
+    let write = pending_create("boris", "k-1", order.clone());
+    let first = batch(7, &[(1, write.clone())]);
+    assert_eq!(harness.run(1_000, first.clone()), applied(1, 0, 0));
+    let orders = |harness: &Harness| harness.state.orders_recent(usize::MAX).len();
+    assert_eq!(orders(&harness), 1);
+    let created = harness.state.orders_recent(1)[0].clone();
+    assert_eq!(
+        created.history[0].actor.name, "boris",
+        "the principal who took it, not the system"
+    );
+    let remembered = harness
+        .state
+        .idempotent_result("boris", "k-1", &order)
+        .expect("the key is remembered");
+    assert_eq!(remembered, Ok(Outcome::OrderCreated(created.id)));
+
+    // The same batch again (outcome unknown): skipped by the outbox mark.
+    assert_eq!(harness.run(1_100, first), applied(0, 1, 0));
+    // A new store (incarnation) proposes the same create: the key replays it.
+    assert_eq!(
+        harness.run(1_200, batch(8, &[(1, write)])),
+        applied(1, 0, 0)
+    );
+    // The client retries directly with the same key: the first result.
+    harness.index += 1;
+    let mut direct = super::envelope(
+        1_300,
+        Command::Idempotent {
+            key: "k-1".into(),
+            command: Box::new(order.clone()),
+        },
+    );
+    direct.actor.name = "boris".into();
+    assert_eq!(
+        harness.state.apply(harness.index, &direct),
+        Ok(Outcome::Replayed(Box::new(Ok(Outcome::OrderCreated(
+            created.id
+        )))))
+    );
+    assert_eq!(orders(&harness), 1, "one order for one key");
+    // Another principal's key of the same name is another create.
+    assert_eq!(
+        harness.run(
+            1_400,
+            batch(8, &[(2, pending_create("anna", "k-1", order.clone()))])
+        ),
+        applied(1, 0, 0)
+    );
+    assert_eq!(orders(&harness), 2);
+    harness.state.check_tallies().unwrap();
+}
+
+#[test]
+fn a_pending_create_under_a_reused_key_is_refused_and_says_so() {
+    let mut harness = Harness::new();
+    let order = super::pickup_order();
+    assert_eq!(
+        harness.run(
+            1_000,
+            batch(7, &[(1, pending_create("boris", "k-2", order))])
+        ),
+        applied(1, 0, 0)
+    );
+    let other = super::delivery_order();
+    assert_eq!(
+        harness.run(
+            1_100,
+            batch(7, &[(2, pending_create("boris", "k-2", other.clone()))])
+        ),
+        applied(0, 0, 1)
+    );
+    assert_eq!(harness.state.orders_recent(usize::MAX).len(), 1);
+    assert!(matches!(
+        harness.state.idempotent_result("boris", "k-2", &other),
+        Some(Err(ApplyError::IdempotencyKeyReused { .. }))
+    ));
+    assert_eq!(
+        harness.state.idempotent_result("boris", "k-3", &other),
+        None
+    );
+}
+
+#[test]
+fn a_batch_carries_one_create_at_most_and_only_creates() {
+    let mut harness = Harness::new();
+    let order = super::pickup_order();
+    let two = batch(
+        7,
+        &[
+            (1, pending_create("boris", "k-4", order.clone())),
+            (2, pending_create("boris", "k-5", order.clone())),
+        ],
+    );
+    assert!(matches!(
+        harness.run(1_000, two),
+        Err(ApplyError::Invalid(_))
+    ));
+    let not_a_create = pending_create("boris", "k-6", Command::CancelPreOrder { pre_order: 1 });
+    assert!(matches!(
+        harness.run(1_000, batch(7, &[(1, not_a_create)])),
+        Err(ApplyError::Invalid(_))
+    ));
+    let mut bad_id = pending_create("boris", "k-7", order);
+    if let SiteWrite::IdempotentCreate { pending, .. } = &mut bad_id {
+        *pending = "has spaces".into();
+    }
+    assert!(matches!(
+        harness.run(1_000, batch(7, &[(1, bad_id)])),
+        Err(ApplyError::Invalid(_))
+    ));
+    assert_eq!(harness.state.orders_recent(usize::MAX).len(), 0);
+}

@@ -478,6 +478,7 @@ fn a_format_3_snapshot_written_by_the_previous_release_is_still_read() {
             assert_eq!(after.agent.as_deref(), Some("anna"));
             assert_eq!(old.ledger_open("msk", 10), new.ledger_open("msk", 10));
             assert_eq!(old.reviews_len(), 0);
+            assert_eq!(old.roster_agents().count(), 0, "format 3 had no roster");
             old.check_tallies().unwrap();
         });
     });

@@ -1,5 +1,8 @@
 // Agent desktop: the agent's own view (GET /agents/{login}) refreshed on every event of its
 // stream; actions are the API's desktop, order and pre-order endpoints. Alt+key shortcuts.
+// Orders and pre-orders are sent with `Prefer: respond-async`: when the site is cut off from
+// the cluster they are kept at the site (202 pending) and listed under "Pending" until they
+// commit, when they turn into the real order (GET /pending?agent=, polled while any waits).
 "use strict";
 
 const desk = {
@@ -7,7 +10,55 @@ const desk = {
   view: null,
   offerDeadline: null,
   historyFor: null,
+  pendingTimer: null,
 };
+
+// How often pending creates are looked at while one waits.
+const PENDING_POLL_MS = 3000;
+const ASYNC = { Prefer: "respond-async" };
+
+function describePending(entry) {
+  const request = entry.request || {};
+  const what = entry.kind.replace("_", "-");
+  const items = request.items ? " · " + request.items.map((item) => item.quantity + "× " + item.name).join(", ") :
+    request.name ? " · " + request.quantity + "× " + request.name : "";
+  if (entry.status === "committed") {
+    const result = entry.result || {};
+    const id = result.order ?? result.pre_order ?? result.reservation ?? result.complaint;
+    return what + " #" + (id ?? "?") + " committed (was pending)" + " · " + (request.caller || "") + items;
+  }
+  if (entry.status === "refused") {
+    return what + " refused after the heal: " + ((entry.problem && entry.problem.detail) || "") + " · " + (request.caller || "");
+  }
+  return what + " pending — kept at this site until the cluster is back · " + (request.caller || "") + items;
+}
+
+async function refreshPending() {
+  let list;
+  try {
+    list = await cg.api("GET", "/pending?agent=" + encodeURIComponent(desk.login) + "&limit=20");
+  } catch (error) {
+    return;
+  }
+  const entries = (list && list.pending) || [];
+  const items = entries.map((entry) => cg.h("li", { class: "pending-" + entry.status, "data-status": entry.status, "data-pending": entry.pending_id }, describePending(entry)));
+  if (!items.length) items.push(cg.h("li", { class: "muted" }, "nothing pending"));
+  cg.put("pending", items);
+  const waiting = entries.some((entry) => entry.status === "pending");
+  clearTimeout(desk.pendingTimer);
+  if (waiting) desk.pendingTimer = setTimeout(refreshPending, PENDING_POLL_MS);
+}
+
+// What a create's answer says: "#17 placed" or "pending".
+function placed(what, created) {
+  if (!created) return what + " refused (see log)";
+  if (created.status === "pending") {
+    refreshPending();
+    return what + " pending: kept at this site, it will be placed when the cluster is back";
+  }
+  const id = created.order ?? created.pre_order ?? created.id;
+  return what + (id !== undefined ? " #" + id : "") + " placed";
+}
 
 function log(message) {
   const entry = cg.h("li", {}, new Date().toLocaleTimeString() + " " + message);
@@ -16,9 +67,9 @@ function log(message) {
   while (list.children.length > 50) list.lastChild.remove();
 }
 
-async function act(what, method, path, body) {
+async function act(what, method, path, body, extra) {
   try {
-    const value = await cg.api(method, path, body);
+    const value = await cg.api(method, path, body, extra);
     log(what + ": ok");
     await refresh();
     return value;
@@ -195,8 +246,8 @@ async function placeOrder(event) {
     payment: value("order-payment"),
     delivery_note: value("order-note"),
   };
-  const created = await act("order", "POST", "/orders", body);
-  cg.text("order-result", created ? "order #" + (created.id ?? created.order ?? JSON.stringify(created)) + " placed" : "order refused (see log)");
+  const created = await act("order", "POST", "/orders", body, ASYNC);
+  cg.text("order-result", placed("order", created));
   if (created) desk.historyFor = null;
 }
 
@@ -209,8 +260,8 @@ async function placePreOrder(event) {
     quantity: Number(value("pre-quantity")),
     pharmacy: value("pre-pharmacy"),
   };
-  const created = await act("pre-order", "POST", "/pre-orders", body);
-  cg.text("pre-order-result", created ? "pre-order placed" : "pre-order refused (see log)");
+  const created = await act("pre-order", "POST", "/pre-orders", body, ASYNC);
+  cg.text("pre-order-result", placed("pre-order", created));
   if (created) desk.historyFor = null;
 }
 
@@ -239,7 +290,10 @@ function onLink(up) {
   const link = document.getElementById("link");
   link.textContent = up ? "live" : "offline";
   link.className = "link " + (up ? "up" : "down");
-  if (up) refresh();
+  if (up) {
+    refresh();
+    refreshPending();
+  }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -265,6 +319,7 @@ document.addEventListener("DOMContentLoaded", () => {
     document.getElementById("pre-order-form").addEventListener("submit", placePreOrder);
     document.addEventListener("keydown", onKey);
     refresh();
+    refreshPending();
     cg.stream(agentPath("/stream"), onEvent, onLink);
   });
 });

@@ -54,8 +54,9 @@ const cg = {
   },
 
   // Calls the JSON API; rejects with an Error carrying the problem details.
-  async api(method, path, body) {
-    const headers = { Accept: "application/json" };
+  // `extra`: further request headers (e.g. Prefer: respond-async).
+  async api(method, path, body, extra) {
+    const headers = Object.assign({ Accept: "application/json" }, extra || {});
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (method !== "GET" && cg.session) headers["X-CSRF-Token"] = cg.session.csrf;
     const response = await fetch("/api/v1" + path, {
