@@ -40,6 +40,7 @@ mod callbacks;
 mod children;
 mod desktop;
 mod effects;
+mod event_view;
 mod gateway;
 mod ledger;
 pub mod messages;
