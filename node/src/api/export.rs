@@ -190,7 +190,7 @@ fn write_cell(
 }
 
 /// Names of the cluster's sites by routing number (this site and its peers).
-fn site_names(state: &AppState) -> BTreeMap<u64, String> {
+pub(crate) fn site_names(state: &AppState) -> BTreeMap<u64, String> {
     let mut names: BTreeMap<u64, String> = state
         .config
         .peer_sites

@@ -97,6 +97,14 @@ impl LocalDay {
     pub fn days_since(self, earlier: LocalDay) -> i64 {
         self.0 - earlier.0
     }
+
+    /// The day's local midnight as ms since the Unix epoch (negative before 1970).
+    pub fn midnight_utc_ms(self, offset_minutes: i16) -> i64 {
+        let day_ms = i64::try_from(DAY_MS).unwrap_or(i64::MAX);
+        self.0
+            .saturating_mul(day_ms)
+            .saturating_sub(i64::from(offset_minutes) * 60_000)
+    }
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {

@@ -47,6 +47,7 @@ use replicated::{ReadQuery, propose_create, read};
 mod ledger;
 mod ops;
 mod records;
+mod reports;
 mod streams;
 mod supervisor;
 
@@ -153,7 +154,7 @@ pub fn register(service: &mut web::ServiceConfig) {
                 )
                 .route(
                     "/reports/intervals",
-                    web::get().to(supervisor::report_intervals),
+                    web::get().to(reports::report_intervals),
                 )
                 // orders and the records around them
                 .route("/orders", web::post().to(records::order_create))

@@ -3,6 +3,13 @@
 
 use serde_json::{Map, Value, json};
 
+mod others;
+mod requests;
+mod responses;
+
+pub use others::OTHER_ENDPOINTS;
+pub use responses::{SUCCESS, query_parameters, success};
+
 /// (method, path, summary, roles allowed besides admin, request body schema name).
 pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     (
@@ -475,7 +482,9 @@ fn document_idempotent_create(operation: &mut Value) {
     push_parameter(operation, key);
     let replayed = json!({"Idempotent-Replayed": {"description": "true when this is the remembered first result of an earlier request with the same key", "schema": {"type": "string", "enum": ["true"]}}});
     for status in ["200", "201"] {
-        operation["responses"][status] = json!({"description": "OK", "headers": replayed.clone()});
+        if let Some(response) = operation["responses"].get_mut(status) {
+            response["headers"] = replayed.clone();
+        }
     }
     operation["responses"]["422"] = json!({"description": "The Idempotency-Key was used for a different request (type .../idempotency-key-reused)",
         "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
@@ -489,11 +498,11 @@ fn document_replicated_read(operation: &mut Value) {
             "description": "linearizable (default): current as of the request, or 503 no-quorum; local: this node's copy at once, marked with its age (served when cut off from the quorum)",
             "schema": {"type": "string", "enum": ["linearizable", "local"], "default": "linearizable"}}),
     );
-    operation["responses"]["200"] = json!({"description": "OK", "headers": {
+    operation["responses"]["200"]["headers"] = json!({
         "X-Callgrid-Read": {"description": "how the read was made", "schema": {"type": "string", "enum": ["linearizable", "local"]}},
         "X-Callgrid-Applied-Index": {"description": "the Raft index applied on this node before the read (the data is at least this new)", "schema": {"type": "integer"}},
         "X-Callgrid-Staleness-Ms": {"description": "0 for a linearizable read; for a local one, ms since this node last knew itself in contact with a quorum (absent: never since it started)", "schema": {"type": "integer"}},
-        "X-Callgrid-Stale": {"description": "true when a local read may miss what the cluster committed (no quorum contact within an election timeout)", "schema": {"type": "string", "enum": ["true", "false"]}}}});
+        "X-Callgrid-Stale": {"description": "true when a local read may miss what the cluster committed (no quorum contact within an election timeout)", "schema": {"type": "string", "enum": ["true", "false"]}}});
 }
 
 fn push_parameter(operation: &mut Value, parameter: Value) {
@@ -506,58 +515,6 @@ fn push_parameter(operation: &mut Value, parameter: Value) {
     }
 }
 
-fn schemas() -> Value {
-    let item = json!({"type": "object", "additionalProperties": false, "required": ["sku", "name", "quantity", "unit_price_minor"],
-        "properties": {"sku": {"type": "string"}, "name": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1, "maximum": 10000},
-                       "unit_price_minor": {"type": "integer", "minimum": 0, "description": "price of one unit in kopecks"}}});
-    let fulfilment = json!({"oneOf": [
-        {"type": "object", "additionalProperties": false, "required": ["pickup"], "properties": {"pickup": {"type": "object", "required": ["pharmacy"], "properties": {"pharmacy": {"type": "string"}}}}},
-        {"type": "object", "additionalProperties": false, "required": ["delivery"], "properties": {"delivery": {"type": "object", "required": ["address"], "properties": {"address": {"type": "string"}}}}}
-    ]});
-    let status = json!({"type": "string", "enum": ["created", "confirmed", "assembled", "ready", "collected", "delivered", "cancelled", "returned"]});
-    let payment = json!({"type": "string", "enum": ["cash", "card", "online"]});
-    let object = |required: Value, properties: Value| json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties});
-    json!({
-        "Problem": {"type": "object", "description": problem_description(), "properties": {
-            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"}}},
-        "OrderItem": item,
-        "Fulfilment": fulfilment,
-        "ContactArrived": object(json!(["caller", "topic"]), json!({
-            "caller": {"type": "string"}, "channel": {"type": "string", "enum": ["voice", "chat"]},
-            "topic": {"type": "string", "enum": ["price_availability", "order", "pre_order", "order_status", "complaint", "consultation", "other"]},
-            "skill": {"type": "string"}, "priority": {"type": "integer", "minimum": 0, "maximum": 255},
-            "overflowed_from": {"$ref": "#/components/schemas/OverflowedFrom"}})),
-        "OverflowedFrom": {"type": "object", "additionalProperties": false, "required": ["site", "contact", "arrived_at_ms"],
-            "description": "Cross-site overflow: a site whose queue waits too long sends a contact to a peer site with idle agents (its view and the gateway stream show stage `overflowed` and `overflowed_to` {site, api_url, hops}); the gateway re-presents the call at that site's POST /contacts with this field. The target counts it overflowed in and queues it at the caller's original place (arrived_at_ms); a contact whose hops reached the maximum is never moved again. 400 if the site is not a configured peer, the time is implausible or hops is out of range.",
-            "properties": {"site": {"type": "string", "description": "source site id"}, "contact": {"type": "integer", "minimum": 1, "description": "contact id at the source"},
-                "arrived_at_ms": {"type": "integer", "minimum": 1, "description": "first arrival, ms since the Unix epoch"},
-                "hops": {"type": "integer", "minimum": 1, "maximum": crate::actors::overflow::OVERFLOW_HOPS_MAX, "default": 1, "description": "moves between sites so far, this one included (overflowed_to.hops at the source)"}}},
-        "Answered": object(json!(["agent"]), json!({"agent": {"type": "string"}})),
-        "ChatMessage": object(json!(["text"]), json!({"text": {"type": "string"}})),
-        "AgentState": object(json!(["state"]), json!({"state": {"type": "string", "enum": ["ready", "not_ready"]}, "reason": {"type": "integer"}})),
-        "WrapUp": object(json!(["code"]), json!({"code": {"type": "string"}, "callback_outcome": {"type": "string", "enum": ["reached", "no_answer", "busy", "cancelled"]}})),
-        "Transfer": object(json!([]), json!({"skill": {"type": "string", "default": "line2"}})),
-        "Monitor": object(json!(["agent", "mode"]), json!({"agent": {"type": "string"}, "mode": {"type": "string", "enum": ["listen", "whisper", "barge"]}})),
-        "OrderCreate": object(json!(["caller", "items", "fulfilment", "payment"]), json!({
-            "caller": {"type": "string"}, "items": {"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}, "maxItems": 100},
-            "fulfilment": {"$ref": "#/components/schemas/Fulfilment"}, "payment": payment, "delivery_note": {"type": "string"}})),
-        "OrderUpdate": object(json!([]), json!({
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}},
-            "fulfilment": {"$ref": "#/components/schemas/Fulfilment"}, "payment": payment, "delivery_note": {"type": "string"}})),
-        "OrderStatus": object(json!(["status"]), json!({"status": status})),
-        "PreOrder": object(json!(["caller", "sku", "name", "quantity", "pharmacy"]), json!({
-            "caller": {"type": "string"}, "sku": {"type": "string"}, "name": {"type": "string"}, "quantity": {"type": "integer"}, "pharmacy": {"type": "string"}})),
-        "StockArrival": object(json!(["sku"]), json!({"sku": {"type": "string"}, "pharmacy": {"type": "string"}})),
-        "Reservation": object(json!(["caller", "pharmacy", "items", "expires_at_ms"]), json!({
-            "caller": {"type": "string"}, "pharmacy": {"type": "string"},
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}}, "expires_at_ms": {"type": "integer"}})),
-        "Complaint": object(json!(["caller", "text"]), json!({"caller": {"type": "string"}, "order": {"type": "integer"}, "text": {"type": "string"}})),
-        "Resolve": object(json!(["resolution"]), json!({"resolution": {"type": "string"}})),
-        "CallbackOutcome": object(json!(["outcome"]), json!({"outcome": {"type": "string", "enum": ["reached", "no_answer", "busy", "cancelled"]}})),
-        "TokenAdd": object(json!(["name", "role", "sha256"]), json!({"name": {"type": "string"}, "role": {"type": "string", "enum": ["gateway", "agent", "supervisor", "admin"]}, "sha256": {"type": "string", "description": "hex SHA-256 of the token (`callgrid token hash`)"}})),
-    })
-}
-
 fn problem_description() -> String {
     let mut text = String::from(
         "RFC 9457 problem details; `type` is https://callgrid.invalid/problems/<slug>. Slugs a client acts on:",
@@ -568,65 +525,116 @@ fn problem_description() -> String {
     text
 }
 
+/// The error answers every `/api/v1` operation may give (RFC 9457 problems).
+fn error_responses() -> Value {
+    let problem = |description: &str| {
+        json!({"description": description, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+    };
+    let mut unavailable = problem(
+        "Retry after Retry-After (seconds): type .../no-quorum (nothing written), .../outcome-unknown (maybe written: retry with the same Idempotency-Key), .../site-draining (the site takes no new contacts) or .../unavailable (shutting down)",
+    );
+    unavailable["headers"] = json!({"Retry-After": {"schema": {"type": "integer"}}});
+    json!({
+        "400": problem("Malformed body, unknown field, invalid path or query parameter"),
+        "401": problem("No or unknown bearer token (checked before the body is read)"),
+        "403": problem("Role not allowed"),
+        "404": problem("Not found"),
+        "409": problem("State does not allow it"),
+        "413": problem("Body too large"),
+        "503": unavailable,
+    })
+}
+
+/// The schema of a path parameter by its name and the path it is in.
+fn path_parameter(path: &str, name: &str) -> Value {
+    let schema = match name {
+        "login" => json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}),
+        "site" => json!({"type": "string", "minLength": 1, "maxLength": 64}),
+        "id" if path.starts_with("/cluster/sites/") => {
+            json!({"type": "string", "minLength": 1, "maxLength": 64, "description": "site id"})
+        }
+        "id" if path.starts_with("/cluster/tokens/") => {
+            json!({"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "the token's hex SHA-256"})
+        }
+        _ => json!({"type": "integer", "minimum": 0, "maximum": ID_MAX}),
+    };
+    json!({"name": name, "in": "path", "required": true, "schema": schema})
+}
+
+/// Ids are below 2^53 (exact in JSON numbers).
+const ID_MAX: u64 = (1 << 53) - 1;
+
+/// One operation: summary, roles, request body, success and error answers, parameters.
+fn operation(
+    (method, path, summary, roles, body): (&str, &str, &str, &str, Option<&str>),
+    (status, response): (u16, &str),
+) -> Value {
+    let mut operation = json!({
+        "summary": summary,
+        "description": format!("Roles: {roles} (admin always)."),
+        "responses": error_responses(),
+    });
+    operation["responses"][status.to_string()] = responses::success_response(status, response);
+    if let Some(schema) = body {
+        operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+    }
+    let mut parameters: Vec<Value> = path
+        .split('/')
+        .filter_map(|segment| {
+            segment
+                .strip_prefix('{')
+                .and_then(|rest| rest.strip_suffix('}'))
+        })
+        .map(|name| path_parameter(path, name))
+        .collect();
+    parameters.extend(responses::query_parameters(method, path));
+    if !parameters.is_empty() {
+        operation["parameters"] = Value::Array(parameters);
+    }
+    if IDEMPOTENT_CREATES.contains(&(method, path)) {
+        document_idempotent_create(&mut operation);
+    }
+    if method == "get" && REPLICATED_READS.contains(&path) {
+        document_replicated_read(&mut operation);
+    }
+    if roles == "anyone" {
+        operation["security"] = json!([]);
+    }
+    operation
+}
+
 /// The document.
 pub fn document() -> Value {
     let mut paths = Map::new();
-    for (method, path, summary, roles, body) in ENDPOINTS {
-        let mut operation = json!({
-            "summary": summary,
-            "description": format!("Roles: {roles} (admin always)."),
-            "responses": {
-                "200": {"description": "OK"},
-                "400": {"description": "Malformed body, unknown field or invalid path parameter", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
-                "401": {"description": "No or unknown bearer token"},
-                "403": {"description": "Role not allowed"},
-                "404": {"description": "Not found"},
-                "409": {"description": "State does not allow it"},
-                "413": {"description": "Body too large"},
-                "503": {"description": "Retry after Retry-After (seconds): type .../no-quorum (nothing written), .../outcome-unknown (maybe written: retry with the same Idempotency-Key) or .../unavailable (shutting down)",
-                        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-                        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-            }
-        });
-        if let Some(schema) = body {
-            operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
-        }
-        let parameters: Vec<Value> = path
-            .split('/')
-            .filter_map(|segment| {
-                segment
-                    .strip_prefix('{')
-                    .and_then(|rest| rest.strip_suffix('}'))
-            })
-            .map(|name| {
-                let schema = if name == "login" {
-                    json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"})
-                } else {
-                    json!({"type": "integer", "minimum": 0})
-                };
-                json!({"name": name, "in": "path", "required": true, "schema": schema})
-            })
-            .collect();
-        if !parameters.is_empty() {
-            operation["parameters"] = Value::Array(parameters);
-        }
-        if IDEMPOTENT_CREATES.contains(&(*method, *path)) {
-            document_idempotent_create(&mut operation);
-        }
-        if *method == "get" && REPLICATED_READS.contains(path) {
-            document_replicated_read(&mut operation);
-        }
+    for &(method, path, summary, roles, body) in ENDPOINTS {
+        let success = responses::success(method, path).unwrap_or((200, "Done"));
         let entry = paths
             .entry(format!("/api/v1{path}"))
             .or_insert_with(|| json!({}));
-        entry[*method] = operation;
+        entry[method] = operation((method, path, summary, roles, body), success);
     }
+    for &(method, path, summary, roles, body, status, response) in others::OTHER_ENDPOINTS {
+        let mut operation = operation((method, path, summary, roles, body), (status, response));
+        others::adjust(method, path, &mut operation);
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[method] = operation;
+    }
+    let mut schemas = match requests::schemas() {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    schemas.extend(responses::schemas());
+    schemas.extend(others::schemas());
     json!({
         "openapi": "3.1.0",
-        "info": {"title": "callgrid site node", "version": env!("CARGO_PKG_VERSION")},
+        "info": {"title": "callgrid site node", "version": env!("CARGO_PKG_VERSION"),
+            "description": "Conventions (names, epoch ms, problems, limits, idempotency, consistency): docs/CONVENTIONS.md in the repository."},
         "components": {
-            "schemas": schemas(),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": crate::api::session::SESSION_COOKIE}
+            }
         },
         "security": [{"bearer": []}],
         "paths": paths,
@@ -637,7 +645,7 @@ pub fn document() -> Value {
 pub fn roles_markdown() -> String {
     let mut text = String::from(
         "# API roles\n\n\
-         Generated from `node/src/api/openapi.rs` (`ENDPOINTS`); a test checks this page against \
+         Generated from `node/src/api/openapi/` (`ENDPOINTS`, `OTHER_ENDPOINTS`); a test checks this page against \
          it and walks every route with every role.\n\n\
          - Every `/api/v1` request except `GET /api/v1/openapi.json` needs a valid bearer token; \
          without one the answer is 401 before the body is read.\n\
@@ -655,12 +663,97 @@ pub fn roles_markdown() -> String {
             method.to_uppercase()
         ));
     }
+    text.push_str(
+        "\nMembership changes, the browser session and the operations endpoints (the roles \
+         test checks that membership changes refuse every other role and no token; a walk \
+         with a valid body would change the cluster):\n\n\
+         | Method | Path | Roles (besides admin) |\n|---|---|---|\n",
+    );
+    for (method, path, _summary, roles, ..) in OTHER_ENDPOINTS {
+        text.push_str(&format!("| {} | `{path}` | {roles} |\n", method.to_uppercase()));
+    }
     text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every endpoint of the table has exactly one success answer with a body schema that
+    /// exists, and every `$ref` in the document resolves.
+    #[test]
+    fn every_endpoint_has_its_success_answer_and_every_reference_resolves() {
+        for (method, path, ..) in ENDPOINTS {
+            let rows = SUCCESS
+                .iter()
+                .filter(|(m, p, _, _)| m == method && p == path)
+                .count();
+            assert_eq!(rows, 1, "{method} {path}: {rows} success rows");
+        }
+        for (method, path, ..) in SUCCESS {
+            assert!(
+                ENDPOINTS.iter().any(|(m, p, ..)| m == method && p == path),
+                "{method} {path} is not an endpoint"
+            );
+        }
+        let document = document();
+        let text = document.to_string();
+        let schemas = &document["components"]["schemas"];
+        for reference in text.split("\"#/components/schemas/").skip(1) {
+            let name = reference.split('"').next().unwrap_or_default();
+            assert!(schemas[name].is_object(), "unresolved schema {name}");
+        }
+        for (method, path, ..) in ENDPOINTS {
+            let operation = &document["paths"][format!("/api/v1{path}")][*method];
+            let (status, _) = success(method, path).unwrap_or((0, ""));
+            assert!(
+                operation["responses"][status.to_string()].is_object(),
+                "{method} {path}: no {status}"
+            );
+            for error in ["400", "401", "403", "404", "409", "503"] {
+                assert!(
+                    operation["responses"][error]["content"]["application/problem+json"].is_object(),
+                    "{method} {path}: {error} without a problem body"
+                );
+            }
+        }
+    }
+
+    /// The statuses the server answers are the documented ones (creates 201, the monitoring
+    /// request 202, sign-out 204), and the query parameters the handlers read are listed.
+    #[test]
+    fn statuses_and_query_parameters_are_the_servers() {
+        let document = document();
+        let responses = |path: &str, method: &str| document["paths"][path][method]["responses"].clone();
+        for path in ["/contacts", "/orders", "/pre-orders", "/reservations", "/complaints", "/cluster/tokens"] {
+            let answers = responses(&format!("/api/v1{path}"), "post");
+            assert!(answers["201"].is_object(), "{path}: {answers}");
+            assert!(answers.get("200").is_none(), "{path} answers 201, not 200");
+        }
+        assert!(responses("/api/v1/supervisor/monitor", "post")["202"].is_object());
+        assert!(responses("/api/v1/session", "delete")["204"].is_object());
+        let names = |path: &str| -> Vec<String> {
+            document["paths"][path]["get"]["parameters"]
+                .as_array()
+                .map(|parameters| {
+                    parameters
+                        .iter()
+                        .filter(|parameter| parameter["in"] == "query")
+                        .filter_map(|parameter| parameter["name"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(names("/api/v1/orders"), ["caller", "limit", "consistency"]);
+        assert_eq!(names("/api/v1/self-service/order-status"), ["caller", "consistency"]);
+        assert_eq!(names("/api/v1/callbacks"), ["limit", "consistency"]);
+        assert_eq!(
+            names("/api/v1/reports/intervals"),
+            ["date", "format", "rows", "sep", "decimal", "locale"]
+        );
+        let report = &responses("/api/v1/reports/intervals", "get")["200"]["content"];
+        assert!(report["text/csv"].is_object() && report["application/json"].is_object());
+    }
 
     /// The idempotent creates and the replicated reads are endpoints of the table, and the
     /// document shows their header, parameter and problem types.

@@ -1,0 +1,58 @@
+//! Request body schemas of the OpenAPI document (and the `Problem` answer).
+
+use serde_json::{Value, json};
+
+/// The request body schemas (components), by name.
+pub(super) fn schemas() -> Value {
+    let item = json!({"type": "object", "additionalProperties": false, "required": ["sku", "name", "quantity", "unit_price_minor"],
+        "properties": {"sku": {"type": "string"}, "name": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1, "maximum": 10000},
+                       "unit_price_minor": {"type": "integer", "minimum": 0, "description": "price of one unit in kopecks"}}});
+    let fulfilment = json!({"oneOf": [
+        {"type": "object", "additionalProperties": false, "required": ["pickup"], "properties": {"pickup": {"type": "object", "required": ["pharmacy"], "properties": {"pharmacy": {"type": "string"}}}}},
+        {"type": "object", "additionalProperties": false, "required": ["delivery"], "properties": {"delivery": {"type": "object", "required": ["address"], "properties": {"address": {"type": "string"}}}}}
+    ]});
+    let status = json!({"type": "string", "enum": ["created", "confirmed", "assembled", "ready", "collected", "delivered", "cancelled", "returned"]});
+    let payment = json!({"type": "string", "enum": ["cash", "card", "online"]});
+    let object = |required: Value, properties: Value| json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties});
+    json!({
+        "Problem": {"type": "object", "description": super::problem_description(), "properties": {
+            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"}}},
+        "OrderItem": item,
+        "Fulfilment": fulfilment,
+        "ContactArrived": object(json!(["caller", "topic"]), json!({
+            "caller": {"type": "string"}, "channel": {"type": "string", "enum": ["voice", "chat"]},
+            "topic": {"type": "string", "enum": ["price_availability", "order", "pre_order", "order_status", "complaint", "consultation", "other"]},
+            "skill": {"type": "string"}, "priority": {"type": "integer", "minimum": 0, "maximum": 255},
+            "overflowed_from": {"$ref": "#/components/schemas/OverflowedFrom"}})),
+        "OverflowedFrom": {"type": "object", "additionalProperties": false, "required": ["site", "contact", "arrived_at_ms"],
+            "description": "Cross-site overflow: a site whose queue waits too long sends a contact to a peer site with idle agents (its view and the gateway stream show stage `overflowed` and `overflowed_to` {site, api_url, hops}); the gateway re-presents the call at that site's POST /contacts with this field. The target counts it overflowed in and queues it at the caller's original place (arrived_at_ms); a contact whose hops reached the maximum is never moved again. 400 if the site is not a configured peer, the time is implausible or hops is out of range.",
+            "properties": {"site": {"type": "string", "description": "source site id"}, "contact": {"type": "integer", "minimum": 1, "description": "contact id at the source"},
+                "arrived_at_ms": {"type": "integer", "minimum": 1, "description": "first arrival, ms since the Unix epoch"},
+                "hops": {"type": "integer", "minimum": 1, "maximum": crate::actors::overflow::OVERFLOW_HOPS_MAX, "default": 1, "description": "moves between sites so far, this one included (overflowed_to.hops at the source)"}}},
+        "Answered": object(json!(["agent"]), json!({"agent": {"type": "string"}})),
+        "ChatMessage": object(json!(["text"]), json!({"text": {"type": "string"}})),
+        "AgentState": object(json!(["state"]), json!({"state": {"type": "string", "enum": ["ready", "not_ready"]},
+            "reason": {"description": "not_ready only: the reason by name (default break), or its bare code",
+                "oneOf": [{"type": "string", "pattern": "^(break|other_work|no_answer|rejected|code_[0-9]{1,5})$"}, {"type": "integer", "minimum": 0, "maximum": 65535}]}})),
+        "WrapUp": object(json!(["code"]), json!({"code": {"type": "string"}, "callback_outcome": {"type": "string", "enum": ["reached", "no_answer", "busy", "cancelled"]}})),
+        "Transfer": object(json!([]), json!({"skill": {"type": "string", "default": "line2"}})),
+        "Monitor": object(json!(["agent", "mode"]), json!({"agent": {"type": "string"}, "mode": {"type": "string", "enum": ["listen", "whisper", "barge"]}})),
+        "OrderCreate": object(json!(["caller", "items", "fulfilment", "payment"]), json!({
+            "caller": {"type": "string"}, "items": {"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}, "maxItems": 100},
+            "fulfilment": {"$ref": "#/components/schemas/Fulfilment"}, "payment": payment, "delivery_note": {"type": "string"}})),
+        "OrderUpdate": object(json!([]), json!({
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}},
+            "fulfilment": {"$ref": "#/components/schemas/Fulfilment"}, "payment": payment, "delivery_note": {"type": "string"}})),
+        "OrderStatus": object(json!(["status"]), json!({"status": status})),
+        "PreOrder": object(json!(["caller", "sku", "name", "quantity", "pharmacy"]), json!({
+            "caller": {"type": "string"}, "sku": {"type": "string"}, "name": {"type": "string"}, "quantity": {"type": "integer"}, "pharmacy": {"type": "string"}})),
+        "StockArrival": object(json!(["sku"]), json!({"sku": {"type": "string"}, "pharmacy": {"type": "string"}})),
+        "Reservation": object(json!(["caller", "pharmacy", "items", "expires_at_ms"]), json!({
+            "caller": {"type": "string"}, "pharmacy": {"type": "string"},
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}}, "expires_at_ms": {"type": "integer"}})),
+        "Complaint": object(json!(["caller", "text"]), json!({"caller": {"type": "string"}, "order": {"type": "integer"}, "text": {"type": "string"}})),
+        "Resolve": object(json!(["resolution"]), json!({"resolution": {"type": "string"}})),
+        "CallbackOutcome": object(json!(["outcome"]), json!({"outcome": {"type": "string", "enum": ["reached", "no_answer", "busy", "cancelled"]}})),
+        "TokenAdd": object(json!(["name", "role", "sha256"]), json!({"name": {"type": "string"}, "role": {"type": "string", "enum": ["gateway", "agent", "supervisor", "admin"]}, "sha256": {"type": "string", "description": "hex SHA-256 of the token (`callgrid token hash`)"}})),
+    })
+}
