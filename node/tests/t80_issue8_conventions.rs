@@ -62,8 +62,9 @@ fn an_agent_state_is_a_name_with_the_reason_beside_it() {
         .unwrap();
     assert_eq!(boris["state"], "not_ready", "{boris}");
     assert_eq!(boris["not_ready_reason"], "other_work", "{boris}");
+    // Login makes the agent available first, then the state change arrives.
     let streamed = read_until(&mut desktop, |event| {
-        event["type"] == "state" && event["state"] != "logged_out"
+        event["type"] == "state" && event["state"] == "not_ready"
     });
     assert_eq!(streamed["state"], "not_ready", "{streamed}");
     assert_eq!(streamed["not_ready_reason"], "other_work", "{streamed}");

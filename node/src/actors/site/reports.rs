@@ -220,8 +220,9 @@ impl DayBook {
         }
         // A late event from before midnight counts at the start of the current day.
         let within = if day < self.day { 0 } else { within };
-        let mut local = *event;
-        local.at = TimeMs(within);
+        // Every instant of the event moves into the local day's time base, not only `at`:
+        // an answer counts in the interval its contact entered the queue.
+        let local = event.moved_to(TimeMs(within));
         self.live.record(&local);
         if let EventKind::AgentStateChanged { agent, .. } = event.kind {
             self.agent_states.insert(agent, local);

@@ -198,3 +198,43 @@ fn thirty_five_days_are_kept() {
         "closed days on disk (today is not yet flushed)"
     );
 }
+
+/// An answer counts in the local interval its contact entered the queue, not at the hour its
+/// routing-time instants read as local time (they count from UTC midnight: before the fix a
+/// Moscow answer at 12:00 landed in 09:00 beside an empty offered count).
+#[test]
+fn an_answer_counts_in_its_local_interval() {
+    let directory = tempfile::tempdir().unwrap();
+    let at_utc = DAY_ONE_UTC_MS + 9 * HOUR_MS;
+    let mut book = book(directory.path(), 180, at_utc);
+    // Routing time counts from UTC midnight: 09:00:05 UTC, queued 5 s before.
+    let routing_at = TimeMs(9 * HOUR_MS + 5_000);
+    let mut arrived = arrival(1);
+    arrived.at = TimeMs(9 * HOUR_MS);
+    book.record(&arrived, at_utc);
+    let answered = Event {
+        at: routing_at,
+        site: SiteId(0),
+        kind: EventKind::Answered {
+            contact: ContactId(1),
+            agent: AgentId(1),
+            skill: SkillId(0),
+            wait_ms: 5_000,
+            site_wait_ms: 5_000,
+            entered_queue_at: TimeMs(9 * HOUR_MS),
+            entered_site_at: TimeMs(9 * HOUR_MS),
+            answered_before: false,
+        },
+    };
+    book.record(&answered, at_utc + 5_000);
+    let today = book.report(None, at_utc + 6_000).unwrap().report;
+    let local_noon = 12 * HOUR_MS;
+    let interval = today
+        .intervals
+        .iter()
+        .find(|interval| interval.start_ms == local_noon)
+        .unwrap_or_else(|| panic!("no 12:00 interval in {:?}", today.intervals));
+    assert_eq!(interval.sites[0].counters.offered, 1);
+    assert_eq!(interval.sites[0].counters.answered, 1, "answered at 12:00 local");
+    assert_eq!(today.intervals.len(), 1, "nothing at 09:00 local");
+}
