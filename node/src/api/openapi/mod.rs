@@ -8,7 +8,7 @@ mod requests;
 mod responses;
 
 pub use others::OTHER_ENDPOINTS;
-pub use responses::{SUCCESS, query_parameters, success};
+pub use responses::{LINKS, SUCCESS, operation_id, query_parameters, success};
 
 /// (method, path, summary, roles allowed besides admin, request body schema name).
 pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
@@ -575,6 +575,10 @@ fn operation(
         "responses": error_responses(),
     });
     operation["responses"][status.to_string()] = responses::success_response(status, response);
+    operation["operationId"] = json!(responses::operation_id(method, path));
+    if let Some(links) = responses::links(method, path) {
+        operation["responses"][status.to_string()]["links"] = links;
+    }
     if let Some(schema) = body {
         operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
     }
@@ -716,6 +720,22 @@ mod tests {
                     "{method} {path}: {error} without a problem body"
                 );
             }
+        }
+    }
+
+    /// Operation ids are unique, and every link names an operation of the document.
+    #[test]
+    fn operation_ids_are_unique_and_links_resolve() {
+        let document = document();
+        let mut ids = std::collections::BTreeSet::new();
+        for (_, operations) in document["paths"].as_object().into_iter().flatten() {
+            for (_, operation) in operations.as_object().into_iter().flatten() {
+                let id = operation["operationId"].as_str().unwrap_or_default().to_string();
+                assert!(ids.insert(id.clone()), "operationId {id} twice");
+            }
+        }
+        for (_, _, method, path, ..) in LINKS {
+            assert!(ids.contains(&operation_id(method, path)), "{method} {path}");
         }
     }
 

@@ -4,15 +4,23 @@ use serde_json::{Value, json};
 
 /// The request body schemas (components), by name.
 pub(super) fn schemas() -> Value {
+    // The normalized form; the server also takes spaces, dashes and brackets and normalizes.
+    let phone = json!({"type": "string", "pattern": "^\\+?[0-9]{5,16}$"});
+    // Not blank, no control characters but the newline (the server's text rule).
+    let text = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$";
+    let short = json!({"type": "string", "minLength": 1, "maxLength": crate::state::command::SHORT_TEXT_CHARS_MAX, "pattern": text});
+    let long = json!({"type": "string", "minLength": 1, "maxLength": crate::state::command::LONG_TEXT_CHARS_MAX, "pattern": text});
     let item = json!({"type": "object", "additionalProperties": false, "required": ["sku", "name", "quantity", "unit_price_minor"],
-        "properties": {"sku": {"type": "string"}, "name": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1, "maximum": 10000},
-                       "unit_price_minor": {"type": "integer", "minimum": 0, "description": "price of one unit in kopecks"}}});
+        "properties": {"sku": short.clone(), "name": short.clone(), "quantity": {"type": "integer", "minimum": 1, "maximum": 10000},
+                       "unit_price_minor": {"type": "integer", "minimum": 0, "maximum": crate::state::command::UNIT_PRICE_MINOR_MAX, "description": "price of one unit in kopecks"}}});
     let fulfilment = json!({"oneOf": [
-        {"type": "object", "additionalProperties": false, "required": ["pickup"], "properties": {"pickup": {"type": "object", "required": ["pharmacy"], "properties": {"pharmacy": {"type": "string"}}}}},
-        {"type": "object", "additionalProperties": false, "required": ["delivery"], "properties": {"delivery": {"type": "object", "required": ["address"], "properties": {"address": {"type": "string"}}}}}
+        {"type": "object", "additionalProperties": false, "required": ["pickup"], "properties": {"pickup": {"type": "object", "required": ["pharmacy"], "properties": {"pharmacy": short.clone()}}}},
+        {"type": "object", "additionalProperties": false, "required": ["delivery"], "properties": {"delivery": {"type": "object", "required": ["address"], "properties": {"address": short.clone()}}}}
     ]});
     let status = json!({"type": "string", "enum": ["created", "confirmed", "assembled", "ready", "collected", "delivered", "cancelled", "returned"]});
     let payment = json!({"type": "string", "enum": ["cash", "card", "online"]});
+    let items = json!({"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}, "minItems": 1, "maxItems": crate::state::command::ITEMS_PER_ORDER_MAX});
+    let note = json!({"type": "string", "maxLength": crate::state::command::LONG_TEXT_CHARS_MAX});
     let object = |required: Value, properties: Value| json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties});
     json!({
         "Problem": {"type": "object", "description": super::problem_description(), "properties": {
@@ -20,7 +28,7 @@ pub(super) fn schemas() -> Value {
         "OrderItem": item,
         "Fulfilment": fulfilment,
         "ContactArrived": object(json!(["caller", "topic"]), json!({
-            "caller": {"type": "string"}, "channel": {"type": "string", "enum": ["voice", "chat"]},
+            "caller": phone.clone(), "channel": {"type": "string", "enum": ["voice", "chat"]},
             "topic": {"type": "string", "enum": ["price_availability", "order", "pre_order", "order_status", "complaint", "consultation", "other"]},
             "skill": {"type": "string"}, "priority": {"type": "integer", "minimum": 0, "maximum": 255},
             "overflowed_from": {"$ref": "#/components/schemas/OverflowedFrom"}})),
@@ -30,7 +38,7 @@ pub(super) fn schemas() -> Value {
                 "arrived_at_ms": {"type": "integer", "minimum": 1, "description": "first arrival, ms since the Unix epoch"},
                 "hops": {"type": "integer", "minimum": 1, "maximum": crate::actors::overflow::OVERFLOW_HOPS_MAX, "default": 1, "description": "moves between sites so far, this one included (overflowed_to.hops at the source)"}}},
         "Answered": object(json!(["agent"]), json!({"agent": {"type": "string"}})),
-        "ChatMessage": object(json!(["text"]), json!({"text": {"type": "string"}})),
+        "ChatMessage": object(json!(["text"]), json!({"text": long.clone()})),
         "AgentState": object(json!(["state"]), json!({"state": {"type": "string", "enum": ["ready", "not_ready"]},
             "reason": {"description": "not_ready only: the reason by name (default break), or its bare code",
                 "oneOf": [{"type": "string", "pattern": "^(break|other_work|no_answer|rejected|code_[0-9]{1,5})$"}, {"type": "integer", "minimum": 0, "maximum": 65535}]}})),
@@ -38,21 +46,21 @@ pub(super) fn schemas() -> Value {
         "Transfer": object(json!([]), json!({"skill": {"type": "string", "default": "line2"}})),
         "Monitor": object(json!(["agent", "mode"]), json!({"agent": {"type": "string"}, "mode": {"type": "string", "enum": ["listen", "whisper", "barge"]}})),
         "OrderCreate": object(json!(["caller", "items", "fulfilment", "payment"]), json!({
-            "caller": {"type": "string"}, "items": {"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}, "maxItems": 100},
-            "fulfilment": {"$ref": "#/components/schemas/Fulfilment"}, "payment": payment, "delivery_note": {"type": "string"}})),
+            "caller": phone.clone(), "items": items.clone(),
+            "fulfilment": {"$ref": "#/components/schemas/Fulfilment"}, "payment": payment, "delivery_note": note.clone()})),
         "OrderUpdate": object(json!([]), json!({
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}},
-            "fulfilment": {"$ref": "#/components/schemas/Fulfilment"}, "payment": payment, "delivery_note": {"type": "string"}})),
+            "items": items.clone(),
+            "fulfilment": {"$ref": "#/components/schemas/Fulfilment"}, "payment": payment, "delivery_note": note.clone()})),
         "OrderStatus": object(json!(["status"]), json!({"status": status})),
         "PreOrder": object(json!(["caller", "sku", "name", "quantity", "pharmacy"]), json!({
-            "caller": {"type": "string"}, "sku": {"type": "string"}, "name": {"type": "string"}, "quantity": {"type": "integer"}, "pharmacy": {"type": "string"}})),
-        "StockArrival": object(json!(["sku"]), json!({"sku": {"type": "string"}, "pharmacy": {"type": "string"}})),
+            "caller": phone.clone(), "sku": short.clone(), "name": short.clone(), "quantity": {"type": "integer", "minimum": 1, "maximum": crate::state::command::QUANTITY_MAX}, "pharmacy": short.clone()})),
+        "StockArrival": object(json!(["sku"]), json!({"sku": short.clone(), "pharmacy": short.clone()})),
         "Reservation": object(json!(["caller", "pharmacy", "items", "expires_at_ms"]), json!({
-            "caller": {"type": "string"}, "pharmacy": {"type": "string"},
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}}, "expires_at_ms": {"type": "integer"}})),
-        "Complaint": object(json!(["caller", "text"]), json!({"caller": {"type": "string"}, "order": {"type": "integer"}, "text": {"type": "string"}})),
-        "Resolve": object(json!(["resolution"]), json!({"resolution": {"type": "string"}})),
+            "caller": phone.clone(), "pharmacy": short.clone(),
+            "items": items.clone(), "expires_at_ms": {"type": "integer"}})),
+        "Complaint": object(json!(["caller", "text"]), json!({"caller": phone.clone(), "order": {"type": "integer"}, "text": long.clone()})),
+        "Resolve": object(json!(["resolution"]), json!({"resolution": long.clone()})),
         "CallbackOutcome": object(json!(["outcome"]), json!({"outcome": {"type": "string", "enum": ["reached", "no_answer", "busy", "cancelled"]}})),
-        "TokenAdd": object(json!(["name", "role", "sha256"]), json!({"name": {"type": "string"}, "role": {"type": "string", "enum": ["gateway", "agent", "supervisor", "admin"]}, "sha256": {"type": "string", "description": "hex SHA-256 of the token (`callgrid token hash`)"}})),
+        "TokenAdd": object(json!(["name", "role", "sha256"]), json!({"name": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "[^\\s]"}, "role": {"type": "string", "enum": ["gateway", "agent", "supervisor", "admin"]}, "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$", "description": "hex SHA-256 of the token (`callgrid token hash`)"}})),
     })
 }

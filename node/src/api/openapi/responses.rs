@@ -103,6 +103,55 @@ pub(super) fn success_response(status: u16, body: &str) -> Value {
     }
 }
 
+/// Links from a create's answer to the operations on what it created (source method and
+/// path, target method and path, target parameter, runtime expression): clients and
+/// schemathesis's stateful phase follow them.
+pub const LINKS: &[(&str, &str, &str, &str, &str, &str)] = &[
+    ("post", "/contacts", "get", "/contacts/{contact}", "contact", "$response.body#/contact/id"),
+    ("post", "/contacts", "post", "/contacts/{contact}/answered", "contact", "$response.body#/contact/id"),
+    ("post", "/contacts", "post", "/contacts/{contact}/ended", "contact", "$response.body#/contact/id"),
+    ("post", "/contacts", "post", "/contacts/{contact}/abandoned", "contact", "$response.body#/contact/id"),
+    ("post", "/contacts", "post", "/contacts/{contact}/self-served", "contact", "$response.body#/contact/id"),
+    ("post", "/contacts", "post", "/contacts/{contact}/messages", "contact", "$response.body#/contact/id"),
+    ("post", "/contacts", "get", "/ledger/contacts/{id}", "id", "$response.body#/contact/id"),
+    ("post", "/orders", "get", "/orders/{order}", "order", "$response.body#/order"),
+    ("post", "/orders", "patch", "/orders/{order}", "order", "$response.body#/order"),
+    ("post", "/orders", "post", "/orders/{order}/status", "order", "$response.body#/order"),
+    ("post", "/pre-orders", "get", "/pre-orders/{id}", "id", "$response.body#/pre_order"),
+    ("post", "/pre-orders", "post", "/pre-orders/{id}/cancel", "id", "$response.body#/pre_order"),
+    ("post", "/reservations", "get", "/reservations/{id}", "id", "$response.body#/reservation"),
+    ("post", "/reservations", "post", "/reservations/{id}/collect", "id", "$response.body#/reservation"),
+    ("post", "/reservations", "post", "/reservations/{id}/cancel", "id", "$response.body#/reservation"),
+    ("post", "/complaints", "get", "/complaints/{id}", "id", "$response.body#/complaint"),
+    ("post", "/complaints", "post", "/complaints/{id}/resolve", "id", "$response.body#/complaint"),
+    ("post", "/cluster/tokens", "delete", "/cluster/tokens/{id}", "id", "$response.body#/sha256"),
+];
+
+/// An operation's id: the method and the path's words (`post_contacts_contact_answered`).
+pub fn operation_id(method: &str, path: &str) -> String {
+    let words: Vec<String> = path
+        .split(|character: char| !character.is_ascii_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    format!("{method}_{}", words.join("_"))
+}
+
+/// The `links` of the success answer of `method path`.
+pub(super) fn links(method: &str, path: &str) -> Option<Value> {
+    let mut links = Map::new();
+    for (from_method, from_path, to_method, to_path, parameter, expression) in LINKS {
+        if *from_method == method && *from_path == path {
+            let id = operation_id(to_method, to_path);
+            links.insert(
+                id.clone(),
+                json!({"operationId": id, "parameters": {*parameter: expression}}),
+            );
+        }
+    }
+    (!links.is_empty()).then_some(Value::Object(links))
+}
+
 /// Query parameters of `method path` besides `consistency` (added to every replicated read).
 pub fn query_parameters(method: &str, path: &str) -> Vec<Value> {
     let limit = |maximum: usize, default: usize| {
