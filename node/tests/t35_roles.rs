@@ -126,6 +126,36 @@ fn every_route_with_every_role_with_and_without_a_token() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The membership changes (documented apart: a walk with a valid body would change the
+/// cluster) refuse every role but admin, and no token, before reading the body.
+#[test]
+fn membership_changes_refuse_every_other_role() {
+    let (_directory, node) = single_site();
+    let mut failures = Vec::new();
+    for (method, path, _summary, roles, schema, ..) in callgrid_node::api::openapi::OTHER_ENDPOINTS {
+        if *roles != "admin" {
+            continue;
+        }
+        let url = path.replace("{id}", "2");
+        let body = match schema {
+            Some("LearnerAdd") => Some(json!({"id": 2, "address": "127.0.0.1:9"}).to_string()),
+            Some("LeaderTransfer") => Some(json!({"id": 2}).to_string()),
+            _ => None,
+        };
+        for (token, expected) in [(None, 401), (Some(GATEWAY), 403), (Some(SUPERVISOR), 403), (Some(ANNA), 403)] {
+            let (status, text) = send(&node, method, &url, token, body.as_deref());
+            if status != expected {
+                failures.push(format!("{method} {url} with {token:?}: {status} {text}"));
+            }
+        }
+        let (status, text) = send(&node, method, &url, None, Some("garbage"));
+        if status != 401 {
+            failures.push(format!("{method} {url} garbage body, no token: {status} {text}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn readyz_tells_anyone_only_ready_or_not() {
     let (_directory, node) = single_site();
