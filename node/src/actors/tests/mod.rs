@@ -883,3 +883,4 @@ async fn a_contact_that_moved_the_maximum_number_of_times_is_not_moved_again() {
 }
 
 mod defects;
+mod monitoring;
