@@ -45,6 +45,7 @@ mod gateway;
 mod ledger;
 pub mod messages;
 mod overflow;
+mod report_writer;
 pub mod reports;
 mod supervisor;
 pub mod views;

@@ -144,6 +144,7 @@ fn corrupt_files_are_skipped_and_old_days_removed() {
     std::fs::write(reports.join("2026-10-01.json"), b"{}").unwrap();
     let at = DAY_ONE_UTC_MS + HOUR_MS;
     let mut book = book(directory.path(), 0, at);
+    book.wait_written();
     assert_eq!(
         book.report(None, at)
             .unwrap()
@@ -160,6 +161,7 @@ fn corrupt_files_are_skipped_and_old_days_removed() {
     );
     book.record(&arrival(1), at);
     book.flush(at);
+    book.wait_written();
     let reopened = super::DayBook::open(
         directory.path(),
         "msk",
@@ -190,6 +192,7 @@ fn thirty_five_days_are_kept() {
         book.report(Some(LocalDay(last.0 - DAYS_KEPT - 1)), now)
             .is_err()
     );
+    book.wait_written();
     let files = std::fs::read_dir(directory.path().join("reports"))
         .unwrap()
         .count();
@@ -237,4 +240,35 @@ fn an_answer_counts_in_its_local_interval() {
     assert_eq!(interval.sites[0].counters.offered, 1);
     assert_eq!(interval.sites[0].counters.answered, 1, "answered at 12:00 local");
     assert_eq!(today.intervals.len(), 1, "nothing at 09:00 local");
+}
+
+/// Issue 8, section 6: the day's file is written (fsync) on the writer thread, never on the
+/// thread that records and flushes (the Site actor's); what is queued still reads back.
+#[test]
+fn the_day_is_written_off_the_callers_thread() {
+    let directory = tempfile::tempdir().unwrap();
+    let at = DAY_ONE_UTC_MS + 9 * HOUR_MS;
+    let mut book = book(directory.path(), 0, at);
+    book.record(&arrival(1), at);
+    book.flush(at + 1_000);
+    // Rolling over writes the closed day; its report reads back at once, queued or not.
+    book.record(&arrival(2), at + DAY_MS);
+    let closed = book.report(LocalDay::parse("2026-12-03"), at + DAY_MS).unwrap();
+    assert_eq!(closed.report.totals.counters.offered, 1);
+    book.wait_written();
+    let path = directory.path().join("reports").join("2026-12-03.json");
+    assert!(path.exists());
+    let written = super::super::report_writer::WRITTEN_BY.lock().unwrap().clone();
+    let writers: Vec<&Option<String>> = written
+        .iter()
+        .filter(|(file, _)| file == &path)
+        .map(|(_, thread)| thread)
+        .collect();
+    assert!(!writers.is_empty(), "the day was written");
+    assert!(
+        writers
+            .iter()
+            .all(|thread| thread.as_deref() == Some("callgrid-reports")),
+        "written by {writers:?}, not by the writer thread"
+    );
 }
