@@ -132,7 +132,8 @@ fn every_route_with_every_role_with_and_without_a_token() {
 fn membership_changes_refuse_every_other_role() {
     let (_directory, node) = single_site();
     let mut failures = Vec::new();
-    for (method, path, _summary, roles, schema, ..) in callgrid_node::api::openapi::OTHER_ENDPOINTS {
+    for (method, path, _summary, roles, schema, ..) in callgrid_node::api::openapi::OTHER_ENDPOINTS
+    {
         if *roles != "admin" {
             continue;
         }
@@ -142,7 +143,12 @@ fn membership_changes_refuse_every_other_role() {
             Some("LeaderTransfer") => Some(json!({"id": 2}).to_string()),
             _ => None,
         };
-        for (token, expected) in [(None, 401), (Some(GATEWAY), 403), (Some(SUPERVISOR), 403), (Some(ANNA), 403)] {
+        for (token, expected) in [
+            (None, 401),
+            (Some(GATEWAY), 403),
+            (Some(SUPERVISOR), 403),
+            (Some(ANNA), 403),
+        ] {
             let (status, text) = send(&node, method, &url, token, body.as_deref());
             if status != expected {
                 failures.push(format!("{method} {url} with {token:?}: {status} {text}"));
@@ -150,7 +156,9 @@ fn membership_changes_refuse_every_other_role() {
         }
         let (status, text) = send(&node, method, &url, None, Some("garbage"));
         if status != 401 {
-            failures.push(format!("{method} {url} garbage body, no token: {status} {text}"));
+            failures.push(format!(
+                "{method} {url} garbage body, no token: {status} {text}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -134,5 +134,8 @@ fn the_supervisor_stream_names_agents_and_skills_and_gives_epoch_ms() {
         before.saturating_sub(2_000) <= at && at <= after + 2_000,
         "at_ms {at} is epoch ms (between {before} and {after})"
     );
-    assert!(offered.get("at").is_none(), "no routing-time field: {offered}");
+    assert!(
+        offered.get("at").is_none(),
+        "no routing-time field: {offered}"
+    );
 }

@@ -204,7 +204,9 @@ fn the_report_names_things_and_the_csv_has_occupancy_agents_and_locales() {
     arrive(&node, "+79160002401");
     let today = moscow_today();
     // Anna's offer: accepted and answered, so she has busy time (occupancy above zero).
-    let contact = agent_contacts(&node, "anna", ANNA)[0]["id"].as_u64().unwrap();
+    let contact = agent_contacts(&node, "anna", ANNA)[0]["id"]
+        .as_u64()
+        .unwrap();
     let (status, _) = node.call(
         "POST",
         &format!("/api/v1/agents/anna/contacts/{contact}/accept"),
@@ -287,19 +289,35 @@ fn the_report_names_things_and_the_csv_has_occupancy_agents_and_locales() {
     let row = lines
         .find(|line| line.split(',').nth(3) == Some("anna"))
         .unwrap_or_else(|| panic!("anna's row in\n{agents}"));
-    assert!(row.starts_with(&format!("{today},+03:00,msk,anna,1,")), "{row}");
+    assert!(
+        row.starts_with(&format!("{today},+03:00,msk,anna,1,")),
+        "{row}"
+    );
 
-    for query in ["&locale=ru", "&sep=semicolon&decimal=comma", "&sep=%3B&decimal=%2C"] {
+    for query in [
+        "&locale=ru",
+        "&sep=semicolon&decimal=comma",
+        "&sep=%3B&decimal=%2C",
+    ] {
         let (status, text) = csv(&format!("{query}&rows=agents"));
         assert_eq!(status, 200, "{query}: {text}");
         let row = text.lines().find(|line| line.contains(";anna;")).unwrap();
-        assert!(row.starts_with(&format!("{today};+03:00;msk;anna;1;")), "{query}: {row}");
+        assert!(
+            row.starts_with(&format!("{today};+03:00;msk;anna;1;")),
+            "{query}: {row}"
+        );
         let occupancy = row.rsplit(';').next().unwrap();
-        assert!(occupancy.contains(',') && !occupancy.contains('.'), "{query}: {row}");
+        assert!(
+            occupancy.contains(',') && !occupancy.contains('.'),
+            "{query}: {row}"
+        );
     }
     let (status, text) = csv("&sep=semicolon&decimal=point");
     assert_eq!(status, 200);
-    assert!(text.lines().nth(1).unwrap_or_default().contains(';'), "{text}");
+    assert!(
+        text.lines().nth(1).unwrap_or_default().contains(';'),
+        "{text}"
+    );
     for bad in ["&decimal=comma", "&locale=de", "&rows=calls"] {
         assert_eq!(csv(bad).0, 400, "{bad}");
     }

@@ -175,7 +175,15 @@ mod tests {
         }
         assert_eq!(NotReadyReason::BREAK.name(), "break");
         assert_eq!(NotReadyReason(17).name(), "code_17");
-        for bad in ["", "lunch", "code_", "code_x", "code_-1", "code_70000", "code_+1"] {
+        for bad in [
+            "",
+            "lunch",
+            "code_",
+            "code_x",
+            "code_-1",
+            "code_70000",
+            "code_+1",
+        ] {
             assert_eq!(NotReadyReason::from_name(bad), None, "{bad}");
         }
         let state = AgentState::NotReady(NotReadyReason::BREAK);

@@ -255,9 +255,8 @@ impl Handler<SubscribeAgentStream> for AgentActor {
         _ctx: &mut Self::Context,
     ) -> Self::Result {
         self.streams.add(subscribe.0)?;
-        self.streams.send_to_last(
-            state_message(self.state, Some(self.since_ms)).to_string(),
-        );
+        self.streams
+            .send_to_last(state_message(self.state, Some(self.since_ms)).to_string());
         Ok(())
     }
 }

@@ -242,8 +242,7 @@ fn keys(prefix: &str, value: &toml::Value, out: &mut Vec<String>) {
 /// documented key appears in the sample (set, or shown in a comment).
 #[test]
 fn the_sample_and_docs_config_md_agree_with_the_parser() {
-    let config =
-        NodeConfig::parse(NodeConfig::EXAMPLE, Path::new("site.example.toml")).unwrap();
+    let config = NodeConfig::parse(NodeConfig::EXAMPLE, Path::new("site.example.toml")).unwrap();
     assert!(
         !config.site.data_dir.starts_with("/data"),
         "a copied sample must not write to /data"

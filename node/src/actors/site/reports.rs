@@ -411,7 +411,8 @@ impl DayBook {
     fn prune(&self) {
         let directory = self.directory.clone();
         let today = self.day;
-        self.writer.after_writes(Box::new(move || prune_days(&directory, today)));
+        self.writer
+            .after_writes(Box::new(move || prune_days(&directory, today)));
     }
 }
 

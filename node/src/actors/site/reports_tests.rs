@@ -238,7 +238,10 @@ fn an_answer_counts_in_its_local_interval() {
         .find(|interval| interval.start_ms == local_noon)
         .unwrap_or_else(|| panic!("no 12:00 interval in {:?}", today.intervals));
     assert_eq!(interval.sites[0].counters.offered, 1);
-    assert_eq!(interval.sites[0].counters.answered, 1, "answered at 12:00 local");
+    assert_eq!(
+        interval.sites[0].counters.answered, 1,
+        "answered at 12:00 local"
+    );
     assert_eq!(today.intervals.len(), 1, "nothing at 09:00 local");
 }
 
@@ -253,12 +256,17 @@ fn the_day_is_written_off_the_callers_thread() {
     book.flush(at + 1_000);
     // Rolling over writes the closed day; its report reads back at once, queued or not.
     book.record(&arrival(2), at + DAY_MS);
-    let closed = book.report(LocalDay::parse("2026-12-03"), at + DAY_MS).unwrap();
+    let closed = book
+        .report(LocalDay::parse("2026-12-03"), at + DAY_MS)
+        .unwrap();
     assert_eq!(closed.report.totals.counters.offered, 1);
     book.wait_written();
     let path = directory.path().join("reports").join("2026-12-03.json");
     assert!(path.exists());
-    let written = super::super::report_writer::WRITTEN_BY.lock().unwrap().clone();
+    let written = super::super::report_writer::WRITTEN_BY
+        .lock()
+        .unwrap()
+        .clone();
     let writers: Vec<&Option<String>> = written
         .iter()
         .filter(|(file, _)| file == &path)

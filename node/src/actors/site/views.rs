@@ -299,7 +299,9 @@ pub struct RoutingMetrics {
 /// The reason's name of a not-ready state (null in every other state), as views and streams
 /// show it beside the state's name.
 pub fn not_ready_reason(state: AgentState) -> Option<String> {
-    state.not_ready_reason().map(|reason| reason.name().into_owned())
+    state
+        .not_ready_reason()
+        .map(|reason| reason.name().into_owned())
 }
 
 /// The agent stream's state message: `{"type": "state", "state": <name>, "not_ready_reason":

@@ -81,8 +81,22 @@ async fn monitoring_picks_the_talking_contact_not_a_ringing_or_wrap_up_one() {
 
     // The first chat talked and ended (wrap-up), the second one ringing then talking.
     let login = || "anna".to_string();
-    ask(&site, SiteInput::Accept { login: login(), contact: first }).await;
-    ask(&site, SiteInput::End { login: login(), contact: first }).await;
+    ask(
+        &site,
+        SiteInput::Accept {
+            login: login(),
+            contact: first,
+        },
+    )
+    .await;
+    ask(
+        &site,
+        SiteInput::End {
+            login: login(),
+            contact: first,
+        },
+    )
+    .await;
     let second = ContactId(arrive(&site, Channel::Chat).await["id"].as_u64().unwrap());
     let refused = monitor(&site).await;
     assert!(
@@ -90,14 +104,24 @@ async fn monitoring_picks_the_talking_contact_not_a_ringing_or_wrap_up_one() {
         "wrap-up and ringing are not monitored: {refused:?} ({:?})",
         stages(&site).await
     );
-    ask(&site, SiteInput::Accept { login: login(), contact: second }).await;
+    ask(
+        &site,
+        SiteInput::Accept {
+            login: login(),
+            contact: second,
+        },
+    )
+    .await;
     let held = stages(&site).await;
     assert_eq!(
         held.first().map(|(id, stage)| (*id, stage.as_str())),
         Some((first.0, "wrap_up")),
         "the agent's first contact is the one in wrap-up: {held:?}"
     );
-    assert!(held.contains(&(second.0, "talking".to_string())), "{held:?}");
+    assert!(
+        held.contains(&(second.0, "talking".to_string())),
+        "{held:?}"
+    );
     let request = monitor(&site).await.unwrap();
     assert_eq!(request["contact"], second.0, "{request}");
     assert_eq!(request["mode"], "listen");

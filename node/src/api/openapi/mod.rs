@@ -527,9 +527,7 @@ fn problem_description() -> String {
 
 /// The error answers every `/api/v1` operation may give (RFC 9457 problems).
 fn error_responses() -> Value {
-    let problem = |description: &str| {
-        json!({"description": description, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
-    };
+    let problem = |description: &str| json!({"description": description, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
     let mut unavailable = problem(
         "Retry after Retry-After (seconds): type .../no-quorum (nothing written), .../outcome-unknown (maybe written: retry with the same Idempotency-Key), .../site-draining (the site takes no new contacts) or .../unavailable (shutting down)",
     );
@@ -674,7 +672,10 @@ pub fn roles_markdown() -> String {
          | Method | Path | Roles (besides admin) |\n|---|---|---|\n",
     );
     for (method, path, _summary, roles, ..) in OTHER_ENDPOINTS {
-        text.push_str(&format!("| {} | `{path}` | {roles} |\n", method.to_uppercase()));
+        text.push_str(&format!(
+            "| {} | `{path}` | {roles} |\n",
+            method.to_uppercase()
+        ));
     }
     text
 }
@@ -716,7 +717,8 @@ mod tests {
             );
             for error in ["400", "401", "403", "404", "409", "503"] {
                 assert!(
-                    operation["responses"][error]["content"]["application/problem+json"].is_object(),
+                    operation["responses"][error]["content"]["application/problem+json"]
+                        .is_object(),
                     "{method} {path}: {error} without a problem body"
                 );
             }
@@ -730,7 +732,10 @@ mod tests {
         let mut ids = std::collections::BTreeSet::new();
         for (_, operations) in document["paths"].as_object().into_iter().flatten() {
             for (_, operation) in operations.as_object().into_iter().flatten() {
-                let id = operation["operationId"].as_str().unwrap_or_default().to_string();
+                let id = operation["operationId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 assert!(ids.insert(id.clone()), "operationId {id} twice");
             }
         }
@@ -744,8 +749,16 @@ mod tests {
     #[test]
     fn statuses_and_query_parameters_are_the_servers() {
         let document = document();
-        let responses = |path: &str, method: &str| document["paths"][path][method]["responses"].clone();
-        for path in ["/contacts", "/orders", "/pre-orders", "/reservations", "/complaints", "/cluster/tokens"] {
+        let responses =
+            |path: &str, method: &str| document["paths"][path][method]["responses"].clone();
+        for path in [
+            "/contacts",
+            "/orders",
+            "/pre-orders",
+            "/reservations",
+            "/complaints",
+            "/cluster/tokens",
+        ] {
             let answers = responses(&format!("/api/v1{path}"), "post");
             assert!(answers["201"].is_object(), "{path}: {answers}");
             assert!(answers.get("200").is_none(), "{path} answers 201, not 200");
@@ -765,7 +778,10 @@ mod tests {
                 .unwrap_or_default()
         };
         assert_eq!(names("/api/v1/orders"), ["caller", "limit", "consistency"]);
-        assert_eq!(names("/api/v1/self-service/order-status"), ["caller", "consistency"]);
+        assert_eq!(
+            names("/api/v1/self-service/order-status"),
+            ["caller", "consistency"]
+        );
         assert_eq!(names("/api/v1/callbacks"), ["limit", "consistency"]);
         assert_eq!(
             names("/api/v1/reports/intervals"),

@@ -104,7 +104,8 @@ pub const OTHER_ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>, u16, &str)] 
 /// Per-endpoint changes to the generated operation: the session's cookie security, the
 /// operations endpoints' own answers.
 pub(super) fn adjust(method: &str, path: &str, operation: &mut Value) {
-    let problem = json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}});
+    let problem =
+        json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}});
     match (method, path) {
         ("post", "/api/v1/session") => operation["security"] = json!([]),
         (_, "/api/v1/session") => {
@@ -136,9 +137,7 @@ pub(super) fn adjust(method: &str, path: &str, operation: &mut Value) {
 
 /// Request and response schemas of these endpoints.
 pub(super) fn schemas() -> Map<String, Value> {
-    let object = |required: Value, properties: Value| {
-        json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties})
-    };
+    let object = |required: Value, properties: Value| json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties});
     let mut schemas = Map::new();
     schemas.insert(
         "LearnerAdd".to_string(),

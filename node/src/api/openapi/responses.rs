@@ -25,12 +25,42 @@ pub const SUCCESS: &[(&str, &str, u16, &str)] = &[
     ("post", "/agents/{login}/logout", 200, "Agent"),
     ("post", "/agents/{login}/state", 200, "Agent"),
     ("get", "/agents/{login}/contacts/{contact}", 200, "Contact"),
-    ("post", "/agents/{login}/contacts/{contact}/accept", 200, "Contact"),
-    ("post", "/agents/{login}/contacts/{contact}/reject", 200, "Contact"),
-    ("post", "/agents/{login}/contacts/{contact}/end", 200, "Contact"),
-    ("post", "/agents/{login}/contacts/{contact}/wrap-up", 200, "WrapUpReply"),
-    ("post", "/agents/{login}/contacts/{contact}/transfer", 200, "Contact"),
-    ("post", "/agents/{login}/contacts/{contact}/messages", 200, "Accepted"),
+    (
+        "post",
+        "/agents/{login}/contacts/{contact}/accept",
+        200,
+        "Contact",
+    ),
+    (
+        "post",
+        "/agents/{login}/contacts/{contact}/reject",
+        200,
+        "Contact",
+    ),
+    (
+        "post",
+        "/agents/{login}/contacts/{contact}/end",
+        200,
+        "Contact",
+    ),
+    (
+        "post",
+        "/agents/{login}/contacts/{contact}/wrap-up",
+        200,
+        "WrapUpReply",
+    ),
+    (
+        "post",
+        "/agents/{login}/contacts/{contact}/transfer",
+        200,
+        "Contact",
+    ),
+    (
+        "post",
+        "/agents/{login}/contacts/{contact}/messages",
+        200,
+        "Accepted",
+    ),
     ("get", "/agents/{login}/stream", 101, "WebSocket"),
     ("get", "/supervisor/queues", 200, "Queues"),
     ("get", "/supervisor/agents", 200, "Agents"),
@@ -84,11 +114,11 @@ pub fn success(method: &str, path: &str) -> Option<(u16, &'static str)> {
 
 /// The `responses` entry of a success answer.
 pub(super) fn success_response(status: u16, body: &str) -> Value {
-    let json_body = |schema: &str| {
-        json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}})
-    };
+    let json_body = |schema: &str| json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}});
     match body {
-        "WebSocket" => json!({"description": "Switching Protocols: the WebSocket stream (a plain GET without the upgrade headers is a 400)"}),
+        "WebSocket" => {
+            json!({"description": "Switching Protocols: the WebSocket stream (a plain GET without the upgrade headers is a 400)"})
+        }
         "Xlsx" => json!({"description": "The workbook", "content": {
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": {"type": "string", "format": "binary"}}}}),
         "IntervalReport" => {
@@ -107,24 +137,150 @@ pub(super) fn success_response(status: u16, body: &str) -> Value {
 /// path, target method and path, target parameter, runtime expression): clients and
 /// schemathesis's stateful phase follow them.
 pub const LINKS: &[(&str, &str, &str, &str, &str, &str)] = &[
-    ("post", "/contacts", "get", "/contacts/{contact}", "contact", "$response.body#/contact/id"),
-    ("post", "/contacts", "post", "/contacts/{contact}/answered", "contact", "$response.body#/contact/id"),
-    ("post", "/contacts", "post", "/contacts/{contact}/ended", "contact", "$response.body#/contact/id"),
-    ("post", "/contacts", "post", "/contacts/{contact}/abandoned", "contact", "$response.body#/contact/id"),
-    ("post", "/contacts", "post", "/contacts/{contact}/self-served", "contact", "$response.body#/contact/id"),
-    ("post", "/contacts", "post", "/contacts/{contact}/messages", "contact", "$response.body#/contact/id"),
-    ("post", "/contacts", "get", "/ledger/contacts/{id}", "id", "$response.body#/contact/id"),
-    ("post", "/orders", "get", "/orders/{order}", "order", "$response.body#/order"),
-    ("post", "/orders", "patch", "/orders/{order}", "order", "$response.body#/order"),
-    ("post", "/orders", "post", "/orders/{order}/status", "order", "$response.body#/order"),
-    ("post", "/pre-orders", "get", "/pre-orders/{id}", "id", "$response.body#/pre_order"),
-    ("post", "/pre-orders", "post", "/pre-orders/{id}/cancel", "id", "$response.body#/pre_order"),
-    ("post", "/reservations", "get", "/reservations/{id}", "id", "$response.body#/reservation"),
-    ("post", "/reservations", "post", "/reservations/{id}/collect", "id", "$response.body#/reservation"),
-    ("post", "/reservations", "post", "/reservations/{id}/cancel", "id", "$response.body#/reservation"),
-    ("post", "/complaints", "get", "/complaints/{id}", "id", "$response.body#/complaint"),
-    ("post", "/complaints", "post", "/complaints/{id}/resolve", "id", "$response.body#/complaint"),
-    ("post", "/cluster/tokens", "delete", "/cluster/tokens/{id}", "id", "$response.body#/sha256"),
+    (
+        "post",
+        "/contacts",
+        "get",
+        "/contacts/{contact}",
+        "contact",
+        "$response.body#/contact/id",
+    ),
+    (
+        "post",
+        "/contacts",
+        "post",
+        "/contacts/{contact}/answered",
+        "contact",
+        "$response.body#/contact/id",
+    ),
+    (
+        "post",
+        "/contacts",
+        "post",
+        "/contacts/{contact}/ended",
+        "contact",
+        "$response.body#/contact/id",
+    ),
+    (
+        "post",
+        "/contacts",
+        "post",
+        "/contacts/{contact}/abandoned",
+        "contact",
+        "$response.body#/contact/id",
+    ),
+    (
+        "post",
+        "/contacts",
+        "post",
+        "/contacts/{contact}/self-served",
+        "contact",
+        "$response.body#/contact/id",
+    ),
+    (
+        "post",
+        "/contacts",
+        "post",
+        "/contacts/{contact}/messages",
+        "contact",
+        "$response.body#/contact/id",
+    ),
+    (
+        "post",
+        "/contacts",
+        "get",
+        "/ledger/contacts/{id}",
+        "id",
+        "$response.body#/contact/id",
+    ),
+    (
+        "post",
+        "/orders",
+        "get",
+        "/orders/{order}",
+        "order",
+        "$response.body#/order",
+    ),
+    (
+        "post",
+        "/orders",
+        "patch",
+        "/orders/{order}",
+        "order",
+        "$response.body#/order",
+    ),
+    (
+        "post",
+        "/orders",
+        "post",
+        "/orders/{order}/status",
+        "order",
+        "$response.body#/order",
+    ),
+    (
+        "post",
+        "/pre-orders",
+        "get",
+        "/pre-orders/{id}",
+        "id",
+        "$response.body#/pre_order",
+    ),
+    (
+        "post",
+        "/pre-orders",
+        "post",
+        "/pre-orders/{id}/cancel",
+        "id",
+        "$response.body#/pre_order",
+    ),
+    (
+        "post",
+        "/reservations",
+        "get",
+        "/reservations/{id}",
+        "id",
+        "$response.body#/reservation",
+    ),
+    (
+        "post",
+        "/reservations",
+        "post",
+        "/reservations/{id}/collect",
+        "id",
+        "$response.body#/reservation",
+    ),
+    (
+        "post",
+        "/reservations",
+        "post",
+        "/reservations/{id}/cancel",
+        "id",
+        "$response.body#/reservation",
+    ),
+    (
+        "post",
+        "/complaints",
+        "get",
+        "/complaints/{id}",
+        "id",
+        "$response.body#/complaint",
+    ),
+    (
+        "post",
+        "/complaints",
+        "post",
+        "/complaints/{id}/resolve",
+        "id",
+        "$response.body#/complaint",
+    ),
+    (
+        "post",
+        "/cluster/tokens",
+        "delete",
+        "/cluster/tokens/{id}",
+        "id",
+        "$response.body#/sha256",
+    ),
 ];
 
 /// An operation's id: the method and the path's words (`post_contacts_contact_answered`).
@@ -181,9 +337,7 @@ pub fn query_parameters(method: &str, path: &str) -> Vec<Value> {
 }
 
 fn report_parameters() -> Vec<Value> {
-    let parameter = |name: &str, description: &str, schema: Value| {
-        json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
-    };
+    let parameter = |name: &str, description: &str, schema: Value| json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema});
     vec![
         parameter(
             "date",
@@ -260,9 +414,20 @@ fn routing_schemas() -> Vec<(&'static str, Value)> {
             "occupancy": nullable("number"), "counters": {"type": "object"}}),
     );
     vec![
-        ("Contact", object(
-            json!(["id", "caller", "channel", "topic", "skill", "direction", "stage", "arrived_at_ms"]),
-            json!({"id": {"type": "integer"}, "caller": {"type": "string"},
+        (
+            "Contact",
+            object(
+                json!([
+                    "id",
+                    "caller",
+                    "channel",
+                    "topic",
+                    "skill",
+                    "direction",
+                    "stage",
+                    "arrived_at_ms"
+                ]),
+                json!({"id": {"type": "integer"}, "caller": {"type": "string"},
                 "channel": {"type": "string", "enum": ["voice", "chat"]}, "topic": {"type": "string"},
                 "skill": {"type": "string"}, "direction": {"type": "string"},
                 "callback": nullable("integer"), "agent": nullable("string"), "stage": stage,
@@ -271,45 +436,100 @@ fn routing_schemas() -> Vec<(&'static str, Value)> {
                 "wrap_up_code": nullable("string"), "transferred_from": nullable("string"),
                 "overflowed_from": {"type": ["object", "null"]}, "overflowed_to": {"type": ["object", "null"]},
                 "messages": {"type": "array", "items": {"type": "object", "required": ["from", "text", "at_ms"]}}}),
-        )),
-        ("ContactArrivedReply", object(
-            json!(["contact", "open_orders"]),
-            json!({"contact": reference("Contact"), "open_orders": {"type": "array", "items": {"type": "object", "required": ["order", "status"]}}}),
-        )),
-        ("OpenOrders", object(
-            json!(["caller", "open_orders"]),
-            json!({"caller": {"type": "string"}, "open_orders": {"type": "array", "items": {"type": "object", "required": ["order", "status", "total_minor", "created_at_ms"]}}}),
-        )),
-        ("Accepted", object(json!(["accepted"]), json!({"accepted": {"type": "boolean"}}))),
-        ("Agent", object(
-            json!(["login", "id", "state", "not_ready_reason", "contacts"]),
-            json!({"login": {"type": "string"}, "id": {"type": "integer"}, "state": state,
+            ),
+        ),
+        (
+            "ContactArrivedReply",
+            object(
+                json!(["contact", "open_orders"]),
+                json!({"contact": reference("Contact"), "open_orders": {"type": "array", "items": {"type": "object", "required": ["order", "status"]}}}),
+            ),
+        ),
+        (
+            "OpenOrders",
+            object(
+                json!(["caller", "open_orders"]),
+                json!({"caller": {"type": "string"}, "open_orders": {"type": "array", "items": {"type": "object", "required": ["order", "status", "total_minor", "created_at_ms"]}}}),
+            ),
+        ),
+        (
+            "Accepted",
+            object(
+                json!(["accepted"]),
+                json!({"accepted": {"type": "boolean"}}),
+            ),
+        ),
+        (
+            "Agent",
+            object(
+                json!(["login", "id", "state", "not_ready_reason", "contacts"]),
+                json!({"login": {"type": "string"}, "id": {"type": "integer"}, "state": state,
                 "not_ready_reason": {"type": ["string", "null"], "description": "in not_ready: break, other_work, no_answer, rejected or code_<n>; null otherwise"},
                 "state_since_ms": nullable("integer"), "time_in_state_ms": nullable("integer"),
                 "contacts": {"type": "array", "items": reference("Contact")},
                 "changed": {"type": "boolean", "description": "in answers to login, logout and state: whether the state changed now"}}),
-        )),
-        ("WrapUpReply", json!({"description": "The finished contact; after a transfer (the contact is with line 2) the agent, now free",
-            "oneOf": [reference("Contact"), reference("Agent")]})),
-        ("Agents", object(json!(["site", "agents"]), json!({"site": {"type": "string"}, "agents": {"type": "array", "items": reference("Agent")}}))),
-        ("Queue", object(
-            json!(["skill", "channel", "line", "in_queue", "agents_staffed", "agents_available"]),
-            json!({"skill": {"type": "string"}, "channel": {"type": "string"}, "line": {"type": "string"},
+            ),
+        ),
+        (
+            "WrapUpReply",
+            json!({"description": "The finished contact; after a transfer (the contact is with line 2) the agent, now free",
+            "oneOf": [reference("Contact"), reference("Agent")]}),
+        ),
+        (
+            "Agents",
+            object(
+                json!(["site", "agents"]),
+                json!({"site": {"type": "string"}, "agents": {"type": "array", "items": reference("Agent")}}),
+            ),
+        ),
+        (
+            "Queue",
+            object(
+                json!([
+                    "skill",
+                    "channel",
+                    "line",
+                    "in_queue",
+                    "agents_staffed",
+                    "agents_available"
+                ]),
+                json!({"skill": {"type": "string"}, "channel": {"type": "string"}, "line": {"type": "string"},
                 "in_queue": {"type": "integer"}, "oldest_age_ms": nullable("integer"), "newest_age_ms": nullable("integer"),
                 "wait_ms_estimated": nullable("integer"), "agents_staffed": {"type": "integer"},
                 "agents_available": {"type": "integer"}, "agents_on_contact": {"type": "integer"},
                 "agents_wrap_up": {"type": "integer"}, "agents_not_ready": {"type": "integer"}}),
-        )),
-        ("Queues", object(json!(["site", "queues"]), json!({"site": {"type": "string"}, "queues": {"type": "array", "items": reference("Queue")}}))),
-        ("MonitorRequest", object(
-            json!(["type", "mode", "supervisor", "agent", "contact", "at_ms"]),
-            json!({"type": {"const": "monitor"}, "mode": {"type": "string", "enum": ["listen", "whisper", "barge"]},
+            ),
+        ),
+        (
+            "Queues",
+            object(
+                json!(["site", "queues"]),
+                json!({"site": {"type": "string"}, "queues": {"type": "array", "items": reference("Queue")}}),
+            ),
+        ),
+        (
+            "MonitorRequest",
+            object(
+                json!(["type", "mode", "supervisor", "agent", "contact", "at_ms"]),
+                json!({"type": {"const": "monitor"}, "mode": {"type": "string", "enum": ["listen", "whisper", "barge"]},
                 "supervisor": {"type": "string"}, "agent": {"type": "string"}, "contact": {"type": "integer"}, "at_ms": {"type": "integer"}}),
-        )),
+            ),
+        ),
         ("ReportRow", row),
-        ("IntervalReport", object(
-            json!(["date", "utc_offset_minutes", "interval_ms", "totals", "intervals", "sites", "queues", "agents"]),
-            json!({"date": {"type": "string", "description": "the site's local day"},
+        (
+            "IntervalReport",
+            object(
+                json!([
+                    "date",
+                    "utc_offset_minutes",
+                    "interval_ms",
+                    "totals",
+                    "intervals",
+                    "sites",
+                    "queues",
+                    "agents"
+                ]),
+                json!({"date": {"type": "string", "description": "the site's local day"},
                 "utc_offset_minutes": {"type": "integer"}, "interval_ms": {"type": "integer"},
                 "service_level_target_ms": {"type": "integer"}, "totals": reference("ReportRow"),
                 "intervals": {"type": "array", "items": object(
@@ -324,8 +544,12 @@ fn routing_schemas() -> Vec<(&'static str, Value)> {
                 "agents": {"type": "array", "items": object(json!(["agent", "site", "counters"]),
                     json!({"agent": {"type": "string", "description": "login"}, "site": {"type": "string"},
                         "occupancy": nullable("number"), "aht_ms": nullable("number"), "counters": {"type": "object"}}))}}),
-        )),
-        ("OpenApi", json!({"type": "object", "required": ["openapi", "paths"]})),
+            ),
+        ),
+        (
+            "OpenApi",
+            json!({"type": "object", "required": ["openapi", "paths"]}),
+        ),
     ]
 }
 
@@ -353,62 +577,192 @@ fn record_schemas() -> Vec<(&'static str, Value)> {
         json!({"sha256": {"type": "string"}, "name": {"type": "string"}, "role": {"type": "string"}}),
     );
     vec![
-        ("Order", record(&["items", "fulfilment", "payment", "total_minor", "history"], json!({
+        (
+            "Order",
+            record(
+                &["items", "fulfilment", "payment", "total_minor", "history"],
+                json!({
             "items": items, "fulfilment": {"type": "object"}, "payment": {"type": "string"},
             "delivery_note": {"type": "string"}, "total_minor": {"type": "integer"},
-            "history": {"type": "array", "items": {"type": "object", "required": ["at_ms", "actor", "change"]}}}))),
-        ("PreOrder", record(&["sku", "quantity", "pharmacy"], json!({
+            "history": {"type": "array", "items": {"type": "object", "required": ["at_ms", "actor", "change"]}}}),
+            ),
+        ),
+        (
+            "PreOrder",
+            record(
+                &["sku", "quantity", "pharmacy"],
+                json!({
             "sku": {"type": "string"}, "name": {"type": "string"}, "quantity": {"type": "integer"},
-            "pharmacy": {"type": "string"}, "callback": nullable("integer")}))),
-        ("Reservation", record(&["pharmacy", "items", "expires_at_ms"], json!({
-            "pharmacy": {"type": "string"}, "items": items, "expires_at_ms": {"type": "integer"}}))),
-        ("Complaint", record(&["text", "repeat_of"], json!({
+            "pharmacy": {"type": "string"}, "callback": nullable("integer")}),
+            ),
+        ),
+        (
+            "Reservation",
+            record(
+                &["pharmacy", "items", "expires_at_ms"],
+                json!({
+            "pharmacy": {"type": "string"}, "items": items, "expires_at_ms": {"type": "integer"}}),
+            ),
+        ),
+        (
+            "Complaint",
+            record(
+                &["text", "repeat_of"],
+                json!({
             "order": nullable("integer"), "text": {"type": "string"},
-            "repeat_of": {"type": "array", "items": {"type": "integer"}}, "resolution": {"type": "string"}}))),
-        ("Callback", object(
-            json!(["id", "site", "caller", "reason", "due_at_ms", "attempts", "status", "created_at_ms"]),
-            json!({"id": {"type": "integer"}, "site": {"type": "string"}, "caller": {"type": "string"},
+            "repeat_of": {"type": "array", "items": {"type": "integer"}}, "resolution": {"type": "string"}}),
+            ),
+        ),
+        (
+            "Callback",
+            object(
+                json!([
+                    "id",
+                    "site",
+                    "caller",
+                    "reason",
+                    "due_at_ms",
+                    "attempts",
+                    "status",
+                    "created_at_ms"
+                ]),
+                json!({"id": {"type": "integer"}, "site": {"type": "string"}, "caller": {"type": "string"},
                 "reason": {"type": "object"}, "due_at_ms": {"type": "integer"}, "attempts": {"type": "integer"},
                 "attempts_max": {"type": "integer"}, "status": {"type": "string", "enum": ["pending", "queued", "completed", "failed", "cancelled"]},
                 "claimed_by": nullable("string"), "last_outcome": nullable("string"), "created_at_ms": {"type": "integer"}}),
-        )),
+            ),
+        ),
         ("OrderList", list_of("orders", "Order")),
         ("PreOrderList", list_of("pre_orders", "PreOrder")),
         ("ReservationList", list_of("reservations", "Reservation")),
         ("ComplaintList", list_of("complaints", "Complaint")),
         ("CallbackList", list_of("callbacks", "Callback")),
-        ("OrderCreated", object(json!(["order"]), json!({"order": {"type": "integer"}}))),
-        ("PreOrderCreated", object(json!(["pre_order"]), json!({"pre_order": {"type": "integer"}}))),
-        ("ReservationCreated", object(json!(["reservation"]), json!({"reservation": {"type": "integer"}}))),
-        ("ComplaintFiled", object(json!(["complaint", "escalated"]), json!({"complaint": {"type": "integer"}, "escalated": {"type": "boolean"}}))),
-        ("CallbacksCreated", object(json!(["callbacks"]), json!({"callbacks": {"type": "array", "items": {"type": "integer"}}}))),
+        (
+            "OrderCreated",
+            object(json!(["order"]), json!({"order": {"type": "integer"}})),
+        ),
+        (
+            "PreOrderCreated",
+            object(
+                json!(["pre_order"]),
+                json!({"pre_order": {"type": "integer"}}),
+            ),
+        ),
+        (
+            "ReservationCreated",
+            object(
+                json!(["reservation"]),
+                json!({"reservation": {"type": "integer"}}),
+            ),
+        ),
+        (
+            "ComplaintFiled",
+            object(
+                json!(["complaint", "escalated"]),
+                json!({"complaint": {"type": "integer"}, "escalated": {"type": "boolean"}}),
+            ),
+        ),
+        (
+            "CallbacksCreated",
+            object(
+                json!(["callbacks"]),
+                json!({"callbacks": {"type": "array", "items": {"type": "integer"}}}),
+            ),
+        ),
         ("Done", json!({"type": "object"})),
-        ("LedgerEntry", object(
-            json!(["contact", "owner", "skill", "arrived_at_ms", "stage", "hops", "updated_at_ms"]),
-            json!({"contact": {"type": "integer"}, "owner": {"type": "string"}, "caller": {"type": "string"},
+        (
+            "LedgerEntry",
+            object(
+                json!([
+                    "contact",
+                    "owner",
+                    "skill",
+                    "arrived_at_ms",
+                    "stage",
+                    "hops",
+                    "updated_at_ms"
+                ]),
+                json!({"contact": {"type": "integer"}, "owner": {"type": "string"}, "caller": {"type": "string"},
                 "skill": {"type": "string"}, "arrived_at_ms": {"type": "integer"}, "arrived_at_site": {"type": "string"},
                 "stage": {"type": ["string", "object"]}, "hops": {"type": "integer"}, "moved_from": nullable("integer"),
                 "updated_at_ms": {"type": "integer"}, "sequence": {"type": "integer"}}),
-        )),
-        ("LedgerOpen", object(
-            json!(["site", "open", "overflowed_out", "overflowed_in", "applied_index"]),
-            json!({"site": {"type": "string"}, "last_summary_at_ms": nullable("integer"),
+            ),
+        ),
+        (
+            "LedgerOpen",
+            object(
+                json!([
+                    "site",
+                    "open",
+                    "overflowed_out",
+                    "overflowed_in",
+                    "applied_index"
+                ]),
+                json!({"site": {"type": "string"}, "last_summary_at_ms": nullable("integer"),
                 "open": {"type": "array", "items": reference("LedgerEntry")},
                 "overflowed_out": {"type": "integer"}, "overflowed_in": {"type": "integer"}, "applied_index": {"type": "integer"}}),
-        )),
+            ),
+        ),
         ("ClusterHealth", health),
-        ("ClusterOverview", object(
-            json!(["node_id", "site", "term", "commit_index", "applied_index", "members", "sites"]),
-            json!({"node_id": {"type": "integer"}, "site": {"type": "string"}, "leader": nullable("integer"),
+        (
+            "ClusterOverview",
+            object(
+                json!([
+                    "node_id",
+                    "site",
+                    "term",
+                    "commit_index",
+                    "applied_index",
+                    "members",
+                    "sites"
+                ]),
+                json!({"node_id": {"type": "integer"}, "site": {"type": "string"}, "leader": nullable("integer"),
                 "term": {"type": "integer"}, "commit_index": {"type": "integer"}, "applied_index": {"type": "integer"},
                 "members": {"type": "array"}, "sites": {"type": "array", "items": {"type": "object", "required": ["site", "drained"]}}}),
-        )),
-        ("SiteDrain", object(json!(["site", "drained"]), json!({"site": {"type": "string"}, "drained": {"type": "boolean"}}))),
-        ("TokenList", object(json!(["tokens"]), json!({"tokens": {"type": "array", "items": token.clone()}}))),
+            ),
+        ),
+        (
+            "SiteDrain",
+            object(
+                json!(["site", "drained"]),
+                json!({"site": {"type": "string"}, "drained": {"type": "boolean"}}),
+            ),
+        ),
+        (
+            "TokenList",
+            object(
+                json!(["tokens"]),
+                json!({"tokens": {"type": "array", "items": token.clone()}}),
+            ),
+        ),
         ("TokenAdded", token),
-        ("TokenRevoked", object(json!(["sha256", "revoked"]), json!({"sha256": {"type": "string"}, "revoked": {"type": "boolean"}}))),
-        ("MembershipChange", object(json!(["done", "cluster"]), json!({"done": {"type": "string"}, "cluster": reference("ClusterHealth")}))),
-        ("Session", object(json!(["name", "role", "csrf"]), json!({"name": {"type": "string"}, "role": {"type": "string"}, "csrf": {"type": "string"}}))),
-        ("Health", object(json!(["status"]), json!({"status": {"type": "string"}, "cluster": reference("ClusterHealth")}))),
+        (
+            "TokenRevoked",
+            object(
+                json!(["sha256", "revoked"]),
+                json!({"sha256": {"type": "string"}, "revoked": {"type": "boolean"}}),
+            ),
+        ),
+        (
+            "MembershipChange",
+            object(
+                json!(["done", "cluster"]),
+                json!({"done": {"type": "string"}, "cluster": reference("ClusterHealth")}),
+            ),
+        ),
+        (
+            "Session",
+            object(
+                json!(["name", "role", "csrf"]),
+                json!({"name": {"type": "string"}, "role": {"type": "string"}, "csrf": {"type": "string"}}),
+            ),
+        ),
+        (
+            "Health",
+            object(
+                json!(["status"]),
+                json!({"status": {"type": "string"}, "cluster": reference("ClusterHealth")}),
+            ),
+        ),
     ]
 }

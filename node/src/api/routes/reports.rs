@@ -192,7 +192,12 @@ pub(super) fn named_report(state: &Data, mut report: Value) -> Value {
         .collect();
     let name_row = |row: &mut Value| {
         if let Some(site) = row["site"].as_u64() {
-            row["site"] = json!(sites.get(&site).cloned().unwrap_or_else(|| site.to_string()));
+            row["site"] = json!(
+                sites
+                    .get(&site)
+                    .cloned()
+                    .unwrap_or_else(|| site.to_string())
+            );
         }
         if row.get("skill").is_some() {
             let skill = row["skill"]
@@ -202,7 +207,12 @@ pub(super) fn named_report(state: &Data, mut report: Value) -> Value {
             row["skill"] = json!(skill);
         }
         if let Some(agent) = row["agent"].as_u64() {
-            row["agent"] = json!(logins.get(&agent).cloned().unwrap_or_else(|| agent.to_string()));
+            row["agent"] = json!(
+                logins
+                    .get(&agent)
+                    .cloned()
+                    .unwrap_or_else(|| agent.to_string())
+            );
         }
     };
     name_row(&mut report["totals"]);
@@ -213,8 +223,9 @@ pub(super) fn named_report(state: &Data, mut report: Value) -> Value {
     }
     let date = report["date"].as_str().unwrap_or("1970-01-01").to_string();
     let offset = report["utc_offset_minutes"].as_i64().unwrap_or(0);
-    let midnight = LocalDay::parse(&date)
-        .map_or(0, |day| day.midnight_utc_ms(i16::try_from(offset).unwrap_or(0)));
+    let midnight = LocalDay::parse(&date).map_or(0, |day| {
+        day.midnight_utc_ms(i16::try_from(offset).unwrap_or(0))
+    });
     if let Some(intervals) = report["intervals"].as_array_mut() {
         for interval in intervals {
             let start_ms = interval["start_ms"].as_u64().unwrap_or(0);
