@@ -63,6 +63,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod agent;
 pub mod callback;
 pub mod config;
