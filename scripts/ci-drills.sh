@@ -51,3 +51,5 @@ drill "k8s manifests + systemd unit" deploy/check.sh
 drill "backup and restore" cargo test --locked -p callgrid-tests --test backup_restore
 drill "runbook" deploy/runbook-drill.sh
 drill "browser (wallboard, desktop) + promtool" scripts/ci-browser.sh
+# The OpenAPI document against the release binary (CALLGRID_BINARY, exported above).
+drill "schemathesis (OpenAPI vs a running node)" scripts/schemathesis.sh

@@ -278,7 +278,7 @@ fn unanswered_offer_returns_to_the_queue_and_the_agent_goes_not_ready() {
     let contact = arrived["contact"]["id"].as_u64().unwrap();
     eventually("the offer to time out", || {
         let (_, view) = node.call("GET", "/api/v1/agents/anna", Some(ANNA), None);
-        (view["state"]["not_ready"].is_number()).then_some(())
+        (view["state"] == "not_ready" && view["not_ready_reason"] == "no_answer").then_some(())
     });
     let (_, view) = node.call(
         "GET",

@@ -379,6 +379,10 @@ fn agent_takes_an_order_and_wraps_up_through_the_page() {
     page.wait_for("document.getElementById('state').textContent === 'logged out'");
     page.eval("document.getElementById('login').click()");
     page.wait_for("!['logged out', '–'].includes(document.getElementById('state').textContent)");
+    // Not ready shows its reason by name (the state is a name, the reason beside it).
+    page.eval("document.getElementById('reason').value = 'other_work'");
+    page.alt_key('n');
+    page.wait_for("document.getElementById('state').textContent === 'not ready (other work)'");
     page.alt_key('r');
     page.wait_for("document.getElementById('state').textContent === 'available'");
 

@@ -194,3 +194,138 @@ fn interval_csv_has_local_times_and_a_semicolon_variant() {
     );
     assert_eq!(status, 400);
 }
+
+/// The report names sites, skills and agents (not indexes) and gives each interval its epoch
+/// start; the CSV has an occupancy column, a per-agent variant and locale options.
+#[test]
+fn the_report_names_things_and_the_csv_has_occupancy_agents_and_locales() {
+    let (_directory, node) = moscow_site();
+    ready(&node, "anna", ANNA);
+    arrive(&node, "+79160002401");
+    let today = moscow_today();
+    // Anna's offer: accepted and answered, so she has busy time (occupancy above zero).
+    let contact = agent_contacts(&node, "anna", ANNA)[0]["id"]
+        .as_u64()
+        .unwrap();
+    let (status, _) = node.call(
+        "POST",
+        &format!("/api/v1/agents/anna/contacts/{contact}/accept"),
+        Some(ANNA),
+        None,
+    );
+    assert_eq!(status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let (status, report) = node.call("GET", "/api/v1/reports/intervals", Some(SUPERVISOR), None);
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["totals"]["site"], "msk", "sites by id");
+    assert!(
+        report["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|row| row["skill"] == "line1"),
+        "skills by name: {}",
+        report["queues"]
+    );
+    assert!(report["sites"][0]["skill"].is_null());
+    let anna = report["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["agent"] == "anna")
+        .unwrap_or_else(|| panic!("agents by login: {}", report["agents"]));
+    assert_eq!(anna["site"], "msk");
+    let interval = report["intervals"].as_array().unwrap().last().unwrap();
+    let start = interval["interval_start"].as_str().unwrap();
+    assert!(
+        start.starts_with(&format!("{today}T")) && start.ends_with("+03:00"),
+        "{start}"
+    );
+    let start_at = interval["start_at_ms"].as_u64().unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let interval_ms = report["interval_ms"].as_u64().unwrap();
+    assert!(
+        start_at <= now && now < start_at + interval_ms + 60_000,
+        "start_at_ms {start_at} is the epoch start of the current interval (now {now})"
+    );
+
+    let csv = |query: &str| -> (u16, String) {
+        let (status, body) = node.call(
+            "GET",
+            &format!("/api/v1/reports/intervals?format=csv{query}"),
+            Some(SUPERVISOR),
+            None,
+        );
+        (status, body.as_str().unwrap_or_default().to_string())
+    };
+    let (status, intervals) = csv("");
+    assert_eq!(status, 200);
+    let header = intervals.lines().next().unwrap();
+    assert!(header.ends_with(",queue_length_max,occupancy"), "{header}");
+    let site_row = intervals
+        .lines()
+        .find(|line| line.split(',').nth(2) == Some("all"))
+        .unwrap();
+    let occupancy = site_row.rsplit(',').next().unwrap();
+    assert!(
+        occupancy.parse::<f64>().is_ok_and(|value| value > 0.0),
+        "occupancy on the site row: {site_row}"
+    );
+
+    let (status, agents) = csv("&rows=agents");
+    assert_eq!(status, 200, "{agents}");
+    let mut lines = agents.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("date,utc_offset,site,agent,offered,answered"),
+        "{agents}"
+    );
+    let row = lines
+        .find(|line| line.split(',').nth(3) == Some("anna"))
+        .unwrap_or_else(|| panic!("anna's row in\n{agents}"));
+    assert!(
+        row.starts_with(&format!("{today},+03:00,msk,anna,1,")),
+        "{row}"
+    );
+
+    for query in [
+        "&locale=ru",
+        "&sep=semicolon&decimal=comma",
+        "&sep=%3B&decimal=%2C",
+    ] {
+        let (status, text) = csv(&format!("{query}&rows=agents"));
+        assert_eq!(status, 200, "{query}: {text}");
+        let row = text.lines().find(|line| line.contains(";anna;")).unwrap();
+        assert!(
+            row.starts_with(&format!("{today};+03:00;msk;anna;1;")),
+            "{query}: {row}"
+        );
+        let occupancy = row.rsplit(';').next().unwrap();
+        assert!(
+            occupancy.contains(',') && !occupancy.contains('.'),
+            "{query}: {row}"
+        );
+    }
+    let (status, text) = csv("&sep=semicolon&decimal=point");
+    assert_eq!(status, 200);
+    assert!(
+        text.lines().nth(1).unwrap_or_default().contains(';'),
+        "{text}"
+    );
+    for bad in ["&decimal=comma", "&locale=de", "&rows=calls"] {
+        assert_eq!(csv(bad).0, 400, "{bad}");
+    }
+    let (status, _) = node.call(
+        "GET",
+        "/api/v1/reports/intervals?rows=agents",
+        Some(SUPERVISOR),
+        None,
+    );
+    assert_eq!(status, 400, "rows is for CSV");
+}

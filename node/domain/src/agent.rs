@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 /// The most chat contacts an agent may hold at once; bounds the per-agent work list.
 pub const CHAT_SLOTS_MAX: u8 = 8;
 
-/// Why an agent is not ready. A small code, not a String: names live in configuration.
+/// Why an agent is not ready. A small code, not a String; APIs show it by name
+/// ([`NotReadyReason::name`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct NotReadyReason(pub u16);
@@ -21,6 +22,39 @@ impl NotReadyReason {
     pub const BREAK: NotReadyReason = NotReadyReason(3);
     /// Training, meeting, back-office work.
     pub const OTHER_WORK: NotReadyReason = NotReadyReason(4);
+
+    /// The reasons with a name of their own; any other code is named `code_<n>`.
+    const NAMED: [(NotReadyReason, &'static str); 4] = [
+        (NotReadyReason::NO_ANSWER, "no_answer"),
+        (NotReadyReason::REJECTED, "rejected"),
+        (NotReadyReason::BREAK, "break"),
+        (NotReadyReason::OTHER_WORK, "other_work"),
+    ];
+
+    /// The reason's name as APIs show it: `no_answer`, `rejected`, `break`, `other_work`, or
+    /// `code_<n>` for a site-defined code.
+    pub fn name(self) -> std::borrow::Cow<'static, str> {
+        Self::NAMED
+            .iter()
+            .find(|(reason, _)| *reason == self)
+            .map_or_else(
+                || std::borrow::Cow::Owned(format!("code_{}", self.0)),
+                |(_, name)| std::borrow::Cow::Borrowed(*name),
+            )
+    }
+
+    /// The reason named `name` (the inverse of [`NotReadyReason::name`]); `None` for a name
+    /// that is neither a known one nor `code_<n>`.
+    pub fn from_name(name: &str) -> Option<NotReadyReason> {
+        if let Some((reason, _)) = Self::NAMED.iter().find(|(_, known)| *known == name) {
+            return Some(*reason);
+        }
+        let code = name.strip_prefix("code_")?;
+        if code.is_empty() || !code.bytes().all(|byte| byte.is_ascii_digit()) {
+            return None;
+        }
+        code.parse().ok().map(NotReadyReason)
+    }
 }
 
 /// A skill granted to an agent, optionally only until a moment (e.g. a line-2 pharma
@@ -104,5 +138,57 @@ impl AgentState {
     /// Whether the agent counts as staffed (logged in) in this state.
     pub fn is_staffed(self) -> bool {
         !matches!(self, AgentState::LoggedOut)
+    }
+
+    /// The state's name as APIs show it (`logged_out`, `available`, `reserved`, `busy`,
+    /// `wrap_up`, `not_ready`); the not-ready reason is [`AgentState::not_ready_reason`].
+    pub fn name(self) -> &'static str {
+        match self {
+            AgentState::LoggedOut => "logged_out",
+            AgentState::Available => "available",
+            AgentState::Reserved => "reserved",
+            AgentState::Busy => "busy",
+            AgentState::WrapUp => "wrap_up",
+            AgentState::NotReady(_) => "not_ready",
+        }
+    }
+
+    /// The not-ready reason, in the not-ready state only.
+    pub fn not_ready_reason(self) -> Option<NotReadyReason> {
+        match self {
+            AgentState::NotReady(reason) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reasons and states have one name each, and a reason's name reads back as the reason.
+    #[test]
+    fn reason_names_round_trip() {
+        for code in [1_u16, 2, 3, 4, 0, 17, u16::MAX] {
+            let reason = NotReadyReason(code);
+            assert_eq!(NotReadyReason::from_name(&reason.name()), Some(reason));
+        }
+        assert_eq!(NotReadyReason::BREAK.name(), "break");
+        assert_eq!(NotReadyReason(17).name(), "code_17");
+        for bad in [
+            "",
+            "lunch",
+            "code_",
+            "code_x",
+            "code_-1",
+            "code_70000",
+            "code_+1",
+        ] {
+            assert_eq!(NotReadyReason::from_name(bad), None, "{bad}");
+        }
+        let state = AgentState::NotReady(NotReadyReason::BREAK);
+        assert_eq!(state.name(), "not_ready");
+        assert_eq!(state.not_ready_reason(), Some(NotReadyReason::BREAK));
+        assert_eq!(AgentState::Busy.not_ready_reason(), None);
     }
 }

@@ -44,6 +44,51 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+impl Event {
+    /// The same event moved to `at` in another time base: every instant it carries
+    /// (`entered_queue_at`, `entered_site_at`) moves by the same amount, so waits and the
+    /// interval an answer or abandon counts in keep their meaning (saturating at zero: a wait
+    /// that began before the new base's zero counts from its start).
+    pub fn moved_to(mut self, at: TimeMs) -> Event {
+        let from = self.at;
+        let shift = |time: &mut TimeMs| {
+            *time = if at >= from {
+                time.plus_ms(at.0 - from.0)
+            } else {
+                TimeMs(time.0.saturating_sub(from.0 - at.0))
+            };
+        };
+        match &mut self.kind {
+            EventKind::Answered {
+                entered_queue_at,
+                entered_site_at,
+                ..
+            }
+            | EventKind::Abandoned {
+                entered_queue_at,
+                entered_site_at,
+                ..
+            }
+            | EventKind::OverflowOut {
+                entered_queue_at,
+                entered_site_at,
+                ..
+            }
+            | EventKind::SelfServed {
+                entered_queue_at,
+                entered_site_at,
+                ..
+            } => {
+                shift(entered_queue_at);
+                shift(entered_site_at);
+            }
+            _ => {}
+        }
+        self.at = at;
+        self
+    }
+}
+
 /// The kinds of [`Event`].
 ///
 /// Counting rules (see API.md): a queue's *offered* = `Arrived` + `TransferredIn` +

@@ -17,7 +17,7 @@ use actix::prelude::*;
 use callgrid_domain::{AgentId, AgentState, ContactId};
 use serde_json::{Value, json};
 
-use super::site::views::ContactView;
+use super::site::views::{ContactView, state_message};
 use tokio::sync::mpsc;
 
 use super::{ChildCounts, StreamsFull, Subscribers, count_in, count_out, guarded};
@@ -182,8 +182,7 @@ impl AgentActor {
             SiteToAgent::StateChanged { state, since_ms } => {
                 self.state = state;
                 self.since_ms = since_ms;
-                self.streams
-                    .publish(&json!({"type": "state", "state": state, "since_ms": since_ms}));
+                self.streams.publish(&state_message(state, Some(since_ms)));
             }
             SiteToAgent::Notify(value) => self.streams.publish(&value),
             SiteToAgent::Restore {
@@ -256,9 +255,8 @@ impl Handler<SubscribeAgentStream> for AgentActor {
         _ctx: &mut Self::Context,
     ) -> Self::Result {
         self.streams.add(subscribe.0)?;
-        self.streams.send_to_last(
-            json!({"type": "state", "state": self.state, "since_ms": self.since_ms}).to_string(),
-        );
+        self.streams
+            .send_to_last(state_message(self.state, Some(self.since_ms)).to_string());
         Ok(())
     }
 }

@@ -189,7 +189,7 @@ fn write_cell(
 }
 
 /// Names of the cluster's sites by routing number (this site and its peers).
-fn site_names(state: &AppState) -> BTreeMap<u64, String> {
+pub(crate) fn site_names(state: &AppState) -> BTreeMap<u64, String> {
     let mut names: BTreeMap<u64, String> = state
         .config
         .peer_sites
@@ -273,7 +273,7 @@ pub fn interval_sheets(state: &AppState, report: &Value) -> Vec<Sheet> {
 }
 
 /// Per-agent workload today with the quality reviews of the day's contacts (reviews, mean
-/// score; see `routes::supervisor::add_quality`), one sheet per site.
+/// score; see `routes::reports::add_quality`), one sheet per site.
 pub fn agent_sheets(state: &AppState, report: &Value) -> Vec<Sheet> {
     let names = site_names(state);
     let logins: BTreeMap<u64, &str> = state

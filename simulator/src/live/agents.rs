@@ -135,7 +135,7 @@ impl<'a> Player<'a> {
                 // A missed offer leaves the agent not ready: a drill agent gets ready again.
                 Read::Message(message)
                     if message["type"] == "state"
-                        && !message["state"]["not_ready"].is_null()
+                        && message["state"] == "not_ready"
                         && self.logged_in =>
                 {
                     let ready = json!({"state": "ready"});

@@ -212,8 +212,7 @@ impl Handler<Subscribe> for SiteActor {
                     .agent_state(agent)
                     .unwrap_or(AgentState::LoggedOut);
                 let since_ms = self.roster.state_since_ms.get(&agent).copied();
-                let snapshot =
-                    serde_json::json!({"type": "state", "state": state, "since_ms": since_ms});
+                let snapshot = super::views::state_message(state, since_ms);
                 let streams = self.streams.parked_agents.entry(agent).or_default();
                 let added = streams.add(subscribe.sender).map_err(full);
                 if added.is_ok() {

@@ -6,7 +6,6 @@ use std::collections::VecDeque;
 use callgrid_domain::{
     AgentId, ContactId, ContactPhase, Direction, Effect, EventKind, SkillId, TimeMs,
 };
-use serde_json::json;
 
 use super::messages::ContactStage;
 use super::{OFFER_LATENCY_SAMPLES_MAX, OFFER_TIMER_GRACE_MS, SiteActor};
@@ -26,9 +25,8 @@ impl SiteActor {
                     self.on_event(&event.kind, event.at);
                     self.note_for_ledger(&event.kind, event.at);
                     if !self.streams.supervisors.is_empty() {
-                        self.streams
-                            .supervisors
-                            .publish(&json!({"type": "event", "event": event}));
+                        let message = self.event_message(&event);
+                        self.streams.supervisors.publish(&message);
                     }
                 }
                 Effect::Offer {
@@ -117,7 +115,7 @@ impl SiteActor {
                         },
                     );
                 } else if let Some(streams) = self.streams.parked_agents.get_mut(&agent) {
-                    streams.publish(&json!({"type": "state", "state": to, "since_ms": since_ms}));
+                    streams.publish(&super::views::state_message(to, Some(since_ms)));
                 }
             }
             EventKind::Answered { contact, agent, .. } => {

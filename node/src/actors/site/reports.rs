@@ -7,7 +7,8 @@
 //! are restated at 00:00 so their time keeps counting). The current day is written there too
 //! every [`FLUSH_INTERVAL`] while it changes, so a restarted node reloads the day's figures
 //! and adds to them. Files are versioned, validated on load and written atomically (temp file,
-//! fsync, rename); a corrupt or foreign file is logged and skipped, never fatal. Files of days
+//! fsync, rename) by a writer thread of their own, never on the Site actor's thread
+//! (`report_writer`); a corrupt or foreign file is logged and skipped, never fatal. Files of days
 //! older than [`DAYS_KEPT`] are removed.
 //!
 //! Known limit: queue lengths are not restated at midnight (a queue that is not empty at
@@ -24,6 +25,7 @@ use callgrid_domain::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::report_writer::DayWriter;
 use crate::state::model::DAY_MS;
 
 /// Local days kept on disk: today and the 35 days before it.
@@ -97,6 +99,14 @@ impl LocalDay {
     pub fn days_since(self, earlier: LocalDay) -> i64 {
         self.0 - earlier.0
     }
+
+    /// The day's local midnight as ms since the Unix epoch (negative before 1970).
+    pub fn midnight_utc_ms(self, offset_minutes: i16) -> i64 {
+        let day_ms = i64::try_from(DAY_MS).unwrap_or(i64::MAX);
+        self.0
+            .saturating_mul(day_ms)
+            .saturating_sub(i64::from(offset_minutes) * 60_000)
+    }
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
@@ -167,6 +177,8 @@ pub struct DayBook {
     /// Each agent's latest state change, restated at the start of a new day.
     agent_states: BTreeMap<AgentId, Event>,
     dirty: bool,
+    /// Writes day files off the caller's thread.
+    writer: DayWriter,
 }
 
 impl DayBook {
@@ -198,6 +210,7 @@ impl DayBook {
             base: None,
             agent_states: BTreeMap::new(),
             dirty: false,
+            writer: DayWriter::start(),
         };
         book.base = book.load(day);
         book.prune();
@@ -212,8 +225,9 @@ impl DayBook {
         }
         // A late event from before midnight counts at the start of the current day.
         let within = if day < self.day { 0 } else { within };
-        let mut local = *event;
-        local.at = TimeMs(within);
+        // Every instant of the event moves into the local day's time base, not only `at`:
+        // an answer counts in the interval its contact entered the queue.
+        let local = event.moved_to(TimeMs(within));
         self.live.record(&local);
         if let EventKind::AgentStateChanged { agent, .. } = event.kind {
             self.agent_states.insert(agent, local);
@@ -322,28 +336,27 @@ impl DayBook {
         self.directory.join(format!("{day}.json"))
     }
 
-    /// Writes a day file atomically (temp file, fsync, rename); failures are logged.
+    /// Hands a day file to the writer thread (atomic write: temp file, fsync, rename); the
+    /// caller (the Site actor) does not wait for the disk.
     fn write(&self, file: &DayFile) {
         let path = self.directory.join(format!("{}.json", file.date));
-        let temp = self.directory.join(format!("{}.json.tmp", file.date));
-        let result = serde_json::to_vec(file)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| {
-                use std::io::Write;
-                let mut handle = std::fs::File::create(&temp)?;
-                handle.write_all(&bytes)?;
-                handle.sync_all()?;
-                std::fs::rename(&temp, &path)
-            });
-        if let Err(error) = result {
-            tracing::error!(path = %path.display(), %error, "cannot write the interval report day");
+        match serde_json::to_vec(file) {
+            Ok(bytes) => self.writer.submit(path, bytes),
+            Err(error) => {
+                tracing::error!(path = %path.display(), %error, "cannot encode the interval report day");
+            }
         }
+    }
+
+    /// Waits until every day handed to the writer is on disk (tests, shutdown).
+    pub fn wait_written(&self) {
+        self.writer.wait_idle();
     }
 
     /// Reads and validates a day file; a missing file is `None`, a bad one is logged.
     fn load(&self, day: LocalDay) -> Option<DayFile> {
         let path = self.path(day);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match self.writer.read(&path) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
             Err(error) => {
@@ -393,22 +406,32 @@ impl DayBook {
     }
 
     /// Removes day files older than [`DAYS_KEPT`] days (and stray temp files of those days).
+    /// Removes day files older than [`DAYS_KEPT`] days (and stray temp files of those days),
+    /// on the writer thread after the writes queued before.
     fn prune(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.directory) else {
-            return;
+        let directory = self.directory.clone();
+        let today = self.day;
+        self.writer
+            .after_writes(Box::new(move || prune_days(&directory, today)));
+    }
+}
+
+/// Removes the day files in `directory` more than [`DAYS_KEPT`] days before `today`.
+fn prune_days(directory: &Path, today: LocalDay) {
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(date) = name.to_str().and_then(|name| name.split('.').next()) else {
+            continue;
         };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(date) = name.to_str().and_then(|name| name.split('.').next()) else {
-                continue;
-            };
-            let Some(day) = LocalDay::parse(date) else {
-                continue;
-            };
-            if self.day.days_since(day) > DAYS_KEPT {
-                if let Err(error) = std::fs::remove_file(entry.path()) {
-                    tracing::warn!(path = %entry.path().display(), %error, "cannot remove an old report day");
-                }
+        let Some(day) = LocalDay::parse(date) else {
+            continue;
+        };
+        if today.days_since(day) > DAYS_KEPT {
+            if let Err(error) = std::fs::remove_file(entry.path()) {
+                tracing::warn!(path = %entry.path().display(), %error, "cannot remove an old report day");
             }
         }
     }

@@ -144,6 +144,7 @@ fn corrupt_files_are_skipped_and_old_days_removed() {
     std::fs::write(reports.join("2026-10-01.json"), b"{}").unwrap();
     let at = DAY_ONE_UTC_MS + HOUR_MS;
     let mut book = book(directory.path(), 0, at);
+    book.wait_written();
     assert_eq!(
         book.report(None, at)
             .unwrap()
@@ -160,6 +161,7 @@ fn corrupt_files_are_skipped_and_old_days_removed() {
     );
     book.record(&arrival(1), at);
     book.flush(at);
+    book.wait_written();
     let reopened = super::DayBook::open(
         directory.path(),
         "msk",
@@ -190,11 +192,91 @@ fn thirty_five_days_are_kept() {
         book.report(Some(LocalDay(last.0 - DAYS_KEPT - 1)), now)
             .is_err()
     );
+    book.wait_written();
     let files = std::fs::read_dir(directory.path().join("reports"))
         .unwrap()
         .count();
     assert_eq!(
         files as i64, DAYS_KEPT,
         "closed days on disk (today is not yet flushed)"
+    );
+}
+
+/// An answer counts in the local interval its contact entered the queue, not at the hour its
+/// routing-time instants read as local time (they count from UTC midnight: before the fix a
+/// Moscow answer at 12:00 landed in 09:00 beside an empty offered count).
+#[test]
+fn an_answer_counts_in_its_local_interval() {
+    let directory = tempfile::tempdir().unwrap();
+    let at_utc = DAY_ONE_UTC_MS + 9 * HOUR_MS;
+    let mut book = book(directory.path(), 180, at_utc);
+    // Routing time counts from UTC midnight: 09:00:05 UTC, queued 5 s before.
+    let routing_at = TimeMs(9 * HOUR_MS + 5_000);
+    let mut arrived = arrival(1);
+    arrived.at = TimeMs(9 * HOUR_MS);
+    book.record(&arrived, at_utc);
+    let answered = Event {
+        at: routing_at,
+        site: SiteId(0),
+        kind: EventKind::Answered {
+            contact: ContactId(1),
+            agent: AgentId(1),
+            skill: SkillId(0),
+            wait_ms: 5_000,
+            site_wait_ms: 5_000,
+            entered_queue_at: TimeMs(9 * HOUR_MS),
+            entered_site_at: TimeMs(9 * HOUR_MS),
+            answered_before: false,
+        },
+    };
+    book.record(&answered, at_utc + 5_000);
+    let today = book.report(None, at_utc + 6_000).unwrap().report;
+    let local_noon = 12 * HOUR_MS;
+    let interval = today
+        .intervals
+        .iter()
+        .find(|interval| interval.start_ms == local_noon)
+        .unwrap_or_else(|| panic!("no 12:00 interval in {:?}", today.intervals));
+    assert_eq!(interval.sites[0].counters.offered, 1);
+    assert_eq!(
+        interval.sites[0].counters.answered, 1,
+        "answered at 12:00 local"
+    );
+    assert_eq!(today.intervals.len(), 1, "nothing at 09:00 local");
+}
+
+/// Issue 8, section 6: the day's file is written (fsync) on the writer thread, never on the
+/// thread that records and flushes (the Site actor's); what is queued still reads back.
+#[test]
+fn the_day_is_written_off_the_callers_thread() {
+    let directory = tempfile::tempdir().unwrap();
+    let at = DAY_ONE_UTC_MS + 9 * HOUR_MS;
+    let mut book = book(directory.path(), 0, at);
+    book.record(&arrival(1), at);
+    book.flush(at + 1_000);
+    // Rolling over writes the closed day; its report reads back at once, queued or not.
+    book.record(&arrival(2), at + DAY_MS);
+    let closed = book
+        .report(LocalDay::parse("2026-12-03"), at + DAY_MS)
+        .unwrap();
+    assert_eq!(closed.report.totals.counters.offered, 1);
+    book.wait_written();
+    let path = directory.path().join("reports").join("2026-12-03.json");
+    assert!(path.exists());
+    let written = super::super::report_writer::WRITTEN_BY
+        .lock()
+        .unwrap()
+        .clone();
+    let writers: Vec<&Option<String>> = written
+        .iter()
+        .filter(|(file, _)| file == &path)
+        .map(|(_, thread)| thread)
+        .collect();
+    assert!(!writers.is_empty(), "the day was written");
+    assert!(
+        writers
+            .iter()
+            .all(|thread| thread.as_deref() == Some("callgrid-reports")),
+        "written by {writers:?}, not by the writer thread"
     );
 }

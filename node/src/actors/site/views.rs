@@ -115,8 +115,12 @@ pub struct AgentView {
     pub login: String,
     /// Numeric id from the roster.
     pub id: u32,
-    /// Current state.
-    pub state: AgentState,
+    /// Current state by name: `logged_out`, `available`, `reserved`, `busy`, `wrap_up`,
+    /// `not_ready` (docs/CONVENTIONS.md).
+    pub state: &'static str,
+    /// In `not_ready`: the reason's name (`break`, `other_work`, `no_answer`, `rejected`,
+    /// `code_<n>`); null otherwise.
+    pub not_ready_reason: Option<String>,
     /// Since when, ms since the Unix epoch.
     pub state_since_ms: Option<u64>,
     /// Time in the current state.
@@ -292,16 +296,23 @@ pub struct RoutingMetrics {
     pub outbox: crate::outbox::OutboxSnapshot,
 }
 
-/// The metrics name of an agent state.
-pub fn state_name(state: AgentState) -> &'static str {
-    match state {
-        AgentState::LoggedOut => "logged_out",
-        AgentState::Available => "available",
-        AgentState::Reserved => "reserved",
-        AgentState::Busy => "busy",
-        AgentState::WrapUp => "wrap_up",
-        AgentState::NotReady(_) => "not_ready",
-    }
+/// The reason's name of a not-ready state (null in every other state), as views and streams
+/// show it beside the state's name.
+pub fn not_ready_reason(state: AgentState) -> Option<String> {
+    state
+        .not_ready_reason()
+        .map(|reason| reason.name().into_owned())
+}
+
+/// The agent stream's state message: `{"type": "state", "state": <name>, "not_ready_reason":
+/// <name or null>, "since_ms": <epoch ms or null>}`.
+pub fn state_message(state: AgentState, since_ms: Option<u64>) -> serde_json::Value {
+    serde_json::json!({
+        "type": "state",
+        "state": state.name(),
+        "not_ready_reason": not_ready_reason(state),
+        "since_ms": since_ms,
+    })
 }
 
 impl SiteActor {
@@ -360,7 +371,8 @@ impl SiteActor {
         AgentView {
             login: login.to_string(),
             id: agent.0,
-            state,
+            state: state.name(),
+            not_ready_reason: not_ready_reason(state),
             state_since_ms: since,
             time_in_state_ms: since.map(|since| now_ms().saturating_sub(since)),
             contacts,
@@ -445,7 +457,7 @@ impl SiteActor {
                 .site
                 .agent_state(*agent)
                 .unwrap_or(AgentState::LoggedOut);
-            *agents_by_state.entry(state_name(state)).or_default() += 1;
+            *agents_by_state.entry(state.name()).or_default() += 1;
         }
         let mut peer_idle = Vec::new();
         for peer in &self.overflow.peers {

@@ -1,6 +1,7 @@
 //! Agent desktop endpoints: presence, offers, wrap-up, transfer, own contacts.
 
 use actix_web::{HttpRequest, web};
+use callgrid_domain::NotReadyReason;
 use serde::Deserialize;
 
 use super::*;
@@ -53,13 +54,35 @@ pub(super) enum PresenceState {
     NotReady,
 }
 
+/// A not-ready reason as a client sends it: its name (`break`, `other_work`, `code_17`), or
+/// the bare code (older clients).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum ReasonInput {
+    Code(u16),
+    Name(String),
+}
+
+impl ReasonInput {
+    fn reason(self) -> Result<NotReadyReason, ApiError> {
+        match self {
+            ReasonInput::Code(code) => Ok(NotReadyReason(code)),
+            ReasonInput::Name(name) => NotReadyReason::from_name(&name).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "`reason`: unknown not-ready reason `{name}` (break, other_work, no_answer, rejected or code_<n>)"
+                ))
+            }),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AgentStateBody {
     state: PresenceState,
-    /// Not-ready reason code (3 = break, 4 = other work, site-defined above 16).
+    /// Not-ready reason by name (`break` by default), or its code.
     #[serde(default)]
-    reason: Option<u16>,
+    reason: Option<ReasonInput>,
 }
 
 pub(super) async fn agent_state(
@@ -84,7 +107,8 @@ pub(super) async fn agent_state(
             login,
             reason: body
                 .reason
-                .unwrap_or(callgrid_domain::NotReadyReason::BREAK.0),
+                .map_or(Ok(NotReadyReason::BREAK), ReasonInput::reason)?
+                .0,
         },
     };
     ask(&state, input).await

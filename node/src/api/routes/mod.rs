@@ -50,10 +50,11 @@ mod ops;
 mod quality;
 pub mod pending;
 mod records;
+mod reports;
 mod streams;
 mod supervisor;
 
-pub(crate) use supervisor::day_report;
+pub(crate) use reports::day_report;
 
 /// Registers the routes.
 pub fn register(service: &mut web::ServiceConfig) {
@@ -171,9 +172,9 @@ pub fn register(service: &mut web::ServiceConfig) {
                 )
                 .route(
                     "/reports/intervals",
-                    web::get().to(supervisor::report_intervals),
+                    web::get().to(reports::report_intervals),
                 )
-                .route("/reports/agents", web::get().to(supervisor::report_agents))
+                .route("/reports/agents", web::get().to(reports::report_agents))
                 // orders and the records around them
                 .route("/orders", web::post().to(records::order_create))
                 .route("/orders", web::get().to(records::order_list))

@@ -197,6 +197,11 @@ pub(super) async fn recent_list<T: serde::Serialize + Clone>(
 ) -> ApiResult {
     authenticate(state, request, roles)?;
     let limit = limit(query)?;
+    if query.caller.is_some() {
+        return Err(ApiError::BadRequest(format!(
+            "`caller` filters orders only, not {key}"
+        )));
+    }
     let stamp = read(state, query.consistency).await?;
     let items: Vec<T> = state
         .shared

@@ -18,9 +18,10 @@ pub(super) async fn open_stream(
         Audience::Agent(login) => Some((login.clone(), state.site.clone())),
         _ => None,
     };
-    state.site.send(Subscribe { audience, sender }).await??;
+    // The handshake first: a plain GET (no upgrade headers) is a 400 and subscribes nothing.
     let (mut response, mut session, stream) = actix_ws::handle(request, payload)
         .map_err(|error| ApiError::BadRequest(format!("websocket handshake: {error}")))?;
+    state.site.send(Subscribe { audience, sender }).await??;
     if crate::api::auth::websocket_token(request).is_some() {
         // The client authenticated with the `bearer` subprotocol: accept it.
         response.headers_mut().insert(

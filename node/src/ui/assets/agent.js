@@ -164,8 +164,9 @@ async function showTranscript(contactId) {
 function render() {
   const view = desk.view;
   const state = view ? view.state : "–";
+  const reason = view && view.not_ready_reason ? " (" + view.not_ready_reason.replace("_", " ") + ")" : "";
   const element = document.getElementById("state");
-  element.textContent = state.replace("_", " ");
+  element.textContent = state.replace("_", " ") + reason;
   element.className = "state " + state;
   document.getElementById("ready").disabled = state === "available" || state === "logged_out";
   document.getElementById("login").disabled = state !== "logged_out";
@@ -214,7 +215,7 @@ const actions = {
   logout: () => act("log out", "POST", agentPath("/logout")),
   ready: () => act("ready", "POST", agentPath("/state"), { state: "ready" }),
   notReady: () => act("not ready", "POST", agentPath("/state"),
-    { state: "not_ready", reason: Number(document.getElementById("reason").value) }),
+    { state: "not_ready", reason: document.getElementById("reason").value }),
   accept: () => !document.getElementById("offer").hidden && act("accept", "POST", agentPath("/contacts/" + offerId() + "/accept")),
   reject: () => !document.getElementById("offer").hidden && act("reject", "POST", agentPath("/contacts/" + offerId() + "/reject")),
   end: () => !document.getElementById("current").hidden && act("end", "POST", agentPath("/contacts/" + currentId() + "/end")),

@@ -28,14 +28,14 @@ function breachAbandon(value) {
   return value !== null && value !== undefined && value > ABANDON_LIMIT ? "breach" : "ok";
 }
 
-// Skill names in configuration order (the report's skill indices), from /supervisor/queues.
+// Skill names in configuration order, from /supervisor/queues.
 function skillNames() {
   return board.order.filter((name) => board.queues.has(name));
 }
 
-// The report rows of one skill (by index in the configured skill order).
-function reportRow(rows, skillIndex) {
-  return (rows || []).find((row) => row.skill === skillIndex) || null;
+// The report rows of one skill (reports name skills, docs/CONVENTIONS.md).
+function reportRow(rows, skill) {
+  return (rows || []).find((row) => row.skill === skill) || null;
 }
 
 function currentInterval() {
@@ -79,10 +79,9 @@ function renderQueues() {
   const report = board.report;
   const interval = currentInterval();
   const rows = skillNames().map((name) => {
-    const index = board.order.indexOf(name);
     const view = board.queues.get(name);
-    const today = report ? reportRow(report.queues, index) : null;
-    const now = interval ? reportRow(interval.queues, index) : null;
+    const today = report ? reportRow(report.queues, name) : null;
+    const now = interval ? reportRow(interval.queues, name) : null;
     const counters = today ? today.counters : {};
     const cell = (value, state, testid) =>
       cg.h("td", { class: "num " + (state || ""), "data-testid": testid }, value);

@@ -3,6 +3,14 @@
 
 use serde_json::{Map, Value, json};
 
+mod others;
+mod requests;
+mod responses;
+mod workflows;
+
+pub use others::OTHER_ENDPOINTS;
+pub use responses::{LINKS, SUCCESS, operation_id, query_parameters, success};
+
 /// (method, path, summary, roles allowed besides admin, request body schema name).
 pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     (
@@ -59,7 +67,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
         "/contacts/{contact}/reviews",
         "Quality control: score a finished contact (ended after an agent answered it, within the ledger's day of retention) on this site's checklist, with a comment; a second review by the same supervisor replaces the first (replaced: true, same id)",
         "supervisor",
-        Some("Review"),
+        Some("ReviewCreate"),
     ),
     (
         "get",
@@ -456,27 +464,6 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
     ),
     ("get", "/openapi.json", "This document", "anyone", None),
     (
-        "post",
-        "/session",
-        "Browser sign-in: the token goes in the body (no Authorization header); answers an HttpOnly session cookie and the CSRF token (gateways may not sign in: 403; unknown token: 401)",
-        "agent, supervisor",
-        Some("SignIn"),
-    ),
-    (
-        "get",
-        "/session",
-        "Who the session cookie belongs to, and its CSRF token (401 without a live session)",
-        "agent, supervisor",
-        None,
-    ),
-    (
-        "delete",
-        "/session",
-        "Sign out (the session cookie and X-CSRF-Token)",
-        "agent, supervisor",
-        None,
-    ),
-    (
         "get",
         "/exports/intervals.xlsx",
         "Interval reports as .xlsx (one sheet per site)",
@@ -560,7 +547,9 @@ fn document_idempotent_create(operation: &mut Value) {
     push_parameter(operation, key);
     let replayed = json!({"Idempotent-Replayed": {"description": "true when this is the remembered first result of an earlier request with the same key", "schema": {"type": "string", "enum": ["true"]}}});
     for status in ["200", "201"] {
-        operation["responses"][status] = json!({"description": "OK", "headers": replayed.clone()});
+        if let Some(response) = operation["responses"].get_mut(status) {
+            response["headers"] = replayed.clone();
+        }
     }
     operation["responses"]["422"] = json!({"description": "The Idempotency-Key was used for a different request (type .../idempotency-key-reused)",
         "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
@@ -575,6 +564,7 @@ fn document_async_create(operation: &mut Value) {
             "schema": {"type": "string"}}),
     );
     operation["responses"]["202"] = json!({"description": "Kept until the quorum is back: {\"status\":\"pending\",\"pending_id\",\"kind\",\"idempotency_key\",\"location\"}; follow GET /api/v1/pending/{id}",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PendingAccepted"}}},
         "headers": {
             "Location": {"description": "/api/v1/pending/{id}", "schema": {"type": "string"}},
             "Preference-Applied": {"description": "respond-async", "schema": {"type": "string"}},
@@ -589,11 +579,11 @@ fn document_replicated_read(operation: &mut Value) {
             "description": "linearizable (default): current as of the request, or 503 no-quorum; local: this node's copy at once, marked with its age (served when cut off from the quorum)",
             "schema": {"type": "string", "enum": ["linearizable", "local"], "default": "linearizable"}}),
     );
-    operation["responses"]["200"] = json!({"description": "OK", "headers": {
+    operation["responses"]["200"]["headers"] = json!({
         "X-Callgrid-Read": {"description": "how the read was made", "schema": {"type": "string", "enum": ["linearizable", "local"]}},
         "X-Callgrid-Applied-Index": {"description": "the Raft index applied on this node before the read (the data is at least this new)", "schema": {"type": "integer"}},
         "X-Callgrid-Staleness-Ms": {"description": "0 for a linearizable read; for a local one, ms since this node last knew itself in contact with a quorum (absent: never since it started)", "schema": {"type": "integer"}},
-        "X-Callgrid-Stale": {"description": "true when a local read may miss what the cluster committed (no quorum contact within an election timeout)", "schema": {"type": "string", "enum": ["true", "false"]}}}});
+        "X-Callgrid-Stale": {"description": "true when a local read may miss what the cluster committed (no quorum contact within an election timeout)", "schema": {"type": "string", "enum": ["true", "false"]}}});
 }
 
 fn push_parameter(operation: &mut Value, parameter: Value) {
@@ -606,65 +596,6 @@ fn push_parameter(operation: &mut Value, parameter: Value) {
     }
 }
 
-fn schemas() -> Value {
-    let item = json!({"type": "object", "additionalProperties": false, "required": ["sku", "name", "quantity", "unit_price_minor"],
-        "properties": {"sku": {"type": "string"}, "name": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1, "maximum": 10000},
-                       "unit_price_minor": {"type": "integer", "minimum": 0, "description": "price of one unit in kopecks"}}});
-    let fulfilment = json!({"oneOf": [
-        {"type": "object", "additionalProperties": false, "required": ["pickup"], "properties": {"pickup": {"type": "object", "required": ["pharmacy"], "properties": {"pharmacy": {"type": "string"}}}}},
-        {"type": "object", "additionalProperties": false, "required": ["delivery"], "properties": {"delivery": {"type": "object", "required": ["address"], "properties": {"address": {"type": "string"}}}}}
-    ]});
-    let status = json!({"type": "string", "enum": ["created", "confirmed", "assembled", "ready", "collected", "delivered", "cancelled", "returned"]});
-    let payment = json!({"type": "string", "enum": ["cash", "card", "online"]});
-    let recording_ref = json!({"type": "string", "minLength": 1, "maxLength": crate::state::ledger::RECORDING_REF_CHARS_MAX, "pattern": "^[!-~]+$",
-        "description": "the call's recording: an http(s) URL or an opaque id (printable ASCII, no spaces)"});
-    let object = |required: Value, properties: Value| json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties});
-    json!({
-        "Problem": {"type": "object", "description": problem_description(), "properties": {
-            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"}}},
-        "OrderItem": item,
-        "Fulfilment": fulfilment,
-        "ContactArrived": object(json!(["caller", "topic"]), json!({
-            "caller": {"type": "string"}, "channel": {"type": "string", "enum": ["voice", "chat"]},
-            "topic": {"type": "string", "enum": ["price_availability", "order", "pre_order", "order_status", "complaint", "consultation", "other"]},
-            "skill": {"type": "string"}, "priority": {"type": "integer", "minimum": 0, "maximum": 255},
-            "overflowed_from": {"$ref": "#/components/schemas/OverflowedFrom"}})),
-        "OverflowedFrom": {"type": "object", "additionalProperties": false, "required": ["site", "contact", "arrived_at_ms"],
-            "description": "Cross-site overflow: a site whose queue waits too long sends a contact to a peer site with idle agents (its view and the gateway stream show stage `overflowed` and `overflowed_to` {site, api_url, hops}); the gateway re-presents the call at that site's POST /contacts with this field. The target counts it overflowed in and queues it at the caller's original place (arrived_at_ms); a contact whose hops reached the maximum is never moved again. 400 if the site is not a configured peer, the time is implausible or hops is out of range.",
-            "properties": {"site": {"type": "string", "description": "source site id"}, "contact": {"type": "integer", "minimum": 1, "description": "contact id at the source"},
-                "arrived_at_ms": {"type": "integer", "minimum": 1, "description": "first arrival, ms since the Unix epoch"},
-                "hops": {"type": "integer", "minimum": 1, "maximum": crate::actors::overflow::OVERFLOW_HOPS_MAX, "default": 1, "description": "moves between sites so far, this one included (overflowed_to.hops at the source)"}}},
-        "Answered": object(json!(["agent"]), json!({"agent": {"type": "string"}, "recording_ref": recording_ref.clone()})),
-        "Ended": object(json!([]), json!({"recording_ref": recording_ref})),
-        "Review": object(json!(["scores"]), json!({
-            "scores": {"type": "object", "description": "points per checklist item name (every item of the site's checklist, 0 to its max_points)", "additionalProperties": {"type": "integer", "minimum": 0, "maximum": crate::state::quality::ITEM_POINTS_MAX}},
-            "comment": {"type": "string", "maxLength": crate::state::quality::REVIEW_COMMENT_CHARS_MAX}})),
-        "SignIn": object(json!(["token"]), json!({"token": {"type": "string", "maxLength": crate::api::session::SIGN_IN_TOKEN_CHARS_MAX}})),
-        "ChatMessage": object(json!(["text"]), json!({"text": {"type": "string"}})),
-        "AgentState": object(json!(["state"]), json!({"state": {"type": "string", "enum": ["ready", "not_ready"]}, "reason": {"type": "integer"}})),
-        "WrapUp": object(json!(["code"]), json!({"code": {"type": "string"}, "callback_outcome": {"type": "string", "enum": ["reached", "no_answer", "busy", "cancelled"]}})),
-        "Transfer": object(json!([]), json!({"skill": {"type": "string", "default": "line2"}})),
-        "Monitor": object(json!(["agent", "mode"]), json!({"agent": {"type": "string"}, "mode": {"type": "string", "enum": ["listen", "whisper", "barge"]}})),
-        "OrderCreate": object(json!(["caller", "items", "fulfilment", "payment"]), json!({
-            "caller": {"type": "string"}, "items": {"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}, "maxItems": 100},
-            "fulfilment": {"$ref": "#/components/schemas/Fulfilment"}, "payment": payment, "delivery_note": {"type": "string"}})),
-        "OrderUpdate": object(json!([]), json!({
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}},
-            "fulfilment": {"$ref": "#/components/schemas/Fulfilment"}, "payment": payment, "delivery_note": {"type": "string"}})),
-        "OrderStatus": object(json!(["status"]), json!({"status": status})),
-        "PreOrder": object(json!(["caller", "sku", "name", "quantity", "pharmacy"]), json!({
-            "caller": {"type": "string"}, "sku": {"type": "string"}, "name": {"type": "string"}, "quantity": {"type": "integer"}, "pharmacy": {"type": "string"}})),
-        "StockArrival": object(json!(["sku"]), json!({"sku": {"type": "string"}, "pharmacy": {"type": "string"}})),
-        "Reservation": object(json!(["caller", "pharmacy", "items", "expires_at_ms"]), json!({
-            "caller": {"type": "string"}, "pharmacy": {"type": "string"},
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}}, "expires_at_ms": {"type": "integer"}})),
-        "Complaint": object(json!(["caller", "text"]), json!({"caller": {"type": "string"}, "order": {"type": "integer"}, "text": {"type": "string"}})),
-        "Resolve": object(json!(["resolution"]), json!({"resolution": {"type": "string"}})),
-        "CallbackOutcome": object(json!(["outcome"]), json!({"outcome": {"type": "string", "enum": ["reached", "no_answer", "busy", "cancelled"]}})),
-        "TokenAdd": object(json!(["name", "role", "sha256"]), json!({"name": {"type": "string"}, "role": {"type": "string", "enum": ["gateway", "agent", "supervisor", "admin"]}, "sha256": {"type": "string", "description": "hex SHA-256 of the token (`callgrid token hash`)"}})),
-    })
-}
-
 fn problem_description() -> String {
     let mut text = String::from(
         "RFC 9457 problem details; `type` is https://callgrid.invalid/problems/<slug>. Slugs a client acts on:",
@@ -675,82 +606,128 @@ fn problem_description() -> String {
     text
 }
 
+/// The error answers every `/api/v1` operation may give (RFC 9457 problems).
+fn error_responses() -> Value {
+    let problem = |description: &str| json!({"description": description, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
+    let mut unavailable = problem(
+        "Retry after Retry-After (seconds): type .../no-quorum (nothing written), .../outcome-unknown (maybe written: retry with the same Idempotency-Key), .../site-draining (the site takes no new contacts) or .../unavailable (shutting down)",
+    );
+    unavailable["headers"] = json!({"Retry-After": {"schema": {"type": "integer"}}});
+    json!({
+        "400": problem("Malformed body, unknown field, invalid path or query parameter"),
+        "401": problem("No or unknown bearer token (checked before the body is read)"),
+        "403": problem("Role not allowed"),
+        "404": problem("Not found"),
+        "409": problem("State does not allow it"),
+        "413": problem("Body too large"),
+        "503": unavailable,
+    })
+}
+
+/// The schema of a path parameter by its name and the path it is in.
+fn path_parameter(path: &str, name: &str) -> Value {
+    let schema = match name {
+        "login" => json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}),
+        "site" => json!({"type": "string", "minLength": 1, "maxLength": 64}),
+        "id" if path.starts_with("/cluster/sites/") => {
+            json!({"type": "string", "minLength": 1, "maxLength": 64, "description": "site id"})
+        }
+        "id" if path.starts_with("/pending/") => {
+            json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "description": "pending create id"})
+        }
+        "id" if path.starts_with("/cluster/tokens/") => {
+            json!({"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "the token's hex SHA-256"})
+        }
+        _ => json!({"type": "integer", "minimum": 0, "maximum": ID_MAX}),
+    };
+    json!({"name": name, "in": "path", "required": true, "schema": schema})
+}
+
+/// Ids are below 2^53 (exact in JSON numbers).
+const ID_MAX: u64 = (1 << 53) - 1;
+
+/// One operation: summary, roles, request body, success and error answers, parameters.
+fn operation(
+    (method, path, summary, roles, body): (&str, &str, &str, &str, Option<&str>),
+    (status, response): (u16, &str),
+) -> Value {
+    let mut operation = json!({
+        "summary": summary,
+        "description": format!("Roles: {roles} (admin always)."),
+        "responses": error_responses(),
+    });
+    operation["responses"][status.to_string()] = responses::success_response(status, response);
+    operation["operationId"] = json!(responses::operation_id(method, path));
+    if let Some(links) = responses::links(method, path) {
+        operation["responses"][status.to_string()]["links"] = links;
+    }
+    if let Some(schema) = body {
+        // The end of a call may come without a body (its recording reference is optional).
+        let required = schema != "Ended";
+        operation["requestBody"] = json!({"required": required, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+    }
+    let mut parameters: Vec<Value> = path
+        .split('/')
+        .filter_map(|segment| {
+            segment
+                .strip_prefix('{')
+                .and_then(|rest| rest.strip_suffix('}'))
+        })
+        .map(|name| path_parameter(path, name))
+        .collect();
+    parameters.extend(responses::query_parameters(method, path));
+    if !parameters.is_empty() {
+        operation["parameters"] = Value::Array(parameters);
+    }
+    if IDEMPOTENT_CREATES.contains(&(method, path)) {
+        document_idempotent_create(&mut operation);
+    }
+    if method == "post" && ASYNC_CREATES.contains(&path) {
+        document_async_create(&mut operation);
+    }
+    if method == "get" && REPLICATED_READS.contains(&path) {
+        document_replicated_read(&mut operation);
+    }
+    if roles == "anyone" {
+        operation["security"] = json!([]);
+    }
+    operation
+}
+
 /// The document.
 pub fn document() -> Value {
     let mut paths = Map::new();
-    for (method, path, summary, roles, body) in ENDPOINTS {
-        let mut operation = json!({
-            "summary": summary,
-            "description": format!("Roles: {roles} (admin always)."),
-            "responses": {
-                "200": {"description": "OK"},
-                "400": {"description": "Malformed body, unknown field or invalid path parameter", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
-                "401": {"description": "No or unknown bearer token"},
-                "403": {"description": "Role not allowed"},
-                "404": {"description": "Not found"},
-                "409": {"description": "State does not allow it"},
-                "413": {"description": "Body too large"},
-                "503": {"description": "Retry after Retry-After (seconds): type .../no-quorum (nothing written), .../outcome-unknown (maybe written: retry with the same Idempotency-Key) or .../unavailable (shutting down)",
-                        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-                        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-            }
-        });
-        if let Some(schema) = body {
-            // The end of a call may come without a body (its recording reference is optional).
-            let required = *schema != "Ended";
-            operation["requestBody"] = json!({"required": required, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
-        }
-        let parameters: Vec<Value> = path
-            .split('/')
-            .filter_map(|segment| {
-                segment
-                    .strip_prefix('{')
-                    .and_then(|rest| rest.strip_suffix('}'))
-            })
-            .map(|name| {
-                let schema = if name == "login" {
-                    json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"})
-                } else if path.starts_with("/pending/") {
-                    json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})
-                } else {
-                    json!({"type": "integer", "minimum": 0})
-                };
-                json!({"name": name, "in": "path", "required": true, "schema": schema})
-            })
-            .collect();
-        if !parameters.is_empty() {
-            operation["parameters"] = Value::Array(parameters);
-        }
-        if IDEMPOTENT_CREATES.contains(&(*method, *path)) {
-            document_idempotent_create(&mut operation);
-        }
-        if *method == "post" && ASYNC_CREATES.contains(path) {
-            document_async_create(&mut operation);
-        }
-        if *method == "get" && REPLICATED_READS.contains(path) {
-            document_replicated_read(&mut operation);
-        }
-        if *path == "/session" {
-            // Sign-in takes the token in the body; the rest goes by the session cookie.
-            operation["security"] = if *method == "post" {
-                json!([])
-            } else {
-                json!([{"session": []}])
-            };
-        }
+    for &(method, path, summary, roles, body) in ENDPOINTS {
+        let success = responses::success(method, path).unwrap_or((200, "Done"));
         let entry = paths
             .entry(format!("/api/v1{path}"))
             .or_insert_with(|| json!({}));
-        entry[*method] = operation;
+        entry[method] = operation((method, path, summary, roles, body), success);
     }
+    for &(method, path, summary, roles, body, status, response) in others::OTHER_ENDPOINTS {
+        let mut operation = operation((method, path, summary, roles, body), (status, response));
+        others::adjust(method, path, &mut operation);
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[method] = operation;
+    }
+    let mut schemas = match requests::schemas() {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    schemas.extend(responses::schemas());
+    schemas.extend(others::schemas());
+    schemas.extend(workflows::schemas());
     json!({
         "openapi": "3.1.0",
-        "info": {"title": "callgrid site node", "version": env!("CARGO_PKG_VERSION")},
+        "info": {"title": "callgrid site node", "version": env!("CARGO_PKG_VERSION"),
+            "description": "Conventions (names, epoch ms, problems, limits, idempotency, consistency): docs/CONVENTIONS.md in the repository."},
         "components": {
-            "schemas": schemas(),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
                 "session": {"type": "apiKey", "in": "cookie", "name": crate::api::session::SESSION_COOKIE,
-                    "description": "browser session from POST /session; state changes also need X-CSRF-Token"}}
+                    "description": "browser session from POST /session; state changes also need X-CSRF-Token"}
+            }
         },
         "security": [{"bearer": []}],
         "paths": paths,
@@ -761,7 +738,7 @@ pub fn document() -> Value {
 pub fn roles_markdown() -> String {
     let mut text = String::from(
         "# API roles\n\n\
-         Generated from `node/src/api/openapi.rs` (`ENDPOINTS`); a test checks this page against \
+         Generated from `node/src/api/openapi/` (`ENDPOINTS`, `OTHER_ENDPOINTS`); a test checks this page against \
          it and walks every route with every role.\n\n\
          - Every `/api/v1` request except `GET /api/v1/openapi.json` needs a valid bearer token; \
          without one the answer is 401 before the body is read.\n\
@@ -783,39 +760,20 @@ pub fn roles_markdown() -> String {
             method.to_uppercase()
         ));
     }
+    text.push_str(
+        "\nMembership changes, the browser session and the operations endpoints (the roles \
+         test checks that membership changes refuse every other role and no token; a walk \
+         with a valid body would change the cluster):\n\n\
+         | Method | Path | Roles (besides admin) |\n|---|---|---|\n",
+    );
+    for (method, path, _summary, roles, ..) in OTHER_ENDPOINTS {
+        text.push_str(&format!(
+            "| {} | `{path}` | {roles} |\n",
+            method.to_uppercase()
+        ));
+    }
     text
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The idempotent creates and the replicated reads are endpoints of the table, and the
-    /// document shows their header, parameter and problem types.
-    #[test]
-    fn idempotent_creates_and_replicated_reads_are_documented() {
-        let document = document();
-        for (method, path) in IDEMPOTENT_CREATES {
-            let operation = &document["paths"][format!("/api/v1{path}")][*method];
-            let text = operation.to_string();
-            assert!(text.contains("Idempotency-Key"), "{method} {path}: {text}");
-            assert!(text.contains("Idempotent-Replayed"), "{method} {path}");
-            assert!(operation["responses"]["422"].is_object(), "{method} {path}");
-        }
-        for path in REPLICATED_READS {
-            let operation = &document["paths"][format!("/api/v1{path}")]["get"];
-            let text = operation.to_string();
-            assert!(text.contains("X-Callgrid-Staleness-Ms"), "{path}: {text}");
-            assert!(text.contains("\"consistency\""), "{path}");
-        }
-        for path in ASYNC_CREATES {
-            let operation = &document["paths"][format!("/api/v1{path}")]["post"];
-            assert!(operation["responses"]["202"].is_object(), "{path}");
-            assert!(operation.to_string().contains("respond-async"), "{path}");
-        }
-        let problem = document["components"]["schemas"]["Problem"].to_string();
-        for (slug, _, _) in PROBLEM_TYPES {
-            assert!(problem.contains(slug), "{slug}");
-        }
-    }
-}
+mod tests;
