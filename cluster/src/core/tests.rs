@@ -2,6 +2,8 @@
 //! held by the test.
 #![allow(clippy::unwrap_used)]
 use super::*;
+
+mod snapshots;
 use crate::simulation::RecordingStateMachine;
 use crate::storage::memory::MemoryStorage;
 
@@ -25,6 +27,12 @@ struct Cluster {
 
 impl Cluster {
     fn new() -> Self {
+        Self::with_snapshots(1_000, 0)
+    }
+
+    /// A cluster taking a snapshot every `threshold` applied entries and keeping `lag`
+    /// entries behind it when compacting.
+    fn with_snapshots(threshold: u64, lag: u64) -> Self {
         let initial = InitialMembers {
             cluster_id: "test".to_owned(),
             bootstrap: Bootstrap::New,
@@ -44,7 +52,8 @@ impl Cluster {
                     proposal_timeout_ticks: PROPOSAL_TIMEOUT_TICKS,
                     read_timeout_ticks: PROPOSAL_TIMEOUT_TICKS,
                     read_retry_ticks: 2,
-                    snapshot_threshold_entries: 1_000,
+                    snapshot_threshold_entries: threshold,
+                    compaction_lag_entries: lag,
                     command_bytes_max: 1024,
                     message_bytes_max: 64 * 1024,
                     inflight_messages_max: 64,
@@ -331,6 +340,7 @@ fn request_ids_of_a_restart_start_above_every_earlier_start() {
         read_timeout_ticks: 10,
         read_retry_ticks: 2,
         snapshot_threshold_entries: 100,
+        compaction_lag_entries: 0,
         command_bytes_max: 1024,
         message_bytes_max: 1024,
         inflight_messages_max: 8,

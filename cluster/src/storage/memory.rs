@@ -191,11 +191,12 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
-    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+    fn save_snapshot(&mut self, snapshot: &Snapshot, keep_from: u64) -> Result<(), StorageError> {
         let mut disk = self.state.lock();
-        disk.current.save_snapshot(snapshot)?;
+        disk.current.save_snapshot(snapshot, keep_from)?;
         disk.sync()?;
-        disk.durable.save_snapshot(snapshot)
+        disk.durable.save_snapshot(snapshot, keep_from)?;
+        Ok(())
     }
 
     fn latest_snapshot(&self) -> Snapshot {
