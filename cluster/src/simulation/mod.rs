@@ -116,7 +116,7 @@ impl SimulationOptions {
             loss: 0.05,
             duplication: 0.02,
             delay: 0.01,
-            delay_steps_max: 1_500,
+            delay_steps_max: 200,
             crash: 0.002,
             fsync_failure: 0.0005,
             crash_mid_ready: 0.0005,
