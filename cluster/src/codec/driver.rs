@@ -151,11 +151,13 @@ impl SnapshotEnvelope {
             // `Truncated` instead of allocating.
             for _ in 0..reader.u32()? {
                 let origin = reader.u64()?;
-                let mut ids = BTreeSet::new();
+                // Written in order: collected into a vector and built in bulk (a node
+                // restarting or installing a snapshot decodes thousands of ids).
+                let mut ids = Vec::new();
                 for _ in 0..reader.u32()? {
-                    ids.insert(reader.u64()?);
+                    ids.push(reader.u64()?);
                 }
-                sessions.insert(origin, ids);
+                sessions.insert(origin, ids.into_iter().collect::<BTreeSet<u64>>());
             }
         }
         Ok(Self {
