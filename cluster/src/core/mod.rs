@@ -758,15 +758,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         for (to, message_type) in unsent {
             self.handle_send_failure(to, message_type);
         }
-        if std::mem::take(&mut self.step_down_removed) && self.is_leader() {
-            tracing::info!(
-                node_id = self.config.node_id,
-                term = self.raw.raft.term,
-                "removed from the voters while leading: stepping down"
-            );
-            let term = self.raw.raft.term;
-            self.raw.raft.become_follower(term, raft::INVALID_ID);
-        }
+        self.step_down_if_removed();
         if self.identity_changed {
             self.raw.mut_store().set_identity(&self.identity)?;
             self.identity_changed = false;
@@ -787,6 +779,23 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             self.leader_seen = leader;
         }
         Ok(std::mem::take(&mut self.output))
+    }
+
+    /// A leader that applied its own removal steps down at once, before raft-rs's `advance`
+    /// of the same Ready: raft-rs keeps a removed leader leading (`post_conf_change`:
+    /// "untested"), and its next persisted-entries or commit step unwraps its own, removed,
+    /// progress — a panic (found by the simulation, twice: after the Ready loop was not soon
+    /// enough when the Ready that applied the removal also appended new entries).
+    pub(super) fn step_down_if_removed(&mut self) {
+        if std::mem::take(&mut self.step_down_removed) && self.is_leader() {
+            tracing::info!(
+                node_id = self.config.node_id,
+                term = self.raw.raft.term,
+                "removed from the voters while leading: stepping down"
+            );
+            let term = self.raw.raft.term;
+            self.raw.raft.become_follower(term, raft::INVALID_ID);
+        }
     }
 
     /// The node's status.

@@ -61,6 +61,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         // 3. Apply.
         let committed = ready.take_committed_entries();
         self.apply_entries(committed)?;
+        self.step_down_if_removed();
         for read_state in ready.take_read_states() {
             self.handle_read_state(read_state);
         }
@@ -74,6 +75,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         self.queue_raft_messages(messages);
         let committed = light.take_committed_entries();
         self.apply_entries(committed)?;
+        self.step_down_if_removed();
         self.raw.advance_apply();
         Ok(())
     }

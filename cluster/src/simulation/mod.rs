@@ -297,6 +297,9 @@ impl Simulation {
         }
         self.network.heal();
         for index in 0..self.nodes.len() {
+            // A failed fsync armed in the last faulty steps would otherwise fire in the
+            // quiet phase and leave the node down at the end.
+            self.nodes[index].storage.cancel_failed_persist();
             if self.nodes[index].core.is_none() {
                 self.restart(index)?;
             }

@@ -111,6 +111,11 @@ impl MemoryStorage {
         self.state.lock().fail_next_persist = true;
     }
 
+    /// Take back a failure armed by [`Self::fail_next_persist`] that has not fired yet.
+    pub fn cancel_failed_persist(&self) {
+        self.state.lock().fail_next_persist = false;
+    }
+
     /// Writes not yet durable (for tests).
     pub fn unsynced_writes(&self) -> usize {
         self.state.lock().unsynced.len()
