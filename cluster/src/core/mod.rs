@@ -798,6 +798,28 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         }
     }
 
+    /// The leader's view of each follower's replication, for the simulation's reports.
+    pub(crate) fn progress_report(&self) -> String {
+        let mut report: Vec<String> = self
+            .raw
+            .raft
+            .prs()
+            .iter()
+            .map(|(id, progress)| {
+                format!(
+                    "{id}: {:?} matched {} next {} paused {} pending snapshot {}",
+                    progress.state,
+                    progress.matched,
+                    progress.next_idx,
+                    progress.is_paused(),
+                    progress.pending_snapshot
+                )
+            })
+            .collect();
+        report.sort();
+        format!("{report:?} snapshot sends {:?}", self.snapshot_sends)
+    }
+
     /// The node's status.
     pub fn status(&self) -> ClusterStatus {
         let raft = &self.raw.raft;
