@@ -56,7 +56,10 @@ fn assert_faults_happened(reports: &[SimulationReport]) {
     assert!(sum(|r| r.snapshots_chunked) > 0, "no snapshot sent");
     assert!(sum(|r| r.snapshots_installed) > 0, "no snapshot installed");
     assert!(sum(|r| r.forwards_stale) > 0, "no stale forward delivered");
-    assert!(sum(|r| r.forwards_duplicated) > 0, "no duplicate forward delivered");
+    assert!(
+        sum(|r| r.forwards_duplicated) > 0,
+        "no duplicate forward delivered"
+    );
     assert!(
         sum(|r| r.messages_from_removed) > 0,
         "no message from a removed member delivered"

@@ -657,3 +657,39 @@ fn a_leader_that_removes_itself_steps_down_instead_of_panicking() {
     cluster.cut_off.insert(leader);
     cluster.run_until(|cluster| cluster.agreed_leader().is_some_and(|new| new != leader));
 }
+
+#[test]
+fn a_leader_removing_itself_while_appending_steps_down_without_panicking() {
+    let mut cluster = Cluster::new();
+    cluster.run_until(|cluster| cluster.agreed_leader().is_some());
+    let leader = cluster.agreed_leader().unwrap();
+    cluster
+        .cores
+        .get_mut(&leader)
+        .unwrap()
+        .handle_membership(1, MembershipChange::Remove { id: leader });
+    // A proposal in every round: the Ready that applies the removal also appends entries,
+    // and raft-rs's `advance` of it unwrapped the removed leader's own progress (found by
+    // vopr, seed 1000051) unless the leader stepped down before it.
+    for id in 2..40 {
+        let core = cluster.cores.get_mut(&leader).unwrap();
+        if core.is_leader() {
+            core.handle_propose(id, format!("command {id}").into_bytes());
+        }
+        cluster.round();
+    }
+    assert!(
+        cluster.completions.iter().any(|(node, completion)| {
+            *node == leader
+                && *completion
+                    == Completion::Membership {
+                        id: 1,
+                        result: Ok(()),
+                    }
+        }),
+        "the removal applied on the leader"
+    );
+    assert!(!cluster.cores[&leader].is_leader());
+    cluster.cut_off.insert(leader);
+    cluster.run_until(|cluster| cluster.agreed_leader().is_some_and(|new| new != leader));
+}

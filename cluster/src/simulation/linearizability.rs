@@ -388,7 +388,14 @@ mod tests {
     /// interval around a point of a sequential run) unless a read is given a wrong value.
     fn histories() -> impl proptest::strategy::Strategy<Value = Vec<Timed>> {
         use proptest::prelude::*;
-        let operation = (any::<bool>(), 0_u64..30, 0_u64..15, 0_u64..15, 0_u8..6, 0_u64..6);
+        let operation = (
+            any::<bool>(),
+            0_u64..30,
+            0_u64..15,
+            0_u64..15,
+            0_u8..6,
+            0_u64..6,
+        );
         proptest::collection::vec(operation, 1..9).prop_map(|mut specs| {
             specs.sort_by_key(|spec| spec.1);
             let (mut state, mut next_value) = (0, 0);
@@ -425,7 +432,11 @@ mod tests {
             let history = strategy.new_tree(&mut runner).unwrap().current();
             let zones = zones::check(&history).expect("applies");
             let search = search(&history);
-            assert_eq!(zones.is_ok(), search.is_ok(), "{history:?}: {zones:?} / {search:?}");
+            assert_eq!(
+                zones.is_ok(),
+                search.is_ok(),
+                "{history:?}: {zones:?} / {search:?}"
+            );
             if zones.is_ok() {
                 linearizable += 1;
             } else {
@@ -433,7 +444,10 @@ mod tests {
             }
         }
         // Both verdicts are exercised.
-        assert!(linearizable > 2_000 && violations > 2_000, "{linearizable} / {violations}");
+        assert!(
+            linearizable > 2_000 && violations > 2_000,
+            "{linearizable} / {violations}"
+        );
     }
 
     proptest::proptest! {

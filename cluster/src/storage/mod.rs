@@ -100,9 +100,9 @@ impl LogState {
             run_start -= 1;
         }
         entries.drain(..run_start);
-        let first = entries
-            .first()
-            .map_or(snapshot_index + 1, |entry| entry.index.min(snapshot_index + 1));
+        let first = entries.first().map_or(snapshot_index + 1, |entry| {
+            entry.index.min(snapshot_index + 1)
+        });
         for (expected, entry) in (first..).zip(entries.iter()) {
             if entry.index != expected {
                 return Err(StorageError::Corrupted {
@@ -181,8 +181,7 @@ impl LogState {
         };
         let first_index = self.first_index();
         // Never at or before the snapshot: what it covers is committed.
-        if first.index <= self.snapshot.get_metadata().index
-            || first.index > self.last_index() + 1
+        if first.index <= self.snapshot.get_metadata().index || first.index > self.last_index() + 1
         {
             return Err(StorageError::OutOfRange {
                 low: first.index,

@@ -11,7 +11,8 @@ fn propose_and_wait(cluster: &mut Cluster, node: NodeId, id: RequestId) -> Vec<u
         .handle_propose(id, format!("command {id}").into_bytes());
     cluster.run_until(|cluster| {
         cluster.completions.iter().any(|(from, completion)| {
-            *from == node && matches!(completion, Completion::Propose { id: done, .. } if *done == id)
+            *from == node
+                && matches!(completion, Completion::Propose { id: done, .. } if *done == id)
         })
     });
     cluster.take_proposal_result(node, id).unwrap().unwrap()
@@ -189,4 +190,58 @@ fn a_snapshot_send_fails_on_lack_of_progress_not_after_a_fixed_time() {
         cluster.cores[&follower].applied_index() == cluster.cores[&leader].applied_index()
     });
     assert_eq!(cluster.cores[&follower].status().snapshots_installed, 1);
+}
+
+#[test]
+fn an_append_reaching_below_the_followers_compaction_is_answered_not_dropped() {
+    // The follower compacted up to 21; a leader that missed its acknowledgements (and keeps
+    // entries behind its own snapshot) sends entries from 11 again.
+    let mut cluster = Cluster::with_snapshots(20, 0);
+    cluster.run_until(|cluster| cluster.agreed_leader().is_some());
+    let leader = cluster.agreed_leader().unwrap();
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    for id in 1..=25 {
+        propose_and_wait(&mut cluster, leader, id);
+    }
+    cluster.run_until(|cluster| {
+        cluster.cores[&follower].applied_index() == cluster.cores[&leader].applied_index()
+    });
+    let term = cluster.cores[&leader].term();
+    let core = cluster.cores.get_mut(&follower).unwrap();
+    let committed = core.commit_index();
+    assert!(core.status().first_index > 11, "{:#?}", core.status());
+    let first_index = core.status().first_index;
+    assert!(
+        (first_index..=committed)
+            .all(|index| core.raw.raft.raft_log.term(index).ok() == Some(term)),
+        "one leader, one term"
+    );
+    // What the drop was about: raft-rs calls a compacted entry's term 0.
+    assert_eq!(core.raw.raft.raft_log.term(11).ok(), Some(0));
+    let append = with_raft(
+        raft_message(MessageType::MsgAppend, leader, follower, term),
+        |raft| {
+            raft.index = 10;
+            raft.log_term = term;
+            raft.commit = committed;
+            raft.entries = (11..=committed)
+                .map(|index| Entry {
+                    index,
+                    term,
+                    ..Default::default()
+                })
+                .collect::<Vec<_>>()
+                .into();
+        },
+    );
+    core.handle_message(leader, append);
+    let output = core.poll().unwrap();
+    let answered = output.messages.iter().any(|(to, message)| {
+        *to == leader
+            && matches!(message, PeerMessage::Raft(raft)
+                if raft.get_msg_type() == MessageType::MsgAppendResponse
+                    && !raft.reject
+                    && raft.index == committed)
+    });
+    assert!(answered, "{:?}", output.messages);
 }

@@ -67,7 +67,8 @@ pub(super) fn check(operations: &[Timed]) -> Option<Result<(), String>> {
             }
             cluster.write_invoked = Some(invoked);
         } else {
-            cluster.read_answered = Some(cluster.read_answered.map_or(response, |r| r.min(response)));
+            cluster.read_answered =
+                Some(cluster.read_answered.map_or(response, |r| r.min(response)));
         }
         cluster.f = cluster.f.min(response);
         cluster.s = cluster.s.max(invoked);
