@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use callgrid_cluster::simulation::{Simulation, SimulationOptions};
+use callgrid_cluster::simulation::{Simulation, SimulationOptions, SimulationReport};
 use clap::Parser;
 
 /// Seeded simulation of 3- and 5-node clusters with faults.
@@ -31,6 +31,10 @@ struct Arguments {
     /// Threads running seeds.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// Stop starting seeds after this many seconds (0: run them all); the summary then
+    /// counts the seeds that ran.
+    #[arg(long, default_value_t = 0)]
+    time_limit_s: u64,
     /// Print only failures and the summary.
     #[arg(long)]
     quiet: bool,
@@ -61,13 +65,16 @@ fn main() -> anyhow::Result<()> {
     let next = AtomicU64::new(first);
     let failures = AtomicU64::new(0);
     let durations = Mutex::new(Vec::with_capacity(arguments.seeds as usize));
+    let totals = Mutex::new(SimulationReport::default());
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..arguments.jobs.max(1) {
             scope.spawn(|| {
                 loop {
                     let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= first + arguments.seeds {
+                    let out_of_time = arguments.time_limit_s > 0
+                        && started.elapsed() >= Duration::from_secs(arguments.time_limit_s);
+                    if seed >= first + arguments.seeds || out_of_time {
                         break;
                     }
                     let nodes = match arguments.nodes {
@@ -95,6 +102,9 @@ fn main() -> anyhow::Result<()> {
                             continue;
                         }
                     };
+                    if let (Ok(report), Ok(mut totals)) = (&result, totals.lock()) {
+                        add(&mut totals, report);
+                    }
                     match result {
                         Ok(report) if !arguments.quiet => {
                             println!("seed {seed} nodes {nodes}: ok in {elapsed:.2?} {report:?}");
@@ -121,6 +131,9 @@ fn main() -> anyhow::Result<()> {
             .unwrap_or(Duration::ZERO)
     };
     let failures = failures.into_inner();
+    if let Ok(totals) = totals.into_inner() {
+        println!("vopr: summed over the seeds that passed: {totals:?}");
+    }
     println!(
         "vopr: {} seeds, {failures} failed, wall {:.1?}; per seed median {:.3?}, p99 {:.3?}, max {:.3?}",
         durations.len(),
@@ -136,4 +149,33 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Add `report`'s counters to `totals` (the highest term is a maximum).
+fn add(totals: &mut SimulationReport, report: &SimulationReport) {
+    totals.commands_applied += report.commands_applied;
+    totals.proposals_succeeded += report.proposals_succeeded;
+    totals.proposals_failed += report.proposals_failed;
+    totals.proposals_unknown += report.proposals_unknown;
+    totals.reads_succeeded += report.reads_succeeded;
+    totals.reads_failed += report.reads_failed;
+    totals.crashes += report.crashes;
+    totals.fsync_failures += report.fsync_failures;
+    totals.crashes_mid_ready += report.crashes_mid_ready;
+    totals.wipes += report.wipes;
+    totals.membership_changes += report.membership_changes;
+    totals.transfers += report.transfers;
+    totals.partitions += report.partitions;
+    totals.term_max = totals.term_max.max(report.term_max);
+    totals.snapshots_installed += report.snapshots_installed;
+    totals.snapshots_chunked += report.snapshots_chunked;
+    totals.forwards_stale += report.forwards_stale;
+    totals.forwards_duplicated += report.forwards_duplicated;
+    totals.messages_from_removed += report.messages_from_removed;
+    totals.messages_delayed += report.messages_delayed;
+    let (sum, add) = (&mut totals.linearizability, &report.linearizability);
+    sum.operations += add.operations;
+    sum.reads += add.reads;
+    sum.unknown_writes += add.unknown_writes;
+    sum.search_steps += add.search_steps;
 }

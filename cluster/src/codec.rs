@@ -68,8 +68,14 @@ pub const CHUNK_BYTES: usize = 1024 * 1024;
 pub const ASSEMBLED_BYTES_MAX: usize = 512 * 1024 * 1024;
 /// Decoding limit for one versioned application command (a Raft entry).
 pub const ENTRY_BYTES_MAX: usize = 16 * 1024 * 1024;
-/// Decoding limit for one versioned application snapshot.
-pub const SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
+/// Room a snapshot message needs on the wire beyond the snapshot's data: the raft-rs
+/// message and snapshot metadata (term, index, membership lists) and the body's header.
+pub const SNAPSHOT_MESSAGE_OVERHEAD_MAX: usize = 64 * 1024;
+/// The one size limit of a snapshot, derived from the wire's: the driver's snapshot data (the
+/// envelope with the state machine's bytes inside) is never built larger than this, and an
+/// application snapshot is neither encoded nor decoded larger, so every snapshot that can be
+/// built can be shipped to a follower ([`ASSEMBLED_BYTES_MAX`]) — no state in between.
+pub const SNAPSHOT_BYTES_MAX: usize = ASSEMBLED_BYTES_MAX - SNAPSHOT_MESSAGE_OVERHEAD_MAX;
 /// Bytes of the length prefix in front of every frame.
 pub const LENGTH_PREFIX_BYTES: usize = 4;
 
@@ -832,6 +838,44 @@ mod tests {
             Err(CodecError::Bincode(_)) | Err(CodecError::TooLarge { .. })
         ));
         assert!(encode_snapshot(&blob).is_ok());
+    }
+
+    #[test]
+    fn every_snapshot_that_can_be_built_can_be_shipped() {
+        // One limit: the snapshot's, derived from the wire's, with room for the message.
+        const { assert!(SNAPSHOT_BYTES_MAX + SNAPSHOT_MESSAGE_OVERHEAD_MAX <= ASSEMBLED_BYTES_MAX) };
+        // The room is enough: a snapshot message around `data` bytes, with a large
+        // membership and the largest term and index, costs less than the overhead allowed.
+        let data_bytes = 4096;
+        let mut message = RaftMessage::default();
+        message.set_msg_type(MessageType::MsgSnapshot);
+        (message.from, message.to, message.term) = (u64::MAX, u64::MAX, u64::MAX);
+        let mut snapshot = Snapshot::default();
+        snapshot.data = vec![1_u8; data_bytes].into();
+        let metadata = snapshot.mut_metadata();
+        (metadata.index, metadata.term) = (u64::MAX, u64::MAX);
+        metadata.mut_conf_state().voters = (u64::MAX - 1_000..u64::MAX).collect();
+        metadata.mut_conf_state().learners = (u64::MAX - 2_000..u64::MAX - 1_000).collect();
+        message.set_snapshot(snapshot);
+        let body = encode_message_body(&PeerMessage::Raft(Box::new(message))).unwrap();
+        assert!(
+            body.len() - data_bytes <= SNAPSHOT_MESSAGE_OVERHEAD_MAX,
+            "{} bytes around the data",
+            body.len() - data_bytes
+        );
+        // An envelope over the limit is refused when built, and when received.
+        let envelope = SnapshotEnvelope {
+            state: vec![0; 100],
+            ..Default::default()
+        };
+        assert!(matches!(
+            envelope.encode_within(108),
+            Err(CodecError::TooLarge { size: 109, .. })
+        ));
+        assert_eq!(
+            SnapshotEnvelope::decode(&envelope.encode_within(109).unwrap()).unwrap(),
+            envelope
+        );
     }
 
     #[test]

@@ -73,6 +73,11 @@ pub struct ClusterConfig {
     /// Applied entries between two snapshots (then the log is compacted).
     #[serde(default = "defaults::snapshot_threshold_entries")]
     pub snapshot_threshold_entries: u64,
+    /// Entries kept in the log behind a snapshot when it is compacted, so a follower lagging
+    /// by fewer entries is sent them instead of the whole snapshot. The log held (in memory
+    /// and on disk) is at most `snapshot_threshold_entries + compaction_lag_entries`.
+    #[serde(default = "defaults::compaction_lag_entries")]
+    pub compaction_lag_entries: u64,
     /// Largest command accepted.
     #[serde(default = "defaults::command_bytes_max")]
     pub command_bytes_max: usize,
@@ -87,6 +92,9 @@ pub struct ClusterConfig {
     #[serde(default = "defaults::uncommitted_bytes_max")]
     pub uncommitted_bytes_max: u64,
 }
+
+/// Largest `compaction_lag_entries` accepted (the log it keeps lives in memory).
+const COMPACTION_LAG_ENTRIES_MAX: u64 = 1_000_000;
 
 mod defaults {
     pub fn cluster_id() -> String {
@@ -115,6 +123,9 @@ mod defaults {
     }
     pub fn snapshot_threshold_entries() -> u64 {
         10_000
+    }
+    pub fn compaction_lag_entries() -> u64 {
+        1_000
     }
     pub fn command_bytes_max() -> usize {
         1 << 20
@@ -148,6 +159,7 @@ impl ClusterConfig {
             proposal_timeout_ms: defaults::proposal_timeout_ms(),
             read_timeout_ms: defaults::read_timeout_ms(),
             snapshot_threshold_entries: defaults::snapshot_threshold_entries(),
+            compaction_lag_entries: defaults::compaction_lag_entries(),
             command_bytes_max: defaults::command_bytes_max(),
             message_bytes_max: defaults::message_bytes_max(),
             inflight_messages_max: defaults::inflight_messages_max(),
@@ -203,6 +215,9 @@ impl ClusterConfig {
         if self.snapshot_threshold_entries == 0 {
             return invalid("snapshot_threshold_entries must be positive");
         }
+        if self.compaction_lag_entries > COMPACTION_LAG_ENTRIES_MAX {
+            return invalid("compaction_lag_entries must be at most 1,000,000");
+        }
         let ticks = |ms: u64| ms.div_ceil(self.tick_interval_ms).max(1);
         Ok(CoreConfig {
             node_id: self.node_id,
@@ -217,6 +232,7 @@ impl ClusterConfig {
             read_timeout_ticks: ticks(self.read_timeout_ms),
             read_retry_ticks: (self.heartbeat_ticks as u64).max(1),
             snapshot_threshold_entries: self.snapshot_threshold_entries,
+            compaction_lag_entries: self.compaction_lag_entries,
             command_bytes_max: self.command_bytes_max,
             message_bytes_max: self.message_bytes_max,
             inflight_messages_max: self.inflight_messages_max,
@@ -247,6 +263,8 @@ pub struct CoreConfig {
     pub read_retry_ticks: u64,
     /// Applied entries between two snapshots.
     pub snapshot_threshold_entries: u64,
+    /// Entries kept behind a snapshot when the log is compacted.
+    pub compaction_lag_entries: u64,
     /// Largest command accepted.
     pub command_bytes_max: usize,
     /// Largest append message.

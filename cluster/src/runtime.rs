@@ -403,6 +403,10 @@ impl<S: Storage, T: Transport, M: StateMachine> Driver<S, T, M> {
             }
             let now = Instant::now();
             if now >= next_tick {
+                for to in self.core.snapshot_sends() {
+                    let bytes_sent = self.transport.large_message_progress(to);
+                    self.core.handle_snapshot_progress(to, bytes_sent);
+                }
                 self.core.handle_tick();
                 next_tick += self.tick_interval;
                 // After a stall (a long fsync), skip the missed ticks instead of firing them

@@ -75,6 +75,9 @@ pub struct ClusterStatus {
     pub compactions: u64,
     /// Entries removed by compaction.
     pub entries_compacted: u64,
+    /// Snapshots not taken because the state exceeds the one snapshot size limit (it could
+    /// never be shipped to a follower); the log is then kept, not compacted.
+    pub snapshots_refused: u64,
     /// A leader proved that this node's store lost entries it had acknowledged: it does not
     /// vote until removed and re-added as a learner (then promoted).
     pub rejoin_required: bool,

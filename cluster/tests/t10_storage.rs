@@ -104,7 +104,7 @@ fn memory_storage_appends_truncates_and_compacts() {
     let mut snapshot = bootstrap_snapshot();
     snapshot.mut_metadata().index = 4;
     snapshot.mut_metadata().term = 2;
-    storage.save_snapshot(&snapshot).unwrap();
+    storage.save_snapshot(&snapshot, 5).unwrap();
     assert_eq!(storage.first_index().unwrap(), 5);
     assert!(
         storage
@@ -129,7 +129,7 @@ fn rocks_storage_survives_reopen_and_compaction() {
     snapshot.data = b"state at 4".to_vec().into();
     snapshot.mut_metadata().index = 4;
     snapshot.mut_metadata().term = 2;
-    storage.save_snapshot(&snapshot).unwrap();
+    storage.save_snapshot(&snapshot, 5).unwrap();
     storage.set_commit(5).unwrap();
     drop(storage);
 
@@ -241,4 +241,83 @@ fn corrupted_hard_state_is_reported() {
         matches!(error, StorageError::Corrupted { column_family, .. } if column_family == rocks::COLUMN_FAMILY_STATE),
         "{error}"
     );
+}
+
+/// After a snapshot at 4 keeping entries from 3 (the compaction lag): the log starts at 3.
+fn check_kept_behind_the_snapshot<S: Storage>(storage: &S) {
+    assert_eq!(storage.latest_snapshot().get_metadata().index, 4);
+    assert_eq!(storage.first_index().unwrap(), 3);
+    assert_eq!(storage.last_index().unwrap(), 5);
+    assert_eq!(storage.term(3).unwrap(), 2);
+    assert_eq!(storage.term(4).unwrap(), 2);
+    let entries = storage
+        .entries(3, 6, None, raft::GetEntriesContext::empty(false))
+        .unwrap();
+    let data: Vec<&[u8]> = entries.iter().map(|e| e.get_data()).collect();
+    assert_eq!(data, vec![&b"e3"[..], b"e4", b"x5"]);
+    assert!(
+        storage
+            .entries(2, 4, None, raft::GetEntriesContext::empty(false))
+            .is_err(),
+        "entry 2 was compacted"
+    );
+}
+
+#[test]
+fn entries_behind_a_snapshot_are_kept_for_lagging_followers_across_reopen() {
+    let mut snapshot = bootstrap_snapshot();
+    snapshot.data = b"state at 4".to_vec().into();
+    snapshot.mut_metadata().index = 4;
+    snapshot.mut_metadata().term = 2;
+
+    let mut memory = MemoryStorage::new();
+    fill(&mut memory);
+    memory.save_snapshot(&snapshot, 3).unwrap();
+    check_kept_behind_the_snapshot(&memory);
+    memory.crash();
+    check_kept_behind_the_snapshot(&memory);
+
+    let directory = tempfile::tempdir().unwrap();
+    {
+        let mut storage = RocksStorage::open(directory.path()).unwrap();
+        fill(&mut storage);
+        storage.save_snapshot(&snapshot, 3).unwrap();
+        check_kept_behind_the_snapshot(&storage);
+    }
+    let mut storage = RocksStorage::open(directory.path()).unwrap();
+    check_kept_behind_the_snapshot(&storage);
+    // Appending after the snapshot works; rewriting what it covers is refused.
+    let next = [entry(6, 3, "e6")];
+    storage
+        .persist(PersistRequest {
+            entries: &next,
+            sync: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(storage.last_index().unwrap(), 6);
+    let covered = [entry(4, 3, "rewrite")];
+    assert!(
+        storage
+            .persist(PersistRequest {
+                entries: &covered,
+                sync: true,
+                ..Default::default()
+            })
+            .is_err()
+    );
+    // A received snapshot replaces the whole log, kept entries included.
+    let mut received = bootstrap_snapshot();
+    received.mut_metadata().index = 10;
+    received.mut_metadata().term = 4;
+    storage
+        .persist(PersistRequest {
+            snapshot: Some(&received),
+            ..Default::default()
+        })
+        .unwrap();
+    drop(storage);
+    let storage = RocksStorage::open(directory.path()).unwrap();
+    assert_eq!(storage.first_index().unwrap(), 11);
+    assert_eq!(storage.last_index().unwrap(), 10);
 }

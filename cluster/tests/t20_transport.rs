@@ -229,6 +229,11 @@ fn large_snapshot_arrives_in_chunks_without_holding_back_small_messages() {
         one.stats().frames_sent > chunks_expected
     });
     assert!(two.stats().bytes_received > 20 * 1024 * 1024);
+    // The snapshot's progress, as the driver sees it to decide a send has not failed.
+    wait_for("large-message progress counted", || {
+        one.large_message_progress(2) >= 20 * 1024 * 1024
+    });
+    assert_eq!(one.large_message_progress(3), 0, "no such peer");
     one.shutdown();
     two.shutdown();
 }

@@ -54,6 +54,17 @@ fn assert_faults_happened(reports: &[SimulationReport]) {
     assert!(sum(|r| r.membership_changes) > 0, "no membership change");
     assert!(sum(|r| r.transfers) > 0, "no leadership transfer");
     assert!(sum(|r| r.snapshots_chunked) > 0, "no snapshot sent");
+    assert!(sum(|r| r.snapshots_installed) > 0, "no snapshot installed");
+    assert!(sum(|r| r.forwards_stale) > 0, "no stale forward delivered");
+    assert!(
+        sum(|r| r.forwards_duplicated) > 0,
+        "no duplicate forward delivered"
+    );
+    assert!(
+        sum(|r| r.messages_from_removed) > 0,
+        "no message from a removed member delivered"
+    );
+    assert!(sum(|r| r.messages_delayed) > 0, "no message held back");
     assert!(
         sum(|r| r.linearizability.unknown_writes) > 0,
         "no unknown write checked"

@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::CodecError;
+use super::{CodecError, SNAPSHOT_BYTES_MAX};
 use crate::transport::NodeId;
 
 /// The only driver layout version written today.
@@ -58,8 +58,8 @@ pub struct SnapshotEnvelope {
 }
 
 impl SnapshotEnvelope {
-    /// Encode.
-    pub fn encode(&self) -> Vec<u8> {
+    /// The size of [`Self::encode`]'s output, without encoding.
+    pub fn encoded_len(&self) -> usize {
         let addresses_bytes: usize = self
             .peer_addresses
             .values()
@@ -70,8 +70,31 @@ impl SnapshotEnvelope {
             .values()
             .map(|ids| 8 + 4 + 8 * ids.len())
             .sum();
-        let mut bytes =
-            Vec::with_capacity(1 + 4 + addresses_bytes + 4 + sessions_bytes + self.state.len());
+        1 + 4 + addresses_bytes + 4 + sessions_bytes + self.state.len()
+    }
+
+    /// Encode, refusing more than [`SNAPSHOT_BYTES_MAX`] (a snapshot that could be built
+    /// but never shipped).
+    pub fn encode_checked(&self) -> Result<Vec<u8>, CodecError> {
+        self.encode_within(SNAPSHOT_BYTES_MAX)
+    }
+
+    /// Encode, refusing more than `limit` bytes.
+    pub(crate) fn encode_within(&self, limit: usize) -> Result<Vec<u8>, CodecError> {
+        let size = self.encoded_len();
+        if size > limit {
+            return Err(CodecError::TooLarge {
+                what: "snapshot",
+                size,
+                limit,
+            });
+        }
+        Ok(self.encode())
+    }
+
+    /// Encode.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.encoded_len());
         bytes.push(SNAPSHOT_LAYOUT_VERSION);
         bytes.extend_from_slice(&(self.peer_addresses.len() as u32).to_le_bytes());
         for (id, address) in &self.peer_addresses {
@@ -95,6 +118,13 @@ impl SnapshotEnvelope {
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
         if bytes.is_empty() {
             return Ok(Self::default());
+        }
+        if bytes.len() > SNAPSHOT_BYTES_MAX {
+            return Err(CodecError::TooLarge {
+                what: "snapshot",
+                size: bytes.len(),
+                limit: SNAPSHOT_BYTES_MAX,
+            });
         }
         let mut reader = Reader::new(bytes);
         let version = reader.u8()?;
@@ -121,11 +151,13 @@ impl SnapshotEnvelope {
             // `Truncated` instead of allocating.
             for _ in 0..reader.u32()? {
                 let origin = reader.u64()?;
-                let mut ids = BTreeSet::new();
+                // Written in order: collected into a vector and built in bulk (a node
+                // restarting or installing a snapshot decodes thousands of ids).
+                let mut ids = Vec::new();
                 for _ in 0..reader.u32()? {
-                    ids.insert(reader.u64()?);
+                    ids.push(reader.u64()?);
                 }
-                sessions.insert(origin, ids);
+                sessions.insert(origin, ids.into_iter().collect::<BTreeSet<u64>>());
             }
         }
         Ok(Self {

@@ -79,15 +79,21 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
     }
 
     /// An append must be contiguous from its anchor and must not rewrite what this node
-    /// knows committed (raft-rs: "conflict with committed entry", a panic).
+    /// knows committed (raft-rs: "conflict with committed entry", a panic). Entries this node
+    /// compacted away are not compared: raft-rs's `term` says 0 for them (not an error), and
+    /// it does not look at them either (an append anchored below the commit index is answered
+    /// with the commit index). A leader keeping entries behind its snapshot (the compaction
+    /// lag) sends such appends to a follower whose acknowledgements it missed.
     pub(super) fn admit_append(&self, message: &RaftMessage) -> Result<(), &'static str> {
         let log = &self.raw.raft.raft_log;
+        let first_index = log.first_index();
         for (offset, entry) in message.get_entries().iter().enumerate() {
             let expected = message.index.checked_add(1 + offset as u64);
             if expected != Some(entry.index) {
                 return Err("entries are not contiguous from the anchor");
             }
             if entry.index <= log.committed
+                && entry.index >= first_index
                 && log.term(entry.index).is_ok_and(|term| term != entry.term)
             {
                 return Err("rewrites a committed entry");

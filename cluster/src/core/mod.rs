@@ -234,6 +234,15 @@ struct Transfer {
     deadline: u64,
 }
 
+/// A snapshot on its way to a follower.
+#[derive(Debug, Clone, Copy)]
+struct SnapshotSend {
+    /// The tick of the send, or of the last progress the transport reported.
+    progress_tick: u64,
+    /// The transport's byte count for the peer at that report (`None`: none yet).
+    bytes_sent: Option<u64>,
+}
+
 /// Counters for the status.
 #[derive(Debug, Default, Clone, Copy)]
 struct Counters {
@@ -241,6 +250,8 @@ struct Counters {
     snapshots_installed: u64,
     compactions: u64,
     entries_compacted: u64,
+    /// Snapshots not taken because they would exceed the one snapshot size limit.
+    snapshots_refused: u64,
 }
 
 /// The sans-IO driver; see the module documentation.
@@ -257,7 +268,8 @@ pub struct RaftCore<S: Storage, M: StateMachine> {
     new_reads: Vec<RequestId>,
     read_batches: BTreeMap<u64, ReadBatch>,
     transfers: Vec<Transfer>,
-    snapshot_sent_at: BTreeMap<NodeId, u64>,
+    /// Snapshots on their way, per follower: failed when they stop making progress.
+    snapshot_sends: BTreeMap<NodeId, SnapshotSend>,
     recent_forwards: BTreeSet<(NodeId, u64)>,
     recent_forwards_order: VecDeque<(NodeId, u64)>,
     peer_addresses: BTreeMap<NodeId, String>,
@@ -269,6 +281,9 @@ pub struct RaftCore<S: Storage, M: StateMachine> {
     /// node, so until a snapshot taken after the addition exists, a new node (empty log)
     /// cannot be caught up at all — with a large threshold and little traffic, for hours.
     snapshot_for_new_member: bool,
+    /// A snapshot too large to ship was refused: the next attempt waits for this applied
+    /// index.
+    snapshot_retry_at: u64,
     /// This node leads and applied its own removal: step down after the Ready loop.
     /// raft-rs keeps a removed leader leading (`post_conf_change`: "untested"), and its next
     /// commit advance unwraps its own, removed, progress — a panic.
@@ -385,7 +400,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             new_reads: Vec::new(),
             read_batches: BTreeMap::new(),
             transfers: Vec::new(),
-            snapshot_sent_at: BTreeMap::new(),
+            snapshot_sends: BTreeMap::new(),
             recent_forwards: BTreeSet::new(),
             recent_forwards_order: VecDeque::new(),
             peer_addresses,
@@ -393,6 +408,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             applied: snapshot_index,
             snapshot_index,
             snapshot_for_new_member: false,
+            snapshot_retry_at: 0,
             step_down_removed: false,
             sessions,
             identity,
@@ -537,12 +553,14 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
     }
 
     /// A snapshot lost on the way leaves the follower's progress paused in the Snapshot state
-    /// forever; after two election timeouts without news, report it failed so raft-rs probes
-    /// again (and sends a new snapshot if needed).
+    /// forever: once it has made no progress for two election timeouts (no bytes written by
+    /// the transport, see [`Self::handle_snapshot_progress`]), report it failed so raft-rs
+    /// probes again (and sends a new snapshot if needed). A large snapshot that keeps moving
+    /// is never declared failed, however long it takes.
     fn expire_snapshot_sends(&mut self, now: u64) {
         let snapshot_timeout = 2 * self.config.election_ticks as u64;
-        for (id, _) in take_expired(&mut self.snapshot_sent_at, now, |sent| {
-            sent + snapshot_timeout
+        for (id, _) in take_expired(&mut self.snapshot_sends, now, |send| {
+            send.progress_tick + snapshot_timeout
         }) {
             let still_pending = self
                 .raw
@@ -551,8 +569,32 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                 .get(id)
                 .is_some_and(|progress| progress.state == ProgressState::Snapshot);
             if still_pending {
+                tracing::info!(
+                    node_id = self.config.node_id,
+                    to = id,
+                    "snapshot made no progress for two election timeouts: failed"
+                );
                 self.raw.report_snapshot(id, SnapshotStatus::Failure);
             }
+        }
+    }
+
+    /// Followers a snapshot is on its way to: the runtime asks the transport how far each
+    /// got and reports it with [`Self::handle_snapshot_progress`].
+    pub fn snapshot_sends(&self) -> Vec<NodeId> {
+        self.snapshot_sends.keys().copied().collect()
+    }
+
+    /// The transport has written `bytes_sent` bytes of large messages to `to` so far (a
+    /// count that only grows): if it grew since the last report, the snapshot on its way
+    /// there is making progress and its failure timeout starts again.
+    pub fn handle_snapshot_progress(&mut self, to: NodeId, bytes_sent: u64) {
+        let tick = self.tick;
+        if let Some(send) = self.snapshot_sends.get_mut(&to) {
+            if send.bytes_sent.is_some_and(|before| bytes_sent > before) {
+                send.progress_tick = tick;
+            }
+            send.bytes_sent = Some(bytes_sent);
         }
     }
 
@@ -593,7 +635,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
     pub fn handle_send_failure(&mut self, to: NodeId, message_type: MessageType) {
         self.raw.report_unreachable(to);
         if message_type == MessageType::MsgSnapshot {
-            self.snapshot_sent_at.remove(&to);
+            self.snapshot_sends.remove(&to);
             self.raw.report_snapshot(to, SnapshotStatus::Failure);
         }
     }
@@ -716,15 +758,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         for (to, message_type) in unsent {
             self.handle_send_failure(to, message_type);
         }
-        if std::mem::take(&mut self.step_down_removed) && self.is_leader() {
-            tracing::info!(
-                node_id = self.config.node_id,
-                term = self.raw.raft.term,
-                "removed from the voters while leading: stepping down"
-            );
-            let term = self.raw.raft.term;
-            self.raw.raft.become_follower(term, raft::INVALID_ID);
-        }
+        self.step_down_if_removed();
         if self.identity_changed {
             self.raw.mut_store().set_identity(&self.identity)?;
             self.identity_changed = false;
@@ -745,6 +779,45 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             self.leader_seen = leader;
         }
         Ok(std::mem::take(&mut self.output))
+    }
+
+    /// A leader that applied its own removal steps down at once, before raft-rs's `advance`
+    /// of the same Ready: raft-rs keeps a removed leader leading (`post_conf_change`:
+    /// "untested"), and its next persisted-entries or commit step unwraps its own, removed,
+    /// progress — a panic (found by the simulation, twice: after the Ready loop was not soon
+    /// enough when the Ready that applied the removal also appended new entries).
+    pub(super) fn step_down_if_removed(&mut self) {
+        if std::mem::take(&mut self.step_down_removed) && self.is_leader() {
+            tracing::info!(
+                node_id = self.config.node_id,
+                term = self.raw.raft.term,
+                "removed from the voters while leading: stepping down"
+            );
+            let term = self.raw.raft.term;
+            self.raw.raft.become_follower(term, raft::INVALID_ID);
+        }
+    }
+
+    /// The leader's view of each follower's replication, for the simulation's reports.
+    pub(crate) fn progress_report(&self) -> String {
+        let mut report: Vec<String> = self
+            .raw
+            .raft
+            .prs()
+            .iter()
+            .map(|(id, progress)| {
+                format!(
+                    "{id}: {:?} matched {} next {} paused {} pending snapshot {}",
+                    progress.state,
+                    progress.matched,
+                    progress.next_idx,
+                    progress.is_paused(),
+                    progress.pending_snapshot
+                )
+            })
+            .collect();
+        report.sort();
+        format!("{report:?} snapshot sends {:?}", self.snapshot_sends)
     }
 
     /// The node's status.
@@ -796,6 +869,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             snapshots_installed: self.counters.snapshots_installed,
             compactions: self.counters.compactions,
             entries_compacted: self.counters.entries_compacted,
+            snapshots_refused: self.counters.snapshots_refused,
             rejoin_required: self.identity.rejoin_required(),
             quorum_contact_ticks: self.quorum_contact_ticks(),
             fatal_error: None,

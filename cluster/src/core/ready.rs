@@ -37,14 +37,21 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             }
         }
         let snapshot = (!ready.snapshot().is_empty()).then(|| ready.snapshot().clone());
+        // A received snapshot is decoded and restored before it is persisted: one the state
+        // machine cannot restore stops the node with its store as it was, instead of a store
+        // that holds it and fails on every start.
+        let received = match &snapshot {
+            Some(snapshot) => Some(self.restore_received_snapshot(snapshot)?),
+            None => None,
+        };
         self.raw.mut_store().persist(PersistRequest {
             snapshot: snapshot.as_ref(),
             entries: ready.entries(),
             hard_state: ready.hs(),
             sync: ready.must_sync(),
         })?;
-        if let Some(snapshot) = &snapshot {
-            self.install_snapshot(snapshot)?;
+        if let (Some(snapshot), Some(envelope)) = (&snapshot, received) {
+            self.install_snapshot(snapshot, envelope);
         }
 
         // 2. Send what needed the write.
@@ -54,6 +61,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         // 3. Apply.
         let committed = ready.take_committed_entries();
         self.apply_entries(committed)?;
+        self.step_down_if_removed();
         for read_state in ready.take_read_states() {
             self.handle_read_state(read_state);
         }
@@ -67,14 +75,27 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         self.queue_raft_messages(messages);
         let committed = light.take_committed_entries();
         self.apply_entries(committed)?;
+        self.step_down_if_removed();
         self.raw.advance_apply();
         Ok(())
     }
 
-    pub(super) fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), ClusterError> {
+    /// Decode a snapshot received from the leader and restore the state machine from it
+    /// (before the snapshot is persisted); returns the driver's part of it.
+    pub(super) fn restore_received_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+    ) -> Result<SnapshotEnvelope, ClusterError> {
+        let mut envelope = SnapshotEnvelope::decode(snapshot.get_data())?;
+        let state = std::mem::take(&mut envelope.state);
+        self.state_machine.restore(&state)?;
+        Ok(envelope)
+    }
+
+    /// The bookkeeping of a received snapshot once it is persisted (the state machine was
+    /// restored from it before).
+    pub(super) fn install_snapshot(&mut self, snapshot: &Snapshot, envelope: SnapshotEnvelope) {
         let metadata = snapshot.get_metadata();
-        let envelope = SnapshotEnvelope::decode(snapshot.get_data())?;
-        self.state_machine.restore(&envelope.state)?;
         self.sessions = Sessions::from_table(envelope.sessions);
         for (id, address) in envelope.peer_addresses {
             if id != self.config.node_id && self.peer_addresses.get(&id) != Some(&address) {
@@ -107,7 +128,6 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             index = metadata.index,
             "installed a snapshot from the leader"
         );
-        Ok(())
     }
 
     pub(super) fn queue_raft_messages(&mut self, messages: Vec<RaftMessage>) {
@@ -131,7 +151,13 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             return None;
         }
         if message_type == MessageType::MsgSnapshot {
-            self.snapshot_sent_at.insert(message.to, self.tick);
+            self.snapshot_sends.insert(
+                message.to,
+                SnapshotSend {
+                    progress_tick: self.tick,
+                    bytes_sent: None,
+                },
+            );
         }
         Some((message.to, PeerMessage::Raft(Box::new(message))))
     }
@@ -276,8 +302,9 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
     }
 
     pub(super) fn maybe_snapshot(&mut self) -> Result<(), ClusterError> {
-        let threshold_reached =
-            self.applied >= self.snapshot_index + self.config.snapshot_threshold_entries;
+        let threshold_reached = self.applied
+            >= (self.snapshot_index + self.config.snapshot_threshold_entries)
+                .max(self.snapshot_retry_at);
         if !threshold_reached && !self.snapshot_for_new_member {
             return Ok(());
         }
@@ -289,8 +316,25 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             sessions: self.sessions.table().clone(),
             state: self.state_machine.snapshot()?,
         };
+        let data = match envelope.encode_checked() {
+            Ok(data) => data,
+            Err(error) => {
+                // Built, it could never be shipped to a follower: keep the log instead (it
+                // grows) and try again a threshold later. The state must shrink.
+                tracing::error!(
+                    node_id = self.config.node_id,
+                    index,
+                    %error,
+                    "snapshot not taken: larger than a snapshot can be shipped; the log is \
+                     not compacted"
+                );
+                self.snapshot_retry_at = index + self.config.snapshot_threshold_entries;
+                self.counters.snapshots_refused += 1;
+                return Ok(());
+            }
+        };
         let mut snapshot = Snapshot {
-            data: envelope.encode().into(),
+            data: data.into(),
             ..Default::default()
         };
         let metadata = snapshot.mut_metadata();
@@ -298,11 +342,15 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         metadata.term = term;
         metadata.set_conf_state(self.conf_state.clone());
         let first_index = self.raw.store().first_index()?;
-        self.raw.mut_store().save_snapshot(&snapshot)?;
+        // Keep the last `compaction_lag_entries` entries the snapshot covers: a follower
+        // that lags by fewer is sent them, not the whole state.
+        let keep_from = (index + 1).saturating_sub(self.config.compaction_lag_entries);
+        self.raw.mut_store().save_snapshot(&snapshot, keep_from)?;
+        let first_index_after = self.raw.store().first_index()?;
         self.snapshot_index = index;
         self.counters.snapshots_created += 1;
         self.counters.compactions += 1;
-        self.counters.entries_compacted += (index + 1).saturating_sub(first_index);
+        self.counters.entries_compacted += first_index_after.saturating_sub(first_index);
         tracing::debug!(
             node_id = self.config.node_id,
             index,

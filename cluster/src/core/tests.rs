@@ -2,6 +2,8 @@
 //! held by the test.
 #![allow(clippy::unwrap_used)]
 use super::*;
+
+mod snapshots;
 use crate::simulation::RecordingStateMachine;
 use crate::storage::memory::MemoryStorage;
 
@@ -25,6 +27,12 @@ struct Cluster {
 
 impl Cluster {
     fn new() -> Self {
+        Self::with_snapshots(1_000, 0)
+    }
+
+    /// A cluster taking a snapshot every `threshold` applied entries and keeping `lag`
+    /// entries behind it when compacting.
+    fn with_snapshots(threshold: u64, lag: u64) -> Self {
         let initial = InitialMembers {
             cluster_id: "test".to_owned(),
             bootstrap: Bootstrap::New,
@@ -44,7 +52,8 @@ impl Cluster {
                     proposal_timeout_ticks: PROPOSAL_TIMEOUT_TICKS,
                     read_timeout_ticks: PROPOSAL_TIMEOUT_TICKS,
                     read_retry_ticks: 2,
-                    snapshot_threshold_entries: 1_000,
+                    snapshot_threshold_entries: threshold,
+                    compaction_lag_entries: lag,
                     command_bytes_max: 1024,
                     message_bytes_max: 64 * 1024,
                     inflight_messages_max: 64,
@@ -331,6 +340,7 @@ fn request_ids_of_a_restart_start_above_every_earlier_start() {
         read_timeout_ticks: 10,
         read_retry_ticks: 2,
         snapshot_threshold_entries: 100,
+        compaction_lag_entries: 0,
         command_bytes_max: 1024,
         message_bytes_max: 1024,
         inflight_messages_max: 8,
@@ -643,6 +653,42 @@ fn a_leader_that_removes_itself_steps_down_instead_of_panicking() {
     for _ in 0..50 {
         cluster.round();
     }
+    assert!(!cluster.cores[&leader].is_leader());
+    cluster.cut_off.insert(leader);
+    cluster.run_until(|cluster| cluster.agreed_leader().is_some_and(|new| new != leader));
+}
+
+#[test]
+fn a_leader_removing_itself_while_appending_steps_down_without_panicking() {
+    let mut cluster = Cluster::new();
+    cluster.run_until(|cluster| cluster.agreed_leader().is_some());
+    let leader = cluster.agreed_leader().unwrap();
+    cluster
+        .cores
+        .get_mut(&leader)
+        .unwrap()
+        .handle_membership(1, MembershipChange::Remove { id: leader });
+    // A proposal in every round: the Ready that applies the removal also appends entries,
+    // and raft-rs's `advance` of it unwrapped the removed leader's own progress (found by
+    // vopr, seed 1000051) unless the leader stepped down before it.
+    for id in 2..40 {
+        let core = cluster.cores.get_mut(&leader).unwrap();
+        if core.is_leader() {
+            core.handle_propose(id, format!("command {id}").into_bytes());
+        }
+        cluster.round();
+    }
+    assert!(
+        cluster.completions.iter().any(|(node, completion)| {
+            *node == leader
+                && *completion
+                    == Completion::Membership {
+                        id: 1,
+                        result: Ok(()),
+                    }
+        }),
+        "the removal applied on the leader"
+    );
     assert!(!cluster.cores[&leader].is_leader());
     cluster.cut_off.insert(leader);
     cluster.run_until(|cluster| cluster.agreed_leader().is_some_and(|new| new != leader));

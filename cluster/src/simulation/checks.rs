@@ -203,8 +203,40 @@ impl Simulation {
             }
         }
         if states.len() != 1 {
+            let nodes: Vec<String> = self
+                .nodes
+                .iter()
+                .filter_map(|node| node.core.as_ref())
+                .map(|core| {
+                    let status = core.status();
+                    let progress = if core.is_leader() {
+                        core.progress_report()
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "{}: {:?} term {} leader {:?} commit {} applied {} first {} last {} \
+                         rejoin {} members {:?} {progress}",
+                        status.node_id,
+                        status.role,
+                        status.term,
+                        status.leader,
+                        status.commit_index,
+                        status.applied_index,
+                        status.first_index,
+                        status.last_index,
+                        status.rejoin_required,
+                        status
+                            .members
+                            .iter()
+                            .map(|member| (member.id, member.kind))
+                            .collect::<Vec<_>>()
+                    )
+                })
+                .collect();
             return Err(self.violation(format!(
-                "members {members:?} did not converge: (last put index, digest) {states:?}"
+                "members {members:?} did not converge: (last put index, digest) {states:?}; \
+                 nodes: {nodes:?}"
             )));
         }
         if self.clients.pending() > 0 {

@@ -8,8 +8,9 @@
 //! key-value model and their history), `checks` (invariants after every step),
 //! [`linearizability`] (the whole history, at the end) and [`machines`] (state machines).
 //!
-//! Faults the simulation injects: message loss, duplication (so stale and duplicate
-//! forwards), reordering, partitions; crashes that lose what the store had not synced
+//! Faults the simulation injects: message loss, duplication, reordering, messages held back
+//! for hundreds of steps (so duplicate forwards, and stale forwards delivered to a leader of a
+//! later term or a restarted node), partitions; crashes that lose what the store had not synced
 //! (an fsync boundary: [`MemoryStorage::crash`]); failed fsyncs (the node must stop);
 //! crashes mid-Ready (after the leader's early sends, or after persisting but before
 //! sending and answering); a voter's disk wiped (it restarts still configured as
@@ -42,7 +43,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::core::{InitialMembers, RaftCore};
 use crate::storage::memory::MemoryStorage;
-use crate::transport::NodeId;
+use crate::transport::{NodeId, PeerMessage};
 
 pub use linearizability::Coverage;
 pub use machines::{KvStateMachine, RecordingStateMachine};
@@ -70,6 +71,12 @@ pub struct SimulationOptions {
     pub loss: f64,
     /// Duplication probability per message.
     pub duplication: f64,
+    /// Probability per message (and per copy) of being held back for up to
+    /// `delay_steps_max` steps: delivered late, possibly to a restarted node or a leader of a
+    /// later term (stale forwards, late duplicates).
+    pub delay: f64,
+    /// Longest hold-back, in steps.
+    pub delay_steps_max: u64,
     /// Crash probability per node per step.
     pub crash: f64,
     /// Probability per node per step that its next persist fails (the node must stop).
@@ -89,6 +96,9 @@ pub struct SimulationOptions {
     pub transfer: f64,
     /// Snapshot threshold (small, so compaction and snapshot catch-up happen).
     pub snapshot_threshold_entries: u64,
+    /// Entries kept behind a snapshot (so lagging followers are caught up by entries or by
+    /// a snapshot, depending on how far behind they are).
+    pub compaction_lag_entries: u64,
     /// Check each read's index as it is answered (not below an acknowledged put, applied
     /// by the node). Off, only the linearizability check judges reads (the mutation test
     /// of a read answered before apply uses that to show the checker bites on its own).
@@ -105,6 +115,8 @@ impl SimulationOptions {
             quiet_steps: 3_000,
             loss: 0.05,
             duplication: 0.02,
+            delay: 0.01,
+            delay_steps_max: 200,
             crash: 0.002,
             fsync_failure: 0.0005,
             crash_mid_ready: 0.0005,
@@ -114,6 +126,7 @@ impl SimulationOptions {
             replace: 0.0003,
             transfer: 0.001,
             snapshot_threshold_entries: 40,
+            compaction_lag_entries: 10,
             check_read_index: true,
         }
     }
@@ -154,6 +167,15 @@ pub struct SimulationReport {
     pub snapshots_installed: u64,
     /// Snapshots sent through the chunked framing.
     pub snapshots_chunked: u64,
+    /// Forwarded proposals delivered to a node whose term is not the one they were
+    /// forwarded in (stale forwards: the node must not propose them).
+    pub forwards_stale: u64,
+    /// Second copies of forwarded proposals delivered (duplicates: applied at most once).
+    pub forwards_duplicated: u64,
+    /// Messages delivered from a removed member that kept running (it must be ignored).
+    pub messages_from_removed: u64,
+    /// Messages delivered after being held back.
+    pub messages_delayed: u64,
     /// What the linearizability check covered.
     pub linearizability: Coverage,
 }
@@ -275,6 +297,9 @@ impl Simulation {
         }
         self.network.heal();
         for index in 0..self.nodes.len() {
+            // A failed fsync armed in the last faulty steps would otherwise fire in the
+            // quiet phase and leave the node down at the end.
+            self.nodes[index].storage.cancel_failed_persist();
             if self.nodes[index].core.is_none() {
                 self.restart(index)?;
             }
@@ -317,6 +342,8 @@ impl Simulation {
         LinkFaults {
             loss: self.options.loss,
             duplication: self.options.duplication,
+            delay: self.options.delay,
+            delay_steps_max: self.options.delay_steps_max.max(1),
         }
     }
 
@@ -337,14 +364,13 @@ impl Simulation {
         }
         self.operate(faults)?;
 
+        self.network.release_delayed(self.step);
         let deliveries = self.rng.below(DELIVERIES_PER_STEP_MAX + 1);
         for _ in 0..deliveries {
             let Some(in_flight) = self.network.take_random(&mut self.rng) else {
                 continue;
             };
-            if let Some(core) = self.core_mut(in_flight.to) {
-                core.handle_message(in_flight.from, in_flight.message);
-            }
+            self.deliver(in_flight);
         }
 
         for index in 0..node_count {
@@ -380,6 +406,28 @@ impl Simulation {
             self.network.heal();
         }
         Ok(())
+    }
+
+    /// Hand a message to its recipient (if it is up), counting the kinds of delivery the
+    /// report promises.
+    fn deliver(&mut self, in_flight: network::InFlight) {
+        let removed = self.operator.lingering();
+        let Some(core) = self.core_mut(in_flight.to) else {
+            return;
+        };
+        let mut counted = SimulationReport::default();
+        if let PeerMessage::Forward { term, .. } = &in_flight.message {
+            counted.forwards_stale = u64::from(*term != core.term());
+            counted.forwards_duplicated = u64::from(in_flight.duplicate);
+        }
+        counted.messages_from_removed = u64::from(removed == Some(in_flight.from));
+        counted.messages_delayed = u64::from(in_flight.delayed);
+        core.handle_message(in_flight.from, in_flight.message);
+        let report = &mut self.report;
+        report.forwards_stale += counted.forwards_stale;
+        report.forwards_duplicated += counted.forwards_duplicated;
+        report.messages_from_removed += counted.messages_from_removed;
+        report.messages_delayed += counted.messages_delayed;
     }
 
     fn core_mut(&mut self, id: NodeId) -> Option<&mut SimCore> {

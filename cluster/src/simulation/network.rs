@@ -1,8 +1,10 @@
 //! The simulated network: messages in flight, delivered in random order, lost, duplicated,
-//! and cut by partitions. Snapshots travel through the transport's chunked framing (encoded,
-//! split into chunk frames, decoded and reassembled), as they do over QUIC.
+//! held back for hundreds of steps (a message queued behind a dead connection and delivered
+//! when the peer returns: a stale forward), and cut by partitions. Snapshots travel through
+//! the transport's chunked framing (encoded, split into chunk frames, decoded and
+//! reassembled), as they do over QUIC.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use raft::eraftpb::MessageType;
 
@@ -16,6 +18,10 @@ pub(super) struct InFlight {
     pub(super) from: NodeId,
     pub(super) to: NodeId,
     pub(super) message: PeerMessage,
+    /// A second copy made by the network.
+    pub(super) duplicate: bool,
+    /// Held back before delivery.
+    pub(super) delayed: bool,
 }
 
 /// Faults of the network, per message.
@@ -23,6 +29,9 @@ pub(super) struct InFlight {
 pub(super) struct LinkFaults {
     pub(super) loss: f64,
     pub(super) duplication: f64,
+    /// Probability that a message is held back, for up to `delay_steps_max` steps.
+    pub(super) delay: f64,
+    pub(super) delay_steps_max: u64,
 }
 
 /// Messages in flight beyond this are dropped, oldest first (a bounded queue).
@@ -31,6 +40,8 @@ const IN_FLIGHT_MAX: usize = 20_000;
 #[derive(Default)]
 pub(super) struct Network {
     in_flight: Vec<InFlight>,
+    /// Held back: (release step, message id) → message.
+    delayed: BTreeMap<(u64, u64), InFlight>,
     /// Blocked links (both directions are stored).
     partition: BTreeSet<(NodeId, NodeId)>,
     next_message_id: u64,
@@ -45,6 +56,7 @@ impl Network {
         &mut self,
         rng: &mut SimulationRng,
         faults: LinkFaults,
+        step: u64,
         from: NodeId,
         to: NodeId,
         message: PeerMessage,
@@ -64,18 +76,56 @@ impl Network {
         // sessions), so every kind is duplicated: a duplicate delivered late is a stale
         // forward.
         if rng.chance(faults.duplication) {
-            self.in_flight.push(InFlight {
+            let copy = InFlight {
                 from,
                 to,
                 message: message.clone(),
-            });
+                duplicate: true,
+                delayed: false,
+            };
+            self.push(rng, faults, step, copy);
         }
-        self.in_flight.push(InFlight { from, to, message });
+        let original = InFlight {
+            from,
+            to,
+            message,
+            duplicate: false,
+            delayed: false,
+        };
+        self.push(rng, faults, step, original);
+        Ok(())
+    }
+
+    fn push(
+        &mut self,
+        rng: &mut SimulationRng,
+        faults: LinkFaults,
+        step: u64,
+        mut in_flight: InFlight,
+    ) {
+        if rng.chance(faults.delay) {
+            self.next_message_id += 1;
+            let release = step + 1 + rng.below(faults.delay_steps_max);
+            in_flight.delayed = true;
+            self.delayed
+                .insert((release, self.next_message_id), in_flight);
+            return;
+        }
+        self.in_flight.push(in_flight);
         if self.in_flight.len() > IN_FLIGHT_MAX {
             let excess = self.in_flight.len() - IN_FLIGHT_MAX;
             self.in_flight.drain(..excess);
         }
-        Ok(())
+    }
+
+    /// Put the held-back messages due by `step` back in flight.
+    pub(super) fn release_delayed(&mut self, step: u64) {
+        while let Some(entry) = self.delayed.first_entry() {
+            if entry.key().0 > step {
+                break;
+            }
+            self.in_flight.push(entry.remove());
+        }
     }
 
     /// A random message in flight, taken off the network; `None` when it was cut by the

@@ -59,6 +59,7 @@ impl Simulation {
             read_timeout_ticks: 60,
             read_retry_ticks: 4,
             snapshot_threshold_entries: self.options.snapshot_threshold_entries,
+            compaction_lag_entries: self.options.compaction_lag_entries,
             command_bytes_max: 1024,
             message_bytes_max: 64 * 1024,
             inflight_messages_max: 64,
@@ -122,6 +123,7 @@ impl Simulation {
         let crash_mid_ready = faults && self.rng.chance(self.options.crash_mid_ready);
         let id = self.nodes[index].id;
         let link_faults = self.link_faults();
+        let step = self.step;
         let mut send_error = None;
         let result = {
             let network = &mut self.network;
@@ -131,7 +133,7 @@ impl Simulation {
             };
             // The leader's appends leave before its own write (Raft thesis §10.2.1).
             let mut send_early = |to: NodeId, message: PeerMessage| {
-                if let Err(error) = network.send(rng, link_faults, id, to, message) {
+                if let Err(error) = network.send(rng, link_faults, step, id, to, message) {
                     send_error = Some(error);
                 }
                 true
@@ -161,7 +163,7 @@ impl Simulation {
         }
         for (to, message) in output.messages {
             self.network
-                .send(&mut self.rng, link_faults, id, to, message)
+                .send(&mut self.rng, link_faults, step, id, to, message)
                 .map_err(|error| {
                     self.violation(format!("node {id}: a message failed in transit: {error}"))
                 })?;

@@ -47,6 +47,13 @@ pub(super) struct Operator {
 }
 
 impl Operator {
+    /// The member the runbook removed and leaves running (and sending) for a while.
+    pub(super) fn lingering(&self) -> Option<NodeId> {
+        self.plan
+            .filter(|plan| matches!(plan.stage, Stage::Linger { .. }))
+            .map(|plan| plan.victim)
+    }
+
     pub(super) fn node_crashed(&mut self, node: NodeId) {
         if self.request.is_some_and(|(owner, _)| owner == node) {
             self.request = None;

@@ -111,6 +111,11 @@ impl MemoryStorage {
         self.state.lock().fail_next_persist = true;
     }
 
+    /// Take back a failure armed by [`Self::fail_next_persist`] that has not fired yet.
+    pub fn cancel_failed_persist(&self) {
+        self.state.lock().fail_next_persist = false;
+    }
+
     /// Writes not yet durable (for tests).
     pub fn unsynced_writes(&self) -> usize {
         self.state.lock().unsynced.len()
@@ -191,11 +196,12 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
-    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+    fn save_snapshot(&mut self, snapshot: &Snapshot, keep_from: u64) -> Result<(), StorageError> {
         let mut disk = self.state.lock();
-        disk.current.save_snapshot(snapshot)?;
+        disk.current.save_snapshot(snapshot, keep_from)?;
         disk.sync()?;
-        disk.durable.save_snapshot(snapshot)
+        disk.durable.save_snapshot(snapshot, keep_from)?;
+        Ok(())
     }
 
     fn latest_snapshot(&self) -> Snapshot {

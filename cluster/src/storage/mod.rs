@@ -57,9 +57,11 @@ pub trait Storage: raft::Storage + Send + 'static {
     fn persist(&mut self, request: PersistRequest<'_>) -> Result<(), StorageError>;
     /// Record the commit index learned after a Ready; not synced (Raft can recover it).
     fn set_commit(&mut self, commit: u64) -> Result<(), StorageError>;
-    /// Store a snapshot the local state machine produced, then drop the log up to its index.
-    /// Synced: the snapshot and the compaction land together.
-    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError>;
+    /// Store a snapshot the local state machine produced, then drop the log before
+    /// `keep_from` (clamped to the snapshot's index + 1): the entries between `keep_from` and
+    /// the snapshot stay, so a follower lagging by fewer entries is sent entries, not the
+    /// snapshot (the compaction lag). Synced: the snapshot and the compaction land together.
+    fn save_snapshot(&mut self, snapshot: &Snapshot, keep_from: u64) -> Result<(), StorageError>;
     /// The latest snapshot (bootstrap, received or produced), with its data.
     fn latest_snapshot(&self) -> Snapshot;
 }
@@ -69,20 +71,38 @@ pub trait Storage: raft::Storage + Send + 'static {
 pub struct LogState {
     hard_state: HardState,
     snapshot: Snapshot,
-    /// `entries[i].index == snapshot index + 1 + i`.
+    /// Contiguous: `entries[i].index == entries[0].index + i`. They start at or before the
+    /// snapshot's index + 1 (entries the snapshot covers may be kept for lagging followers:
+    /// the compaction lag) and, when any are kept, reach at least the snapshot's index.
     entries: Vec<Entry>,
     /// Who the store belongs to.
     identity: Option<StoreIdentity>,
 }
 
 impl LogState {
-    /// Build from parts read back from disk; checks that the log is contiguous.
+    /// Build from parts read back from disk (entries in index order); checks that the log
+    /// after the snapshot is contiguous from the snapshot's index + 1. Entries the snapshot
+    /// covers are kept if they run contiguously into the rest (the compaction lag) and
+    /// dropped otherwise.
     pub fn from_parts(
         hard_state: HardState,
         snapshot: Snapshot,
-        entries: Vec<Entry>,
+        mut entries: Vec<Entry>,
     ) -> Result<Self, StorageError> {
-        let first = snapshot.get_metadata().index + 1;
+        let snapshot_index = snapshot.get_metadata().index;
+        // Covered entries are kept only as a contiguous run ending at the snapshot's index.
+        let covered = entries.partition_point(|entry| entry.index <= snapshot_index);
+        let mut run_start = covered;
+        while run_start > 0
+            && snapshot_index.checked_sub((covered - run_start) as u64)
+                == Some(entries[run_start - 1].index)
+        {
+            run_start -= 1;
+        }
+        entries.drain(..run_start);
+        let first = entries.first().map_or(snapshot_index + 1, |entry| {
+            entry.index.min(snapshot_index + 1)
+        });
         for (expected, entry) in (first..).zip(entries.iter()) {
             if entry.index != expected {
                 return Err(StorageError::Corrupted {
@@ -127,16 +147,21 @@ impl LogState {
         &self.snapshot
     }
 
-    /// The first index still in the log (one past the snapshot).
+    /// The first index still in the log: one past the snapshot, or earlier when entries the
+    /// snapshot covers are kept (the compaction lag).
     pub fn first_index(&self) -> u64 {
-        self.snapshot.get_metadata().index + 1
+        let after_snapshot = self.snapshot.get_metadata().index + 1;
+        self.entries
+            .first()
+            .map_or(after_snapshot, |entry| entry.index.min(after_snapshot))
     }
 
     /// The last index in the log (the snapshot's when the log is empty).
     pub fn last_index(&self) -> u64 {
+        let snapshot_index = self.snapshot.get_metadata().index;
         self.entries
             .last()
-            .map_or(self.snapshot.get_metadata().index, |entry| entry.index)
+            .map_or(snapshot_index, |entry| entry.index.max(snapshot_index))
     }
 
     /// Apply a received snapshot: the log is replaced by it.
@@ -155,7 +180,9 @@ impl LogState {
             return Ok(None);
         };
         let first_index = self.first_index();
-        if first.index < first_index || first.index > self.last_index() + 1 {
+        // Never at or before the snapshot: what it covers is committed.
+        if first.index <= self.snapshot.get_metadata().index || first.index > self.last_index() + 1
+        {
             return Err(StorageError::OutOfRange {
                 low: first.index,
                 high: first.index + entries.len() as u64,
@@ -180,8 +207,14 @@ impl LogState {
         self.hard_state.commit = commit;
     }
 
-    /// Store a locally produced snapshot and drop the entries it covers.
-    pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+    /// Store a locally produced snapshot and drop the entries before `keep_from` (clamped
+    /// to the snapshot's index + 1; see [`Storage::save_snapshot`]). Returns the new first
+    /// index.
+    pub fn save_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        keep_from: u64,
+    ) -> Result<u64, StorageError> {
         let index = snapshot.get_metadata().index;
         if index < self.snapshot.get_metadata().index || index > self.last_index() {
             return Err(StorageError::OutOfRange {
@@ -191,10 +224,12 @@ impl LogState {
                 last: self.last_index(),
             });
         }
-        let drop_count = (index + 1 - self.first_index()) as usize;
+        let first_index = self.first_index();
+        let compact_to = keep_from.clamp(first_index, index + 1);
+        let drop_count = ((compact_to - first_index) as usize).min(self.entries.len());
         self.entries.drain(..drop_count);
         self.snapshot = snapshot.clone();
-        Ok(())
+        Ok(self.first_index())
     }
 
     fn raft_state(&self) -> RaftState {

@@ -106,7 +106,6 @@ impl RocksStorage {
         }
 
         let log = column_family(&db, COLUMN_FAMILY_LOG)?;
-        let snapshot_index = snapshot.get_metadata().index;
         let mut entries = Vec::new();
         for item in db.iterator_cf(log, IteratorMode::Start) {
             let (key, value) = item?;
@@ -119,10 +118,9 @@ impl RocksStorage {
                     "key does not match the entry",
                 ));
             }
-            if entry.index > snapshot_index {
-                entries.push(entry);
-            }
+            entries.push(entry);
         }
+        // Entries the snapshot covers stay if they run into it (the compaction lag).
         let mut state = LogState::from_parts(hard_state, snapshot, entries)?;
         if let Some(bytes) = read_record(&db, COLUMN_FAMILY_STATE, KEY_IDENTITY)? {
             let identity = StoreIdentity::decode(&bytes).map_err(|error| {
@@ -275,12 +273,12 @@ impl Storage for RocksStorage {
         self.write(batch, false)
     }
 
-    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
-        self.state.save_snapshot(snapshot)?;
+    fn save_snapshot(&mut self, snapshot: &Snapshot, keep_from: u64) -> Result<(), StorageError> {
+        let first_index = self.state.save_snapshot(snapshot, keep_from)?;
         let log = column_family(&self.db, COLUMN_FAMILY_LOG)?;
         let mut batch = WriteBatch::default();
         self.put_snapshot(&mut batch, snapshot)?;
-        batch.delete_range_cf(log, log_key(0), log_key(snapshot.get_metadata().index + 1));
+        batch.delete_range_cf(log, log_key(0), log_key(first_index));
         self.write(batch, true)
     }
 

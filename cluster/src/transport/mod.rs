@@ -117,6 +117,13 @@ pub trait Transport: Send + Sync + 'static {
     fn stats(&self) -> TransportStats {
         TransportStats::default()
     }
+    /// Bytes of large (chunked) messages — snapshots — written towards `to` so far; only
+    /// grows. The driver takes growth as progress of a snapshot on its way, so a large one
+    /// is not declared failed while it still moves. Implementations that deliver at once
+    /// return 0 (a snapshot is then failed by time alone).
+    fn large_message_progress(&self, _to: NodeId) -> u64 {
+        0
+    }
 }
 
 /// Counters of a transport since it started, for status and metrics.

@@ -313,6 +313,9 @@ fn increment(counter: &AtomicU64) {
 struct PeerHandle {
     queue: mpsc::Sender<Outbound>,
     queued_bytes: Arc<AtomicUsize>,
+    /// Bytes of large messages written to the peer's streams (flow control lets them
+    /// through only as the peer reads): a snapshot's progress.
+    large_bytes_sent: Arc<AtomicU64>,
     address: watch::Sender<String>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -579,6 +582,7 @@ impl Transport for QuicTransport {
         let (queue, receiver) = mpsc::channel(inner.peer_queue_messages_max);
         let (address_sender, address_receiver) = watch::channel(address);
         let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let large_bytes_sent = Arc::new(AtomicU64::new(0));
         let task = inner.handle.spawn(run_peer(
             Arc::clone(&inner.shared),
             inner.endpoint.clone(),
@@ -586,12 +590,14 @@ impl Transport for QuicTransport {
             address_receiver,
             receiver,
             Arc::clone(&queued_bytes),
+            Arc::clone(&large_bytes_sent),
         ));
         peers.insert(
             id,
             PeerHandle {
                 queue,
                 queued_bytes,
+                large_bytes_sent,
                 address: address_sender,
                 task,
             },
@@ -633,6 +639,14 @@ impl Transport for QuicTransport {
                 .map(|peer| peer.queued_bytes.load(Ordering::Acquire) as u64)
                 .sum(),
         }
+    }
+
+    fn large_message_progress(&self, to: NodeId) -> u64 {
+        self.inner
+            .peers
+            .lock()
+            .get(&to)
+            .map_or(0, |peer| peer.large_bytes_sent.load(Ordering::Relaxed))
     }
 }
 
@@ -689,6 +703,7 @@ async fn run_peer(
     mut address: watch::Receiver<String>,
     mut queue: mpsc::Receiver<Outbound>,
     queued_bytes: Arc<AtomicUsize>,
+    large_bytes_sent: Arc<AtomicU64>,
 ) {
     let mut backoff = shared.reconnect_backoff_initial;
     let mut connected_before = false;
@@ -720,6 +735,7 @@ async fn run_peer(
             &mut address,
             &mut queue,
             &queued_bytes,
+            &large_bytes_sent,
         )
         .await
         {
@@ -759,6 +775,7 @@ async fn serve_connection(
     address: &mut watch::Receiver<String>,
     queue: &mut mpsc::Receiver<Outbound>,
     queued_bytes: &AtomicUsize,
+    large_bytes_sent: &Arc<AtomicU64>,
 ) -> ConnectionEnd {
     let mut main = match connection.open_uni().await {
         Ok(stream) => stream,
@@ -769,6 +786,7 @@ async fn serve_connection(
         Arc::clone(shared),
         connection.clone(),
         large_receiver,
+        Arc::clone(large_bytes_sent),
     ));
     // Aborts the large-message task however this function returns.
     let _large_guard = AbortOnDrop(large_task);
@@ -848,6 +866,7 @@ async fn send_large_messages(
     shared: Arc<Shared>,
     connection: Connection,
     mut messages: mpsc::Receiver<Vec<Vec<u8>>>,
+    large_bytes_sent: Arc<AtomicU64>,
 ) {
     while let Some(frames) = messages.recv().await {
         let mut stream = match connection.open_uni().await {
@@ -871,6 +890,7 @@ async fn send_large_messages(
                 .counters
                 .bytes_sent
                 .fetch_add(length, Ordering::Relaxed);
+            large_bytes_sent.fetch_add(length, Ordering::Relaxed);
         }
         let _ = stream.finish();
     }

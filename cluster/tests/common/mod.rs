@@ -162,6 +162,7 @@ pub struct Node {
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
     pub snapshot_threshold_entries: u64,
+    pub compaction_lag_entries: u64,
     pub inflight_messages_max: usize,
     /// Proposal and read timeout.
     pub request_timeout_ms: u64,
@@ -171,6 +172,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             snapshot_threshold_entries: 10_000,
+            compaction_lag_entries: 1_000,
             inflight_messages_max: 256,
             request_timeout_ms: 5_000,
         }
@@ -263,6 +265,7 @@ impl Cluster {
         config.election_ticks = 10;
         config.heartbeat_ticks = 2;
         config.snapshot_threshold_entries = self.settings.snapshot_threshold_entries;
+        config.compaction_lag_entries = self.settings.compaction_lag_entries;
         config.inflight_messages_max = self.settings.inflight_messages_max;
         config.proposal_timeout_ms = self.settings.request_timeout_ms;
         config.read_timeout_ms = self.settings.request_timeout_ms;
