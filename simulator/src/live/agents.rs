@@ -240,6 +240,8 @@ impl<'a> Player<'a> {
             plan: Some(index),
             contact: Some(contact),
             body: Value::Null,
+            idempotency_key: None,
+            retry: 0,
         });
     }
 
@@ -409,16 +411,19 @@ impl<'a> Player<'a> {
                 }),
             ),
         };
-        // No retry: the API has no idempotency key, so a retried create could double it.
-        let answer = world.api.call(
+        // One key per planned create: a retry after an unknown outcome (a fault) answers the
+        // first result instead of making a second record.
+        let key = idempotency_key(world.clock.epoch_ms, class, leg.index);
+        let answer = world.api.create(
             &self.agent.login,
             self.agent.site,
             class,
-            "POST",
             path,
             &self.token,
-            Some(&body),
+            &body,
             about,
+            &key,
+            &|| world.stopping(),
         );
         if let (Some(RecordKind::Order), Some(order)) = (kind, answer.body["order"].as_u64())
             && answer.ok()
@@ -437,4 +442,10 @@ impl<'a> Player<'a> {
             );
         }
     }
+}
+
+/// The `Idempotency-Key` of the planned create of `class` for plan index `index` in the run
+/// whose clock starts at `epoch_ms` (unique per run: a key is remembered for a day).
+pub fn idempotency_key(epoch_ms: u64, class: &str, index: usize) -> String {
+    format!("live-{epoch_ms}-{class}-{index}")
 }

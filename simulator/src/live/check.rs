@@ -6,7 +6,9 @@
 //!   every replica (short abandons excepted, as the node's policy excepts them);
 //! - a contact answered by two agents (beyond its acknowledged transfers), answered twice by
 //!   the gateway, or both answered and abandoned;
-//! - an order read that began after the order's creation was acknowledged and did not see it.
+//! - an order read that began after the order's creation was acknowledged and did not see it;
+//! - an `Idempotency-Key` whose acknowledged answers name two different records (a retried
+//!   create made a second record).
 //!
 //! It prints what it checked; a history in which nothing could be checked fails.
 
@@ -127,7 +129,39 @@ pub fn check(requests: &[Request], replicas: &[Replica], info: &RunInfo) -> Verd
     check_answers(requests, &mut verdict);
     check_callbacks(requests, replicas, info, &mut verdict);
     check_order_reads(requests, &mut verdict);
+    check_idempotency(requests, &mut verdict);
     verdict
+}
+
+/// Every acknowledged answer to the creates of one (principal, `Idempotency-Key`) names the
+/// same record.
+fn check_idempotency(requests: &[Request], verdict: &mut Verdict) {
+    const CHECK: &str = "creates once per idempotency key";
+    let mut records: BTreeMap<(&str, &str), BTreeSet<u64>> = BTreeMap::new();
+    for request in requests.iter().filter(|request| request.acknowledged()) {
+        let Some(key) = request.idempotency_key.as_deref() else {
+            continue;
+        };
+        let field = match request.class.as_str() {
+            "order" => "order",
+            "pre_order" => "pre_order",
+            "complaint" => "complaint",
+            _ => continue,
+        };
+        let ids = records.entry((request.actor.as_str(), key)).or_default();
+        if let Some(id) = request.body[field].as_u64() {
+            ids.insert(id);
+        }
+    }
+    for ((actor, key), ids) in &records {
+        verdict.count(CHECK);
+        if ids.len() > 1 {
+            verdict.fail(
+                CHECK,
+                format!("{actor}'s key {key} was acknowledged with records {ids:?}"),
+            );
+        }
+    }
 }
 
 /// Every acknowledged create is on every replica.

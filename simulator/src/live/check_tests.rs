@@ -28,6 +28,8 @@ fn request(
         plan,
         contact,
         body,
+        idempotency_key: None,
+        retry: 0,
     }
 }
 
@@ -93,6 +95,8 @@ fn honest() -> (Vec<Request>, Vec<Replica>) {
         read,
         abandon,
     ];
+    let mut requests = requests;
+    requests[4].idempotency_key = Some("live-1-order-0".to_string());
     let replica = |site: &str| Replica {
         site: site.to_string(),
         reachable: true,
@@ -218,4 +222,37 @@ fn a_stale_order_read_fails() {
 fn an_empty_history_is_not_a_pass() {
     let verdict = check(&[], &[], &info());
     assert!(!verdict.passed());
+}
+
+#[test]
+fn a_retried_create_that_made_a_second_record_fails() {
+    let (mut requests, mut replicas) = honest();
+    // The first attempt's answer was lost; the retry with the same key is replayed: one record.
+    let mut lost = requests[4].clone();
+    lost.seq = 20;
+    lost.status = 0;
+    lost.body = json!("connection reset");
+    let mut replayed = requests[4].clone();
+    replayed.seq = 21;
+    replayed.retry = 1;
+    requests.extend([lost, replayed.clone()]);
+    let verdict = check(&requests, &replicas, &info());
+    assert!(verdict.passed(), "{}", verdict.render());
+    assert_eq!(verdict.checked["creates once per idempotency key"], 1);
+    // A retry acknowledged with another record: the key made two orders.
+    let mut doubled = replayed;
+    doubled.seq = 22;
+    doubled.retry = 2;
+    doubled.body = json!({"order": 8});
+    requests.push(doubled);
+    for replica in &mut replicas {
+        replica.orders.insert(8, json!({"id": 8}));
+    }
+    let verdict = check(&requests, &replicas, &info());
+    assert_eq!(
+        verdict.failure_counts["creates once per idempotency key"],
+        1,
+        "{}",
+        verdict.render()
+    );
 }

@@ -51,6 +51,16 @@ pub struct Request {
     /// The answer's JSON body (or the error text).
     #[serde(default)]
     pub body: Value,
+    /// The `Idempotency-Key` the request carried (a create), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Which retry of the same request this is (0: the first attempt).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retry: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 impl Request {
