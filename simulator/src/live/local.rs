@@ -190,7 +190,46 @@ impl LocalCluster {
         for index in 0..count {
             cluster.wait_ready(index)?;
         }
+        for index in 0..count {
+            let last_agent = plan
+                .agents
+                .iter()
+                .rev()
+                .find(|agent| agent.site == index)
+                .and_then(|agent| cluster.tokens.agents.get(&agent.login).cloned());
+            cluster.wait_tokens(index, last_agent.as_deref())?;
+        }
         Ok(cluster)
+    }
+
+    /// Waits until site `index` accepts the supervisor token and `agent_token` (its last
+    /// agent's): a site is ready before its configured tokens are replicated (the node
+    /// merges its token seed into the cluster's tokens after start).
+    fn wait_tokens(&self, index: usize, agent_token: Option<&str>) -> Result<(), LocalError> {
+        let site = self.site(index)?;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let accepted = |path: &str, token: &str| {
+            self.http
+                .get(&format!("{}{path}", site.url()))
+                .set("Authorization", &format!("Bearer {token}"))
+                .call()
+                .is_ok()
+        };
+        loop {
+            let supervisor = accepted("/api/v1/cluster/status", &self.tokens.supervisor);
+            let agent = agent_token.is_none_or(|token| accepted("/api/v1/orders?limit=1", token));
+            if supervisor && agent {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(LocalError::State(format!(
+                    "{} did not accept the drill's tokens within {} s",
+                    site.id,
+                    READY_TIMEOUT.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The sites' base URLs, scenario order.
