@@ -84,7 +84,10 @@ fn a_thousand_contacts_through_a_kill_and_a_partition_check_green_and_match_the_
     let outcome = outcome.expect("live run");
     println!("{}", live::summary::render(&outcome.summary));
     println!("{}", outcome.verdict.render());
-    keep_on_failure(directory.path(), outcome.verdict.passed());
+    keep_on_failure(
+        directory.path(),
+        outcome.verdict.passed() && outcome.fault_errors().is_empty(),
+    );
     assert!(
         outcome.fault_errors().is_empty(),
         "{:?}",
@@ -109,9 +112,10 @@ fn a_thousand_contacts_through_a_kill_and_a_partition_check_green_and_match_the_
     );
 }
 
-/// Copies a failing run's history and the nodes' logs next to the target dir for inspection.
+/// Copies a failing run's history and the nodes' logs (or any run's with
+/// `CALLGRID_DRILL_KEEP=1`) next to the target dir for inspection.
 fn keep_on_failure(history: &Path, passed: bool) {
-    if passed {
+    if passed && std::env::var_os("CALLGRID_DRILL_KEEP").is_none() {
         return;
     }
     let keep = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("live_drill_history");

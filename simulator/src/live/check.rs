@@ -8,7 +8,9 @@
 //!   the gateway, or both answered and abandoned;
 //! - an order read that began after the order's creation was acknowledged and did not see it;
 //! - an `Idempotency-Key` whose acknowledged answers name two different records (a retried
-//!   create made a second record).
+//!   create made a second record);
+//! - a request the node refused as malformed (400) or as a reused idempotency key (422): the
+//!   players send only what the API documents, so either side is wrong.
 //!
 //! It prints what it checked; a history in which nothing could be checked fails.
 
@@ -130,7 +132,28 @@ pub fn check(requests: &[Request], replicas: &[Replica], info: &RunInfo) -> Verd
     check_callbacks(requests, replicas, info, &mut verdict);
     check_order_reads(requests, &mut verdict);
     check_idempotency(requests, &mut verdict);
+    check_well_formed(requests, &mut verdict);
     verdict
+}
+
+/// No request of the players was refused as malformed (400) or as a reused key (422).
+fn check_well_formed(requests: &[Request], verdict: &mut Verdict) {
+    const CHECK: &str = "requests the node found well-formed";
+    for request in requests.iter().filter(|request| request.actor != "collector") {
+        verdict.count(CHECK);
+        if request.status == 400 || request.status == 422 {
+            let detail = request.body["detail"]
+                .as_str()
+                .map_or_else(|| request.body.to_string(), str::to_string);
+            verdict.fail(
+                CHECK,
+                format!(
+                    "request {} ({} {} at site {}) answered {}: {detail}",
+                    request.seq, request.method, request.path, request.site, request.status
+                ),
+            );
+        }
+    }
 }
 
 /// Every acknowledged answer to the creates of one (principal, `Idempotency-Key`) names the

@@ -256,3 +256,25 @@ fn a_retried_create_that_made_a_second_record_fails() {
         verdict.render()
     );
 }
+
+#[test]
+fn a_request_refused_as_malformed_fails() {
+    let (mut requests, replicas) = honest();
+    requests.push(request(
+        30,
+        "gateway",
+        1,
+        "represent",
+        400,
+        Some(1),
+        None,
+        json!({"detail": "overflowed_from.arrived_at_ms: must be a past time"}),
+    ));
+    let verdict = check(&requests, &replicas, &info());
+    assert_eq!(
+        verdict.failure_counts["requests the node found well-formed"],
+        1,
+        "{}",
+        verdict.render()
+    );
+}

@@ -191,40 +191,56 @@ impl LocalCluster {
             cluster.wait_ready(index)?;
         }
         for index in 0..count {
-            let last_agent = plan
-                .agents
-                .iter()
-                .rev()
-                .find(|agent| agent.site == index)
-                .and_then(|agent| cluster.tokens.agents.get(&agent.login).cloned());
-            cluster.wait_tokens(index, last_agent.as_deref())?;
+            cluster.wait_tokens(index)?;
         }
         Ok(cluster)
     }
 
-    /// Waits until site `index` accepts the supervisor token and `agent_token` (its last
-    /// agent's): a site is ready before its configured tokens are replicated (the node
-    /// merges its token seed into the cluster's tokens after start).
-    fn wait_tokens(&self, index: usize, agent_token: Option<&str>) -> Result<(), LocalError> {
+    /// Waits until site `index`'s replicated token table holds every token of the drill: a
+    /// site is ready before its configured tokens are replicated (the node merges its token
+    /// seed after start), and once the cluster's table holds any token a site no longer
+    /// accepts its configured ones that are not in it yet.
+    fn wait_tokens(&self, index: usize) -> Result<(), LocalError> {
+        use sha2::Digest as _;
         let site = self.site(index)?;
+        let admin = self
+            .tokens
+            .admin
+            .as_deref()
+            .ok_or_else(|| LocalError::State("the tokens have no admin token".to_string()))?;
+        let expected: std::collections::BTreeSet<String> = [&self.tokens.gateway, &self.tokens.supervisor]
+            .into_iter()
+            .chain(self.tokens.admin.iter())
+            .chain(self.tokens.agents.values())
+            .map(|token| hex::encode(sha2::Sha256::digest(token.as_bytes())))
+            .collect();
         let deadline = Instant::now() + READY_TIMEOUT;
-        let accepted = |path: &str, token: &str| {
-            self.http
-                .get(&format!("{}{path}", site.url()))
-                .set("Authorization", &format!("Bearer {token}"))
-                .call()
-                .is_ok()
-        };
         loop {
-            let supervisor = accepted("/api/v1/cluster/status", &self.tokens.supervisor);
-            let agent = agent_token.is_none_or(|token| accepted("/api/v1/orders?limit=1", token));
-            if supervisor && agent {
+            let known: std::collections::BTreeSet<String> = self
+                .http
+                .get(&format!("{}/api/v1/cluster/tokens", site.url()))
+                .set("Authorization", &format!("Bearer {admin}"))
+                .call()
+                .ok()
+                .and_then(|response| response.into_json::<Value>().ok())
+                .and_then(|body| {
+                    body["tokens"].as_array().map(|tokens| {
+                        tokens
+                            .iter()
+                            .filter_map(|token| token["sha256"].as_str().map(str::to_string))
+                            .collect()
+                    })
+                })
+                .unwrap_or_default();
+            if expected.is_subset(&known) {
                 return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(LocalError::State(format!(
-                    "{} did not accept the drill's tokens within {} s",
+                    "{} holds {} of the drill's {} tokens after {} s",
                     site.id,
+                    expected.intersection(&known).count(),
+                    expected.len(),
                     READY_TIMEOUT.as_secs()
                 )));
             }
