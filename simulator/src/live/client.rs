@@ -111,8 +111,9 @@ impl Api {
     /// A create (`POST path` with `body`) carrying `Idempotency-Key: key`, retried with the
     /// same key while the answer says it may not have committed (a 503: outcome-unknown,
     /// no-quorum, unavailable) or no answer came, pausing for the answer's `Retry-After` (at
-    /// most [`RETRY_PAUSE_MAX`]), until it is answered otherwise or `stop` says the run ends.
-    /// Every attempt is recorded with the key and its retry number.
+    /// most [`RETRY_PAUSE_MAX`]), until it is answered otherwise or `stop` says to give up
+    /// (`&|| true`: one attempt). Every attempt is recorded with the key and its retry number,
+    /// the first as `first_retry`.
     #[allow(clippy::too_many_arguments)]
     pub fn create(
         &self,
@@ -124,6 +125,7 @@ impl Api {
         body: &Value,
         about: About,
         key: &str,
+        first_retry: u32,
         stop: &dyn Fn() -> bool,
     ) -> Answer {
         let request = Call {
@@ -137,7 +139,7 @@ impl Api {
             about,
             idempotency_key: Some(key),
         };
-        let mut retry = 0;
+        let mut retry = first_retry;
         loop {
             let (answer, retry_after) = self.send(&request, retry);
             if !(answer.status == 0 || answer.status == 503) || stop() {

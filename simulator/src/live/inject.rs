@@ -79,15 +79,20 @@ impl Injector {
 fn apply(schedule: &Schedule, cluster: &Mutex<LocalCluster>, clock: &DrillClock) -> Vec<FaultEvent> {
     // Site name → the site its open fault acts on.
     let mut resolved: HashMap<String, usize> = HashMap::new();
+    // Sites an earlier step acted on (`follower` prefers the others).
+    let mut touched: Vec<usize> = Vec::new();
     let mut events = Vec::with_capacity(schedule.steps.len());
     for (position, step) in schedule.steps.iter().enumerate() {
         clock.sleep_until_day(step.at_ms);
         let result = match cluster.lock() {
-            Ok(mut cluster) => apply_step(step, &mut cluster, &mut resolved),
+            Ok(mut cluster) => apply_step(step, &mut cluster, &mut resolved, &touched),
             Err(_) => Err(LocalError::State("the cluster lock is poisoned".to_string())),
         };
         let (site, error) = match result {
-            Ok(site) => (Some(site), None),
+            Ok(site) => {
+                touched.push(site);
+                (Some(site), None)
+            }
             Err(error) => (None, Some(error.to_string())),
         };
         let site_id = site.and_then(|index| {
@@ -125,9 +130,10 @@ fn apply_step(
     step: &Step,
     cluster: &mut LocalCluster,
     resolved: &mut HashMap<String, usize>,
+    touched: &[usize],
 ) -> Result<usize, LocalError> {
     let index = if step.action.closed_by().is_some() {
-        let index = resolve(&step.target, cluster, resolved)?;
+        let index = resolve(&step.target, cluster, resolved, touched)?;
         resolved.insert(step.site_name.clone(), index);
         index
     } else {
@@ -157,12 +163,13 @@ fn apply_step(
     Ok(index)
 }
 
-/// The site an opening step acts on: `leader` is the Raft leader now, `follower` the first
-/// other site not under a fault.
+/// The site an opening step acts on: `leader` is the Raft leader now, `follower` a running
+/// other site not under a fault, preferring one no earlier step acted on.
 fn resolve(
     target: &Target,
     cluster: &LocalCluster,
     resolved: &HashMap<String, usize>,
+    touched: &[usize],
 ) -> Result<usize, LocalError> {
     let busy = |index: usize| resolved.values().any(|taken| *taken == index);
     let index = match target {
@@ -170,8 +177,16 @@ fn resolve(
         Target::Leader => cluster.wait_leader()?,
         Target::Follower => {
             let leader = cluster.wait_leader()?;
-            (0..cluster.sites.len())
-                .find(|index| *index != leader && !busy(*index) && cluster.sites[*index].running())
+            let candidates: Vec<usize> = (0..cluster.sites.len())
+                .filter(|index| {
+                    *index != leader && !busy(*index) && cluster.sites[*index].running()
+                })
+                .collect();
+            candidates
+                .iter()
+                .find(|index| !touched.contains(index))
+                .or_else(|| candidates.first())
+                .copied()
                 .ok_or_else(|| LocalError::State("no follower free of faults".to_string()))?
         }
     };

@@ -187,6 +187,7 @@ pub fn run(options: LiveOptions) -> Result<LiveOutcome, LiveError> {
         whereabouts: Mutex::new(HashMap::new()),
         by_contact: Mutex::new(HashMap::new()),
         stop: AtomicBool::new(false),
+        retries: Mutex::new(Vec::new()),
     });
     let started = Instant::now();
     let agent_threads = agents::start(&world).map_err(LiveError::Setup)?;
@@ -195,6 +196,14 @@ pub fn run(options: LiveOptions) -> Result<LiveOutcome, LiveError> {
     world.stop.store(true, std::sync::atomic::Ordering::Release);
     gateway.join();
     for thread in agent_threads {
+        let _ = thread.join();
+    }
+    let retries = world
+        .retries
+        .lock()
+        .map(|mut retries| std::mem::take(&mut *retries))
+        .unwrap_or_default();
+    for thread in retries {
         let _ = thread.join();
     }
     let wall_s = started.elapsed().as_secs_f64();
