@@ -93,10 +93,20 @@ fn a_thousand_contacts_through_a_kill_and_a_partition_check_green_and_match_the_
         "{:?}",
         outcome.fault_errors()
     );
-    let applied: Vec<Action> = outcome.summary.faults.iter().map(|event| event.action).collect();
+    let applied: Vec<Action> = outcome
+        .summary
+        .faults
+        .iter()
+        .map(|event| event.action)
+        .collect();
     assert_eq!(
         applied,
-        [Action::Kill, Action::Restart, Action::Partition, Action::Heal]
+        [
+            Action::Kill,
+            Action::Restart,
+            Action::Partition,
+            Action::Heal
+        ]
     );
     assert!(outcome.verdict.passed(), "{}", outcome.verdict.render());
     let summary = &outcome.summary;

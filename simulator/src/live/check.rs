@@ -139,7 +139,10 @@ pub fn check(requests: &[Request], replicas: &[Replica], info: &RunInfo) -> Verd
 /// No request of the players was refused as malformed (400) or as a reused key (422).
 fn check_well_formed(requests: &[Request], verdict: &mut Verdict) {
     const CHECK: &str = "requests the node found well-formed";
-    for request in requests.iter().filter(|request| request.actor != "collector") {
+    for request in requests
+        .iter()
+        .filter(|request| request.actor != "collector")
+    {
         verdict.count(CHECK);
         if request.status == 400 || request.status == 422 {
             let detail = request.body["detail"]

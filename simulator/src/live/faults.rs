@@ -246,13 +246,13 @@ impl Schedule {
             let target = match raw.site.as_str() {
                 "leader" => Target::Leader,
                 "follower" => Target::Follower,
-                name => Target::Site(site_ids.iter().position(|id| id == name).ok_or_else(
-                    || {
+                name => {
+                    Target::Site(site_ids.iter().position(|id| id == name).ok_or_else(|| {
                         invalid(format!(
                             "site `{name}` is not one of {site_ids:?}, \"leader\" or \"follower\""
                         ))
-                    },
-                )?),
+                    })?)
+                }
             };
             if let Some(previous) = steps.last().map(|step: &Step| step.at_ms)
                 && at_ms < previous
@@ -286,10 +286,7 @@ impl Schedule {
                 message,
             };
             if step.action.closed_by().is_some() {
-                if let Some((other, _)) = open
-                    .iter()
-                    .find(|(_, opened)| same_site(opened, step))
-                {
+                if let Some((other, _)) = open.iter().find(|(_, opened)| same_site(opened, step)) {
                     return Err(invalid(format!(
                         "`{}` of `{}` while step {} still holds it: close that fault first",
                         step.action.name(),
@@ -372,8 +369,7 @@ mod tests {
 
     #[test]
     fn the_example_schedule_parses_into_windows() {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/drill-faults.toml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/drill-faults.toml");
         let schedule = Schedule::load(&path, &sites(), DAY.0, DAY.1).expect("example");
         let windows = schedule.windows().expect("windows");
         assert_eq!(windows.len(), 2, "{windows:?}");
@@ -391,13 +387,15 @@ mod tests {
         assert!(error(kill).contains("never closed"), "{}", error(kill));
         let restart = "[[step]]\nat = \"12:40\"\naction = \"restart\"\nsite = \"moscow\"\n";
         assert!(error(restart).contains("without an earlier `kill`"));
-        let twice = format!(
-            "{kill}[[step]]\nat = \"12:45\"\naction = \"stop\"\nsite = \"moscow\"\n"
+        let twice =
+            format!("{kill}[[step]]\nat = \"12:45\"\naction = \"stop\"\nsite = \"moscow\"\n");
+        assert!(
+            error(&twice).contains("still holds it"),
+            "{}",
+            error(&twice)
         );
-        assert!(error(&twice).contains("still holds it"), "{}", error(&twice));
-        let closed = format!(
-            "{kill}[[step]]\nat = \"12:50\"\naction = \"restart\"\nsite = \"moscow\"\n"
-        );
+        let closed =
+            format!("{kill}[[step]]\nat = \"12:50\"\naction = \"restart\"\nsite = \"moscow\"\n");
         let schedule = parse(&closed).expect("closed");
         assert_eq!(schedule.steps[0].target, Target::Site(0));
     }
@@ -417,7 +415,11 @@ mod tests {
             step("13:00", "stop", "moscow"),
             step("12:00", "cont", "moscow")
         );
-        assert!(error(&backwards).contains("time order"), "{}", error(&backwards));
+        assert!(
+            error(&backwards).contains("time order"),
+            "{}",
+            error(&backwards)
+        );
         assert!(error("[[step]]\nat = \"12:00\"\n").contains("missing field"));
     }
 }

@@ -76,7 +76,11 @@ impl Injector {
     }
 }
 
-fn apply(schedule: &Schedule, cluster: &Mutex<LocalCluster>, clock: &DrillClock) -> Vec<FaultEvent> {
+fn apply(
+    schedule: &Schedule,
+    cluster: &Mutex<LocalCluster>,
+    clock: &DrillClock,
+) -> Vec<FaultEvent> {
     // Site name → the site its open fault acts on.
     let mut resolved: HashMap<String, usize> = HashMap::new();
     // Sites an earlier step acted on (`follower` prefers the others).
@@ -86,7 +90,9 @@ fn apply(schedule: &Schedule, cluster: &Mutex<LocalCluster>, clock: &DrillClock)
         clock.sleep_until_day(step.at_ms);
         let result = match cluster.lock() {
             Ok(mut cluster) => apply_step(step, &mut cluster, &mut resolved, &touched),
-            Err(_) => Err(LocalError::State("the cluster lock is poisoned".to_string())),
+            Err(_) => Err(LocalError::State(
+                "the cluster lock is poisoned".to_string(),
+            )),
         };
         let (site, error) = match result {
             Ok(site) => {
@@ -193,7 +199,10 @@ fn resolve(
     if busy(index) {
         return Err(LocalError::State(format!(
             "site {} is already under a fault",
-            cluster.sites.get(index).map_or("?", |site| site.id.as_str())
+            cluster
+                .sites
+                .get(index)
+                .map_or("?", |site| site.id.as_str())
         )));
     }
     Ok(index)

@@ -157,7 +157,8 @@ impl LocalCluster {
                 .collect::<Result<_, _>>()?,
             certificates: certificates.clone(),
         };
-        let clock = DrillClock::starting_in(speed, lead, plan.day_span_ms.0.saturating_sub(5 * 60_000));
+        let clock =
+            DrillClock::starting_in(speed, lead, plan.day_span_ms.0.saturating_sub(5 * 60_000));
         let tokens = configs::emit(scenario, plan, &clock, &addresses, directory)?;
         let sites = (0..count)
             .map(|index| {
@@ -208,12 +209,13 @@ impl LocalCluster {
             .admin
             .as_deref()
             .ok_or_else(|| LocalError::State("the tokens have no admin token".to_string()))?;
-        let expected: std::collections::BTreeSet<String> = [&self.tokens.gateway, &self.tokens.supervisor]
-            .into_iter()
-            .chain(self.tokens.admin.iter())
-            .chain(self.tokens.agents.values())
-            .map(|token| hex::encode(sha2::Sha256::digest(token.as_bytes())))
-            .collect();
+        let expected: std::collections::BTreeSet<String> =
+            [&self.tokens.gateway, &self.tokens.supervisor]
+                .into_iter()
+                .chain(self.tokens.admin.iter())
+                .chain(self.tokens.agents.values())
+                .map(|token| hex::encode(sha2::Sha256::digest(token.as_bytes())))
+                .collect();
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             let known: std::collections::BTreeSet<String> = self
@@ -396,9 +398,10 @@ impl LocalCluster {
 
     /// Heals site `index`'s partition.
     pub fn heal(&mut self, index: usize) -> Result<(), LocalError> {
-        let mut cut = self.partitions.remove(&index).ok_or_else(|| {
-            LocalError::State(format!("site {index} is not partitioned"))
-        })?;
+        let mut cut = self
+            .partitions
+            .remove(&index)
+            .ok_or_else(|| LocalError::State(format!("site {index} is not partitioned")))?;
         cut.heal()?;
         Ok(())
     }
@@ -412,11 +415,14 @@ impl LocalCluster {
 
     /// The Raft leader's site index as the first answering running site sees it.
     pub fn leader(&self) -> Option<usize> {
-        self.sites.iter().filter(|site| site.running() && !site.stopped).find_map(|site| {
-            let status = self.get(site, "/api/v1/cluster/status").ok()?;
-            let leader = status["leader"].as_u64()?;
-            self.sites.iter().position(|site| site.node_id == leader)
-        })
+        self.sites
+            .iter()
+            .filter(|site| site.running() && !site.stopped)
+            .find_map(|site| {
+                let status = self.get(site, "/api/v1/cluster/status").ok()?;
+                let leader = status["leader"].as_u64()?;
+                self.sites.iter().position(|site| site.node_id == leader)
+            })
     }
 
     /// Waits until a running site names a leader that is running; its index.
@@ -451,15 +457,32 @@ impl LocalCluster {
             )));
         }
         let leader = self.wait_leader()?;
-        self.admin(leader, "DELETE", &format!("/api/v1/cluster/members/{old_id}"), None)?;
-        let new_id = self.sites.iter().map(|site| site.node_id).max().unwrap_or(0) + 1;
+        self.admin(
+            leader,
+            "DELETE",
+            &format!("/api/v1/cluster/members/{old_id}"),
+            None,
+        )?;
+        let new_id = self
+            .sites
+            .iter()
+            .map(|site| site.node_id)
+            .max()
+            .unwrap_or(0)
+            + 1;
         let peer = (0..self.sites.len())
             .find(|other| *other != index && self.sites[*other].running())
             .ok_or_else(|| LocalError::State("no running peer to back up".to_string()))?;
-        let backup = self.directory.join("backups").join(format!("node-{new_id}"));
+        let backup = self
+            .directory
+            .join("backups")
+            .join(format!("node-{new_id}"));
         let _ = std::fs::remove_dir_all(&backup);
         let peer_config = text(&self.sites[peer].config);
-        run(&self.binary, &["backup", "--config", &peer_config, "--to", &text(&backup)])?;
+        run(
+            &self.binary,
+            &["backup", "--config", &peer_config, "--to", &text(&backup)],
+        )?;
         run(
             &self.binary,
             &[
@@ -474,7 +497,15 @@ impl LocalCluster {
         let data = text(&self.site(index)?.data);
         run(
             &self.binary,
-            &["restore", "--from", &text(&backup), "--data", &data, "--node-id", &new_id.to_string()],
+            &[
+                "restore",
+                "--from",
+                &text(&backup),
+                "--data",
+                &data,
+                "--node-id",
+                &new_id.to_string(),
+            ],
         )?;
         self.sites[index].node_id = new_id;
         self.rewrite_config(index)?;
@@ -507,7 +538,12 @@ impl LocalCluster {
             std::thread::sleep(Duration::from_millis(200));
         }
         let leader = self.wait_leader()?;
-        self.admin(leader, "POST", &format!("/api/v1/cluster/voters/{new_id}"), None)?;
+        self.admin(
+            leader,
+            "POST",
+            &format!("/api/v1/cluster/voters/{new_id}"),
+            None,
+        )?;
         tracing::info!(site = %self.sites[index].id, old_id, new_id, "rejoined as a voter");
         Ok(())
     }
@@ -532,7 +568,10 @@ impl LocalCluster {
                 in_cluster = *line == "[cluster]" || *line == "[[cluster.peers]]";
             }
             if in_cluster && line.starts_with("node_id = ") {
-                out.push_str(&format!("node_id = {}\nlearners = [{}]\n", site.node_id, site.node_id));
+                out.push_str(&format!(
+                    "node_id = {}\nlearners = [{}]\n",
+                    site.node_id, site.node_id
+                ));
                 continue;
             }
             if in_cluster && line.starts_with("learners = ") {
@@ -563,7 +602,10 @@ impl LocalCluster {
         let answer = self
             .http
             .get(&format!("{}{path}", site.url()))
-            .set("Authorization", &format!("Bearer {}", self.tokens.supervisor))
+            .set(
+                "Authorization",
+                &format!("Bearer {}", self.tokens.supervisor),
+            )
             .call()
             .map_err(|error| LocalError::State(format!("GET {path} at {}: {error}", site.id)))?;
         answer
@@ -679,5 +721,7 @@ fn free_port(udp: bool) -> Result<u16, LocalError> {
     } else {
         std::net::TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr())
     };
-    address.map(|address| address.port()).map_err(io("a free port"))
+    address
+        .map(|address| address.port())
+        .map_err(io("a free port"))
 }

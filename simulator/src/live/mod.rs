@@ -241,10 +241,7 @@ pub fn run(options: LiveOptions) -> Result<LiveOutcome, LiveError> {
         late_arrivals,
         fault_windows: options.fault_windows.clone(),
         faults: fault_events,
-        create_retries: requests
-            .iter()
-            .filter(|request| request.retry > 0)
-            .count() as u64,
+        create_retries: requests.iter().filter(|request| request.retry > 0).count() as u64,
     };
     summary.latency.retain(|_, latency| latency.count > 0);
     let faults: Vec<(f64, f64)> = options

@@ -186,7 +186,10 @@ mod tests {
     #[test]
     fn the_script_matches_only_the_given_ports_on_loopback() {
         let script = cut_off_script("callgrid_live_1_0", 7001, &[7002, 7003]);
-        assert!(script.starts_with("table inet callgrid_live_1_0 {"), "{script}");
+        assert!(
+            script.starts_with("table inet callgrid_live_1_0 {"),
+            "{script}"
+        );
         assert!(
             script.contains("udp sport 7001 udp dport { 7002, 7003 } drop"),
             "{script}"
@@ -195,7 +198,12 @@ mod tests {
             script.contains("udp sport { 7002, 7003 } udp dport 7001 drop"),
             "{script}"
         );
-        assert_eq!(script.matches("ip saddr 127.0.0.1 ip daddr 127.0.0.1").count(), 4);
+        assert_eq!(
+            script
+                .matches("ip saddr 127.0.0.1 ip daddr 127.0.0.1")
+                .count(),
+            4
+        );
     }
 
     #[test]
