@@ -7,8 +7,8 @@
 //! - a contact answered by two agents (beyond its acknowledged transfers), answered twice by
 //!   the gateway, or both answered and abandoned;
 //! - an order read that began after the order's creation was acknowledged and did not see it;
-//! - an `Idempotency-Key` whose acknowledged answers name two different records (a retried
-//!   create made a second record);
+//! - an `Idempotency-Key` whose acknowledged answers name two different records, or a caller
+//!   with more than one order on a replica (a retried create made a second record);
 //! - a request the node refused as malformed (400) or as a reused idempotency key (422): the
 //!   players send only what the API documents, so either side is wrong.
 //!
@@ -132,6 +132,7 @@ pub fn check(requests: &[Request], replicas: &[Replica], info: &RunInfo) -> Verd
     check_callbacks(requests, replicas, info, &mut verdict);
     check_order_reads(requests, &mut verdict);
     check_idempotency(requests, &mut verdict);
+    check_orders_per_caller(replicas, &mut verdict);
     check_well_formed(requests, &mut verdict);
     verdict
 }
@@ -186,6 +187,29 @@ fn check_idempotency(requests: &[Request], verdict: &mut Verdict) {
                 CHECK,
                 format!("{actor}'s key {key} was acknowledged with records {ids:?}"),
             );
+        }
+    }
+}
+
+/// Each caller has at most one order on every replica (one planned order per contact, each
+/// contact its own caller): a second one is a create that happened twice, acknowledged or not.
+fn check_orders_per_caller(replicas: &[Replica], verdict: &mut Verdict) {
+    const CHECK: &str = "callers with one order on every replica";
+    let callers: BTreeSet<&String> = replicas
+        .iter()
+        .flat_map(|replica| replica.orders_by_caller.keys())
+        .collect();
+    for caller in callers {
+        verdict.count(CHECK);
+        for replica in replicas.iter().filter(|replica| replica.reachable) {
+            if let Some(ids) = replica.orders_by_caller.get(caller)
+                && ids.len() > 1
+            {
+                verdict.fail(
+                    CHECK,
+                    format!("caller {caller} has orders {ids:?} on {}", replica.site),
+                );
+            }
         }
     }
 }

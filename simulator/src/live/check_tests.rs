@@ -101,6 +101,9 @@ fn honest() -> (Vec<Request>, Vec<Replica>) {
         site: site.to_string(),
         reachable: true,
         orders: [(7, json!({"id": 7}))].into_iter().collect(),
+        orders_by_caller: [("+79000000000".to_string(), vec![7])]
+            .into_iter()
+            .collect(),
         callbacks: vec![json!({"id": 1, "caller": "+79000000001"})],
         ..Replica::default()
     };
@@ -273,6 +276,27 @@ fn a_request_refused_as_malformed_fails() {
     let verdict = check(&requests, &replicas, &info());
     assert_eq!(
         verdict.failure_counts["requests the node found well-formed"],
+        1,
+        "{}",
+        verdict.render()
+    );
+}
+
+#[test]
+fn a_caller_with_two_orders_on_a_replica_fails() {
+    let (requests, mut replicas) = honest();
+    assert_eq!(
+        check(&requests, &replicas, &info()).checked["callers with one order on every replica"],
+        1
+    );
+    // The first attempt committed but its answer was lost; a retry without the key made
+    // another: only the replicas show it.
+    replicas[1]
+        .orders_by_caller
+        .insert("+79000000000".to_string(), vec![7, 9]);
+    let verdict = check(&requests, &replicas, &info());
+    assert_eq!(
+        verdict.failure_counts["callers with one order on every replica"],
         1,
         "{}",
         verdict.render()

@@ -208,6 +208,11 @@ pub struct Replica {
     pub complaints: std::collections::BTreeMap<u64, Value>,
     /// Every callback the replica holds.
     pub callbacks: Vec<Value>,
+    /// Caller → the ids of every order the replica holds for that caller, for each caller
+    /// the players tried to take an order for (each planned contact has its own caller and
+    /// at most one planned order).
+    #[serde(default)]
+    pub orders_by_caller: std::collections::BTreeMap<String, Vec<u64>>,
 }
 
 /// Writes `directory/replicas/<index>.json`.
