@@ -40,7 +40,7 @@ enum Command {
     /// Play a scenario's day against a real cluster through its API (gateway and agents),
     /// then check the history and compare with the offline prediction; or, with
     /// `--emit-configs`, write the cluster's site configs for the scenario.
-    Live(live_cli::LiveArguments),
+    Live(Box<live_cli::LiveArguments>),
     /// Check a live run's history directory (exit 1 when a check fails).
     Check(live_cli::CheckArguments),
 }
@@ -186,7 +186,7 @@ fn main() -> ExitCode {
         Command::Calibrate(arguments) => run_calibrate(arguments),
         Command::Validate(arguments) => run_validate(arguments),
         Command::Bench(arguments) => run_bench(arguments),
-        Command::Live(arguments) => live_cli::run_live(arguments),
+        Command::Live(arguments) => live_cli::run_live(*arguments),
         Command::Check(arguments) => live_cli::run_check(arguments),
     };
     match result {

@@ -82,6 +82,8 @@ pub fn start(world: &Arc<World>) -> Result<Vec<JoinHandle<()>>, String> {
 
 struct Player<'a> {
     world: &'a World,
+    /// The same world, for the threads that retry creates.
+    shared: Arc<World>,
     agent: &'a PlannedAgent,
     token: String,
     stream: ws::Stream,
@@ -92,9 +94,15 @@ struct Player<'a> {
 }
 
 impl<'a> Player<'a> {
-    fn new(world: &'a World, agent: &'a PlannedAgent, token: String, stream: ws::Stream) -> Self {
+    fn new(
+        world: &'a Arc<World>,
+        agent: &'a PlannedAgent,
+        token: String,
+        stream: ws::Stream,
+    ) -> Self {
         let mut player = Player {
             world,
+            shared: Arc::clone(world),
             agent,
             token,
             stream,
@@ -240,6 +248,8 @@ impl<'a> Player<'a> {
             plan: Some(index),
             contact: Some(contact),
             body: Value::Null,
+            idempotency_key: None,
+            retry: 0,
         });
     }
 
@@ -409,32 +419,120 @@ impl<'a> Player<'a> {
                 }),
             ),
         };
-        // No retry: the API has no idempotency key, so a retried create could double it.
-        let answer = world.api.call(
-            &self.agent.login,
-            self.agent.site,
+        // One key per planned create: a retry after an unknown outcome (a fault) answers the
+        // first result instead of making a second record.
+        let create = PendingCreate {
+            login: self.agent.login.clone(),
+            site: self.agent.site,
+            token: self.token.clone(),
             class,
-            "POST",
             path,
-            &self.token,
-            Some(&body),
+            body,
             about,
-        );
-        if let (Some(RecordKind::Order), Some(order)) = (kind, answer.body["order"].as_u64())
-            && answer.ok()
-        {
-            let site = (self.agent.site + 1) % world.api.sites.len().max(1);
-            let path = format!("/api/v1/orders/{order}");
-            world.api.call(
-                "gateway",
-                site,
-                "order_read",
-                "GET",
-                &path,
-                &world.tokens.gateway,
-                None,
-                about,
-            );
+            key: idempotency_key(world.clock.epoch_ms, class, leg.index),
+            read_back: kind == Some(RecordKind::Order),
+        };
+        let answer = create.attempt(world, 0);
+        if answer.status == 0 || answer.status == 503 {
+            // The agent goes on with the call; the desktop keeps retrying in the background.
+            create.retry_in_background(&self.shared);
+        } else {
+            create.answered(world, &answer);
         }
     }
+}
+
+/// A create the agent made: retried with its key until it commits.
+#[derive(Debug, Clone)]
+struct PendingCreate {
+    login: String,
+    site: usize,
+    token: String,
+    class: &'static str,
+    path: &'static str,
+    body: Value,
+    about: About,
+    key: String,
+    /// An order: read it back at the next site once acknowledged.
+    read_back: bool,
+}
+
+impl PendingCreate {
+    /// One attempt (`retry` 0 is the first).
+    fn attempt(&self, world: &World, retry: u32) -> super::client::Answer {
+        world.api.create(
+            &self.login,
+            self.site,
+            self.class,
+            self.path,
+            &self.token,
+            &self.body,
+            self.about,
+            &self.key,
+            retry,
+            &|| true,
+        )
+    }
+
+    /// Retries on a thread of its own (joined by the run before it collects).
+    fn retry_in_background(self, world: &Arc<World>) {
+        let shared = Arc::clone(world);
+        let key = self.key.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("create-{key}"))
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let world = &*shared;
+                let answer = world.api.create(
+                    &self.login,
+                    self.site,
+                    self.class,
+                    self.path,
+                    &self.token,
+                    &self.body,
+                    self.about,
+                    &self.key,
+                    1,
+                    &|| world.stopping(),
+                );
+                self.answered(world, &answer);
+            });
+        match spawned {
+            Ok(handle) => {
+                if let Ok(mut retries) = world.retries.lock() {
+                    retries.push(handle);
+                }
+            }
+            Err(error) => tracing::error!(%key, %error, "cannot retry a create"),
+        }
+    }
+
+    /// After the create was answered: an acknowledged order is read back at the next site (a
+    /// read that begins after the write was acknowledged must see it).
+    fn answered(&self, world: &World, answer: &super::client::Answer) {
+        let Some(order) = answer.body["order"].as_u64().filter(|_| answer.ok()) else {
+            return;
+        };
+        if !self.read_back {
+            return;
+        }
+        let site = (self.site + 1) % world.api.sites.len().max(1);
+        let path = format!("/api/v1/orders/{order}");
+        world.api.call(
+            "gateway",
+            site,
+            "order_read",
+            "GET",
+            &path,
+            &world.tokens.gateway,
+            None,
+            self.about,
+        );
+    }
+}
+
+/// The `Idempotency-Key` of the planned create of `class` for plan index `index` in the run
+/// whose clock starts at `epoch_ms` (unique per run: a key is remembered for a day).
+pub fn idempotency_key(epoch_ms: u64, class: &str, index: usize) -> String {
+    format!("live-{epoch_ms}-{class}-{index}")
 }

@@ -6,7 +6,11 @@
 //!   every replica (short abandons excepted, as the node's policy excepts them);
 //! - a contact answered by two agents (beyond its acknowledged transfers), answered twice by
 //!   the gateway, or both answered and abandoned;
-//! - an order read that began after the order's creation was acknowledged and did not see it.
+//! - an order read that began after the order's creation was acknowledged and did not see it;
+//! - an `Idempotency-Key` whose acknowledged answers name two different records, or a caller
+//!   with more than one order on a replica (a retried create made a second record);
+//! - a request the node refused as malformed (400) or as a reused idempotency key (422): the
+//!   players send only what the API documents, so either side is wrong.
 //!
 //! It prints what it checked; a history in which nothing could be checked fails.
 
@@ -127,7 +131,87 @@ pub fn check(requests: &[Request], replicas: &[Replica], info: &RunInfo) -> Verd
     check_answers(requests, &mut verdict);
     check_callbacks(requests, replicas, info, &mut verdict);
     check_order_reads(requests, &mut verdict);
+    check_idempotency(requests, &mut verdict);
+    check_orders_per_caller(replicas, &mut verdict);
+    check_well_formed(requests, &mut verdict);
     verdict
+}
+
+/// No request of the players was refused as malformed (400) or as a reused key (422).
+fn check_well_formed(requests: &[Request], verdict: &mut Verdict) {
+    const CHECK: &str = "requests the node found well-formed";
+    for request in requests
+        .iter()
+        .filter(|request| request.actor != "collector")
+    {
+        verdict.count(CHECK);
+        if request.status == 400 || request.status == 422 {
+            let detail = request.body["detail"]
+                .as_str()
+                .map_or_else(|| request.body.to_string(), str::to_string);
+            verdict.fail(
+                CHECK,
+                format!(
+                    "request {} ({} {} at site {}) answered {}: {detail}",
+                    request.seq, request.method, request.path, request.site, request.status
+                ),
+            );
+        }
+    }
+}
+
+/// Every acknowledged answer to the creates of one (principal, `Idempotency-Key`) names the
+/// same record.
+fn check_idempotency(requests: &[Request], verdict: &mut Verdict) {
+    const CHECK: &str = "creates once per idempotency key";
+    let mut records: BTreeMap<(&str, &str), BTreeSet<u64>> = BTreeMap::new();
+    for request in requests.iter().filter(|request| request.acknowledged()) {
+        let Some(key) = request.idempotency_key.as_deref() else {
+            continue;
+        };
+        let field = match request.class.as_str() {
+            "order" => "order",
+            "pre_order" => "pre_order",
+            "complaint" => "complaint",
+            _ => continue,
+        };
+        let ids = records.entry((request.actor.as_str(), key)).or_default();
+        if let Some(id) = request.body[field].as_u64() {
+            ids.insert(id);
+        }
+    }
+    for ((actor, key), ids) in &records {
+        verdict.count(CHECK);
+        if ids.len() > 1 {
+            verdict.fail(
+                CHECK,
+                format!("{actor}'s key {key} was acknowledged with records {ids:?}"),
+            );
+        }
+    }
+}
+
+/// Each caller has at most one order on every replica (one planned order per contact, each
+/// contact its own caller): a second one is a create that happened twice, acknowledged or not.
+fn check_orders_per_caller(replicas: &[Replica], verdict: &mut Verdict) {
+    const CHECK: &str = "callers with one order on every replica";
+    let callers: BTreeSet<&String> = replicas
+        .iter()
+        .flat_map(|replica| replica.orders_by_caller.keys())
+        .collect();
+    for caller in callers {
+        verdict.count(CHECK);
+        for replica in replicas.iter().filter(|replica| replica.reachable) {
+            if let Some(ids) = replica.orders_by_caller.get(caller)
+                && ids.len() > 1
+            {
+                verdict.fail(
+                    CHECK,
+                    format!("caller {caller} has orders {ids:?} on {}", replica.site),
+                );
+            }
+        }
+    }
 }
 
 /// Every acknowledged create is on every replica.

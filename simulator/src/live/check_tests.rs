@@ -28,6 +28,8 @@ fn request(
         plan,
         contact,
         body,
+        idempotency_key: None,
+        retry: 0,
     }
 }
 
@@ -93,10 +95,15 @@ fn honest() -> (Vec<Request>, Vec<Replica>) {
         read,
         abandon,
     ];
+    let mut requests = requests;
+    requests[4].idempotency_key = Some("live-1-order-0".to_string());
     let replica = |site: &str| Replica {
         site: site.to_string(),
         reachable: true,
         orders: [(7, json!({"id": 7}))].into_iter().collect(),
+        orders_by_caller: [("+79000000000".to_string(), vec![7])]
+            .into_iter()
+            .collect(),
         callbacks: vec![json!({"id": 1, "caller": "+79000000001"})],
         ..Replica::default()
     };
@@ -218,4 +225,80 @@ fn a_stale_order_read_fails() {
 fn an_empty_history_is_not_a_pass() {
     let verdict = check(&[], &[], &info());
     assert!(!verdict.passed());
+}
+
+#[test]
+fn a_retried_create_that_made_a_second_record_fails() {
+    let (mut requests, mut replicas) = honest();
+    // The first attempt's answer was lost; the retry with the same key is replayed: one record.
+    let mut lost = requests[4].clone();
+    lost.seq = 20;
+    lost.status = 0;
+    lost.body = json!("connection reset");
+    let mut replayed = requests[4].clone();
+    replayed.seq = 21;
+    replayed.retry = 1;
+    requests.extend([lost, replayed.clone()]);
+    let verdict = check(&requests, &replicas, &info());
+    assert!(verdict.passed(), "{}", verdict.render());
+    assert_eq!(verdict.checked["creates once per idempotency key"], 1);
+    // A retry acknowledged with another record: the key made two orders.
+    let mut doubled = replayed;
+    doubled.seq = 22;
+    doubled.retry = 2;
+    doubled.body = json!({"order": 8});
+    requests.push(doubled);
+    for replica in &mut replicas {
+        replica.orders.insert(8, json!({"id": 8}));
+    }
+    let verdict = check(&requests, &replicas, &info());
+    assert_eq!(
+        verdict.failure_counts["creates once per idempotency key"],
+        1,
+        "{}",
+        verdict.render()
+    );
+}
+
+#[test]
+fn a_request_refused_as_malformed_fails() {
+    let (mut requests, replicas) = honest();
+    requests.push(request(
+        30,
+        "gateway",
+        1,
+        "represent",
+        400,
+        Some(1),
+        None,
+        json!({"detail": "overflowed_from.arrived_at_ms: must be a past time"}),
+    ));
+    let verdict = check(&requests, &replicas, &info());
+    assert_eq!(
+        verdict.failure_counts["requests the node found well-formed"],
+        1,
+        "{}",
+        verdict.render()
+    );
+}
+
+#[test]
+fn a_caller_with_two_orders_on_a_replica_fails() {
+    let (requests, mut replicas) = honest();
+    assert_eq!(
+        check(&requests, &replicas, &info()).checked["callers with one order on every replica"],
+        1
+    );
+    // The first attempt committed but its answer was lost; a retry without the key made
+    // another: only the replicas show it.
+    replicas[1]
+        .orders_by_caller
+        .insert("+79000000000".to_string(), vec![7, 9]);
+    let verdict = check(&requests, &replicas, &info());
+    assert_eq!(
+        verdict.failure_counts["callers with one order on every replica"],
+        1,
+        "{}",
+        verdict.render()
+    );
 }

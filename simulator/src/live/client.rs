@@ -12,6 +12,25 @@ use super::history::{HistorySink, Request};
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle connections kept per site.
 pub const IDLE_CONNECTIONS_PER_SITE: usize = 256;
+/// The request header that makes a create idempotent (the node's `Idempotency-Key`).
+pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
+/// Pause before retrying a create when the answer gave no `Retry-After`.
+pub const RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// Longest pause before retrying a create (a `Retry-After` beyond it is cut to it).
+pub const RETRY_PAUSE_MAX: Duration = Duration::from_secs(1);
+
+/// One request to send.
+struct Call<'a> {
+    actor: &'a str,
+    site: usize,
+    class: &'a str,
+    method: &'a str,
+    path: &'a str,
+    token: &'a str,
+    body: Option<&'a Value>,
+    about: About,
+    idempotency_key: Option<&'a str>,
+}
 
 /// What a request concerns (for the history).
 #[derive(Debug, Clone, Copy, Default)]
@@ -75,37 +94,109 @@ impl Api {
         body: Option<&Value>,
         about: About,
     ) -> Answer {
-        let base = self.sites.get(site).map(String::as_str).unwrap_or("");
-        let request = self
+        let request = Call {
+            actor,
+            site,
+            class,
+            method,
+            path,
+            token,
+            body,
+            about,
+            idempotency_key: None,
+        };
+        self.send(&request, 0).0
+    }
+
+    /// A create (`POST path` with `body`) carrying `Idempotency-Key: key`, retried with the
+    /// same key while the answer says it may not have committed (a 503: outcome-unknown,
+    /// no-quorum, unavailable) or no answer came, pausing for the answer's `Retry-After` (at
+    /// most [`RETRY_PAUSE_MAX`]), until it is answered otherwise or `stop` says to give up
+    /// (`&|| true`: one attempt). Every attempt is recorded with the key and its retry number,
+    /// the first as `first_retry`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create(
+        &self,
+        actor: &str,
+        site: usize,
+        class: &str,
+        path: &str,
+        token: &str,
+        body: &Value,
+        about: About,
+        key: &str,
+        first_retry: u32,
+        stop: &dyn Fn() -> bool,
+    ) -> Answer {
+        let request = Call {
+            actor,
+            site,
+            class,
+            method: "POST",
+            path,
+            token,
+            body: Some(body),
+            about,
+            idempotency_key: Some(key),
+        };
+        let mut retry = first_retry;
+        loop {
+            let (answer, retry_after) = self.send(&request, retry);
+            if !(answer.status == 0 || answer.status == 503) || stop() {
+                return answer;
+            }
+            std::thread::sleep(retry_after.unwrap_or(RETRY_PAUSE).min(RETRY_PAUSE_MAX));
+            retry += 1;
+        }
+    }
+
+    /// Sends one request and records it; the answer and its `Retry-After`.
+    fn send(&self, call: &Call<'_>, retry: u32) -> (Answer, Option<Duration>) {
+        let base = self.sites.get(call.site).map(String::as_str).unwrap_or("");
+        let mut request = self
             .agent
-            .request(method, &format!("{base}{path}"))
-            .set("Authorization", &format!("Bearer {token}"));
+            .request(call.method, &format!("{base}{}", call.path))
+            .set("Authorization", &format!("Bearer {}", call.token));
+        if let Some(key) = call.idempotency_key {
+            request = request.set(IDEMPOTENCY_KEY_HEADER, key);
+        }
         let start_us = wall_us();
-        let result = match body {
+        let result = match call.body {
             Some(body) => request.send_json(body),
             None => request.call(),
         };
-        let (status, body) = match result {
-            Ok(response) => (response.status(), response_body(response)),
-            Err(ureq::Error::Status(status, response)) => (status, response_body(response)),
-            Err(error) => (0, Value::String(error.to_string())),
+        let retry_after = |response: &ureq::Response| {
+            response
+                .header("Retry-After")
+                .and_then(|seconds| seconds.trim().parse::<u64>().ok())
+                .map(Duration::from_secs)
+        };
+        let (status, body, pause) = match result {
+            Ok(response) => (response.status(), response_body(response), None),
+            Err(ureq::Error::Status(status, response)) => {
+                let pause = retry_after(&response);
+                (status, response_body(response), pause)
+            }
+            Err(error) => (0, Value::String(error.to_string()), None),
         };
         let end_us = wall_us();
         self.history.record(Request {
             seq: self.history.next_seq(),
-            actor: actor.to_string(),
-            site,
-            class: class.to_string(),
-            method: method.to_string(),
-            path: path.to_string(),
+            actor: call.actor.to_string(),
+            site: call.site,
+            class: call.class.to_string(),
+            method: call.method.to_string(),
+            path: call.path.to_string(),
             start_us,
             end_us,
             status,
-            plan: about.plan,
-            contact: about.contact,
+            plan: call.about.plan,
+            contact: call.about.contact,
             body: body.clone(),
+            idempotency_key: call.idempotency_key.map(str::to_string),
+            retry,
         });
-        Answer { status, body }
+        (Answer { status, body }, pause)
     }
 
     /// The history sink (for players that record something themselves).

@@ -45,6 +45,14 @@ pub fn collect(
             .collect()
     };
     let orders = ids("order", "order");
+    // Every caller an order was attempted for (acknowledged or not: an unanswered attempt may
+    // have committed, and a retry must not have made a second one).
+    let order_callers: BTreeSet<String> = requests
+        .iter()
+        .filter(|request| request.class == "order")
+        .filter_map(|request| request.plan)
+        .map(super::plan::caller_of)
+        .collect();
     let pre_orders = ids("pre_order", "pre_order");
     let complaints = ids("complaint", "complaint");
     let date = civil_date(options.clock.midnight_ms);
@@ -53,8 +61,8 @@ pub fn collect(
         let handles: Vec<_> = (0..options.sites.len())
             .map(|site| {
                 let api = &api;
-                let (orders, pre_orders, complaints, date) =
-                    (&orders, &pre_orders, &complaints, &date);
+                let (orders, pre_orders, complaints, date, order_callers) =
+                    (&orders, &pre_orders, &complaints, &date, &order_callers);
                 scope.spawn(move || {
                     let mut replica = Replica {
                         site: site_ids.get(site).cloned().unwrap_or_default(),
@@ -79,6 +87,27 @@ pub fn collect(
                     let pre_orders = fetch("collect_pre_order", "/api/v1/pre-orders", pre_orders);
                     let complaints = fetch("collect_complaint", "/api/v1/complaints", complaints);
                     replica.orders = orders;
+                    for caller in order_callers {
+                        let path = format!(
+                            "/api/v1/orders?caller={}&limit=10",
+                            caller.replace('+', "%2B")
+                        );
+                        let answer = read(api, site, "collect_orders_by_caller", &path, token);
+                        if !answer.ok() {
+                            replica.reachable = false;
+                            continue;
+                        }
+                        let ids = answer.body["orders"]
+                            .as_array()
+                            .map(|orders| {
+                                orders
+                                    .iter()
+                                    .filter_map(|order| order["id"].as_u64())
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        replica.orders_by_caller.insert(caller.clone(), ids);
+                    }
                     replica.pre_orders = pre_orders;
                     replica.complaints = complaints;
                     match callbacks(api, site, token) {

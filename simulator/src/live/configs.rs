@@ -32,6 +32,10 @@ pub struct Tokens {
     pub gateway: String,
     /// A supervisor's token (every site).
     pub supervisor: String,
+    /// An admin token (every site): cluster membership, for the fault schedule's `rejoin`.
+    /// Absent in files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
     /// Agent login → token (its site only).
     pub agents: BTreeMap<String, String>,
 }
@@ -77,6 +81,7 @@ impl Tokens {
         Tokens {
             gateway: random_token(),
             supervisor: random_token(),
+            admin: Some(random_token()),
             agents: plan
                 .agents
                 .iter()
@@ -341,6 +346,13 @@ fn routing_sections(
             sha256: sha256(&tokens.supervisor),
         },
     ];
+    if let Some(admin) = &tokens.admin {
+        token_entries.push(TokenEntry {
+            name: "drill-admin".to_string(),
+            role: "admin",
+            sha256: sha256(admin),
+        });
+    }
     for agent in &agents {
         if let Some(token) = tokens.agents.get(&agent.login) {
             token_entries.push(TokenEntry {

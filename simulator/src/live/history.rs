@@ -51,6 +51,16 @@ pub struct Request {
     /// The answer's JSON body (or the error text).
     #[serde(default)]
     pub body: Value,
+    /// The `Idempotency-Key` the request carried (a create), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Which retry of the same request this is (0: the first attempt).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retry: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 impl Request {
@@ -198,6 +208,11 @@ pub struct Replica {
     pub complaints: std::collections::BTreeMap<u64, Value>,
     /// Every callback the replica holds.
     pub callbacks: Vec<Value>,
+    /// Caller → the ids of every order the replica holds for that caller, for each caller
+    /// the players tried to take an order for (each planned contact has its own caller and
+    /// at most one planned order).
+    #[serde(default)]
+    pub orders_by_caller: std::collections::BTreeMap<String, Vec<u64>>,
 }
 
 /// Writes `directory/replicas/<index>.json`.

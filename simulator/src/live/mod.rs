@@ -24,8 +24,12 @@ pub mod client;
 pub mod clock;
 pub mod collect;
 pub mod configs;
+pub mod faults;
 pub mod gateway;
 pub mod history;
+pub mod inject;
+pub mod local;
+pub mod partition;
 pub mod plan;
 pub mod summary;
 pub mod world;
@@ -85,9 +89,12 @@ pub struct LiveOptions {
     pub history: PathBuf,
     /// Show a progress bar.
     pub progress: bool,
-    /// Fault windows (ms into the simulated day) to shade on the SL plot: a drill that kills,
-    /// stops or cuts off a site says when.
-    pub fault_windows: Vec<(u64, u64)>,
+    /// Fault windows to shade on the SL plot: a drill that kills, stops or cuts off a site
+    /// says when (a `--faults` schedule's [`faults::Schedule::windows`]).
+    pub fault_windows: Vec<faults::FaultWindow>,
+    /// The schedule being applied (a `--local --faults` run): the run waits for it before it
+    /// collects, and its record goes into the summary.
+    pub injector: Option<Arc<inject::Injector>>,
 }
 
 /// What a live run produced.
@@ -99,6 +106,25 @@ pub struct LiveOutcome {
     pub verdict: Verdict,
     /// The SL plot.
     pub svg: String,
+}
+
+impl LiveOutcome {
+    /// Fault steps that failed (`step N (action site): why`); empty when all applied.
+    pub fn fault_errors(&self) -> Vec<String> {
+        self.summary
+            .faults
+            .iter()
+            .filter_map(|event| {
+                let error = event.error.as_ref()?;
+                Some(format!(
+                    "step {} ({} {}): {error}",
+                    event.step,
+                    event.action.name(),
+                    event.site_name
+                ))
+            })
+            .collect()
+    }
 }
 
 /// Plays the scenario against the sites, collects, checks and summarizes.
@@ -161,6 +187,7 @@ pub fn run(options: LiveOptions) -> Result<LiveOutcome, LiveError> {
         whereabouts: Mutex::new(HashMap::new()),
         by_contact: Mutex::new(HashMap::new()),
         stop: AtomicBool::new(false),
+        retries: Mutex::new(Vec::new()),
     });
     let started = Instant::now();
     let agent_threads = agents::start(&world).map_err(LiveError::Setup)?;
@@ -171,7 +198,20 @@ pub fn run(options: LiveOptions) -> Result<LiveOutcome, LiveError> {
     for thread in agent_threads {
         let _ = thread.join();
     }
+    let retries = world
+        .retries
+        .lock()
+        .map(|mut retries| std::mem::take(&mut *retries))
+        .unwrap_or_default();
+    for thread in retries {
+        let _ = thread.join();
+    }
     let wall_s = started.elapsed().as_secs_f64();
+    let fault_events = options
+        .injector
+        .as_ref()
+        .map(|injector| injector.finish())
+        .unwrap_or_default();
     let Ok(world) = Arc::try_unwrap(world) else {
         return Err(LiveError::Setup(
             "a player thread outlived the run".to_string(),
@@ -199,12 +239,20 @@ pub fn run(options: LiveOptions) -> Result<LiveOutcome, LiveError> {
         speed: clock.speed,
         planned_contacts: planned,
         late_arrivals,
+        fault_windows: options.fault_windows.clone(),
+        faults: fault_events,
+        create_retries: requests.iter().filter(|request| request.retry > 0).count() as u64,
     };
     summary.latency.retain(|_, latency| latency.count > 0);
     let faults: Vec<(f64, f64)> = options
         .fault_windows
         .iter()
-        .map(|(start, end)| (*start as f64 / 60_000.0, *end as f64 / 60_000.0))
+        .map(|window| {
+            (
+                window.start_ms as f64 / 60_000.0,
+                window.end_ms as f64 / 60_000.0,
+            )
+        })
         .collect();
     let svg = summary::service_level_svg(&collected.reports, &predicted, &faults);
     std::fs::write(options.history.join("service_level.svg"), &svg).map_err(|source| {

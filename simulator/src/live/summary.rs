@@ -83,6 +83,13 @@ pub struct Summary {
     pub planned_contacts: u64,
     /// Arrivals presented later than planned by more than the SL threshold (routing time).
     pub late_arrivals: u64,
+    /// The fault schedule's windows (shaded on the SL plot).
+    pub fault_windows: Vec<super::faults::FaultWindow>,
+    /// What each fault step did and when (a `--local --faults` run).
+    pub faults: Vec<super::inject::FaultEvent>,
+    /// Retries of creates with their `Idempotency-Key` (after a 503 outcome-unknown /
+    /// no-quorum or no answer).
+    pub create_retries: u64,
 }
 
 /// Chain figures from the sites' reports (each site counts its own contacts).
@@ -245,6 +252,29 @@ pub fn render(summary: &Summary) -> String {
         text.push_str(&format!(
             "{:<14} {:>8} {:>8} {:>9.1} {:>9.1} {:>9.1}\n",
             class, latency.count, latency.ok, latency.p50_ms, latency.p99_ms, latency.max_ms
+        ));
+    }
+    if summary.create_retries > 0 {
+        text.push_str(&format!(
+            "\ncreates retried with their Idempotency-Key: {}\n",
+            summary.create_retries
+        ));
+    }
+    if !summary.faults.is_empty() {
+        text.push_str("\nfaults:\n");
+    }
+    for event in &summary.faults {
+        text.push_str(&format!(
+            "  step {:>2} {:<9} {:<14} planned {} done {}{}\n",
+            event.step,
+            event.action.name(),
+            event.site.as_deref().unwrap_or(&event.site_name),
+            super::faults::clock(event.planned_ms),
+            super::faults::clock(event.done_ms),
+            event
+                .error
+                .as_ref()
+                .map_or(String::new(), |error| format!("  FAILED: {error}"))
         ));
     }
     text

@@ -71,6 +71,8 @@ pub struct World {
     pub by_contact: Mutex<HashMap<(usize, u64), usize>>,
     /// Set when the run stops.
     pub stop: AtomicBool,
+    /// Threads retrying creates in the background (joined after the players).
+    pub retries: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl World {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::*;
 use crate::actors::overflow::OverflowedFrom;
-use crate::replicate::{ProposeFailure, now_ms};
+use crate::replicate::ProposeFailure;
 use crate::state::ledger::{LEDGER_LIST_MAX, LedgerStage};
 use crate::state::{ApplyError, Outcome};
 
@@ -36,7 +36,8 @@ pub(super) async fn claim_overflow(
     actor: Actor,
     from: &mut OverflowedFrom,
 ) -> Result<(), ApiError> {
-    from.check(&state.config, now_ms())
+    // Arrival times are routing times (scaled in a drill), so the check's "now" is too.
+    from.check(&state.config, crate::clock::now_ms())
         .map_err(ApiError::BadRequest)?;
     let site = state.config.site.id.clone();
     let command = Command::ClaimOverflow {
