@@ -171,8 +171,7 @@ async fn sync_site_settings(proposer: Proposer, shared: SharedState, settings: S
                     seed.iter()
                         .any(|grant| state.token(&grant.sha256).is_none()),
                     agents.iter().any(|agent| {
-                        state.roster_agent(&agent.login).map(|record| &record.agent)
-                            != Some(agent)
+                        state.roster_agent(&agent.login).map(|record| &record.agent) != Some(agent)
                     }),
                 )
             });
@@ -218,7 +217,9 @@ async fn sync_site_settings(proposer: Proposer, shared: SharedState, settings: S
                     }
                     Ok(_) => {}
                     // A refusal is final (every agent conflicts): retrying would not help.
-                    Err(crate::replicate::ProposeFailure::Refused(ApplyError::Conflict(reason))) => {
+                    Err(crate::replicate::ProposeFailure::Refused(ApplyError::Conflict(
+                        reason,
+                    ))) => {
                         tracing::warn!(%site, %reason, "no agent of this site taken into the cluster roster");
                     }
                     Err(error) => return Err(error.to_string()),

@@ -429,7 +429,10 @@ mod tests {
         let strategy = histories();
         let (mut linearizable, mut violations) = (0, 0);
         for _ in 0..20_000 {
-            let history = strategy.new_tree(&mut runner).unwrap().current();
+            let history = strategy
+                .new_tree(&mut runner)
+                .expect("the history strategy always yields a tree")
+                .current();
             let zones = zones::check(&history).expect("applies");
             let search = search(&history);
             assert_eq!(

@@ -660,6 +660,6 @@ async fn metric(site: &Addr<SiteActor>, prefix: &str) -> Option<String> {
 }
 
 mod defects;
-mod roster;
 mod monitoring;
 mod overflow_rule;
+mod roster;

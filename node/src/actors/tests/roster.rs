@@ -50,7 +50,10 @@ async fn an_agent_of_another_site_logs_in_with_the_skills_this_site_has() {
     let site = msk_with_ekb_roster(data.path());
 
     let kira = ask(&site, SiteInput::Login("kira".to_string())).await;
-    assert_eq!((kira["login"].as_str(), kira["id"].as_u64()), (Some("kira"), Some(42)));
+    assert_eq!(
+        (kira["login"].as_str(), kira["id"].as_u64()),
+        (Some("kira"), Some(42))
+    );
     // Logged in again (already on this site's roster now): the same agent.
     ask(&site, SiteInput::Logout("kira".to_string())).await;
     ask(&site, SiteInput::Login("kira".to_string())).await;

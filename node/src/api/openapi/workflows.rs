@@ -58,7 +58,15 @@ pub(super) fn schemas() -> Map<String, Value> {
     let checklist = json!({"type": "array", "items": object(json!(["name", "max_points"]),
         json!({"name": {"type": "string"}, "max_points": {"type": "integer"}, "weight": {"type": "number"}}))});
     let review = object(
-        json!(["id", "contact", "site", "agent", "reviewer", "scores", "score_percent"]),
+        json!([
+            "id",
+            "contact",
+            "site",
+            "agent",
+            "reviewer",
+            "scores",
+            "score_percent"
+        ]),
         json!({"id": {"type": "integer"}, "contact": {"type": "integer"}, "site": {"type": "string"},
             "agent": {"type": "string"}, "skill": {"type": "string"},
             "arrived_at_ms": {"type": "integer"}, "ended_at_ms": {"type": "integer"},
@@ -77,7 +85,13 @@ pub(super) fn schemas() -> Map<String, Value> {
             "problem": {"type": "object"}}),
     );
     let roster_agent = object(
-        json!(["login", "id", "skills", "defined_by_site", "may_log_in_here"]),
+        json!([
+            "login",
+            "id",
+            "skills",
+            "defined_by_site",
+            "may_log_in_here"
+        ]),
         json!({"login": {"type": "string"}, "id": {"type": "integer"},
             "skills": {"type": "array", "items": {"type": "string"}},
             "certificate_valid_until": nullable("string"), "chat_slots": {"type": "integer"},
@@ -150,7 +164,13 @@ pub(super) fn schemas() -> Map<String, Value> {
     put(
         "PendingAccepted",
         object(
-            json!(["status", "pending_id", "kind", "idempotency_key", "location"]),
+            json!([
+                "status",
+                "pending_id",
+                "kind",
+                "idempotency_key",
+                "location"
+            ]),
             json!({"status": {"type": "string", "enum": ["pending"]}, "pending_id": {"type": "string"},
                 "kind": {"type": "string"}, "idempotency_key": {"type": "string"}, "location": {"type": "string"}}),
         ),

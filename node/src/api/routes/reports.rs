@@ -506,7 +506,10 @@ fn agent_csv(state: &Data, report: &Value, style: CsvStyle) -> String {
         let counters = &row["counters"];
         let count = |key: &str| counters[key].as_u64().unwrap_or(0).to_string();
         let site = row["site"].as_str().unwrap_or(&state.config.site.id);
-        let agent = row["agent"].as_str().or(row["login"].as_str()).unwrap_or_default();
+        let agent = row["agent"]
+            .as_str()
+            .or(row["login"].as_str())
+            .unwrap_or_default();
         let fields = vec![
             date.clone(),
             offset.clone(),

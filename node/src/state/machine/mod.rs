@@ -37,8 +37,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use callgrid_domain::{CallbackMachine, TimeMs};
 use serde::{Deserialize, Serialize};
 
-pub use agents::{AgentRecord, AgentRoster, LOGIN_CHARS_MAX, ROSTER_AGENTS_MAX, describe as describe_refused_agents, login_is_valid};
 pub use adoption::{ADOPTIONS_PER_COMMAND_MAX, SITE_LOST_AFTER_MS};
+pub use agents::{
+    AgentRecord, AgentRoster, LOGIN_CHARS_MAX, ROSTER_AGENTS_MAX,
+    describe as describe_refused_agents, login_is_valid,
+};
 pub use callbacks::{CALLBACK_CLAIM_LEASE_MS, CALLBACKS_OPEN_MAX, NodeCallback};
 use idempotency::IdempotencyTable;
 pub use idempotency::{
@@ -337,9 +340,7 @@ impl ReplicatedState {
                 }
                 self.claim_overflow(at_ms, site, *contact, from)
             }
-            Command::SeedAgents { skills, agents } => {
-                self.seed_agents(at_ms, site, skills, agents)
-            }
+            Command::SeedAgents { skills, agents } => self.seed_agents(at_ms, site, skills, agents),
             Command::AdoptSite { site: lost } => self.adopt_site(at_ms, site, lost),
             Command::RecoverOwnContacts { before_ms } => {
                 self.recover_own_contacts(at_ms, site, *before_ms)

@@ -15,9 +15,9 @@ use super::super::model::{
     Reservation, ReservationId, SiteSummary, StatePolicy, TimestampMs,
 };
 use super::super::site_writes::OutboxProgress;
+use super::agents::AgentRoster;
 use super::callbacks::NodeCallback;
 use super::idempotency::IdempotencyTable;
-use super::agents::AgentRoster;
 use super::quality::QualityBook;
 use super::retention::RecordKind;
 use super::{ReplicatedState, SiteControl, Tallies};

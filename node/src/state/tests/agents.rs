@@ -89,7 +89,12 @@ fn a_seed_is_idempotent_and_records_the_defining_site() {
 #[test]
 fn a_login_another_site_defined_differently_is_refused_not_overwritten() {
     let mut harness = Harness::new();
-    seed_at(&mut harness, "msk", vec![agent_def("anna", 1, &["pharmacy"])]).unwrap();
+    seed_at(
+        &mut harness,
+        "msk",
+        vec![agent_def("anna", 1, &["pharmacy"])],
+    )
+    .unwrap();
     // ekb defines anna with other skills, plus its own vera: anna is refused, vera taken.
     let outcome = seed_at(
         &mut harness,
@@ -124,7 +129,13 @@ fn a_login_another_site_defined_differently_is_refused_not_overwritten() {
         (1, 0, vec![])
     );
     assert_eq!(
-        harness.state.roster_agent("anna").unwrap().agent.skills.len(),
+        harness
+            .state
+            .roster_agent("anna")
+            .unwrap()
+            .agent
+            .skills
+            .len(),
         2
     );
 }
@@ -132,7 +143,12 @@ fn a_login_another_site_defined_differently_is_refused_not_overwritten() {
 #[test]
 fn each_agent_is_checked_on_apply() {
     let mut harness = Harness::new();
-    seed_at(&mut harness, "msk", vec![agent_def("anna", 1, &["pharmacy"])]).unwrap();
+    seed_at(
+        &mut harness,
+        "msk",
+        vec![agent_def("anna", 1, &["pharmacy"])],
+    )
+    .unwrap();
     let mut bad_date = agent_def("dora", 4, &["orders"]);
     bad_date.certificate_valid_until = Some("next week".to_string());
     let mut no_slots = agent_def("egor", 5, &["orders"]);
@@ -156,10 +172,22 @@ fn each_agent_is_checked_on_apply() {
     assert_eq!((added, unchanged), (1, 0));
     assert_eq!(
         refused,
-        ["bad login", "", "boris", "zoya", "ivan", "dora", "egor", "olga"]
+        [
+            "bad login",
+            "",
+            "boris",
+            "zoya",
+            "ivan",
+            "dora",
+            "egor",
+            "olga"
+        ]
     );
     assert_eq!(harness.state.roster_agents().count(), 2, "anna and olga");
-    assert!(harness.state.roster_agent("ivan").is_none(), "id 1 is anna's");
+    assert!(
+        harness.state.roster_agent("ivan").is_none(),
+        "id 1 is anna's"
+    );
 }
 
 #[test]
