@@ -57,7 +57,7 @@ pub fn collect(
     let complaints = ids("complaint", "complaint");
     let date = civil_date(options.clock.midnight_ms);
     let token = options.tokens.supervisor.as_str();
-    let results: Vec<(Replica, Option<MetricsReport>)> = std::thread::scope(|scope| {
+    let results: Vec<(Replica, Option<(Value, MetricsReport)>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..options.sites.len())
             .map(|site| {
                 let api = &api;
@@ -116,7 +116,12 @@ pub fn collect(
                     }
                     let path = format!("/api/v1/reports/intervals?date={date}");
                     let answer = read(api, site, "collect_report", &path, token);
-                    let report = answer.ok().then(|| metrics_report(answer.body)).flatten();
+                    let report = answer
+                        .ok()
+                        .then(|| {
+                            metrics_report(answer.body.clone()).map(|report| (answer.body, report))
+                        })
+                        .flatten();
                     (replica, report)
                 })
             })
@@ -131,8 +136,8 @@ pub fn collect(
     let mut collected = Collected::default();
     for (index, (replica, report)) in results.into_iter().enumerate() {
         history::write_replica(&options.history, index, &replica)?;
-        if let Some(report) = report {
-            write(&options.history.join("reports"), index, &report)?;
+        if let Some((body, report)) = report {
+            write(&options.history.join("reports"), index, &body)?;
             collected.reports.push(report);
         }
     }
@@ -215,16 +220,53 @@ fn callbacks(api: &Api, site: usize, token: &str) -> Option<Vec<Value>> {
     Some(callbacks)
 }
 
-/// A day report's figures (the node adds `date` and `utc_offset_minutes` beside them).
+/// A day report's figures. The node's report names its sites, skills and agents
+/// (docs/CONVENTIONS.md) and adds `date`, `utc_offset_minutes`, interval start times and agent
+/// logins and quality beside the domain's [`MetricsReport`]; the live figures need only its
+/// counters, so a copy with the names cleared (sites and agents 0, skills none) is read as
+/// one; the history keeps the node's own body. `None` (and a warning) when the body is no
+/// report at all.
 fn metrics_report(mut body: Value) -> Option<MetricsReport> {
     if let Some(object) = body.as_object_mut() {
         object.remove("date");
         object.remove("utc_offset_minutes");
     }
-    serde_json::from_value(body).ok()
+    let unname = |row: &mut Value| {
+        if row["site"].is_string() {
+            row["site"] = Value::from(0);
+        }
+        if row["skill"].is_string() {
+            row["skill"] = Value::Null;
+        }
+        if row["agent"].is_string() || row["agent"].is_null() {
+            row["agent"] = Value::from(0);
+        }
+    };
+    unname(&mut body["totals"]);
+    for key in ["sites", "queues", "agents"] {
+        if let Some(rows) = body[key].as_array_mut() {
+            rows.iter_mut().for_each(unname);
+        }
+    }
+    if let Some(intervals) = body["intervals"].as_array_mut() {
+        for interval in intervals {
+            for key in ["sites", "queues"] {
+                if let Some(rows) = interval[key].as_array_mut() {
+                    rows.iter_mut().for_each(unname);
+                }
+            }
+        }
+    }
+    match serde_json::from_value(body) {
+        Ok(report) => Some(report),
+        Err(error) => {
+            tracing::warn!(%error, "a site's interval report could not be read");
+            None
+        }
+    }
 }
 
-fn write(directory: &Path, index: usize, report: &MetricsReport) -> Result<(), LiveError> {
+fn write(directory: &Path, index: usize, report: &Value) -> Result<(), LiveError> {
     std::fs::create_dir_all(directory).map_err(|source| HistoryError::Io {
         path: directory.to_path_buf(),
         source,
