@@ -158,6 +158,8 @@ pub fn legend_entry(svg: &mut String, right: f64, y: f64, color: &str, dash: &st
     );
 }
 
+/// The smallest of 1, 2, 2.5, 5 or 10 times a power of ten at or above `value`: a plot's
+/// axis maximum (1 for zero, negative or non-finite values).
 pub fn nice_ceiling(value: f64) -> f64 {
     if value <= 0.0 || !value.is_finite() {
         return 1.0;

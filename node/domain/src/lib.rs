@@ -63,8 +63,6 @@
 //! # }
 //! ```
 
-#![warn(missing_docs)]
-
 pub mod agent;
 pub mod callback;
 pub mod config;
