@@ -370,6 +370,11 @@ fn render_outbox(text: &mut String, site: &str, outbox: &crate::outbox::OutboxSn
             outbox.retries_total,
         ),
         (
+            "callgrid_outbox_stalled_total",
+            "Outbox batch proposals given up after 1 s without an answer while the cluster committed other writes (a leader that was gone), then proposed again.",
+            outbox.stalled_total,
+        ),
+        (
             "callgrid_outbox_dropped_total",
             "Outbox writes the replicated state refused alone (never committable).",
             outbox.dropped_total,

@@ -63,6 +63,13 @@ pub const OUTBOX_GROUP_MAX: usize = 1_024;
 pub const OUTBOX_RETRY_BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Longest wait between attempts (the quorum is away: keep asking, gently).
 pub const OUTBOX_RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A proposal still unanswered this long while the cluster commits other writes went to a
+/// leader that is gone (it would wait out the cluster's proposal timeout, 5 s): the drainer
+/// proposes the batch again (the state machine applies each entry once).
+pub const OUTBOX_PROPOSAL_STALL: Duration = Duration::from_secs(1);
+/// How often the drainer looks at the replicated state's applied index while it waits for a
+/// stalled proposal or backs off (the quorum is back when it moves).
+pub const OUTBOX_PROGRESS_POLL: Duration = Duration::from_millis(50);
 /// Wait between disk retries when the store fails.
 pub const OUTBOX_DISK_RETRY: Duration = Duration::from_secs(1);
 /// How long [`Outbox::durable`] waits for the disk before giving up.
@@ -115,6 +122,8 @@ struct Stats {
     batches_total: AtomicU64,
     /// Proposals that failed and were retried.
     retries_total: AtomicU64,
+    /// Of those, proposals given up as stalled (see [`OUTBOX_PROPOSAL_STALL`]).
+    stalled_total: AtomicU64,
     /// Entries dropped because the state machine refused them alone.
     dropped_total: AtomicU64,
     /// Disk errors of the writer or the drainer.
@@ -140,6 +149,8 @@ pub struct OutboxSnapshot {
     pub batches_total: u64,
     /// Proposals retried since start.
     pub retries_total: u64,
+    /// Of those, proposals given up as stalled behind a leader that was gone.
+    pub stalled_total: u64,
     /// Entries dropped (refused alone by the state machine) since start.
     pub dropped_total: u64,
     /// Disk errors since start.
@@ -346,6 +357,7 @@ impl Outbox {
             committed_total,
             batches_total: stats.batches_total.load(Ordering::SeqCst),
             retries_total: stats.retries_total.load(Ordering::SeqCst),
+            stalled_total: stats.stalled_total.load(Ordering::SeqCst),
             dropped_total,
             store_errors_total: stats.store_errors_total.load(Ordering::SeqCst),
         }
@@ -531,10 +543,7 @@ async fn drain_loop(shared: &Shared, proposer: &Proposer, mut committed: u64) {
             incarnation: shared.store.incarnation(),
             entries: pending.into_iter().map(|pending| pending.entry).collect(),
         };
-        match proposer
-            .propose(Principal::system(), Command::Outbox(batch))
-            .await
-        {
+        match propose_unless_stalled(shared, proposer, batch).await {
             Ok(outcome) => {
                 if let Outcome::OutboxApplied {
                     refused,
@@ -699,10 +708,53 @@ fn commit_through(shared: &Shared, sequence: u64, committed: u64, oldest_at_ms: 
 /// Sleeps `duration`, or less when the outbox stops (new entries do not cut it short).
 async fn back_off(shared: &Shared, duration: Duration) {
     let deadline = tokio::time::Instant::now() + duration;
+    let applied = applied_index(shared);
     while !shared.stop.load(Ordering::SeqCst) && tokio::time::Instant::now() < deadline {
+        if shared.resolver.is_some() && applied_index(shared) > applied {
+            // The cluster commits again: the quorum is back, try now.
+            return;
+        }
+        let poll = (tokio::time::Instant::now() + OUTBOX_PROGRESS_POLL).min(deadline);
         tokio::select! {
             () = shared.wake.notified() => {}
-            () = tokio::time::sleep_until(deadline) => {}
+            () = tokio::time::sleep_until(poll) => {}
+        }
+    }
+}
+
+/// The replicated state's applied index (0 without a state to read).
+fn applied_index(shared: &Shared) -> u64 {
+    shared
+        .resolver
+        .as_ref()
+        .map_or(0, SharedState::applied_index)
+}
+
+/// Proposes `batch`; gives up on the answer (as `Indeterminate`: the caller proposes again at
+/// once, and the state machine skips what committed) when it is unanswered after
+/// [`OUTBOX_PROPOSAL_STALL`] while the cluster went on applying other entries — the proposal
+/// went to a leader that is gone, and waiting for the cluster's proposal timeout would leave
+/// the site's acknowledged writes unreplicated for seconds after every leader change.
+async fn propose_unless_stalled(
+    shared: &Shared,
+    proposer: &Proposer,
+    batch: OutboxBatch,
+) -> Result<Outcome, ProposeFailure> {
+    let proposal = proposer.propose(Principal::system(), Command::Outbox(batch));
+    let started = applied_index(shared);
+    let stalled = async {
+        tokio::time::sleep(OUTBOX_PROPOSAL_STALL).await;
+        while applied_index(shared) <= started {
+            tokio::time::sleep(OUTBOX_PROGRESS_POLL).await;
+        }
+    };
+    tokio::select! {
+        result = proposal => result,
+        () = stalled, if shared.resolver.is_some() => {
+            shared.stats.stalled_total.fetch_add(1, Ordering::SeqCst);
+            Err(ProposeFailure::Replication(ReplicateError::Indeterminate(
+                "no answer while the cluster committed other writes: proposing again".to_string(),
+            )))
         }
     }
 }

@@ -17,6 +17,9 @@ use crate::state::site_writes::SiteWrite;
 const UNAVAILABLE: u32 = 0;
 const APPLY_THEN_UNKNOWN: u32 = 1;
 const NORMAL: u32 = 2;
+/// Never answers (the proposal went to a leader that is gone; the cluster's proposal timeout
+/// would answer after 5 s).
+const SILENT: u32 = 3;
 
 /// Applies through a [`LocalReplicator`], or refuses, or applies and then says the outcome is
 /// unknown (a leader change after commit).
@@ -38,6 +41,7 @@ impl Replicator for Flaky {
                     Err(ReplicateError::Indeterminate("leader changed".into()))
                 })
             }
+            SILENT => Box::pin(std::future::pending()),
             _ => self.inner.propose(command),
         }
     }
@@ -152,6 +156,49 @@ fn writes_taken_while_cut_off_survive_a_restart_and_commit_once() {
     let progress = shared.read(|state| state.outbox_progress("msk"));
     assert_eq!((progress.incarnation, progress.sequence), (incarnation, 5));
     assert!(outbox.snapshot().retries_total >= 2);
+    outbox.close();
+}
+
+/// A batch proposed to a leader that is gone never hears back (here: never at all); once the
+/// cluster commits other writes, the drainer proposes it again after `OUTBOX_PROPOSAL_STALL`
+/// instead of waiting out the cluster's 5 s proposal timeout (a site's acknowledged writes stayed unreplicated for
+/// seconds after each leader change: a wipe of the site then lost them in the fault drill).
+#[test]
+fn a_proposal_to_a_gone_leader_is_made_again_once_the_cluster_commits() {
+    let data = tempfile::tempdir().unwrap();
+    let shared = SharedState::new();
+    let replicator = flaky(&shared, SILENT);
+    let outbox = Outbox::open_with(
+        data.path(),
+        Proposer::new(replicator.clone(), "msk".into()),
+        Some(shared.clone()),
+    )
+    .unwrap();
+    outbox.append(abandoned(1)).unwrap();
+    wait_until("the first proposal", || {
+        replicator.proposals.load(Ordering::SeqCst) == 1
+    });
+    replicator.mode.store(NORMAL, Ordering::SeqCst);
+    // Another site's write commits: the cluster has a leader again.
+    let other = Proposer::new(Arc::new(LocalReplicator::new(shared.clone())), "spb".into());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(other.propose(
+            crate::state::model::Actor::system(),
+            crate::state::Command::CreateAbandonedCallback {
+                caller: "+79160009999".to_string(),
+                skill: "line1".to_string(),
+                ordering_time_ms: 5_000,
+            },
+        ))
+        .unwrap();
+    wait_until("the write committed", || outbox.committed_sequence() == 1);
+    assert_eq!(callbacks_open(&shared), 2);
+    let snapshot = outbox.snapshot();
+    assert_eq!(snapshot.stalled_total, 1, "{snapshot:?}");
     outbox.close();
 }
 
