@@ -217,6 +217,13 @@ async fn run(
         }
     }
     site.do_send(callgrid_node::actors::site::Drain);
+    // The outbox's threads stop and are joined before the cluster goes: a drainer still
+    // inside RocksDB or a proposal when the process exits could abort it. What is not
+    // committed stays on disk for the next start.
+    let outbox = running.outbox;
+    if let Err(error) = tokio::task::spawn_blocking(move || outbox.close()).await {
+        tracing::warn!(%error, "the outbox did not close cleanly");
+    }
     replicator.shutdown();
     tracing::info!("node stopped");
     Ok(())

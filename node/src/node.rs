@@ -14,6 +14,7 @@ use crate::actors::site::{SiteActor, SiteError};
 use crate::api::auth::TokenTable;
 use crate::api::{AppState, configure};
 use crate::config::NodeConfig;
+use crate::outbox::Outbox;
 use crate::replicate::{Proposer, Replicator};
 use crate::state::SharedState;
 
@@ -50,6 +51,8 @@ pub struct RunningNode {
     pub handle: ServerHandle,
     /// The Site actor.
     pub site: Addr<SiteActor>,
+    /// The site's durable outbox: [`Outbox::close`] it after the server stopped.
+    pub outbox: Outbox,
 }
 
 impl std::fmt::Debug for RunningNode {
@@ -87,6 +90,7 @@ pub fn start(
         },
     ));
     let actor = SiteActor::new(config.clone(), proposer.clone(), shared.clone())?;
+    let outbox = actor.outbox();
     let site = Supervisor::start(move |_| actor);
     let state = AppState {
         config: config.clone(),
@@ -120,6 +124,7 @@ pub fn start(
         server,
         handle,
         site,
+        outbox,
     })
 }
 

@@ -266,6 +266,12 @@ impl std::fmt::Debug for SiteActor {
 }
 
 impl SiteActor {
+    /// A handle to the site's durable outbox (the node closes it last when it stops, so its
+    /// threads are not inside RocksDB or a proposal when the process exits).
+    pub fn outbox(&self) -> Outbox {
+        self.outbox.clone()
+    }
+
     /// Builds the actor: the domain site with the configured roster (all logged out), and
     /// opens the site's durable outbox in the data dir (its drainer proposes through
     /// `proposer`).
