@@ -149,15 +149,7 @@ pub(super) async fn ledger_open(
             "site must be 1-64 characters".to_string(),
         ));
     }
-    let limit = match query.limit {
-        None => 100,
-        Some(limit) if (1..=LEDGER_LIST_MAX).contains(&limit) => limit,
-        Some(_) => {
-            return Err(ApiError::BadRequest(format!(
-                "limit must be between 1 and {LEDGER_LIST_MAX}"
-            )));
-        }
-    };
+    let limit = list_limit(query.limit, 100, LEDGER_LIST_MAX)?;
     let stamp = read(&state, query.consistency).await?;
     let body = state.shared.read(|replicated| {
         let counts = replicated.overflow_counts(&site);

@@ -263,6 +263,36 @@ pub(super) fn validate_login(login: &str) -> Result<(), ApiError> {
     }
 }
 
+/// `?limit=` of a list: `default` without it, a 400 outside `1..=max`.
+pub(super) fn list_limit(
+    limit: Option<usize>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(limit) if (1..=max).contains(&limit) => Ok(limit),
+        Some(_) => Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {max}"
+        ))),
+    }
+}
+
+/// A `YYYY-MM-DD` query parameter named `field` as a local day (a 400 when it is none).
+pub(super) fn local_day(
+    field: &str,
+    text: Option<&str>,
+) -> Result<Option<crate::actors::site::reports::LocalDay>, ApiError> {
+    text.map(|text| {
+        crate::actors::site::reports::LocalDay::parse(text).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{field} `{text}` is not a YYYY-MM-DD calendar date"
+            ))
+        })
+    })
+    .transpose()
+}
+
 pub(super) async fn ask(state: &Data, input: SiteInput) -> ApiResult {
     let value = state.site.send(input).await??;
     Ok(HttpResponse::Ok().json(value))

@@ -305,15 +305,7 @@ pub(super) async fn pending_list(
 ) -> ApiResult {
     let actor = authenticate(&state, &request, records::ORDER_ROLES)?;
     let query = query.into_inner();
-    let limit = match query.limit {
-        None => 100,
-        Some(limit) if (1..=PENDING_LIST_LIMIT_MAX).contains(&limit) => limit,
-        Some(_) => {
-            return Err(ApiError::BadRequest(format!(
-                "limit must be between 1 and {PENDING_LIST_LIMIT_MAX}"
-            )));
-        }
-    };
+    let limit = list_limit(query.limit, 100, PENDING_LIST_LIMIT_MAX)?;
     let only_pending = match query.status.as_deref() {
         None => false,
         Some("pending") => true,

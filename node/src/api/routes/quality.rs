@@ -130,17 +130,6 @@ pub(super) struct ReviewsQuery {
     consistency: Option<replicated::Consistency>,
 }
 
-fn day(field: &str, text: Option<&str>) -> Result<Option<LocalDay>, ApiError> {
-    text.map(|text| {
-        LocalDay::parse(text).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "{field} `{text}` is not a YYYY-MM-DD calendar date"
-            ))
-        })
-    })
-    .transpose()
-}
-
 /// The local day (at `offset_minutes`) a review's contact ended on.
 pub(crate) fn review_day(review: &Review, offset_minutes: i16) -> LocalDay {
     LocalDay::of(review.ended_at_ms, offset_minutes).0
@@ -156,22 +145,14 @@ pub(super) async fn review_list(
     if let Some(agent) = &query.agent {
         validate_login(agent)?;
     }
-    let from = day("from", query.from.as_deref())?;
-    let to = day("to", query.to.as_deref())?;
+    let from = local_day("from", query.from.as_deref())?;
+    let to = local_day("to", query.to.as_deref())?;
     if let (Some(from), Some(to)) = (from, to)
         && to < from
     {
         return Err(ApiError::BadRequest("`to` is before `from`".to_string()));
     }
-    let limit = match query.limit {
-        None => 100,
-        Some(limit) if (1..=REVIEWS_LIST_MAX).contains(&limit) => limit,
-        Some(_) => {
-            return Err(ApiError::BadRequest(format!(
-                "limit must be between 1 and {REVIEWS_LIST_MAX}"
-            )));
-        }
-    };
+    let limit = list_limit(query.limit, 100, REVIEWS_LIST_MAX)?;
     let offset = state.config.site.utc_offset_minutes;
     let stamp = read(&state, query.consistency).await?;
     let body = state.shared.read(|replicated| {
@@ -237,15 +218,7 @@ pub(super) async fn finished_contacts(
     query: web::Query<FinishedQuery>,
 ) -> ApiResult {
     authenticate(&state, &request, &[Role::Supervisor])?;
-    let limit = match query.limit {
-        None => 50,
-        Some(limit) if (1..=LEDGER_LIST_MAX).contains(&limit) => limit,
-        Some(_) => {
-            return Err(ApiError::BadRequest(format!(
-                "limit must be between 1 and {LEDGER_LIST_MAX}"
-            )));
-        }
-    };
+    let limit = list_limit(query.limit, 50, LEDGER_LIST_MAX)?;
     let stamp = read(&state, query.consistency).await?;
     let contacts = state.shared.read(|replicated| {
         let mut finished: Vec<&LedgerEntry> = replicated

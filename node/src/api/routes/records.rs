@@ -51,13 +51,7 @@ pub(super) struct ListQuery {
 }
 
 pub(super) fn limit(query: &ListQuery) -> Result<usize, ApiError> {
-    match query.limit {
-        None => Ok(100),
-        Some(limit) if (1..=LIST_LIMIT_MAX).contains(&limit) => Ok(limit),
-        Some(_) => Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {LIST_LIMIT_MAX}"
-        ))),
-    }
+    list_limit(query.limit, 100, LIST_LIMIT_MAX)
 }
 
 pub(super) async fn order_list(

@@ -135,12 +135,7 @@ pub(super) async fn report_intervals(
     query: web::Query<ReportQuery>,
 ) -> ApiResult {
     authenticate(&state, &request, &[Role::Supervisor])?;
-    let date = match query.date.as_deref() {
-        None => None,
-        Some(text) => Some(LocalDay::parse(text).ok_or_else(|| {
-            ApiError::BadRequest(format!("date `{text}` is not a YYYY-MM-DD calendar date"))
-        })?),
-    };
+    let date = local_day("date", query.date.as_deref())?;
     let csv = matches!(query.format, Some(ReportFormat::Csv));
     let style = query.style()?;
     let csv_only = query.sep.is_some()
@@ -258,12 +253,7 @@ pub(super) async fn report_agents(
     query: web::Query<ReportQuery>,
 ) -> ApiResult {
     authenticate(&state, &request, &[Role::Supervisor])?;
-    let date = match query.date.as_deref() {
-        None => None,
-        Some(text) => Some(LocalDay::parse(text).ok_or_else(|| {
-            ApiError::BadRequest(format!("date `{text}` is not a YYYY-MM-DD calendar date"))
-        })?),
-    };
+    let date = local_day("date", query.date.as_deref())?;
     if query.rows.is_some() {
         return Err(ApiError::BadRequest(
             "`rows` is for /reports/intervals".to_string(),
