@@ -560,7 +560,7 @@ fn document_async_create(operation: &mut Value) {
     push_parameter(
         operation,
         json!({"name": "Prefer", "in": "header", "required": false,
-            "description": "respond-async (RFC 7240): when the create cannot commit now (this site is cut off from the quorum, or the proposal ends no-quorum or outcome-unknown) the site keeps it in its durable outbox (fsync'd before answering) under the request's Idempotency-Key (generated when absent, returned in the Idempotency-Key header) and answers 202; it commits once after the heal. Without it such a create is a 503.",
+            "description": "respond-async (RFC 7240): when the create cannot commit now (this site is cut off from the quorum, or the proposal ends no-quorum or outcome-unknown) the site keeps it in its durable outbox (fsync'd before answering) under the request's Idempotency-Key (generated when absent, returned in the Idempotency-Key header) and answers 202; it commits once after the heal. Without it such a create is a 503, and so it is when the site's outbox already holds 50,000 writes (routes::pending::OUTBOX_DEPTH_FOR_PENDING_MAX).",
             "schema": {"type": "string"}}),
     );
     operation["responses"]["202"] = json!({"description": "Kept until the quorum is back: {\"status\":\"pending\",\"pending_id\",\"kind\",\"idempotency_key\",\"location\"}; follow GET /api/v1/pending/{id}",

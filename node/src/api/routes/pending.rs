@@ -36,6 +36,10 @@ pub const RESPOND_ASYNC: &str = "respond-async";
 pub const PREFERENCE_APPLIED_HEADER: &str = "Preference-Applied";
 /// Pending creates listed at most.
 pub const PENDING_LIST_LIMIT_MAX: usize = 500;
+/// Writes the site's outbox may hold before a create is no longer kept there (answered 503
+/// no-quorum instead of 202): about a day of a busy site's ledger cut off from the quorum, so
+/// a long partition or a flood of async creates cannot fill the disk.
+pub const OUTBOX_DEPTH_FOR_PENDING_MAX: u64 = 50_000;
 
 /// Whether the request carries `Prefer: respond-async` (any of its `Prefer` headers, any
 /// position in a comma-separated list, parameters ignored, case-insensitive).
@@ -125,6 +129,11 @@ pub async fn create_or_defer(
             insert_header(&mut response, "idempotency-key", &key);
             return Ok(response);
         }
+    }
+    if outbox.snapshot().depth >= OUTBOX_DEPTH_FOR_PENDING_MAX {
+        return Err(ApiError::NoQuorum(format!(
+            "no quorum, and this site already keeps {OUTBOX_DEPTH_FOR_PENDING_MAX} writes for it: try again later"
+        )));
     }
     let record = PendingRecord {
         id: new_pending_id(),
