@@ -56,10 +56,14 @@ mod forward;
 mod membership;
 mod reads;
 mod ready;
+mod report;
 mod sessions;
+mod snapshots;
 mod store;
+mod tick;
 
 use sessions::Sessions;
+use snapshots::SnapshotSend;
 
 use store::open_store;
 
@@ -232,15 +236,6 @@ struct Transfer {
     id: RequestId,
     target: NodeId,
     deadline: u64,
-}
-
-/// A snapshot on its way to a follower.
-#[derive(Debug, Clone, Copy)]
-struct SnapshotSend {
-    /// The tick of the send, or of the last progress the transport reported.
-    progress_tick: u64,
-    /// The transport's byte count for the peer at that report (`None`: none yet).
-    bytes_sent: Option<u64>,
 }
 
 /// Counters for the status.
@@ -421,181 +416,10 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         })
     }
 
-    /// This node's id.
-    pub fn node_id(&self) -> NodeId {
-        self.config.node_id
-    }
-
-    /// The first request id of this incarnation: ids from here on never repeat an id of an
-    /// earlier start on the same store (the counter is in the store's identity).
-    pub fn first_request_id(&self) -> RequestId {
-        self.identity.incarnation << INCARNATION_SHIFT
-    }
-
-    /// The state machine (for checks in tests and the simulation).
-    pub fn state_machine(&self) -> &M {
-        &self.state_machine
-    }
-
-    /// True once a leader proved this store lost entries it had acknowledged (a wiped or
-    /// restored disk): it will not vote until re-added.
-    pub fn rejoin_required(&self) -> bool {
-        self.identity.rejoin_required()
-    }
-
-    /// The state machine, mutable (the simulation drains what its recording machine saw).
-    /// Changing the replicated state through it breaks replication: tests only.
-    pub fn state_machine_mut(&mut self) -> &mut M {
-        &mut self.state_machine
-    }
-
-    /// The storage.
-    pub fn storage(&self) -> &S {
-        self.raw.store()
-    }
-
-    /// The leader this node knows of.
-    pub fn leader(&self) -> Option<NodeId> {
-        let leader = self.raw.raft.leader_id;
-        (leader != 0).then_some(leader)
-    }
-
-    /// True when this node is the leader.
-    pub fn is_leader(&self) -> bool {
-        self.raw.raft.state == StateRole::Leader
-    }
-
-    /// The current term.
-    pub fn term(&self) -> u64 {
-        self.raw.raft.term
-    }
-
-    /// The commit index.
-    pub fn commit_index(&self) -> u64 {
-        self.raw.raft.raft_log.committed
-    }
-
-    /// The applied index.
-    pub fn applied_index(&self) -> u64 {
-        self.applied
-    }
-
-    /// Requests still waiting for a completion (for tests: nothing may be forgotten).
-    pub fn pending_requests(&self) -> usize {
-        let appended_local = self
-            .appended
-            .values()
-            .filter(|appended| {
-                !matches!(appended.kind, AppendedKind::Command(Origin::Remote { .. }))
-            })
-            .count();
-        self.waiting.len()
-            + self.forwarded.len()
-            + self.parked.len()
-            + appended_local
-            + self.new_reads.len()
-            + self
-                .read_batches
-                .values()
-                .map(|batch| batch.ids.len())
-                .sum::<usize>()
-            + self.transfers.len()
-    }
-
-    /// One tick of logical time: raft-rs timers, request deadlines, read retries.
-    pub fn handle_tick(&mut self) {
-        self.tick += 1;
-        self.raw.tick();
-        let now = self.tick;
-
-        let (expired, kept) = partition_expired(self.waiting.drain(..), now, |p| p.deadline);
-        self.waiting = kept.into();
-        for proposal in expired {
-            self.complete_proposal(proposal.id, Err(ProposeError::NoLeader));
-        }
-        // Committed on the leader but this node is too far behind to apply it by the
-        // deadline: the caller still learns it committed (not a timeout that invites a
-        // retry), without the read-your-writes guarantee.
-        for ((index, id), parked) in take_expired(&mut self.parked, now, |p| p.deadline) {
-            tracing::debug!(request_id = id, index, "answered before local apply");
-            self.complete_proposal(id, Ok(parked.response));
-        }
-        for (id, _) in take_expired(&mut self.forwarded, now, |p| p.deadline) {
-            self.complete_proposal(id, Err(ProposeError::TimedOut));
-        }
-        for (_, appended) in take_expired(&mut self.appended, now, |a| a.deadline) {
-            self.fail_appended(appended.kind, Failure::TimedOut);
-        }
-        for (_, batch) in take_expired(&mut self.read_batches, now, |b| b.deadline) {
-            for id in batch.ids {
-                self.output.completions.push(Completion::Read {
-                    id,
-                    result: Err(ReadError::TimedOut),
-                });
-            }
-        }
-        self.retry_reads(now);
-        let (expired, kept) = partition_expired(self.transfers.drain(..), now, |t| t.deadline);
-        self.transfers = kept;
-        for transfer in expired {
-            self.output.completions.push(Completion::Membership {
-                id: transfer.id,
-                result: Err(MembershipError::TimedOut),
-            });
-        }
-        self.expire_snapshot_sends(now);
-    }
-
     fn complete_proposal(&mut self, id: RequestId, result: Result<Vec<u8>, ProposeError>) {
         self.output
             .completions
             .push(Completion::Propose { id, result });
-    }
-
-    /// A snapshot lost on the way leaves the follower's progress paused in the Snapshot state
-    /// forever: once it has made no progress for two election timeouts (no bytes written by
-    /// the transport, see [`Self::handle_snapshot_progress`]), report it failed so raft-rs
-    /// probes again (and sends a new snapshot if needed). A large snapshot that keeps moving
-    /// is never declared failed, however long it takes.
-    fn expire_snapshot_sends(&mut self, now: u64) {
-        let snapshot_timeout = 2 * self.config.election_ticks as u64;
-        for (id, _) in take_expired(&mut self.snapshot_sends, now, |send| {
-            send.progress_tick + snapshot_timeout
-        }) {
-            let still_pending = self
-                .raw
-                .raft
-                .prs()
-                .get(id)
-                .is_some_and(|progress| progress.state == ProgressState::Snapshot);
-            if still_pending {
-                tracing::info!(
-                    node_id = self.config.node_id,
-                    to = id,
-                    "snapshot made no progress for two election timeouts: failed"
-                );
-                self.raw.report_snapshot(id, SnapshotStatus::Failure);
-            }
-        }
-    }
-
-    /// Followers a snapshot is on its way to: the runtime asks the transport how far each
-    /// got and reports it with [`Self::handle_snapshot_progress`].
-    pub fn snapshot_sends(&self) -> Vec<NodeId> {
-        self.snapshot_sends.keys().copied().collect()
-    }
-
-    /// The transport has written `bytes_sent` bytes of large messages to `to` so far (a
-    /// count that only grows): if it grew since the last report, the snapshot on its way
-    /// there is making progress and its failure timeout starts again.
-    pub fn handle_snapshot_progress(&mut self, to: NodeId, bytes_sent: u64) {
-        let tick = self.tick;
-        if let Some(send) = self.snapshot_sends.get_mut(&to) {
-            if send.bytes_sent.is_some_and(|before| bytes_sent > before) {
-                send.progress_tick = tick;
-            }
-            send.bytes_sent = Some(bytes_sent);
-        }
     }
 
     /// A message from an authenticated peer.
@@ -797,109 +621,6 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             self.raw.raft.become_follower(term, raft::INVALID_ID);
         }
     }
-
-    /// The leader's view of each follower's replication, for the simulation's reports.
-    pub(crate) fn progress_report(&self) -> String {
-        let mut report: Vec<String> = self
-            .raw
-            .raft
-            .prs()
-            .iter()
-            .map(|(id, progress)| {
-                format!(
-                    "{id}: {:?} matched {} next {} paused {} pending snapshot {}",
-                    progress.state,
-                    progress.matched,
-                    progress.next_idx,
-                    progress.is_paused(),
-                    progress.pending_snapshot
-                )
-            })
-            .collect();
-        report.sort();
-        format!("{report:?} snapshot sends {:?}", self.snapshot_sends)
-    }
-
-    /// The node's status.
-    pub fn status(&self) -> ClusterStatus {
-        let raft = &self.raw.raft;
-        let role = match raft.state {
-            StateRole::Follower => Role::Follower,
-            StateRole::PreCandidate => Role::PreCandidate,
-            StateRole::Candidate => Role::Candidate,
-            StateRole::Leader => Role::Leader,
-        };
-        let last_index = raft.raft_log.last_index();
-        let is_leader = raft.state == StateRole::Leader;
-        let member = |id: NodeId, kind: MemberKind| {
-            let progress = if is_leader { raft.prs().get(id) } else { None };
-            MemberStatus {
-                id,
-                kind,
-                address: self.peer_addresses.get(&id).cloned(),
-                match_index: progress.map(|progress| progress.matched),
-                lag: progress.map(|progress| last_index.saturating_sub(progress.matched)),
-            }
-        };
-        let mut members: Vec<MemberStatus> = self
-            .conf_state
-            .voters
-            .iter()
-            .map(|id| member(*id, MemberKind::Voter))
-            .chain(
-                self.conf_state
-                    .learners
-                    .iter()
-                    .map(|id| member(*id, MemberKind::Learner)),
-            )
-            .collect();
-        members.sort_by_key(|member| member.id);
-        ClusterStatus {
-            node_id: self.config.node_id,
-            role,
-            leader: self.leader(),
-            term: raft.term,
-            commit_index: raft.raft_log.committed,
-            applied_index: self.applied,
-            first_index: self.raw.store().first_index().unwrap_or(0),
-            last_index,
-            members,
-            snapshot_index: self.snapshot_index,
-            snapshots_created: self.counters.snapshots_created,
-            snapshots_installed: self.counters.snapshots_installed,
-            compactions: self.counters.compactions,
-            entries_compacted: self.counters.entries_compacted,
-            snapshots_refused: self.counters.snapshots_refused,
-            rejoin_required: self.identity.rejoin_required(),
-            quorum_contact_ticks: self.quorum_contact_ticks(),
-            fatal_error: None,
-        }
-    }
-}
-
-/// Remove and return the entries of `map` whose deadline (in ticks) has come.
-fn take_expired<K: Ord + Copy, V>(
-    map: &mut BTreeMap<K, V>,
-    now: u64,
-    deadline: impl Fn(&V) -> u64,
-) -> Vec<(K, V)> {
-    let keys: Vec<K> = map
-        .iter()
-        .filter(|(_, value)| deadline(value) <= now)
-        .map(|(key, _)| *key)
-        .collect();
-    keys.into_iter()
-        .filter_map(|key| map.remove(&key).map(|value| (key, value)))
-        .collect()
-}
-
-/// Split `items` into those whose deadline has come and the others, keeping order.
-fn partition_expired<T>(
-    items: impl Iterator<Item = T>,
-    now: u64,
-    deadline: impl Fn(&T) -> u64,
-) -> (Vec<T>, Vec<T>) {
-    items.partition(|item| deadline(item) <= now)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
