@@ -60,8 +60,8 @@ mod record;
 mod wire;
 
 pub use driver::{
-    CLUSTER_ID_BYTES_MAX, DRIVER_LAYOUT_VERSION, EntryTag, ReadContext, SnapshotEnvelope,
-    StoreIdentity, decode_address, encode_address,
+    CLUSTER_ID_BYTES_MAX, DRIVER_LAYOUT_VERSION, DriverEntry, EntryTag, ReadContext,
+    SnapshotEnvelope, StoreIdentity, decode_address, encode_address,
 };
 pub use record::{
     RECORD_CHECKSUM_BYTES, decode_applied_index, encode_applied_index, log_index, log_key,

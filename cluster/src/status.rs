@@ -81,6 +81,10 @@ pub struct ClusterStatus {
     /// A leader proved that this node's store lost entries it had acknowledged: it does not
     /// vote until removed and re-added as a learner (then promoted).
     pub rejoin_required: bool,
+    /// On the leader: members known to have held the log that now answer from an empty
+    /// store (their disk was lost or replaced). The leader does not send them the log; they
+    /// cannot vote until replaced by the runbook (remove, add as a learner, promote).
+    pub stores_lost: Vec<NodeId>,
     /// Ticks since this node last heard from a quorum of voters (itself included) or from its
     /// leader; `None` if never since it started. Times the tick interval, the age of this
     /// node's local reads.

@@ -60,10 +60,32 @@ fn a_wiped_voter_does_not_elect_a_stale_node_and_no_committed_write_is_lost() {
     assert_ne!(leader, wiped, "the wiped node cannot win an election");
     write_keys(&cluster.handle(leader), 200..210);
     let expected = registers_with(0..210);
-    for id in [keeper, stale, wiped] {
+    for id in [keeper, stale] {
         cluster.wait_for_registers(id, &expected);
     }
     assert_eq!(read(&cluster, stale), expected);
+
+    // The wiped node is not fed until the runbook replaces it (it held the log before).
+    wait_until("the leader reports the lost store", || {
+        let status = cluster.status(leader);
+        (status.stores_lost == vec![wiped], status)
+    });
+    assert!(cluster.status(wiped).last_index <= 1);
+    let address = cluster.nodes[&wiped].address.to_string();
+    let rest = [keeper, stale];
+    change_membership(
+        &cluster,
+        &rest,
+        MembershipChange::Remove { id: wiped },
+        |status| !members_of(status, MemberKind::Voter).contains(&wiped),
+    );
+    change_membership(
+        &cluster,
+        &rest,
+        MembershipChange::AddLearner { id: wiped, address },
+        |status| members_of(status, MemberKind::Learner).contains(&wiped),
+    );
+    cluster.wait_for_registers(wiped, &expected);
 }
 
 #[test]
@@ -120,6 +142,82 @@ fn a_follower_that_lost_its_disk_under_a_live_leader_stops_voting_until_re_added
     let leader = cluster.wait_for_leader(&all);
     write_keys(&cluster.handle(leader), 60..70);
     cluster.wait_for_registers(wiped, &registers_with(0..70));
+}
+
+/// The gap the heartbeat proof leaves: the leader that sees the wiped node come back was
+/// elected after the node's acknowledgements, so its progress for the node starts at zero and
+/// its heartbeats prove nothing. It must still not feed the node (which would then vote again
+/// with a partial log): the cluster replicated that the node's store held the log.
+#[test]
+fn a_leader_elected_after_the_wipe_does_not_feed_the_wiped_voter() {
+    let mut cluster = Cluster::start(3, Settings::default());
+    let first = cluster.wait_for_leader(&[1, 2, 3]);
+    let wiped = [1, 2, 3].into_iter().find(|id| *id != first).unwrap();
+    let next = [1, 2, 3]
+        .into_iter()
+        .find(|id| *id != first && *id != wiped)
+        .unwrap();
+    write_keys(&cluster.handle(first), 0..50);
+    // Every member acknowledged entries past the bootstrap: the leader replicates that.
+    cluster.wait_for_registers(wiped, &registers_with(0..50));
+    cluster.stop(wiped);
+    cluster.wipe(wiped);
+    // A new leader, elected while the wiped node is down: it never saw its acknowledgements.
+    wait_until(&format!("leadership moved to {next}"), || {
+        let current = cluster.wait_for_leader(&[first, next]);
+        if current == next {
+            return (true, None);
+        }
+        let result = futures::executor::block_on(cluster.handle(current).transfer_leader(next));
+        (false, Some(result))
+    });
+    write_keys(&cluster.handle(next), 50..60);
+    cluster.restart(wiped);
+
+    let status = wait_until("the leader reports the lost store", || {
+        let status = cluster.status(next);
+        (status.stores_lost == vec![wiped], status)
+    });
+    assert_eq!(status.role, Role::Leader, "{status:#?}");
+    // Not fed: the wiped node's log stays at the bootstrap, so it keeps refusing votes.
+    let window_until = Instant::now() + ALONE_FOR;
+    while Instant::now() < window_until {
+        let status = cluster.status(wiped);
+        assert!(
+            status.last_index <= 1,
+            "the wiped node was sent the log: {status:#?}"
+        );
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    write_keys(&cluster.handle(next), 60..70);
+
+    // The runbook: remove, re-add as a learner, promote; then it is fed and counted again.
+    let address = cluster.nodes[&wiped].address.to_string();
+    let rest = [first, next];
+    change_membership(
+        &cluster,
+        &rest,
+        MembershipChange::Remove { id: wiped },
+        |status| !members_of(status, MemberKind::Voter).contains(&wiped),
+    );
+    assert!(cluster.status(next).stores_lost.is_empty());
+    change_membership(
+        &cluster,
+        &rest,
+        MembershipChange::AddLearner { id: wiped, address },
+        |status| members_of(status, MemberKind::Learner).contains(&wiped),
+    );
+    cluster.wait_for_registers(wiped, &registers_with(0..70));
+    change_membership(
+        &cluster,
+        &rest,
+        MembershipChange::PromoteLearner { id: wiped },
+        |status| members_of(status, MemberKind::Voter).contains(&wiped),
+    );
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    write_keys(&cluster.handle(leader), 70..80);
+    cluster.wait_for_registers(wiped, &registers_with(0..80));
+    assert!(cluster.status(leader).stores_lost.is_empty());
 }
 
 #[test]

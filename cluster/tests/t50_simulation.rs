@@ -87,6 +87,32 @@ fn five_node_cluster_keeps_raft_invariants_under_faults() {
     }
 }
 
+/// Seeds on which `vopr` (3 nodes, 20,000 steps) found a bug, replayed as they ran when the
+/// bug was fixed. Any change to the core changes what a seed does, so these guard the exact
+/// runs only; the long `vopr` runs are what keeps looking.
+#[test]
+fn seeds_that_found_bugs_still_pass() {
+    for (seed, bug) in [
+        (
+            3_000_152,
+            "a wiped voter, fed by a later leader, elected a stale node",
+        ),
+        (
+            3_001_118,
+            "a proposal truncated and overwritten at its index was never answered",
+        ),
+        (
+            3_001_267,
+            "the runbook took a stale leader's view for a re-added voter",
+        ),
+    ] {
+        let options = SimulationOptions::new(seed, 3, 20_000);
+        if let Err(violation) = Simulation::new(options).and_then(Simulation::run) {
+            panic!("seed {seed} ({bug}): {violation}");
+        }
+    }
+}
+
 #[test]
 fn same_seed_replays_the_same_run() {
     let options = SimulationOptions::new(42, 3, 1_500);

@@ -5,13 +5,17 @@
 //!
 //! - snapshot data: `[version][peer count u32][(id u64, address length u32, address)…]`, then
 //!   from version 2 `[origin count u32][(origin u64, id count u32, ids u64…)…]` (the applied
-//!   proposal ids per proposing node), then `[state machine bytes…]` — peer addresses and
-//!   sessions travel with the snapshot because the entries that made them may have been
-//!   compacted away;
+//!   proposal ids per proposing node), from version 3 `[count u32][member u64…]` (the members
+//!   known to hold the log, see [`DriverEntry`]), then `[state machine bytes…]` — peer
+//!   addresses, sessions and known stores travel with the snapshot because the entries that
+//!   made them may have been compacted away;
 //! - conf change context: `[version][address utf-8…]` — the address of an added node, applied
 //!   to the transport by every member when the change is applied;
 //! - entry context: `[version][origin node u64][proposal id u64]` — identifies a proposal so
 //!   the proposer recognises its own entry at apply time;
+//! - driver entry context: `[version][kind u8][member u64]` on an entry with empty data — a
+//!   record the driver replicates for itself ([`DriverEntry`]); a binary that does not know
+//!   it sees an empty entry and skips it;
 //! - read request context: `[node u64][sequence u64]` — not persisted, only echoed back by the
 //!   leader to the node that asked, so it carries no version.
 //!
@@ -42,8 +46,11 @@ fn check_version(version: u8) -> Result<(), CodecError> {
     }
 }
 
-/// The snapshot layout written today; version 1 (no sessions) is still read.
-const SNAPSHOT_LAYOUT_VERSION: u8 = 2;
+/// The snapshot layout written today; versions 1 (no sessions) and 2 (no known stores) are
+/// still read.
+const SNAPSHOT_LAYOUT_VERSION: u8 = 3;
+/// The first snapshot layout with sessions.
+const SNAPSHOT_LAYOUT_SESSIONS: u8 = 2;
 
 /// The driver's part of a snapshot plus the state machine's bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -53,6 +60,9 @@ pub struct SnapshotEnvelope {
     /// Per proposing node, the proposal ids applied in the window kept (replicated
     /// at-most-once; see `core::sessions`).
     pub sessions: BTreeMap<NodeId, BTreeSet<u64>>,
+    /// Members whose store is known to have acknowledged entries past the bootstrap
+    /// ([`DriverEntry::StoreKnown`]).
+    pub known_stores: BTreeSet<NodeId>,
     /// The state machine's snapshot.
     pub state: Vec<u8>,
 }
@@ -70,7 +80,13 @@ impl SnapshotEnvelope {
             .values()
             .map(|ids| 8 + 4 + 8 * ids.len())
             .sum();
-        1 + 4 + addresses_bytes + 4 + sessions_bytes + self.state.len()
+        1 + 4
+            + addresses_bytes
+            + 4
+            + sessions_bytes
+            + 4
+            + 8 * self.known_stores.len()
+            + self.state.len()
     }
 
     /// Encode, refusing more than [`SNAPSHOT_BYTES_MAX`] (a snapshot that could be built
@@ -110,6 +126,10 @@ impl SnapshotEnvelope {
                 bytes.extend_from_slice(&id.to_le_bytes());
             }
         }
+        bytes.extend_from_slice(&(self.known_stores.len() as u32).to_le_bytes());
+        for id in &self.known_stores {
+            bytes.extend_from_slice(&id.to_le_bytes());
+        }
         bytes.extend_from_slice(&self.state);
         bytes
     }
@@ -128,7 +148,7 @@ impl SnapshotEnvelope {
         }
         let mut reader = Reader::new(bytes);
         let version = reader.u8()?;
-        if version != DRIVER_LAYOUT_VERSION && version != SNAPSHOT_LAYOUT_VERSION {
+        if !(DRIVER_LAYOUT_VERSION..=SNAPSHOT_LAYOUT_VERSION).contains(&version) {
             return Err(CodecError::UnknownVersion {
                 found: version,
                 current: SNAPSHOT_LAYOUT_VERSION,
@@ -146,7 +166,7 @@ impl SnapshotEnvelope {
             peer_addresses.insert(id, address.to_owned());
         }
         let mut sessions = BTreeMap::new();
-        if version >= SNAPSHOT_LAYOUT_VERSION {
+        if version >= SNAPSHOT_LAYOUT_SESSIONS {
             // Counts are untrusted: every id consumes 8 bytes, so a lying count runs into
             // `Truncated` instead of allocating.
             for _ in 0..reader.u32()? {
@@ -160,9 +180,16 @@ impl SnapshotEnvelope {
                 sessions.insert(origin, ids.into_iter().collect::<BTreeSet<u64>>());
             }
         }
+        let mut known_stores = BTreeSet::new();
+        if version >= SNAPSHOT_LAYOUT_VERSION {
+            for _ in 0..reader.u32()? {
+                known_stores.insert(reader.u64()?);
+            }
+        }
         Ok(Self {
             peer_addresses,
             sessions,
+            known_stores,
             state: reader.rest().to_vec(),
         })
     }
@@ -218,6 +245,48 @@ impl EntryTag {
             origin: reader.u64().ok()?,
             proposal: reader.u64().ok()?,
         })
+    }
+}
+
+/// A record the driver replicates for itself: an entry with empty data (the state machine
+/// never sees it, and a binary that does not know the kind skips it as raft-rs's own empty
+/// entries) and this context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverEntry {
+    /// The member's store acknowledged entries past the bootstrap (the leader saw its match
+    /// index there): from now on an answer from an empty store under this id means the store
+    /// was lost, and the leader does not feed it — it must be re-added by the runbook.
+    StoreKnown(NodeId),
+}
+
+/// [`DriverEntry::StoreKnown`]'s kind byte.
+const DRIVER_ENTRY_STORE_KNOWN: u8 = 1;
+/// Bytes of an encoded [`DriverEntry`].
+const DRIVER_ENTRY_BYTES: usize = 1 + 1 + 8;
+
+impl DriverEntry {
+    /// Encode (the entry's context; its data stays empty).
+    pub fn encode(&self) -> Vec<u8> {
+        let Self::StoreKnown(id) = self;
+        let mut bytes = Vec::with_capacity(DRIVER_ENTRY_BYTES);
+        bytes.push(DRIVER_LAYOUT_VERSION);
+        bytes.push(DRIVER_ENTRY_STORE_KNOWN);
+        bytes.extend_from_slice(&id.to_le_bytes());
+        bytes
+    }
+
+    /// Decode; `None` for any context that is not exactly one driver entry (an [`EntryTag`]
+    /// is longer, raft-rs's own entries have none).
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != DRIVER_ENTRY_BYTES {
+            return None;
+        }
+        let mut reader = Reader::new(bytes);
+        check_version(reader.u8().ok()?).ok()?;
+        match reader.u8().ok()? {
+            DRIVER_ENTRY_STORE_KNOWN => Some(Self::StoreKnown(reader.u64().ok()?)),
+            _ => None,
+        }
     }
 }
 
@@ -368,10 +437,24 @@ mod tests {
         let envelope = SnapshotEnvelope {
             peer_addresses: [(1, "a:1".to_owned()), (7, "b:2".to_owned())].into(),
             sessions: [(1, BTreeSet::from([5, 9])), (7, BTreeSet::new())].into(),
+            known_stores: BTreeSet::from([1, 7]),
             state: vec![9, 8, 7],
         };
         let bytes = envelope.encode();
+        assert_eq!(bytes.len(), envelope.encoded_len());
         assert_eq!(SnapshotEnvelope::decode(&bytes), Ok(envelope));
+        // Version 2 (before known stores) is still read.
+        let mut version_two = vec![SNAPSHOT_LAYOUT_SESSIONS];
+        version_two.extend_from_slice(&0_u32.to_le_bytes());
+        version_two.extend_from_slice(&0_u32.to_le_bytes());
+        version_two.extend_from_slice(&[4, 2]);
+        assert_eq!(
+            SnapshotEnvelope::decode(&version_two),
+            Ok(SnapshotEnvelope {
+                state: vec![4, 2],
+                ..Default::default()
+            })
+        );
         assert_eq!(
             SnapshotEnvelope::decode(&[]),
             Ok(SnapshotEnvelope::default())
@@ -446,6 +529,15 @@ mod tests {
         assert_eq!(ReadContext::decode(&context.encode()), Some(context));
         assert_eq!(ReadContext::decode(&context.encode()[..15]), None);
         assert_eq!(ReadContext::decode(&[0; 17]), None);
+        // A driver entry and a proposal's tag never pass for each other.
+        let known = DriverEntry::StoreKnown(9);
+        assert_eq!(DriverEntry::decode(&known.encode()), Some(known));
+        assert_eq!(EntryTag::decode(&known.encode()), None);
+        assert_eq!(DriverEntry::decode(&tag.encode()), None);
+        let mut unknown_kind = known.encode();
+        unknown_kind[1] = 77;
+        assert_eq!(DriverEntry::decode(&unknown_kind), None);
+        assert_eq!(DriverEntry::decode(&[]), None);
     }
 
     #[test]

@@ -37,11 +37,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             }
             MessageType::MsgHeartbeat => self.admit_heartbeat(from, message),
             MessageType::MsgAppend => self.admit_append(message),
-            MessageType::MsgAppendResponse
-                if !message.reject && message.index > self.raw.raft.raft_log.last_index() =>
-            {
-                Err("acknowledges entries this node never sent")
-            }
+            MessageType::MsgAppendResponse => self.admit_append_response(from, message),
             MessageType::MsgSnapshot => admit_snapshot(message.get_snapshot()),
             MessageType::MsgRequestVote | MessageType::MsgRequestPreVote => {
                 self.admit_vote_request(from, message)

@@ -183,7 +183,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         };
         self.raw.propose(tag.encode(), command)?;
         let index = self.raw.raft.raft_log.last_index();
-        self.appended.insert(
+        self.record_appended(
             index,
             Appended {
                 term: self.raw.raft.term,

@@ -41,7 +41,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         match self.raw.propose_conf_change(tag.encode(), conf_change) {
             Ok(()) => {
                 let index = self.raw.raft.raft_log.last_index();
-                self.appended.insert(
+                self.record_appended(
                     index,
                     Appended {
                         term: self.raw.raft.term,
@@ -146,6 +146,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                     }
                 }
                 ConfChangeType::RemoveNode => {
+                    self.forget_known_store(id);
                     self.peer_addresses.remove(&id);
                     if id != self.config.node_id {
                         self.output.peer_updates.push(PeerUpdate::Remove(id));

@@ -42,7 +42,7 @@ use raft::eraftpb::{
 };
 use raft::{ProgressState, RawNode, ReadState, SnapshotStatus, StateRole};
 
-use crate::codec::{self, EntryTag, ReadContext, SnapshotEnvelope, StoreIdentity};
+use crate::codec::{self, DriverEntry, EntryTag, ReadContext, SnapshotEnvelope, StoreIdentity};
 use crate::config::{Bootstrap, CoreConfig};
 use crate::error::{ClusterError, MembershipError, ProposeError, ReadError};
 use crate::state_machine::StateMachine;
@@ -53,6 +53,7 @@ use crate::transport::{NodeId, PeerMessage, RemoteError};
 mod admit;
 mod contact;
 mod forward;
+mod known_stores;
 mod membership;
 mod reads;
 mod ready;
@@ -62,6 +63,7 @@ mod snapshots;
 mod store;
 mod tick;
 
+use known_stores::KnownStores;
 use sessions::Sessions;
 use snapshots::SnapshotSend;
 
@@ -285,6 +287,8 @@ pub struct RaftCore<S: Storage, M: StateMachine> {
     step_down_removed: bool,
     /// Applied proposal tags (replicated at-most-once).
     sessions: Sessions,
+    /// Members known to hold the log (replicated), so a leader recognises a lost store.
+    known_stores: KnownStores,
     /// The store's identity; `lost_through` is set once a leader proved this store lost
     /// entries it had acknowledged.
     identity: StoreIdentity,
@@ -335,10 +339,12 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         let snapshot_index = metadata.index;
         let conf_state = metadata.get_conf_state().clone();
         let mut sessions = Sessions::default();
+        let mut known_stores = BTreeSet::new();
         if snapshot_index > 0 {
             let envelope = SnapshotEnvelope::decode(snapshot.get_data())?;
             state_machine.restore(&envelope.state)?;
             sessions = Sessions::from_table(envelope.sessions);
+            known_stores = envelope.known_stores;
             peer_addresses.extend(envelope.peer_addresses);
             // Members only: a peer of the initial configuration that was removed since is
             // not dialled again (conf changes replayed after the snapshot add back the
@@ -406,6 +412,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             snapshot_retry_at: 0,
             step_down_removed: false,
             sessions,
+            known_stores: KnownStores::from_set(known_stores),
             identity,
             identity_changed: false,
             vote_refusals_logged_term: 0,
@@ -554,6 +561,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         mut send_early: Option<&mut dyn FnMut(NodeId, PeerMessage) -> bool>,
     ) -> Result<CoreOutput, ClusterError> {
         self.route_waiting();
+        self.propose_known_stores();
         if let Some(&sequence) = self.new_reads.first() {
             // The batch is named after its first request id: ids never repeat, not even
             // across restarts, so a late answer to a previous incarnation's read cannot be

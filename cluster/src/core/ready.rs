@@ -97,6 +97,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
     pub(super) fn install_snapshot(&mut self, snapshot: &Snapshot, envelope: SnapshotEnvelope) {
         let metadata = snapshot.get_metadata();
         self.sessions = Sessions::from_table(envelope.sessions);
+        self.restore_known_stores(envelope.known_stores);
         for (id, address) in envelope.peer_addresses {
             if id != self.config.node_id && self.peer_addresses.get(&id) != Some(&address) {
                 self.output.peer_updates.push(PeerUpdate::Set {
@@ -198,6 +199,11 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             }
             match entry.get_entry_type() {
                 EntryType::EntryNormal => {
+                    if entry.data.is_empty()
+                        && let Some(driver_entry) = DriverEntry::decode(&entry.context)
+                    {
+                        self.apply_driver_entry(driver_entry);
+                    }
                     let first_time = EntryTag::decode(&entry.context)
                         .is_none_or(|tag| self.sessions.record(tag));
                     if !entry.data.is_empty() && !first_time {
@@ -232,6 +238,21 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             self.applied = index;
         }
         Ok(())
+    }
+
+    /// Remember our entry at `index`. An entry of ours recorded there before was appended in
+    /// an earlier term and has since been truncated from this log: it can no longer commit (a
+    /// leader never truncates a committed entry), so it is answered `Dropped` now — without
+    /// this its caller waited forever (found by the simulation: seed 3001118).
+    pub(super) fn record_appended(&mut self, index: u64, appended: Appended) {
+        let term = appended.term;
+        if let Some(previous) = self.appended.insert(index, appended) {
+            debug_assert!(
+                previous.term < term,
+                "two entries of ours at index {index} in term {term}"
+            );
+            self.fail_appended(previous.kind, Failure::Dropped);
+        }
     }
 
     pub(super) fn complete_appended(
@@ -314,6 +335,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         let envelope = SnapshotEnvelope {
             peer_addresses: self.peer_addresses.clone(),
             sessions: self.sessions.table().clone(),
+            known_stores: self.known_stores.set().clone(),
             state: self.state_machine.snapshot()?,
         };
         let data = match envelope.encode_checked() {

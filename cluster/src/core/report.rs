@@ -158,6 +158,11 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             entries_compacted: self.counters.entries_compacted,
             snapshots_refused: self.counters.snapshots_refused,
             rejoin_required: self.identity.rejoin_required(),
+            stores_lost: if self.is_leader() {
+                self.known_stores.lost()
+            } else {
+                Vec::new()
+            },
             quorum_contact_ticks: self.quorum_contact_ticks(),
             fatal_error: None,
         }

@@ -77,6 +77,7 @@ pub(super) fn open_store<S: Storage, M: StateMachine>(
                     .map(|(id, address)| (*id, address.clone()))
                     .collect(),
                 sessions: BTreeMap::new(),
+                known_stores: BTreeSet::new(),
                 state: state_machine.snapshot()?,
             };
             let mut snapshot = Snapshot {

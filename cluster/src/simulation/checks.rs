@@ -241,8 +241,9 @@ impl Simulation {
         }
         if self.clients.pending() > 0 {
             return Err(self.violation(format!(
-                "{} requests never answered",
-                self.clients.pending()
+                "{} requests never answered: (node, request) {:?}",
+                self.clients.pending(),
+                self.clients.pending_list()
             )));
         }
         if self.clients.puts_succeeded == 0 {

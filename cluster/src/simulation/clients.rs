@@ -125,7 +125,12 @@ impl Clients {
         }
     }
 
-    /// Requests not answered yet.
+    /// Requests not answered yet, as (node, request id), for the violation's message.
+    pub(super) fn pending_list(&self) -> Vec<(NodeId, RequestId)> {
+        self.pending.keys().copied().collect()
+    }
+
+    /// How many requests are not answered yet.
     pub(super) fn pending(&self) -> usize {
         self.pending.len()
     }

@@ -252,7 +252,9 @@ impl Simulation {
                 }
                 None
             }
-            Stage::AddLearner if kind_of(plan.victim).is_some() => {
+            // Only a learner proves the re-addition: a leader that has not applied the
+            // removal yet (a stale view) still lists the victim as a voter.
+            Stage::AddLearner if kind_of(plan.victim) == Some(MemberKind::Learner) => {
                 plan.stage = Stage::Promote;
                 None
             }
