@@ -430,6 +430,26 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
             health.learners.len() as u64,
         ),
         (
+            "callgrid_raft_stores_lost",
+            "On the leader: members that held the log and now answer from an empty store (a lost disk); they are not sent the log and cannot vote until replaced by the runbook.",
+            health
+                .details
+                .get("stores_lost")
+                .and_then(serde_json::Value::as_array)
+                .map_or(0, |lost| lost.len() as u64),
+        ),
+        (
+            "callgrid_raft_rejoin_required",
+            "1 when a leader proved this node's store lost entries it had acknowledged: it does not vote until removed, re-added as a learner and promoted.",
+            u64::from(
+                health
+                    .details
+                    .get("rejoin_required")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false),
+            ),
+        ),
+        (
             "callgrid_raft_failed",
             "1 when this node's Raft driver failed (the process exits for its supervisor).",
             u64::from(

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# The replicated write path through the API, side by side with etcd (the reference for
+# replicated writes), with one HTTP client for both (bench/http_write_bench.py):
+#   - callgrid: `callgrid cluster local` (three nodes on loopback, QUIC mutual TLS, RocksDB
+#     with fsync), POST /api/v1/orders on the leader;
+#   - etcd: three members on loopback (fsync on, default settings), PUT through its v3 HTTP
+#     gateway;
+#   one client sequential (p50/p99) and CONC clients concurrent (writes/s, p50/p99), the two
+#   systems alternating ROUNDS times in one sitting (the machine is shared and noisy). Both
+#   acknowledge a write only once a quorum has it on disk.
+#
+#   scripts/bench-write-path.sh [N] [CONC] [ROUNDS]     defaults: 2000 64 3
+#   CALLGRID_BINARY=target/release/callgrid (default) ETCD_BINARY=etcd
+# Needs python3 and etcd (Debian: apt-get install etcd-server). Leaves nothing running; data
+# goes to a temp directory that is removed at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+n="${1:-2000}"
+conc="${2:-64}"
+rounds="${3:-3}"
+binary="${CALLGRID_BINARY:-target/release/callgrid}"
+etcd_binary="${ETCD_BINARY:-etcd}"
+[ -x "$binary" ] || { echo "bench-write-path: no callgrid binary at $binary (cargo build --release -p callgrid-node)" >&2; exit 1; }
+command -v "$etcd_binary" >/dev/null || { echo "bench-write-path: no etcd (apt-get install etcd-server)" >&2; exit 1; }
+
+work="$(mktemp -d)"
+etcd_pids=()
+callgrid_dir=""
+stop_etcd() {
+  for pid in "${etcd_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${etcd_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  etcd_pids=()
+}
+stop_callgrid() {
+  if [ -n "$callgrid_dir" ]; then
+    "$binary" cluster local stop --dir "$callgrid_dir" >/dev/null 2>&1 || true
+    callgrid_dir=""
+  fi
+}
+cleanup() {
+  stop_etcd
+  stop_callgrid
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+run_etcd() {
+  local round="$1" cluster="" ports=() peers=()
+  for i in 1 2 3; do ports+=("$(free_port)"); peers+=("$(free_port)"); done
+  for i in 0 1 2; do cluster+="${cluster:+,}e$i=http://127.0.0.1:${peers[$i]}"; done
+  for i in 0 1 2; do
+    "$etcd_binary" --name "e$i" --data-dir "$work/etcd-$round/e$i" \
+      --listen-peer-urls "http://127.0.0.1:${peers[$i]}" --initial-advertise-peer-urls "http://127.0.0.1:${peers[$i]}" \
+      --listen-client-urls "http://127.0.0.1:${ports[$i]}" --advertise-client-urls "http://127.0.0.1:${ports[$i]}" \
+      --initial-cluster "$cluster" --initial-cluster-state new --log-level error >"$work/etcd-$round-e$i.log" 2>&1 &
+    etcd_pids+=($!)
+  done
+  local url="http://127.0.0.1:${ports[0]}"
+  for _ in $(seq 1 100); do
+    curl -fs -X POST -d '{}' "$url/v3/maintenance/status" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  python3 bench/http_write_bench.py etcd "$url" "$n" "$conc" | tee -a "$work/results"
+  stop_etcd
+}
+
+run_callgrid() {
+  local round="$1"
+  callgrid_dir="$work/callgrid-$round"
+  "$binary" cluster local --detach --json --dir "$callgrid_dir" >"$work/local.json"
+  # The leader's URL: POST /api/v1/orders is answered there without a forward.
+  local url token
+  read -r url token < <(python3 - "$work/local.json" <<'EOF'
+import json, sys, time, urllib.request
+local = json.load(open(sys.argv[1]))
+token = local["token"]
+for _ in range(100):
+    for site in local["sites"]:
+        request = urllib.request.Request(site["url"] + "/api/v1/cluster/overview",
+                                         headers={"authorization": "Bearer " + token})
+        try:
+            overview = json.load(urllib.request.urlopen(request, timeout=2))
+        except Exception:
+            continue
+        leader = overview.get("cluster", overview).get("leader")
+        for candidate in local["sites"]:
+            if candidate["node_id"] == leader:
+                print(candidate["url"], token)
+                sys.exit(0)
+    time.sleep(0.2)
+sys.exit("bench-write-path: no leader within 20 s")
+EOF
+)
+  python3 bench/http_write_bench.py callgrid "$url" "$n" "$conc" "$token" | tee -a "$work/results"
+  # Where the 1-client time goes, with the same client: the HTTP round trip alone, and the
+  # whole API path without replication (an order refused by validation after the token check
+  # and the JSON parse).
+  python3 - "$url" "$token" <<'EOF2' | tee -a "$work/breakdown"
+import http.client, json, sys, time
+from urllib.parse import urlparse
+u = urlparse(sys.argv[1]); token = sys.argv[2]
+conn = http.client.HTTPConnection(u.hostname, u.port)
+def timed(method, path, body, expect):
+    samples = []
+    for _ in range(1000):
+        t = time.perf_counter()
+        conn.request(method, path, body, {"content-type": "application/json", "authorization": f"Bearer {token}"})
+        r = conn.getresponse(); r.read()
+        samples.append(time.perf_counter() - t)
+        assert r.status == expect, r.status
+    return sorted(samples)[len(samples) // 2] * 1e3
+bad = json.dumps({"caller": "not a phone", "items": [], "fulfilment": {"pickup": {"pharmacy": "msk-001"}}, "payment": "card"})
+print(f"callgrid breakdown: GET /healthz p50={timed('GET', '/healthz', None, 200):.3f} ms "
+      f"POST /api/v1/orders refused before replication p50={timed('POST', '/api/v1/orders', bad, 400):.3f} ms")
+EOF2
+  stop_callgrid
+}
+
+for round in $(seq 1 "$rounds"); do
+  echo "--- round $round of $rounds"
+  run_callgrid "$round"
+  run_etcd "$round"
+done
+
+cat "$work/breakdown"
+echo "--- medians over $rounds rounds (1 client p50 ms, $conc clients writes/s and p99 ms)"
+python3 - "$work/results" "$conc" <<'EOF'
+import re, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"(\w+) (\d+) clients?: p50=([\d.]+) ms p99=([\d.]+) ms ops/s=(\d+)", line)
+    if m:
+        rows.setdefault((m[1], m[2]), []).append((float(m[3]), float(m[4]), float(m[5])))
+def med(system, clients, column):
+    return statistics.median(r[column] for r in rows[(system, clients)])
+conc = sys.argv[2]
+for system in ("callgrid", "etcd"):
+    print(f"{system:9} 1 client p50 {med(system, '1', 0):.2f} ms p99 {med(system, '1', 1):.2f} ms | "
+          f"{conc} clients {med(system, conc, 2):.0f} writes/s p50 {med(system, conc, 0):.2f} ms "
+          f"p99 {med(system, conc, 1):.2f} ms")
+print(f"callgrid/etcd: 1-client p50 {med('callgrid', '1', 0) / med('etcd', '1', 0):.2f}x, "
+      f"{conc}-client writes/s {med('callgrid', conc, 2) / med('etcd', conc, 2):.2f}x, "
+      f"{conc}-client p99 {med('callgrid', conc, 1) / med('etcd', conc, 1):.2f}x")
+EOF
