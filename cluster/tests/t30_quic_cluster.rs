@@ -667,3 +667,55 @@ fn without_a_quorum_requests_end_with_clear_errors_and_resume_with_it() {
     assert_eq!(survivor_registers, expected);
     cluster.wait_for_registers(others[0], &expected);
 }
+
+/// A member that was down while a node was added, and that node now leads: the member's
+/// applied configuration does not list the leader, so it drops what the leader sends (only
+/// members are heard) and campaigns in vain. The members it recognises name the leader
+/// (`LeaderHint`), and it catches up. Found by the simulation (vopr seeds 185, 5825, 7337,
+/// 7659 with 5 nodes: a re-added node leading while another lagged).
+#[test]
+fn a_member_that_missed_a_new_leaders_addition_catches_up_from_it() {
+    let mut cluster = Cluster::start(3, Settings::default());
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    let lagging = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let rest: Vec<NodeId> = [1, 2, 3].into_iter().filter(|id| *id != lagging).collect();
+    write_keys(&cluster.handle(leader), 0..10);
+    cluster.stop(lagging);
+
+    // Node 4 joins while `lagging` is down, becomes a voter, and takes the lead.
+    cluster.start_new_node(4);
+    let address = cluster.nodes[&4].address.to_string();
+    change_membership(
+        &cluster,
+        &rest,
+        MembershipChange::AddLearner { id: 4, address },
+        |status| members_of(status, MemberKind::Learner).contains(&4),
+    );
+    cluster.wait_for_registers(4, &registers_with(0..10));
+    change_membership(
+        &cluster,
+        &rest,
+        MembershipChange::PromoteLearner { id: 4 },
+        |status| members_of(status, MemberKind::Voter).contains(&4),
+    );
+    let with_four: Vec<NodeId> = rest.iter().copied().chain([4]).collect();
+    wait_until("leadership moved to node 4", || {
+        let current = cluster.wait_for_leader(&with_four);
+        if current == 4 {
+            return (true, None);
+        }
+        let result = futures::executor::block_on(cluster.handle(current).transfer_leader(4));
+        (false, Some(result))
+    });
+    write_keys(&cluster.handle(4), 10..20);
+
+    // The lagging node comes back with the old configuration ({1, 2, 3}) applied.
+    cluster.restart(lagging);
+    cluster.wait_for_registers(lagging, &registers_with(0..20));
+    let status = cluster.status(lagging);
+    assert_eq!(status.leader, Some(4), "{status:#?}");
+    assert!(
+        members_of(&status, MemberKind::Voter).contains(&4),
+        "{status:#?}"
+    );
+}

@@ -87,26 +87,40 @@ fn five_node_cluster_keeps_raft_invariants_under_faults() {
     }
 }
 
-/// Seeds on which `vopr` (3 nodes, 20,000 steps) found a bug, replayed as they ran when the
+/// Seeds on which `vopr` (20,000 steps) found a bug, replayed as they ran when the
 /// bug was fixed. Any change to the core changes what a seed does, so these guard the exact
 /// runs only; the long `vopr` runs are what keeps looking.
 #[test]
 fn seeds_that_found_bugs_still_pass() {
-    for (seed, bug) in [
+    let found: [(u64, usize, &str); 5] = [
         (
             3_000_152,
+            3,
             "a wiped voter, fed by a later leader, elected a stale node",
         ),
         (
             3_001_118,
-            "a proposal truncated and overwritten at its index was never answered",
+            3,
+            "a truncated proposal overwritten at its index was never answered",
         ),
         (
             3_001_267,
+            3,
             "the runbook took a stale leader's view for a re-added voter",
         ),
-    ] {
-        let options = SimulationOptions::new(seed, 3, 20_000);
+        (
+            1_953,
+            5,
+            "a forwarded proposal answered Dropped although a copy committed",
+        ),
+        (
+            8_074,
+            3,
+            "the runbook promoted a re-added store before it knew it was re-added",
+        ),
+    ];
+    for (seed, nodes, bug) in found {
+        let options = SimulationOptions::new(seed, nodes, 20_000);
         if let Err(violation) = Simulation::new(options).and_then(Simulation::run) {
             panic!("seed {seed} ({bug}): {violation}");
         }

@@ -187,11 +187,11 @@ fn every_snapshot_that_can_be_built_can_be_shipped() {
         ..Default::default()
     };
     assert!(matches!(
-        envelope.encode_within(108),
-        Err(CodecError::TooLarge { size: 109, .. })
+        envelope.encode_within(112),
+        Err(CodecError::TooLarge { size: 113, .. })
     ));
     assert_eq!(
-        SnapshotEnvelope::decode(&envelope.encode_within(109).unwrap()).unwrap(),
+        SnapshotEnvelope::decode(&envelope.encode_within(113).unwrap()).unwrap(),
         envelope
     );
 }
@@ -222,6 +222,11 @@ fn every_peer_message_variant_round_trips() {
             request_id: 77,
             index: 12,
             result: Ok(b"ok".to_vec()),
+        },
+        PeerMessage::LeaderHint {
+            term: 9,
+            leader: 5,
+            address: "10.0.0.5:7001".to_owned(),
         },
         PeerMessage::ForwardReply {
             request_id: 82,

@@ -16,6 +16,10 @@ pub(super) const KIND_RAFT: u8 = 1;
 pub(super) const KIND_FORWARD: u8 = 2;
 pub(super) const KIND_FORWARD_REPLY: u8 = 3;
 const KIND_CHUNK: u8 = 4;
+/// Longest address a [`PeerMessage::LeaderHint`] may carry.
+const LEADER_HINT_ADDRESS_MAX: usize = 256;
+/// [`PeerMessage::LeaderHint`]: `[term u64][leader u64][address utf-8…]`.
+pub(super) const KIND_LEADER_HINT: u8 = 5;
 
 const REPLY_OK: u8 = 0;
 const REPLY_NOT_LEADER: u8 = 1;
@@ -78,6 +82,18 @@ pub fn encode_message_body(message: &PeerMessage) -> Result<Vec<u8>, CodecError>
                     body.extend_from_slice(&term.to_be_bytes());
                 }
             }
+            Ok(body)
+        }
+        PeerMessage::LeaderHint {
+            term,
+            leader,
+            address,
+        } => {
+            let mut body = Vec::with_capacity(1 + 8 + 8 + address.len());
+            body.push(KIND_LEADER_HINT);
+            body.extend_from_slice(&term.to_be_bytes());
+            body.extend_from_slice(&leader.to_be_bytes());
+            body.extend_from_slice(address.as_bytes());
             Ok(body)
         }
     }
@@ -185,6 +201,20 @@ pub fn decode_frame_body(body: &[u8]) -> Result<Frame, CodecError> {
                 request_id,
                 index,
                 result,
+            }))
+        }
+        KIND_LEADER_HINT => {
+            let term = read_u64(rest, 0)?;
+            let leader = read_u64(rest, 8)?;
+            let address = std::str::from_utf8(&rest[16..])
+                .map_err(|_| CodecError::InvalidField("leader hint address is not UTF-8"))?;
+            if leader == 0 || address.is_empty() || address.len() > LEADER_HINT_ADDRESS_MAX {
+                return Err(CodecError::InvalidField("leader hint"));
+            }
+            Ok(Frame::Message(PeerMessage::LeaderHint {
+                term,
+                leader,
+                address: address.to_owned(),
             }))
         }
         KIND_CHUNK => {

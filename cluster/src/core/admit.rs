@@ -22,7 +22,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         if message.to != self.config.node_id {
             return Err("addressed to another node");
         }
-        if !self.is_member(from) {
+        if !self.is_member(from) && !self.vouched_for(from, message.term) {
             return Err("sender is not a member");
         }
         match message.get_msg_type() {

@@ -114,6 +114,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                         payload: proposal.command.clone(),
                     },
                 ));
+                self.forwarded_before.insert(proposal.id);
                 let proposal = WaitingProposal {
                     forwarded_to: leader,
                     forwarded_term: self.raw.raft.term,

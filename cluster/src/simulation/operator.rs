@@ -274,9 +274,14 @@ impl Simulation {
                     .core
                     .as_ref()
                     .map_or(0, |core| core.commit_index());
+                // As the runbook says: once it has caught up — and, for a store that lost
+                // acknowledged entries, once it has applied its re-addition (it may vote
+                // again then; applying a later snapshot alone does not tell it).
                 let caught_up = victim_index
                     .and_then(|index| self.nodes[index].core.as_ref())
-                    .is_some_and(|core| core.applied_index() + 10 >= commit);
+                    .is_some_and(|core| {
+                        core.applied_index() + 10 >= commit && !core.rejoin_required()
+                    });
                 caught_up.then_some(MembershipChange::PromoteLearner { id: plan.victim })
             }
         };

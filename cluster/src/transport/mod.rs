@@ -46,6 +46,18 @@ pub enum PeerMessage {
         /// The state machine's response, or why the proposal did not commit.
         result: Result<Vec<u8>, RemoteError>,
     },
+    /// From a follower to a voter that campaigns while the follower has a leader: the
+    /// campaigner may not hear that leader because its applied configuration predates the
+    /// leader's (re-)addition, and it drops messages from non-members. A member of the
+    /// campaigner's configuration vouches for the leader, as far as it trusts its votes.
+    LeaderHint {
+        /// The follower's term.
+        term: u64,
+        /// The leader it follows.
+        leader: NodeId,
+        /// The leader's cluster address, as the follower knows it.
+        address: String,
+    },
 }
 
 /// Why a forwarded proposal failed on the remote side.
