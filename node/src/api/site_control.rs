@@ -98,6 +98,11 @@ async fn overview(state: Data, request: HttpRequest) -> ApiResult {
     admin(&state, &request)?;
     let health = state.proposer.replicator().health();
     let leading = health.leader == Some(health.node_id);
+    // On the leader: members that held the log and came back with an empty store.
+    let stores_lost: Vec<u64> = health.details["stores_lost"]
+        .as_array()
+        .map(|lost| lost.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
     let members: Vec<Value> = health.details["members"]
         .as_array()
         .map(|members| {
@@ -110,6 +115,9 @@ async fn overview(state: Data, request: HttpRequest) -> ApiResult {
                         "role": member["kind"],
                         "address": member["address"],
                         "leader": member["id"].as_u64() == health.leader,
+                        "store_lost": member["id"]
+                            .as_u64()
+                            .is_some_and(|id| stores_lost.contains(&id)),
                         "match_index": match_index,
                         // Entries committed that the member has not yet stored; only the
                         // leader tracks members' match indexes.

@@ -381,6 +381,9 @@ fn print_status(overview: &Value) {
         if member["leader"] == true {
             role.push_str(" (leader)");
         }
+        if member["store_lost"] == true {
+            role.push_str(" (store lost)");
+        }
         rows.push(vec![
             text(&member["id"]),
             role,
@@ -392,6 +395,16 @@ fn print_status(overview: &Value) {
     print_table(&rows);
     if node != leader {
         println!("(lag is tracked by the leader: ask node {leader} for it)");
+    }
+    for member in overview["members"].as_array().into_iter().flatten() {
+        if member["store_lost"] == true {
+            println!(
+                "member {} held the log and came back with an empty store (a lost disk): it is \
+                 not sent the log and cannot vote. Replace it: remove it, add it back as a \
+                 learner, promote it once caught up (RUNBOOK §7)",
+                text(&member["id"])
+            );
+        }
     }
     println!();
     let mut rows = vec![
