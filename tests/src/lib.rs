@@ -58,9 +58,22 @@ pub fn callgrid(arguments: &[&str]) -> Output {
 }
 
 /// A free UDP port on loopback (for QUIC listeners, which must be known before start).
+/// Never the same port twice in one test process: the kernel may hand a port that was just
+/// released to the next `bind(0)`, and two tests running in parallel threads would then
+/// give two nodes one QUIC address (one of them exits at start).
 pub fn free_udp_port() -> u16 {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.local_addr().unwrap().port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    loop {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// One site of a drill cluster: its config path, data dir and cluster address.
@@ -166,9 +179,13 @@ impl Node {
         let mut generated_admin_token = None;
         let base = loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = receiver
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("{} did not print its address", site.id));
+            let line = receiver.recv_timeout(left).unwrap_or_else(|error| {
+                let exited = child.try_wait().ok().flatten();
+                panic!(
+                    "{} did not print its address ({error}; exit status: {exited:?})",
+                    site.id
+                )
+            });
             if let Some(token) = line.split("keep it): ").nth(1) {
                 generated_admin_token = Some(token.trim().to_string());
             }

@@ -222,6 +222,14 @@ impl SiteActor {
         overflowed_from: Option<(SiteId, OverflowedFrom)>,
     ) -> SiteResult {
         let now = self.now();
+        // The record's arrival in wall milliseconds is the domain's own reading (the caller's
+        // place in callbacks and views is compared with it), not a second clock read that
+        // may fall in the next millisecond; an overflowed-in contact arrived here now.
+        let arrived_at_ms = self.epoch_ms.saturating_add(if overflowed_from.is_some() {
+            now.0
+        } else {
+            contact.arrived_at.0
+        });
         let mut effects = std::mem::take(&mut self.effects);
         let result = match &overflowed_from {
             Some((source, _)) => self
@@ -253,7 +261,7 @@ impl SiteActor {
                 } else {
                     ContactStage::Queued
                 },
-                arrived_at_ms: crate::clock::now_ms(),
+                arrived_at_ms,
                 arrived_at: std::time::Instant::now(),
                 offered_once: false,
                 wrap_up_code: None,
