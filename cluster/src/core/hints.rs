@@ -59,7 +59,15 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         {
             return;
         }
-        if self.vouched.insert(leader, term) != Some(term) {
+        let previous = self.vouched.replace((leader, term));
+        if let Some((former, _)) = previous
+            && former != leader
+            && !self.is_member(former)
+            && self.peer_addresses.remove(&former).is_some()
+        {
+            self.output.peer_updates.push(PeerUpdate::Remove(former));
+        }
+        if previous != Some((leader, term)) {
             tracing::info!(
                 node_id = self.config.node_id,
                 leader,
@@ -80,6 +88,6 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
 
     /// Whether `from` was named leader for `term` by a member ([`Self::handle_leader_hint`]).
     pub(super) fn vouched_for(&self, from: NodeId, term: u64) -> bool {
-        self.vouched.get(&from) == Some(&term)
+        self.vouched == Some((from, term))
     }
 }

@@ -290,9 +290,9 @@ pub struct RaftCore<S: Storage, M: StateMachine> {
     sessions: Sessions,
     /// Members known to hold the log (replicated), so a leader recognises a lost store.
     known_stores: KnownStores,
-    /// Leaders named by a member's [`PeerMessage::LeaderHint`], with the term they are heard
-    /// in (see `hints`).
-    vouched: BTreeMap<NodeId, u64>,
+    /// The leader a member named in a [`PeerMessage::LeaderHint`], and the term it is heard
+    /// in (see `hints`): one at a time, so hints cannot grow state or the dialled peers.
+    vouched: Option<(NodeId, u64)>,
     /// Campaigners sent a leader hint, with the tick it was sent at.
     hints_sent: BTreeMap<NodeId, u64>,
     /// Local proposals forwarded to a leader at least once. A copy may have been proposed
@@ -424,7 +424,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             step_down_removed: false,
             sessions,
             known_stores: KnownStores::from_set(known_stores),
-            vouched: BTreeMap::new(),
+            vouched: None,
             hints_sent: BTreeMap::new(),
             forwarded_before: BTreeSet::new(),
             identity,
