@@ -228,14 +228,7 @@ impl Transport for MemoryTransport {
             sender
         };
         // Through the real codec, so the hub carries only what the wire could carry.
-        let body = codec::encode_message_body(&message)
-            .map_err(|error| TransportError::Encoding(error.to_string()))?;
-        if body.len() > codec::ASSEMBLED_BYTES_MAX {
-            return Err(TransportError::TooLarge {
-                size: body.len(),
-                limit: codec::ASSEMBLED_BYTES_MAX,
-            });
-        }
+        let body = super::encode_for_wire(&message)?;
         let message = match codec::decode_message_body(&body) {
             Ok(message) => message,
             Err(error) => {

@@ -114,6 +114,21 @@ pub enum TransportError {
     Encoding(String),
 }
 
+/// Encode `message` for the wire, refusing a body no receiver would reassemble: the one
+/// check every transport makes before queueing (the memory hub too, so it carries only what
+/// the wire could carry).
+pub(crate) fn encode_for_wire(message: &PeerMessage) -> Result<Vec<u8>, TransportError> {
+    let body = crate::codec::encode_message_body(message)
+        .map_err(|error| TransportError::Encoding(error.to_string()))?;
+    if body.len() > crate::codec::ASSEMBLED_BYTES_MAX {
+        return Err(TransportError::TooLarge {
+            size: body.len(),
+            limit: crate::codec::ASSEMBLED_BYTES_MAX,
+        });
+    }
+    Ok(body)
+}
+
 /// Sends messages to peers. Implementations are cheap to share (`Arc` inside).
 pub trait Transport: Send + Sync + 'static {
     /// Queue `message` for `to`. Never blocks, never does IO on the caller's thread.

@@ -387,14 +387,7 @@ impl Transport for QuicTransport {
         }
         // Encoding happens here, on the caller's thread: it is CPU only, and it lets the
         // queue bound count real bytes and refuse an oversized message at once.
-        let body = codec::encode_message_body(&message)
-            .map_err(|error| TransportError::Encoding(error.to_string()))?;
-        if body.len() > codec::ASSEMBLED_BYTES_MAX {
-            return Err(TransportError::TooLarge {
-                size: body.len(),
-                limit: codec::ASSEMBLED_BYTES_MAX,
-            });
-        }
+        let body = super::encode_for_wire(&message)?;
         let outbound = if body.len() <= codec::CHUNK_BYTES {
             Outbound::Frame(
                 codec::encode_frame(&body)
