@@ -71,20 +71,9 @@ fn a_wiped_voter_does_not_elect_a_stale_node_and_no_committed_write_is_lost() {
         (status.stores_lost == vec![wiped], status)
     });
     assert!(cluster.status(wiped).last_index <= 1);
-    let address = cluster.nodes[&wiped].address.to_string();
     let rest = [keeper, stale];
-    change_membership(
-        &cluster,
-        &rest,
-        MembershipChange::Remove { id: wiped },
-        |status| !members_of(status, MemberKind::Voter).contains(&wiped),
-    );
-    change_membership(
-        &cluster,
-        &rest,
-        MembershipChange::AddLearner { id: wiped, address },
-        |status| members_of(status, MemberKind::Learner).contains(&wiped),
-    );
+    remove_member(&cluster, &rest, wiped);
+    add_back_as_learner(&cluster, &rest, wiped);
     cluster.wait_for_registers(wiped, &expected);
 }
 
@@ -114,21 +103,10 @@ fn a_follower_that_lost_its_disk_under_a_live_leader_stops_voting_until_re_added
     write_keys(&cluster.handle(leader), 50..60);
 
     // The runbook: remove, re-add as a learner, promote.
-    let address = cluster.nodes[&wiped].address.to_string();
     let all = [1, 2, 3];
     let rest: Vec<NodeId> = all.into_iter().filter(|id| *id != wiped).collect();
-    change_membership(
-        &cluster,
-        &rest,
-        MembershipChange::Remove { id: wiped },
-        |status| !members_of(status, MemberKind::Voter).contains(&wiped),
-    );
-    change_membership(
-        &cluster,
-        &rest,
-        MembershipChange::AddLearner { id: wiped, address },
-        |status| members_of(status, MemberKind::Learner).contains(&wiped),
-    );
+    remove_member(&cluster, &rest, wiped);
+    add_back_as_learner(&cluster, &rest, wiped);
     wait_until("the re-added learner may vote again", || {
         let status = cluster.status(wiped);
         (!status.rejoin_required, status)
@@ -192,21 +170,10 @@ fn a_leader_elected_after_the_wipe_does_not_feed_the_wiped_voter() {
     write_keys(&cluster.handle(next), 60..70);
 
     // The runbook: remove, re-add as a learner, promote; then it is fed and counted again.
-    let address = cluster.nodes[&wiped].address.to_string();
     let rest = [first, next];
-    change_membership(
-        &cluster,
-        &rest,
-        MembershipChange::Remove { id: wiped },
-        |status| !members_of(status, MemberKind::Voter).contains(&wiped),
-    );
+    remove_member(&cluster, &rest, wiped);
     assert!(cluster.status(next).stores_lost.is_empty());
-    change_membership(
-        &cluster,
-        &rest,
-        MembershipChange::AddLearner { id: wiped, address },
-        |status| members_of(status, MemberKind::Learner).contains(&wiped),
-    );
+    add_back_as_learner(&cluster, &rest, wiped);
     cluster.wait_for_registers(wiped, &registers_with(0..70));
     change_membership(
         &cluster,
@@ -241,4 +208,22 @@ fn a_store_of_another_node_is_refused() {
         }
         other => panic!("expected the store to be refused, got {other:?}"),
     }
+}
+
+/// The runbook's first step for `id`, asked of the nodes in `rest`: remove it.
+fn remove_member(cluster: &Cluster, rest: &[NodeId], id: NodeId) {
+    change_membership(cluster, rest, MembershipChange::Remove { id }, |status| {
+        !members_of(status, MemberKind::Voter).contains(&id)
+    });
+}
+
+/// The runbook's second step: add `id` back as a learner, at its address.
+fn add_back_as_learner(cluster: &Cluster, rest: &[NodeId], id: NodeId) {
+    let address = cluster.nodes[&id].address.to_string();
+    change_membership(
+        cluster,
+        rest,
+        MembershipChange::AddLearner { id, address },
+        |status| members_of(status, MemberKind::Learner).contains(&id),
+    );
 }
