@@ -57,15 +57,20 @@ use crate::transport::NodeId;
 
 mod driver;
 mod record;
+mod snapshot_stream;
 mod wire;
 
 pub use driver::{
     CLUSTER_ID_BYTES_MAX, DRIVER_LAYOUT_VERSION, DriverEntry, EntryTag, ReadContext,
-    SnapshotEnvelope, StoreIdentity, decode_address, encode_address,
+    SNAPSHOT_HEADER_BYTES_MAX, SnapshotEnvelope, StoreIdentity, decode_address, encode_address,
 };
 pub use record::{
     RECORD_CHECKSUM_BYTES, decode_applied_index, encode_applied_index, log_index, log_key,
     open_record, seal_record,
+};
+pub use snapshot_stream::{
+    SnapshotData, SnapshotHeader, SnapshotReceiver, encode_snapshot_data_frame,
+    encode_snapshot_frames, encode_snapshot_header_frame, snapshot_round_trip,
 };
 pub use wire::{
     Chunk, ChunkAssembler, Frame, FrameDecoder, LENGTH_PREFIX_BYTES, decode_frame_body,
@@ -84,11 +89,11 @@ pub const ENTRY_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Room a snapshot message needs on the wire beyond the snapshot's data: the raft-rs
 /// message and snapshot metadata (term, index, membership lists) and the body's header.
 pub const SNAPSHOT_MESSAGE_OVERHEAD_MAX: usize = 64 * 1024;
-/// The one size limit of a snapshot, derived from the wire's: the driver's snapshot data (the
-/// envelope with the state machine's bytes inside) is never built larger than this, and an
-/// application snapshot is neither encoded nor decoded larger, so every snapshot that can be
-/// built can be shipped to a follower ([`ASSEMBLED_BYTES_MAX`]) — no state in between.
-pub const SNAPSHOT_BYTES_MAX: usize = ASSEMBLED_BYTES_MAX - SNAPSHOT_MESSAGE_OVERHEAD_MAX;
+/// The one size limit of a snapshot body (the envelope with the state machine's bytes
+/// inside): a body is never written larger (building, receiving) — so every snapshot that
+/// can be built can be shipped. Bodies stream between files in chunks
+/// ([`crate::snapshot_body`]), so the limit is one of disk, not of memory.
+pub const SNAPSHOT_BYTES_MAX: usize = 16 * 1024 * 1024 * 1024;
 
 /// Why bytes could not be encoded or decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -143,6 +148,9 @@ pub enum CodecError {
     /// A stored record's crc32 does not match its key and payload.
     #[error("crc32 mismatch")]
     ChecksumMismatch,
+    /// Reading a stream (a snapshot body) failed.
+    #[error("reading failed: {0}")]
+    Io(String),
 }
 
 // ---------------------------------------------------------------------------------------
@@ -245,6 +253,50 @@ pub fn encode_snapshot<T: Versioned>(value: &T) -> Result<Vec<u8>, CodecError> {
 /// Decode an application snapshot written by [`encode_snapshot`].
 pub fn decode_snapshot<T: Versioned>(bytes: &[u8]) -> Result<T, CodecError> {
     decode_with_version::<T, SNAPSHOT_BYTES_MAX>(bytes, "snapshot")
+}
+
+/// Encode an application snapshot straight into `out` (a snapshot file): the same bytes as
+/// [`encode_snapshot`], without a copy in memory. The writer bounds the size (the driver's
+/// refuses more than [`SNAPSHOT_BYTES_MAX`]).
+pub fn encode_snapshot_to<T: Versioned>(
+    value: &T,
+    out: &mut dyn std::io::Write,
+) -> Result<(), CodecError> {
+    out.write_all(&[T::VERSION])
+        .map_err(|error| CodecError::Io(error.to_string()))?;
+    let mut out = out;
+    bincode::serde::encode_into_std_write(value, &mut out, limited_config::<SNAPSHOT_BYTES_MAX>())
+        .map_err(|error| CodecError::Bincode(error.to_string()))?;
+    Ok(())
+}
+
+/// Decode an application snapshot from a stream that ends where the snapshot ends. The
+/// current version is decoded as it is read; another is read whole and handed to
+/// [`Versioned::decode_other_version`].
+pub fn decode_snapshot_from<T: Versioned>(input: &mut dyn std::io::Read) -> Result<T, CodecError> {
+    let mut version = [0_u8; 1];
+    input
+        .read_exact(&mut version)
+        .map_err(|_| CodecError::Empty)?;
+    if version[0] != T::VERSION {
+        let mut bytes = version.to_vec();
+        input
+            .read_to_end(&mut bytes)
+            .map_err(|error| CodecError::Io(error.to_string()))?;
+        return decode_with_version::<T, SNAPSHOT_BYTES_MAX>(&bytes, "snapshot");
+    }
+    let mut input = input;
+    let value: T =
+        bincode::serde::decode_from_std_read(&mut input, limited_config::<SNAPSHOT_BYTES_MAX>())
+            .map_err(|error| CodecError::Bincode(error.to_string()))?;
+    let mut trailing = Vec::new();
+    input
+        .read_to_end(&mut trailing)
+        .map_err(|error| CodecError::Io(error.to_string()))?;
+    if !trailing.is_empty() {
+        return Err(CodecError::TrailingBytes(trailing.len()));
+    }
+    Ok(value)
 }
 
 /// Decode a bincode body without version byte, bounded by [`SNAPSHOT_BYTES_MAX`]: for

@@ -41,6 +41,9 @@ pub enum StorageError {
     /// The store was already initialised with a different cluster membership.
     #[error("store already holds state; refusing to bootstrap it again")]
     AlreadyInitialized,
+    /// A snapshot file could not be written, read or removed.
+    #[error("snapshot file: {0}")]
+    Io(String),
     /// A fault injected by a test store ([`crate::storage::memory::MemoryStorage`]): the
     /// write did not happen.
     #[error("injected storage fault: {0}")]
@@ -56,6 +59,9 @@ pub enum StateMachineError {
     /// The state could not be encoded.
     #[error("state could not be encoded: {0}")]
     Encode(String),
+    /// The snapshot could not be written (too large, disk full).
+    #[error("snapshot could not be written: {0}")]
+    Write(String),
 }
 
 /// Why the cluster node could not start or had to stop.

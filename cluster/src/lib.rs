@@ -29,6 +29,7 @@ pub mod error;
 pub mod mutations;
 pub mod runtime;
 pub mod simulation;
+pub mod snapshot_body;
 pub mod state_machine;
 pub mod status;
 pub mod storage;

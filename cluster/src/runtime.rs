@@ -485,6 +485,7 @@ impl<S: Storage, T: Transport, M: StateMachine> Driver<S, T, M> {
         for (to, message) in output.messages {
             let message_type = match &message {
                 PeerMessage::Raft(raft_message) => Some(raft_message.get_msg_type()),
+                PeerMessage::Snapshot { .. } => Some(raft::eraftpb::MessageType::MsgSnapshot),
                 _ => None,
             };
             if let Err(error) = self.transport.send(to, message) {

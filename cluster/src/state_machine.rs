@@ -2,6 +2,8 @@
 //! commands to. It lives on the driver thread; an application that needs to read its data from
 //! other threads keeps that data behind its own `Arc<RwLock<..>>` inside its implementation.
 
+use std::io::{Read, Write};
+
 pub use crate::error::StateMachineError;
 
 /// A deterministic state machine fed with committed commands.
@@ -16,4 +18,27 @@ pub trait StateMachine: Send + 'static {
     fn snapshot(&self) -> Result<Vec<u8>, StateMachineError>;
     /// Replace the whole state with a snapshot's.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), StateMachineError>;
+
+    /// Write the whole state (taken after the last applied command) to `out`, as
+    /// [`Self::snapshot`] would return it. The driver streams it into a file beside the store
+    /// (or into memory for the memory storage), so a state machine that can serialise
+    /// piece by piece never holds a second copy of its state; the default writes
+    /// [`Self::snapshot`]'s bytes. A write error (the snapshot grew past
+    /// [`crate::codec::SNAPSHOT_BYTES_MAX`], the disk is full) must be returned as it is:
+    /// the driver then keeps its log and tries again later.
+    fn snapshot_to(&self, out: &mut dyn Write) -> Result<(), StateMachineError> {
+        let bytes = self.snapshot()?;
+        out.write_all(&bytes)
+            .map_err(|error| StateMachineError::Write(error.to_string()))
+    }
+
+    /// Replace the whole state with the snapshot read from `input` (its end is the end of
+    /// the snapshot). The default reads it into memory and calls [`Self::restore`].
+    fn restore_from(&mut self, input: &mut dyn Read) -> Result<(), StateMachineError> {
+        let mut bytes = Vec::new();
+        input
+            .read_to_end(&mut bytes)
+            .map_err(|error| StateMachineError::Decode(error.to_string()))?;
+        self.restore(&bytes)
+    }
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use callgrid_cluster::StorageError;
+use callgrid_cluster::snapshot_body::SnapshotBody;
 use callgrid_cluster::storage::memory::MemoryStorage;
 use callgrid_cluster::storage::rocks::{self, RocksStorage};
 use callgrid_cluster::storage::{PersistRequest, Storage, StoreIdentity};
@@ -18,9 +19,12 @@ fn entry(index: u64, term: u64, data: &str) -> Entry {
     entry
 }
 
+fn body(text: &str) -> SnapshotBody {
+    SnapshotBody::from_bytes(text.as_bytes().to_vec())
+}
+
 fn bootstrap_snapshot() -> Snapshot {
     let mut snapshot = Snapshot::default();
-    snapshot.data = b"initial".to_vec().into();
     let metadata = snapshot.mut_metadata();
     metadata.index = 1;
     metadata.term = 1;
@@ -51,11 +55,11 @@ fn fill<S: Storage>(storage: &mut S) {
     assert!(storage.is_empty());
     assert_eq!(storage.identity(), None);
     storage
-        .bootstrap(&bootstrap_snapshot(), &identity(0))
+        .bootstrap(&bootstrap_snapshot(), &body("initial"), &identity(0))
         .unwrap();
     assert!(
         storage
-            .bootstrap(&bootstrap_snapshot(), &identity(0))
+            .bootstrap(&bootstrap_snapshot(), &body("initial"), &identity(0))
             .is_err()
     );
     storage.set_identity(&identity(7)).unwrap();
@@ -104,7 +108,9 @@ fn memory_storage_appends_truncates_and_compacts() {
     let mut snapshot = bootstrap_snapshot();
     snapshot.mut_metadata().index = 4;
     snapshot.mut_metadata().term = 2;
-    storage.save_snapshot(&snapshot, 5).unwrap();
+    storage
+        .save_snapshot(&snapshot, &body("state at 4"), 5)
+        .unwrap();
     assert_eq!(storage.first_index().unwrap(), 5);
     assert!(
         storage
@@ -126,17 +132,22 @@ fn rocks_storage_survives_reopen_and_compaction() {
     check_filled(&storage);
 
     let mut snapshot = bootstrap_snapshot();
-    snapshot.data = b"state at 4".to_vec().into();
     snapshot.mut_metadata().index = 4;
     snapshot.mut_metadata().term = 2;
-    storage.save_snapshot(&snapshot, 5).unwrap();
+    storage
+        .save_snapshot(&snapshot, &body("state at 4"), 5)
+        .unwrap();
     storage.set_commit(5).unwrap();
     drop(storage);
 
     let storage = RocksStorage::open(directory.path()).unwrap();
     assert_eq!(storage.first_index().unwrap(), 5);
     assert_eq!(storage.last_index().unwrap(), 5);
-    assert_eq!(storage.latest_snapshot().get_data(), b"state at 4");
+    assert_eq!(
+        storage.latest_snapshot_body().to_vec().unwrap(),
+        b"state at 4"
+    );
+    assert!(storage.latest_snapshot().get_data().is_empty());
     assert_eq!(storage.latest_snapshot().get_metadata().index, 4);
     assert_eq!(storage.initial_state().unwrap().hard_state.commit, 5);
     assert_eq!(
@@ -155,7 +166,7 @@ fn rocks_storage_installs_a_received_snapshot() {
     snapshot.mut_metadata().term = 4;
     storage
         .persist(PersistRequest {
-            snapshot: Some(&snapshot),
+            snapshot: Some((&snapshot, &body("received"))),
             entries: &[],
             hard_state: None,
             sync: true,
@@ -266,13 +277,14 @@ fn check_kept_behind_the_snapshot<S: Storage>(storage: &S) {
 #[test]
 fn entries_behind_a_snapshot_are_kept_for_lagging_followers_across_reopen() {
     let mut snapshot = bootstrap_snapshot();
-    snapshot.data = b"state at 4".to_vec().into();
     snapshot.mut_metadata().index = 4;
     snapshot.mut_metadata().term = 2;
 
     let mut memory = MemoryStorage::new();
     fill(&mut memory);
-    memory.save_snapshot(&snapshot, 3).unwrap();
+    memory
+        .save_snapshot(&snapshot, &body("state at 4"), 3)
+        .unwrap();
     check_kept_behind_the_snapshot(&memory);
     memory.crash();
     check_kept_behind_the_snapshot(&memory);
@@ -281,7 +293,9 @@ fn entries_behind_a_snapshot_are_kept_for_lagging_followers_across_reopen() {
     {
         let mut storage = RocksStorage::open(directory.path()).unwrap();
         fill(&mut storage);
-        storage.save_snapshot(&snapshot, 3).unwrap();
+        storage
+            .save_snapshot(&snapshot, &body("state at 4"), 3)
+            .unwrap();
         check_kept_behind_the_snapshot(&storage);
     }
     let mut storage = RocksStorage::open(directory.path()).unwrap();
@@ -312,7 +326,7 @@ fn entries_behind_a_snapshot_are_kept_for_lagging_followers_across_reopen() {
     received.mut_metadata().term = 4;
     storage
         .persist(PersistRequest {
-            snapshot: Some(&received),
+            snapshot: Some((&received, &body("received"))),
             ..Default::default()
         })
         .unwrap();
@@ -320,4 +334,89 @@ fn entries_behind_a_snapshot_are_kept_for_lagging_followers_across_reopen() {
     let storage = RocksStorage::open(directory.path()).unwrap();
     assert_eq!(storage.first_index().unwrap(), 11);
     assert_eq!(storage.last_index().unwrap(), 10);
+}
+
+#[test]
+fn rocks_snapshot_bodies_live_in_files_beside_the_store() {
+    let directory = tempfile::tempdir().unwrap();
+    let files = || {
+        let mut names: Vec<String> =
+            std::fs::read_dir(directory.path().join(rocks::SNAPSHOT_DIRECTORY))
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+        names.sort();
+        names
+    };
+    let mut storage = RocksStorage::open(directory.path()).unwrap();
+    fill(&mut storage);
+    assert_eq!(
+        files().len(),
+        1,
+        "the bootstrap snapshot's file: {:?}",
+        files()
+    );
+    let mut snapshot = bootstrap_snapshot();
+    for (index, text) in [(3, "state at 3"), (4, "state at 4")] {
+        snapshot.mut_metadata().index = index;
+        snapshot.mut_metadata().term = 2;
+        // Written through the store's writer, as the driver does.
+        let mut writer = storage.snapshot_writer(index, 2).unwrap();
+        std::io::Write::write_all(&mut writer, text.as_bytes()).unwrap();
+        let written = writer.finish().unwrap();
+        storage.save_snapshot(&snapshot, &written, index).unwrap();
+    }
+    // The latest and the one before it stay; the older one is gone.
+    let names = files();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[1].contains(&format!("{:020}", 4)), "{names:?}");
+    let held = storage.latest_snapshot_body();
+    drop(storage);
+
+    let storage = RocksStorage::open(directory.path()).unwrap();
+    assert_eq!(
+        storage.latest_snapshot_body().to_vec().unwrap(),
+        b"state at 4"
+    );
+    assert_eq!(held, storage.latest_snapshot_body());
+    drop(storage);
+
+    // A snapshot file changed on disk: a wrong length is refused at open, a wrong byte
+    // when it is read (its crc32).
+    let latest = directory
+        .path()
+        .join(rocks::SNAPSHOT_DIRECTORY)
+        .join(&names[1]);
+    std::fs::write(&latest, b"state at 5").unwrap();
+    let storage = RocksStorage::open(directory.path()).unwrap();
+    let error = storage.latest_snapshot_body().to_vec().unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData, "{error}");
+    drop(storage);
+    std::fs::write(&latest, b"short").unwrap();
+    let error = RocksStorage::open(directory.path()).unwrap_err();
+    assert!(matches!(error, StorageError::Corrupted { .. }), "{error}");
+    assert!(error.to_string().contains("snapshot file"), "{error}");
+}
+
+#[test]
+fn a_checkpoint_carries_the_snapshot_file() {
+    let directory = tempfile::tempdir().unwrap();
+    {
+        let mut storage = RocksStorage::open(directory.path()).unwrap();
+        fill(&mut storage);
+        let mut snapshot = bootstrap_snapshot();
+        snapshot.mut_metadata().index = 4;
+        snapshot.mut_metadata().term = 2;
+        storage
+            .save_snapshot(&snapshot, &body("state at 4"), 5)
+            .unwrap();
+    }
+    let copy = directory.path().join("copy");
+    let info = rocks::checkpoint(directory.path(), &copy).unwrap();
+    assert_eq!(info.first_index, 5);
+    let storage = RocksStorage::open(&copy).unwrap();
+    assert_eq!(
+        storage.latest_snapshot_body().to_vec().unwrap(),
+        b"state at 4"
+    );
 }

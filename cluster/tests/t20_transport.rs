@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use callgrid_cluster::certs::{self, CertificateAuthority, TlsIdentity};
 use callgrid_cluster::codec;
+use callgrid_cluster::snapshot_body::SnapshotWriter;
 use callgrid_cluster::transport::quic::{self, QuicConfig, QuicTransport};
 use callgrid_cluster::transport::{
     Inbound, NodeId, PeerMessage, RemoteError, Transport, TransportError, TransportStats,
@@ -204,6 +205,66 @@ fn every_message_variant_arrives_intact_with_the_authenticated_sender() {
     one.shutdown();
     two.shutdown();
     assert_eq!(one.send(2, forward(1)), Err(TransportError::Closed));
+}
+
+#[test]
+fn a_snapshot_streams_from_its_file_into_the_receivers_spool() {
+    init_logs();
+    let authority = CertificateAuthority::generate().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let spool = files.path().join("spool");
+    let mut two_config = config(authority.issue_identity(2).unwrap(), loopback(), vec![]);
+    two_config.snapshot_spool = Some(spool.clone());
+    // A file a crash left in the spool is removed at start.
+    std::fs::create_dir_all(&spool).unwrap();
+    std::fs::write(spool.join("from-1-1-1.snapshot-spool"), b"left over").unwrap();
+    let (two, two_inbound) = QuicTransport::start(two_config).unwrap();
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+    let (one, _one_inbound) = start(&authority, 1, vec![(2, address(&two))]);
+
+    let bytes: Vec<u8> = (0..(5 * codec::CHUNK_BYTES + 123))
+        .map(|i| (i % 241) as u8)
+        .collect();
+    let mut writer = SnapshotWriter::file(&files.path().join("snapshot.bin")).unwrap();
+    std::io::Write::write_all(&mut writer, &bytes).unwrap();
+    let body = writer.finish().unwrap();
+    let mut message = raft_snapshot(0);
+    message.mut_snapshot().data = Vec::new().into();
+    // The sender's file may go once the send started: it is held open.
+    one.send(
+        2,
+        PeerMessage::Snapshot {
+            message: Box::new(message.clone()),
+            body: body.clone(),
+        },
+    )
+    .unwrap();
+    std::fs::remove_file(files.path().join("snapshot.bin")).unwrap();
+    one.send(2, forward(1)).unwrap();
+    let mut received = [receive(&two_inbound), receive(&two_inbound)];
+    received.sort_by_key(|inbound| matches!(inbound.message, PeerMessage::Forward { .. }));
+    let PeerMessage::Snapshot {
+        message: received_message,
+        body: received_body,
+    } = &received[0].message
+    else {
+        panic!("not a snapshot: {:?}", received[0].message);
+    };
+    assert_eq!(**received_message, message);
+    assert_eq!(
+        received_body.path().map(|path| path.parent()),
+        Some(Some(spool.as_path()))
+    );
+    assert_eq!(received_body.to_vec().unwrap(), bytes);
+    assert_eq!(received[1].message, forward(1));
+    wait_for("snapshot progress counted", || {
+        one.large_message_progress(2) >= bytes.len() as u64
+    });
+    // The spool file goes with its last handle.
+    drop(received);
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+    one.shutdown();
+    two.shutdown();
 }
 
 #[test]

@@ -426,24 +426,35 @@ fn a_corrupted_record_is_reported_with_the_record_named() {
     );
     assert!(cluster.nodes[&victim].running.is_none());
 
-    // The snapshot the node restores from is checked the same way.
+    // The record of the snapshot the node restores from is checked the same way.
     corrupt_record(&directory, rocks::COLUMN_FAMILY_LOG, &index.to_be_bytes());
-    corrupt_record(
-        &directory,
-        rocks::COLUMN_FAMILY_STATE_MACHINE,
-        b"snapshot_data",
-    );
+    corrupt_record(&directory, rocks::COLUMN_FAMILY_SNAPSHOT, b"body");
     let error = cluster.try_restart(victim).unwrap_err();
     assert!(
         matches!(
             &error,
             ClusterError::Storage(StorageError::Corrupted {
-                column_family: rocks::COLUMN_FAMILY_STATE_MACHINE,
+                column_family: rocks::COLUMN_FAMILY_SNAPSHOT,
                 ..
             })
         ),
         "{error:?}"
     );
+    // And its file: a changed byte fails the crc32 as the state machine is restored.
+    corrupt_record(&directory, rocks::COLUMN_FAMILY_SNAPSHOT, b"body");
+    let snapshots = directory.join(rocks::SNAPSHOT_DIRECTORY);
+    let mut files: Vec<_> = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    let latest = files.last().unwrap();
+    let mut bytes = std::fs::read(latest).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x5a;
+    std::fs::write(latest, bytes).unwrap();
+    let error = cluster.try_restart(victim).unwrap_err();
+    assert!(error.to_string().contains("crc32"), "{error:?}");
 
     // The two healthy nodes are not affected.
     let others: Vec<NodeId> = [1, 2, 3].into_iter().filter(|id| *id != victim).collect();

@@ -31,6 +31,9 @@ use crate::state::SharedState;
 
 /// Directory under the data dir holding the RocksDB store.
 pub const RAFT_DIRECTORY: &str = "raft";
+/// Where snapshots from the leader are spooled while they stream in (inside the data
+/// directory, so on the store's disk).
+pub const SNAPSHOT_SPOOL_DIRECTORY: &str = "snapshot-spool";
 /// Directory under the data dir for generated certificates of a one-node cluster.
 pub const CERTIFICATES_DIRECTORY: &str = "certs";
 
@@ -86,6 +89,20 @@ impl StateMachine for NodeStateMachine {
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), StateMachineError> {
         self.shared
             .restore(snapshot)
+            .map_err(|error| StateMachineError::Decode(error.to_string()))
+    }
+
+    fn snapshot_to(&self, out: &mut dyn std::io::Write) -> Result<(), StateMachineError> {
+        // A write error (the snapshot limit, a full disk) or an encoding one: the driver
+        // keeps its log and tries again later.
+        self.shared
+            .snapshot_to(out)
+            .map_err(|error| StateMachineError::Write(error.to_string()))
+    }
+
+    fn restore_from(&mut self, input: &mut dyn std::io::Read) -> Result<(), StateMachineError> {
+        self.shared
+            .restore_from(input)
             .map_err(|error| StateMachineError::Decode(error.to_string()))
     }
 }
@@ -354,6 +371,8 @@ pub fn start(
             &directory.join(callgrid_cluster::certs::REVOKED_FILE),
         ),
     ));
+    // Received snapshots stream to disk beside the store, one chunk of memory at a time.
+    quic.snapshot_spool = Some(config.site.data_dir.join(SNAPSHOT_SPOOL_DIRECTORY));
     let (transport, inbound) =
         QuicTransport::start(quic).map_err(|error| ClusterStartError::Transport {
             listen: config.cluster.listen,

@@ -165,12 +165,19 @@ fn partition_drill(cut_leader: bool) {
         assert_eq!(answer.status, 200, "{path}: {:?}", answer.body);
     }
     let before = order_count(&get(isolated, "/api/v1/orders?limit=500"));
-    // The agent's token (its site's seed) is valid once the seed merged into the cluster's
-    // tokens: wait for that before cutting the site off.
+    // The agent's token (its site's seed) is valid for good once the seed merged into the
+    // cluster's tokens — before that it is valid only while the cluster's table is empty (the
+    // site's own config answers), and another site's seed arriving would end that: wait for
+    // the merge itself, seen at the site, before cutting the site off.
     let token = agent_token(&agent);
-    eventually("the agent's token to be valid", || {
+    let hash = token_sha256(&token);
+    eventually("the agent's token merged into the cluster's tokens", || {
+        let listed = get(isolated, "/api/v1/cluster/tokens");
+        let merged = listed.body["tokens"]
+            .as_array()
+            .is_some_and(|tokens| tokens.iter().any(|grant| grant["sha256"] == hash.as_str()));
         let answer = send(&isolated.base, "GET", "/api/v1/pending", &token, &[], None);
-        (answer.status == 200).then_some(())
+        (merged && answer.status == 200).then_some(())
     });
 
     let peers: Vec<u16> = majority.iter().map(|node| port(&node.site)).collect();

@@ -147,6 +147,39 @@ impl SnapshotEnvelope {
             });
         }
         let mut reader = Reader::new(bytes);
+        let mut envelope = Self::decode_fields(&mut reader)?;
+        envelope.state = reader.rest().to_vec();
+        Ok(envelope)
+    }
+
+    /// Encode all but the state machine's bytes: what goes before them in a snapshot body
+    /// (the state machine then writes its state straight after, see
+    /// [`crate::StateMachine::snapshot_to`]). `self.state` must be empty.
+    pub fn encode_header(&self) -> Vec<u8> {
+        debug_assert!(self.state.is_empty(), "the header carries no state");
+        self.encode()
+    }
+
+    /// Decode the driver's part of a snapshot body from a stream, leaving `input` at the first
+    /// byte of the state machine's state; `state` stays empty. A body of no byte is an empty
+    /// envelope. The header is read field by field (never more than
+    /// [`SNAPSHOT_HEADER_BYTES_MAX`]), so a lying count ends in an error, not an allocation.
+    pub fn decode_header(input: &mut dyn std::io::Read) -> Result<Self, CodecError> {
+        let mut reader = StreamReader { input, consumed: 0 };
+        let mut first = [0_u8; 1];
+        if read_fully(reader.input, &mut first)? == 0 {
+            return Ok(Self::default());
+        }
+        reader.consumed = 1;
+        let mut reader = Prefixed {
+            first: Some(first[0]),
+            inner: reader,
+        };
+        Self::decode_fields(&mut reader)
+    }
+
+    /// The fields before the state; `state` is left empty.
+    fn decode_fields(reader: &mut impl FieldSource) -> Result<Self, CodecError> {
         let version = reader.u8()?;
         if !(DRIVER_LAYOUT_VERSION..=SNAPSHOT_LAYOUT_VERSION).contains(&version) {
             return Err(CodecError::UnknownVersion {
@@ -161,9 +194,9 @@ impl SnapshotEnvelope {
         for _ in 0..count {
             let id = reader.u64()?;
             let length = reader.u32()? as usize;
-            let address = std::str::from_utf8(reader.take(length)?)
+            let address = String::from_utf8(reader.bytes(length)?)
                 .map_err(|_| CodecError::InvalidField("peer address is not UTF-8"))?;
-            peer_addresses.insert(id, address.to_owned());
+            peer_addresses.insert(id, address);
         }
         let mut sessions = BTreeMap::new();
         if version >= SNAPSHOT_LAYOUT_SESSIONS {
@@ -190,9 +223,122 @@ impl SnapshotEnvelope {
             peer_addresses,
             sessions,
             known_stores,
-            state: reader.rest().to_vec(),
+            state: Vec::new(),
         })
     }
+}
+
+/// Largest driver part of a snapshot read from a stream: peer addresses, sessions (4,096 ids
+/// a node) and known stores of a cluster far larger than any chain's.
+pub const SNAPSHOT_HEADER_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Fields of a driver layout, read from a slice or a stream.
+trait FieldSource {
+    fn bytes(&mut self, length: usize) -> Result<Vec<u8>, CodecError>;
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], CodecError>;
+
+    fn u8(&mut self) -> Result<u8, CodecError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, CodecError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, CodecError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+}
+
+impl FieldSource for Reader<'_> {
+    fn bytes(&mut self, length: usize) -> Result<Vec<u8>, CodecError> {
+        Ok(self.take(length)?.to_vec())
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], CodecError> {
+        let mut buffer = [0; N];
+        buffer.copy_from_slice(self.take(N)?);
+        Ok(buffer)
+    }
+}
+
+/// Reads fields from a stream, at most [`SNAPSHOT_HEADER_BYTES_MAX`] bytes in all.
+struct StreamReader<'a> {
+    input: &'a mut dyn std::io::Read,
+    consumed: usize,
+}
+
+impl StreamReader<'_> {
+    fn fill(&mut self, buffer: &mut [u8]) -> Result<(), CodecError> {
+        let needed = self.consumed.saturating_add(buffer.len());
+        if needed > SNAPSHOT_HEADER_BYTES_MAX {
+            return Err(CodecError::TooLarge {
+                what: "snapshot header",
+                size: needed,
+                limit: SNAPSHOT_HEADER_BYTES_MAX,
+            });
+        }
+        let read = read_fully(self.input, buffer)?;
+        self.consumed += read;
+        if read < buffer.len() {
+            return Err(CodecError::Truncated {
+                needed,
+                available: self.consumed,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A stream reader whose first byte was already read.
+struct Prefixed<'a> {
+    first: Option<u8>,
+    inner: StreamReader<'a>,
+}
+
+impl FieldSource for Prefixed<'_> {
+    fn bytes(&mut self, length: usize) -> Result<Vec<u8>, CodecError> {
+        debug_assert!(self.first.is_none(), "the version byte is read first");
+        // Bounded before allocating: the header limit caps what a lying length can claim.
+        if self.inner.consumed.saturating_add(length) > SNAPSHOT_HEADER_BYTES_MAX {
+            return Err(CodecError::TooLarge {
+                what: "snapshot header",
+                size: self.inner.consumed.saturating_add(length),
+                limit: SNAPSHOT_HEADER_BYTES_MAX,
+            });
+        }
+        let mut buffer = vec![0; length];
+        self.inner.fill(&mut buffer)?;
+        Ok(buffer)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], CodecError> {
+        let mut buffer = [0; N];
+        let start = match self.first.take() {
+            Some(first) if N > 0 => {
+                buffer[0] = first;
+                1
+            }
+            _ => 0,
+        };
+        self.inner.fill(&mut buffer[start..])?;
+        Ok(buffer)
+    }
+}
+
+/// Read until `buffer` is full or the input ends; returns the bytes read. An IO error is a
+/// [`CodecError::Io`].
+fn read_fully(input: &mut dyn std::io::Read, buffer: &mut [u8]) -> Result<usize, CodecError> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match input.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(CodecError::Io(error.to_string())),
+        }
+    }
+    Ok(filled)
 }
 
 /// Encode the address carried by a conf change.
@@ -409,22 +555,6 @@ impl<'a> Reader<'a> {
 
     fn rest(self) -> &'a [u8] {
         self.bytes
-    }
-
-    fn u8(&mut self) -> Result<u8, CodecError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u32(&mut self) -> Result<u32, CodecError> {
-        let mut buffer = [0; 4];
-        buffer.copy_from_slice(self.take(4)?);
-        Ok(u32::from_le_bytes(buffer))
-    }
-
-    fn u64(&mut self) -> Result<u64, CodecError> {
-        let mut buffer = [0; 8];
-        buffer.copy_from_slice(self.take(8)?);
-        Ok(u64::from_le_bytes(buffer))
     }
 }
 

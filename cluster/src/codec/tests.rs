@@ -4,6 +4,7 @@
 
 use super::wire::{CHUNK_HEADER_BYTES, KIND_FORWARD, KIND_FORWARD_REPLY, KIND_RAFT};
 use super::*;
+use crate::snapshot_body::{SnapshotBody, SnapshotWriter};
 use crate::transport::{PeerMessage, RemoteError};
 use raft::eraftpb::{Entry, MessageType, Snapshot};
 use serde::Deserialize;
@@ -74,6 +75,31 @@ fn versioned_round_trip_puts_version_byte_first() {
     assert_eq!(decode_versioned::<OrderV2>(&bytes).unwrap(), order);
     let snapshot = encode_snapshot(&order).unwrap();
     assert_eq!(decode_snapshot::<OrderV2>(&snapshot).unwrap(), order);
+    // Streamed: the same bytes, read back as they stream; trailing bytes are refused, and
+    // another version is handed to its decoder.
+    let mut streamed = Vec::new();
+    encode_snapshot_to(&order, &mut streamed).unwrap();
+    assert_eq!(streamed, snapshot);
+    assert_eq!(
+        decode_snapshot_from::<OrderV2>(&mut streamed.as_slice()).unwrap(),
+        order
+    );
+    streamed.push(0);
+    assert!(matches!(
+        decode_snapshot_from::<OrderV2>(&mut streamed.as_slice()),
+        Err(CodecError::TrailingBytes(1))
+    ));
+    let old = encode_snapshot(&OrderV1 {
+        id: 1,
+        items: Vec::new(),
+    })
+    .unwrap();
+    assert_eq!(
+        decode_snapshot_from::<OrderV2>(&mut old.as_slice())
+            .unwrap()
+            .id,
+        1
+    );
 }
 
 #[test]
@@ -158,42 +184,130 @@ fn versioned_entry_above_limit_is_refused() {
     assert!(encode_snapshot(&blob).is_ok());
 }
 
-#[test]
-fn every_snapshot_that_can_be_built_can_be_shipped() {
-    // One limit: the snapshot's, derived from the wire's, with room for the message.
-    const { assert!(SNAPSHOT_BYTES_MAX + SNAPSHOT_MESSAGE_OVERHEAD_MAX <= ASSEMBLED_BYTES_MAX) };
-    // The room is enough: a snapshot message around `data` bytes, with a large
-    // membership and the largest term and index, costs less than the overhead allowed.
-    let data_bytes = 4096;
+fn large_snapshot_message() -> RaftMessage {
     let mut message = RaftMessage::default();
     message.set_msg_type(MessageType::MsgSnapshot);
     (message.from, message.to, message.term) = (u64::MAX, u64::MAX, u64::MAX);
     let mut snapshot = Snapshot::default();
-    snapshot.data = vec![1_u8; data_bytes].into();
     let metadata = snapshot.mut_metadata();
     (metadata.index, metadata.term) = (u64::MAX, u64::MAX);
     metadata.mut_conf_state().voters = (u64::MAX - 1_000..u64::MAX).collect();
     metadata.mut_conf_state().learners = (u64::MAX - 2_000..u64::MAX - 1_000).collect();
     message.set_snapshot(snapshot);
-    let body = encode_message_body(&PeerMessage::Raft(Box::new(message))).unwrap();
+    message
+}
+
+#[test]
+fn every_snapshot_that_can_be_built_can_be_shipped() {
+    // One limit: a body is never written past SNAPSHOT_BYTES_MAX, and the stream's header
+    // (the message around it, with a large membership and the largest term and index) fits
+    // the room it has.
+    let body = SnapshotBody::from_bytes(vec![1_u8; 4096]);
+    let header = encode_snapshot_header_frame(9, &large_snapshot_message(), &body).unwrap();
     assert!(
-        body.len() - data_bytes <= SNAPSHOT_MESSAGE_OVERHEAD_MAX,
-        "{} bytes around the data",
-        body.len() - data_bytes
+        header.len() <= SNAPSHOT_MESSAGE_OVERHEAD_MAX,
+        "{} bytes",
+        header.len()
     );
-    // An envelope over the limit is refused when built, and when received.
-    let envelope = SnapshotEnvelope {
-        state: vec![0; 100],
-        ..Default::default()
-    };
+    let mut writer = SnapshotWriter::memory();
+    assert_eq!(writer.with_limit(u64::MAX).len(), 0);
+    writer = SnapshotWriter::memory().with_limit(10);
+    assert!(std::io::Write::write_all(&mut writer, &[0; 11]).is_err());
+    // A header announcing more than the limit is refused when received.
+    let mut frame = header.clone();
+    let too_large = (SNAPSHOT_BYTES_MAX as u64 + 1).to_be_bytes();
+    frame[LENGTH_PREFIX_BYTES + 9..LENGTH_PREFIX_BYTES + 17].copy_from_slice(&too_large);
     assert!(matches!(
-        envelope.encode_within(112),
-        Err(CodecError::TooLarge { size: 113, .. })
+        decode_frame_body(&frame[LENGTH_PREFIX_BYTES..]),
+        Err(CodecError::TooLarge { .. })
     ));
-    assert_eq!(
-        SnapshotEnvelope::decode(&envelope.encode_within(113).unwrap()).unwrap(),
-        envelope
+}
+
+#[test]
+fn a_snapshot_streams_in_frames_and_is_checked_on_the_way() {
+    let mut message = large_snapshot_message();
+    message.mut_snapshot().mut_metadata().index = 42;
+    let bytes: Vec<u8> = (0..(2 * CHUNK_BYTES + 5))
+        .map(|i| (i % 253) as u8)
+        .collect();
+    let body = SnapshotBody::from_bytes(bytes.clone());
+    let received = snapshot_round_trip(3, &message, &body).unwrap();
+    let PeerMessage::Snapshot {
+        message: received_message,
+        body: received_body,
+    } = received
+    else {
+        panic!("not a snapshot");
+    };
+    assert_eq!(*received_message, message);
+    assert_eq!(received_body.to_vec().unwrap(), bytes);
+    // An empty body is the header alone.
+    let frames = encode_snapshot_frames(4, &message, &SnapshotBody::default()).unwrap();
+    assert_eq!(frames.len(), 1);
+    assert!(snapshot_round_trip(4, &message, &SnapshotBody::default()).is_ok());
+
+    // Data frames out of order, of another message, past the length, or a wrong crc32.
+    let frames = encode_snapshot_frames(5, &message, &body).unwrap();
+    assert_eq!(frames.len(), 4);
+    let decode = |frame: &Vec<u8>| decode_frame_body(&frame[LENGTH_PREFIX_BYTES..]).unwrap();
+    let header = |frame: &Vec<u8>| match decode(frame) {
+        Frame::SnapshotHeader(header) => header,
+        other => panic!("not a header: {other:?}"),
+    };
+    let data = |frame: &Vec<u8>| match decode(frame) {
+        Frame::SnapshotData(data) => data,
+        other => panic!("not data: {other:?}"),
+    };
+    let mut receiver = SnapshotReceiver::new(header(&frames[0]), SnapshotWriter::memory());
+    assert!(
+        receiver.handle_data(&data(&frames[2])).is_err(),
+        "out of order"
     );
+    let mut other = data(&frames[1]);
+    other.message_id = 6;
+    assert!(receiver.handle_data(&other).is_err(), "another message");
+    receiver.handle_data(&data(&frames[1])).unwrap();
+    receiver.handle_data(&data(&frames[2])).unwrap();
+    let mut long = data(&frames[3]);
+    long.data.push(0);
+    assert!(receiver.handle_data(&long).is_err(), "past the length");
+    let mut corrupted = data(&frames[3]);
+    corrupted.data[0] ^= 1;
+    receiver.handle_data(&corrupted).unwrap();
+    assert_eq!(receiver.finish(), Err(CodecError::ChecksumMismatch));
+    // A message with data inside is not a streamed snapshot's.
+    let mut inline = message.clone();
+    inline.mut_snapshot().data = vec![1].into();
+    assert!(encode_snapshot_header_frame(1, &inline, &body).is_err());
+}
+
+#[test]
+fn the_snapshot_header_streams_and_leaves_the_state_to_read() {
+    let header = SnapshotEnvelope {
+        peer_addresses: [(1, "a:1".to_owned())].into(),
+        sessions: [(1, [3_u64, 4].into())].into(),
+        known_stores: [1].into(),
+        state: Vec::new(),
+    };
+    let mut bytes = header.encode_header();
+    bytes.extend_from_slice(b"the state");
+    let mut reader = std::io::Cursor::new(bytes.clone());
+    assert_eq!(
+        SnapshotEnvelope::decode_header(&mut reader).unwrap(),
+        header
+    );
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut rest).unwrap();
+    assert_eq!(rest, b"the state");
+    // An empty body is an empty envelope; a truncated header is an error, not a panic.
+    assert_eq!(
+        SnapshotEnvelope::decode_header(&mut std::io::Cursor::new(Vec::new())).unwrap(),
+        SnapshotEnvelope::default()
+    );
+    for cut in 1..header.encode_header().len() {
+        let result = SnapshotEnvelope::decode_header(&mut std::io::Cursor::new(&bytes[..cut]));
+        assert!(result.is_err(), "cut at {cut}");
+    }
 }
 
 #[test]
@@ -406,6 +520,12 @@ mod properties {
             let _ = decode_frame_body(&bytes);
             let _ = decode_versioned::<OrderV2>(&bytes);
             let _ = SnapshotEnvelope::decode(&bytes);
+            let _ = SnapshotEnvelope::decode_header(&mut bytes.as_slice());
+            for kind in [6_u8, 7] {
+                let mut frame = vec![kind];
+                frame.extend_from_slice(&bytes);
+                let _ = decode_frame_body(&frame);
+            }
             let _ = decode_address(&bytes);
             let _ = EntryTag::decode(&bytes);
             let _ = ReadContext::decode(&bytes);

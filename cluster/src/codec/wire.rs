@@ -20,6 +20,10 @@ const KIND_CHUNK: u8 = 4;
 const LEADER_HINT_ADDRESS_MAX: usize = 256;
 /// [`PeerMessage::LeaderHint`]: `[term u64][leader u64][address utf-8…]`.
 pub(super) const KIND_LEADER_HINT: u8 = 5;
+/// The header of a streamed snapshot ([`super::snapshot_stream`]).
+pub(super) const KIND_SNAPSHOT_HEADER: u8 = 6;
+/// A piece of a streamed snapshot's body.
+pub(super) const KIND_SNAPSHOT_DATA: u8 = 7;
 
 const REPLY_OK: u8 = 0;
 const REPLY_NOT_LEADER: u8 = 1;
@@ -84,6 +88,9 @@ pub fn encode_message_body(message: &PeerMessage) -> Result<Vec<u8>, CodecError>
             }
             Ok(body)
         }
+        PeerMessage::Snapshot { .. } => Err(CodecError::InvalidField(
+            "a snapshot streams in frames of its own (snapshot_stream)",
+        )),
         PeerMessage::LeaderHint {
             term,
             leader,
@@ -106,6 +113,11 @@ pub enum Frame {
     Message(PeerMessage),
     /// A piece of a large message; feed it to a [`ChunkAssembler`].
     Chunk(Chunk),
+    /// The start of a streamed snapshot; feed it and its data to a
+    /// [`super::SnapshotReceiver`].
+    SnapshotHeader(super::SnapshotHeader),
+    /// A piece of a streamed snapshot's body.
+    SnapshotData(super::SnapshotData),
 }
 
 /// A piece of a large message body.
@@ -136,9 +148,9 @@ fn read_u64(bytes: &[u8], at: usize) -> Result<u64, CodecError> {
 pub fn decode_message_body(body: &[u8]) -> Result<PeerMessage, CodecError> {
     match decode_frame_body(body)? {
         Frame::Message(message) => Ok(message),
-        Frame::Chunk(_) => Err(CodecError::InconsistentChunk(
-            "a chunk inside a chunked body",
-        )),
+        Frame::Chunk(_) | Frame::SnapshotHeader(_) | Frame::SnapshotData(_) => Err(
+            CodecError::InconsistentChunk("a chunk inside a chunked body"),
+        ),
     }
 }
 
@@ -228,6 +240,8 @@ pub fn decode_frame_body(body: &[u8]) -> Result<Frame, CodecError> {
                 data: rest[24..].to_vec(),
             }))
         }
+        KIND_SNAPSHOT_HEADER => super::snapshot_stream::decode_header(rest),
+        KIND_SNAPSHOT_DATA => super::snapshot_stream::decode_data(rest),
         other => Err(CodecError::UnknownKind(other)),
     }
 }

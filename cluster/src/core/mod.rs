@@ -45,6 +45,7 @@ use raft::{ProgressState, RawNode, ReadState, SnapshotStatus, StateRole};
 use crate::codec::{self, DriverEntry, EntryTag, ReadContext, SnapshotEnvelope, StoreIdentity};
 use crate::config::{Bootstrap, CoreConfig};
 use crate::error::{ClusterError, MembershipError, ProposeError, ReadError};
+use crate::snapshot_body::SnapshotBody;
 use crate::state_machine::StateMachine;
 use crate::status::{ClusterStatus, MemberKind, MemberStatus, Role};
 use crate::storage::{PersistRequest, Storage};
@@ -268,6 +269,12 @@ pub struct RaftCore<S: Storage, M: StateMachine> {
     transfers: Vec<Transfer>,
     /// Snapshots on their way, per follower: failed when they stop making progress.
     snapshot_sends: BTreeMap<NodeId, SnapshotSend>,
+    /// Bodies of snapshots received from the leader and stepped, by (index, term), until the
+    /// Ready after the step (a few at most: see [`snapshots::RECEIVED_BODIES_MAX`]).
+    received_bodies: VecDeque<((u64, u64), SnapshotBody)>,
+    /// Followers whose snapshot message named a snapshot the store has replaced since:
+    /// reported failed after the Ready.
+    stale_snapshot_sends: Vec<NodeId>,
     recent_forwards: BTreeSet<(NodeId, u64)>,
     recent_forwards_order: VecDeque<(NodeId, u64)>,
     peer_addresses: BTreeMap<NodeId, String>,
@@ -352,8 +359,8 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         let mut sessions = Sessions::default();
         let mut known_stores = BTreeSet::new();
         if snapshot_index > 0 {
-            let envelope = SnapshotEnvelope::decode(snapshot.get_data())?;
-            state_machine.restore(&envelope.state)?;
+            let envelope =
+                snapshots::restore_from_body(&mut state_machine, &storage.latest_snapshot_body())?;
             sessions = Sessions::from_table(envelope.sessions);
             known_stores = envelope.known_stores;
             peer_addresses.extend(envelope.peer_addresses);
@@ -413,6 +420,8 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             read_batches: BTreeMap::new(),
             transfers: Vec::new(),
             snapshot_sends: BTreeMap::new(),
+            received_bodies: VecDeque::new(),
+            stale_snapshot_sends: Vec::new(),
             recent_forwards: BTreeSet::new(),
             recent_forwards_order: VecDeque::new(),
             peer_addresses,
@@ -465,29 +474,15 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
     /// A message from an authenticated peer.
     pub fn handle_message(&mut self, from: NodeId, message: PeerMessage) {
         match message {
-            PeerMessage::Raft(message) => {
-                if let Err(reason) = self.admit(from, &message) {
-                    tracing::debug!(
-                        node_id = self.config.node_id,
-                        from,
-                        message_type = ?message.get_msg_type(),
-                        reason,
-                        "raft message dropped"
-                    );
-                    return;
-                }
-                if matches!(
-                    message.get_msg_type(),
-                    MessageType::MsgRequestPreVote | MessageType::MsgRequestVote
-                ) {
-                    self.hint_leader_to_campaigner(from);
-                }
-                if let Err(error) = self.raw.step(*message) {
-                    tracing::debug!(from, %error, "raft message refused");
-                } else {
-                    self.note_heard(from);
-                }
+            PeerMessage::Raft(mut message)
+                if message.get_msg_type() == MessageType::MsgSnapshot =>
+            {
+                // Inline, as older peers send it: its data becomes a body in memory.
+                let data = std::mem::take(&mut message.mut_snapshot().data);
+                self.handle_snapshot(from, message, SnapshotBody::from_bytes(data));
             }
+            PeerMessage::Raft(message) => self.step_raft(from, message),
+            PeerMessage::Snapshot { message, body } => self.handle_snapshot(from, message, body),
             PeerMessage::Forward {
                 request_id,
                 term,
@@ -503,6 +498,31 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                 leader,
                 address,
             } => self.handle_leader_hint(from, term, leader, address),
+        }
+    }
+
+    /// Check a raft message and step it.
+    fn step_raft(&mut self, from: NodeId, message: Box<RaftMessage>) {
+        if let Err(reason) = self.admit(from, &message) {
+            tracing::debug!(
+                node_id = self.config.node_id,
+                from,
+                message_type = ?message.get_msg_type(),
+                reason,
+                "raft message dropped"
+            );
+            return;
+        }
+        if matches!(
+            message.get_msg_type(),
+            MessageType::MsgRequestPreVote | MessageType::MsgRequestVote
+        ) {
+            self.hint_leader_to_campaigner(from);
+        }
+        if let Err(error) = self.raw.step(*message) {
+            tracing::debug!(from, %error, "raft message refused");
+        } else {
+            self.note_heard(from);
         }
     }
 

@@ -41,16 +41,22 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         // machine cannot restore stops the node with its store as it was, instead of a store
         // that holds it and fails on every start.
         let received = match &snapshot {
-            Some(snapshot) => Some(self.restore_received_snapshot(snapshot)?),
+            Some(snapshot) => {
+                let body = self.take_received_body(snapshot)?;
+                let envelope = snapshots::restore_from_body(&mut self.state_machine, &body)?;
+                Some((body, envelope))
+            }
             None => None,
         };
         self.raw.mut_store().persist(PersistRequest {
-            snapshot: snapshot.as_ref(),
+            snapshot: snapshot
+                .as_ref()
+                .zip(received.as_ref().map(|(body, _)| body)),
             entries: ready.entries(),
             hard_state: ready.hs(),
             sync: ready.must_sync(),
         })?;
-        if let (Some(snapshot), Some(envelope)) = (&snapshot, received) {
+        if let (Some(snapshot), Some((_, envelope))) = (&snapshot, received) {
             self.install_snapshot(snapshot, envelope);
         }
 
@@ -77,19 +83,8 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         self.apply_entries(committed)?;
         self.step_down_if_removed();
         self.raw.advance_apply();
+        self.after_ready_snapshots();
         Ok(())
-    }
-
-    /// Decode a snapshot received from the leader and restore the state machine from it
-    /// (before the snapshot is persisted); returns the driver's part of it.
-    pub(super) fn restore_received_snapshot(
-        &mut self,
-        snapshot: &Snapshot,
-    ) -> Result<SnapshotEnvelope, ClusterError> {
-        let mut envelope = SnapshotEnvelope::decode(snapshot.get_data())?;
-        let state = std::mem::take(&mut envelope.state);
-        self.state_machine.restore(&state)?;
-        Ok(envelope)
     }
 
     /// The bookkeeping of a received snapshot once it is persisted (the state machine was
@@ -152,13 +147,16 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             return None;
         }
         if message_type == MessageType::MsgSnapshot {
+            let to = message.to;
+            let message = self.snapshot_message(message)?;
             self.snapshot_sends.insert(
-                message.to,
+                to,
                 SnapshotSend {
                     progress_tick: self.tick,
                     bytes_sent: None,
                 },
             );
+            return Some((to, message));
         }
         Some((message.to, PeerMessage::Raft(Box::new(message))))
     }
@@ -320,64 +318,5 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
                 });
             }
         }
-    }
-
-    pub(super) fn maybe_snapshot(&mut self) -> Result<(), ClusterError> {
-        let threshold_reached = self.applied
-            >= (self.snapshot_index + self.config.snapshot_threshold_entries)
-                .max(self.snapshot_retry_at);
-        if !threshold_reached && !self.snapshot_for_new_member {
-            return Ok(());
-        }
-        self.snapshot_for_new_member = false;
-        let index = self.applied;
-        let term = self.raw.raft.raft_log.term(index)?;
-        let envelope = SnapshotEnvelope {
-            peer_addresses: self.peer_addresses.clone(),
-            sessions: self.sessions.table().clone(),
-            known_stores: self.known_stores.set().clone(),
-            state: self.state_machine.snapshot()?,
-        };
-        let data = match envelope.encode_checked() {
-            Ok(data) => data,
-            Err(error) => {
-                // Built, it could never be shipped to a follower: keep the log instead (it
-                // grows) and try again a threshold later. The state must shrink.
-                tracing::error!(
-                    node_id = self.config.node_id,
-                    index,
-                    %error,
-                    "snapshot not taken: larger than a snapshot can be shipped; the log is \
-                     not compacted"
-                );
-                self.snapshot_retry_at = index + self.config.snapshot_threshold_entries;
-                self.counters.snapshots_refused += 1;
-                return Ok(());
-            }
-        };
-        let mut snapshot = Snapshot {
-            data: data.into(),
-            ..Default::default()
-        };
-        let metadata = snapshot.mut_metadata();
-        metadata.index = index;
-        metadata.term = term;
-        metadata.set_conf_state(self.conf_state.clone());
-        let first_index = self.raw.store().first_index()?;
-        // Keep the last `compaction_lag_entries` entries the snapshot covers: a follower
-        // that lags by fewer is sent them, not the whole state.
-        let keep_from = (index + 1).saturating_sub(self.config.compaction_lag_entries);
-        self.raw.mut_store().save_snapshot(&snapshot, keep_from)?;
-        let first_index_after = self.raw.store().first_index()?;
-        self.snapshot_index = index;
-        self.counters.snapshots_created += 1;
-        self.counters.compactions += 1;
-        self.counters.entries_compacted += first_index_after.saturating_sub(first_index);
-        tracing::debug!(
-            node_id = self.config.node_id,
-            index,
-            "snapshot taken, log compacted"
-        );
-        Ok(())
     }
 }

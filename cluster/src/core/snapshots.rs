@@ -1,8 +1,42 @@
-//! Snapshots on their way to followers: a send that stops making progress is reported
-//! failed, so raft-rs probes again; the transport's byte count tells progress apart.
+//! Snapshots: taking our own (streamed from the state machine into the store's snapshot
+//! file), receiving the leader's (body checked before stepping, restored before persisting),
+//! and sending: a send that stops making progress is reported failed, so raft-rs probes
+//! again; the transport's byte count tells progress apart.
+
+use std::io::Write as _;
 
 use super::tick::take_expired;
 use super::*;
+
+/// Received snapshot bodies kept between a step and the Ready after it (one is usual; a
+/// bound all the same).
+pub(super) const RECEIVED_BODIES_MAX: usize = 4;
+
+/// Restore `state_machine` from a snapshot body: the driver's header is decoded first, then
+/// the state machine reads its state from the rest of the stream (one buffer of memory
+/// beyond what the state machine keeps); the whole body is read, so its crc32 is checked.
+pub(super) fn restore_from_body<M: StateMachine>(
+    state_machine: &mut M,
+    body: &SnapshotBody,
+) -> Result<SnapshotEnvelope, ClusterError> {
+    let mut reader = body.reader();
+    let envelope = SnapshotEnvelope::decode_header(&mut reader)?;
+    state_machine.restore_from(&mut reader)?;
+    // What the state machine left unread still counts towards the crc32 check.
+    std::io::copy(&mut reader, &mut std::io::sink())
+        .map_err(|error| crate::StateMachineError::Decode(error.to_string()))?;
+    Ok(envelope)
+}
+
+/// Whether a received body can be a snapshot: not empty, and its driver header decodes.
+fn check_body(body: &SnapshotBody) -> Result<(), &'static str> {
+    if body.is_empty() {
+        return Err("snapshot without a body");
+    }
+    SnapshotEnvelope::decode_header(&mut body.reader())
+        .map(|_| ())
+        .map_err(|_| "snapshot body cannot be decoded")
+}
 
 /// A snapshot on its way to a follower.
 #[derive(Debug, Clone, Copy)]
@@ -14,6 +48,161 @@ pub(super) struct SnapshotSend {
 }
 
 impl<S: Storage, M: StateMachine> RaftCore<S, M> {
+    /// A snapshot from a peer: its body is checked and kept, then the message is stepped.
+    pub(super) fn handle_snapshot(
+        &mut self,
+        from: NodeId,
+        message: Box<RaftMessage>,
+        body: SnapshotBody,
+    ) {
+        if message.get_msg_type() != MessageType::MsgSnapshot {
+            tracing::debug!(from, "a snapshot body beside another kind: dropped");
+            return;
+        }
+        if let Err(reason) = check_body(&body) {
+            tracing::warn!(
+                node_id = self.config.node_id,
+                from,
+                reason,
+                "snapshot dropped"
+            );
+            return;
+        }
+        let metadata = message.get_snapshot().get_metadata();
+        let key = (metadata.index, metadata.term);
+        self.received_bodies.retain(|(kept, _)| *kept != key);
+        if self.received_bodies.len() == RECEIVED_BODIES_MAX {
+            self.received_bodies.pop_front();
+        }
+        self.received_bodies.push_back((key, body));
+        self.step_raft(from, message);
+    }
+
+    /// After a Ready: sends of a snapshot the store replaced are reported failed, and the
+    /// received bodies not installed are dropped (raft-rs installs a snapshot it accepts in
+    /// the Ready right after stepping it; the others were stale). Dropping a spool file's
+    /// last handle removes it.
+    pub(super) fn after_ready_snapshots(&mut self) {
+        for to in std::mem::take(&mut self.stale_snapshot_sends) {
+            self.raw.report_snapshot(to, SnapshotStatus::Failure);
+        }
+        self.received_bodies.clear();
+    }
+
+    /// The body of the snapshot raft-rs asks to install.
+    pub(super) fn take_received_body(
+        &mut self,
+        snapshot: &Snapshot,
+    ) -> Result<SnapshotBody, ClusterError> {
+        let metadata = snapshot.get_metadata();
+        let key = (metadata.index, metadata.term);
+        let position = self
+            .received_bodies
+            .iter()
+            .position(|(kept, _)| *kept == key)
+            .ok_or_else(|| {
+                ClusterError::Storage(crate::StorageError::Io(format!(
+                    "the body of the snapshot at index {} term {} was not kept",
+                    key.0, key.1
+                )))
+            })?;
+        self.received_bodies
+            .remove(position)
+            .map(|(_, body)| body)
+            .ok_or_else(|| ClusterError::Storage(crate::StorageError::Io("lost body".into())))
+    }
+
+    /// A `MsgSnapshot` raft-rs made for a follower, with the body of the store's snapshot it
+    /// names; `None` when the store moved on to a newer snapshot meanwhile (the send is then
+    /// reported failed and raft-rs sends the newer one).
+    pub(super) fn snapshot_message(&mut self, message: RaftMessage) -> Option<PeerMessage> {
+        let to = message.to;
+        let store = self.raw.store();
+        let latest = store.latest_snapshot();
+        let named = message.get_snapshot().get_metadata();
+        if latest.get_metadata().index != named.index || latest.get_metadata().term != named.term {
+            // Reported once the Ready is advanced: raft-rs then probes and sends the newer.
+            self.stale_snapshot_sends.push(to);
+            return None;
+        }
+        debug_assert!(message.get_snapshot().data.is_empty());
+        Some(PeerMessage::Snapshot {
+            body: store.latest_snapshot_body(),
+            message: Box::new(message),
+        })
+    }
+
+    /// Take a snapshot of the applied state when the threshold is reached (or a new member
+    /// needs one): the driver's header and then the state machine's state are streamed into
+    /// the store's snapshot writer (a file for RocksDB), and the log is compacted behind it.
+    /// A snapshot that cannot be written (larger than [`codec::SNAPSHOT_BYTES_MAX`], disk
+    /// full) is not taken: the log is kept and it is tried again a threshold later.
+    pub(super) fn maybe_snapshot(&mut self) -> Result<(), ClusterError> {
+        let threshold_reached = self.applied
+            >= (self.snapshot_index + self.config.snapshot_threshold_entries)
+                .max(self.snapshot_retry_at);
+        if !threshold_reached && !self.snapshot_for_new_member {
+            return Ok(());
+        }
+        self.snapshot_for_new_member = false;
+        let index = self.applied;
+        let term = self.raw.raft.raft_log.term(index)?;
+        let header = SnapshotEnvelope {
+            peer_addresses: self.peer_addresses.clone(),
+            sessions: self.sessions.table().clone(),
+            known_stores: self.known_stores.set().clone(),
+            state: Vec::new(),
+        }
+        .encode_header();
+        let mut writer = self.raw.mut_store().snapshot_writer(index, term)?;
+        let written = writer
+            .write_all(&header)
+            .map_err(|error| crate::StateMachineError::Write(error.to_string()))
+            .and_then(|()| self.state_machine.snapshot_to(&mut writer));
+        let body = match written {
+            Ok(()) => writer.finish().map_err(|error| {
+                ClusterError::Storage(crate::StorageError::Io(error.to_string()))
+            })?,
+            Err(crate::StateMachineError::Write(error)) => {
+                // It could never be shipped to a follower, or not be kept: keep the log
+                // instead (it grows) and try again a threshold later.
+                tracing::error!(
+                    node_id = self.config.node_id,
+                    index,
+                    %error,
+                    "snapshot not taken; the log is not compacted"
+                );
+                self.snapshot_retry_at = index + self.config.snapshot_threshold_entries;
+                self.counters.snapshots_refused += 1;
+                return Ok(());
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let mut snapshot = Snapshot::default();
+        let metadata = snapshot.mut_metadata();
+        metadata.index = index;
+        metadata.term = term;
+        metadata.set_conf_state(self.conf_state.clone());
+        let first_index = self.raw.store().first_index()?;
+        // Keep the last `compaction_lag_entries` entries the snapshot covers: a follower
+        // that lags by fewer is sent them, not the whole state.
+        let keep_from = (index + 1).saturating_sub(self.config.compaction_lag_entries);
+        self.raw
+            .mut_store()
+            .save_snapshot(&snapshot, &body, keep_from)?;
+        let first_index_after = self.raw.store().first_index()?;
+        self.snapshot_index = index;
+        self.counters.snapshots_created += 1;
+        self.counters.compactions += 1;
+        self.counters.entries_compacted += first_index_after.saturating_sub(first_index);
+        tracing::debug!(
+            node_id = self.config.node_id,
+            index,
+            bytes = body.len(),
+            "snapshot taken, log compacted"
+        );
+        Ok(())
+    }
     /// A snapshot lost on the way leaves the follower's progress paused in the Snapshot state
     /// forever: once it has made no progress for two election timeouts (no bytes written by
     /// the transport, see [`Self::handle_snapshot_progress`]), report it failed so raft-rs

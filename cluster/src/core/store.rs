@@ -69,7 +69,7 @@ pub(super) fn open_store<S: Storage, M: StateMachine>(
                 learners: initial.learners.iter().map(|(id, _)| *id).collect(),
                 ..Default::default()
             };
-            let envelope = SnapshotEnvelope {
+            let header = SnapshotEnvelope {
                 peer_addresses: initial
                     .voters
                     .iter()
@@ -78,17 +78,22 @@ pub(super) fn open_store<S: Storage, M: StateMachine>(
                     .collect(),
                 sessions: BTreeMap::new(),
                 known_stores: BTreeSet::new(),
-                state: state_machine.snapshot()?,
-            };
-            let mut snapshot = Snapshot {
-                data: envelope.encode().into(),
-                ..Default::default()
-            };
+                state: Vec::new(),
+            }
+            .encode_header();
+            let mut writer = storage.snapshot_writer(BOOTSTRAP_INDEX, BOOTSTRAP_INDEX)?;
+            std::io::Write::write_all(&mut writer, &header)
+                .map_err(|error| crate::StateMachineError::Write(error.to_string()))?;
+            state_machine.snapshot_to(&mut writer)?;
+            let body = writer
+                .finish()
+                .map_err(|error| crate::StorageError::Io(error.to_string()))?;
+            let mut snapshot = Snapshot::default();
             let metadata = snapshot.mut_metadata();
             metadata.index = BOOTSTRAP_INDEX;
             metadata.term = BOOTSTRAP_INDEX;
             metadata.set_conf_state(conf_state);
-            storage.bootstrap(&snapshot, &expected)?;
+            storage.bootstrap(&snapshot, &body, &expected)?;
             tracing::info!(node_id, "bootstrapped a new cluster store");
         }
     }

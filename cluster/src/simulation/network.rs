@@ -67,6 +67,11 @@ impl Network {
                 self.snapshots_chunked += 1;
                 through_chunks(self.next_message_id, &message)?
             }
+            PeerMessage::Snapshot { message, body } => {
+                self.next_message_id += 1;
+                self.snapshots_chunked += 1;
+                codec::snapshot_round_trip(self.next_message_id, message, body)?
+            }
             _ => message,
         };
         if rng.chance(faults.loss) {

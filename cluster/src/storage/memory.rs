@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use raft::eraftpb::{Entry, HardState, Snapshot};
 
 use super::{LogState, PersistRequest, Storage, StorageError, StoreIdentity, impl_raft_storage};
+use crate::snapshot_body::{SnapshotBody, SnapshotWriter};
 
 /// In-memory storage; see the module documentation.
 #[derive(Debug, Clone, Default)]
@@ -25,7 +26,7 @@ pub struct MemoryStorage {
 #[derive(Debug, Clone)]
 enum Unsynced {
     Persist {
-        snapshot: Option<Snapshot>,
+        snapshot: Option<(Snapshot, SnapshotBody)>,
         entries: Vec<Entry>,
         hard_state: Option<HardState>,
     },
@@ -55,7 +56,7 @@ impl Disk {
                     hard_state,
                 } => apply_persist(
                     &mut self.durable,
-                    snapshot.as_ref(),
+                    snapshot.as_ref().map(|(snapshot, body)| (snapshot, body)),
                     &entries,
                     hard_state.as_ref(),
                 )?,
@@ -68,12 +69,12 @@ impl Disk {
 
 fn apply_persist(
     state: &mut LogState,
-    snapshot: Option<&Snapshot>,
+    snapshot: Option<(&Snapshot, &SnapshotBody)>,
     entries: &[Entry],
     hard_state: Option<&HardState>,
 ) -> Result<(), StorageError> {
-    if let Some(snapshot) = snapshot {
-        state.apply_snapshot(snapshot);
+    if let Some((snapshot, body)) = snapshot {
+        state.apply_snapshot(snapshot, body);
     }
     state.append(entries)?;
     if let Some(hard_state) = hard_state {
@@ -132,6 +133,7 @@ impl Storage for MemoryStorage {
     fn bootstrap(
         &mut self,
         snapshot: &Snapshot,
+        body: &SnapshotBody,
         identity: &StoreIdentity,
     ) -> Result<(), StorageError> {
         let mut disk = self.state.lock();
@@ -141,7 +143,7 @@ impl Storage for MemoryStorage {
         disk.sync()?;
         let disk = &mut *disk;
         for state in [&mut disk.current, &mut disk.durable] {
-            state.apply_snapshot(snapshot);
+            state.apply_snapshot(snapshot, body);
             state.set_identity(identity);
         }
         Ok(())
@@ -181,7 +183,9 @@ impl Storage for MemoryStorage {
             )?;
         } else {
             disk.unsynced.push(Unsynced::Persist {
-                snapshot: request.snapshot.cloned(),
+                snapshot: request
+                    .snapshot
+                    .map(|(snapshot, body)| (snapshot.clone(), body.clone())),
                 entries: request.entries.to_vec(),
                 hard_state: request.hard_state.cloned(),
             });
@@ -196,16 +200,29 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
-    fn save_snapshot(&mut self, snapshot: &Snapshot, keep_from: u64) -> Result<(), StorageError> {
+    fn save_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        body: &SnapshotBody,
+        keep_from: u64,
+    ) -> Result<(), StorageError> {
         let mut disk = self.state.lock();
-        disk.current.save_snapshot(snapshot, keep_from)?;
+        disk.current.save_snapshot(snapshot, body, keep_from)?;
         disk.sync()?;
-        disk.durable.save_snapshot(snapshot, keep_from)?;
+        disk.durable.save_snapshot(snapshot, body, keep_from)?;
         Ok(())
     }
 
     fn latest_snapshot(&self) -> Snapshot {
         self.state.lock().current.snapshot().clone()
+    }
+
+    fn latest_snapshot_body(&self) -> SnapshotBody {
+        self.state.lock().current.snapshot_body().clone()
+    }
+
+    fn snapshot_writer(&mut self, _index: u64, _term: u64) -> Result<SnapshotWriter, StorageError> {
+        Ok(SnapshotWriter::memory())
     }
 }
 

@@ -22,13 +22,14 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 
 pub use crate::codec::StoreIdentity;
 pub use crate::error::StorageError;
+use crate::snapshot_body::{SnapshotBody, SnapshotWriter};
 
 /// One Ready's worth of durable writes, applied atomically in this order: snapshot, entries,
 /// hard state.
 #[derive(Debug, Default)]
 pub struct PersistRequest<'a> {
-    /// A snapshot received from the leader: replaces the log.
-    pub snapshot: Option<&'a Snapshot>,
+    /// A snapshot received from the leader (metadata, body): replaces the log.
+    pub snapshot: Option<(&'a Snapshot, &'a SnapshotBody)>,
     /// Entries to append; any stored entry at or after the first one's index is replaced.
     pub entries: &'a [Entry],
     /// The new hard state, if it changed.
@@ -46,6 +47,7 @@ pub trait Storage: raft::Storage + Send + 'static {
     fn bootstrap(
         &mut self,
         snapshot: &Snapshot,
+        body: &SnapshotBody,
         identity: &StoreIdentity,
     ) -> Result<(), StorageError>;
     /// Who the store belongs to; `None` for a store written before identities existed (or
@@ -61,16 +63,31 @@ pub trait Storage: raft::Storage + Send + 'static {
     /// `keep_from` (clamped to the snapshot's index + 1): the entries between `keep_from` and
     /// the snapshot stay, so a follower lagging by fewer entries is sent entries, not the
     /// snapshot (the compaction lag). Synced: the snapshot and the compaction land together.
-    fn save_snapshot(&mut self, snapshot: &Snapshot, keep_from: u64) -> Result<(), StorageError>;
-    /// The latest snapshot (bootstrap, received or produced), with its data.
+    fn save_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        body: &SnapshotBody,
+        keep_from: u64,
+    ) -> Result<(), StorageError>;
+    /// The latest snapshot's metadata (bootstrap, received or produced); its `data` is empty:
+    /// the bytes are [`Self::latest_snapshot_body`].
     fn latest_snapshot(&self) -> Snapshot;
+    /// The latest snapshot's body.
+    fn latest_snapshot_body(&self) -> SnapshotBody;
+    /// Where to write the body of a snapshot this store will keep (a file beside the store
+    /// for RocksDB, memory for the memory store); hand the finished body to
+    /// [`Self::save_snapshot`].
+    fn snapshot_writer(&mut self, index: u64, term: u64) -> Result<SnapshotWriter, StorageError>;
 }
 
 /// The in-memory image of a store: hard state, latest snapshot and the log after it.
 #[derive(Debug, Clone, Default)]
 pub struct LogState {
     hard_state: HardState,
+    /// The latest snapshot's metadata (`data` always empty).
     snapshot: Snapshot,
+    /// The latest snapshot's bytes.
+    body: SnapshotBody,
     /// Contiguous: `entries[i].index == entries[0].index + i`. They start at or before the
     /// snapshot's index + 1 (entries the snapshot covers may be kept for lagging followers:
     /// the compaction lag) and, when any are kept, reach at least the snapshot's index.
@@ -87,8 +104,10 @@ impl LogState {
     pub fn from_parts(
         hard_state: HardState,
         snapshot: Snapshot,
+        body: SnapshotBody,
         mut entries: Vec<Entry>,
     ) -> Result<Self, StorageError> {
+        debug_assert!(snapshot.data.is_empty(), "snapshot bytes live in the body");
         let snapshot_index = snapshot.get_metadata().index;
         // Covered entries are kept only as a contiguous run ending at the snapshot's index.
         let covered = entries.partition_point(|entry| entry.index <= snapshot_index);
@@ -115,6 +134,7 @@ impl LogState {
         Ok(Self {
             hard_state,
             snapshot,
+            body,
             entries,
             identity: None,
         })
@@ -142,9 +162,14 @@ impl LogState {
         &self.hard_state
     }
 
-    /// The latest snapshot.
+    /// The latest snapshot's metadata (`data` is empty).
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot
+    }
+
+    /// The latest snapshot's bytes.
+    pub fn snapshot_body(&self) -> &SnapshotBody {
+        &self.body
     }
 
     /// The first index still in the log: one past the snapshot, or earlier when entries the
@@ -165,12 +190,13 @@ impl LogState {
     }
 
     /// Apply a received snapshot: the log is replaced by it.
-    pub fn apply_snapshot(&mut self, snapshot: &Snapshot) {
+    pub fn apply_snapshot(&mut self, snapshot: &Snapshot, body: &SnapshotBody) {
         let metadata = snapshot.get_metadata();
         self.hard_state.term = self.hard_state.term.max(metadata.term);
         self.hard_state.commit = self.hard_state.commit.max(metadata.index);
         self.entries.clear();
-        self.snapshot = snapshot.clone();
+        self.snapshot = metadata_only(snapshot);
+        self.body = body.clone();
     }
 
     /// Append entries, replacing any stored entry at or after the first one's index.
@@ -213,6 +239,7 @@ impl LogState {
     pub fn save_snapshot(
         &mut self,
         snapshot: &Snapshot,
+        body: &SnapshotBody,
         keep_from: u64,
     ) -> Result<u64, StorageError> {
         let index = snapshot.get_metadata().index;
@@ -228,7 +255,8 @@ impl LogState {
         let compact_to = keep_from.clamp(first_index, index + 1);
         let drop_count = ((compact_to - first_index) as usize).min(self.entries.len());
         self.entries.drain(..drop_count);
-        self.snapshot = snapshot.clone();
+        self.snapshot = metadata_only(snapshot);
+        self.body = body.clone();
         Ok(self.first_index())
     }
 
@@ -269,6 +297,13 @@ impl LogState {
         }
         Ok(self.entries[(index - self.first_index()) as usize].term)
     }
+}
+
+/// A snapshot's metadata without its data (the bytes live in a [`SnapshotBody`]).
+pub fn metadata_only(snapshot: &Snapshot) -> Snapshot {
+    let mut copy = Snapshot::default();
+    copy.set_metadata(snapshot.get_metadata().clone());
+    copy
 }
 
 /// Implements raft-rs's read side for a type that can lend its [`LogState`].

@@ -5,8 +5,15 @@
 //! - `raft_state`: `hard_state`, `conf_state` and `applied_index` (the conf state and index of
 //!   the latest snapshot — the point the state machine is restored to on restart), and
 //!   `identity` (cluster id, node id, rejoin flag: [`StoreIdentity`]);
-//! - `snapshot`: `metadata` of the latest snapshot;
-//! - `state_machine`: `snapshot_data`, the state machine's bytes of that snapshot.
+//! - `snapshot`: `metadata` of the latest snapshot and `body`, the record of its bytes: the
+//!   file name (in `snapshots/` inside the store's directory), length and crc32;
+//! - `state_machine`: `snapshot_data`, the snapshot's bytes as stores written before
+//!   snapshot files kept them (still read; removed by the next snapshot).
+//!
+//! A snapshot's bytes live in a file of their own, `snapshots/snapshot-<index>-<term>.bin`,
+//! written and fsynced before the record that names it; the file of the snapshot before
+//! stays until the next one (a running checkpoint may still be copying it), older ones and
+//! unfinished `.partial` files are removed.
 //!
 //! Every value is `[crc32 of key and payload, u32 little-endian][payload]` (the layout lives in
 //! [`crate::codec`], with every other byte format); a mismatch on open is reported as
@@ -23,7 +30,11 @@ use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, Wri
 
 use super::{LogState, PersistRequest, Storage, StorageError, StoreIdentity, impl_raft_storage};
 use crate::codec::{self, log_key};
+use crate::snapshot_body::{SnapshotBody, SnapshotWriter, copy_body};
 use crate::transport::NodeId;
+
+/// The directory of snapshot files, inside the store's.
+pub const SNAPSHOT_DIRECTORY: &str = "snapshots";
 
 /// Column family of the raft log.
 pub const COLUMN_FAMILY_LOG: &str = "raft_log";
@@ -47,12 +58,17 @@ const KEY_APPLIED_INDEX: &[u8] = b"applied_index";
 const KEY_IDENTITY: &[u8] = b"identity";
 const KEY_SNAPSHOT_METADATA: &[u8] = b"metadata";
 const KEY_SNAPSHOT_DATA: &[u8] = b"snapshot_data";
+const KEY_SNAPSHOT_BODY: &[u8] = b"body";
 
 /// RocksDB storage; see the module documentation.
 pub struct RocksStorage {
     db: DB,
     state: LogState,
     path: PathBuf,
+    /// The file the snapshot record names.
+    recorded_body: Option<PathBuf>,
+    /// The file of the snapshot before the latest, kept until the next one.
+    previous_body: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for RocksStorage {
@@ -76,19 +92,19 @@ impl RocksStorage {
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
         let db = DB::open_cf_descriptors(&options, path, descriptors)?;
+        std::fs::create_dir_all(path.join(SNAPSHOT_DIRECTORY))
+            .map_err(|error| StorageError::Io(format!("{}: {error}", path.display())))?;
 
         let hard_state = match read_record(&db, COLUMN_FAMILY_STATE, KEY_HARD_STATE)? {
             Some(bytes) => decode::<HardState>(COLUMN_FAMILY_STATE, KEY_HARD_STATE, &bytes)?,
             None => HardState::default(),
         };
         let mut snapshot = Snapshot::default();
+        let mut body = SnapshotBody::default();
         if let Some(bytes) = read_record(&db, COLUMN_FAMILY_SNAPSHOT, KEY_SNAPSHOT_METADATA)? {
             let metadata =
                 decode::<SnapshotMetadata>(COLUMN_FAMILY_SNAPSHOT, KEY_SNAPSHOT_METADATA, &bytes)?;
-            let data = read_record(&db, COLUMN_FAMILY_STATE_MACHINE, KEY_SNAPSHOT_DATA)?
-                .ok_or_else(|| {
-                    corrupted(COLUMN_FAMILY_STATE_MACHINE, KEY_SNAPSHOT_DATA, "missing")
-                })?;
+            body = read_body(&db, path)?;
             let applied = read_record(&db, COLUMN_FAMILY_STATE, KEY_APPLIED_INDEX)?
                 .ok_or_else(|| corrupted(COLUMN_FAMILY_STATE, KEY_APPLIED_INDEX, "missing"))?;
             let applied = codec::decode_applied_index(&applied).map_err(|error| {
@@ -102,7 +118,6 @@ impl RocksStorage {
                 ));
             }
             snapshot.set_metadata(metadata);
-            snapshot.data = data.into();
         }
 
         let log = column_family(&db, COLUMN_FAMILY_LOG)?;
@@ -121,18 +136,23 @@ impl RocksStorage {
             entries.push(entry);
         }
         // Entries the snapshot covers stay if they run into it (the compaction lag).
-        let mut state = LogState::from_parts(hard_state, snapshot, entries)?;
+        let mut state = LogState::from_parts(hard_state, snapshot, body, entries)?;
         if let Some(bytes) = read_record(&db, COLUMN_FAMILY_STATE, KEY_IDENTITY)? {
             let identity = StoreIdentity::decode(&bytes).map_err(|error| {
                 corrupted(COLUMN_FAMILY_STATE, KEY_IDENTITY, &error.to_string())
             })?;
             state.set_identity(&identity);
         }
-        Ok(Self {
+        let recorded_body = state.snapshot_body().path().map(Path::to_path_buf);
+        let storage = Self {
             db,
             state,
             path: path.to_owned(),
-        })
+            recorded_body,
+            previous_body: None,
+        };
+        storage.remove_stale_snapshot_files();
+        Ok(storage)
     }
 
     /// The directory of the store.
@@ -147,10 +167,40 @@ impl RocksStorage {
         Ok(())
     }
 
+    /// The directory of snapshot files.
+    fn snapshot_directory(&self) -> PathBuf {
+        self.path.join(SNAPSHOT_DIRECTORY)
+    }
+
+    /// `body` as a file of this store: itself when it is one already, else a copy (a
+    /// snapshot received from the leader, streamed from the spool with one buffer of memory).
+    fn own_body(
+        &mut self,
+        snapshot: &Snapshot,
+        body: &SnapshotBody,
+    ) -> Result<SnapshotBody, StorageError> {
+        let directory = self.snapshot_directory();
+        if body.path().and_then(Path::parent) == Some(directory.as_path()) {
+            return Ok(body.clone());
+        }
+        let metadata = snapshot.get_metadata();
+        if let Some(adopted) = adopt_spooled(body, &directory, metadata.index, metadata.term) {
+            return Ok(adopted);
+        }
+        let mut writer = self.snapshot_writer(metadata.index, metadata.term)?;
+        copy_body(body, &mut writer).map_err(|error| io_error(&directory, &error))?;
+        writer
+            .finish()
+            .map_err(|error| io_error(&directory, &error))
+    }
+
+    /// Record `body` as the latest snapshot's bytes in `batch` (the old file stays until the
+    /// batch is written: see [`Self::snapshot_written`]).
     fn put_snapshot(
         &self,
         batch: &mut WriteBatch,
         snapshot: &Snapshot,
+        body: &SnapshotBody,
     ) -> Result<(), StorageError> {
         let metadata = snapshot.get_metadata();
         let state = column_family(&self.db, COLUMN_FAMILY_STATE)?;
@@ -161,11 +211,22 @@ impl RocksStorage {
             KEY_SNAPSHOT_METADATA,
             seal(KEY_SNAPSHOT_METADATA, &metadata.write_to_bytes()?),
         );
+        let name = body
+            .path()
+            .and_then(Path::file_name)
+            .and_then(|name| name.to_str())
+            .ok_or_else(|| {
+                StorageError::Io("a snapshot body to record must be a file of the store".into())
+            })?;
         batch.put_cf(
-            data,
-            KEY_SNAPSHOT_DATA,
-            seal(KEY_SNAPSHOT_DATA, snapshot.get_data()),
+            snapshots,
+            KEY_SNAPSHOT_BODY,
+            seal(
+                KEY_SNAPSHOT_BODY,
+                &encode_body_record(name, body.len(), body.crc32()),
+            ),
         );
+        batch.delete_cf(data, KEY_SNAPSHOT_DATA);
         batch.put_cf(
             state,
             KEY_CONF_STATE,
@@ -213,18 +274,22 @@ impl Storage for RocksStorage {
     fn bootstrap(
         &mut self,
         snapshot: &Snapshot,
+        body: &SnapshotBody,
         identity: &StoreIdentity,
     ) -> Result<(), StorageError> {
         if !self.state.is_empty() {
             return Err(StorageError::AlreadyInitialized);
         }
-        self.state.apply_snapshot(snapshot);
+        let body = self.own_body(snapshot, body)?;
+        self.state.apply_snapshot(snapshot, &body);
         self.state.set_identity(identity);
         let mut batch = WriteBatch::default();
-        self.put_snapshot(&mut batch, snapshot)?;
+        self.put_snapshot(&mut batch, snapshot, &body)?;
         self.put_hard_state(&mut batch)?;
         self.put_identity(&mut batch, identity)?;
-        self.write(batch, true)
+        self.write(batch, true)?;
+        self.snapshot_written(&body);
+        Ok(())
     }
 
     fn identity(&self) -> Option<StoreIdentity> {
@@ -240,14 +305,22 @@ impl Storage for RocksStorage {
     }
 
     fn persist(&mut self, request: PersistRequest<'_>) -> Result<(), StorageError> {
+        // A received body becomes a file of this store (copied and synced) before the
+        // record naming it is written.
+        let owned = match request.snapshot {
+            Some((snapshot, body)) => Some((snapshot, self.own_body(snapshot, body)?)),
+            None => None,
+        };
         let log = column_family(&self.db, COLUMN_FAMILY_LOG)?;
         let mut batch = WriteBatch::default();
         let mut hard_state_changed = request.hard_state.is_some();
-        if let Some(snapshot) = request.snapshot {
-            self.state.apply_snapshot(snapshot);
+        let mut new_body = None;
+        if let Some((snapshot, body)) = owned {
+            self.state.apply_snapshot(snapshot, &body);
             batch.delete_range_cf(log, log_key(0), log_key(u64::MAX));
-            self.put_snapshot(&mut batch, snapshot)?;
+            self.put_snapshot(&mut batch, snapshot, &body)?;
             hard_state_changed = true;
+            new_body = Some(body);
         }
         let last_before = self.state.last_index();
         if let Some(truncated_from) = self.state.append(request.entries)? {
@@ -263,7 +336,11 @@ impl Storage for RocksStorage {
         if hard_state_changed {
             self.put_hard_state(&mut batch)?;
         }
-        self.write(batch, request.sync)
+        self.write(batch, request.sync || new_body.is_some())?;
+        if let Some(body) = new_body {
+            self.snapshot_written(&body);
+        }
+        Ok(())
     }
 
     fn set_commit(&mut self, commit: u64) -> Result<(), StorageError> {
@@ -273,18 +350,156 @@ impl Storage for RocksStorage {
         self.write(batch, false)
     }
 
-    fn save_snapshot(&mut self, snapshot: &Snapshot, keep_from: u64) -> Result<(), StorageError> {
-        let first_index = self.state.save_snapshot(snapshot, keep_from)?;
+    fn save_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        body: &SnapshotBody,
+        keep_from: u64,
+    ) -> Result<(), StorageError> {
+        let body = self.own_body(snapshot, body)?;
+        let first_index = self.state.save_snapshot(snapshot, &body, keep_from)?;
         let log = column_family(&self.db, COLUMN_FAMILY_LOG)?;
         let mut batch = WriteBatch::default();
-        self.put_snapshot(&mut batch, snapshot)?;
+        self.put_snapshot(&mut batch, snapshot, &body)?;
         batch.delete_range_cf(log, log_key(0), log_key(first_index));
-        self.write(batch, true)
+        self.write(batch, true)?;
+        self.snapshot_written(&body);
+        Ok(())
     }
 
     fn latest_snapshot(&self) -> Snapshot {
         self.state.snapshot().clone()
     }
+
+    fn latest_snapshot_body(&self) -> SnapshotBody {
+        self.state.snapshot_body().clone()
+    }
+
+    fn snapshot_writer(&mut self, index: u64, term: u64) -> Result<SnapshotWriter, StorageError> {
+        let directory = self.snapshot_directory();
+        SnapshotWriter::file(&directory.join(snapshot_file_name(index, term)))
+            .map_err(|error| io_error(&directory, &error))
+    }
+}
+
+impl RocksStorage {
+    /// The record naming `body` is written: the file before it is kept (a checkpoint may be
+    /// copying it), the older ones go.
+    fn snapshot_written(&mut self, body: &SnapshotBody) {
+        let current = body.path().map(Path::to_path_buf);
+        if current != self.recorded_body {
+            self.previous_body = std::mem::replace(&mut self.recorded_body, current);
+        }
+        self.remove_stale_snapshot_files();
+    }
+
+    /// Remove snapshot files that are neither the recorded one nor the one before it, and
+    /// unfinished `.partial` files. Best effort: a file that cannot be removed is logged and
+    /// tried again after the next snapshot.
+    fn remove_stale_snapshot_files(&self) {
+        let directory = self.snapshot_directory();
+        let Ok(entries) = std::fs::read_dir(&directory) else {
+            return;
+        };
+        let keep: Vec<&Path> = [self.recorded_body.as_deref(), self.previous_body.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if keep.contains(&path.as_path()) {
+                continue;
+            }
+            if let Err(error) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), %error, "stale snapshot file not removed");
+            }
+        }
+    }
+}
+
+/// A spooled body (a snapshot received from the leader, on the same file system) becomes a
+/// store file by a hard link, made durable (the file and the directory fsynced) — no second
+/// write of the whole state. `None` when it cannot (another file system, not spooled): the
+/// caller copies.
+fn adopt_spooled(
+    body: &SnapshotBody,
+    directory: &Path,
+    index: u64,
+    term: u64,
+) -> Option<SnapshotBody> {
+    let source = body.path().filter(|_| body.is_spooled())?;
+    let target = directory.join(snapshot_file_name(index, term));
+    let _ = std::fs::remove_file(&target);
+    std::fs::hard_link(source, &target).ok()?;
+    let durable = std::fs::File::open(&target)
+        .and_then(|file| file.sync_all())
+        .and_then(|()| std::fs::File::open(directory))
+        .and_then(|directory| directory.sync_all());
+    match durable.and_then(|()| SnapshotBody::open_file(&target, body.len(), body.crc32())) {
+        Ok(adopted) => Some(adopted),
+        Err(error) => {
+            tracing::warn!(path = %target.display(), %error, "spooled snapshot not adopted; copying");
+            let _ = std::fs::remove_file(&target);
+            None
+        }
+    }
+}
+
+/// The file name of the snapshot at `index` in `term`.
+fn snapshot_file_name(index: u64, term: u64) -> String {
+    format!("snapshot-{index:020}-{term:020}.bin")
+}
+
+fn io_error(path: &Path, error: &std::io::Error) -> StorageError {
+    StorageError::Io(format!("{}: {error}", path.display()))
+}
+
+/// `[name length u32][name utf-8][length u64][crc32 u32]`, little-endian.
+fn encode_body_record(name: &str, len: u64, crc32: u32) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(4 + name.len() + 8 + 4);
+    bytes.extend_from_slice(&(name.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(name.as_bytes());
+    bytes.extend_from_slice(&len.to_le_bytes());
+    bytes.extend_from_slice(&crc32.to_le_bytes());
+    bytes
+}
+
+/// The file name, length and crc32 of a body record; `None` if malformed.
+fn decode_body_record(bytes: &[u8]) -> Option<(String, u64, u32)> {
+    let name_len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let name = std::str::from_utf8(bytes.get(4..4 + name_len)?).ok()?;
+    let rest = bytes.get(4 + name_len..)?;
+    if rest.len() != 12 || name.contains('/') || name.contains("..") || name.is_empty() {
+        return None;
+    }
+    let len = u64::from_le_bytes(rest[..8].try_into().ok()?);
+    let crc32 = u32::from_le_bytes(rest[8..].try_into().ok()?);
+    Some((name.to_owned(), len, crc32))
+}
+
+/// The latest snapshot's body: the file its record names (its length checked now, its
+/// crc32 as it is read), or the bytes an older store kept in RocksDB.
+fn read_body(db: &DB, path: &Path) -> Result<SnapshotBody, StorageError> {
+    if let Some(record) = read_record(db, COLUMN_FAMILY_SNAPSHOT, KEY_SNAPSHOT_BODY)? {
+        let (name, len, crc32) = decode_body_record(&record).ok_or_else(|| {
+            corrupted(
+                COLUMN_FAMILY_SNAPSHOT,
+                KEY_SNAPSHOT_BODY,
+                "malformed body record",
+            )
+        })?;
+        let file = path.join(SNAPSHOT_DIRECTORY).join(&name);
+        return SnapshotBody::open_file(&file, len, crc32).map_err(|error| {
+            corrupted(
+                COLUMN_FAMILY_SNAPSHOT,
+                KEY_SNAPSHOT_BODY,
+                &format!("snapshot file {}: {error}", file.display()),
+            )
+        });
+    }
+    let data = read_record(db, COLUMN_FAMILY_STATE_MACHINE, KEY_SNAPSHOT_DATA)?
+        .ok_or_else(|| corrupted(COLUMN_FAMILY_STATE_MACHINE, KEY_SNAPSHOT_DATA, "missing"))?;
+    Ok(SnapshotBody::from_bytes(data))
 }
 
 /// The stored conf state (of the latest snapshot), for operators and tests.
@@ -324,6 +539,25 @@ pub fn checkpoint(path: &Path, to: &Path) -> Result<CheckpointInfo, StorageError
         column_family(&source, name)?;
     }
     rocksdb::checkpoint::Checkpoint::new(&source)?.create_checkpoint(to)?;
+    // The snapshot file the checkpoint's record names: a hard link where the file system
+    // allows (files are never changed once written), a copy otherwise. The store keeps the
+    // file before its latest, so a snapshot taken meanwhile does not remove it.
+    let copies = to.join(SNAPSHOT_DIRECTORY);
+    std::fs::create_dir_all(&copies).map_err(|error| io_error(&copies, &error))?;
+    if let Some(record) = read_record(&source, COLUMN_FAMILY_SNAPSHOT, KEY_SNAPSHOT_BODY)? {
+        let (name, _, _) = decode_body_record(&record).ok_or_else(|| {
+            corrupted(
+                COLUMN_FAMILY_SNAPSHOT,
+                KEY_SNAPSHOT_BODY,
+                "malformed body record",
+            )
+        })?;
+        let from = path.join(SNAPSHOT_DIRECTORY).join(&name);
+        let copy = copies.join(&name);
+        if std::fs::hard_link(&from, &copy).is_err() {
+            std::fs::copy(&from, &copy).map_err(|error| io_error(&from, &error))?;
+        }
+    }
     drop(source);
     checkpoint_info(to)
 }
@@ -348,6 +582,18 @@ pub fn adopt_store(path: &Path, node_id: NodeId) -> Result<(), StorageError> {
 /// Opens the store in `path` (verifying every record) and describes it.
 pub fn checkpoint_info(path: &Path) -> Result<CheckpointInfo, StorageError> {
     let store = RocksStorage::open(path)?;
+    // The snapshot file is read through once: its crc32 must match its record.
+    std::io::copy(
+        &mut store.latest_snapshot_body().reader(),
+        &mut std::io::sink(),
+    )
+    .map_err(|error| {
+        corrupted(
+            COLUMN_FAMILY_SNAPSHOT,
+            KEY_SNAPSHOT_BODY,
+            &error.to_string(),
+        )
+    })?;
     let conf_state = read_conf_state(&store)?.unwrap_or_default();
     let info = CheckpointInfo {
         first_index: store.state.first_index(),

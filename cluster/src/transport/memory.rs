@@ -229,7 +229,11 @@ impl Transport for MemoryTransport {
         };
         // Through the real codec, so the hub carries only what the wire could carry.
         let body = super::encode_for_wire(&message)?;
-        let message = match codec::decode_message_body(&body) {
+        let decoded = match &message {
+            PeerMessage::Snapshot { message, body } => codec::snapshot_round_trip(0, message, body),
+            _ => codec::decode_message_body(&body),
+        };
+        let message = match decoded {
             Ok(message) => message,
             Err(error) => {
                 // Our own encoder produced bytes our decoder refuses: a codec bug, loud.

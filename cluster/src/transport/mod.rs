@@ -14,6 +14,8 @@
 
 use raft::eraftpb::Message as RaftMessage;
 
+use crate::snapshot_body::SnapshotBody;
+
 pub mod memory;
 pub mod quic;
 
@@ -23,9 +25,19 @@ pub type NodeId = u64;
 /// What peers say to each other.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PeerMessage {
-    /// A raft-rs message. `MsgSnapshot` included: the transport splits a large one into
-    /// chunks on the wire and reassembles it before delivery.
+    /// A raft-rs message. A `MsgSnapshot` with its data inside (what older peers send) is
+    /// still understood: the transport splits a large one into chunks on the wire and
+    /// reassembles it before delivery.
     Raft(Box<RaftMessage>),
+    /// A `MsgSnapshot` (its snapshot's data empty) and the snapshot's bytes: the transport
+    /// streams the body from its file on a stream of its own and the receiver spools it to
+    /// a file, one chunk of memory at a time ([`crate::codec::SnapshotReceiver`]).
+    Snapshot {
+        /// The raft message; `message.get_snapshot().data` is empty.
+        message: Box<RaftMessage>,
+        /// The snapshot's bytes.
+        body: SnapshotBody,
+    },
     /// A proposal made on a follower, forwarded to the node it believes is the leader.
     Forward {
         /// Chosen by the forwarding node; echoed in the reply.
@@ -118,6 +130,11 @@ pub enum TransportError {
 /// check every transport makes before queueing (the memory hub too, so it carries only what
 /// the wire could carry).
 pub(crate) fn encode_for_wire(message: &PeerMessage) -> Result<Vec<u8>, TransportError> {
+    if let PeerMessage::Snapshot { message, body } = message {
+        // The header frame is what is encoded now; the body streams from its file.
+        return crate::codec::encode_snapshot_header_frame(0, message, body)
+            .map_err(|error| TransportError::Encoding(error.to_string()));
+    }
     let body = crate::codec::encode_message_body(message)
         .map_err(|error| TransportError::Encoding(error.to_string()))?;
     if body.len() > crate::codec::ASSEMBLED_BYTES_MAX {

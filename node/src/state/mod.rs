@@ -233,6 +233,23 @@ impl SharedState {
         codec::encode_snapshot(&*state).map_err(|error| EncodingError::Encode(error.to_string()))
     }
 
+    /// Writes the same bytes as [`Self::snapshot`] straight into `out` (the cluster's
+    /// snapshot file), from behind the read lock, without a copy in memory.
+    pub fn snapshot_to(&self, out: &mut dyn std::io::Write) -> Result<(), EncodingError> {
+        let state = self.inner.read();
+        codec::encode_snapshot_to(&*state, out)
+            .map_err(|error| EncodingError::Encode(error.to_string()))
+    }
+
+    /// Replaces the state with the snapshot read from `input` (decoded as it streams in;
+    /// the state is replaced only once the whole snapshot decoded).
+    pub fn restore_from(&self, input: &mut dyn std::io::Read) -> Result<(), EncodingError> {
+        let state: ReplicatedState = codec::decode_snapshot_from(input)
+            .map_err(|error| EncodingError::Decode(error.to_string()))?;
+        *self.inner.write() = state;
+        Ok(())
+    }
+
     /// Replaces the state with a snapshot.
     pub fn restore(&self, bytes: &[u8]) -> Result<(), EncodingError> {
         let state: ReplicatedState = codec::decode_snapshot(bytes)

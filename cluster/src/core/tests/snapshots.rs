@@ -128,9 +128,7 @@ fn a_received_snapshot_the_state_machine_cannot_restore_is_not_persisted() {
 fn hold_snapshots(cluster: &mut Cluster, leader: NodeId, follower: NodeId) -> usize {
     let before = cluster.in_flight.len();
     cluster.in_flight.retain(|(from, to, message)| {
-        !(*from == leader
-            && *to == follower
-            && matches!(message, PeerMessage::Raft(raft) if raft.get_msg_type() == MessageType::MsgSnapshot))
+        !(*from == leader && *to == follower && matches!(message, PeerMessage::Snapshot { .. }))
     });
     before - cluster.in_flight.len()
 }

@@ -3,6 +3,7 @@
 //! with the cluster's ALPN.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +52,10 @@ pub struct QuicConfig {
     /// Certificates no longer accepted (checked at every handshake and new stream, in both
     /// directions); `None`: none revoked.
     pub revoked: Option<Arc<RevocationList>>,
+    /// Where received snapshots are spooled while they stream in (a directory on the same
+    /// disk as the store: the store copies the finished file into its own). Files left by a
+    /// crash are removed at start. `None`: in memory (tests, small states).
+    pub snapshot_spool: Option<PathBuf>,
 }
 
 impl QuicConfig {
@@ -77,6 +82,7 @@ impl QuicConfig {
             worker_threads: WORKER_THREADS,
             handshake_timeout: HANDSHAKE_TIMEOUT,
             revoked: None,
+            snapshot_spool: None,
         }
     }
 }

@@ -11,12 +11,80 @@ use rustls::pki_types::CertificateDer;
 
 use super::{
     CLOSE_MALFORMED, CLOSE_NO_IDENTITY, CLOSE_REVOKED, CLOSE_TOO_MANY_CONNECTIONS,
-    CONNECTIONS_PER_PEER_MAX, INBOUND_FULL_RETRY, INCOMING_CONNECTIONS_MAX, READ_CHUNK_BYTES,
-    REVOCATION_RECHECK, Shared, increment,
+    CONNECTIONS_PER_PEER_MAX, INBOUND_FULL_RETRY, INBOUND_SNAPSHOTS_MAX, INCOMING_CONNECTIONS_MAX,
+    READ_CHUNK_BYTES, REVOCATION_RECHECK, SPOOL_SUFFIX, Shared, increment,
 };
 use crate::certs;
-use crate::codec::{self, ChunkAssembler, Frame, FrameDecoder};
-use crate::transport::{Inbound, NodeId};
+use crate::codec::{
+    self, ChunkAssembler, CodecError, Frame, FrameDecoder, SnapshotHeader, SnapshotReceiver,
+};
+use crate::snapshot_body::SnapshotWriter;
+use crate::transport::{Inbound, NodeId, PeerMessage};
+
+/// QUIC stream stop code: this node receives as many snapshots as it may at once.
+const STOP_SNAPSHOTS_BUSY: u32 = 1;
+
+/// A snapshot streaming in, counted against [`INBOUND_SNAPSHOTS_MAX`] until dropped.
+struct InboundSnapshot {
+    shared: Arc<Shared>,
+    /// Taken when the snapshot is complete.
+    receiver: Option<SnapshotReceiver>,
+}
+
+impl Drop for InboundSnapshot {
+    fn drop(&mut self) {
+        self.shared.inbound_snapshots.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl InboundSnapshot {
+    /// Start receiving what `header` announces: into a spool file when the transport has a
+    /// spool, else into memory. `Ok(None)`: as many snapshots as allowed are already coming.
+    fn start(
+        shared: &Arc<Shared>,
+        peer_id: NodeId,
+        header: SnapshotHeader,
+    ) -> Result<Option<Self>, CodecError> {
+        let reserved = shared
+            .inbound_snapshots
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
+                (count < INBOUND_SNAPSHOTS_MAX).then_some(count + 1)
+            })
+            .is_ok();
+        if !reserved {
+            return Ok(None);
+        }
+        let writer = match &shared.snapshot_spool {
+            Some(spool) => {
+                let id = shared.next_spool_id.fetch_add(1, Ordering::Relaxed);
+                let name = format!("from-{peer_id}-{}-{id}{SPOOL_SUFFIX}", header.message_id);
+                SnapshotWriter::spool(&spool.join(name))
+                    .map_err(|error| CodecError::Io(error.to_string()))
+            }
+            None => Ok(SnapshotWriter::memory()),
+        };
+        // Counted from here: dropping `InboundSnapshot` gives the slot back.
+        let writer = match writer {
+            Ok(writer) => writer,
+            Err(error) => {
+                shared.inbound_snapshots.fetch_sub(1, Ordering::AcqRel);
+                return Err(error);
+            }
+        };
+        Ok(Some(Self {
+            shared: Arc::clone(shared),
+            receiver: Some(SnapshotReceiver::new(header, writer)),
+        }))
+    }
+}
+
+/// What a frame on a stream led to.
+enum Step {
+    Nothing,
+    Deliver(PeerMessage),
+    /// Stop reading the stream without closing the connection (too many snapshots at once).
+    StopStream,
+}
 
 /// One accepted connection counted against its peer's cap; uncounted when dropped.
 struct ConnectionSlot {
@@ -189,11 +257,13 @@ async fn read_stream(
 ) {
     let mut decoder = FrameDecoder::default();
     let mut assembler = ChunkAssembler::default();
+    let mut snapshot: Option<InboundSnapshot> = None;
     loop {
         let chunk = match stream.read_chunk(READ_CHUNK_BYTES, true).await {
             Ok(Some(chunk)) => chunk,
             Ok(None) => {
-                if decoder.buffered_bytes() > 0 || assembler.is_in_progress() {
+                if decoder.buffered_bytes() > 0 || assembler.is_in_progress() || snapshot.is_some()
+                {
                     tracing::debug!(
                         node = shared.node_id,
                         peer = peer_id,
@@ -218,16 +288,31 @@ async fn read_stream(
                 Ok(Some(body)) => {
                     increment(&shared.counters.frames_received);
                     match codec::decode_frame_body(&body) {
-                        Ok(Frame::Message(message)) => Ok(Some(message)),
-                        Ok(Frame::Chunk(chunk)) => assembler.handle_chunk(chunk),
+                        Ok(Frame::Message(message)) => Ok(Step::Deliver(message)),
+                        Ok(Frame::Chunk(chunk)) => assembler
+                            .handle_chunk(chunk)
+                            .map(|message| message.map_or(Step::Nothing, Step::Deliver)),
+                        Ok(Frame::SnapshotHeader(header)) => {
+                            snapshot_header(&shared, peer_id, header, &mut snapshot)
+                        }
+                        Ok(Frame::SnapshotData(data)) => snapshot_data(&data, &mut snapshot),
                         Err(error) => Err(error),
                     }
                 }
                 Err(error) => Err(error),
             };
             match message {
-                Ok(None) => {}
-                Ok(Some(message)) => {
+                Ok(Step::Nothing) => {}
+                Ok(Step::StopStream) => {
+                    tracing::info!(
+                        node = shared.node_id,
+                        peer = peer_id,
+                        "snapshot refused: as many as allowed are being received"
+                    );
+                    let _ = stream.stop(VarInt::from_u32(STOP_SNAPSHOTS_BUSY));
+                    return;
+                }
+                Ok(Step::Deliver(message)) => {
                     let inbound = Inbound {
                         from: peer_id,
                         message,
@@ -245,4 +330,60 @@ async fn read_stream(
             }
         }
     }
+}
+
+/// A snapshot's header: start receiving it (one per stream).
+fn snapshot_header(
+    shared: &Arc<Shared>,
+    peer_id: NodeId,
+    header: SnapshotHeader,
+    snapshot: &mut Option<InboundSnapshot>,
+) -> Result<Step, CodecError> {
+    if snapshot.is_some() {
+        return Err(CodecError::InconsistentChunk(
+            "a snapshot header inside a snapshot",
+        ));
+    }
+    let Some(started) = InboundSnapshot::start(shared, peer_id, header)? else {
+        return Ok(Step::StopStream);
+    };
+    *snapshot = Some(started);
+    snapshot_complete(snapshot)
+}
+
+/// A piece of the snapshot being received: written to the spool (file IO off the async
+/// workers' schedule: `block_in_place`).
+fn snapshot_data(
+    data: &codec::SnapshotData,
+    snapshot: &mut Option<InboundSnapshot>,
+) -> Result<Step, CodecError> {
+    let receiving = snapshot.as_mut().ok_or(CodecError::InconsistentChunk(
+        "snapshot data without a header",
+    ))?;
+    let receiver = receiving
+        .receiver
+        .as_mut()
+        .ok_or(CodecError::InconsistentChunk("snapshot already complete"))?;
+    tokio::task::block_in_place(|| receiver.handle_data(data))?;
+    snapshot_complete(snapshot)
+}
+
+/// The snapshot as a message once all of it is in.
+fn snapshot_complete(snapshot: &mut Option<InboundSnapshot>) -> Result<Step, CodecError> {
+    if !snapshot
+        .as_ref()
+        .and_then(|receiving| receiving.receiver.as_ref())
+        .is_some_and(SnapshotReceiver::is_complete)
+    {
+        return Ok(Step::Nothing);
+    }
+    let Some(mut done) = snapshot.take() else {
+        return Ok(Step::Nothing);
+    };
+    // The slot is given back when `done` drops, after the finish.
+    let receiver = done
+        .receiver
+        .take()
+        .ok_or(CodecError::InconsistentChunk("snapshot finished twice"))?;
+    tokio::task::block_in_place(|| receiver.finish()).map(Step::Deliver)
 }

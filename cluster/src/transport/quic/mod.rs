@@ -7,10 +7,14 @@
 //!                 (codec)    (messages + bytes bound)   ├ main uni stream: small frames,
 //!                                                       │   batched, in order
 //!                                                       └ large-message task: one uni stream
-//!                                                           per chunked message (snapshots)
+//!                                                           per snapshot (header, then 1 MiB
+//!                                                           read from its file at a time) or
+//!                                                           chunked message
 //!  Receiver<Inbound> ◄─ bounded crossbeam ◄─ stream reader ◄─ accept: mTLS handshake,
 //!                                             (FrameDecoder,      node id from the verified
-//!                                              ChunkAssembler)     certificate
+//!                                              ChunkAssembler,     certificate
+//!                                              SnapshotReceiver
+//!                                              → spool file)
 //! ```
 //!
 //! Design choices, and why:
@@ -20,9 +24,11 @@
 //!   the server verified.
 //! - **One long-lived uni stream per connection for ordinary messages.** Raft messages of
 //!   one peer arrive in order, no per-message stream setup, and small frames are batched
-//!   into one write. Messages above [`codec::CHUNK_BYTES`] (snapshots) each go on their own
-//!   uni stream with a lower priority, chunked, so a 20 MiB snapshot never holds heartbeats
-//!   back behind it (that would trigger elections on a slow link).
+//!   into one write. Snapshots (and messages above [`codec::CHUNK_BYTES`]) each go on their
+//!   own uni stream with a lower priority, so a large snapshot never holds heartbeats back
+//!   behind it (that would trigger elections on a slow link). A snapshot streams from its
+//!   file into the receiver's spool one chunk at a time: memory stays bounded by chunks in
+//!   flight whatever the state's size.
 //! - **Nothing is decoded before mutual TLS authenticated the peer**: the server requires a
 //!   client certificate chaining to the cluster CA (rustls `WebPkiClientVerifier`), the
 //!   client pins the server name `node-<id>.callgrid`, and streams are accepted only on an
@@ -50,6 +56,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -62,6 +69,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::certs::{CertsError, RevocationList};
 use crate::codec;
+use crate::snapshot_body::SnapshotBody;
 use crate::transport::{Inbound, NodeId, PeerMessage, Transport, TransportError, TransportStats};
 
 mod config;
@@ -101,6 +109,11 @@ pub const WORKER_THREADS: usize = 2;
 pub const WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
 /// Chunked messages waiting for the large-message stream of one connection.
 pub const LARGE_MESSAGES_IN_FLIGHT_MAX: usize = 2;
+/// Snapshots received at once (from all peers); a stream announcing one more is stopped and
+/// the leader sends it again later.
+pub const INBOUND_SNAPSHOTS_MAX: usize = 2;
+/// The ending of spool file names.
+const SPOOL_SUFFIX: &str = ".snapshot-spool";
 /// Concurrent uni streams a peer may open on one connection (main + large messages).
 pub const UNI_STREAMS_MAX: u32 = 8;
 /// Incoming connections handled at once (handshakes included).
@@ -200,6 +213,12 @@ struct Shared {
     revoked: Option<Arc<RevocationList>>,
     /// Accepted connections per authenticated peer.
     connections: Mutex<HashMap<NodeId, usize>>,
+    /// Where received snapshots stream to (`None`: memory).
+    snapshot_spool: Option<PathBuf>,
+    /// Snapshots being received right now (bounded by [`INBOUND_SNAPSHOTS_MAX`]).
+    inbound_snapshots: AtomicUsize,
+    /// Names spool files apart.
+    next_spool_id: AtomicU64,
 }
 
 impl Shared {
@@ -242,17 +261,45 @@ struct PeerHandle {
 enum Outbound {
     /// One length-prefixed frame for the main stream.
     Frame(Vec<u8>),
-    /// The chunk frames of one large message, for a stream of its own.
+    /// A message for a stream of its own.
+    Large(Large),
+}
+
+/// What travels on a stream of its own, below the main stream's priority.
+enum Large {
+    /// The chunk frames of one large message.
     Chunks(Vec<Vec<u8>>),
+    /// A snapshot: its header frame, then its body read one chunk at a time.
+    Snapshot {
+        message_id: u64,
+        header: Vec<u8>,
+        body: SnapshotBody,
+    },
 }
 
 impl Outbound {
+    /// Bytes it holds in memory (a snapshot's body is read as it is sent).
     fn bytes(&self) -> usize {
         match self {
             Outbound::Frame(frame) => frame.len(),
-            Outbound::Chunks(frames) => frames.iter().map(Vec::len).sum(),
+            Outbound::Large(Large::Chunks(frames)) => frames.iter().map(Vec::len).sum(),
+            Outbound::Large(Large::Snapshot { header, .. }) => header.len(),
         }
     }
+}
+
+/// Create the spool directory and remove what a crash left in it.
+fn prepare_spool(spool: &Path) -> Result<(), QuicError> {
+    let failed = |error: std::io::Error| {
+        QuicError::Config(format!("snapshot spool {}: {error}", spool.display()))
+    };
+    std::fs::create_dir_all(spool).map_err(failed)?;
+    for entry in std::fs::read_dir(spool).map_err(failed)?.flatten() {
+        if entry.file_name().to_string_lossy().ends_with(SPOOL_SUFFIX) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
 }
 
 impl QuicTransport {
@@ -271,6 +318,9 @@ impl QuicTransport {
         }
         if config.peer_queue_messages_max == 0 || config.inbound_messages_max == 0 {
             return Err(QuicError::Config("queue bounds must be at least 1".into()));
+        }
+        if let Some(spool) = &config.snapshot_spool {
+            prepare_spool(spool)?;
         }
         let server_config = quinn_server_config(&config)?;
         let mut client_config = quinn_client_config(&config.tls)?;
@@ -308,6 +358,9 @@ impl QuicTransport {
             handshake_timeout: config.handshake_timeout,
             revoked: config.revoked.clone(),
             connections: Mutex::new(HashMap::new()),
+            snapshot_spool: config.snapshot_spool.clone(),
+            inbound_snapshots: AtomicUsize::new(0),
+            next_spool_id: AtomicU64::new(0),
         });
         handle.spawn(accept_loop(Arc::clone(&shared), endpoint.clone()));
         let transport = QuicTransport {
@@ -388,17 +441,26 @@ impl Transport for QuicTransport {
         // Encoding happens here, on the caller's thread: it is CPU only, and it lets the
         // queue bound count real bytes and refuse an oversized message at once.
         let body = super::encode_for_wire(&message)?;
-        let outbound = if body.len() <= codec::CHUNK_BYTES {
+        let outbound = if let PeerMessage::Snapshot { message, body } = message {
+            let message_id = inner.next_message_id.fetch_add(1, Ordering::Relaxed);
+            let header = codec::encode_snapshot_header_frame(message_id, &message, &body)
+                .map_err(|error| TransportError::Encoding(error.to_string()))?;
+            Outbound::Large(Large::Snapshot {
+                message_id,
+                header,
+                body,
+            })
+        } else if body.len() <= codec::CHUNK_BYTES {
             Outbound::Frame(
                 codec::encode_frame(&body)
                     .map_err(|error| TransportError::Encoding(error.to_string()))?,
             )
         } else {
             let message_id = inner.next_message_id.fetch_add(1, Ordering::Relaxed);
-            Outbound::Chunks(
+            Outbound::Large(Large::Chunks(
                 codec::encode_chunk_frames(message_id, &body)
                     .map_err(|error| TransportError::Encoding(error.to_string()))?,
-            )
+            ))
         };
         let size = outbound.bytes();
         let peers = inner.peers.lock();

@@ -12,10 +12,11 @@ use tokio::sync::{mpsc, watch};
 
 use super::inbound::authenticated_peer;
 use super::{
-    CLOSE_REVOKED, CLOSE_SHUTDOWN, CONNECTION_HEALTHY_AFTER, LARGE_MESSAGES_IN_FLIGHT_MAX,
+    CLOSE_REVOKED, CLOSE_SHUTDOWN, CONNECTION_HEALTHY_AFTER, LARGE_MESSAGES_IN_FLIGHT_MAX, Large,
     Outbound, Shared, WRITE_BATCH_BYTES_MAX, increment,
 };
 use crate::codec;
+use crate::snapshot_body::SnapshotBody;
 use crate::transport::NodeId;
 
 /// Take a message off a peer's queue, releasing its share of the bounds.
@@ -180,7 +181,7 @@ async fn serve_connection(
                     batch.extend_from_slice(&frame);
                     frames_in_batch += 1;
                 }
-                Outbound::Chunks(frames) => large.push(frames),
+                Outbound::Large(message) => large.push(message),
             }
             if batch.len() >= WRITE_BATCH_BYTES_MAX || large.len() >= LARGE_MESSAGES_IN_FLIGHT_MAX {
                 break;
@@ -224,15 +225,16 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Send each chunked message on a uni stream of its own, below the main stream's
-/// priority, so heartbeats and appends overtake a snapshot in transit.
+/// Send each large message on a uni stream of its own, below the main stream's
+/// priority, so heartbeats and appends overtake a snapshot in transit. A snapshot's body is
+/// read from its file one chunk at a time (on the blocking pool) as the stream takes it.
 async fn send_large_messages(
     shared: Arc<Shared>,
     connection: Connection,
-    mut messages: mpsc::Receiver<Vec<Vec<u8>>>,
+    mut messages: mpsc::Receiver<Large>,
     large_bytes_sent: Arc<AtomicU64>,
 ) {
-    while let Some(frames) = messages.recv().await {
+    while let Some(message) = messages.recv().await {
         let mut stream = match connection.open_uni().await {
             Ok(stream) => stream,
             Err(error) => {
@@ -242,7 +244,19 @@ async fn send_large_messages(
             }
         };
         let _ = stream.set_priority(-1);
-        for frame in frames {
+        let mut frames = LargeFrames::new(message);
+        loop {
+            let frame = match frames.next().await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(error) => {
+                    // The body's file could not be read: the snapshot is not sent (the
+                    // driver declares it failed when no progress shows, and sends again).
+                    tracing::warn!(node = shared.node_id, %error, "snapshot body unreadable");
+                    let _ = stream.reset(VarInt::from_u32(0));
+                    break;
+                }
+            };
             let length = frame.len() as u64;
             if let Err(error) = stream.write_chunk(Bytes::from(frame)).await {
                 increment(&shared.counters.messages_dropped_connection_lost);
@@ -257,5 +271,70 @@ async fn send_large_messages(
             large_bytes_sent.fetch_add(length, Ordering::Relaxed);
         }
         let _ = stream.finish();
+    }
+}
+
+/// The frames of one large message, produced one at a time.
+enum LargeFrames {
+    Chunks(std::vec::IntoIter<Vec<u8>>),
+    Snapshot {
+        message_id: u64,
+        header: Option<Vec<u8>>,
+        body: SnapshotBody,
+        offset: u64,
+    },
+}
+
+impl LargeFrames {
+    fn new(message: Large) -> Self {
+        match message {
+            Large::Chunks(frames) => LargeFrames::Chunks(frames.into_iter()),
+            Large::Snapshot {
+                message_id,
+                header,
+                body,
+            } => LargeFrames::Snapshot {
+                message_id,
+                header: Some(header),
+                body,
+                offset: 0,
+            },
+        }
+    }
+
+    async fn next(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        match self {
+            LargeFrames::Chunks(frames) => Ok(frames.next()),
+            LargeFrames::Snapshot {
+                message_id,
+                header,
+                body,
+                offset,
+            } => {
+                if let Some(header) = header.take() {
+                    return Ok(Some(header));
+                }
+                if *offset >= body.len() {
+                    return Ok(None);
+                }
+                let (reading, at) = (body.clone(), *offset);
+                let data =
+                    tokio::task::spawn_blocking(move || reading.read_at(at, codec::CHUNK_BYTES))
+                        .await
+                        .map_err(std::io::Error::other)??;
+                if data.is_empty() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "snapshot body shorter than recorded",
+                    ));
+                }
+                *offset += data.len() as u64;
+                Ok(Some(codec::encode_snapshot_data_frame(
+                    *message_id,
+                    at,
+                    &data,
+                )))
+            }
+        }
     }
 }
