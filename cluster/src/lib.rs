@@ -41,6 +41,6 @@ pub use crate::error::{
     ClusterError, MembershipError, ProposeError, ReadError, StateMachineError, StorageError,
 };
 pub use crate::runtime::{ClusterHandle, ClusterNode};
-pub use crate::state_machine::StateMachine;
+pub use crate::state_machine::{SnapshotView, StateMachine};
 pub use crate::status::ClusterStatus;
 pub use crate::storage::Storage;

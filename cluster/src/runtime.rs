@@ -25,7 +25,9 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use tokio::sync::oneshot;
 
 use crate::config::ClusterConfig;
-use crate::core::{Completion, CoreOutput, InitialMembers, MembershipChange, PeerUpdate, RaftCore};
+use crate::core::{
+    BuiltSnapshot, Completion, CoreOutput, InitialMembers, MembershipChange, PeerUpdate, RaftCore,
+};
 use crate::error::{ClusterError, MembershipError, ProposeError, ReadError};
 use crate::state_machine::StateMachine;
 use crate::status::ClusterStatus;
@@ -111,7 +113,9 @@ impl ClusterNode {
             voters: members(&config.voters),
             learners: members(&config.learners),
         };
-        let core = RaftCore::new(core_config, storage, state_machine, &initial)?;
+        let mut core = RaftCore::new(core_config, storage, state_machine, &initial)?;
+        core.enable_background_snapshots();
+        let (built_sender, built_receiver) = crossbeam_channel::unbounded();
         let (request_sender, request_receiver) =
             crossbeam_channel::bounded(config.pending_requests_max);
         let (shutdown_sender, shutdown_receiver) = crossbeam_channel::bounded(1);
@@ -134,6 +138,9 @@ impl ClusterNode {
             next_request_id: first_request_id,
             tick_interval: config.tick_interval(),
             batch_max: config.batch_max,
+            built_sender,
+            built_receiver,
+            failure: None,
         };
         let status = Arc::clone(&shared.status);
         let stopped = Arc::clone(&shared.stopped);
@@ -360,6 +367,11 @@ struct Driver<S: Storage, T: Transport, M: StateMachine> {
     next_request_id: u64,
     tick_interval: Duration,
     batch_max: usize,
+    /// Snapshots built on their own threads come back here (one at a time).
+    built_sender: Sender<BuiltSnapshot>,
+    built_receiver: Receiver<BuiltSnapshot>,
+    /// A failure found outside the core (no thread for a snapshot): stops the driver.
+    failure: Option<ClusterError>,
 }
 
 impl<S: Storage, T: Transport, M: StateMachine> Driver<S, T, M> {
@@ -400,6 +412,14 @@ impl<S: Storage, T: Transport, M: StateMachine> Driver<S, T, M> {
                 if !progressed {
                     break;
                 }
+            }
+            if let Some(error) = self.failure.take() {
+                break Err(error);
+            }
+            if let Ok(built) = self.built_receiver.try_recv()
+                && let Err(error) = self.core.handle_snapshot_built(built)
+            {
+                break Err(error);
             }
             let now = Instant::now();
             if now >= next_tick {
@@ -476,6 +496,23 @@ impl<S: Storage, T: Transport, M: StateMachine> Driver<S, T, M> {
     }
 
     fn dispatch(&mut self, output: CoreOutput) {
+        for job in output.snapshot_jobs {
+            // Blocking file IO for as long as the state takes to write: a thread of its own,
+            // so the driver keeps ticking. Left to finish on shutdown (its file is then not
+            // recorded and is removed at the next start).
+            let built = self.built_sender.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("snapshot-{}", self.core.node_id()))
+                .spawn(move || {
+                    let _ = built.send(job.run());
+                });
+            if let Err(error) = spawned {
+                // The job is gone with the closure: the node cannot snapshot any more.
+                self.failure = Some(ClusterError::Storage(crate::StorageError::Io(format!(
+                    "no thread to build a snapshot: {error}"
+                ))));
+            }
+        }
         for update in output.peer_updates {
             match update {
                 PeerUpdate::Set { id, address } => self.transport.set_peer(id, address),

@@ -32,6 +32,17 @@ pub trait StateMachine: Send + 'static {
             .map_err(|error| StateMachineError::Write(error.to_string()))
     }
 
+    /// A point-in-time view of the state (after the last applied command) that can be
+    /// written from another thread while `apply` goes on: the driver then builds the
+    /// snapshot file on a thread of its own and keeps ticking, proposing and applying
+    /// meanwhile. Only for a state machine that can hand out such a view cheaply (an `Arc`
+    /// of immutable or persistent data, a database snapshot); the default, `None`, has the
+    /// driver stream [`Self::snapshot_to`] on its own thread, which stops it for as long as
+    /// the writing takes.
+    fn snapshot_view(&self) -> Option<Box<dyn SnapshotView>> {
+        None
+    }
+
     /// Replace the whole state with the snapshot read from `input` (its end is the end of
     /// the snapshot). The default reads it into memory and calls [`Self::restore`].
     fn restore_from(&mut self, input: &mut dyn Read) -> Result<(), StateMachineError> {
@@ -41,4 +52,11 @@ pub trait StateMachine: Send + 'static {
             .map_err(|error| StateMachineError::Decode(error.to_string()))?;
         self.restore(&bytes)
     }
+}
+
+/// A view of a state machine's state at one applied index, written from another thread
+/// ([`StateMachine::snapshot_view`]).
+pub trait SnapshotView: Send + 'static {
+    /// Write the state as [`StateMachine::snapshot_to`] would have at the view's index.
+    fn write_to(self: Box<Self>, out: &mut dyn Write) -> Result<(), StateMachineError>;
 }

@@ -11,6 +11,10 @@
 //! before, while a state of `STATE_BYTES` moves from the leader to the learner (snapshot files
 //! are read with `pread`, not mapped: the page cache does not count).
 //!
+//! The leader's state machine offers a point-in-time view, so its snapshot is built on a
+//! thread of its own: the test holds that build at a gate and commits more commands
+//! meanwhile (the driver is not blocked by the build).
+//!
 //! `CALLGRID_LARGE_SNAPSHOT_BYTES` sets the state's size (default 1 GiB).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -24,7 +28,7 @@ use callgrid_cluster::transport::NodeId;
 use callgrid_cluster::transport::quic::{QuicConfig, QuicTransport};
 use callgrid_cluster::{
     Bootstrap, ClusterConfig, ClusterHandle, ClusterNode, MembershipChange, PeerConfig,
-    StateMachine, StateMachineError,
+    SnapshotView, StateMachine, StateMachineError,
 };
 use parking_lot::Mutex;
 
@@ -91,6 +95,48 @@ fn write_stream(seed: u64, len: u64, out: &mut dyn Write) -> std::io::Result<u32
 struct LargeMachine {
     len: u64,
     state: Arc<Mutex<Fingerprint>>,
+    gate: Gate,
+}
+
+/// Holds a background snapshot build until the test opens it.
+#[derive(Clone, Default)]
+struct Gate(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    fn open(&self) {
+        let (open, changed) = &*self.0;
+        *open.lock().unwrap() = true;
+        changed.notify_all();
+    }
+
+    fn wait(&self) {
+        let (open, changed) = &*self.0;
+        let mut guard = open.lock().unwrap();
+        while !*guard {
+            guard = changed.wait(guard).unwrap();
+        }
+    }
+}
+
+/// The state at one index, written on the driver's snapshot thread.
+struct LargeView {
+    state: Fingerprint,
+    gate: Gate,
+}
+
+impl SnapshotView for LargeView {
+    fn write_to(self: Box<Self>, out: &mut dyn Write) -> Result<(), StateMachineError> {
+        self.gate.wait();
+        write_state(&self.state, out)
+    }
+}
+
+fn write_state(state: &Fingerprint, out: &mut dyn Write) -> Result<(), StateMachineError> {
+    out.write_all(&state.seed.to_le_bytes())
+        .and_then(|()| out.write_all(&state.len.to_le_bytes()))
+        .and_then(|()| write_stream(state.seed, state.len, out))
+        .map_err(|error| StateMachineError::Write(error.to_string()))?;
+    Ok(())
 }
 
 impl StateMachine for LargeMachine {
@@ -116,12 +162,15 @@ impl StateMachine for LargeMachine {
     }
 
     fn snapshot_to(&self, out: &mut dyn Write) -> Result<(), StateMachineError> {
-        let Fingerprint { seed, len, .. } = *self.state.lock();
-        out.write_all(&seed.to_le_bytes())
-            .and_then(|()| out.write_all(&len.to_le_bytes()))
-            .and_then(|()| write_stream(seed, len, out))
-            .map_err(|error| StateMachineError::Write(error.to_string()))?;
-        Ok(())
+        let state = *self.state.lock();
+        write_state(&state, out)
+    }
+
+    fn snapshot_view(&self) -> Option<Box<dyn SnapshotView>> {
+        Some(Box::new(LargeView {
+            state: *self.state.lock(),
+            gate: self.gate.clone(),
+        }))
     }
 
     fn restore_from(&mut self, input: &mut dyn Read) -> Result<(), StateMachineError> {
@@ -193,11 +242,13 @@ fn start_site(
     transport: QuicTransport,
     inbound: crossbeam_channel::Receiver<callgrid_cluster::transport::Inbound>,
     len: u64,
+    gate: Gate,
 ) -> Site {
     let state = Arc::new(Mutex::new(Fingerprint::default()));
     let machine = LargeMachine {
         len,
         state: Arc::clone(&state),
+        gate,
     };
     let storage = RocksStorage::open(&directory.join("raft")).unwrap();
     let handle = ClusterNode::start(config, storage, transport.clone(), inbound, machine).unwrap();
@@ -246,18 +297,27 @@ fn a_large_state_reaches_a_new_learner_with_bounded_memory() {
         id: 1,
         address: transport.local_address().to_string(),
     }];
+    let gate = Gate::default();
     let leader = start_site(
         config(1, voters.clone()),
         &root.path().join("node-1"),
         transport,
         inbound,
         len,
+        gate.clone(),
     );
     wait_for("node 1 leads", || leader.handle.status().leader == Some(1));
-    let started = Instant::now();
     for value in 1..=9_u8 {
         leader.handle.propose_blocking(vec![value]).unwrap();
     }
+    // The snapshot is built on a thread of its own (held at the gate): the driver goes on
+    // committing and applying meanwhile.
+    for value in 10..=14_u8 {
+        leader.handle.propose_blocking(vec![value]).unwrap();
+    }
+    assert_eq!(leader.handle.status().snapshots_created, 0);
+    let started = Instant::now();
+    gate.open();
     wait_for("the leader's snapshot", || {
         leader.handle.status().snapshots_created >= 1
     });
@@ -274,6 +334,7 @@ fn a_large_state_reaches_a_new_learner_with_bounded_memory() {
         transport,
         inbound,
         len,
+        gate,
     );
     let shipping = Instant::now();
     leader

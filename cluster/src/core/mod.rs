@@ -68,6 +68,7 @@ mod tick;
 use known_stores::KnownStores;
 use sessions::Sessions;
 use snapshots::SnapshotSend;
+pub use snapshots::{BuiltSnapshot, SnapshotJob};
 
 use store::open_store;
 
@@ -174,6 +175,9 @@ pub struct CoreOutput {
     pub completions: Vec<Completion>,
     /// Transport peer table changes.
     pub peer_updates: Vec<PeerUpdate>,
+    /// Snapshots to build on another thread; hand each result to
+    /// [`RaftCore::handle_snapshot_built`].
+    pub snapshot_jobs: Vec<SnapshotJob>,
 }
 
 /// The initial members, for bootstrapping an empty store, and what to do with one.
@@ -289,6 +293,10 @@ pub struct RaftCore<S: Storage, M: StateMachine> {
     /// A snapshot too large to ship was refused: the next attempt waits for this applied
     /// index.
     snapshot_retry_at: u64,
+    /// Snapshots may be built on another thread ([`Self::enable_background_snapshots`]).
+    background_snapshots: bool,
+    /// The index of the snapshot being built on another thread, if one is.
+    snapshot_building: Option<u64>,
     /// This node leads and applied its own removal: step down after the Ready loop.
     /// raft-rs keeps a removed leader leading (`post_conf_change`: "untested"), and its next
     /// commit advance unwraps its own, removed, progress — a panic.
@@ -430,6 +438,8 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             snapshot_index,
             snapshot_for_new_member: false,
             snapshot_retry_at: 0,
+            background_snapshots: false,
+            snapshot_building: None,
             step_down_removed: false,
             sessions,
             known_stores: KnownStores::from_set(known_stores),

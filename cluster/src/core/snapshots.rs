@@ -5,12 +5,69 @@
 
 use std::io::Write as _;
 
+use crate::snapshot_body::SnapshotWriter;
+use crate::state_machine::SnapshotView;
+
 use super::tick::take_expired;
 use super::*;
 
 /// Received snapshot bodies kept between a step and the Ready after it (one is usual; a
 /// bound all the same).
 pub(super) const RECEIVED_BODIES_MAX: usize = 4;
+
+/// A snapshot to build on another thread: the state machine's view written after the
+/// driver's header (already in `writer`).
+pub struct SnapshotJob {
+    index: u64,
+    term: u64,
+    conf_state: ConfState,
+    writer: SnapshotWriter,
+    view: Box<dyn SnapshotView>,
+}
+
+impl std::fmt::Debug for SnapshotJob {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SnapshotJob")
+            .field("index", &self.index)
+            .field("term", &self.term)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SnapshotJob {
+    /// Write the view into the writer and finish the body (blocking file IO: run it on a
+    /// thread of its own).
+    pub fn run(self) -> BuiltSnapshot {
+        let SnapshotJob {
+            index,
+            term,
+            conf_state,
+            mut writer,
+            view,
+        } = self;
+        let result = view.write_to(&mut writer).and_then(|()| {
+            writer
+                .finish()
+                .map_err(|error| crate::StateMachineError::Write(error.to_string()))
+        });
+        BuiltSnapshot {
+            index,
+            term,
+            conf_state,
+            result,
+        }
+    }
+}
+
+/// What a [`SnapshotJob`] produced.
+#[derive(Debug)]
+pub struct BuiltSnapshot {
+    index: u64,
+    term: u64,
+    conf_state: ConfState,
+    result: Result<SnapshotBody, crate::StateMachineError>,
+}
 
 /// Restore `state_machine` from a snapshot body: the driver's header is decoded first, then
 /// the state machine reads its state from the rest of the stream (one buffer of memory
@@ -144,6 +201,10 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         if !threshold_reached && !self.snapshot_for_new_member {
             return Ok(());
         }
+        if self.snapshot_building.is_some() {
+            // One at a time; the threshold is checked again once it is in.
+            return Ok(());
+        }
         self.snapshot_for_new_member = false;
         let index = self.applied;
         let term = self.raw.raft.raft_log.term(index)?;
@@ -155,14 +216,67 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         }
         .encode_header();
         let mut writer = self.raw.mut_store().snapshot_writer(index, term)?;
-        let written = writer
+        let header_written = writer
             .write_all(&header)
-            .map_err(|error| crate::StateMachineError::Write(error.to_string()))
-            .and_then(|()| self.state_machine.snapshot_to(&mut writer));
-        let body = match written {
-            Ok(()) => writer.finish().map_err(|error| {
-                ClusterError::Storage(crate::StorageError::Io(error.to_string()))
-            })?,
+            .map_err(|error| crate::StateMachineError::Write(error.to_string()));
+        if self.background_snapshots
+            && header_written.is_ok()
+            && let Some(view) = self.state_machine.snapshot_view()
+        {
+            self.snapshot_building = Some(index);
+            self.output.snapshot_jobs.push(SnapshotJob {
+                index,
+                term,
+                conf_state: self.conf_state.clone(),
+                writer,
+                view,
+            });
+            return Ok(());
+        }
+        let written = header_written.and_then(|()| self.state_machine.snapshot_to(&mut writer));
+        let body = written.and_then(|()| {
+            writer
+                .finish()
+                .map_err(|error| crate::StateMachineError::Write(error.to_string()))
+        });
+        self.save_built_snapshot(index, term, self.conf_state.clone(), body)
+    }
+
+    /// Snapshots may be built on another thread when the state machine offers a view
+    /// ([`StateMachine::snapshot_view`]): the runtime runs the [`SnapshotJob`]s of the output
+    /// and hands their results to [`Self::handle_snapshot_built`]. The simulation does not
+    /// (it builds in line, deterministically).
+    pub fn enable_background_snapshots(&mut self) {
+        self.background_snapshots = true;
+    }
+
+    /// A snapshot built on another thread is in: stored and the log compacted behind it,
+    /// unless a snapshot at a later index was installed meanwhile.
+    pub fn handle_snapshot_built(&mut self, built: BuiltSnapshot) -> Result<(), ClusterError> {
+        debug_assert_eq!(self.snapshot_building, Some(built.index));
+        self.snapshot_building = None;
+        if built.index <= self.snapshot_index {
+            tracing::debug!(
+                node_id = self.config.node_id,
+                index = built.index,
+                "snapshot built after a later one was installed: dropped"
+            );
+            return Ok(());
+        }
+        self.save_built_snapshot(built.index, built.term, built.conf_state, built.result)
+    }
+
+    /// Store a snapshot built here (in line or on another thread) and compact the log; a
+    /// write error refuses it (the log is kept and it is tried again a threshold later).
+    fn save_built_snapshot(
+        &mut self,
+        index: u64,
+        term: u64,
+        conf_state: ConfState,
+        body: Result<SnapshotBody, crate::StateMachineError>,
+    ) -> Result<(), ClusterError> {
+        let body = match body {
+            Ok(body) => body,
             Err(crate::StateMachineError::Write(error)) => {
                 // It could never be shipped to a follower, or not be kept: keep the log
                 // instead (it grows) and try again a threshold later.
@@ -182,7 +296,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         let metadata = snapshot.mut_metadata();
         metadata.index = index;
         metadata.term = term;
-        metadata.set_conf_state(self.conf_state.clone());
+        metadata.set_conf_state(conf_state);
         let first_index = self.raw.store().first_index()?;
         // Keep the last `compaction_lag_entries` entries the snapshot covers: a follower
         // that lags by fewer is sent them, not the whole state.
