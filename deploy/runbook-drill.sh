@@ -293,4 +293,14 @@ run_section 11
 section 12 "cluster-wide tokens"
 run_section 12
 
+section 13 "majority lost: msk alone becomes the cluster"
+for host in ekb nsk kzn; do kill -KILL "$(pid_of "$host")"; done
+run_section 13
+wait_ready msk
+status="$(api "$MSK/api/v1/cluster/status")"
+jq -e '.voters == [1]' <<<"$status" >/dev/null || { say "msk is not the only voter: $status"; exit 1; }
+for id in "$first_order" "$second_order" "$third_order"; do api "$MSK/api/v1/orders/$id" >/dev/null; done
+fourth_order="$(eventually 60 order "$MSK" +79160009004)"
+say "msk alone kept every order and took $fourth_order"
+
 say "passed: every section of RUNBOOK.md ran"

@@ -420,3 +420,65 @@ fn a_checkpoint_carries_the_snapshot_file() {
         b"state at 4"
     );
 }
+
+#[test]
+fn force_new_cluster_commits_the_log_and_leaves_the_node_the_only_voter() {
+    use protobuf::Message as _;
+    use raft::eraftpb::{ConfChangeType, ConfChangeV2, EntryType};
+
+    let directory = tempfile::tempdir().unwrap();
+    // An empty store holds nothing to recover.
+    assert!(rocks::force_new_cluster(directory.path(), 1).is_err());
+    {
+        let mut storage = RocksStorage::open(directory.path()).unwrap();
+        // Node 1's store (the fill's identity), voters 1, 2, 3, commit 4 of 5.
+        fill(&mut storage);
+    }
+    // The last change of its log (not known to be committed) added a learner, node 9.
+    {
+        let mut storage = RocksStorage::open(directory.path()).unwrap();
+        let mut change = ConfChangeV2::default();
+        let mut single = raft::eraftpb::ConfChangeSingle::default();
+        single.set_change_type(ConfChangeType::AddLearnerNode);
+        single.node_id = 9;
+        change.mut_changes().push(single);
+        let mut added = entry(6, 3, "");
+        added.set_entry_type(EntryType::EntryConfChangeV2);
+        added.data = change.write_to_bytes().unwrap().into();
+        storage
+            .persist(PersistRequest {
+                entries: &[added],
+                sync: true,
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    let forced = rocks::force_new_cluster(directory.path(), 1).unwrap();
+    assert_eq!(forced.commit_before, 4);
+    assert_eq!(forced.last_before, 6);
+    assert_eq!(forced.removed, vec![2, 3, 9]);
+    assert_eq!(forced.last_after, 9);
+    let storage = RocksStorage::open(directory.path()).unwrap();
+    let hard_state = storage.initial_state().unwrap().hard_state;
+    assert_eq!(hard_state.commit, 9, "everything in the log is committed");
+    let entries = storage
+        .entries(7, 10, None, raft::GetEntriesContext::empty(false))
+        .unwrap();
+    let removed: Vec<u64> = entries
+        .iter()
+        .map(|entry| {
+            let change = ConfChangeV2::parse_from_bytes(entry.get_data()).unwrap();
+            assert_eq!(
+                change.get_changes()[0].get_change_type(),
+                ConfChangeType::RemoveNode
+            );
+            change.get_changes()[0].node_id
+        })
+        .collect();
+    assert_eq!(removed, vec![2, 3, 9]);
+    assert_eq!(storage.identity().unwrap().lost_through, 0);
+    drop(storage);
+    // Another node's store is refused.
+    let error = rocks::force_new_cluster(directory.path(), 2).unwrap_err();
+    assert!(error.to_string().contains("belongs to node 1"), "{error}");
+}

@@ -12,6 +12,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use callgrid_cluster::status::{MemberKind, Role};
@@ -208,6 +209,52 @@ fn a_store_of_another_node_is_refused() {
         }
         other => panic!("expected the store to be refused, got {other:?}"),
     }
+}
+
+#[test]
+fn the_last_city_standing_is_forced_into_a_new_cluster_without_losing_a_write() {
+    let mut cluster = Cluster::start(3, Settings::default());
+    let survivor = cluster.wait_for_leader(&[1, 2, 3]);
+    write_keys(&cluster.handle(survivor), 0..50);
+    // Two of three cities are lost for good: no quorum can form again.
+    let lost: Vec<NodeId> = [1, 2, 3].into_iter().filter(|id| *id != survivor).collect();
+    for id in &lost {
+        cluster.wipe(*id);
+    }
+    cluster.stop(survivor);
+    let directory = cluster.nodes[&survivor].directory.clone();
+    let other = lost[0];
+    assert!(
+        callgrid_cluster::storage::rocks::force_new_cluster(&directory, other).is_err(),
+        "another node's store is refused"
+    );
+    let forced = callgrid_cluster::storage::rocks::force_new_cluster(&directory, survivor).unwrap();
+    assert_eq!(forced.removed, lost, "{forced:?}");
+    assert_eq!(forced.last_after, forced.last_before + 2, "{forced:?}");
+
+    // Started again, it applies the forced changes, leads alone and keeps every write.
+    cluster.restart(survivor);
+    assert_eq!(cluster.wait_for_leader(&[survivor]), survivor);
+    wait_until("the survivor is the only voter", || {
+        let status = cluster.status(survivor);
+        let voters = members_of(&status, MemberKind::Voter);
+        (voters == BTreeSet::from([survivor]), status)
+    });
+    assert_eq!(read(&cluster, survivor), registers_with(0..50));
+    write_keys(&cluster.handle(survivor), 50..60);
+
+    // A new city joins the way the runbook adds one: a learner, then a voter.
+    cluster.start_new_node(4);
+    add_back_as_learner(&cluster, &[survivor], 4);
+    cluster.wait_for_registers(4, &registers_with(0..60));
+    change_membership(
+        &cluster,
+        &[survivor],
+        MembershipChange::PromoteLearner { id: 4 },
+        |status| members_of(status, MemberKind::Voter).contains(&4),
+    );
+    write_keys(&cluster.handle(survivor), 60..70);
+    cluster.wait_for_registers(4, &registers_with(0..70));
 }
 
 /// The runbook's first step for `id`, asked of the nodes in `rest`: remove it.

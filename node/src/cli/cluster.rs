@@ -82,6 +82,22 @@ pub enum ClusterCommand {
     },
     /// A three-city cluster on this machine (msk, ekb, nsk) to try things on.
     Local(super::local::LocalArguments),
+    /// Disaster recovery when a majority of voters is lost for good (RUNBOOK §13): on the
+    /// surviving node, stopped, make its store the only voter. Every entry in its log becomes
+    /// committed and every other member is removed; started again, it leads alone and the
+    /// other cities join back as new members. Runs on this machine, not over the API.
+    ForceNewCluster {
+        /// The node's data directory (`site.data_dir`).
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+        /// The node's Raft id (`cluster.node_id`).
+        #[arg(long)]
+        node_id: u64,
+        /// Confirms that the majority is gone for good and this node holds the longest log
+        /// of the survivors (`callgrid cluster status` on each, before they went).
+        #[arg(long)]
+        majority_lost: bool,
+    },
 }
 
 /// `callgrid cluster token ...`.
@@ -116,6 +132,11 @@ pub enum TokenCommand {
 pub fn run(arguments: ClusterArguments) -> i32 {
     let result = match arguments.command {
         ClusterCommand::Local(local) => super::local::run(local, arguments.json),
+        ClusterCommand::ForceNewCluster {
+            data_dir,
+            node_id,
+            majority_lost,
+        } => force_new_cluster(&data_dir, node_id, majority_lost, arguments.json),
         ref command => {
             let token = arguments.token.as_deref().unwrap_or("");
             arguments
@@ -142,6 +163,60 @@ pub fn run(arguments: ClusterArguments) -> i32 {
             error.exit_code()
         }
     }
+}
+
+/// `callgrid cluster force-new-cluster`: the store surgery of
+/// `callgrid_cluster::storage::rocks::force_new_cluster` on a stopped node's store.
+fn force_new_cluster(
+    data_dir: &std::path::Path,
+    node_id: u64,
+    majority_lost: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    if !majority_lost {
+        return Err(CliError::Usage(
+            "force-new-cluster makes every entry of this node's log committed and removes every \
+             other member; only when a majority of voters is lost for good. Add \
+             --majority-lost to confirm (RUNBOOK §13)"
+                .to_string(),
+        ));
+    }
+    let store = data_dir.join(callgrid_node::cluster::RAFT_DIRECTORY);
+    let forced =
+        callgrid_cluster::storage::rocks::force_new_cluster(&store, node_id).map_err(|error| {
+            CliError::Local(format!(
+                "{}: {error} (is the node stopped?)",
+                store.display()
+            ))
+        })?;
+    if json {
+        println!(
+            "{}",
+            json!({
+                "node_id": node_id,
+                "commit_before": forced.commit_before,
+                "last_before": forced.last_before,
+                "last_after": forced.last_after,
+                "removed": forced.removed,
+            })
+        );
+    } else {
+        let forced_entries = if forced.last_before > forced.commit_before {
+            format!(
+                "entries {}..={} (not known to be committed before) are now committed",
+                forced.commit_before + 1,
+                forced.last_before
+            )
+        } else {
+            "every entry of its log was already committed".to_string()
+        };
+        println!(
+            "node {node_id} is now the only voter: {forced_entries}; members {:?} removed. \
+             Start the node, then add the other cities back as new members (RUNBOOK §13).",
+            forced.removed
+        );
+    }
+    Ok(())
 }
 
 /// The node to ask: with one URL, that one; with several, the leader among them when
@@ -229,7 +304,9 @@ fn remote(client: &AdminClient, command: &ClusterCommand, json: bool) -> Result<
             done(value, format!("site {site} serves again"))
         }
         ClusterCommand::Token { command } => token(client, command, json),
-        ClusterCommand::Local(_) => Err(CliError::Usage("local runs on this machine".to_string())),
+        ClusterCommand::Local(_) | ClusterCommand::ForceNewCluster { .. } => Err(CliError::Usage(
+            "this command runs on this machine".to_string(),
+        )),
     }
 }
 
