@@ -15,6 +15,7 @@
 //! the one of that snapshot, and conf changes in the replayed entries are applied again.
 
 pub mod memory;
+pub mod recovery;
 pub mod rocks;
 
 use raft::RaftState;
