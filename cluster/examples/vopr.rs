@@ -163,6 +163,7 @@ fn add(totals: &mut SimulationReport, report: &SimulationReport) {
     totals.fsync_failures += report.fsync_failures;
     totals.crashes_mid_ready += report.crashes_mid_ready;
     totals.wipes += report.wipes;
+    totals.forced_reconfigurations += report.forced_reconfigurations;
     totals.membership_changes += report.membership_changes;
     totals.transfers += report.transfers;
     totals.partitions += report.partitions;

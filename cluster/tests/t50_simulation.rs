@@ -128,6 +128,20 @@ fn seeds_that_found_bugs_still_pass() {
 }
 
 #[test]
+fn a_lost_majority_is_recovered_by_the_forced_reconfiguration() {
+    // Seed 2532, 3 nodes: the leader applied a learner's promotion, then lost its disk; the
+    // other voter holds the promotion unapplied and needs the wiped voter's vote, which an
+    // empty store refuses. No leader can be elected until the operator forces the most
+    // up-to-date store into a one-voter cluster (RUNBOOK §13); then every committed entry is
+    // kept and the members converge.
+    let options = SimulationOptions::new(2_532, 3, 20_000);
+    let report = Simulation::new(options)
+        .and_then(Simulation::run)
+        .unwrap_or_else(|violation| panic!("seed 2532: {violation}"));
+    assert_eq!(report.forced_reconfigurations, 1, "{report:?}");
+}
+
+#[test]
 fn same_seed_replays_the_same_run() {
     let options = SimulationOptions::new(42, 3, 1_500);
     let first = Simulation::new(options.clone()).and_then(Simulation::run);

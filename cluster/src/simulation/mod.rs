@@ -155,6 +155,9 @@ pub struct SimulationReport {
     pub crashes_mid_ready: u64,
     /// Disks wiped.
     pub wipes: u64,
+    /// Forced reconfigurations: the operator made the most up-to-date node the only voter
+    /// of a cluster that could not elect a leader any more (a lost majority).
+    pub forced_reconfigurations: u64,
     /// Membership changes that completed (remove, add learner, promote).
     pub membership_changes: u64,
     /// Leadership transfers asked for.

@@ -8,6 +8,10 @@
 //!   new cluster, must refuse to vote, and is then replaced;
 //! - remove first: the removed member keeps running and sending for a while (it must be
 //!   ignored), then its disk is wiped and it is added back.
+//!
+//! And the last resort: when no leader can be elected for [`STUCK_STEPS`] while nothing is
+//! injected (a double fault no runbook step can get past), the most up-to-date store is
+//! forced into a one-voter cluster, as RUNBOOK §13 does by hand.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -21,6 +25,11 @@ use super::{Simulation, Violation, nodes};
 const LINGER_STEPS: u64 = 500;
 /// Steps between attempts of one runbook step.
 const RETRY_STEPS: u64 = 40;
+/// Steps without a leader, every node up and no fault injected, after which the operator
+/// concludes that no quorum can form any more (a double fault: a wiped voter and a
+/// configuration the survivors cannot complete) and forces the most up-to-date store into a
+/// one-voter cluster (RUNBOOK §13).
+const STUCK_STEPS: u64 = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -43,6 +52,8 @@ pub(super) struct Operator {
     plan: Option<Replace>,
     /// The runbook's request in flight: (node, request).
     request: Option<(NodeId, RequestId)>,
+    /// The first step of the current stretch without a leader while nothing is injected.
+    leaderless_since: Option<u64>,
     transfers: HashSet<(NodeId, RequestId)>,
 }
 
@@ -136,7 +147,48 @@ impl Simulation {
         if self.step % 10 == 0 {
             self.advance_replace()?;
         }
-        Ok(())
+        self.force_if_stuck(faults)
+    }
+
+    /// The last resort of RUNBOOK §13, when no leader can be elected any more: the most
+    /// up-to-date store that did not lose its disk becomes the only voter
+    /// ([`crate::storage::recovery::force_new_cluster`]); the runbook in progress then adds
+    /// its victim back to the new cluster. The other nodes are no longer members.
+    fn force_if_stuck(&mut self, faults: bool) -> Result<(), Violation> {
+        let all_up = self.nodes.iter().all(|node| node.core.is_some());
+        if faults || !all_up || self.leader_index().is_some() {
+            self.operator.leaderless_since = None;
+            return Ok(());
+        }
+        let since = *self.operator.leaderless_since.get_or_insert(self.step);
+        if self.step < since + STUCK_STEPS {
+            return Ok(());
+        }
+        self.operator.leaderless_since = None;
+        let survivor = (0..self.nodes.len())
+            .filter(|index| {
+                let node = &self.nodes[*index];
+                !node.awaiting_rejoin
+                    && node
+                        .core
+                        .as_ref()
+                        .is_some_and(|core| !core.rejoin_required())
+            })
+            .max_by_key(|index| {
+                let storage = &self.nodes[*index].storage;
+                let last = raft::Storage::last_index(storage).unwrap_or(0);
+                (raft::Storage::term(storage, last).unwrap_or(0), last)
+            });
+        let Some(survivor) = survivor else {
+            return Ok(());
+        };
+        let id = self.nodes[survivor].id;
+        self.crash(survivor);
+        let mut storage = self.nodes[survivor].storage.clone();
+        crate::storage::recovery::force_new_cluster(&mut storage, id)
+            .map_err(|error| self.violation(format!("forcing node {id}: {error}")))?;
+        self.report.forced_reconfigurations += 1;
+        self.restart(survivor)
     }
 
     fn transfer(&mut self) {
