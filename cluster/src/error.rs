@@ -64,6 +64,14 @@ pub enum StateMachineError {
     Write(String),
 }
 
+impl StateMachineError {
+    /// A snapshot's bytes could not be written (the size limit, a full disk): the driver
+    /// refuses that snapshot and keeps its log.
+    pub fn write(error: std::io::Error) -> Self {
+        StateMachineError::Write(error.to_string())
+    }
+}
+
 /// Why the cluster node could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

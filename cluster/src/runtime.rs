@@ -115,7 +115,8 @@ impl ClusterNode {
         };
         let mut core = RaftCore::new(core_config, storage, state_machine, &initial)?;
         core.enable_background_snapshots();
-        let (built_sender, built_receiver) = crossbeam_channel::unbounded();
+        // One snapshot is built at a time (the core waits for its result before the next).
+        let (built_sender, built_receiver) = crossbeam_channel::bounded(1);
         let (request_sender, request_receiver) =
             crossbeam_channel::bounded(config.pending_requests_max);
         let (shutdown_sender, shutdown_receiver) = crossbeam_channel::bounded(1);

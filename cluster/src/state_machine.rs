@@ -28,8 +28,7 @@ pub trait StateMachine: Send + 'static {
     /// the driver then keeps its log and tries again later.
     fn snapshot_to(&self, out: &mut dyn Write) -> Result<(), StateMachineError> {
         let bytes = self.snapshot()?;
-        out.write_all(&bytes)
-            .map_err(|error| StateMachineError::Write(error.to_string()))
+        out.write_all(&bytes).map_err(StateMachineError::write)
     }
 
     /// A point-in-time view of the state (after the last applied command) that can be

@@ -89,25 +89,6 @@ impl SnapshotEnvelope {
             + self.state.len()
     }
 
-    /// Encode, refusing more than [`SNAPSHOT_BYTES_MAX`] (a snapshot that could be built
-    /// but never shipped).
-    pub fn encode_checked(&self) -> Result<Vec<u8>, CodecError> {
-        self.encode_within(SNAPSHOT_BYTES_MAX)
-    }
-
-    /// Encode, refusing more than `limit` bytes.
-    pub(crate) fn encode_within(&self, limit: usize) -> Result<Vec<u8>, CodecError> {
-        let size = self.encoded_len();
-        if size > limit {
-            return Err(CodecError::TooLarge {
-                what: "snapshot",
-                size,
-                limit,
-            });
-        }
-        Ok(self.encode())
-    }
-
     /// Encode.
     pub fn encode(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(self.encoded_len());
@@ -165,17 +146,15 @@ impl SnapshotEnvelope {
     /// envelope. The header is read field by field (never more than
     /// [`SNAPSHOT_HEADER_BYTES_MAX`]), so a lying count ends in an error, not an allocation.
     pub fn decode_header(input: &mut dyn std::io::Read) -> Result<Self, CodecError> {
-        let mut reader = StreamReader { input, consumed: 0 };
         let mut first = [0_u8; 1];
-        if read_fully(reader.input, &mut first)? == 0 {
+        if read_fully(input, &mut first)? == 0 {
             return Ok(Self::default());
         }
-        reader.consumed = 1;
-        let mut reader = Prefixed {
-            first: Some(first[0]),
-            inner: reader,
-        };
-        Self::decode_fields(&mut reader)
+        let mut rest = std::io::Read::chain(&first[..], input);
+        Self::decode_fields(&mut StreamReader {
+            input: &mut rest,
+            consumed: 0,
+        })
     }
 
     /// The fields before the state; `state` is left empty.
@@ -290,38 +269,25 @@ impl StreamReader<'_> {
     }
 }
 
-/// A stream reader whose first byte was already read.
-struct Prefixed<'a> {
-    first: Option<u8>,
-    inner: StreamReader<'a>,
-}
-
-impl FieldSource for Prefixed<'_> {
+impl FieldSource for StreamReader<'_> {
     fn bytes(&mut self, length: usize) -> Result<Vec<u8>, CodecError> {
-        debug_assert!(self.first.is_none(), "the version byte is read first");
         // Bounded before allocating: the header limit caps what a lying length can claim.
-        if self.inner.consumed.saturating_add(length) > SNAPSHOT_HEADER_BYTES_MAX {
+        let needed = self.consumed.saturating_add(length);
+        if needed > SNAPSHOT_HEADER_BYTES_MAX {
             return Err(CodecError::TooLarge {
                 what: "snapshot header",
-                size: self.inner.consumed.saturating_add(length),
+                size: needed,
                 limit: SNAPSHOT_HEADER_BYTES_MAX,
             });
         }
         let mut buffer = vec![0; length];
-        self.inner.fill(&mut buffer)?;
+        self.fill(&mut buffer)?;
         Ok(buffer)
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], CodecError> {
         let mut buffer = [0; N];
-        let start = match self.first.take() {
-            Some(first) if N > 0 => {
-                buffer[0] = first;
-                1
-            }
-            _ => 0,
-        };
-        self.inner.fill(&mut buffer[start..])?;
+        self.fill(&mut buffer)?;
         Ok(buffer)
     }
 }

@@ -46,11 +46,9 @@ impl SnapshotJob {
             mut writer,
             view,
         } = self;
-        let result = view.write_to(&mut writer).and_then(|()| {
-            writer
-                .finish()
-                .map_err(|error| crate::StateMachineError::Write(error.to_string()))
-        });
+        let result = view
+            .write_to(&mut writer)
+            .and_then(|()| writer.finish().map_err(crate::StateMachineError::write));
         BuiltSnapshot {
             index,
             term,
@@ -156,17 +154,16 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         let position = self
             .received_bodies
             .iter()
-            .position(|(kept, _)| *kept == key)
+            .position(|(kept, _)| *kept == key);
+        position
+            .and_then(|position| self.received_bodies.remove(position))
+            .map(|(_, body)| body)
             .ok_or_else(|| {
                 ClusterError::Storage(crate::StorageError::Io(format!(
                     "the body of the snapshot at index {} term {} was not kept",
                     key.0, key.1
                 )))
-            })?;
-        self.received_bodies
-            .remove(position)
-            .map(|(_, body)| body)
-            .ok_or_else(|| ClusterError::Storage(crate::StorageError::Io("lost body".into())))
+            })
     }
 
     /// A `MsgSnapshot` raft-rs made for a follower, with the body of the store's snapshot it
@@ -218,7 +215,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         let mut writer = self.raw.mut_store().snapshot_writer(index, term)?;
         let header_written = writer
             .write_all(&header)
-            .map_err(|error| crate::StateMachineError::Write(error.to_string()));
+            .map_err(crate::StateMachineError::write);
         if self.background_snapshots
             && header_written.is_ok()
             && let Some(view) = self.state_machine.snapshot_view()
@@ -234,11 +231,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             return Ok(());
         }
         let written = header_written.and_then(|()| self.state_machine.snapshot_to(&mut writer));
-        let body = written.and_then(|()| {
-            writer
-                .finish()
-                .map_err(|error| crate::StateMachineError::Write(error.to_string()))
-        });
+        let body = written.and_then(|()| writer.finish().map_err(crate::StateMachineError::write));
         self.save_built_snapshot(index, term, self.conf_state.clone(), body)
     }
 

@@ -83,7 +83,7 @@ pub(super) fn open_store<S: Storage, M: StateMachine>(
             .encode_header();
             let mut writer = storage.snapshot_writer(BOOTSTRAP_INDEX, BOOTSTRAP_INDEX)?;
             std::io::Write::write_all(&mut writer, &header)
-                .map_err(|error| crate::StateMachineError::Write(error.to_string()))?;
+                .map_err(crate::StateMachineError::write)?;
             state_machine.snapshot_to(&mut writer)?;
             let body = writer
                 .finish()

@@ -24,17 +24,32 @@ use crate::transport::{Inbound, NodeId, PeerMessage};
 /// QUIC stream stop code: this node receives as many snapshots as it may at once.
 const STOP_SNAPSHOTS_BUSY: u32 = 1;
 
-/// A snapshot streaming in, counted against [`INBOUND_SNAPSHOTS_MAX`] until dropped.
-struct InboundSnapshot {
-    shared: Arc<Shared>,
-    /// Taken when the snapshot is complete.
-    receiver: Option<SnapshotReceiver>,
+/// One of the [`INBOUND_SNAPSHOTS_MAX`] snapshots received at once; given back when dropped.
+struct SnapshotSlot(Arc<Shared>);
+
+impl SnapshotSlot {
+    fn take(shared: &Arc<Shared>) -> Option<Self> {
+        shared
+            .inbound_snapshots
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
+                (count < INBOUND_SNAPSHOTS_MAX).then_some(count + 1)
+            })
+            .ok()
+            .map(|_| Self(Arc::clone(shared)))
+    }
 }
 
-impl Drop for InboundSnapshot {
+impl Drop for SnapshotSlot {
     fn drop(&mut self) {
-        self.shared.inbound_snapshots.fetch_sub(1, Ordering::AcqRel);
+        self.0.inbound_snapshots.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// A snapshot streaming in.
+struct InboundSnapshot {
+    _slot: SnapshotSlot,
+    /// Taken when the snapshot is complete.
+    receiver: Option<SnapshotReceiver>,
 }
 
 impl InboundSnapshot {
@@ -45,34 +60,20 @@ impl InboundSnapshot {
         peer_id: NodeId,
         header: SnapshotHeader,
     ) -> Result<Option<Self>, CodecError> {
-        let reserved = shared
-            .inbound_snapshots
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
-                (count < INBOUND_SNAPSHOTS_MAX).then_some(count + 1)
-            })
-            .is_ok();
-        if !reserved {
+        let Some(slot) = SnapshotSlot::take(shared) else {
             return Ok(None);
-        }
+        };
         let writer = match &shared.snapshot_spool {
             Some(spool) => {
                 let id = shared.next_spool_id.fetch_add(1, Ordering::Relaxed);
                 let name = format!("from-{peer_id}-{}-{id}{SPOOL_SUFFIX}", header.message_id);
                 SnapshotWriter::spool(&spool.join(name))
-                    .map_err(|error| CodecError::Io(error.to_string()))
+                    .map_err(|error| CodecError::Io(error.to_string()))?
             }
-            None => Ok(SnapshotWriter::memory()),
-        };
-        // Counted from here: dropping `InboundSnapshot` gives the slot back.
-        let writer = match writer {
-            Ok(writer) => writer,
-            Err(error) => {
-                shared.inbound_snapshots.fetch_sub(1, Ordering::AcqRel);
-                return Err(error);
-            }
+            None => SnapshotWriter::memory(),
         };
         Ok(Some(Self {
-            shared: Arc::clone(shared),
+            _slot: slot,
             receiver: Some(SnapshotReceiver::new(header, writer)),
         }))
     }

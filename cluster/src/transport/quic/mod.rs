@@ -440,27 +440,27 @@ impl Transport for QuicTransport {
         }
         // Encoding happens here, on the caller's thread: it is CPU only, and it lets the
         // queue bound count real bytes and refuse an oversized message at once.
-        let body = super::encode_for_wire(&message)?;
+        let encoding = |error: codec::CodecError| TransportError::Encoding(error.to_string());
         let outbound = if let PeerMessage::Snapshot { message, body } = message {
+            // Only the header is encoded now; the body streams from its file.
             let message_id = inner.next_message_id.fetch_add(1, Ordering::Relaxed);
             let header = codec::encode_snapshot_header_frame(message_id, &message, &body)
-                .map_err(|error| TransportError::Encoding(error.to_string()))?;
+                .map_err(encoding)?;
             Outbound::Large(Large::Snapshot {
                 message_id,
                 header,
                 body,
             })
-        } else if body.len() <= codec::CHUNK_BYTES {
-            Outbound::Frame(
-                codec::encode_frame(&body)
-                    .map_err(|error| TransportError::Encoding(error.to_string()))?,
-            )
         } else {
-            let message_id = inner.next_message_id.fetch_add(1, Ordering::Relaxed);
-            Outbound::Large(Large::Chunks(
-                codec::encode_chunk_frames(message_id, &body)
-                    .map_err(|error| TransportError::Encoding(error.to_string()))?,
-            ))
+            let body = super::encode_for_wire(&message)?;
+            if body.len() <= codec::CHUNK_BYTES {
+                Outbound::Frame(codec::encode_frame(&body).map_err(encoding)?)
+            } else {
+                let message_id = inner.next_message_id.fetch_add(1, Ordering::Relaxed);
+                Outbound::Large(Large::Chunks(
+                    codec::encode_chunk_frames(message_id, &body).map_err(encoding)?,
+                ))
+            }
         };
         let size = outbound.bytes();
         let peers = inner.peers.lock();
