@@ -19,7 +19,7 @@ use callgrid_cluster::transport::memory::MemoryHub;
 use callgrid_cluster::transport::quic::{QuicConfig, QuicTransport};
 use callgrid_cluster::{
     ClusterConfig, ClusterHandle, ClusterNode, MembershipError, PeerConfig, ProposeError,
-    ReadError, StateMachine, StateMachineError,
+    ReadError, SnapshotView, StateMachine, StateMachineError,
 };
 use parking_lot::Mutex;
 
@@ -27,7 +27,7 @@ use crate::config::NodeConfig;
 use crate::replicate::{
     BoxFuture, MembershipFailure, MembershipRequest, ReplicaHealth, ReplicateError, Replicator,
 };
-use crate::state::SharedState;
+use crate::state::{SharedState, StateCopy};
 
 /// Directory under the data dir holding the RocksDB store.
 pub const RAFT_DIRECTORY: &str = "raft";
@@ -100,10 +100,22 @@ impl StateMachine for NodeStateMachine {
             .map_err(|error| StateMachineError::Write(error.to_string()))
     }
 
+    fn snapshot_view(&self) -> Option<Box<dyn SnapshotView>> {
+        // Copied behind the read lock on the driver thread; encoded and written (and the file
+        // fsynced) on the cluster's snapshot thread while the driver goes on committing.
+        Some(Box::new(self.shared.copy()))
+    }
+
     fn restore_from(&mut self, input: &mut dyn std::io::Read) -> Result<(), StateMachineError> {
         self.shared
             .restore_from(input)
             .map_err(|error| StateMachineError::Decode(error.to_string()))
+    }
+}
+
+impl SnapshotView for StateCopy {
+    fn write_to(self: Box<Self>, out: &mut dyn std::io::Write) -> Result<(), StateMachineError> {
+        StateCopy::write_to(&self, out).map_err(|error| StateMachineError::Write(error.to_string()))
     }
 }
 

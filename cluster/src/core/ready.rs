@@ -14,19 +14,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         // 1. What may leave before the local write (a leader's appends), then persist:
         // nothing else leaves this node before its own log and vote are durable.
         let early = ready.take_messages();
-        match send_early {
-            Some(send) => {
-                for message in early {
-                    let message_type = message.get_msg_type();
-                    if let Some((to, message)) = self.outgoing(message)
-                        && !send(to, message)
-                    {
-                        unsent.push((to, message_type));
-                    }
-                }
-            }
-            None => self.queue_raft_messages(early),
-        }
+        self.send_now(early, send_early, unsent);
         if crate::mutations::enabled(crate::mutations::Mutation::SendBeforePersist)
             && let Some(send) = send_early
         {
@@ -60,9 +48,10 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             self.install_snapshot(snapshot, envelope);
         }
 
-        // 2. Send what needed the write.
+        // 2. Send what needed the write, before applying: a follower's acknowledgement (on
+        // the commit's critical path) does not wait for the state machine.
         let messages = ready.take_persisted_messages();
-        self.queue_raft_messages(messages);
+        self.send_now(messages, send_early, unsent);
 
         // 3. Apply.
         let committed = ready.take_committed_entries();
@@ -124,6 +113,28 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             index = metadata.index,
             "installed a snapshot from the leader"
         );
+    }
+
+    /// Sends `messages` at once through `send` when the driver gave one (failures noted in
+    /// `unsent`), else queues them in the output.
+    fn send_now(
+        &mut self,
+        messages: Vec<RaftMessage>,
+        send: &mut Option<&mut dyn FnMut(NodeId, PeerMessage) -> bool>,
+        unsent: &mut Vec<(NodeId, MessageType)>,
+    ) {
+        let Some(send) = send else {
+            self.queue_raft_messages(messages);
+            return;
+        };
+        for message in messages {
+            let message_type = message.get_msg_type();
+            if let Some((to, message)) = self.outgoing(message)
+                && !send(to, message)
+            {
+                unsent.push((to, message_type));
+            }
+        }
     }
 
     pub(super) fn queue_raft_messages(&mut self, messages: Vec<RaftMessage>) {

@@ -1,0 +1,142 @@
+//! Where one client's commit goes: the same sequential proposals without the parts the full
+//! bench adds one by one, so the 1-client figure can be read against its floor.
+//!
+//! - three synced RocksDB writes at once, one per store, in lockstep: what the three nodes of
+//!   the bench do at the same moment on this machine's one disk (each city has its own disk
+//!   in production; here they share one, and when the device flushes one at a time the
+//!   fsyncs queue behind each other). Per round, the time until the second of the three is
+//!   durable is the floor of a commit here: a quorum of three needs two durable copies;
+//! - one voter on RocksDB: a proposal through the handle, the driver thread, the synced write,
+//!   the apply and the answer — the commit without any replication;
+//! - three voters on RocksDB over the in-memory transport (a message is a channel send to the
+//!   other driver thread, through the real codec): replication without sockets, QUIC or TLS.
+//!
+//! The full bench then adds QUIC with mutual TLS on loopback (tokio tasks and UDP).
+
+use std::path::Path;
+use std::sync::{Arc, Barrier};
+use std::time::Instant;
+
+use anyhow::bail;
+use callgrid_cluster::status::Role;
+use callgrid_cluster::storage::rocks::RocksStorage;
+use callgrid_cluster::transport::NodeId;
+use callgrid_cluster::transport::memory::MemoryHub;
+use callgrid_cluster::{ClusterConfig, ClusterHandle, ClusterNode, PeerConfig};
+use hdrhistogram::Histogram;
+
+use super::{COMMAND_BYTES, Counter, WAIT_MAX, command, micros};
+
+/// Synced writes made by `writers` threads at the same moment, each to a RocksDB store of
+/// its own in `directory`: per round, the time until a majority of them is durable (the
+/// writes' latencies sorted, the majority's last one).
+pub fn concurrent_disk(
+    directory: &Path,
+    writers: usize,
+    writes: usize,
+) -> anyhow::Result<Histogram<u64>> {
+    assert!(writers >= 1, "at least one writer");
+    let barrier = Arc::new(Barrier::new(writers));
+    let mut threads = Vec::new();
+    for writer in 0..writers {
+        let path = directory.join(format!("fsync-probe-{writers}-{writer}"));
+        let barrier = Arc::clone(&barrier);
+        threads.push(std::thread::spawn(move || -> anyhow::Result<Vec<u64>> {
+            let mut options = rocksdb::Options::default();
+            options.create_if_missing(true);
+            let db = rocksdb::DB::open(&options, &path)?;
+            let mut write_options = rocksdb::WriteOptions::default();
+            write_options.set_sync(true);
+            let mut latencies = Vec::with_capacity(writes);
+            let record = [0x5a_u8; COMMAND_BYTES];
+            for index in 0..writes as u64 {
+                let mut batch = rocksdb::WriteBatch::default();
+                batch.put(index.to_be_bytes(), record);
+                barrier.wait();
+                let start = Instant::now();
+                db.write_opt(batch, &write_options)?;
+                latencies.push(micros(start.elapsed()));
+            }
+            drop(db);
+            rocksdb::DB::destroy(&options, &path)?;
+            Ok(latencies)
+        }));
+    }
+    let mut by_writer = Vec::new();
+    for thread in threads {
+        by_writer.push(
+            thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("disk probe thread panicked"))??,
+        );
+    }
+    let majority = writers / 2 + 1;
+    let mut quorum = Histogram::<u64>::new(3)?;
+    for round in 0..writes {
+        let mut latencies: Vec<u64> = by_writer.iter().map(|writer| writer[round]).collect();
+        latencies.sort_unstable();
+        quorum.record(latencies[majority - 1])?;
+    }
+    Ok(quorum)
+}
+
+/// Sequential proposals to the leader of `voters` nodes on RocksDB in `directory`, joined by
+/// the in-memory transport: the latency of each, after a warm-up.
+pub fn commit_without_sockets(
+    directory: &Path,
+    voters: NodeId,
+    requests: u64,
+) -> anyhow::Result<Histogram<u64>> {
+    let hub = MemoryHub::new();
+    let peers: Vec<PeerConfig> = (1..=voters)
+        .map(|id| PeerConfig {
+            id,
+            address: format!("memory-{id}"),
+        })
+        .collect();
+    let mut handles = Vec::new();
+    for id in 1..=voters {
+        let (transport, inbound) = hub.endpoint(id);
+        let storage = RocksStorage::open(&directory.join(format!("memory-{voters}-{id}")))?;
+        handles.push(ClusterNode::start(
+            ClusterConfig::new(id, peers.clone()),
+            storage,
+            transport,
+            inbound,
+            Counter::default(),
+        )?);
+    }
+    let measured = leader_of(&handles).and_then(|leader| {
+        for sequence in 0..requests / 10 {
+            leader.propose_blocking(command(0, sequence))?;
+        }
+        let mut latency = Histogram::<u64>::new(3)?;
+        for sequence in 0..requests {
+            let sent = Instant::now();
+            leader.propose_blocking(command(1, sequence))?;
+            latency.record(micros(sent.elapsed()))?;
+        }
+        Ok(latency)
+    });
+    for handle in &handles {
+        handle.shutdown();
+    }
+    measured
+}
+
+fn leader_of(handles: &[ClusterHandle]) -> anyhow::Result<&ClusterHandle> {
+    let start = Instant::now();
+    while start.elapsed() < WAIT_MAX {
+        if let Some(leader) = handles
+            .iter()
+            .find(|handle| handle.status().role == Role::Leader)
+            && handles
+                .iter()
+                .all(|handle| handle.status().leader == Some(leader.node_id()))
+        {
+            return Ok(leader);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    bail!("no leader within {WAIT_MAX:?}")
+}
