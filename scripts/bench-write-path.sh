@@ -5,9 +5,12 @@
 #     with fsync), POST /api/v1/orders on the leader;
 #   - etcd: three members on loopback (fsync on, default settings), PUT through its v3 HTTP
 #     gateway;
-#   one client sequential (p50/p99) and CONC clients concurrent (writes/s, p50/p99), the two
+#   - the client's own ceiling: the same client against bench/null_http_server.py (answers
+#     201 at once, does nothing else): no server can be measured faster than this with this
+#     client on this machine (the client is Python, one interpreter lock for its threads);
+#   one client sequential (p50/p99) and CONC clients concurrent (writes/s, p50/p99), the
 #   systems alternating ROUNDS times in one sitting (the machine is shared and noisy). Both
-#   acknowledge a write only once a quorum has it on disk.
+#   callgrid and etcd acknowledge a write only once a quorum has it on disk.
 #
 #   scripts/bench-write-path.sh [N] [CONC] [ROUNDS]     defaults: 2000 64 3
 #   CALLGRID_BINARY=target/release/callgrid (default) ETCD_BINARY=etcd
@@ -27,6 +30,14 @@ command -v "$etcd_binary" >/dev/null || { echo "bench-write-path: no etcd (apt-g
 work="$(mktemp -d)"
 etcd_pids=()
 callgrid_dir=""
+null_pid=""
+stop_null() {
+  if [ -n "$null_pid" ]; then
+    kill "$null_pid" 2>/dev/null || true
+    wait "$null_pid" 2>/dev/null || true
+    null_pid=""
+  fi
+}
 stop_etcd() {
   for pid in "${etcd_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${etcd_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
@@ -39,6 +50,7 @@ stop_callgrid() {
   fi
 }
 cleanup() {
+  stop_null
   stop_etcd
   stop_callgrid
   rm -rf "$work"
@@ -121,10 +133,26 @@ EOF2
   stop_callgrid
 }
 
+run_null() {
+  local port
+  port="$(free_port)"
+  python3 bench/null_http_server.py "$port" &
+  null_pid=$!
+  for _ in $(seq 1 100); do
+    curl -fs -X POST -d '{}' "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  # The callgrid request (same bodies), against a server that does nothing.
+  python3 bench/http_write_bench.py callgrid "http://127.0.0.1:$port" "$n" "$conc" null-token \
+    | sed 's/^callgrid /null /' | tee -a "$work/results"
+  stop_null
+}
+
 for round in $(seq 1 "$rounds"); do
   echo "--- round $round of $rounds"
   run_callgrid "$round"
   run_etcd "$round"
+  run_null
 done
 
 cat "$work/breakdown"
@@ -139,11 +167,14 @@ for line in open(sys.argv[1]):
 def med(system, clients, column):
     return statistics.median(r[column] for r in rows[(system, clients)])
 conc = sys.argv[2]
-for system in ("callgrid", "etcd"):
+for system in ("callgrid", "etcd", "null"):
     print(f"{system:9} 1 client p50 {med(system, '1', 0):.2f} ms p99 {med(system, '1', 1):.2f} ms | "
           f"{conc} clients {med(system, conc, 2):.0f} writes/s p50 {med(system, conc, 0):.2f} ms "
           f"p99 {med(system, conc, 1):.2f} ms")
 print(f"callgrid/etcd: 1-client p50 {med('callgrid', '1', 0) / med('etcd', '1', 0):.2f}x, "
       f"{conc}-client writes/s {med('callgrid', conc, 2) / med('etcd', conc, 2):.2f}x, "
       f"{conc}-client p99 {med('callgrid', conc, 1) / med('etcd', conc, 1):.2f}x")
+print(f"the client's ceiling (null server): {conc}-client writes/s {med('null', conc, 2):.0f} = "
+      f"{med('null', conc, 2) / med('etcd', conc, 2):.2f}x etcd's, 1-client p50 "
+      f"{med('null', '1', 0):.2f} ms")
 EOF

@@ -129,16 +129,19 @@ fn seeds_that_found_bugs_still_pass() {
 
 #[test]
 fn a_lost_majority_is_recovered_by_the_forced_reconfiguration() {
-    // Seed 2532, 3 nodes: the leader applied a learner's promotion, then lost its disk; the
-    // other voter holds the promotion unapplied and needs the wiped voter's vote, which an
-    // empty store refuses. No leader can be elected until the operator forces the most
-    // up-to-date store into a one-voter cluster (RUNBOOK §13); then every committed entry is
-    // kept and the members converge.
-    let options = SimulationOptions::new(2_532, 3, 20_000);
+    // Seed 2118, 3 nodes: two of the three voters lose their disks (node 1, then node 3); the
+    // survivor, node 2, needs a vote that an empty store refuses, so no leader can be elected
+    // until the operator forces the most up-to-date store into a one-voter cluster (RUNBOOK
+    // §13); then every committed entry is kept and the members converge. A seed's run depends
+    // on the order of every message, so a change to the core can move the double fault to
+    // another seed: `vopr --seed 1 --seeds 10000 --jobs 2` prints `forced_reconfigurations`
+    // per seed (before the followers' acknowledgements left ahead of the apply it was 2532).
+    let options = SimulationOptions::new(2_118, 3, 20_000);
     let report = Simulation::new(options)
         .and_then(Simulation::run)
-        .unwrap_or_else(|violation| panic!("seed 2532: {violation}"));
+        .unwrap_or_else(|violation| panic!("seed 2118: {violation}"));
     assert_eq!(report.forced_reconfigurations, 1, "{report:?}");
+    assert!(report.wipes >= 2, "{report:?}");
 }
 
 #[test]

@@ -70,8 +70,9 @@ fn a_read_before_apply_is_caught_by_the_linearizability_checker_alone() {
 #[test]
 fn a_wiped_voter_that_votes_is_caught() {
     caught_within(Mutation::WipedVoterVotes, |seed| {
-        // Only the wiped-disk fault exercises this rule: make it frequent.
-        let mut options = SimulationOptions::new(seed, 3, STEPS);
+        // Only the wiped-disk fault exercises this rule: make it frequent, and the run
+        // longer (a wiped voter's vote must then decide an election that loses an entry).
+        let mut options = SimulationOptions::new(seed, 3, STEPS * 2);
         options.replace = 0.003;
         options
     });
