@@ -27,7 +27,7 @@ use crate::config::NodeConfig;
 use crate::replicate::{
     BoxFuture, MembershipFailure, MembershipRequest, ReplicaHealth, ReplicateError, Replicator,
 };
-use crate::state::{SharedState, StateCopy};
+use crate::state::{EncodedState, SharedState};
 
 /// Directory under the data dir holding the RocksDB store.
 pub const RAFT_DIRECTORY: &str = "raft";
@@ -101,9 +101,9 @@ impl StateMachine for NodeStateMachine {
     }
 
     fn snapshot_view(&self) -> Option<Box<dyn SnapshotView>> {
-        // Copied behind the read lock on the driver thread; encoded and written (and the file
-        // fsynced) on the cluster's snapshot thread while the driver goes on committing.
-        Some(Box::new(self.shared.copy()))
+        // Encoded behind the read lock on the driver thread; written and fsynced on the
+        // cluster's snapshot thread while the driver goes on committing.
+        Some(Box::new(self.shared.encoded()))
     }
 
     fn restore_from(&mut self, input: &mut dyn std::io::Read) -> Result<(), StateMachineError> {
@@ -113,9 +113,10 @@ impl StateMachine for NodeStateMachine {
     }
 }
 
-impl SnapshotView for StateCopy {
+impl SnapshotView for EncodedState {
     fn write_to(self: Box<Self>, out: &mut dyn std::io::Write) -> Result<(), StateMachineError> {
-        StateCopy::write_to(&self, out).map_err(|error| StateMachineError::Write(error.to_string()))
+        EncodedState::write_to(&self, out)
+            .map_err(|error| StateMachineError::Write(error.to_string()))
     }
 }
 
@@ -424,5 +425,102 @@ fn spawn_watchdog(handle: ClusterHandle) {
         });
     if let Err(error) = spawned {
         tracing::warn!(%error, "raft watchdog thread not started");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::{Duration, Instant};
+
+    use callgrid_cluster::status::ClusterStatus;
+
+    use super::*;
+    use crate::state::command::{Command, Envelope};
+    use crate::state::encode_envelope;
+    use crate::state::model::{Actor, Fulfilment, OrderItem, PaymentForm, Role};
+
+    fn order(index: u64) -> Vec<u8> {
+        let envelope = Envelope {
+            at_ms: 1_700_000_000_000 + index,
+            actor: Actor {
+                name: "anna".to_string(),
+                role: Role::Agent,
+            },
+            site: "msk".to_string(),
+            command: Command::CreateOrder {
+                caller: format!("+7916{index:07}"),
+                items: vec![OrderItem {
+                    sku: "NUR-200".to_string(),
+                    name: "Nurofen 200 mg".to_string(),
+                    quantity: 1,
+                    unit_price_minor: 25_050,
+                }],
+                fulfilment: Fulfilment::Pickup {
+                    pharmacy: "apteka-7".to_string(),
+                },
+                payment: PaymentForm::Card,
+                delivery_note: String::new(),
+            },
+        };
+        encode_envelope(&envelope).unwrap()
+    }
+
+    /// One voter over RocksDB in `directory`, snapshotting every 40 entries.
+    fn start(directory: &std::path::Path, shared: SharedState) -> ClusterHandle {
+        let mut config = ClusterConfig::new(
+            1,
+            vec![PeerConfig {
+                id: 1,
+                address: "memory-1".to_string(),
+            }],
+        );
+        config.tick_interval_ms = 10;
+        config.snapshot_threshold_entries = 40;
+        config.compaction_lag_entries = 5;
+        let hub = MemoryHub::new();
+        let (transport, inbound) = hub.endpoint(1);
+        let storage = RocksStorage::open(directory).unwrap();
+        let state_machine = NodeStateMachine { shared };
+        ClusterNode::start(config, storage, transport, inbound, state_machine).unwrap()
+    }
+
+    fn wait_for(handle: &ClusterHandle, what: &str, until: impl Fn(&ClusterStatus) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !until(&handle.status()) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn snapshots_of_the_node_state_are_built_in_the_background_and_restore_it() {
+        let directory = tempfile::tempdir().unwrap();
+        let shared = SharedState::new();
+        let handle = start(directory.path(), shared.clone());
+        wait_for(&handle, "leadership", |status| status.leader == Some(1));
+        for index in 0..120 {
+            let answer = handle.propose_blocking(order(index)).unwrap();
+            assert!(crate::state::decode_response(&answer).unwrap().is_ok());
+        }
+        // The snapshot is encoded on the driver thread and written on the snapshot thread;
+        // the log behind it is compacted once it is stored.
+        wait_for(&handle, "a snapshot and a compaction", |status| {
+            status.snapshots_created >= 1 && status.first_index > 1
+        });
+        let status = handle.status();
+        assert_eq!(status.snapshots_refused, 0, "{status:?}");
+        handle.shutdown();
+
+        // Started again on the same store: the state comes back from the snapshot's file
+        // and the entries after it.
+        let restored = SharedState::new();
+        let handle = start(directory.path(), restored.clone());
+        wait_for(&handle, "the log replayed", |status| {
+            status.applied_index >= status.commit_index && status.leader == Some(1)
+        });
+        shared.read(|before| restored.read(|after| assert_eq!(before.counts(), after.counts())));
+        assert_eq!(restored.read(|state| state.counts().orders), 120);
+        handle.shutdown();
     }
 }

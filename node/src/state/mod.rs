@@ -163,20 +163,30 @@ pub fn decode_response(bytes: &[u8]) -> Result<Response, EncodingError> {
         .map_err(|error| EncodingError::Decode(error.to_string()))
 }
 
-/// A copy of the replicated state at one applied index ([`SharedState::copy`]).
+/// The replicated state encoded at one applied index ([`SharedState::encoded`]), to be
+/// written elsewhere.
 #[derive(Debug)]
-pub struct StateCopy(ReplicatedState);
+pub struct EncodedState {
+    applied_index: u64,
+    /// The encoding, or why it failed (reported when the snapshot is written).
+    bytes: Result<Vec<u8>, String>,
+}
 
-impl StateCopy {
-    /// The index of the last entry the copy holds.
+impl EncodedState {
+    /// The index of the last entry the encoding holds.
     pub fn applied_index(&self) -> u64 {
-        self.0.applied_index
+        self.applied_index
     }
 
-    /// Writes the same bytes as [`SharedState::snapshot_to`] would have at the copy's index.
+    /// Writes the bytes [`SharedState::snapshot_to`] would have written at that index (or
+    /// the error the encoding met).
     pub fn write_to(&self, out: &mut dyn std::io::Write) -> Result<(), EncodingError> {
-        codec::encode_snapshot_to(&self.0, out)
-            .map_err(|error| EncodingError::Encode(error.to_string()))
+        let bytes = self
+            .bytes
+            .as_ref()
+            .map_err(|error| EncodingError::Encode(error.clone()))?;
+        out.write_all(bytes)
+            .map_err(|error| EncodingError::Encode(format!("writing the snapshot: {error}")))
     }
 }
 
@@ -258,12 +268,16 @@ impl SharedState {
             .map_err(|error| EncodingError::Encode(error.to_string()))
     }
 
-    /// A point-in-time copy of the state, taken behind the read lock, for a snapshot encoded
-    /// and written on another thread ([`StateCopy::write_to`]): the apply thread waits only
-    /// for the copy (a walk of the maps in memory), not for the encoding and the fsync. The
-    /// copy costs as much memory again as the state, for as long as the snapshot takes.
-    pub fn copy(&self) -> StateCopy {
-        StateCopy(self.inner.read().clone())
+    /// The state encoded behind the read lock, for a snapshot written and fsynced on another
+    /// thread ([`EncodedState::write_to`]): the apply thread waits for the encoding only,
+    /// not for the file. The encoding is held in memory until written (the compact form of
+    /// the state, smaller than the maps it comes from; `benches/snapshot_build.rs`).
+    pub fn encoded(&self) -> EncodedState {
+        let state = self.inner.read();
+        EncodedState {
+            applied_index: state.applied_index,
+            bytes: codec::encode_snapshot(&*state).map_err(|error| error.to_string()),
+        }
     }
 
     /// Replaces the state with the snapshot read from `input` (decoded as it streams in;

@@ -672,21 +672,22 @@ fn same_log_same_state_and_snapshot_round_trip() {
     assert_eq!(restored.applied_index(), commands.len() as u64);
     assert!(restored.restore(&snapshot[..snapshot.len() / 2]).is_err());
 
-    // The copy a background snapshot encodes holds the state at the index it was taken at:
-    // what is applied after it does not reach its bytes.
-    let copy = first.copy();
-    assert_eq!(copy.applied_index(), commands.len() as u64);
+    // The encoding a background snapshot writes holds the state at the index it was taken
+    // at: what is applied after it does not reach its bytes.
+    let encoded = first.encoded();
+    assert_eq!(encoded.applied_index(), commands.len() as u64);
     let later = encode_envelope(&envelope(99, status(1, OrderStatus::Cancelled))).unwrap();
+    let index = encoded.applied_index() + 1;
     assert!(
-        decode_response(&first.apply_entry(copy.applied_index() + 1, &later))
+        decode_response(&first.apply_entry(index, &later))
             .unwrap()
             .is_ok()
     );
     let mut written = Vec::new();
-    copy.write_to(&mut written).unwrap();
+    encoded.write_to(&mut written).unwrap();
     assert_eq!(
         written, snapshot,
-        "the copy encodes as the state did when it was taken"
+        "the bytes are the state's when it was encoded"
     );
     assert_ne!(first.snapshot().unwrap(), snapshot);
 }
