@@ -520,19 +520,8 @@ impl<S: Storage, T: Transport, M: StateMachine> Driver<S, T, M> {
                 PeerUpdate::Remove(id) => self.transport.remove_peer(id),
             }
         }
-        for (to, message) in output.messages {
-            let message_type = match &message {
-                PeerMessage::Raft(raft_message) => Some(raft_message.get_msg_type()),
-                PeerMessage::Snapshot { .. } => Some(raft::eraftpb::MessageType::MsgSnapshot),
-                _ => None,
-            };
-            if let Err(error) = self.transport.send(to, message) {
-                tracing::debug!(to, %error, "message not sent");
-                if let Some(message_type) = message_type {
-                    self.core.handle_send_failure(to, message_type);
-                }
-            }
-        }
+        // Answers first: a completion means committed and applied here, whatever is still
+        // to be sent (a leader's commit notices), so the caller need not wait for the sends.
         for completion in output.completions {
             let (id, waiter) = match &completion {
                 Completion::Propose { id, .. }
@@ -557,6 +546,19 @@ impl<S: Storage, T: Transport, M: StateMachine> Driver<S, T, M> {
                 (waiter, _) => {
                     tracing::error!(id, "completion of the wrong kind");
                     fail_waiter(waiter);
+                }
+            }
+        }
+        for (to, message) in output.messages {
+            let message_type = match &message {
+                PeerMessage::Raft(raft_message) => Some(raft_message.get_msg_type()),
+                PeerMessage::Snapshot { .. } => Some(raft::eraftpb::MessageType::MsgSnapshot),
+                _ => None,
+            };
+            if let Err(error) = self.transport.send(to, message) {
+                tracing::debug!(to, %error, "message not sent");
+                if let Some(message_type) = message_type {
+                    self.core.handle_send_failure(to, message_type);
                 }
             }
         }

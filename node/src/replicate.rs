@@ -236,11 +236,17 @@ pub struct Once {
     pub replayed: bool,
 }
 
+/// Recent proposal latencies kept for the metrics (a window, oldest dropped first).
+pub const PROPOSE_LATENCY_SAMPLES_MAX: usize = 2_048;
+
 /// Stamps, validates, encodes and proposes commands for one site.
 #[derive(Clone)]
 pub struct Proposer {
     replicator: Arc<dyn Replicator>,
     site: String,
+    /// Microseconds from handing a command to the replicator to its answer, of the recent
+    /// proposals that were answered (committed and applied here, or refused by the state).
+    latencies: Arc<parking_lot::Mutex<std::collections::VecDeque<u64>>>,
 }
 
 impl std::fmt::Debug for Proposer {
@@ -255,7 +261,26 @@ impl std::fmt::Debug for Proposer {
 impl Proposer {
     /// A proposer for `site` over `replicator`.
     pub fn new(replicator: Arc<dyn Replicator>, site: String) -> Self {
-        Self { replicator, site }
+        Self {
+            replicator,
+            site,
+            latencies: Arc::default(),
+        }
+    }
+
+    /// Quantiles of the recent proposals' latencies (replication and apply, as the API waits
+    /// for them); `None` before the first.
+    pub fn propose_latency(&self) -> Option<crate::actors::site::views::LatencySummary> {
+        crate::actors::site::views::LatencySummary::of(&self.latencies.lock())
+    }
+
+    fn record_latency(&self, started: std::time::Instant) {
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let mut latencies = self.latencies.lock();
+        if latencies.len() >= PROPOSE_LATENCY_SAMPLES_MAX {
+            latencies.pop_front();
+        }
+        latencies.push_back(micros);
     }
 
     /// The replicator.
@@ -275,11 +300,13 @@ impl Proposer {
         let bytes = encode_envelope(&envelope).map_err(|error| {
             ProposeFailure::Replication(ReplicateError::Refused(error.to_string()))
         })?;
+        let started = std::time::Instant::now();
         let response = self
             .replicator
             .propose(bytes)
             .await
             .map_err(ProposeFailure::Replication)?;
+        self.record_latency(started);
         match decode_response(&response) {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(error)) => Err(ProposeFailure::Refused(error)),

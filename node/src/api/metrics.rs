@@ -463,6 +463,13 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     for (name, help, value) in raft {
         single(&mut text, site, name, Kind::Gauge, help, value);
     }
+    summary(
+        &mut text,
+        site,
+        "callgrid_raft_propose_seconds",
+        "Proposal to answer in seconds (replicated and applied on this node), recent proposals of this node's API and actors.",
+        state.proposer.propose_latency(),
+    );
     super::host_metrics::render(&mut text, &state.config, &health);
     let counts = state.shared.read(|replicated| replicated.counts());
     let records = [
