@@ -3,9 +3,11 @@
 //!
 //! - three synced RocksDB writes at once, one per store, in lockstep: what the three nodes of
 //!   the bench do at the same moment on this machine's one disk (each city has its own disk
-//!   in production; here they share one, and when the device flushes one at a time the
-//!   fsyncs queue behind each other). Per round, the time until the second of the three is
-//!   durable is the floor of a commit here: a quorum of three needs two durable copies;
+//!   in production; here they share one). Per round, the time until the second of the three
+//!   is durable: a quorum of three needs two durable copies. Issued together, the device can
+//!   cover them with one flush; issued as in a commit — the followers' writes a message's
+//!   hop after the leader's, once its flush has begun — they wait for the next flush, so the
+//!   staggered line is the floor of a commit on this machine;
 //! - one voter on RocksDB: a proposal through the handle, the driver thread, the synced write,
 //!   the apply and the answer — the commit without any replication;
 //! - three voters on RocksDB over the in-memory transport (a message is a channel send to the
@@ -15,7 +17,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Barrier};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use callgrid_cluster::status::Role;
@@ -30,16 +32,20 @@ use super::{COMMAND_BYTES, Counter, WAIT_MAX, command, micros};
 /// Synced writes made by `writers` threads at the same moment, each to a RocksDB store of
 /// its own in `directory`: per round, the time until a majority of them is durable (the
 /// writes' latencies sorted, the majority's last one).
+/// With `stagger`, every writer but the first starts that long after the others were
+/// released (latencies are counted from the release).
 pub fn concurrent_disk(
     directory: &Path,
     writers: usize,
     writes: usize,
+    stagger: Duration,
 ) -> anyhow::Result<Histogram<u64>> {
     assert!(writers >= 1, "at least one writer");
     let barrier = Arc::new(Barrier::new(writers));
     let mut threads = Vec::new();
     for writer in 0..writers {
         let path = directory.join(format!("fsync-probe-{writers}-{writer}"));
+        let delay = if writer == 0 { Duration::ZERO } else { stagger };
         let barrier = Arc::clone(&barrier);
         threads.push(std::thread::spawn(move || -> anyhow::Result<Vec<u64>> {
             let mut options = rocksdb::Options::default();
@@ -54,6 +60,9 @@ pub fn concurrent_disk(
                 batch.put(index.to_be_bytes(), record);
                 barrier.wait();
                 let start = Instant::now();
+                while start.elapsed() < delay {
+                    std::hint::spin_loop();
+                }
                 db.write_opt(batch, &write_options)?;
                 latencies.push(micros(start.elapsed()));
             }

@@ -64,6 +64,10 @@ const TARGET_MANY_CLIENTS_P99_MS: f64 = 3.0;
 const TARGET_FAILOVER_MS: f64 = 2_000.0;
 /// Nodes writing at the same moment in the breakdown's disk probe (the bench's cluster).
 const BREAKDOWN_WRITERS: usize = NODES as usize;
+/// How much later the followers' writes start in the staggered disk probe: about a message's
+/// trip from the leader's driver to a follower's (the in-memory transport's whole commit
+/// without a disk is ~70 µs here: `TMPDIR=/dev/shm`).
+const BREAKDOWN_HOP: Duration = Duration::from_micros(40);
 
 #[derive(Parser, Debug)]
 #[command(about = "3-node QUIC + RocksDB commit benchmark")]
@@ -501,7 +505,18 @@ fn failovers(cluster: &mut Cluster, rounds: u64) -> anyhow::Result<()> {
 
 /// The 1-client commit without the network, then without replication (`breakdown.rs`).
 fn print_breakdown(directory: &Path, requests: u64, probe_p50_ms: f64) -> anyhow::Result<()> {
-    let together = breakdown::concurrent_disk(directory, BREAKDOWN_WRITERS, DISK_PROBE_WRITES)?;
+    let together = breakdown::concurrent_disk(
+        directory,
+        BREAKDOWN_WRITERS,
+        DISK_PROBE_WRITES,
+        Duration::ZERO,
+    )?;
+    let staggered = breakdown::concurrent_disk(
+        directory,
+        BREAKDOWN_WRITERS,
+        DISK_PROBE_WRITES,
+        BREAKDOWN_HOP,
+    )?;
     let one_voter = breakdown::commit_without_sockets(directory, 1, requests)?;
     let memory = breakdown::commit_without_sockets(directory, NODES, requests)?;
     let line = |what: &str, histogram: &Histogram<u64>| {
@@ -518,6 +533,13 @@ fn print_breakdown(directory: &Path, requests: u64, probe_p50_ms: f64) -> anyhow
             "{BREAKDOWN_WRITERS} synced writes at once on this disk, until a majority is durable"
         ),
         &together,
+    );
+    line(
+        &format!(
+            "the same, all but one issued {} µs later (a hop)        ",
+            BREAKDOWN_HOP.as_micros()
+        ),
+        &staggered,
     );
     line("1 voter, RocksDB, no replication       ", &one_voter);
     line(
