@@ -145,6 +145,7 @@ fn dashboard_and_rules_use_only_exported_metrics() {
         "CallgridAbandonmentHigh",
         "CallgridNoRaftLeader",
         "CallgridMemberLagging",
+        "CallgridReplicationSlow",
         "CallgridCertificateExpiring",
         "CallgridDiskNearlyFull",
     ] {
