@@ -63,6 +63,7 @@ mod wire;
 pub use driver::{
     CLUSTER_ID_BYTES_MAX, DRIVER_LAYOUT_VERSION, DriverEntry, EntryTag, ReadContext,
     SNAPSHOT_HEADER_BYTES_MAX, SnapshotEnvelope, StoreIdentity, decode_address, encode_address,
+    one_member_change,
 };
 pub use record::{
     RECORD_CHECKSUM_BYTES, decode_applied_index, encode_applied_index, log_index, log_key,

@@ -307,6 +307,21 @@ fn read_fully(input: &mut dyn std::io::Read, buffer: &mut [u8]) -> Result<usize,
     Ok(filled)
 }
 
+/// A conf change of one member (`Auto` transition: joint consensus left at once), as the
+/// driver proposes them and as a forced reconfiguration appends them.
+pub fn one_member_change(
+    change_type: raft::eraftpb::ConfChangeType,
+    node: NodeId,
+) -> raft::eraftpb::ConfChangeV2 {
+    let mut single = raft::eraftpb::ConfChangeSingle::default();
+    single.set_change_type(change_type);
+    single.node_id = node;
+    let mut change = raft::eraftpb::ConfChangeV2::default();
+    change.set_transition(raft::eraftpb::ConfChangeTransition::Auto);
+    change.mut_changes().push(single);
+    change
+}
+
 /// Encode the address carried by a conf change.
 pub fn encode_address(address: &str) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(1 + address.len());

@@ -25,12 +25,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
             MembershipChange::PromoteLearner { id } => (ConfChangeType::AddNode, id, None),
             MembershipChange::Remove { id } => (ConfChangeType::RemoveNode, id, None),
         };
-        let mut single = ConfChangeSingle::default();
-        single.set_change_type(change_type);
-        single.node_id = node;
-        let mut conf_change = ConfChangeV2::default();
-        conf_change.set_transition(ConfChangeTransition::Auto);
-        conf_change.mut_changes().push(single);
+        let mut conf_change = codec::one_member_change(change_type, node);
         if let Some(address) = address {
             conf_change.context = codec::encode_address(&address).into();
         }
@@ -89,11 +84,7 @@ impl<S: Storage, M: StateMachine> RaftCore<S, M> {
         } else {
             // Never written by this driver; understood for logs from other tools.
             ConfChange::parse_from_bytes(&entry.data).map(|old| {
-                let mut single = ConfChangeSingle::default();
-                single.set_change_type(old.get_change_type());
-                single.node_id = old.node_id;
-                let mut conf_change = ConfChangeV2::default();
-                conf_change.mut_changes().push(single);
+                let mut conf_change = codec::one_member_change(old.get_change_type(), old.node_id);
                 conf_change.context = old.context;
                 conf_change
             })

@@ -6,9 +6,7 @@
 use std::collections::BTreeSet;
 
 use protobuf::Message as _;
-use raft::eraftpb::{
-    ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, Entry, EntryType,
-};
+use raft::eraftpb::{ConfChangeType, ConfChangeV2, Entry, EntryType};
 
 use super::{PersistRequest, Storage, StorageError};
 use crate::transport::NodeId;
@@ -113,12 +111,7 @@ pub fn force_new_cluster<S: Storage>(
     let term = hard_state.term.max(store.term(last_before).unwrap_or(0));
     let mut appended = Vec::with_capacity(changes.len());
     for (offset, (change_type, id)) in changes.into_iter().enumerate() {
-        let mut single = ConfChangeSingle::default();
-        single.set_change_type(change_type);
-        single.node_id = id;
-        let mut change = ConfChangeV2::default();
-        change.set_transition(ConfChangeTransition::Auto);
-        change.mut_changes().push(single);
+        let change = crate::codec::one_member_change(change_type, id);
         let mut entry = Entry::default();
         entry.set_entry_type(EntryType::EntryConfChangeV2);
         entry.index = last_before + 1 + offset as u64;
