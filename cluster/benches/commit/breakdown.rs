@@ -19,15 +19,14 @@ use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
-use callgrid_cluster::status::Role;
+use anyhow::Context as _;
 use callgrid_cluster::storage::rocks::RocksStorage;
 use callgrid_cluster::transport::NodeId;
 use callgrid_cluster::transport::memory::MemoryHub;
-use callgrid_cluster::{ClusterConfig, ClusterHandle, ClusterNode, PeerConfig};
+use callgrid_cluster::{ClusterConfig, ClusterNode, PeerConfig};
 use hdrhistogram::Histogram;
 
-use super::{COMMAND_BYTES, Counter, WAIT_MAX, command, micros};
+use super::{COMMAND_BYTES, Counter, command, micros, wait_for_leader};
 
 /// Synced writes made by `writers` threads at the same moment, each to a RocksDB store of
 /// its own in `directory`: per round, the time until a majority of them is durable (the
@@ -115,7 +114,13 @@ pub fn commit_without_sockets(
             Counter::default(),
         )?);
     }
-    let measured = leader_of(&handles).and_then(|leader| {
+    let leader = wait_for_leader(|| handles.iter().collect()).and_then(|id| {
+        handles
+            .iter()
+            .find(|handle| handle.node_id() == id)
+            .context("the leader is not among the nodes")
+    });
+    let measured = leader.and_then(|leader| {
         for sequence in 0..requests / 10 {
             leader.propose_blocking(command(0, sequence))?;
         }
@@ -131,21 +136,4 @@ pub fn commit_without_sockets(
         handle.shutdown();
     }
     measured
-}
-
-fn leader_of(handles: &[ClusterHandle]) -> anyhow::Result<&ClusterHandle> {
-    let start = Instant::now();
-    while start.elapsed() < WAIT_MAX {
-        if let Some(leader) = handles
-            .iter()
-            .find(|handle| handle.status().role == Role::Leader)
-            && handles
-                .iter()
-                .all(|handle| handle.status().leader == Some(leader.node_id()))
-        {
-            return Ok(leader);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    bail!("no leader within {WAIT_MAX:?}")
 }

@@ -34,8 +34,8 @@ use anyhow::{Context as _, bail};
 use callgrid_cluster::certs::CertificateAuthority;
 use callgrid_cluster::status::Role;
 use callgrid_cluster::storage::rocks::RocksStorage;
-use callgrid_cluster::transport::NodeId;
 use callgrid_cluster::transport::quic::{QuicConfig, QuicTransport};
+use callgrid_cluster::transport::{Inbound, NodeId};
 use callgrid_cluster::{
     ClusterConfig, ClusterHandle, ClusterNode, PeerConfig, StateMachine, StateMachineError,
 };
@@ -206,17 +206,27 @@ impl Cluster {
             directory,
         };
         for (index, (transport, inbound)) in transports.into_iter().enumerate() {
-            let id = index as NodeId + 1;
-            let handle = ClusterNode::start(
-                ClusterConfig::new(id, cluster.voters.clone()),
-                RocksStorage::open(&cluster.data_directory(id))?,
-                transport.clone(),
-                inbound,
-                Counter::default(),
-            )?;
-            cluster.nodes.push(Some(RunningNode { handle, transport }));
+            let node = cluster.start_node(index as NodeId + 1, transport, inbound)?;
+            cluster.nodes.push(Some(node));
         }
         Ok(cluster)
+    }
+
+    /// Node `id` on its data directory over `transport`.
+    fn start_node(
+        &self,
+        id: NodeId,
+        transport: QuicTransport,
+        inbound: crossbeam_channel::Receiver<Inbound>,
+    ) -> anyhow::Result<RunningNode> {
+        let handle = ClusterNode::start(
+            ClusterConfig::new(id, self.voters.clone()),
+            RocksStorage::open(&self.data_directory(id))?,
+            transport.clone(),
+            inbound,
+            Counter::default(),
+        )?;
+        Ok(RunningNode { handle, transport })
     }
 
     fn data_directory(&self, id: NodeId) -> PathBuf {
@@ -236,19 +246,7 @@ impl Cluster {
 
     /// The leader every running node agrees on, once there is one.
     fn wait_for_leader(&self) -> anyhow::Result<NodeId> {
-        let start = Instant::now();
-        while start.elapsed() < WAIT_MAX {
-            let statuses: Vec<_> = self.running().map(ClusterHandle::status).collect();
-            if let Some(leader) = statuses.iter().find(|status| status.role == Role::Leader)
-                && statuses
-                    .iter()
-                    .all(|status| status.leader == Some(leader.node_id))
-            {
-                return Ok(leader.node_id);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        bail!("no leader within {WAIT_MAX:?}")
+        wait_for_leader(|| self.running().collect())
     }
 
     /// Wait until every running node has applied everything the leader committed.
@@ -283,16 +281,26 @@ impl Cluster {
         let listen = self.addresses[id as usize - 1];
         let config = QuicConfig::new(id, listen, Vec::new(), self.authority.issue_identity(id)?);
         let (transport, inbound) = QuicTransport::start(config)?;
-        let handle = ClusterNode::start(
-            ClusterConfig::new(id, self.voters.clone()),
-            RocksStorage::open(&self.data_directory(id))?,
-            transport.clone(),
-            inbound,
-            Counter::default(),
-        )?;
-        self.nodes[id as usize - 1] = Some(RunningNode { handle, transport });
+        self.nodes[id as usize - 1] = Some(self.start_node(id, transport, inbound)?);
         Ok(())
     }
+}
+
+/// The leader all of `handles()` agree on, once there is one.
+fn wait_for_leader<'a>(handles: impl Fn() -> Vec<&'a ClusterHandle>) -> anyhow::Result<NodeId> {
+    let start = Instant::now();
+    while start.elapsed() < WAIT_MAX {
+        let statuses: Vec<_> = handles().into_iter().map(ClusterHandle::status).collect();
+        if let Some(leader) = statuses.iter().find(|status| status.role == Role::Leader)
+            && statuses
+                .iter()
+                .all(|status| status.leader == Some(leader.node_id))
+        {
+            return Ok(leader.node_id);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    bail!("no leader within {WAIT_MAX:?}")
 }
 
 fn command(client: u64, sequence: u64) -> Vec<u8> {
