@@ -18,6 +18,10 @@ RESPONSE = (
 )
 
 
+# A request larger than this (head or body) closes the connection: the bench sends ~300 bytes.
+REQUEST_BYTES_MAX = 1 << 20
+
+
 class NullProtocol(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport
@@ -28,12 +32,17 @@ class NullProtocol(asyncio.Protocol):
         while True:
             head_end = self.buffer.find(b"\r\n\r\n")
             if head_end < 0:
+                if len(self.buffer) > REQUEST_BYTES_MAX:
+                    self.transport.close()
                 return
             length = 0
             for line in self.buffer[:head_end].split(b"\r\n")[1:]:
                 name, _, value = line.partition(b":")
                 if name.strip().lower() == b"content-length":
-                    length = int(value.strip())
+                    length = int(value.strip()) if value.strip().isdigit() else -1
+            if not 0 <= length <= REQUEST_BYTES_MAX:
+                self.transport.close()
+                return
             end = head_end + 4 + length
             if len(self.buffer) < end:
                 return

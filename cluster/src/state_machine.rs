@@ -34,10 +34,12 @@ pub trait StateMachine: Send + 'static {
     /// A point-in-time view of the state (after the last applied command) that can be
     /// written from another thread while `apply` goes on: the driver then builds the
     /// snapshot file on a thread of its own and keeps ticking, proposing and applying
-    /// meanwhile. Only for a state machine that can hand out such a view cheaply (an `Arc`
-    /// of immutable or persistent data, a database snapshot); the default, `None`, has the
-    /// driver stream [`Self::snapshot_to`] on its own thread, which stops it for as long as
-    /// the writing takes.
+    /// meanwhile. The view is taken on the driver thread, so what it costs there is what
+    /// the driver waits for: nearly nothing for an `Arc` of immutable or persistent data or
+    /// a database snapshot; an encoding of the state into memory (the node's) saves the
+    /// file's write and fsync but not the encoding. The default, `None`, has the driver
+    /// stream [`Self::snapshot_to`] on its own thread, which stops it for as long as the
+    /// writing takes.
     fn snapshot_view(&self) -> Option<Box<dyn SnapshotView>> {
         None
     }
