@@ -7,13 +7,21 @@
 #     gateway;
 #   - the client's own ceiling: the same client against bench/null_http_server.py (answers
 #     201 at once, does nothing else): no server can be measured faster than this with this
-#     client on this machine (the client is Python, one interpreter lock for its threads);
+#     client on this machine;
+#   two clients send the same requests: the shared harness bench/http_write_bench.py (Python:
+#   its threads share one interpreter lock, and it costs about as much CPU per write as the
+#   servers it measures) and http-write-bench (Rust, bench/src/main.rs: one keep-alive
+#   connection per thread, 25–50 µs of CPU per write), whose rows are labelled `_rust`; its
+#   concurrent phase sends RUST_WRITES writes (default 20000: a second or more for each server;
+#   the Python harness sends 2 × N);
 #   one client sequential (p50/p99) and CONC clients concurrent (writes/s, p50/p99), the
 #   systems alternating ROUNDS times in one sitting (the machine is shared and noisy). Both
 #   callgrid and etcd acknowledge a write only once a quorum has it on disk.
 #
 #   scripts/bench-write-path.sh [N] [CONC] [ROUNDS]     defaults: 2000 64 3
 #   CALLGRID_BINARY=target/release/callgrid (default) ETCD_BINARY=etcd
+#   BENCH_BINARY=target/release/http-write-bench (default; cargo build --release -p callgrid-bench)
+#   BENCH_CLIENTS="python rust" (default: both) RUST_WRITES=20000
 # Needs python3 and etcd (Debian: apt-get install etcd-server). Leaves nothing running; data
 # goes to a temp directory that is removed at the end.
 set -euo pipefail
@@ -24,6 +32,12 @@ conc="${2:-64}"
 rounds="${3:-3}"
 binary="${CALLGRID_BINARY:-target/release/callgrid}"
 etcd_binary="${ETCD_BINARY:-etcd}"
+bench_binary="${BENCH_BINARY:-target/release/http-write-bench}"
+bench_clients="${BENCH_CLIENTS:-python rust}"
+rust_writes="${RUST_WRITES:-20000}"
+case " $bench_clients " in
+  *" rust "*) [ -x "$bench_binary" ] || { echo "bench-write-path: no client at $bench_binary (cargo build --release -p callgrid-bench)" >&2; exit 1; } ;;
+esac
 [ -x "$binary" ] || { echo "bench-write-path: no callgrid binary at $binary (cargo build --release -p callgrid-node)" >&2; exit 1; }
 command -v "$etcd_binary" >/dev/null || { echo "bench-write-path: no etcd (apt-get install etcd-server)" >&2; exit 1; }
 
@@ -57,6 +71,26 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# measure TARGET URL [TOKEN]: each client in turn, rows appended to the results. The null
+# target sends callgrid's requests.
+measure() {
+  local target="$1" url="$2" token="${3:-}" client
+  for client in $bench_clients; do
+    case "$client" in
+      python)
+        local mode="$target"
+        [ "$target" = null ] && mode=callgrid
+        python3 bench/http_write_bench.py "$mode" "$url" "$n" "$conc" ${token:+"$token"} \
+          | sed "s/^$mode /$target /" | tee -a "$work/results" ;;
+      rust)
+        "$bench_binary" "$target" "$url" --requests "$n" --clients "$conc" \
+          --concurrent-requests "$rust_writes" ${token:+--token "$token"} \
+          | sed "s/^$target /${target}_rust /" | tee -a "$work/results" ;;
+      *) echo "bench-write-path: unknown client $client (python, rust)" >&2; exit 1 ;;
+    esac
+  done
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
@@ -77,7 +111,7 @@ run_etcd() {
     curl -fs -X POST -d '{}' "$url/v3/maintenance/status" >/dev/null 2>&1 && break
     sleep 0.2
   done
-  python3 bench/http_write_bench.py etcd "$url" "$n" "$conc" | tee -a "$work/results"
+  measure etcd "$url"
   stop_etcd
 }
 
@@ -108,7 +142,7 @@ for _ in range(100):
 sys.exit("bench-write-path: no leader within 20 s")
 EOF
 )
-  python3 bench/http_write_bench.py callgrid "$url" "$n" "$conc" "$token" | tee -a "$work/results"
+  measure callgrid "$url" "$token"
   # Where the 1-client time goes, with the same client: the HTTP round trip alone, and the
   # whole API path without replication (an order refused by validation after the token check
   # and the JSON parse).
@@ -143,8 +177,7 @@ run_null() {
     sleep 0.1
   done
   # The callgrid request (same bodies), against a server that does nothing.
-  python3 bench/http_write_bench.py callgrid "http://127.0.0.1:$port" "$n" "$conc" null-token \
-    | sed 's/^callgrid /null /' | tee -a "$work/results"
+  measure null "http://127.0.0.1:$port" null-token
   stop_null
 }
 
@@ -167,14 +200,18 @@ for line in open(sys.argv[1]):
 def med(system, clients, column):
     return statistics.median(r[column] for r in rows[(system, clients)])
 conc = sys.argv[2]
-for system in ("callgrid", "etcd", "null"):
-    print(f"{system:9} 1 client p50 {med(system, '1', 0):.2f} ms p99 {med(system, '1', 1):.2f} ms | "
-          f"{conc} clients {med(system, conc, 2):.0f} writes/s p50 {med(system, conc, 0):.2f} ms "
-          f"p99 {med(system, conc, 1):.2f} ms")
-print(f"callgrid/etcd: 1-client p50 {med('callgrid', '1', 0) / med('etcd', '1', 0):.2f}x, "
-      f"{conc}-client writes/s {med('callgrid', conc, 2) / med('etcd', conc, 2):.2f}x, "
-      f"{conc}-client p99 {med('callgrid', conc, 1) / med('etcd', conc, 1):.2f}x")
-print(f"the client's ceiling (null server): {conc}-client writes/s {med('null', conc, 2):.0f} = "
-      f"{med('null', conc, 2) / med('etcd', conc, 2):.2f}x etcd's, 1-client p50 "
-      f"{med('null', '1', 0):.2f} ms")
+for client, suffix in (("python harness", ""), ("rust client", "_rust")):
+    if ("callgrid" + suffix, "1") not in rows:
+        continue
+    print(f"-- {client}")
+    c, e, z = "callgrid" + suffix, "etcd" + suffix, "null" + suffix
+    for system in (c, e, z):
+        print(f"{system:14} 1 client p50 {med(system, '1', 0):.2f} ms p99 {med(system, '1', 1):.2f} ms | "
+              f"{conc} clients {med(system, conc, 2):.0f} writes/s p50 {med(system, conc, 0):.2f} ms "
+              f"p99 {med(system, conc, 1):.2f} ms")
+    print(f"callgrid/etcd: 1-client p50 {med(c, '1', 0) / med(e, '1', 0):.2f}x, "
+          f"{conc}-client writes/s {med(c, conc, 2) / med(e, conc, 2):.2f}x, "
+          f"{conc}-client p99 {med(c, conc, 1) / med(e, conc, 1):.2f}x")
+    print(f"the client's ceiling (null server): {conc}-client writes/s {med(z, conc, 2):.0f} = "
+          f"{med(z, conc, 2) / med(e, conc, 2):.2f}x etcd's, 1-client p50 {med(z, '1', 0):.2f} ms")
 EOF
