@@ -133,6 +133,19 @@ fn malformed_oversized_and_unknown_input_is_refused_without_change() {
     assert_eq!(status, 400);
     assert_eq!(order_count(&node), 0, "nothing was applied");
 
+    // Unknown paths are answered as problems, inside a collection's scope and outside any;
+    // a method a path does not have is an unknown endpoint too.
+    for (method, path) in [
+        ("GET", "/api/v1/orders/1/teleport"),
+        ("GET", "/api/v1/contacts/1/x/y"),
+        ("DELETE", "/api/v1/orders/1"),
+        ("GET", "/api/v1/nowhere"),
+    ] {
+        let (status, problem) = node.call(method, path, Some(ANNA), None);
+        assert_eq!(status, 404, "{method} {path}: {problem}");
+        assert_eq!(problem["status"], 404, "{method} {path}: {problem}");
+    }
+
     // A refused transition leaves the order as it was.
     let (_, created) = node.call(
         "POST",

@@ -56,7 +56,10 @@ mod supervisor;
 
 pub(crate) use reports::day_report;
 
-/// Registers the routes.
+/// Registers the routes. Paths with an id in them sit in a scope per collection: the router
+/// compares a static prefix before it runs a dynamic segment's pattern, so a request is matched
+/// against its own collection's patterns only (flat, `POST /orders` ran some twenty patterns of
+/// `/contacts/{contact}/…` and `/agents/{login}/…` first).
 pub fn register(service: &mut web::ServiceConfig) {
     service
         .route("/healthz", web::get().to(ops::healthz))
@@ -67,35 +70,29 @@ pub fn register(service: &mut web::ServiceConfig) {
                 .wrap(actix_web::middleware::from_fn(super::authenticate_first))
                 .route("/openapi.json", web::get().to(ops::openapi))
                 // gateway
-                .route("/contacts", web::post().to(gateway::contact_arrived))
-                .route("/contacts/{contact}", web::get().to(gateway::contact_view))
-                .route(
-                    "/contacts/{contact}/answered",
-                    web::post().to(gateway::contact_answered),
-                )
-                .route(
-                    "/contacts/{contact}/ended",
-                    web::post().to(gateway::contact_ended),
-                )
-                .route(
-                    "/contacts/{contact}/abandoned",
-                    web::post().to(gateway::contact_abandoned),
-                )
-                .route(
-                    "/contacts/{contact}/self-served",
-                    web::post().to(gateway::contact_self_served),
-                )
-                .route(
-                    "/contacts/{contact}/messages",
-                    web::post().to(gateway::chat_message),
-                )
-                .route(
-                    "/contacts/{contact}/reviews",
-                    web::post().to(quality::review_create),
-                )
-                .route(
-                    "/contacts/{contact}/reviews",
-                    web::get().to(quality::contact_reviews),
+                .service(
+                    collection("/contacts")
+                        .route("", web::post().to(gateway::contact_arrived))
+                        .route("/{contact}", web::get().to(gateway::contact_view))
+                        .route(
+                            "/{contact}/answered",
+                            web::post().to(gateway::contact_answered),
+                        )
+                        .route("/{contact}/ended", web::post().to(gateway::contact_ended))
+                        .route(
+                            "/{contact}/abandoned",
+                            web::post().to(gateway::contact_abandoned),
+                        )
+                        .route(
+                            "/{contact}/self-served",
+                            web::post().to(gateway::contact_self_served),
+                        )
+                        .route("/{contact}/messages", web::post().to(gateway::chat_message))
+                        .route("/{contact}/reviews", web::post().to(quality::review_create))
+                        .route(
+                            "/{contact}/reviews",
+                            web::get().to(quality::contact_reviews),
+                        ),
                 )
                 .route("/reviews", web::get().to(quality::review_list))
                 .route(
@@ -108,50 +105,41 @@ pub fn register(service: &mut web::ServiceConfig) {
                     web::get().to(gateway::order_status_lookup),
                 )
                 // agent desktop
-                .route("/agents/{login}", web::get().to(desktop::agent_view))
-                .route(
-                    "/agents/{login}/login",
-                    web::post().to(desktop::agent_login),
-                )
-                .route(
-                    "/agents/{login}/logout",
-                    web::post().to(desktop::agent_logout),
-                )
-                .route(
-                    "/agents/{login}/state",
-                    web::post().to(desktop::agent_state),
-                )
-                .route(
-                    "/agents/{login}/contacts/{contact}",
-                    web::get().to(desktop::agent_contact_view),
-                )
-                .route(
-                    "/agents/{login}/contacts/{contact}/accept",
-                    web::post().to(desktop::agent_accept),
-                )
-                .route(
-                    "/agents/{login}/contacts/{contact}/reject",
-                    web::post().to(desktop::agent_reject),
-                )
-                .route(
-                    "/agents/{login}/contacts/{contact}/end",
-                    web::post().to(desktop::agent_end),
-                )
-                .route(
-                    "/agents/{login}/contacts/{contact}/wrap-up",
-                    web::post().to(desktop::agent_wrap_up),
-                )
-                .route(
-                    "/agents/{login}/contacts/{contact}/transfer",
-                    web::post().to(desktop::agent_transfer),
-                )
-                .route(
-                    "/agents/{login}/contacts/{contact}/messages",
-                    web::post().to(desktop::agent_chat),
-                )
-                .route(
-                    "/agents/{login}/stream",
-                    web::get().to(streams::agent_stream),
+                .service(
+                    collection("/agents")
+                        .route("/{login}", web::get().to(desktop::agent_view))
+                        .route("/{login}/login", web::post().to(desktop::agent_login))
+                        .route("/{login}/logout", web::post().to(desktop::agent_logout))
+                        .route("/{login}/state", web::post().to(desktop::agent_state))
+                        .route(
+                            "/{login}/contacts/{contact}",
+                            web::get().to(desktop::agent_contact_view),
+                        )
+                        .route(
+                            "/{login}/contacts/{contact}/accept",
+                            web::post().to(desktop::agent_accept),
+                        )
+                        .route(
+                            "/{login}/contacts/{contact}/reject",
+                            web::post().to(desktop::agent_reject),
+                        )
+                        .route(
+                            "/{login}/contacts/{contact}/end",
+                            web::post().to(desktop::agent_end),
+                        )
+                        .route(
+                            "/{login}/contacts/{contact}/wrap-up",
+                            web::post().to(desktop::agent_wrap_up),
+                        )
+                        .route(
+                            "/{login}/contacts/{contact}/transfer",
+                            web::post().to(desktop::agent_transfer),
+                        )
+                        .route(
+                            "/{login}/contacts/{contact}/messages",
+                            web::post().to(desktop::agent_chat),
+                        )
+                        .route("/{login}/stream", web::get().to(streams::agent_stream)),
                 )
                 // supervisor
                 .route(
@@ -176,62 +164,65 @@ pub fn register(service: &mut web::ServiceConfig) {
                 )
                 .route("/reports/agents", web::get().to(reports::report_agents))
                 // orders and the records around them
-                .route("/orders", web::post().to(records::order_create))
-                .route("/orders", web::get().to(records::order_list))
-                .route("/orders/{order}", web::get().to(records::order_view))
-                .route("/orders/{order}", web::patch().to(records::order_update))
-                .route(
-                    "/orders/{order}/status",
-                    web::post().to(records::order_status),
+                .service(
+                    collection("/orders")
+                        .route("", web::post().to(records::order_create))
+                        .route("", web::get().to(records::order_list))
+                        .route("/{order}", web::get().to(records::order_view))
+                        .route("/{order}", web::patch().to(records::order_update))
+                        .route("/{order}/status", web::post().to(records::order_status)),
                 )
-                .route("/pre-orders", web::post().to(records::pre_order_create))
-                .route("/pre-orders", web::get().to(records::pre_order_list))
-                .route("/pre-orders/{id}", web::get().to(records::pre_order_view))
-                .route(
-                    "/pre-orders/{id}/cancel",
-                    web::post().to(records::pre_order_cancel),
+                .service(
+                    collection("/pre-orders")
+                        .route("", web::post().to(records::pre_order_create))
+                        .route("", web::get().to(records::pre_order_list))
+                        .route("/{id}", web::get().to(records::pre_order_view))
+                        .route("/{id}/cancel", web::post().to(records::pre_order_cancel)),
                 )
                 .route("/stock-arrivals", web::post().to(records::stock_arrival))
-                .route("/reservations", web::post().to(records::reservation_create))
-                .route("/reservations", web::get().to(records::reservation_list))
-                .route(
-                    "/reservations/{id}",
-                    web::get().to(records::reservation_view),
+                .service(
+                    collection("/reservations")
+                        .route("", web::post().to(records::reservation_create))
+                        .route("", web::get().to(records::reservation_list))
+                        .route("/{id}", web::get().to(records::reservation_view))
+                        .route(
+                            "/{id}/collect",
+                            web::post().to(records::reservation_collect),
+                        )
+                        .route("/{id}/cancel", web::post().to(records::reservation_cancel)),
                 )
-                .route(
-                    "/reservations/{id}/collect",
-                    web::post().to(records::reservation_collect),
+                .service(
+                    collection("/complaints")
+                        .route("", web::post().to(records::complaint_create))
+                        .route("", web::get().to(records::complaint_list))
+                        .route("/{id}", web::get().to(records::complaint_view))
+                        .route("/{id}/resolve", web::post().to(records::complaint_resolve)),
                 )
-                .route(
-                    "/reservations/{id}/cancel",
-                    web::post().to(records::reservation_cancel),
+                .service(
+                    collection("/callbacks")
+                        .route("", web::get().to(records::callback_list))
+                        .route("/{id}", web::get().to(records::callback_view))
+                        .route("/{id}/outcome", web::post().to(records::callback_outcome)),
                 )
-                .route("/complaints", web::post().to(records::complaint_create))
-                .route("/complaints", web::get().to(records::complaint_list))
-                .route("/complaints/{id}", web::get().to(records::complaint_view))
-                .route(
-                    "/complaints/{id}/resolve",
-                    web::post().to(records::complaint_resolve),
+                .service(
+                    collection("/ledger")
+                        .route("/contacts/{id}", web::get().to(ledger::ledger_contact))
+                        .route("/sites/{site}/open", web::get().to(ledger::ledger_open)),
                 )
-                .route("/callbacks", web::get().to(records::callback_list))
-                .route("/callbacks/{id}", web::get().to(records::callback_view))
-                .route(
-                    "/callbacks/{id}/outcome",
-                    web::post().to(records::callback_outcome),
+                .service(
+                    collection("/pending")
+                        .route("", web::get().to(pending::pending_list))
+                        .route("/{id}", web::get().to(pending::pending_view)),
                 )
-                .route(
-                    "/ledger/contacts/{id}",
-                    web::get().to(ledger::ledger_contact),
-                )
-                .route(
-                    "/ledger/sites/{site}/open",
-                    web::get().to(ledger::ledger_open),
-                )
-                .route("/pending", web::get().to(pending::pending_list))
-                .route("/pending/{id}", web::get().to(pending::pending_view))
                 .route("/cluster/status", web::get().to(ops::cluster_status))
                 .default_service(web::to(not_found)),
         );
+}
+
+/// A scope for one collection's paths. A scope does not inherit its parent scope's default
+/// service (actix takes the application's): each answers an unknown path as `/api/v1` does.
+fn collection(prefix: &str) -> actix_web::Scope {
+    web::scope(prefix).default_service(web::to(not_found))
 }
 
 async fn not_found() -> ApiResult {
