@@ -140,10 +140,22 @@ fn malformed_oversized_and_unknown_input_is_refused_without_change() {
         ("GET", "/api/v1/contacts/1/x/y"),
         ("DELETE", "/api/v1/orders/1"),
         ("GET", "/api/v1/nowhere"),
+        ("GET", "/api/v1/cluster/nowhere"),
+        ("GET", "/api/v1/exports/a/b"),
     ] {
         let (status, problem) = node.call(method, path, Some(ANNA), None);
         assert_eq!(status, 404, "{method} {path}: {problem}");
         assert_eq!(problem["status"], 404, "{method} {path}: {problem}");
+    }
+    // The cluster's endpoints: authenticated before anything else, a resource each.
+    let (status, _) = node.call("GET", "/api/v1/cluster/learners", Some(ADMIN), None);
+    assert_eq!(status, 405);
+    for path in [
+        "/api/v1/cluster/learners",
+        "/api/v1/cluster/sites/msk/drain",
+    ] {
+        let (status, problem) = node.raw("POST", path, "cg_not_a_token", "application/json", "{");
+        assert_eq!(status, 401, "{path}: {problem}");
     }
 
     // A refused transition leaves the order as it was.

@@ -450,9 +450,9 @@ pub(crate) async fn export(
         .body(bytes))
 }
 
-/// Registers `/api/v1/exports/{name}` (before the API scope, so it wins the match).
-pub fn register(service: &mut web::ServiceConfig) {
-    service.route("/api/v1/exports/{name}", web::get().to(export));
+/// Registers `/{name}` in the `/api/v1/exports` scope (`routes::register`).
+pub fn register(scope: &mut web::ServiceConfig) {
+    scope.route("/{name}", web::get().to(export));
 }
 
 #[cfg(test)]

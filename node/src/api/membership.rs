@@ -28,32 +28,15 @@ type ApiResult = Result<HttpResponse, ApiError>;
 /// Longest `host:port` accepted as a member's address.
 pub const ADDRESS_CHARS_MAX: usize = 255;
 
-/// Registers the endpoints; call before the `/api/v1` scope so they are matched first.
-pub fn register(service: &mut web::ServiceConfig) {
-    // Authenticated before any body is read, as the rest of `/api/v1` (a 401, never a 400).
-    // One resource each: a `/api/v1/cluster` scope would hide `/api/v1/cluster/status`.
-    let guarded = |path: &str, route: actix_web::Route| {
-        web::resource(path)
-            .wrap(actix_web::middleware::from_fn(super::authenticate_first))
-            .route(route)
-    };
-    service
-        .service(guarded(
-            "/api/v1/cluster/learners",
-            web::post().to(add_learner),
-        ))
-        .service(guarded(
-            "/api/v1/cluster/voters/{id}",
-            web::post().to(promote),
-        ))
-        .service(guarded(
-            "/api/v1/cluster/members/{id}",
-            web::delete().to(remove),
-        ))
-        .service(guarded(
-            "/api/v1/cluster/leader",
-            web::post().to(transfer_leader),
-        ));
+/// Registers the endpoints in the `/api/v1/cluster` scope (`routes::register`), which
+/// authenticates before any body is read, as the rest of `/api/v1` (a 401, never a 400).
+/// A resource each: another method on the path is a 405.
+pub fn register(scope: &mut web::ServiceConfig) {
+    scope
+        .service(web::resource("/learners").route(web::post().to(add_learner)))
+        .service(web::resource("/voters/{id}").route(web::post().to(promote)))
+        .service(web::resource("/members/{id}").route(web::delete().to(remove)))
+        .service(web::resource("/leader").route(web::post().to(transfer_leader)));
 }
 
 #[derive(Debug, Deserialize)]

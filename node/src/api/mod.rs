@@ -148,10 +148,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(problem::path_config())
             .app_data(problem::query_config());
         // Before the `/api/v1` scope, whose default service answers 404 for what it lacks.
-        membership::register(service);
-        site_control::register(service);
         session::register(service);
-        export::register(service);
         crate::ui::register(service);
         routes::register(service);
     }

@@ -28,34 +28,20 @@ use crate::state::model::{Actor, Role};
 type Data = web::Data<AppState>;
 type ApiResult = Result<HttpResponse, ApiError>;
 
-/// Registers the endpoints; call before the `/api/v1` scope so they are matched first.
-pub fn register(service: &mut web::ServiceConfig) {
-    let guarded = |path: &str, route: actix_web::Route| {
-        web::resource(path)
-            .wrap(actix_web::middleware::from_fn(super::authenticate_first))
-            .route(route)
-    };
-    service
-        .service(guarded("/api/v1/cluster/overview", web::get().to(overview)))
-        .service(guarded(
-            "/api/v1/cluster/sites/{id}/drain",
-            web::post().to(drain),
-        ))
-        .service(guarded(
-            "/api/v1/cluster/sites/{id}/undrain",
-            web::post().to(undrain),
-        ))
+/// Registers the endpoints in the `/api/v1/cluster` scope (`routes::register`), which
+/// authenticates first. A resource each: another method on the path is a 405.
+pub fn register(scope: &mut web::ServiceConfig) {
+    scope
+        .service(web::resource("/overview").route(web::get().to(overview)))
+        .service(web::resource("/sites/{id}/drain").route(web::post().to(drain)))
+        .service(web::resource("/sites/{id}/undrain").route(web::post().to(undrain)))
         .service(
-            web::resource("/api/v1/cluster/tokens")
-                .wrap(actix_web::middleware::from_fn(super::authenticate_first))
+            web::resource("/tokens")
                 .route(web::get().to(token_list))
                 .route(web::post().to(token_add)),
         )
-        .service(guarded(
-            "/api/v1/cluster/tokens/{sha256}",
-            web::delete().to(token_revoke),
-        ))
-        .service(guarded("/api/v1/cluster/agents", web::get().to(agent_list)));
+        .service(web::resource("/tokens/{sha256}").route(web::delete().to(token_revoke)))
+        .service(web::resource("/agents").route(web::get().to(agent_list)));
 }
 
 /// The cluster-wide roster: every agent any site configured, the site that defined it, and

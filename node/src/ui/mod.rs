@@ -113,7 +113,8 @@ pub fn register(service: &mut web::ServiceConfig) {
         .route("/ui/", web::get().to(wallboard))
         .route("/ui/agent", web::get().to(agent_desktop))
         .route("/ui/qa", web::get().to(quality))
-        .route("/ui/assets/{name}", web::get().to(static_asset));
+        // A scope: its static prefix keeps every other request off the `{name}` pattern.
+        .service(web::scope("/ui/assets").route("/{name}", web::get().to(static_asset)));
 }
 
 #[cfg(test)]
