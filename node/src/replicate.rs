@@ -276,11 +276,11 @@ impl Proposer {
 
     fn record_latency(&self, started: std::time::Instant) {
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let mut latencies = self.latencies.lock();
-        if latencies.len() >= PROPOSE_LATENCY_SAMPLES_MAX {
-            latencies.pop_front();
-        }
-        latencies.push_back(micros);
+        crate::actors::site::views::push_sample(
+            &mut self.latencies.lock(),
+            micros,
+            PROPOSE_LATENCY_SAMPLES_MAX,
+        );
     }
 
     /// The replicator.

@@ -1,13 +1,12 @@
 //! Acting on the domain's effects: events to metrics and streams, offers to Agent actors,
 //! overflows, callback requests; offers that rang out and the sweep for lost offer timers.
 
-use std::collections::VecDeque;
-
 use callgrid_domain::{
     AgentId, ContactId, ContactPhase, Direction, Effect, EventKind, SkillId, TimeMs,
 };
 
 use super::messages::ContactStage;
+use super::views::push_sample;
 use super::{OFFER_LATENCY_SAMPLES_MAX, OFFER_TIMER_GRACE_MS, SiteActor};
 use crate::actors::agent::SiteToAgent;
 use crate::actors::overflow::OverflowedTo;
@@ -172,10 +171,18 @@ impl SiteActor {
                 record.offered_once = true;
                 let elapsed =
                     u64::try_from(record.arrived_at.elapsed().as_micros()).unwrap_or(u64::MAX);
-                push_sample(&mut self.stats.offer_latency_us, elapsed);
+                push_sample(
+                    &mut self.stats.offer_latency_us,
+                    elapsed,
+                    OFFER_LATENCY_SAMPLES_MAX,
+                );
                 if self.live.arriving == Some(contact) {
                     // Routed to a free agent while handling the arrival: pure routing time.
-                    push_sample(&mut self.stats.offer_latency_immediate_us, elapsed);
+                    push_sample(
+                        &mut self.stats.offer_latency_immediate_us,
+                        elapsed,
+                        OFFER_LATENCY_SAMPLES_MAX,
+                    );
                 }
             }
         }
@@ -269,11 +276,4 @@ fn event_contact(kind: &EventKind) -> Option<(ContactId, SkillId)> {
         | EventKind::CallbackCreated { .. }
         | EventKind::CallbackClosed { .. } => None,
     }
-}
-
-fn push_sample(samples: &mut VecDeque<u64>, value: u64) {
-    if samples.len() >= OFFER_LATENCY_SAMPLES_MAX {
-        samples.pop_front();
-    }
-    samples.push_back(value);
 }

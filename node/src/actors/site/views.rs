@@ -208,6 +208,16 @@ impl SiteReply {
     }
 }
 
+/// Adds `value` to a window of the most recent samples, dropping the oldest once it holds
+/// `max` (the offer latencies here, the proposal latencies of `replicate::Proposer`).
+pub fn push_sample(samples: &mut VecDeque<u64>, value: u64, max: usize) {
+    debug_assert!(max > 0, "a sample window holds at least one sample");
+    if samples.len() >= max {
+        samples.pop_front();
+    }
+    samples.push_back(value);
+}
+
 /// Quantiles of a latency sample set (microseconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct LatencySummary {
