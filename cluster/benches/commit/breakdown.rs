@@ -114,7 +114,7 @@ pub fn commit_without_sockets(
             Counter::default(),
         )?);
     }
-    let leader = wait_for_leader(|| handles.iter().collect()).and_then(|id| {
+    let leader = wait_for_leader(&handles).and_then(|id| {
         handles
             .iter()
             .find(|handle| handle.node_id() == id)

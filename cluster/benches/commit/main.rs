@@ -240,13 +240,13 @@ impl Cluster {
             .map(|node| &node.handle)
     }
 
-    fn running(&self) -> impl Iterator<Item = &ClusterHandle> {
+    fn running(&self) -> impl Iterator<Item = &ClusterHandle> + Clone {
         self.nodes.iter().flatten().map(|node| &node.handle)
     }
 
     /// The leader every running node agrees on, once there is one.
     fn wait_for_leader(&self) -> anyhow::Result<NodeId> {
-        wait_for_leader(|| self.running().collect())
+        wait_for_leader(self.running())
     }
 
     /// Wait until every running node has applied everything the leader committed.
@@ -286,11 +286,17 @@ impl Cluster {
     }
 }
 
-/// The leader all of `handles()` agree on, once there is one.
-fn wait_for_leader<'a>(handles: impl Fn() -> Vec<&'a ClusterHandle>) -> anyhow::Result<NodeId> {
+/// The leader all of `handles` agree on, once there is one.
+fn wait_for_leader<'a>(
+    handles: impl IntoIterator<Item = &'a ClusterHandle> + Clone,
+) -> anyhow::Result<NodeId> {
     let start = Instant::now();
     while start.elapsed() < WAIT_MAX {
-        let statuses: Vec<_> = handles().into_iter().map(ClusterHandle::status).collect();
+        let statuses: Vec<_> = handles
+            .clone()
+            .into_iter()
+            .map(ClusterHandle::status)
+            .collect();
         if let Some(leader) = statuses.iter().find(|status| status.role == Role::Leader)
             && statuses
                 .iter()
