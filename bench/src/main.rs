@@ -26,6 +26,8 @@ use clap::{Parser, ValueEnum};
 const WARMUP_REQUESTS: u64 = 50;
 /// Longest wait for one answer: a write that takes longer fails the run.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most concurrent clients (threads) one run may start.
+const CLIENTS_MAX: u64 = 4_096;
 /// The etcd value's size, as the Python harness writes it.
 const ETCD_VALUE_BYTES: usize = 200;
 
@@ -62,8 +64,8 @@ struct Args {
     /// Sequential writes measured for the one-client figures.
     #[arg(long, default_value_t = 2_000)]
     requests: u64,
-    /// Concurrent clients.
-    #[arg(long, default_value_t = 64)]
+    /// Concurrent clients: a thread and a connection each.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=CLIENTS_MAX))]
     clients: u64,
     /// Writes sent by the concurrent clients together (split evenly); default `2 × requests`,
     /// as the Python harness. A fast server needs more to be measured over a second or more.
@@ -214,7 +216,11 @@ fn sequential(args: &Args) -> Result<()> {
 }
 
 fn concurrent(args: &Args) -> Result<()> {
-    let clients = args.clients.max(1);
+    let clients = args.clients;
+    debug_assert!(
+        (1..=CLIENTS_MAX).contains(&clients),
+        "bounded by the parser"
+    );
     let total = args.concurrent_requests.unwrap_or(args.requests * 2);
     let per_client = (total / clients).max(1);
     // Every thread connects (one warm-up write) before the clock starts.
